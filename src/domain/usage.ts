@@ -1,0 +1,76 @@
+/**
+ * What a Claude run consumed and what upstream said about its limits, in the
+ * domain's own units: USD, token counts, epoch milliseconds, 0-1 fractions.
+ * Parsers (CLI output, structured reports) produce a UsageReport; the pool
+ * applies it.
+ */
+
+/** LimitWindow names an upstream limit window; "unknown" when a signal did not say. */
+export type LimitWindow =
+  | "five_hour"
+  | "seven_day"
+  | "seven_day_opus"
+  | "seven_day_sonnet"
+  | "overage"
+  | "unknown";
+
+/** ModelScope narrows a limit to one model family (e.g. the weekly Opus cap). */
+export type ModelScope = "opus" | "sonnet";
+
+export interface TokenCounts {
+  inputTokens: number;
+  outputTokens: number;
+  cacheCreationInputTokens: number;
+  cacheReadInputTokens: number;
+}
+
+export interface ModelUsage extends TokenCounts {
+  costUsd: number;
+}
+
+/** RateLimitReading is one upstream fact about a window (rate_limit_event, headers). */
+export interface RateLimitReading {
+  window: LimitWindow;
+  status: "allowed" | "allowed_warning" | "rejected";
+  /** 0-1 fraction, when known. */
+  utilization?: number;
+  /** Epoch ms, when known. */
+  resetsAt?: number;
+}
+
+/** LimitSignal says the run hit a usage limit: the subscription must cool down. */
+export interface LimitSignal {
+  window: LimitWindow;
+  /** Epoch ms; absent when the signal carried no reset time. */
+  resetsAt?: number;
+  /** True when resetsAt is a guess (no zone in the text) or absent. */
+  estimated: boolean;
+  /** The text or event the limit was read from. */
+  message: string;
+  modelScope?: ModelScope;
+}
+
+export interface UsageReport {
+  costUsd: number;
+  tokens: TokenCounts;
+  /** Keyed by model id. */
+  models: Record<string, ModelUsage>;
+  durationMs: number;
+  /** The Claude result's uuid: the idempotency key when the caller gives none. */
+  resultUuid?: string;
+  /** Upstream utilization readings carried by the run. */
+  readings: RateLimitReading[];
+  limit?: LimitSignal;
+  /**
+   * A transient upstream error that is not a usage limit (server throttle,
+   * 529 overloaded, request-scoped 429): recorded, never a cooldown.
+   */
+  transientError?: string;
+}
+
+export const zeroTokens: Readonly<TokenCounts> = Object.freeze({
+  inputTokens: 0,
+  outputTokens: 0,
+  cacheCreationInputTokens: 0,
+  cacheReadInputTokens: 0,
+});
