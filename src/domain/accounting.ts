@@ -1,0 +1,121 @@
+import type { SubscriptionSettings } from "./settings.js";
+import type { FiveHourWindow, SubscriptionState, UpstreamObservation } from "./state.js";
+import { DAY_MS, FIVE_HOURS_MS, HOUR_MS, WEEK_MS, floorHour } from "./time.js";
+import type { LimitWindow } from "./usage.js";
+
+/**
+ * Usage arithmetic over a subscription's hourly buckets. Pure reads: the
+ * buckets are written by apply() only.
+ */
+
+/** BUCKET_RETENTION_MS: a rolling 7-day sum needs 7 days of buckets; one more day is slack. */
+export const BUCKET_RETENTION_MS = 8 * DAY_MS;
+
+/** sumCost adds the cost of buckets whose hour lies in [from, to). */
+export function sumCost(sub: SubscriptionState, from: number, to: number): number {
+  let total = 0;
+  for (let i = sub.buckets.length - 1; i >= 0; i--) {
+    const b = sub.buckets[i]!;
+    if (b.hour < from) break;
+    if (b.hour < to) total += b.costUsd;
+  }
+  return total;
+}
+
+/** weeklyUsedUsd is the rolling 7-day cost: the current hour and the 167 before it. */
+export function weeklyUsedUsd(sub: SubscriptionState, now: number): number {
+  const end = floorHour(now) + HOUR_MS;
+  return sumCost(sub, end - WEEK_MS, end);
+}
+
+/**
+ * currentWindow is the 5-hour window that contains now, or undefined when the
+ * last one has ended (the next starts with the next use, not on a fixed slot).
+ */
+export function currentWindow(sub: SubscriptionState, now: number): FiveHourWindow | undefined {
+  const w = sub.window;
+  return w !== undefined && now < w.end ? w : undefined;
+}
+
+/**
+ * nextWindow is the window a use at time t falls in: the current one, or a
+ * new one starting at t floored to the hour (ccusage's approximation of
+ * "starts with the first message").
+ */
+export function nextWindow(previous: FiveHourWindow | undefined, t: number): FiveHourWindow {
+  if (previous !== undefined && t < previous.end && t >= previous.start) return previous;
+  const start = floorHour(t);
+  return { start, end: start + FIVE_HOURS_MS, estimated: true };
+}
+
+/** windowCostUsd is the cost spent in the current 5-hour window (0 when none is open). */
+export function windowCostUsd(sub: SubscriptionState, now: number): number {
+  const w = currentWindow(sub, now);
+  return w === undefined ? 0 : sumCost(sub, floorHour(w.start), w.end);
+}
+
+/**
+ * burnRateUsdPerHour is the cost of the trailing 60 minutes: the current
+ * hour's bucket plus the part of the previous hour that is still inside the
+ * trailing hour, pro rata.
+ */
+export function burnRateUsdPerHour(sub: SubscriptionState, now: number): number {
+  const hour = floorHour(now);
+  const current = sumCost(sub, hour, hour + HOUR_MS);
+  const previous = sumCost(sub, hour - HOUR_MS, hour);
+  const remaining = 1 - (now - hour) / HOUR_MS;
+  return current + previous * remaining;
+}
+
+/** freshUpstream returns an upstream observation whose window has not reset yet. */
+export function freshUpstream(
+  sub: SubscriptionState,
+  window: LimitWindow,
+  now: number,
+): UpstreamObservation | undefined {
+  const o = sub.upstream[window];
+  if (o === undefined) return undefined;
+  if (o.resetsAt !== undefined && o.resetsAt <= now) return undefined;
+  // Without a reset time an observation cannot be aged by its window; trust
+  // it for one window length at most.
+  if (o.resetsAt === undefined && now - o.observedAt > (window === "five_hour" ? FIVE_HOURS_MS : WEEK_MS)) {
+    return undefined;
+  }
+  return o;
+}
+
+/** Fraction is a 0-1 (or beyond) share of a limit, with where it came from. */
+export interface Fraction {
+  value: number;
+  basis: "budget" | "upstream";
+}
+
+/**
+ * weeklyFraction is the share of the weekly limit used: upstream utilization
+ * plus local cost since it was read, when upstream has spoken; else local
+ * cost over the configured weekly budget.
+ */
+export function weeklyFraction(
+  cfg: SubscriptionSettings,
+  sub: SubscriptionState,
+  now: number,
+): Fraction {
+  const up = freshUpstream(sub, "seven_day", now);
+  if (up !== undefined) {
+    return { value: up.utilization + up.costSinceUsd / cfg.weeklyBudgetUsd, basis: "upstream" };
+  }
+  return { value: weeklyUsedUsd(sub, now) / cfg.weeklyBudgetUsd, basis: "budget" };
+}
+
+/** fiveHourFraction is weeklyFraction's counterpart for the 5-hour window. */
+export function fiveHourFraction(
+  cfg: SubscriptionSettings,
+  sub: SubscriptionState,
+  now: number,
+): Fraction {
+  const up = freshUpstream(sub, "five_hour", now);
+  if (up !== undefined) {
+    return { value: up.utilization + up.costSinceUsd / cfg.fiveHourBudgetUsd, basis: "upstream" };
+  }
+  return { value: windowCostUsd(sub, now) / cfg.fiveHourBudgetUsd, basis: "budget" };
+}

@@ -1,0 +1,179 @@
+import { BUCKET_RETENTION_MS, nextWindow } from "./accounting.js";
+import type { EventOf, PoolEvent } from "./events.js";
+import { type PoolState, type SubscriptionState, type UsageBucket, ensureSubscriptions } from "./state.js";
+import { FIVE_HOURS_MS, floorHour } from "./time.js";
+
+/**
+ * applyEvent changes the state by one event. It is the only writer of
+ * PoolState: live decisions and journal replay both go through it, so a
+ * replayed state equals the live one. It never fails on an event it has
+ * accepted before (a replayed journal must always load).
+ */
+export function applyEvent(state: PoolState, event: PoolEvent): void {
+  state.eventSeq = event.seq;
+  switch (event.type) {
+    case "session_allocated": {
+      ensureSubscriptions(state, [event.subscriptionId]);
+      state.sessions.set(event.sessionId, {
+        id: event.sessionId,
+        subscriptionId: event.subscriptionId,
+        allocatedAt: event.at,
+        lastActivityAt: event.at,
+        costUsd: 0,
+        tokens: { inputTokens: 0, outputTokens: 0, cacheCreationInputTokens: 0, cacheReadInputTokens: 0 },
+        requests: 0,
+        priority: event.priority,
+        model: event.model,
+        estimatedTokens: event.estimatedTokens,
+      });
+      state.bySubscription.get(event.subscriptionId)!.add(event.sessionId);
+      state.ended.delete(event.sessionId);
+      return;
+    }
+    case "session_resumed": {
+      const s = state.sessions.get(event.sessionId);
+      if (s !== undefined) {
+        s.lastActivityAt = event.at;
+        delete s.rotatedFrom;
+      }
+      return;
+    }
+    case "session_rotated": {
+      const s = state.sessions.get(event.sessionId);
+      if (s === undefined) return;
+      ensureSubscriptions(state, [event.to]);
+      state.bySubscription.get(event.from)?.delete(event.sessionId);
+      state.bySubscription.get(event.to)!.add(event.sessionId);
+      s.subscriptionId = event.to;
+      s.rotatedFrom = event.from;
+      return;
+    }
+    case "session_released": {
+      state.sessions.delete(event.sessionId);
+      state.bySubscription.get(event.subscriptionId)?.delete(event.sessionId);
+      // Re-insert so the map stays in time order, which pruning relies on.
+      state.ended.delete(event.sessionId);
+      state.ended.set(event.sessionId, { subscriptionId: event.subscriptionId, endedAt: event.at });
+      return;
+    }
+    case "usage_recorded":
+      applyUsage(state, event);
+      return;
+    case "upstream_observed": {
+      const sub = subscription(state, event.subscriptionId);
+      for (const r of event.readings) {
+        if (r.utilization === undefined) continue;
+        sub.upstream[r.window] = {
+          utilization: r.utilization,
+          resetsAt: r.resetsAt,
+          observedAt: event.at,
+          costSinceUsd: 0,
+        };
+        // Upstream's reset time is the truth about the 5-hour window's bounds.
+        if (r.window === "five_hour" && r.resetsAt !== undefined && r.resetsAt > event.at) {
+          sub.window = { start: r.resetsAt - FIVE_HOURS_MS, end: r.resetsAt, estimated: false };
+        }
+      }
+      return;
+    }
+    case "limit_reached": {
+      if (event.kind !== "upstream" || event.resetsAt === undefined) return;
+      const sub = subscription(state, event.subscriptionId);
+      sub.cooldowns = sub.cooldowns.filter((c) => c.modelScope !== event.modelScope);
+      sub.cooldowns.push({
+        since: event.at,
+        until: event.resetsAt,
+        window: event.window,
+        estimated: event.estimated,
+        reason: event.message,
+        ...(event.modelScope !== undefined ? { modelScope: event.modelScope } : {}),
+      });
+      if (event.window === "five_hour" && !event.estimated && event.resetsAt > event.at) {
+        sub.window = { start: event.resetsAt - FIVE_HOURS_MS, end: event.resetsAt, estimated: false };
+      }
+      return;
+    }
+    case "cooldown_ended": {
+      const sub = subscription(state, event.subscriptionId);
+      sub.cooldowns = sub.cooldowns.filter((c) => !(c.modelScope === event.modelScope && c.until <= event.at));
+      return;
+    }
+    case "paused_set":
+      subscription(state, event.subscriptionId).paused = event.paused;
+      return;
+    case "pruned": {
+      for (const [key, seenAt] of state.dedupe) {
+        if (seenAt >= event.before) break;
+        state.dedupe.delete(key);
+      }
+      for (const [id, ended] of state.ended) {
+        if (ended.endedAt >= event.before) break;
+        state.ended.delete(id);
+      }
+      return;
+    }
+    case "fallback_used":
+    case "status_changed":
+    case "usage_threshold":
+    case "rebalance_completed":
+      // Records of decisions, for the stream and the audit trail; no state.
+      return;
+  }
+}
+
+function subscription(state: PoolState, id: string): SubscriptionState {
+  ensureSubscriptions(state, [id]);
+  return state.subscriptions.get(id)!;
+}
+
+function applyUsage(state: PoolState, event: EventOf<"usage_recorded">): void {
+  for (const key of event.dedupeKeys) state.dedupe.set(key, event.at);
+  const sub = subscription(state, event.subscriptionId);
+  const t = event.tokens;
+  if (event.sessionOpen) {
+    const s = state.sessions.get(event.sessionId);
+    if (s !== undefined) {
+      s.costUsd += event.costUsd;
+      s.tokens.inputTokens += t.inputTokens;
+      s.tokens.outputTokens += t.outputTokens;
+      s.tokens.cacheCreationInputTokens += t.cacheCreationInputTokens;
+      s.tokens.cacheReadInputTokens += t.cacheReadInputTokens;
+      s.requests += 1;
+      s.lastActivityAt = event.at;
+    }
+  }
+  const bucket = bucketFor(sub, floorHour(event.at), event.at);
+  bucket.costUsd += event.costUsd;
+  bucket.tokens.inputTokens += t.inputTokens;
+  bucket.tokens.outputTokens += t.outputTokens;
+  bucket.tokens.cacheCreationInputTokens += t.cacheCreationInputTokens;
+  bucket.tokens.cacheReadInputTokens += t.cacheReadInputTokens;
+  bucket.requests += 1;
+  sub.window = nextWindow(sub.window, event.at);
+  sub.lastUsedAt = event.at;
+  for (const o of Object.values(sub.upstream)) {
+    if (o !== undefined) o.costSinceUsd += event.costUsd;
+  }
+}
+
+/**
+ * bucketFor finds or inserts the bucket of an hour, keeping buckets sorted
+ * even if the clock stepped back, and drops buckets past retention.
+ */
+function bucketFor(sub: SubscriptionState, hour: number, now: number): UsageBucket {
+  let i = sub.buckets.length - 1;
+  while (i >= 0 && sub.buckets[i]!.hour > hour) i--;
+  if (i >= 0 && sub.buckets[i]!.hour === hour) return sub.buckets[i]!;
+  const bucket: UsageBucket = {
+    hour,
+    costUsd: 0,
+    tokens: { inputTokens: 0, outputTokens: 0, cacheCreationInputTokens: 0, cacheReadInputTokens: 0 },
+    requests: 0,
+  };
+  sub.buckets.splice(i + 1, 0, bucket);
+  const horizon = now - BUCKET_RETENTION_MS;
+  let drop = 0;
+  while (drop < sub.buckets.length && sub.buckets[drop]!.hour < horizon) drop++;
+  if (drop > 0) sub.buckets.splice(0, drop);
+  return bucket;
+}

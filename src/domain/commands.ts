@@ -1,0 +1,95 @@
+import type { Exclusion } from "./events.js";
+import type { Priority } from "./state.js";
+import type { LimitSignal, UsageReport } from "./usage.js";
+import type { SubscriptionView } from "./view.js";
+
+/**
+ * Commands are what callers ask of the pool; results are what they get back.
+ * Every command, from an RPC or a background job, is decided by the one
+ * writer, so no two decisions interleave.
+ */
+export type Command =
+  | {
+      kind: "allocate";
+      sessionId: string;
+      priority: Priority;
+      model: string;
+      estimatedTokens: number;
+    }
+  | {
+      kind: "report";
+      sessionId: string;
+      /** Caller's idempotency key; "" when none. */
+      requestId: string;
+      report: UsageReport;
+    }
+  | { kind: "release"; sessionId: string }
+  | { kind: "set_paused"; subscriptionId: string; paused: boolean }
+  | { kind: "status" }
+  | { kind: "sweep" };
+
+/** Rejection is a domain refusal; the edge maps its code to a transport status. */
+export interface Rejection {
+  kind: "rejected";
+  code: "not_found" | "resource_exhausted" | "failed_precondition";
+  message: string;
+  exclusions?: Exclusion[];
+}
+
+export type AllocateResult =
+  | {
+      kind: "granted";
+      sessionId: string;
+      view: SubscriptionView;
+      resumed: boolean;
+      rotatedFrom?: string;
+    }
+  | {
+      kind: "fallback";
+      sessionId: string;
+      provider: string;
+      reason: string;
+      exclusions: Exclusion[];
+    };
+
+export interface ReportResult {
+  kind: "reported";
+  duplicate: boolean;
+  view: SubscriptionView;
+  limit?: LimitSignal & { resetsAt: number };
+  countedCostUsd: number;
+}
+
+export interface ReleaseResult {
+  kind: "released";
+  released: boolean;
+  subscriptionId: string;
+}
+
+export interface StatusResult {
+  kind: "status";
+  now: number;
+  views: SubscriptionView[];
+}
+
+export interface PausedResult {
+  kind: "paused";
+  view: SubscriptionView;
+}
+
+export interface SweepResult {
+  kind: "swept";
+  expired: number;
+}
+
+/** ResultOf maps a command kind to what it answers. */
+export interface ResultMap {
+  allocate: AllocateResult | Rejection;
+  report: ReportResult | Rejection;
+  release: ReleaseResult;
+  set_paused: PausedResult | Rejection;
+  status: StatusResult;
+  sweep: SweepResult;
+}
+
+export type ResultOf<C extends Command> = ResultMap[C["kind"]];

@@ -1,0 +1,317 @@
+import { applyEvent } from "./apply.js";
+import type {
+  AllocateResult,
+  Command,
+  PausedResult,
+  Rejection,
+  ReleaseResult,
+  ReportResult,
+  ResultOf,
+  StatusResult,
+  SweepResult,
+} from "./commands.js";
+import type { EventBody, Exclusion, PoolEvent } from "./events.js";
+import type { PoolSettings, SubscriptionSettings } from "./settings.js";
+import type { PoolState } from "./state.js";
+import { HOUR_MS, MINUTE_MS } from "./time.js";
+import type { LimitSignal } from "./usage.js";
+import { type SubscriptionView, exclusionOf, viewSubscription } from "./view.js";
+
+/**
+ * Pool is the domain: the state in memory, and run(command, now) which
+ * decides, applies the resulting events and answers. No I/O: the caller
+ * (the writer) persists the events before it hands the answer out.
+ */
+export class Pool {
+  readonly state: PoolState;
+  readonly settings: PoolSettings;
+  private readonly configured: Map<string, SubscriptionSettings>;
+
+  constructor(state: PoolState, settings: PoolSettings) {
+    this.state = state;
+    this.settings = settings;
+    this.configured = new Map(settings.subscriptions.map((s) => [s.id, s]));
+  }
+
+  /**
+   * run decides a command at time now, applies its events to the state and
+   * returns them with the result. Events of one command are applied before
+   * the next command is decided, so a burst of allocations spreads.
+   */
+  run<C extends Command>(command: C, now: number): { events: PoolEvent[]; result: ResultOf<C> } {
+    const events: PoolEvent[] = [];
+    const emit = (body: EventBody): void => {
+      const event = { ...body, seq: this.state.eventSeq + 1, at: now } as PoolEvent;
+      applyEvent(this.state, event);
+      events.push(event);
+    };
+    const result = this.decide(command, now, emit) as ResultOf<C>;
+    return { events, result };
+  }
+
+  /** view derives a subscription's view; undefined for ids not in the config. */
+  view(subscriptionId: string, now: number): SubscriptionView | undefined {
+    const cfg = this.configured.get(subscriptionId);
+    return cfg === undefined ? undefined : viewSubscription(this.state, this.settings, cfg, now);
+  }
+
+  /** views derives every configured subscription's view, in config order. */
+  views(now: number): SubscriptionView[] {
+    return this.settings.subscriptions.map((cfg) => viewSubscription(this.state, this.settings, cfg, now));
+  }
+
+  private decide(command: Command, now: number, emit: (e: EventBody) => void): ResultOf<Command> {
+    switch (command.kind) {
+      case "allocate":
+        return this.allocate(command, now, emit);
+      case "report":
+        return this.report(command, now, emit);
+      case "release":
+        return this.release(command.sessionId, "released", emit);
+      case "set_paused":
+        return this.setPaused(command, now, emit);
+      case "status":
+        return { kind: "status", now, views: this.views(now) } satisfies StatusResult;
+      case "sweep":
+        return this.sweep(now, emit);
+    }
+  }
+
+  private allocate(
+    cmd: Extract<Command, { kind: "allocate" }>,
+    now: number,
+    emit: (e: EventBody) => void,
+  ): AllocateResult | Rejection {
+    const existing = this.state.sessions.get(cmd.sessionId);
+    const views = this.views(now);
+    if (existing !== undefined) {
+      const current = views.find((v) => v.cfg.id === existing.subscriptionId);
+      const excluded =
+        current === undefined
+          ? { subscriptionId: existing.subscriptionId, reason: "paused" as const, detail: "no longer configured" }
+          : exclusionOf(current, { priority: cmd.priority, model: cmd.model, holdsSlot: true }, this.settings);
+      if (current !== undefined && excluded === undefined) {
+        const rotatedFrom = existing.rotatedFrom;
+        emit({ type: "session_resumed", sessionId: cmd.sessionId, subscriptionId: current.cfg.id });
+        return {
+          kind: "granted",
+          sessionId: cmd.sessionId,
+          view: this.view(current.cfg.id, now)!,
+          resumed: true,
+          ...(rotatedFrom !== undefined ? { rotatedFrom } : {}),
+        };
+      }
+      // Its subscription can no longer take it: move it if another can.
+      const { best, exclusions } = this.choose(views, cmd, existing.subscriptionId);
+      if (best !== undefined) {
+        emit({
+          type: "session_rotated",
+          sessionId: cmd.sessionId,
+          from: existing.subscriptionId,
+          to: best.cfg.id,
+          reason: excluded?.reason === "cooldown" ? "cooldown" : "not_eligible",
+          detail: excluded?.detail ?? "",
+        });
+        emit({ type: "session_resumed", sessionId: cmd.sessionId, subscriptionId: best.cfg.id });
+        return {
+          kind: "granted",
+          sessionId: cmd.sessionId,
+          view: this.view(best.cfg.id, now)!,
+          resumed: false,
+          rotatedFrom: existing.subscriptionId,
+        };
+      }
+      emit({ type: "session_released", sessionId: cmd.sessionId, subscriptionId: existing.subscriptionId, reason: "fallback" });
+      return this.fallback(cmd.sessionId, excluded !== undefined ? [excluded, ...exclusions] : exclusions, emit);
+    }
+
+    const { best, exclusions } = this.choose(views, cmd, undefined);
+    if (best === undefined) return this.fallback(cmd.sessionId, exclusions, emit);
+    emit({
+      type: "session_allocated",
+      sessionId: cmd.sessionId,
+      subscriptionId: best.cfg.id,
+      priority: cmd.priority,
+      model: cmd.model,
+      estimatedTokens: cmd.estimatedTokens,
+    });
+    return { kind: "granted", sessionId: cmd.sessionId, view: this.view(best.cfg.id, now)!, resumed: false };
+  }
+
+  /**
+   * choose picks the eligible subscription with the best health; ties go to
+   * fewer sessions, then config order, so the choice is deterministic.
+   */
+  private choose(
+    views: SubscriptionView[],
+    cmd: Extract<Command, { kind: "allocate" }>,
+    skip: string | undefined,
+  ): { best?: SubscriptionView; exclusions: Exclusion[] } {
+    let best: SubscriptionView | undefined;
+    const exclusions: Exclusion[] = [];
+    for (const v of views) {
+      if (v.cfg.id === skip) continue;
+      const ex = exclusionOf(v, { priority: cmd.priority, model: cmd.model, holdsSlot: false }, this.settings);
+      if (ex !== undefined) {
+        exclusions.push(ex);
+        continue;
+      }
+      if (
+        best === undefined ||
+        v.health.score > best.health.score ||
+        (v.health.score === best.health.score && v.sessionCount < best.sessionCount)
+      ) {
+        best = v;
+      }
+    }
+    return { best, exclusions };
+  }
+
+  private fallback(sessionId: string, exclusions: Exclusion[], emit: (e: EventBody) => void): AllocateResult | Rejection {
+    const reason =
+      exclusions.length === 0
+        ? "no subscription is configured"
+        : `no eligible subscription: ${exclusions.map((e) => `${e.subscriptionId}: ${e.detail}`).join("; ")}`;
+    if (!this.settings.fallback.enabled) {
+      return { kind: "rejected", code: "resource_exhausted", message: reason, exclusions };
+    }
+    const provider = this.settings.fallback.provider;
+    emit({ type: "fallback_used", sessionId, provider, reason, exclusions });
+    return { kind: "fallback", sessionId, provider, reason, exclusions };
+  }
+
+  private report(
+    cmd: Extract<Command, { kind: "report" }>,
+    now: number,
+    emit: (e: EventBody) => void,
+  ): ReportResult | Rejection {
+    const open = this.state.sessions.get(cmd.sessionId);
+    const subscriptionId = open?.subscriptionId ?? this.state.ended.get(cmd.sessionId)?.subscriptionId;
+    if (subscriptionId === undefined) {
+      return { kind: "rejected", code: "not_found", message: `session_id: session "${cmd.sessionId}" is not allocated` };
+    }
+    const keys = dedupeKeys(cmd.sessionId, cmd.requestId, cmd.report.resultUuid);
+    if (keys.some((k) => this.state.dedupe.has(k))) {
+      const view = this.view(subscriptionId, now);
+      if (view === undefined) return notConfigured(subscriptionId);
+      return { kind: "reported", duplicate: true, view, countedCostUsd: 0 };
+    }
+    const r = cmd.report;
+    emit({
+      type: "usage_recorded",
+      sessionId: cmd.sessionId,
+      subscriptionId,
+      dedupeKeys: keys,
+      costUsd: r.costUsd,
+      tokens: r.tokens,
+      models: r.models,
+      durationMs: r.durationMs,
+      sessionOpen: open !== undefined,
+    });
+    if (r.readings.some((x) => x.utilization !== undefined)) {
+      emit({ type: "upstream_observed", subscriptionId, readings: r.readings });
+    }
+    let limit: ReportResult["limit"];
+    if (r.limit !== undefined) {
+      limit = this.resolveLimit(r.limit, now);
+      emit({
+        type: "limit_reached",
+        subscriptionId,
+        kind: "upstream",
+        window: limit.window,
+        resetsAt: limit.resetsAt,
+        estimated: limit.estimated,
+        message: limit.message,
+        ...(limit.modelScope !== undefined ? { modelScope: limit.modelScope } : {}),
+      });
+    }
+    const view = this.view(subscriptionId, now);
+    if (view === undefined) return notConfigured(subscriptionId);
+    return { kind: "reported", duplicate: false, view, countedCostUsd: r.costUsd, ...(limit ? { limit } : {}) };
+  }
+
+  /** resolveLimit gives a limit without a reset time the configured default cooldown. */
+  private resolveLimit(limit: LimitSignal, now: number): LimitSignal & { resetsAt: number } {
+    if (limit.resetsAt !== undefined) return { ...limit, resetsAt: limit.resetsAt };
+    return { ...limit, resetsAt: now + this.settings.cooldown.defaultMinutes * MINUTE_MS, estimated: true };
+  }
+
+  private release(
+    sessionId: string,
+    reason: "released" | "expired",
+    emit: (e: EventBody) => void,
+  ): ReleaseResult {
+    const s = this.state.sessions.get(sessionId);
+    if (s === undefined) return { kind: "released", released: false, subscriptionId: "" };
+    emit({ type: "session_released", sessionId, subscriptionId: s.subscriptionId, reason });
+    return { kind: "released", released: true, subscriptionId: s.subscriptionId };
+  }
+
+  private setPaused(
+    cmd: Extract<Command, { kind: "set_paused" }>,
+    now: number,
+    emit: (e: EventBody) => void,
+  ): PausedResult | Rejection {
+    if (!this.configured.has(cmd.subscriptionId)) return notConfigured(cmd.subscriptionId);
+    if (this.state.subscriptions.get(cmd.subscriptionId)?.paused !== cmd.paused) {
+      emit({ type: "paused_set", subscriptionId: cmd.subscriptionId, paused: cmd.paused });
+    }
+    return { kind: "paused", view: this.view(cmd.subscriptionId, now)! };
+  }
+
+  /**
+   * sweep is the periodic housekeeping: release stale sessions, end
+   * cooldowns whose reset time passed, forget dedupe keys past retention.
+   */
+  private sweep(now: number, emit: (e: EventBody) => void): SweepResult {
+    const staleBefore = now - this.settings.sessions.staleMinutes * MINUTE_MS;
+    let expired = 0;
+    for (const s of [...this.state.sessions.values()]) {
+      if (s.lastActivityAt <= staleBefore) {
+        this.release(s.id, "expired", emit);
+        expired++;
+      }
+    }
+    for (const sub of this.state.subscriptions.values()) {
+      for (const c of sub.cooldowns) {
+        if (c.until <= now) {
+          emit({
+            type: "cooldown_ended",
+            subscriptionId: sub.id,
+            window: c.window,
+            ...(c.modelScope !== undefined ? { modelScope: c.modelScope } : {}),
+          });
+        }
+      }
+    }
+    const horizon = now - this.settings.dedupeRetentionHours * HOUR_MS;
+    const oldestKey = this.state.dedupe.values().next();
+    const oldestEnded = this.state.ended.values().next();
+    if ((!oldestKey.done && oldestKey.value < horizon) || (!oldestEnded.done && oldestEnded.value.endedAt < horizon)) {
+      emit({ type: "pruned", before: horizon });
+    }
+    return { kind: "swept", expired };
+  }
+}
+
+/**
+ * dedupeKeys: the caller's request id (scoped to the session, since callers
+ * often number requests per session) and the Claude result's uuid (unique on
+ * its own). A report seen under either key is a repeat: a gateway that
+ * retries with a fresh request id but the same output still counts once.
+ */
+function dedupeKeys(sessionId: string, requestId: string, resultUuid: string | undefined): string[] {
+  const keys: string[] = [];
+  if (requestId !== "") keys.push(`r:${sessionId}:${requestId}`);
+  if (resultUuid !== undefined && resultUuid !== "") keys.push(`u:${resultUuid}`);
+  return keys;
+}
+
+function notConfigured(subscriptionId: string): Rejection {
+  return {
+    kind: "rejected",
+    code: "not_found",
+    message: `subscription_id: subscription "${subscriptionId}" is not configured`,
+  };
+}
+

@@ -1,0 +1,119 @@
+import type { Priority } from "./state.js";
+import type { LimitWindow, ModelScope, ModelUsage, RateLimitReading, TokenCounts } from "./usage.js";
+
+/**
+ * Domain events: the only way state changes. Each accepted batch of events is
+ * appended to the journal as one record; the same events feed the event
+ * stream and webhooks. Events carry everything apply() needs, so replaying
+ * them rebuilds the state exactly.
+ */
+
+/** ExclusionReason says which safeguard kept a subscription out of an allocation. */
+export type ExclusionReason =
+  | "paused"
+  | "cooldown"
+  | "model_limit"
+  | "weekly_threshold"
+  | "five_hour_exhausted"
+  | "sessions_full";
+
+export interface Exclusion {
+  subscriptionId: string;
+  reason: ExclusionReason;
+  detail: string;
+}
+
+export type RotationReason = "rebalance" | "cooldown" | "drain" | "not_eligible";
+
+export type SubscriptionStatusName = "available" | "approaching" | "limited" | "cooldown" | "paused";
+
+export type EventBody =
+  | {
+      type: "session_allocated";
+      sessionId: string;
+      subscriptionId: string;
+      priority: Priority;
+      model: string;
+      estimatedTokens: number;
+    }
+  | { type: "session_resumed"; sessionId: string; subscriptionId: string }
+  | {
+      type: "session_rotated";
+      sessionId: string;
+      from: string;
+      to: string;
+      reason: RotationReason;
+      detail: string;
+    }
+  | {
+      type: "session_released";
+      sessionId: string;
+      subscriptionId: string;
+      reason: "released" | "expired" | "fallback";
+    }
+  | {
+      type: "fallback_used";
+      sessionId: string;
+      provider: string;
+      reason: string;
+      exclusions: Exclusion[];
+    }
+  | {
+      type: "usage_recorded";
+      sessionId: string;
+      subscriptionId: string;
+      /** Idempotency keys; empty when the report had none. */
+      dedupeKeys: string[];
+      costUsd: number;
+      tokens: TokenCounts;
+      models: Record<string, ModelUsage>;
+      durationMs: number;
+      /** False for a late report on an ended session: counts on the subscription only. */
+      sessionOpen: boolean;
+    }
+  | { type: "upstream_observed"; subscriptionId: string; readings: RateLimitReading[] }
+  | {
+      type: "limit_reached";
+      subscriptionId: string;
+      /** "upstream": a usage limit from Claude; the others are local safeguards. */
+      kind: "upstream" | "weekly_threshold" | "sessions";
+      window: LimitWindow;
+      /** Epoch ms; for upstream limits, the end of the cooldown. */
+      resetsAt?: number;
+      estimated: boolean;
+      message: string;
+      modelScope?: ModelScope;
+    }
+  | { type: "cooldown_ended"; subscriptionId: string; window: LimitWindow; modelScope?: ModelScope }
+  | { type: "paused_set"; subscriptionId: string; paused: boolean }
+  | {
+      type: "status_changed";
+      subscriptionId: string;
+      from: SubscriptionStatusName;
+      to: SubscriptionStatusName;
+      reason: string;
+    }
+  | {
+      type: "usage_threshold";
+      subscriptionId: string;
+      value: number;
+      threshold: number;
+      basis: "weekly_budget" | "upstream_seven_day";
+      /** Projected ms until exhaustion at the current burn rate; absent when not burning. */
+      timeToExhaustionMs?: number;
+    }
+  | {
+      type: "rebalance_completed";
+      trigger: "periodic" | "on_demand";
+      moves: { sessionId: string; from: string; to: string; reason: RotationReason; detail: string }[];
+    }
+  | {
+      /** Housekeeping: forget dedupe keys and ended sessions older than the horizon. */
+      type: "pruned";
+      before: number;
+    };
+
+/** PoolEvent is an EventBody stamped with its sequence and time. */
+export type PoolEvent = EventBody & { seq: number; at: number };
+
+export type EventOf<T extends EventBody["type"]> = Extract<PoolEvent, { type: T }>;

@@ -1,0 +1,96 @@
+import { burnRateUsdPerHour, fiveHourFraction, weeklyFraction } from "./accounting.js";
+import type { HealthWeights, SubscriptionSettings } from "./settings.js";
+import type { SubscriptionState } from "./state.js";
+
+/**
+ * Health: a 0-100 score per subscription, higher is healthier, with the
+ * points of each component so an operator can see why. Weights are
+ * normalised to 100, so the components always add up to the score.
+ */
+
+export type HealthComponentName = "weekly_use" | "five_hour_use" | "sessions" | "burn_rate" | "idle_bonus";
+
+export interface HealthComponent {
+  name: HealthComponentName;
+  points: number;
+  maxPoints: number;
+  /** The input: a 0-1 fraction used, or for idle_bonus 1 when no session is active. */
+  value: number;
+  detail: string;
+}
+
+export interface Health {
+  score: number;
+  components: HealthComponent[];
+}
+
+/** HealthInput is what the score depends on, nothing else. */
+export interface HealthInput {
+  cfg: SubscriptionSettings;
+  sub: SubscriptionState;
+  sessionCount: number;
+  activeSessions: number;
+  now: number;
+  weights: HealthWeights;
+}
+
+/** computeHealth scores one subscription; deterministic in its input. */
+export function computeHealth(input: HealthInput): Health {
+  const { cfg, sub, now, weights } = input;
+  const totalWeight =
+    weights.weekly + weights.fiveHour + weights.sessions + weights.burnRate + weights.idle;
+  const scale = totalWeight > 0 ? 100 / totalWeight : 0;
+
+  const weekly = weeklyFraction(cfg, sub, now);
+  const fiveHour = fiveHourFraction(cfg, sub, now);
+  const sessionShare = input.sessionCount / cfg.maxSessions;
+  // The rate that would spend a whole expected window in its 5 hours: burning
+  // faster than that heads for the 5-hour limit.
+  const sustainable = cfg.fiveHourBudgetUsd / 5;
+  const burn = burnRateUsdPerHour(sub, now);
+  const burnShare = sustainable > 0 ? burn / sustainable : 0;
+  const idle = input.activeSessions === 0 ? 1 : 0;
+
+  const components: HealthComponent[] = [
+    component("weekly_use", weights.weekly * scale, weekly.value,
+      `${pct(weekly.value)} of the weekly ${weekly.basis === "upstream" ? "limit (upstream)" : "budget"}`),
+    component("five_hour_use", weights.fiveHour * scale, fiveHour.value,
+      `${pct(fiveHour.value)} of the 5-hour ${fiveHour.basis === "upstream" ? "limit (upstream)" : "window budget"}`),
+    component("sessions", weights.sessions * scale, sessionShare,
+      `${input.sessionCount} of ${cfg.maxSessions} sessions`),
+    component("burn_rate", weights.burnRate * scale, burnShare,
+      `$${burn.toFixed(2)}/h against a sustainable $${sustainable.toFixed(2)}/h`),
+    {
+      name: "idle_bonus",
+      maxPoints: round2(weights.idle * scale),
+      points: round2(weights.idle * scale * idle),
+      value: idle,
+      detail: idle === 1 ? "no active session" : `${input.activeSessions} active sessions`,
+    },
+  ];
+  const score = round2(components.reduce((s, c) => s + c.points, 0));
+  return { score: Math.min(100, Math.max(0, score)), components };
+}
+
+function component(name: HealthComponentName, maxPoints: number, used: number, detail: string): HealthComponent {
+  const clamped = Math.min(1, Math.max(0, used));
+  return {
+    name,
+    maxPoints: round2(maxPoints),
+    points: round2(maxPoints * (1 - clamped)),
+    value: round4(used),
+    detail,
+  };
+}
+
+function pct(f: number): string {
+  return `${(f * 100).toFixed(1)}%`;
+}
+
+function round2(n: number): number {
+  return Math.round(n * 100) / 100;
+}
+
+function round4(n: number): number {
+  return Math.round(n * 10_000) / 10_000;
+}

@@ -1,0 +1,65 @@
+/**
+ * The domain: pure types and decisions. No I/O, no timers, no system time.
+ */
+export { Pool } from "./decide.js";
+export { applyEvent } from "./apply.js";
+export { createPoolState, ensureSubscriptions, sessionsOf } from "./state.js";
+export type {
+  Cooldown,
+  EndedSession,
+  FiveHourWindow,
+  PoolState,
+  Priority,
+  SessionState,
+  SubscriptionState,
+  UpstreamObservation,
+  UsageBucket,
+} from "./state.js";
+export type {
+  EventBody,
+  EventOf,
+  Exclusion,
+  ExclusionReason,
+  PoolEvent,
+  RotationReason,
+  SubscriptionStatusName,
+} from "./events.js";
+export type {
+  AllocateResult,
+  Command,
+  PausedResult,
+  Rejection,
+  ReleaseResult,
+  ReportResult,
+  ResultOf,
+  StatusResult,
+  SweepResult,
+} from "./commands.js";
+export type { PoolSettings, SubscriptionSettings, HealthWeights } from "./settings.js";
+export { computeHealth } from "./health.js";
+export type { Health, HealthComponent, HealthInput } from "./health.js";
+export { viewSubscription, exclusionOf, thresholdFor } from "./view.js";
+export type { SubscriptionView, AllocationNeed } from "./view.js";
+export { sessionActivity } from "./activity.js";
+export type { SessionActivity } from "./activity.js";
+export { modelFamily } from "./model-family.js";
+export {
+  burnRateUsdPerHour,
+  currentWindow,
+  nextWindow,
+  weeklyUsedUsd,
+  windowCostUsd,
+  BUCKET_RETENTION_MS,
+} from "./accounting.js";
+export type { Clock } from "./clock.js";
+export { systemClock } from "./clock.js";
+export { HOUR_MS, MINUTE_MS, DAY_MS, FIVE_HOURS_MS, WEEK_MS, floorHour } from "./time.js";
+export type {
+  LimitSignal,
+  LimitWindow,
+  ModelScope,
+  ModelUsage,
+  RateLimitReading,
+  TokenCounts,
+  UsageReport,
+} from "./usage.js";

@@ -1,0 +1,39 @@
+/**
+ * PoolSettings is what the domain needs from the configuration. The config
+ * module's PoolConfig satisfies it structurally; the domain does not import
+ * the config module so it stays free of I/O and file concerns.
+ */
+export interface SubscriptionSettings {
+  readonly id: string;
+  readonly email: string;
+  readonly type: "claude-pro" | "claude-max" | "api";
+  readonly configDir: string;
+  readonly weeklyBudgetUsd: number;
+  /** Expected cost of a full 5-hour window: the local proxy for 5-hour utilization. */
+  readonly fiveHourBudgetUsd: number;
+  readonly maxSessions: number;
+}
+
+export interface HealthWeights {
+  readonly weekly: number;
+  readonly fiveHour: number;
+  readonly sessions: number;
+  readonly burnRate: number;
+  readonly idle: number;
+}
+
+export interface PoolSettings {
+  readonly subscriptions: readonly SubscriptionSettings[];
+  /** Weekly fraction (0-1] at which normal sessions stop being placed. */
+  readonly weeklyBudgetThreshold: number;
+  /** Weekly fraction at which low-priority sessions stop (<= weeklyBudgetThreshold). */
+  readonly lowPriorityThreshold: number;
+  readonly fallback: { readonly enabled: boolean; readonly provider: string };
+  readonly sessions: {
+    readonly activeMinutes: number;
+    readonly staleMinutes: number;
+  };
+  readonly cooldown: { readonly defaultMinutes: number; readonly timeZone: string };
+  readonly health: { readonly weights: HealthWeights };
+  readonly dedupeRetentionHours: number;
+}

@@ -1,0 +1,133 @@
+import type { LimitWindow, ModelScope, TokenCounts } from "./usage.js";
+
+/**
+ * The pool's state: everything the journal rebuilds. Derived indexes (sessions
+ * by subscription) live here too but are never persisted: they are rebuilt
+ * from the sessions on load, so they cannot drift from them.
+ */
+
+/** Priority of a session; "normal" when the caller did not say. */
+export type Priority = "low" | "normal" | "high";
+
+/** UsageBucket is one UTC hour of one subscription's usage. */
+export interface UsageBucket {
+  /** Start of the hour, epoch ms. */
+  hour: number;
+  costUsd: number;
+  tokens: TokenCounts;
+  requests: number;
+}
+
+/** FiveHourWindow is the current (or last) 5-hour window of a subscription. */
+export interface FiveHourWindow {
+  start: number;
+  end: number;
+  /** True for a local estimate (first use floored to the hour); false once upstream said. */
+  estimated: boolean;
+}
+
+/** Cooldown benches a subscription (or one model family on it) until a reset time. */
+export interface Cooldown {
+  since: number;
+  until: number;
+  window: LimitWindow;
+  estimated: boolean;
+  reason: string;
+  modelScope?: ModelScope;
+}
+
+/** UpstreamObservation is the freshest utilization upstream reported for a window. */
+export interface UpstreamObservation {
+  /** 0-1 fraction. */
+  utilization: number;
+  resetsAt?: number;
+  observedAt: number;
+  /** Cost recorded locally since the observation: upstream truth plus the local delta. */
+  costSinceUsd: number;
+}
+
+export interface SubscriptionState {
+  id: string;
+  /** Ascending by hour; at most BUCKET_RETENTION of history. */
+  buckets: UsageBucket[];
+  window?: FiveHourWindow;
+  /** At most one whole-subscription cooldown (no modelScope) plus one per model scope. */
+  cooldowns: Cooldown[];
+  paused: boolean;
+  upstream: Partial<Record<LimitWindow, UpstreamObservation>>;
+  lastUsedAt?: number;
+}
+
+export interface SessionState {
+  id: string;
+  subscriptionId: string;
+  allocatedAt: number;
+  lastActivityAt: number;
+  costUsd: number;
+  tokens: TokenCounts;
+  requests: number;
+  priority: Priority;
+  model: string;
+  estimatedTokens: number;
+  /** Set when the session was moved; cleared once the gateway has been told on its next Allocate. */
+  rotatedFrom?: string;
+}
+
+/** EndedSession remembers where a released session ran, so a late report still counts. */
+export interface EndedSession {
+  subscriptionId: string;
+  endedAt: number;
+}
+
+export interface PoolState {
+  /** Sequence of the last event applied. */
+  eventSeq: number;
+  subscriptions: Map<string, SubscriptionState>;
+  sessions: Map<string, SessionState>;
+  /** Idempotency keys already counted, with the time they were seen (insertion order = time order). */
+  dedupe: Map<string, number>;
+  ended: Map<string, EndedSession>;
+  /** Derived: session ids per subscription. */
+  bySubscription: Map<string, Set<string>>;
+}
+
+/** createPoolState returns an empty state with one entry per configured subscription. */
+export function createPoolState(subscriptionIds: readonly string[]): PoolState {
+  const state: PoolState = {
+    eventSeq: 0,
+    subscriptions: new Map(),
+    sessions: new Map(),
+    dedupe: new Map(),
+    ended: new Map(),
+    bySubscription: new Map(),
+  };
+  ensureSubscriptions(state, subscriptionIds);
+  return state;
+}
+
+/**
+ * ensureSubscriptions adds state for subscriptions added to the config since
+ * the state was written. Subscriptions removed from the config keep their
+ * state (their history is not thrown away by a typo) but are never offered.
+ */
+export function ensureSubscriptions(state: PoolState, ids: readonly string[]): void {
+  for (const id of ids) {
+    if (!state.subscriptions.has(id)) {
+      state.subscriptions.set(id, {
+        id,
+        buckets: [],
+        cooldowns: [],
+        paused: false,
+        upstream: {},
+      });
+    }
+    if (!state.bySubscription.has(id)) state.bySubscription.set(id, new Set());
+  }
+}
+
+/** sessionsOf returns the ids of the sessions a subscription holds. */
+export function sessionsOf(state: PoolState, subscriptionId: string): ReadonlySet<string> {
+  return state.bySubscription.get(subscriptionId) ?? emptySet;
+}
+
+const emptySet: ReadonlySet<string> = new Set();

@@ -1,0 +1,195 @@
+import {
+  burnRateUsdPerHour,
+  currentWindow,
+  fiveHourFraction,
+  freshUpstream,
+  weeklyFraction,
+  weeklyUsedUsd,
+  windowCostUsd,
+} from "./accounting.js";
+import { sessionActivity } from "./activity.js";
+import type { Exclusion, SubscriptionStatusName } from "./events.js";
+import { type Health, computeHealth } from "./health.js";
+import { modelFamily } from "./model-family.js";
+import type { PoolSettings, SubscriptionSettings } from "./settings.js";
+import type { Cooldown, FiveHourWindow, PoolState, Priority, SubscriptionState, UpstreamObservation } from "./state.js";
+import { sessionsOf } from "./state.js";
+import type { LimitWindow } from "./usage.js";
+
+/**
+ * SubscriptionView is everything derived about one subscription at one
+ * instant: what status, allocation and health read. Computed, never stored.
+ */
+export interface SubscriptionView {
+  cfg: SubscriptionSettings;
+  state: SubscriptionState;
+  status: SubscriptionStatusName;
+  health: Health;
+  weeklyUsedUsd: number;
+  /** 0-1 (may exceed 1). */
+  weeklyFraction: number;
+  weeklyBasis: "budget" | "upstream";
+  fiveHourFraction: number;
+  window?: FiveHourWindow;
+  windowCostUsd: number;
+  burnRateUsdPerHour: number;
+  sessionCount: number;
+  activeSessions: number;
+  idleSessions: number;
+  /** The whole-subscription cooldown in force, if any. */
+  cooldown?: Cooldown;
+  /** Model-scoped cooldowns in force. */
+  scopedCooldowns: Cooldown[];
+  upstream: { window: LimitWindow; observation: UpstreamObservation }[];
+  /** Hours until weekly use reaches 100% at the current burn rate; undefined when not burning. */
+  hoursToExhaustion?: number;
+}
+
+/** viewSubscription derives a SubscriptionView. */
+export function viewSubscription(
+  state: PoolState,
+  settings: PoolSettings,
+  cfg: SubscriptionSettings,
+  now: number,
+): SubscriptionView {
+  const sub = state.subscriptions.get(cfg.id)!;
+  const ids = sessionsOf(state, cfg.id);
+  let active = 0;
+  let idle = 0;
+  for (const id of ids) {
+    const s = state.sessions.get(id);
+    if (s === undefined) continue;
+    const a = sessionActivity(s, now, settings);
+    if (a === "active") active++;
+    else if (a === "idle") idle++;
+  }
+  const weekly = weeklyFraction(cfg, sub, now);
+  const fiveHour = fiveHourFraction(cfg, sub, now);
+  const burn = burnRateUsdPerHour(sub, now);
+  const inForce = sub.cooldowns.filter((c) => c.until > now);
+  const cooldown = inForce.find((c) => c.modelScope === undefined);
+  const health = computeHealth({
+    cfg,
+    sub,
+    sessionCount: ids.size,
+    activeSessions: active,
+    now,
+    weights: settings.health.weights,
+  });
+  const upstream: SubscriptionView["upstream"] = [];
+  for (const window of Object.keys(sub.upstream) as LimitWindow[]) {
+    const observation = freshUpstream(sub, window, now);
+    if (observation !== undefined) upstream.push({ window, observation });
+  }
+  const remainingUsd = Math.max(0, (1 - weekly.value) * cfg.weeklyBudgetUsd);
+  const view: SubscriptionView = {
+    cfg,
+    state: sub,
+    status: "available",
+    health,
+    weeklyUsedUsd: weeklyUsedUsd(sub, now),
+    weeklyFraction: weekly.value,
+    weeklyBasis: weekly.basis,
+    fiveHourFraction: fiveHour.value,
+    window: currentWindow(sub, now),
+    windowCostUsd: windowCostUsd(sub, now),
+    burnRateUsdPerHour: burn,
+    sessionCount: ids.size,
+    activeSessions: active,
+    idleSessions: idle,
+    cooldown,
+    scopedCooldowns: inForce.filter((c) => c.modelScope !== undefined),
+    upstream,
+    hoursToExhaustion: burn > 0 ? remainingUsd / burn : undefined,
+  };
+  view.status = statusOf(view, settings);
+  return view;
+}
+
+/**
+ * statusOf: paused and cooldown first (an operator's or upstream's word),
+ * then limited (a safeguard stops new sessions), then approaching (80% of
+ * the way to a safeguard).
+ */
+function statusOf(v: SubscriptionView, settings: PoolSettings): SubscriptionStatusName {
+  if (v.state.paused) return "paused";
+  if (v.cooldown !== undefined) return "cooldown";
+  const threshold = settings.weeklyBudgetThreshold;
+  if (v.weeklyFraction >= threshold || v.sessionCount >= v.cfg.maxSessions) return "limited";
+  if (v.weeklyFraction >= threshold * APPROACHING || v.fiveHourFraction >= APPROACHING) return "approaching";
+  return "available";
+}
+
+const APPROACHING = 0.8;
+
+/** thresholdFor: high priority may spend the reserve the threshold keeps; low stops earlier. */
+export function thresholdFor(priority: Priority, settings: PoolSettings): number {
+  if (priority === "high") return 1;
+  if (priority === "low") return settings.lowPriorityThreshold;
+  return settings.weeklyBudgetThreshold;
+}
+
+/** AllocationNeed is what a session asks of a subscription. */
+export interface AllocationNeed {
+  priority: Priority;
+  model: string;
+  /** A session already on this subscription does not need a new slot. */
+  holdsSlot: boolean;
+}
+
+/** exclusionOf returns why a subscription cannot take the session, or undefined if it can. */
+export function exclusionOf(
+  v: SubscriptionView,
+  need: AllocationNeed,
+  settings: PoolSettings,
+): Exclusion | undefined {
+  const id = v.cfg.id;
+  if (v.state.paused) return { subscriptionId: id, reason: "paused", detail: "paused by an operator" };
+  if (v.cooldown !== undefined) {
+    return {
+      subscriptionId: id,
+      reason: "cooldown",
+      detail: `cooling down until ${iso(v.cooldown.until)}${v.cooldown.estimated ? " (estimated)" : ""}: ${v.cooldown.reason}`,
+    };
+  }
+  const family = modelFamily(need.model);
+  const scoped = family === undefined ? undefined : v.scopedCooldowns.find((c) => c.modelScope === family);
+  if (scoped !== undefined) {
+    return {
+      subscriptionId: id,
+      reason: "model_limit",
+      detail: `${family} limit until ${iso(scoped.until)}`,
+    };
+  }
+  const threshold = thresholdFor(need.priority, settings);
+  if (v.weeklyFraction >= threshold) {
+    return {
+      subscriptionId: id,
+      reason: "weekly_threshold",
+      detail: `weekly use ${(v.weeklyFraction * 100).toFixed(1)}% >= ${(threshold * 100).toFixed(1)}% threshold`,
+    };
+  }
+  const five = v.upstream.find((u) => u.window === "five_hour");
+  if (five !== undefined && five.observation.utilization >= 1) {
+    return {
+      subscriptionId: id,
+      reason: "five_hour_exhausted",
+      detail: `5-hour window at ${(five.observation.utilization * 100).toFixed(0)}% upstream${
+        five.observation.resetsAt !== undefined ? ` until ${iso(five.observation.resetsAt)}` : ""
+      }`,
+    };
+  }
+  if (!need.holdsSlot && v.sessionCount >= v.cfg.maxSessions) {
+    return {
+      subscriptionId: id,
+      reason: "sessions_full",
+      detail: `${v.sessionCount} of ${v.cfg.maxSessions} sessions`,
+    };
+  }
+  return undefined;
+}
+
+/** iso formats epoch ms for human-readable details. */
+export function iso(t: number): string {
+  return new Date(t).toISOString();
+}

@@ -1,0 +1,169 @@
+import type { Clock, Command, Pool, PoolEvent, ResultOf } from "../domain/index.js";
+import type { Journal } from "../store/index.js";
+
+/**
+ * PoolWriter is the one writer: every mutation, from an RPC or a background
+ * job, is queued here and decided one at a time, so no two decisions
+ * interleave and nothing can over-allocate. Commands that arrive while a
+ * journal write is in flight join the next batch (group commit); a caller is
+ * answered only after the record holding its events is durable.
+ */
+export interface PoolWriterOptions {
+  clock: Clock;
+  /** Loads pool and journal from the store: at start, and to recover after a failed write. */
+  load: () => Promise<{ pool: Pool; journal: Journal }>;
+  snapshot: { everyRecords: number; everySeconds: number };
+  /** Journal records older than this (ms) are pruned once a snapshot covers them. */
+  retentionMs: number;
+  /** Most commands decided per journal record. Default 512. */
+  maxBatch?: number;
+  /** Called with a failure the writer recovered from (logging). */
+  onError?: (error: unknown) => void;
+}
+
+/** WriterUnavailableError: the store refused a write; the command had no effect. */
+export class WriterUnavailableError extends Error {
+  override name = "WriterUnavailableError";
+}
+
+/** EventListener receives each durable batch of events, in sequence order. */
+export type EventListener = (events: readonly PoolEvent[]) => void;
+
+interface Pending {
+  command: Command;
+  resolve: (result: unknown) => void;
+  reject: (error: unknown) => void;
+}
+
+export class PoolWriter {
+  private pool: Pool;
+  private journal: Journal;
+  private readonly options: PoolWriterOptions;
+  private readonly queue: Pending[] = [];
+  private draining: Promise<void> | undefined;
+  private broken = false;
+  private closed = false;
+  private lastSnapshotAt: number;
+  private readonly listeners = new Set<EventListener>();
+
+  private constructor(pool: Pool, journal: Journal, options: PoolWriterOptions) {
+    this.pool = pool;
+    this.journal = journal;
+    this.options = options;
+    this.lastSnapshotAt = options.clock.now();
+  }
+
+  /** open loads the state and returns a writer over it. */
+  static async open(options: PoolWriterOptions): Promise<PoolWriter> {
+    const { pool, journal } = await options.load();
+    return new PoolWriter(pool, journal, options);
+  }
+
+  /** submit queues a command and resolves with its result once its events are durable. */
+  submit<C extends Command>(command: C): Promise<ResultOf<C>> {
+    if (this.closed) return Promise.reject(new WriterUnavailableError("the pool is shutting down"));
+    return new Promise<ResultOf<C>>((resolve, reject) => {
+      this.queue.push({ command, resolve: resolve as (r: unknown) => void, reject });
+      this.draining ??= this.drain().finally(() => {
+        this.draining = undefined;
+      });
+    });
+  }
+
+  /** subscribe registers a listener for durable events; returns the unsubscribe function. */
+  subscribe(listener: EventListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** currentPool is the domain object; read it only between batches (from a listener or a command). */
+  get currentPool(): Pool {
+    return this.pool;
+  }
+
+  get currentJournal(): Journal {
+    return this.journal;
+  }
+
+  /** close stops taking commands, finishes the queued ones and writes a final snapshot. */
+  async close(): Promise<void> {
+    this.closed = true;
+    while (this.draining !== undefined) await this.draining;
+    if (!this.broken && this.journal.recordsSinceSnapshot > 0) {
+      await this.journal.snapshot(this.pool.state);
+    }
+  }
+
+  private async drain(): Promise<void> {
+    const maxBatch = this.options.maxBatch ?? 512;
+    while (this.queue.length > 0) {
+      const batch = this.queue.splice(0, maxBatch);
+      if (this.broken && !(await this.recover(batch))) continue;
+      const now = this.options.clock.now();
+      const results: unknown[] = [];
+      const events: PoolEvent[] = [];
+      for (const p of batch) {
+        const out = this.pool.run(p.command, now);
+        results.push(out.result);
+        for (const e of out.events) events.push(e);
+      }
+      if (events.length > 0) {
+        try {
+          await this.journal.append(events);
+        } catch (error) {
+          // The state in memory now holds events that are not durable: throw
+          // it away and reload from the store before deciding anything else.
+          this.broken = true;
+          this.options.onError?.(error);
+          const failure = new WriterUnavailableError(`the pool store refused the write: ${(error as Error).message}`);
+          for (const p of batch) p.reject(failure);
+          continue;
+        }
+      }
+      batch.forEach((p, i) => p.resolve(results[i]));
+      if (events.length > 0) this.publish(events);
+      await this.maybeSnapshot(now);
+    }
+  }
+
+  private async recover(batch: Pending[]): Promise<boolean> {
+    try {
+      const { pool, journal } = await this.options.load();
+      this.pool = pool;
+      this.journal = journal;
+      this.broken = false;
+      return true;
+    } catch (error) {
+      this.options.onError?.(error);
+      const failure = new WriterUnavailableError(`the pool store is unavailable: ${(error as Error).message}`);
+      for (const p of batch) p.reject(failure);
+      return false;
+    }
+  }
+
+  private publish(events: PoolEvent[]): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(events);
+      } catch (error) {
+        this.options.onError?.(error);
+      }
+    }
+  }
+
+  private async maybeSnapshot(now: number): Promise<void> {
+    const { everyRecords, everySeconds } = this.options.snapshot;
+    const due =
+      this.journal.recordsSinceSnapshot >= everyRecords ||
+      (this.journal.recordsSinceSnapshot > 0 && now - this.lastSnapshotAt >= everySeconds * 1000);
+    if (!due) return;
+    try {
+      await this.journal.snapshot(this.pool.state);
+      this.lastSnapshotAt = now;
+      await this.journal.prune(now - this.options.retentionMs, 1000);
+    } catch (error) {
+      // A missed snapshot costs start-up time, not data: the journal holds it all.
+      this.options.onError?.(error);
+    }
+  }
+}
