@@ -90,9 +90,8 @@ export function parseRateLimitHeaders(
   const get = headerReader(headers);
   const unifiedStatus = parseRateLimitStatus(get(`${PREFIX}status`));
   const unifiedReset = epochSecondsToMs(get(`${PREFIX}reset`));
-  const claim = get(`${PREFIX}representative-claim`);
-  // An unrecognised claim names no window we can bind; fall back to the rejected readings.
-  const claimWindow = claim === undefined ? undefined : limitWindowFromName(claim);
+  // An unrecognised claim names no window we can bind; the rejected readings decide then.
+  const claimWindow = limitWindowFromName(get(`${PREFIX}representative-claim`));
   const claimed = claimWindow === "unknown" ? undefined : claimWindow;
 
   const byWindow = new Map<LimitWindow, RateLimitReading>();
@@ -110,7 +109,10 @@ export function parseRateLimitHeaders(
   const readings = [...byWindow.values()];
   const result: RateLimitHeaderResult = { readings };
 
-  const rejected = unifiedStatus === "rejected" || readings.some((reading) => reading.status === "rejected" && reading.window !== "overage");
+  // Overage "rejected" only means pay-as-you-go is off; it does not block the subscription.
+  const rejected =
+    unifiedStatus === "rejected" ||
+    readings.some((reading) => reading.status === "rejected" && reading.window !== "overage");
   if (status === 429 && rejected) {
     result.limit = limitFrom(readings, claimed, unifiedReset, get("retry-after"), options.now);
   } else if (status === 429) {

@@ -1,0 +1,53 @@
+import { type Client, type Interceptor, createClient } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { AuthPoolService } from "../../gen/authpool/v1/auth_pool_pb.js";
+
+/**
+ * The client entry point for gateways: `import { createAuthPoolClient } from
+ * "auth-pool"`. The generated messages and enums are re-exported so a
+ * gateway needs no second import path.
+ */
+export * from "../../gen/authpool/v1/auth_pool_pb.js";
+
+/** AuthPoolClient is the typed client of AuthPoolService. */
+export type AuthPoolClient = Client<typeof AuthPoolService>;
+
+/** AuthPoolClientOptions tune the transport. */
+export interface AuthPoolClientOptions {
+  /**
+   * "grpc" (default, HTTP/2), "connect" (HTTP/1.1 or HTTP/2, JSON-friendly)
+   * or "grpc-web".
+   */
+  protocol?: "grpc" | "connect" | "grpc-web";
+  /** Per-call deadline in ms for unary calls (default 5000). Streams have none. */
+  timeoutMs?: number;
+  /** Sent as `authorization: Bearer <token>` when set. */
+  token?: string;
+  /** HTTP version for the connect and grpc-web protocols (default "2"). */
+  httpVersion?: "1.1" | "2";
+}
+
+/**
+ * createAuthPoolClient returns a client for the pool at `url`
+ * (e.g. "http://127.0.0.1:50051").
+ */
+export function createAuthPoolClient(url: string, options: AuthPoolClientOptions = {}): AuthPoolClient {
+  const interceptors: Interceptor[] = [];
+  const { token } = options;
+  if (token !== undefined && token !== "") {
+    interceptors.push((next) => (req) => {
+      req.header.set("authorization", `Bearer ${token}`);
+      return next(req);
+    });
+  }
+  const timeoutMs = options.timeoutMs ?? 5000;
+  const common = { baseUrl: url, interceptors, defaultTimeoutMs: timeoutMs };
+  const httpVersion = options.httpVersion ?? "2";
+  const transport =
+    options.protocol === "connect"
+      ? createConnectTransport({ ...common, httpVersion })
+      : options.protocol === "grpc-web"
+        ? createGrpcWebTransport({ ...common, httpVersion })
+        : createGrpcTransport({ ...common });
+  return createClient(AuthPoolService, transport);
+}

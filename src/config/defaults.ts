@@ -1,0 +1,46 @@
+/**
+ * Every default the config module applies, in one place, so the example
+ * config, the docs and the resolver cannot drift apart.
+ */
+
+/** configDefaults holds the value used for each key the file leaves out. */
+export const configDefaults = deepFreeze({
+  /** Per-subscription maxSessions when neither it nor an alias is given. */
+  maxSessionsPerSubscription: 15,
+  /**
+   * fiveHourBudgetUsd = weeklyBudgetUsd / this. A local guess, used only
+   * until upstream utilization readings are known; the original design
+   * hard-coded $25 per window. A divisor, not a 0.1 factor, so round budgets
+   * give round results.
+   */
+  fiveHourBudgetDivisor: 10,
+  weeklyBudgetThreshold: 0.85,
+  /** lowPriorityThreshold = weeklyBudgetThreshold * this. */
+  lowPriorityShareOfThreshold: 0.9,
+  fallback: { enabled: true, provider: "anthropic-api" },
+  sessions: { activeMinutes: 5, staleMinutes: 60, sweepIntervalSeconds: 30 },
+  cooldown: { defaultMinutes: 60, timeZone: "UTC" },
+  health: { weights: { weekly: 40, fiveHour: 30, sessions: 15, burnRate: 10, idle: 5 } },
+  dedupeRetentionHours: 48,
+  limits: { maxClaudeOutputBytes: 1_048_576 },
+  rebalancing: { enabled: false, intervalSeconds: 300, costGapThreshold: 5, maxMovesPerCycle: 3 },
+  webhook: { timeoutMs: 5_000, maxAttempts: 3 },
+  notificationChannels: ["log"],
+  events: { retentionDays: 7 },
+  snapshot: { everyRecords: 1_000, everySeconds: 60 },
+  server: { host: "127.0.0.1", port: 50051 },
+  store: { uri: "sqlite://./data/authpool.sqlite" },
+} as const);
+
+/**
+ * deepFreeze freezes an object graph in place and returns it: a resolved
+ * config is shared by every component, so one of them mutating it would
+ * silently change the others' view.
+ */
+export function deepFreeze<T>(value: T): T {
+  if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}

@@ -1,0 +1,22 @@
+/**
+ * The config module: load a pool config file, apply environment overrides,
+ * and get a frozen, fully-defaulted PoolConfig or a ConfigError saying
+ * exactly which key is wrong.
+ */
+export { configDefaults } from "./defaults.js";
+export { applyEnv, defaultConfigPath, ENV_SOURCE } from "./env.js";
+export { ConfigError } from "./errors.js";
+export type { ConfigIssue } from "./errors.js";
+export { INLINE_SOURCE, loadConfigFile, parseConfig } from "./load.js";
+export { configAliases, SUBSCRIPTION_ID_PATTERN } from "./schema.js";
+export type {
+  HealthWeights,
+  LoadOptions,
+  NotificationChannel,
+  NotificationRule,
+  NotificationType,
+  PoolConfig,
+  SubscriptionConfig,
+  SubscriptionType,
+  WebhookConfig,
+} from "./types.js";

@@ -1,0 +1,289 @@
+/**
+ * Turns a schema-valid raw config into a PoolConfig: folds aliases into
+ * canonical keys, applies defaults, expands config dirs and checks the rules
+ * that span several keys. Problems are returned, not thrown, so the loader
+ * can report them all with the file name.
+ */
+import { configDefaults, deepFreeze } from "./defaults.js";
+import { describeFound, formatPath, type ConfigIssue, type ConfigPath } from "./errors.js";
+import { expandConfigDir } from "./paths.js";
+import type { RawConfig } from "./schema.js";
+import type { NotificationRule, PoolConfig, SubscriptionConfig, WebhookConfig } from "./types.js";
+
+/** ResolveResult is either a usable config or the problems that prevent one. */
+export type ResolveResult =
+  | { readonly ok: true; readonly config: PoolConfig }
+  | { readonly ok: false; readonly issues: readonly ConfigIssue[] };
+
+/** resolveConfig applies aliases, defaults and cross-key rules to a raw config. */
+export function resolveConfig(raw: RawConfig, source: string, homeDir: string): ResolveResult {
+  const issues: ConfigIssue[] = [];
+  const subscriptions = resolveSubscriptions(raw, homeDir, issues);
+
+  const weeklyBudgetThreshold = raw.weeklyBudgetThreshold ?? configDefaults.weeklyBudgetThreshold;
+  const lowPriorityThreshold =
+    raw.lowPriorityThreshold ??
+    weeklyBudgetThreshold * configDefaults.lowPriorityShareOfThreshold;
+  if (lowPriorityThreshold > weeklyBudgetThreshold) {
+    issues.push({
+      path: "lowPriorityThreshold",
+      expected: `expected a number <= weeklyBudgetThreshold (${weeklyBudgetThreshold}), got ${lowPriorityThreshold}`,
+    });
+  }
+
+  const fallback = {
+    enabled:
+      pickOne(issues, [["fallback", "enabled"], raw.fallback?.enabled], [
+        ["fallbackWhenExhausted"],
+        raw.fallbackWhenExhausted,
+      ]) ?? configDefaults.fallback.enabled,
+    provider:
+      pickOne(issues, [["fallback", "provider"], raw.fallback?.provider], [
+        ["fallbackProvider"],
+        raw.fallbackProvider,
+      ]) ?? configDefaults.fallback.provider,
+  };
+
+  const sessions = {
+    activeMinutes: raw.sessions?.activeMinutes ?? configDefaults.sessions.activeMinutes,
+    staleMinutes: raw.sessions?.staleMinutes ?? configDefaults.sessions.staleMinutes,
+    sweepIntervalSeconds:
+      raw.sessions?.sweepIntervalSeconds ?? configDefaults.sessions.sweepIntervalSeconds,
+  };
+  // A session cannot go stale before it stops counting as active; blame the
+  // key the user actually wrote.
+  if (sessions.activeMinutes > sessions.staleMinutes) {
+    issues.push(
+      raw.sessions?.staleMinutes !== undefined
+        ? {
+            path: "sessions.staleMinutes",
+            expected: `expected a number >= sessions.activeMinutes (${sessions.activeMinutes}), got ${sessions.staleMinutes}`,
+          }
+        : {
+            path: "sessions.activeMinutes",
+            expected: `expected a number <= sessions.staleMinutes (${sessions.staleMinutes}), got ${sessions.activeMinutes}`,
+          },
+    );
+  }
+
+  const rawWeights = raw.health?.weights;
+  const defaultWeights = configDefaults.health.weights;
+  const weights = {
+    weekly: rawWeights?.weekly ?? defaultWeights.weekly,
+    fiveHour: rawWeights?.fiveHour ?? defaultWeights.fiveHour,
+    sessions: rawWeights?.sessions ?? defaultWeights.sessions,
+    burnRate: rawWeights?.burnRate ?? defaultWeights.burnRate,
+    idle: rawWeights?.idle ?? defaultWeights.idle,
+  };
+  if (Object.values(weights).every((w) => w === 0)) {
+    issues.push({
+      path: "health.weights",
+      expected: "expected at least one weight > 0, got all weights 0",
+    });
+  }
+
+  const rebalancing = {
+    enabled: raw.rebalancing?.enabled ?? configDefaults.rebalancing.enabled,
+    intervalSeconds: raw.rebalancing?.intervalSeconds ?? configDefaults.rebalancing.intervalSeconds,
+    costGapThreshold:
+      raw.rebalancing?.costGapThreshold ?? configDefaults.rebalancing.costGapThreshold,
+    maxMovesPerCycle:
+      pickOne(issues, [["rebalancing", "maxMovesPerCycle"], raw.rebalancing?.maxMovesPerCycle], [
+        ["rebalancing", "maxClientsToMovePerCycle"],
+        raw.rebalancing?.maxClientsToMovePerCycle,
+      ]) ?? configDefaults.rebalancing.maxMovesPerCycle,
+  };
+
+  const notifications = resolveNotifications(raw, issues);
+
+  const config: PoolConfig = {
+    source,
+    subscriptions,
+    weeklyBudgetThreshold,
+    lowPriorityThreshold,
+    fallback,
+    sessions,
+    cooldown: {
+      defaultMinutes: raw.cooldown?.defaultMinutes ?? configDefaults.cooldown.defaultMinutes,
+      timeZone: raw.cooldown?.timeZone ?? configDefaults.cooldown.timeZone,
+    },
+    health: { weights },
+    dedupeRetentionHours: raw.dedupeRetentionHours ?? configDefaults.dedupeRetentionHours,
+    limits: {
+      maxClaudeOutputBytes:
+        raw.limits?.maxClaudeOutputBytes ?? configDefaults.limits.maxClaudeOutputBytes,
+    },
+    rebalancing,
+    notifications,
+    events: { retentionDays: raw.events?.retentionDays ?? configDefaults.events.retentionDays },
+    snapshot: {
+      everyRecords: raw.snapshot?.everyRecords ?? configDefaults.snapshot.everyRecords,
+      everySeconds: raw.snapshot?.everySeconds ?? configDefaults.snapshot.everySeconds,
+    },
+    server: {
+      host: raw.server?.host ?? configDefaults.server.host,
+      port: raw.server?.port ?? configDefaults.server.port,
+    },
+    store: { uri: raw.store?.uri ?? configDefaults.store.uri },
+  };
+  return issues.length > 0 ? { ok: false, issues } : { ok: true, config: deepFreeze(config) };
+}
+
+function resolveSubscriptions(
+  raw: RawConfig,
+  homeDir: string,
+  issues: ConfigIssue[],
+): SubscriptionConfig[] {
+  const defaultMaxSessions =
+    pickOne(issues, [["maxSessionsPerSubscription"], raw.maxSessionsPerSubscription], [
+      ["maxClientsPerSubscription"],
+      raw.maxClientsPerSubscription,
+    ]) ?? configDefaults.maxSessionsPerSubscription;
+  const defaultWeekly = raw.defaults?.weeklyBudgetUsd;
+  const firstWithId = new Map<string, number>();
+  const firstWithDir = new Map<string, number>();
+
+  return raw.subscriptions.map((sub, index): SubscriptionConfig => {
+    const at = (key: string): ConfigPath => ["subscriptions", index, key];
+
+    const weekly = pickOne(issues, [at("weeklyBudgetUsd"), sub.weeklyBudgetUsd], [
+      at("weeklyBudget"),
+      sub.weeklyBudget,
+    ]);
+    const weeklyBudgetUsd = weekly ?? defaultWeekly;
+    if (weeklyBudgetUsd === undefined) {
+      issues.push({
+        path: formatPath(at("weeklyBudgetUsd")),
+        expected:
+          "expected a number > 0 (required unless defaults.weeklyBudgetUsd is set), but it is missing",
+      });
+    }
+    const fiveHour = pickOne(
+      issues,
+      [at("fiveHourBudgetUsd"), sub.fiveHourBudgetUsd],
+      [at("fiveHourBudget"), sub.fiveHourBudget],
+      [at("expectedWindowCost"), sub.expectedWindowCost],
+    );
+    const maxSessions = pickOne(issues, [at("maxSessions"), sub.maxSessions], [
+      at("maxClientsPerSub"),
+      sub.maxClientsPerSub,
+    ]);
+
+    const previousId = firstWithId.get(sub.id);
+    if (previousId === undefined) firstWithId.set(sub.id, index);
+    else {
+      issues.push({
+        path: formatPath(at("id")),
+        expected: `expected a unique id, got ${describeFound([], sub.id)} which subscriptions[${previousId}].id already uses`,
+      });
+    }
+
+    // Two entries on one config dir would be one account booked twice.
+    const configDir = expandConfigDir(sub.configDir, homeDir);
+    const previousDir = firstWithDir.get(configDir);
+    if (previousDir === undefined) firstWithDir.set(configDir, index);
+    else {
+      issues.push({
+        path: formatPath(at("configDir")),
+        expected: `expected a config dir no other subscription uses, got ${describeFound([], configDir)} which subscriptions[${previousDir}].configDir already uses`,
+      });
+    }
+
+    // NaN only when the budget is missing, which is already reported above.
+    const budget = weeklyBudgetUsd ?? Number.NaN;
+    return {
+      id: sub.id,
+      email: sub.email ?? "",
+      type: sub.type,
+      configDir,
+      weeklyBudgetUsd: budget,
+      fiveHourBudgetUsd: fiveHour ?? budget / configDefaults.fiveHourBudgetDivisor,
+      maxSessions: maxSessions ?? defaultMaxSessions,
+    };
+  });
+}
+
+function resolveNotifications(raw: RawConfig, issues: ConfigIssue[]): PoolConfig["notifications"] {
+  const section = raw.notifications;
+  const url = pickOne(issues, [["notifications", "webhook", "url"], section?.webhook?.url], [
+    ["notifications", "webhookUrl"],
+    section?.webhookUrl,
+  ]);
+  const secret = pickOne(
+    issues,
+    [["notifications", "webhook", "secret"], section?.webhook?.secret],
+    [["notifications", "webhookSecret"], section?.webhookSecret],
+  );
+
+  let webhook: WebhookConfig | undefined;
+  if (url !== undefined) {
+    webhook = {
+      url,
+      ...(secret !== undefined ? { secret } : {}),
+      timeoutMs: section?.webhook?.timeoutMs ?? configDefaults.webhook.timeoutMs,
+      maxAttempts: section?.webhook?.maxAttempts ?? configDefaults.webhook.maxAttempts,
+    };
+  } else if (section?.webhook != null || secret !== undefined) {
+    // Webhook settings without a URL are a half-finished edit, not a choice.
+    issues.push({
+      path: "notifications.webhook.url",
+      expected: `expected an http:// or https:// URL, but it is missing`,
+    });
+  }
+
+  const rules = (section?.rules ?? []).map((rule, index): NotificationRule => {
+    const at = (key: string): string => formatPath(["notifications", "rules", index, key]);
+    const channels = rule.channels ?? [...configDefaults.notificationChannels];
+    const enabled = rule.enabled ?? true;
+    if (rule.type === "usage_threshold" && rule.threshold === undefined) {
+      issues.push({
+        path: at("threshold"),
+        expected: "expected a number in (0, 1] for a usage_threshold rule, but it is missing",
+      });
+    }
+    if (enabled && channels.includes("webhook") && url === undefined) {
+      issues.push({
+        path: at("channels"),
+        expected:
+          'expected notifications.webhook.url to be set for the "webhook" channel, but it is missing',
+      });
+    }
+    return {
+      type: rule.type,
+      ...(rule.threshold !== undefined ? { threshold: rule.threshold } : {}),
+      channels,
+      enabled,
+    };
+  });
+
+  return webhook !== undefined ? { rules, webhook } : { rules };
+}
+
+type Candidate<T> = readonly [ConfigPath, T | undefined];
+
+/**
+ * pickOne returns the first given value among a canonical key and its
+ * aliases. A second, different value is reported at the later key's path
+ * (the alias), naming both keys.
+ */
+function pickOne<T>(issues: ConfigIssue[], ...candidates: Candidate<T>[]): T | undefined {
+  let chosen: Candidate<T> | undefined;
+  for (const candidate of candidates) {
+    const [path, value] = candidate;
+    if (value === undefined) continue;
+    if (chosen === undefined) {
+      chosen = candidate;
+      continue;
+    }
+    if (!Object.is(value, chosen[1])) {
+      const [chosenPath, chosenValue] = chosen;
+      issues.push({
+        path: formatPath(path),
+        expected:
+          `expected only one of ${formatPath(chosenPath)} and ${formatPath(path)} (aliases), ` +
+          `got both: ${describeFound(chosenPath, chosenValue)} and ${describeFound(path, value)}`,
+      });
+    }
+  }
+  return chosen?.[1];
+}

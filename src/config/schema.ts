@@ -1,0 +1,195 @@
+/**
+ * The config file as written: every key optional that has a default, alias
+ * keys from the original design accepted next to the canonical ones, and
+ * every object strict so a typo is an error instead of a silently ignored
+ * key. Defaults, aliases and cross-field rules are applied in resolve.ts;
+ * this schema checks only what one value can say about itself.
+ *
+ * Error texts are phrases completing "expected ...": the loader appends what
+ * was actually found.
+ */
+import { z } from "zod";
+import { configDirProblem } from "./paths.js";
+
+/** SUBSCRIPTION_ID_PATTERN is what a subscription id must match. */
+export const SUBSCRIPTION_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/**
+ * configAliases maps each accepted alias (the original design's key names)
+ * to its canonical key. `[]` stands for any subscription index. Giving both
+ * with different values is an error.
+ */
+export const configAliases: Readonly<Record<string, string>> = Object.freeze({
+  "subscriptions[].weeklyBudget": "subscriptions[].weeklyBudgetUsd",
+  "subscriptions[].maxClientsPerSub": "subscriptions[].maxSessions",
+  "subscriptions[].fiveHourBudget": "subscriptions[].fiveHourBudgetUsd",
+  "subscriptions[].expectedWindowCost": "subscriptions[].fiveHourBudgetUsd",
+  maxClientsPerSubscription: "maxSessionsPerSubscription",
+  fallbackWhenExhausted: "fallback.enabled",
+  fallbackProvider: "fallback.provider",
+  "rebalancing.maxClientsToMovePerCycle": "rebalancing.maxMovesPerCycle",
+  "notifications.webhookUrl": "notifications.webhook.url",
+  "notifications.webhookSecret": "notifications.webhook.secret",
+});
+
+const FRACTION = "a number in (0, 1]";
+const POSITIVE = "a number > 0";
+const NON_NEGATIVE = "a number >= 0";
+const COUNT = "an integer >= 1";
+const TEXT = "a non-empty string";
+const ID =
+  "an id of 1-64 letters, digits, '.', '_' or '-' starting with a letter or digit";
+const PORT = "an integer port 0-65535";
+const HTTP_URL = "an http:// or https:// URL";
+const TIME_ZONE = 'an IANA time zone such as "UTC" or "Europe/Berlin"';
+
+const fraction = () =>
+  z.number({ error: FRACTION }).gt(0, { error: FRACTION }).lte(1, { error: FRACTION });
+const positive = () => z.number({ error: POSITIVE }).gt(0, { error: POSITIVE });
+const nonNegative = () => z.number({ error: NON_NEGATIVE }).min(0, { error: NON_NEGATIVE });
+const count = () => z.int({ error: COUNT }).min(1, { error: COUNT });
+const text = () => z.string({ error: TEXT }).min(1, { error: TEXT });
+const flag = () => z.boolean({ error: "true or false" });
+const port = () => z.int({ error: PORT }).min(0, { error: PORT }).max(65535, { error: PORT });
+const httpUrl = () => z.string({ error: HTTP_URL }).refine(isHttpUrl, { error: HTTP_URL });
+const timeZone = () => z.string({ error: TIME_ZONE }).refine(isTimeZone, { error: TIME_ZONE });
+
+// A YAML section with every line commented out parses as null; treat that as
+// "not given" rather than making users delete the heading.
+const section = <Shape extends z.core.$ZodLooseShape>(shape: Shape) =>
+  z.strictObject(shape, { error: "an object" }).nullish();
+
+const configDir = () =>
+  z.string({ error: "a directory path" }).superRefine((value, ctx) => {
+    const problem = configDirProblem(value);
+    if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
+  });
+
+const subscriptionSchema = z.strictObject(
+  {
+    id: z.string({ error: ID }).regex(SUBSCRIPTION_ID_PATTERN, { error: ID }),
+    email: z.string({ error: "a string" }).optional(),
+    type: z.enum(["claude-pro", "claude-max", "api"], {
+      error: 'one of "claude-pro", "claude-max", "api"',
+    }),
+    configDir: configDir(),
+    weeklyBudgetUsd: positive().optional(),
+    weeklyBudget: positive().optional(),
+    fiveHourBudgetUsd: positive().optional(),
+    fiveHourBudget: positive().optional(),
+    expectedWindowCost: positive().optional(),
+    maxSessions: count().optional(),
+    maxClientsPerSub: count().optional(),
+  },
+  { error: "a subscription object" },
+);
+
+const NOTIFICATION_TYPES = [
+  "usage_threshold",
+  "failover",
+  "rotation",
+  "limit_reached",
+  "status_changed",
+  "rebalance_completed",
+  "session",
+] as const;
+
+const ruleSchema = z.strictObject(
+  {
+    type: z.enum(NOTIFICATION_TYPES, {
+      error: `one of ${NOTIFICATION_TYPES.map((t) => `"${t}"`).join(", ")}`,
+    }),
+    threshold: fraction().optional(),
+    channels: z
+      .array(z.enum(["webhook", "log"], { error: '"webhook" or "log"' }), {
+        error: "a list of channels",
+      })
+      .min(1, { error: "a non-empty list of channels" })
+      .optional(),
+    enabled: flag().optional(),
+  },
+  { error: "a notification rule object" },
+);
+
+/** rawConfigSchema validates a config file's content before defaults and aliases. */
+export const rawConfigSchema = z.strictObject(
+  {
+    subscriptions: z
+      .array(subscriptionSchema, { error: "a list of subscriptions" })
+      .min(1, { error: "at least one subscription" }),
+    defaults: section({ weeklyBudgetUsd: positive().optional() }),
+    maxSessionsPerSubscription: count().optional(),
+    maxClientsPerSubscription: count().optional(),
+    weeklyBudgetThreshold: fraction().optional(),
+    lowPriorityThreshold: fraction().optional(),
+    fallback: section({ enabled: flag().optional(), provider: text().optional() }),
+    fallbackWhenExhausted: flag().optional(),
+    fallbackProvider: text().optional(),
+    sessions: section({
+      activeMinutes: count().optional(),
+      staleMinutes: count().optional(),
+      sweepIntervalSeconds: count().optional(),
+    }),
+    cooldown: section({ defaultMinutes: count().optional(), timeZone: timeZone().optional() }),
+    health: section({
+      weights: section({
+        weekly: nonNegative().optional(),
+        fiveHour: nonNegative().optional(),
+        sessions: nonNegative().optional(),
+        burnRate: nonNegative().optional(),
+        idle: nonNegative().optional(),
+      }),
+    }),
+    dedupeRetentionHours: positive().optional(),
+    limits: section({ maxClaudeOutputBytes: count().optional() }),
+    rebalancing: section({
+      enabled: flag().optional(),
+      intervalSeconds: count().optional(),
+      costGapThreshold: nonNegative().optional(),
+      maxMovesPerCycle: count().optional(),
+      maxClientsToMovePerCycle: count().optional(),
+    }),
+    notifications: section({
+      rules: z.array(ruleSchema, { error: "a list of rules" }).nullish(),
+      webhook: section({
+        url: httpUrl().optional(),
+        secret: text().optional(),
+        timeoutMs: count().optional(),
+        maxAttempts: count().optional(),
+      }),
+      webhookUrl: httpUrl().optional(),
+      webhookSecret: text().optional(),
+    }),
+    events: section({ retentionDays: count().optional() }),
+    snapshot: section({ everyRecords: count().optional(), everySeconds: count().optional() }),
+    server: section({ host: text().optional(), port: port().optional() }),
+    store: section({ uri: text().optional() }),
+  },
+  { error: "an object of config keys" },
+);
+
+/** RawConfig is a config file's content once rawConfigSchema accepted it. */
+export type RawConfig = z.infer<typeof rawConfigSchema>;
+
+/** isPort says whether a number is a usable TCP port (0 asks the OS for one). */
+export function isPort(value: number): boolean {
+  return Number.isInteger(value) && value >= 0 && value <= 65535;
+}
+
+function isHttpUrl(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return (url.protocol === "http:" || url.protocol === "https:") && url.host !== "";
+  } catch {
+    return false;
+  }
+}
+
+function isTimeZone(value: string): boolean {
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: value });
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * The resolved pool configuration: every default applied, every alias folded
+ * into its canonical key, every path absolute. Code outside src/config reads
+ * only these types, never the raw file shape.
+ */
+
+/** SubscriptionType says how a subscription is billed upstream. */
+export type SubscriptionType = "claude-pro" | "claude-max" | "api";
+
+/** SubscriptionConfig is one pooled subscription (one CLAUDE_CONFIG_DIR). */
+export interface SubscriptionConfig {
+  readonly id: string;
+  /** "" when the file gave none. */
+  readonly email: string;
+  readonly type: SubscriptionType;
+  /** Absolute and normalised; a leading `~` is already expanded. */
+  readonly configDir: string;
+  readonly weeklyBudgetUsd: number;
+  /**
+   * Expected cost of one full 5-hour window. Defaults to weeklyBudgetUsd / 10:
+   * a local guess used only until upstream utilization readings are known
+   * (the original design hard-coded $25).
+   */
+  readonly fiveHourBudgetUsd: number;
+  readonly maxSessions: number;
+}
+
+/** NotificationType is the event a notification rule fires on. */
+export type NotificationType =
+  | "usage_threshold"
+  | "failover"
+  | "rotation"
+  | "limit_reached"
+  | "status_changed"
+  | "rebalance_completed"
+  | "session";
+
+/** NotificationChannel is where a notification is delivered. */
+export type NotificationChannel = "webhook" | "log";
+
+/** NotificationRule routes one kind of event to channels. */
+export interface NotificationRule {
+  readonly type: NotificationType;
+  /** 0-1 fraction of the weekly budget; present (required) for usage_threshold. */
+  readonly threshold?: number;
+  readonly channels: readonly NotificationChannel[];
+  readonly enabled: boolean;
+}
+
+/** WebhookConfig is the single outbound webhook endpoint. */
+export interface WebhookConfig {
+  readonly url: string;
+  /** Shared secret used to sign deliveries; absent means unsigned. */
+  readonly secret?: string;
+  readonly timeoutMs: number;
+  readonly maxAttempts: number;
+}
+
+/** HealthWeights are the relative weights of the health score's parts. */
+export interface HealthWeights {
+  readonly weekly: number;
+  readonly fiveHour: number;
+  readonly sessions: number;
+  readonly burnRate: number;
+  readonly idle: number;
+}
+
+/** PoolConfig is the whole resolved configuration (deeply frozen). */
+export interface PoolConfig {
+  /** The file the config came from, or "<inline>". */
+  readonly source: string;
+  readonly subscriptions: readonly SubscriptionConfig[];
+  /** (0, 1]: share of the weekly budget after which a subscription stops taking new work. */
+  readonly weeklyBudgetThreshold: number;
+  /** (0, 1], <= weeklyBudgetThreshold: share after which only high-priority work is placed. */
+  readonly lowPriorityThreshold: number;
+  readonly fallback: { readonly enabled: boolean; readonly provider: string };
+  readonly sessions: {
+    readonly activeMinutes: number;
+    readonly staleMinutes: number;
+    readonly sweepIntervalSeconds: number;
+  };
+  readonly cooldown: { readonly defaultMinutes: number; readonly timeZone: string };
+  readonly health: { readonly weights: HealthWeights };
+  readonly dedupeRetentionHours: number;
+  readonly limits: { readonly maxClaudeOutputBytes: number };
+  readonly rebalancing: {
+    readonly enabled: boolean;
+    readonly intervalSeconds: number;
+    readonly costGapThreshold: number;
+    readonly maxMovesPerCycle: number;
+  };
+  readonly notifications: {
+    readonly rules: readonly NotificationRule[];
+    readonly webhook?: WebhookConfig;
+  };
+  readonly events: { readonly retentionDays: number };
+  readonly snapshot: { readonly everyRecords: number; readonly everySeconds: number };
+  readonly server: { readonly host: string; readonly port: number };
+  readonly store: { readonly uri: string };
+}
+
+/** LoadOptions tune how a config is resolved. */
+export interface LoadOptions {
+  /** Directory `~` expands to; defaults to os.homedir(). */
+  readonly homeDir?: string;
+}

@@ -1,0 +1,164 @@
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import type { AuthPoolService, ReportUsageRequest } from "../../gen/authpool/v1/auth_pool_pb.js";
+import type { Clock, PoolSettings, Rejection, ReportResult, SubscriptionView, UsageReport } from "../domain/index.js";
+import { parseClaudeOutput } from "../domain/claude-output.js";
+import type { PoolWriter } from "../runtime/pool-writer.js";
+import { exclusionsToProto, priorityFromProto, sessionToProto, subscriptionToProto, windowToProto } from "./to-proto.js";
+import { usageFromProto } from "./usage-from-proto.js";
+import { check, invalidArgument, optionalIdSchema, sessionIdSchema } from "./validate.js";
+
+/** AuthPoolServiceOptions are the service's dependencies, injected so tests control them. */
+export interface AuthPoolServiceOptions {
+  writer: PoolWriter;
+  settings: PoolSettings;
+  clock: Clock;
+  /** Reset times in limit texts without a zone are read in this zone. */
+  timeZone: string;
+  maxClaudeOutputBytes: number;
+  /** Non-fatal problems per subscription (e.g. a missing config dir). */
+  warnings: (subscriptionId: string) => readonly string[];
+  newSessionId: () => string;
+}
+
+/**
+ * createAuthPoolService returns the RPC handlers: validate, submit a command
+ * to the one writer, map the result. No decision is made here.
+ */
+export function createAuthPoolService(
+  options: AuthPoolServiceOptions,
+): Partial<ServiceImpl<typeof AuthPoolService>> {
+  const { writer, settings } = options;
+  const render = (v: SubscriptionView) => subscriptionToProto(v, settings, options.warnings(v.cfg.id));
+
+  return {
+    async allocate(req) {
+      const sessionId = check(optionalIdSchema, req.sessionId, "session_id") || options.newSessionId();
+      if (req.estimatedTokens < 0n) throw invalidArgument("estimated_tokens", "must be >= 0");
+      if (req.model.length > 128) throw invalidArgument("model", "must be at most 128 characters");
+      const result = orThrow(
+        await writer.submit({
+          kind: "allocate",
+          sessionId,
+          priority: priorityFromProto(req.priority),
+          model: req.model,
+          estimatedTokens: Number(req.estimatedTokens),
+        }),
+      );
+      if (result.kind === "fallback") {
+        return {
+          sessionId,
+          outcome: {
+            case: "fallback",
+            value: { provider: result.provider, reason: result.reason, exclusions: exclusionsToProto(result.exclusions) },
+          },
+        };
+      }
+      return {
+        sessionId,
+        outcome: {
+          case: "subscription",
+          value: {
+            subscriptionId: result.view.cfg.id,
+            configDir: result.view.cfg.configDir,
+            healthScore: result.view.health.score,
+            weeklyPercentUsed: Math.round(result.view.weeklyFraction * 10_000) / 100,
+            fiveHourPercentUsed: Math.round(result.view.fiveHourFraction * 10_000) / 100,
+            resumed: result.resumed,
+            rotatedFrom: result.rotatedFrom ?? "",
+          },
+        },
+      };
+    },
+
+    async reportUsage(req) {
+      const sessionId = check(sessionIdSchema, req.sessionId, "session_id");
+      const requestId = check(optionalIdSchema, req.requestId, "request_id");
+      const report = toReport(req.source, options);
+      const result: ReportResult = orThrow(await writer.submit({ kind: "report", sessionId, requestId, report }));
+      return {
+        duplicate: result.duplicate,
+        countedCostUsd: result.countedCostUsd,
+        subscription: render(result.view),
+        limit:
+          result.limit === undefined
+            ? undefined
+            : {
+                window: windowToProto[result.limit.window],
+                resetsAt: timestampFromMs(result.limit.resetsAt),
+                estimated: result.limit.estimated,
+                message: result.limit.message,
+              },
+      };
+    },
+
+    async release(req) {
+      const sessionId = check(sessionIdSchema, req.sessionId, "session_id");
+      const result = await writer.submit({ kind: "release", sessionId });
+      return { released: result.released, subscriptionId: result.subscriptionId };
+    },
+
+    async getPoolStatus(req) {
+      const result = await writer.submit({ kind: "status" });
+      const pool = writer.currentPool;
+      const sessions = req.includeSessions
+        ? [...pool.state.sessions.values()].map((s) => sessionToProto(s, result.now, settings))
+        : [];
+      const eligible = result.views.filter((v) => v.status === "available" || v.status === "approaching").length;
+      return {
+        now: timestampFromMs(result.now),
+        subscriptions: result.views.map(render),
+        sessions,
+        fallbackEnabled: settings.fallback.enabled,
+        fallbackProvider: settings.fallback.provider,
+        totalSessions: pool.state.sessions.size,
+        eligibleSubscriptions: eligible,
+      };
+    },
+
+    async setPaused(req) {
+      const subscriptionId = check(sessionIdSchema, req.subscriptionId, "subscription_id");
+      const result = orThrow(await writer.submit({ kind: "set_paused", subscriptionId, paused: req.paused }));
+      return { subscription: render(result.view) };
+    },
+  };
+}
+
+function toReport(
+  source: ReportUsageRequest["source"],
+  options: AuthPoolServiceOptions,
+): UsageReport {
+  switch (source.case) {
+    case "usage":
+      return usageFromProto(source.value);
+    case "claudeOutput": {
+      const bytes = Buffer.byteLength(source.value, "utf8");
+      if (bytes > options.maxClaudeOutputBytes) {
+        throw invalidArgument(
+          "claude_output",
+          `is ${bytes} bytes, over the ${options.maxClaudeOutputBytes}-byte limit (send the result object, e.g. the last line of stream-json)`,
+        );
+      }
+      const parsed = parseClaudeOutput(source.value, { now: options.clock.now(), defaultTimeZone: options.timeZone });
+      if (!parsed.ok) throw invalidArgument("claude_output", parsed.reason);
+      return parsed.report;
+    }
+    default:
+      throw invalidArgument("source", "one of usage or claude_output is required");
+  }
+}
+
+/** orThrow maps a domain rejection to its status code; anything else passes through. */
+function orThrow<T>(result: T | Rejection): T {
+  if (typeof result === "object" && result !== null && (result as Rejection).kind === "rejected") {
+    const r = result as Rejection;
+    throw new ConnectError(r.message, rejectionCodes[r.code]);
+  }
+  return result as T;
+}
+
+const rejectionCodes: Record<Rejection["code"], Code> = {
+  not_found: Code.NotFound,
+  resource_exhausted: Code.ResourceExhausted,
+  failed_precondition: Code.FailedPrecondition,
+};

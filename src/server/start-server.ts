@@ -1,0 +1,148 @@
+import { randomUUID } from "node:crypto";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { AuthPoolService, file_authpool_v1_auth_pool } from "../../gen/authpool/v1/auth_pool_pb.js";
+import { file_grpc_health_v1_health } from "../../gen/grpc/health/v1/health_pb.js";
+import type { PoolConfig } from "../config/index.js";
+import { type Clock, Pool, systemClock, DAY_MS } from "../domain/index.js";
+import { type Logger, silentLogger } from "../runtime/logger.js";
+import { PoolWriter, WriterUnavailableError } from "../runtime/pool-writer.js";
+import { Scheduler } from "../runtime/scheduler.js";
+import { Journal, type KvStore, openStore } from "../store/index.js";
+import { createAuthPoolService } from "./auth-pool-service.js";
+import { configDirWarnings } from "./config-dir-warnings.js";
+import { registerHealth } from "./health.js";
+import { type Listener, listen } from "./listener.js";
+import { registerReflection } from "./reflection.js";
+
+/** AuthPoolServerOptions: what a server needs; everything but config has a default. */
+export interface AuthPoolServerOptions {
+  config: PoolConfig;
+  clock?: Clock;
+  /** An open store; by default config.store.uri is opened (and closed on close()). */
+  store?: KvStore;
+  logger?: Logger;
+  /** Real-time poll of the scheduler in ms (default 1000); 0 disables it (tests call runJobs()). */
+  schedulerPollMs?: number;
+}
+
+/** AuthPoolServer is a running pool: its URL, its writer, and a graceful close. */
+export interface AuthPoolServer {
+  url: string;
+  port: number;
+  host: string;
+  writer: PoolWriter;
+  /** runJobs runs the background jobs the clock says are due (sweep, rebalance). */
+  runJobs(): Promise<void>;
+  /** close stops accepting calls, finishes in-flight ones, writes a snapshot, closes the store. */
+  close(): Promise<void>;
+}
+
+// gRPC's customary default; a claude_output larger than its own limit is
+// refused with a message that names the field rather than a transport error.
+const READ_MAX_BYTES = 4 * 1024 * 1024;
+
+/** startAuthPoolServer opens the store, loads the pool and serves it on config.server. */
+export async function startAuthPoolServer(options: AuthPoolServerOptions): Promise<AuthPoolServer> {
+  const { config } = options;
+  const clock = options.clock ?? systemClock;
+  const logger = options.logger ?? silentLogger;
+  const ownsStore = options.store === undefined;
+  const store = options.store ?? (await openStore(config.store.uri));
+  const ids = config.subscriptions.map((s) => s.id);
+
+  let writer: PoolWriter;
+  try {
+    writer = await PoolWriter.open({
+      clock,
+      load: async () => {
+        const { journal, state, replayed } = await Journal.open(store, ids);
+        logger.info("pool loaded", { store: store.description, sessions: state.sessions.size, replayedRecords: replayed });
+        return { pool: new Pool(state, config), journal };
+      },
+      snapshot: config.snapshot,
+      retentionMs: config.events.retentionDays * DAY_MS,
+      onError: (error) => logger.error("pool writer", { error: String(error) }),
+    });
+  } catch (error) {
+    if (ownsStore) await store.close();
+    throw error;
+  }
+
+  const warnings = configDirWarnings(config.subscriptions);
+  for (const [id, list] of warnings) for (const w of list) logger.warn("subscription", { subscription: id, warning: w });
+
+  let serving = true;
+  const handler = connectNodeAdapter({
+    readMaxBytes: READ_MAX_BYTES,
+    interceptors: [storeErrors],
+    routes(router) {
+      router.service(
+        AuthPoolService,
+        createAuthPoolService({
+          writer,
+          settings: config,
+          clock,
+          timeZone: config.cooldown.timeZone,
+          maxClaudeOutputBytes: config.limits.maxClaudeOutputBytes,
+          warnings: (id) => warnings.get(id) ?? [],
+          newSessionId: randomUUID,
+        }),
+      );
+      registerHealth(router, () => serving);
+      registerReflection(router, [file_authpool_v1_auth_pool, file_grpc_health_v1_health]);
+    },
+  });
+
+  let listener: Listener;
+  try {
+    listener = await listen(handler, config.server);
+  } catch (error) {
+    await writer.close();
+    if (ownsStore) await store.close();
+    throw error;
+  }
+
+  const scheduler = new Scheduler(
+    clock,
+    [
+      {
+        name: "sweep",
+        everyMs: config.sessions.sweepIntervalSeconds * 1000,
+        run: () => writer.submit({ kind: "sweep" }),
+      },
+    ],
+    (job, error) => logger.error("job failed", { job, error: String(error) }),
+  );
+  const poll = options.schedulerPollMs ?? 1000;
+  if (poll > 0) scheduler.start(poll);
+
+  let closing: Promise<void> | undefined;
+  return {
+    url: listener.url,
+    port: listener.port,
+    host: listener.host,
+    writer,
+    runJobs: () => scheduler.runDue(),
+    close() {
+      closing ??= (async () => {
+        serving = false;
+        scheduler.stop();
+        await listener.close();
+        await writer.close();
+        if (ownsStore) await store.close();
+      })();
+      return closing;
+    },
+  };
+}
+
+/** storeErrors maps a refused store write to UNAVAILABLE: the call had no effect and may be retried. */
+const storeErrors: Interceptor = (next) => async (req) => {
+  try {
+    return await next(req);
+  } catch (error) {
+    if (error instanceof WriterUnavailableError) throw new ConnectError(error.message, Code.Unavailable);
+    throw error;
+  }
+};

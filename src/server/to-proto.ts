@@ -1,0 +1,186 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import {
+  ExclusionReason,
+  LimitWindow,
+  Priority,
+  type SessionSchema,
+  SessionState,
+  SubscriptionState,
+  type SubscriptionStatusSchema,
+  SubscriptionType,
+} from "../../gen/authpool/v1/auth_pool_pb.js";
+import type {
+  Exclusion,
+  LimitWindow as DomainWindow,
+  PoolSettings,
+  Priority as DomainPriority,
+  SessionState as DomainSession,
+  SubscriptionStatusName,
+  SubscriptionView,
+} from "../domain/index.js";
+import { sessionActivity } from "../domain/index.js";
+
+/**
+ * Mapping from domain values to protobuf init shapes: the one place that
+ * knows both vocabularies.
+ */
+
+export const windowToProto: Record<DomainWindow, LimitWindow> = {
+  unknown: LimitWindow.UNSPECIFIED,
+  five_hour: LimitWindow.FIVE_HOUR,
+  seven_day: LimitWindow.SEVEN_DAY,
+  seven_day_opus: LimitWindow.SEVEN_DAY_OPUS,
+  seven_day_sonnet: LimitWindow.SEVEN_DAY_SONNET,
+  overage: LimitWindow.OVERAGE,
+};
+
+export const statusToProto: Record<SubscriptionStatusName, SubscriptionState> = {
+  available: SubscriptionState.AVAILABLE,
+  approaching: SubscriptionState.APPROACHING,
+  limited: SubscriptionState.LIMITED,
+  cooldown: SubscriptionState.COOLDOWN,
+  paused: SubscriptionState.PAUSED,
+};
+
+const exclusionToProto: Record<Exclusion["reason"], ExclusionReason> = {
+  paused: ExclusionReason.PAUSED,
+  cooldown: ExclusionReason.COOLDOWN,
+  model_limit: ExclusionReason.MODEL_LIMIT,
+  weekly_threshold: ExclusionReason.WEEKLY_THRESHOLD,
+  five_hour_exhausted: ExclusionReason.FIVE_HOUR_EXHAUSTED,
+  sessions_full: ExclusionReason.SESSIONS_FULL,
+};
+
+const typeToProto = {
+  "claude-pro": SubscriptionType.CLAUDE_PRO,
+  "claude-max": SubscriptionType.CLAUDE_MAX,
+  api: SubscriptionType.API,
+} as const;
+
+export const priorityToProto: Record<DomainPriority, Priority> = {
+  low: Priority.LOW,
+  normal: Priority.NORMAL,
+  high: Priority.HIGH,
+};
+
+/** priorityFromProto: UNSPECIFIED (and values from a newer client) mean normal. */
+export function priorityFromProto(p: Priority): DomainPriority {
+  if (p === Priority.LOW) return "low";
+  if (p === Priority.HIGH) return "high";
+  return "normal";
+}
+
+export function exclusionsToProto(exclusions: readonly Exclusion[]) {
+  return exclusions.map((e) => ({
+    subscriptionId: e.subscriptionId,
+    reason: exclusionToProto[e.reason],
+    detail: e.detail,
+  }));
+}
+
+function pct(fraction: number): number {
+  return round(fraction * 100, 2);
+}
+
+function round(n: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}
+
+/** subscriptionToProto renders a view for status, grants and report replies. */
+export function subscriptionToProto(
+  v: SubscriptionView,
+  settings: PoolSettings,
+  warnings: readonly string[],
+): MessageInitShape<typeof SubscriptionStatusSchema> {
+  const budgetFraction = v.window === undefined ? 0 : v.windowCostUsd / v.cfg.fiveHourBudgetUsd;
+  const five = v.upstream.find((u) => u.window === "five_hour");
+  return {
+    id: v.cfg.id,
+    email: v.cfg.email,
+    type: typeToProto[v.cfg.type],
+    configDir: v.cfg.configDir,
+    status: statusToProto[v.status],
+    healthScore: v.health.score,
+    healthBreakdown: v.health.components.map((c) => ({
+      name: c.name,
+      points: c.points,
+      maxPoints: c.maxPoints,
+      value: c.value,
+      detail: c.detail,
+    })),
+    weeklyUsedUsd: round(v.weeklyUsedUsd, 6),
+    weeklyBudgetUsd: v.cfg.weeklyBudgetUsd,
+    weeklyPercentUsed: pct(v.weeklyFraction),
+    weeklyThreshold: settings.weeklyBudgetThreshold,
+    fiveHourWindow:
+      v.window === undefined
+        ? undefined
+        : {
+            start: timestampFromMs(v.window.start),
+            end: timestampFromMs(v.window.end),
+            costUsd: round(v.windowCostUsd, 6),
+            percentUsed: pct(five !== undefined ? v.fiveHourFraction : budgetFraction),
+            estimated: v.window.estimated,
+          },
+    burnRateUsdPerHour: round(v.burnRateUsdPerHour, 6),
+    sessionCount: v.sessionCount,
+    maxSessions: v.cfg.maxSessions,
+    activeSessions: v.activeSessions,
+    idleSessions: v.idleSessions,
+    cooldownUntil: v.cooldown === undefined ? undefined : timestampFromMs(v.cooldown.until),
+    cooldown:
+      v.cooldown === undefined
+        ? undefined
+        : {
+            until: timestampFromMs(v.cooldown.until),
+            since: timestampFromMs(v.cooldown.since),
+            window: windowToProto[v.cooldown.window],
+            estimated: v.cooldown.estimated,
+            reason: v.cooldown.reason,
+            modelScope: v.cooldown.modelScope ?? "",
+          },
+    warnings: [
+      ...warnings,
+      ...v.scopedCooldowns.map(
+        (c) => `${c.modelScope ?? ""} limit until ${new Date(c.until).toISOString()}${c.estimated ? " (estimated)" : ""}`,
+      ),
+    ],
+    lastUsedAt: v.state.lastUsedAt === undefined ? undefined : timestampFromMs(v.state.lastUsedAt),
+    upstream: v.upstream.map((u) => ({
+      window: windowToProto[u.window],
+      utilization: u.observation.utilization,
+      resetsAt: u.observation.resetsAt === undefined ? undefined : timestampFromMs(u.observation.resetsAt),
+      observedAt: timestampFromMs(u.observation.observedAt),
+    })),
+    hoursToExhaustion: v.hoursToExhaustion === undefined ? 0 : round(v.hoursToExhaustion, 2),
+  };
+}
+
+/** sessionToProto renders one session for status. */
+export function sessionToProto(
+  s: DomainSession,
+  now: number,
+  settings: PoolSettings,
+): MessageInitShape<typeof SessionSchema> {
+  const activity = sessionActivity(s, now, settings);
+  return {
+    sessionId: s.id,
+    subscriptionId: s.subscriptionId,
+    state:
+      activity === "active" ? SessionState.ACTIVE : activity === "idle" ? SessionState.IDLE : SessionState.STALE,
+    allocatedAt: timestampFromMs(s.allocatedAt),
+    lastActivityAt: timestampFromMs(s.lastActivityAt),
+    costUsd: round(s.costUsd, 6),
+    inputTokens: BigInt(s.tokens.inputTokens),
+    outputTokens: BigInt(s.tokens.outputTokens),
+    cacheCreationInputTokens: BigInt(s.tokens.cacheCreationInputTokens),
+    cacheReadInputTokens: BigInt(s.tokens.cacheReadInputTokens),
+    requests: s.requests,
+    priority: priorityToProto[s.priority],
+    model: s.model,
+    estimatedTokens: BigInt(s.estimatedTokens),
+    rotatedFrom: s.rotatedFrom ?? "",
+  };
+}

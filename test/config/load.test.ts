@@ -1,0 +1,516 @@
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  applyEnv,
+  ConfigError,
+  configDefaults,
+  defaultConfigPath,
+  loadConfigFile,
+  parseConfig,
+  type PoolConfig,
+} from "../../src/config/index.js";
+
+const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
+const homeDir = "/home/pooluser";
+
+// The original design's example, verbatim: it must keep loading unchanged.
+const legacyJson =
+  '{"subscriptions":[{"id":"sub1","email":"user1@example.com","type":"claude-pro","configDir":"~/.claude-sub1","weeklyBudget":456,"maxClientsPerSub":15},{"id":"sub2","email":"user2@example.com","type":"claude-pro","configDir":"~/.claude-sub2","weeklyBudget":456,"maxClientsPerSub":15},{"id":"sub3","email":"user3@example.com","type":"claude-pro","configDir":"~/.claude-sub3","weeklyBudget":456,"maxClientsPerSub":15}],"maxClientsPerSubscription":15,"weeklyBudgetThreshold":0.85,"fallbackWhenExhausted":true,"rebalancing":{"enabled":true,"intervalSeconds":300,"costGapThreshold":5.0,"maxClientsToMovePerCycle":3},"notifications":{"rules":[{"type":"usage_threshold","threshold":0.8,"channels":["webhook","log"],"enabled":true},{"type":"usage_threshold","threshold":0.9,"channels":["webhook","log"],"enabled":true},{"type":"failover","channels":["webhook"],"enabled":true},{"type":"rotation","channels":["log"],"enabled":true}],"webhookUrl":"https://your-webhook-endpoint.com/notify"}}';
+
+let tmp: string;
+beforeAll(async () => {
+  tmp = await mkdtemp(path.join(os.tmpdir(), "authpool-config-"));
+});
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+async function write(name: string, content: string): Promise<string> {
+  const file = path.join(tmp, name);
+  await writeFile(file, content, "utf8");
+  return file;
+}
+
+async function loadError(file: string): Promise<ConfigError> {
+  try {
+    await loadConfigFile(file, { homeDir });
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  return expect.fail(`expected ${file} to be rejected, but it loaded`);
+}
+
+function parseError(run: () => unknown): ConfigError {
+  try {
+    run();
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  return expect.fail("expected a ConfigError, but nothing was thrown");
+}
+
+type Raw = Record<string, unknown> & { subscriptions: Record<string, unknown>[] };
+
+function validRaw(): Raw {
+  return {
+    subscriptions: [
+      { id: "a", type: "claude-pro", configDir: "~/.claude-a", weeklyBudgetUsd: 100 },
+      { id: "b", type: "claude-max", configDir: "/srv/claude-b", weeklyBudgetUsd: 500 },
+    ],
+  };
+}
+
+function sub(raw: Raw, index: number): Record<string, unknown> {
+  const entry = raw.subscriptions[index];
+  if (entry === undefined) throw new Error(`no subscription ${index}`);
+  return entry;
+}
+
+describe("legacy config", () => {
+  const legacyFile = path.join(repoRoot, "config/legacy-example.json");
+
+  it("is the original design's file, unchanged", async () => {
+    expect(JSON.parse(await readFile(legacyFile, "utf8"))).toEqual(JSON.parse(legacyJson));
+  });
+
+  it("loads with aliases folded into canonical keys", async () => {
+    const config = await loadConfigFile(legacyFile, { homeDir });
+    expect(config.source).toBe(legacyFile);
+    expect(config.subscriptions.map((s) => s.id)).toEqual(["sub1", "sub2", "sub3"]);
+    const first = config.subscriptions[0];
+    expect(first).toEqual({
+      id: "sub1",
+      email: "user1@example.com",
+      type: "claude-pro",
+      configDir: path.join(homeDir, ".claude-sub1"),
+      weeklyBudgetUsd: 456,
+      fiveHourBudgetUsd: 45.6,
+      maxSessions: 15,
+    });
+    expect(config.subscriptions[2]?.configDir).toBe(path.join(homeDir, ".claude-sub3"));
+    expect(config.weeklyBudgetThreshold).toBe(0.85);
+    expect(config.fallback).toEqual({ enabled: true, provider: "anthropic-api" });
+    expect(config.rebalancing).toEqual({
+      enabled: true,
+      intervalSeconds: 300,
+      costGapThreshold: 5,
+      maxMovesPerCycle: 3,
+    });
+    expect(config.notifications.webhook?.url).toBe("https://your-webhook-endpoint.com/notify");
+    expect(config.notifications.rules).toHaveLength(4);
+    expect(config.notifications.rules[2]).toEqual({
+      type: "failover",
+      channels: ["webhook"],
+      enabled: true,
+    });
+  });
+
+  it("loads the same from inline JSON", () => {
+    const config = parseConfig(JSON.parse(legacyJson), "<inline>", { homeDir });
+    expect(config.source).toBe("<inline>");
+    expect(config.subscriptions[1]?.maxSessions).toBe(15);
+  });
+});
+
+describe("config/example.yaml", () => {
+  it("is the default path and loads", async () => {
+    expect(defaultConfigPath).toBe("config/example.yaml");
+    const config = await loadConfigFile(path.join(repoRoot, defaultConfigPath), { homeDir });
+    expect(config.subscriptions.map((s) => [s.id, s.type, s.configDir])).toEqual([
+      ["pro-1", "claude-pro", path.join(homeDir, ".claude-pro-1")],
+      ["pro-2", "claude-pro", path.join(homeDir, ".claude-pro-2")],
+      ["max-1", "claude-max", path.join(homeDir, ".claude-max-1")],
+    ]);
+    expect(config.server).toEqual({ host: "127.0.0.1", port: 50051 });
+    expect(config.notifications.webhook).toBeUndefined();
+  });
+});
+
+describe("formats and defaults", () => {
+  const yamlText = [
+    "subscriptions:",
+    "  - id: a",
+    "    type: claude-pro",
+    "    configDir: ~/.claude-a",
+    "    weeklyBudgetUsd: 100",
+    "  - id: b",
+    "    type: claude-max",
+    "    configDir: /srv/claude-b",
+    "    weeklyBudgetUsd: 500",
+    "",
+  ].join("\n");
+
+  it.each([
+    ["pool.yaml", yamlText],
+    ["pool.yml", yamlText],
+    ["pool.json", JSON.stringify(validRaw(), null, 2)],
+    ["pool.conf", JSON.stringify(validRaw())],
+    ["pool-yaml.conf", yamlText],
+    ["bom.json", `\uFEFF${JSON.stringify(validRaw())}`],
+  ])("%s loads to the same config", async (name, text) => {
+    const file = await write(name, text);
+    const config = await loadConfigFile(file, { homeDir });
+    const inline = parseConfig(validRaw(), "<inline>", { homeDir });
+    expect(config.source).toBe(file);
+    expect({ ...config, source: "" }).toEqual({ ...inline, source: "" });
+  });
+
+  it("applies every default", () => {
+    const config = parseConfig(validRaw(), "<inline>", { homeDir });
+    const expected: PoolConfig = {
+      source: "<inline>",
+      subscriptions: [
+        {
+          id: "a",
+          email: "",
+          type: "claude-pro",
+          configDir: path.join(homeDir, ".claude-a"),
+          weeklyBudgetUsd: 100,
+          fiveHourBudgetUsd: 10,
+          maxSessions: 15,
+        },
+        {
+          id: "b",
+          email: "",
+          type: "claude-max",
+          configDir: "/srv/claude-b",
+          weeklyBudgetUsd: 500,
+          fiveHourBudgetUsd: 50,
+          maxSessions: 15,
+        },
+      ],
+      weeklyBudgetThreshold: 0.85,
+      lowPriorityThreshold: 0.85 * 0.9,
+      fallback: { enabled: true, provider: "anthropic-api" },
+      sessions: { activeMinutes: 5, staleMinutes: 60, sweepIntervalSeconds: 30 },
+      cooldown: { defaultMinutes: 60, timeZone: "UTC" },
+      health: { weights: { weekly: 40, fiveHour: 30, sessions: 15, burnRate: 10, idle: 5 } },
+      dedupeRetentionHours: 48,
+      limits: { maxClaudeOutputBytes: 1048576 },
+      rebalancing: { enabled: false, intervalSeconds: 300, costGapThreshold: 5, maxMovesPerCycle: 3 },
+      notifications: { rules: [] },
+      events: { retentionDays: 7 },
+      snapshot: { everyRecords: 1000, everySeconds: 60 },
+      server: { host: "127.0.0.1", port: 50051 },
+      store: { uri: "sqlite://./data/authpool.sqlite" },
+    };
+    expect(config).toEqual(expected);
+    expect(Object.isFrozen(config.subscriptions[0])).toBe(true);
+    expect(Object.isFrozen(configDefaults.server)).toBe(true);
+  });
+
+  it("takes per-pool defaults and derived thresholds", () => {
+    const raw = validRaw();
+    delete sub(raw, 0).weeklyBudgetUsd;
+    raw.defaults = { weeklyBudgetUsd: 200 };
+    raw.maxSessionsPerSubscription = 4;
+    raw.weeklyBudgetThreshold = 0.5;
+    sub(raw, 1).maxSessions = 9;
+    sub(raw, 1).expectedWindowCost = 33;
+    const config = parseConfig(raw, "<inline>", { homeDir });
+    expect(config.subscriptions[0]).toMatchObject({
+      weeklyBudgetUsd: 200,
+      fiveHourBudgetUsd: 20,
+      maxSessions: 4,
+    });
+    expect(config.subscriptions[1]).toMatchObject({ maxSessions: 9, fiveHourBudgetUsd: 33 });
+    expect(config.lowPriorityThreshold).toBeCloseTo(0.45, 10);
+  });
+
+  // Values differ from the defaults so a dropped alias cannot pass unnoticed.
+  it("maps every alias to its canonical key", () => {
+    const raw: Raw = {
+      subscriptions: [
+        {
+          id: "a",
+          type: "claude-pro",
+          configDir: "/srv/a",
+          weeklyBudget: 300,
+          maxClientsPerSub: 7,
+          fiveHourBudget: 31,
+        },
+        { id: "b", type: "claude-pro", configDir: "/srv/b", weeklyBudget: 300, expectedWindowCost: 29 },
+      ],
+      maxClientsPerSubscription: 4,
+      fallbackWhenExhausted: false,
+      fallbackProvider: "other-api",
+      rebalancing: { maxClientsToMovePerCycle: 9 },
+      notifications: { webhookUrl: "http://hooks.example.com/n", webhookSecret: "s" },
+    };
+    const config = parseConfig(raw, "<inline>", { homeDir });
+    expect(config.subscriptions[0]).toMatchObject({
+      weeklyBudgetUsd: 300,
+      maxSessions: 7,
+      fiveHourBudgetUsd: 31,
+    });
+    expect(config.subscriptions[1]).toMatchObject({ maxSessions: 4, fiveHourBudgetUsd: 29 });
+    expect(config.fallback).toEqual({ enabled: false, provider: "other-api" });
+    expect(config.rebalancing.maxMovesPerCycle).toBe(9);
+    expect(config.notifications.webhook).toEqual({
+      url: "http://hooks.example.com/n",
+      secret: "s",
+      timeoutMs: 5000,
+      maxAttempts: 3,
+    });
+  });
+
+  it("accepts an alias next to its canonical key when they agree", () => {
+    const raw = validRaw();
+    sub(raw, 0).weeklyBudget = 100;
+    raw.fallbackWhenExhausted = false;
+    raw.fallback = { enabled: false };
+    const config = parseConfig(raw, "<inline>", { homeDir });
+    expect(config.subscriptions[0]?.weeklyBudgetUsd).toBe(100);
+    expect(config.fallback.enabled).toBe(false);
+  });
+
+  it("normalises config dirs", () => {
+    const raw = validRaw();
+    sub(raw, 0).configDir = "~";
+    sub(raw, 1).configDir = "/srv//claude-b/./x/";
+    const config = parseConfig(raw, "<inline>", { homeDir });
+    expect(config.subscriptions.map((s) => s.configDir)).toEqual([homeDir, "/srv/claude-b/x"]);
+  });
+
+  it("treats an empty YAML section as absent", async () => {
+    const file = await write("empty-section.yaml", `${yamlText}notifications:\nserver:\n`);
+    const config = await loadConfigFile(file, { homeDir });
+    expect(config.notifications).toEqual({ rules: [] });
+    expect(config.server.port).toBe(50051);
+  });
+});
+
+type Mutation = (raw: Raw) => void;
+
+describe("invalid configs", () => {
+  it.each<[string, Mutation, string, RegExp?]>([
+    [
+      "duplicate ids",
+      (r) => {
+        sub(r, 1).id = "a";
+      },
+      "subscriptions[1].id",
+      /"a" which subscriptions\[0\]\.id already uses/,
+    ],
+    ["budget 0", (r) => void (sub(r, 0).weeklyBudgetUsd = 0), "subscriptions[0].weeklyBudgetUsd", /got 0$/],
+    [
+      "budget -1 (legacy key)",
+      (r) => {
+        delete sub(r, 1).weeklyBudgetUsd;
+        sub(r, 1).weeklyBudget = -1;
+      },
+      "subscriptions[1].weeklyBudget",
+      /expected a number > 0, got -1$/,
+    ],
+    [
+      "budget missing",
+      (r) => void delete sub(r, 0).weeklyBudgetUsd,
+      "subscriptions[0].weeklyBudgetUsd",
+      /defaults\.weeklyBudgetUsd/,
+    ],
+    ["threshold 0", (r) => void (r.weeklyBudgetThreshold = 0), "weeklyBudgetThreshold", /\(0, 1\], got 0$/],
+    ["threshold 1.5", (r) => void (r.weeklyBudgetThreshold = 1.5), "weeklyBudgetThreshold", /got 1\.5$/],
+    [
+      "low-priority above threshold",
+      (r) => {
+        r.weeklyBudgetThreshold = 0.5;
+        r.lowPriorityThreshold = 0.6;
+      },
+      "lowPriorityThreshold",
+      /<= weeklyBudgetThreshold \(0\.5\)/,
+    ],
+    ["NUL in configDir", (r) => void (sub(r, 0).configDir = "/srv/a\0b"), "subscriptions[0].configDir", /NUL/],
+    ["newline in configDir", (r) => void (sub(r, 1).configDir = "/srv/a\nb"), "subscriptions[1].configDir", /control/],
+    ["relative configDir", (r) => void (sub(r, 0).configDir = ".claude-a"), "subscriptions[0].configDir", /absolute/],
+    ["~user configDir", (r) => void (sub(r, 0).configDir = "~bob/.claude"), "subscriptions[0].configDir", /absolute/],
+    ["'..' in configDir", (r) => void (sub(r, 1).configDir = "/srv/../etc"), "subscriptions[1].configDir", /"\.\."/],
+    ["URL configDir", (r) => void (sub(r, 0).configDir = "file:///srv/a"), "subscriptions[0].configDir", /not a URL/],
+    [
+      "shared configDir",
+      (r) => void (sub(r, 1).configDir = path.join(homeDir, ".claude-a")),
+      "subscriptions[1].configDir",
+      /subscriptions\[0\]\.configDir/,
+    ],
+    [
+      "unknown key weeklyBudgt",
+      (r) => {
+        delete sub(r, 0).weeklyBudgetUsd;
+        sub(r, 0).weeklyBudgt = 100;
+      },
+      "subscriptions[0].weeklyBudgt",
+      /did you mean "weeklyBudget"\?/,
+    ],
+    ["unknown top-level key", (r) => void (r.fallbak = true), "fallbak", /did you mean "fallback"\?/],
+    [
+      "alias conflict",
+      (r) => void (sub(r, 0).weeklyBudget = 456),
+      "subscriptions[0].weeklyBudget",
+      /subscriptions\[0\]\.weeklyBudgetUsd and subscriptions\[0\]\.weeklyBudget .*100 and 456/,
+    ],
+    [
+      "top-level alias conflict",
+      (r) => {
+        r.fallback = { enabled: true };
+        r.fallbackWhenExhausted = false;
+      },
+      "fallbackWhenExhausted",
+      /fallback\.enabled and fallbackWhenExhausted/,
+    ],
+    ["port 70000", (r) => void (r.server = { port: 70000 }), "server.port", /0-65535, got 70000$/],
+    ["port 80.5", (r) => void (r.server = { port: 80.5 }), "server.port", /got 80\.5$/],
+    ["bad zone", (r) => void (r.cooldown = { timeZone: "Mars/Olympus_Mons" }), "cooldown.timeZone", /IANA/],
+    ["bad id", (r) => void (sub(r, 0).id = "-a"), "subscriptions[0].id", /got "-a"$/],
+    ["bad type", (r) => void (sub(r, 0).type = "claude-ultra"), "subscriptions[0].type", /"claude-max"/],
+    ["maxSessions 0", (r) => void (sub(r, 0).maxSessions = 0), "subscriptions[0].maxSessions", /integer >= 1/],
+    ["maxSessions 1.5", (r) => void (sub(r, 0).maxClientsPerSub = 1.5), "subscriptions[0].maxClientsPerSub", /integer >= 1/],
+    ["no subscriptions", (r) => void (r.subscriptions = []), "subscriptions", /at least one/],
+    [
+      "non-http webhook",
+      (r) => void (r.notifications = { webhookUrl: "ftp://example.com/x" }),
+      "notifications.webhookUrl",
+      /http/,
+    ],
+    [
+      "webhook channel without a webhook",
+      (r) => void (r.notifications = { rules: [{ type: "failover", channels: ["webhook"] }] }),
+      "notifications.rules[0].channels",
+      /notifications\.webhook\.url/,
+    ],
+    [
+      "usage_threshold without threshold",
+      (r) => void (r.notifications = { rules: [{ type: "usage_threshold" }] }),
+      "notifications.rules[0].threshold",
+      /missing/,
+    ],
+    [
+      "all health weights 0",
+      (r) =>
+        void (r.health = { weights: { weekly: 0, fiveHour: 0, sessions: 0, burnRate: 0, idle: 0 } }),
+      "health.weights",
+      /> 0/,
+    ],
+  ])("%s", async (name, mutate, expectedPath, detail) => {
+    const raw = validRaw();
+    mutate(raw);
+    const file = await write(`bad-${name.replace(/\W+/g, "-")}.json`, JSON.stringify(raw));
+    const error = await loadError(file);
+    expect(error.file).toBe(file);
+    expect(error.path).toBe(expectedPath);
+    expect(error.message.startsWith(`${file}: ${expectedPath}: expected `)).toBe(true);
+    expect(error.message.split("\n")[0]).toBe(`${file}: ${error.path}: ${error.expected}`);
+    if (detail) expect(error.expected).toMatch(detail);
+  });
+
+  it("reports every issue, one per line", () => {
+    const raw = validRaw();
+    sub(raw, 0).weeklyBudgetUsd = -5;
+    raw.server = { port: -1 };
+    const error = parseError(() => parseConfig(raw, "config/pool.json"));
+    expect(error.message.split("\n")).toEqual([
+      "config/pool.json: subscriptions[0].weeklyBudgetUsd: expected a number > 0, got -5",
+      "config/pool.json: server.port: expected an integer port 0-65535, got -1",
+    ]);
+    expect(error.issues).toHaveLength(2);
+  });
+
+  it("never echoes a webhook secret", () => {
+    const raw = validRaw();
+    raw.notifications = {
+      webhook: { url: "https://hooks.example.com/x", secret: "hunter2" },
+      webhookSecret: "hunter3",
+    };
+    const error = parseError(() => parseConfig(raw, "<inline>"));
+    expect(error.path).toBe("notifications.webhookSecret");
+    expect(error.message).not.toMatch(/hunter/);
+  });
+
+  it("rejects a document that is not an object", () => {
+    const error = parseError(() => parseConfig([1, 2], "list.json"));
+    expect(error.path).toBe("");
+    expect(error.message).toBe("list.json: expected an object of config keys, got a list");
+  });
+});
+
+describe("unreadable files", () => {
+  it("names a missing file", async () => {
+    const file = path.join(tmp, "does-not-exist.yaml");
+    const error = await loadError(file);
+    expect(error.file).toBe(file);
+    expect(error.message).toMatch(new RegExp(`^${escape(file)}: expected a readable config file, got .*ENOENT`));
+  });
+
+  it("gives line and column for bad JSON", async () => {
+    const file = await write("broken.json", '{\n  "subscriptions": [\n    {"id": "a",}\n  ]\n}\n');
+    const error = await loadError(file);
+    expect(error.line).toBe(3);
+    expect(error.column).toBe(16);
+    expect(error.message.startsWith(`${file}: line 3, column 16: expected valid JSON`)).toBe(true);
+  });
+
+  it("gives line and column for bad YAML", async () => {
+    const file = await write("broken.yaml", "subscriptions:\n  - id: a\n    type: claude-pro\n  bad: [\n");
+    const error = await loadError(file);
+    expect(error.line).toBe(4);
+    expect(error.message.startsWith(`${file}: line 4, column `)).toBe(true);
+  });
+
+  it("rejects duplicate YAML keys instead of keeping the last", async () => {
+    const file = await write("dupe.yaml", "server:\n  port: 1\n  port: 2\n");
+    const error = await loadError(file);
+    expect(error.line).toBe(3);
+    expect(error.expected).toMatch(/unique/);
+  });
+
+  it("rejects unknown YAML tags instead of guessing a type", async () => {
+    const file = await write("tag.yaml", "dedupeRetentionHours: !hours 48\n");
+    const error = await loadError(file);
+    expect(error.line).toBe(1);
+    expect(error.expected).toMatch(/tag/i);
+  });
+});
+
+describe("applyEnv", () => {
+  const base = () => parseConfig(validRaw(), "<inline>", { homeDir });
+
+  it("overrides host, port and store without touching the original", () => {
+    const config = base();
+    const next = applyEnv(config, {
+      AUTHPOOL_HOST: "0.0.0.0",
+      AUTHPOOL_PORT: "6000",
+      AUTHPOOL_STORE: "sqlite:///var/lib/authpool.sqlite",
+    });
+    expect(next.server).toEqual({ host: "0.0.0.0", port: 6000 });
+    expect(next.store.uri).toBe("sqlite:///var/lib/authpool.sqlite");
+    expect(next.subscriptions).toBe(config.subscriptions);
+    expect(config.server).toEqual({ host: "127.0.0.1", port: 50051 });
+    expect(config.store.uri).toBe("sqlite://./data/authpool.sqlite");
+    expect(Object.isFrozen(next.server)).toBe(true);
+  });
+
+  it("accepts port 0 and ignores unset or empty variables", () => {
+    expect(applyEnv(base(), { AUTHPOOL_PORT: "0" }).server.port).toBe(0);
+    const same = applyEnv(base(), { AUTHPOOL_HOST: "", AUTHPOOL_PORT: "" });
+    expect(same.server).toEqual({ host: "127.0.0.1", port: 50051 });
+  });
+
+  it.each(["70000", "abc", "80.5", " 80", "1e3", "-1", "0x50"])(
+    "rejects AUTHPOOL_PORT=%j",
+    (value) => {
+      const error = parseError(() => applyEnv(base(), { AUTHPOOL_PORT: value }));
+      expect(error.file).toBe("env");
+      expect(error.path).toBe("AUTHPOOL_PORT");
+      expect(error.message).toBe(
+        `env: AUTHPOOL_PORT: expected an integer port 0-65535, got ${JSON.stringify(value)}`,
+      );
+    },
+  );
+});
+
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}

@@ -1,0 +1,395 @@
+import { readFileSync, readdirSync } from "node:fs";
+import { describe, it, expect } from "vitest";
+import { parseClaudeOutput } from "../../src/domain/claude-output.js";
+import type { LimitSignal, RateLimitReading, TokenCounts, UsageReport } from "../../src/domain/usage.js";
+
+const FIXTURES = new URL("../fixtures/claude-cli/", import.meta.url);
+const fixture = (name: string) => readFileSync(new URL(name, FIXTURES), "utf8");
+
+const NOW = Date.parse("2026-11-23T13:00:00Z");
+const OPTIONS = { now: NOW, defaultTimeZone: "Europe/Berlin" };
+
+const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
+
+function parseOk(stdout: string): UsageReport {
+  const parsed = parseClaudeOutput(stdout, OPTIONS);
+  if (!parsed.ok) throw new Error(`expected ok, got: ${parsed.reason}`);
+  return parsed.report;
+}
+
+function tokens(input: number, output: number, cacheCreation: number, cacheRead: number): TokenCounts {
+  return { inputTokens: input, outputTokens: output, cacheCreationInputTokens: cacheCreation, cacheReadInputTokens: cacheRead };
+}
+
+const zero = tokens(0, 0, 0, 0);
+
+interface FixtureCase {
+  file: string;
+  costUsd: number;
+  tokens: TokenCounts;
+  models: string[];
+  durationMs: number;
+  resultUuid: string | undefined;
+  readings: Array<{ window: string; status: string; utilization?: number; resetsAt?: string }>;
+  limit?: { window: string; resetsAt: string | undefined; estimated: boolean; message: string; modelScope?: string };
+  transientError?: RegExp;
+}
+
+const FIXTURE_CASES: FixtureCase[] = [
+  {
+    file: "success.json",
+    costUsd: 0.0612955,
+    // modelUsage (with the haiku subagent) exceeds `usage`, so totals come from it.
+    tokens: tokens(3 + 41200, 12 + 1480, 1234, 15000),
+    models: ["claude-haiku-4-5-20251001", "claude-sonnet-4-5-20250929"],
+    durationMs: 5123,
+    resultUuid: "b1e2c3d4-0a1b-4c2d-8e3f-5a6b7c8d9e0f",
+    readings: [],
+  },
+  {
+    file: "verbose-array.json",
+    costUsd: 0.0097275,
+    tokens: tokens(3, 12, 1234, 15000),
+    models: ["claude-sonnet-4-5-20250929"],
+    durationMs: 5123,
+    resultUuid: "b1e2c3d4-0a1b-4c2d-8e3f-5a6b7c8d9e0f",
+    readings: [],
+  },
+  {
+    file: "error-max-turns.json",
+    costUsd: 0.4213,
+    tokens: tokens(912, 3011, 20480, 88200),
+    models: ["claude-opus-4-1-20250805"],
+    durationMs: 48112,
+    resultUuid: "deadbeef-0000-4111-8222-333344445555",
+    readings: [],
+  },
+  {
+    file: "stream-ok.ndjson",
+    costUsd: 0.031665,
+    tokens: tokens(10, 240, 5120, 30100),
+    models: ["claude-sonnet-4-5-20250929"],
+    durationMs: 9120,
+    resultUuid: "e1e2e3e4-0000-4000-8000-000000000003",
+    readings: [{ window: "five_hour", status: "allowed_warning", utilization: 0.82, resetsAt: "2026-11-23T17:00:00.000Z" }],
+  },
+  {
+    file: "stream-limit.ndjson",
+    costUsd: 0,
+    tokens: zero,
+    models: [],
+    durationMs: 700,
+    resultUuid: "f0f0f0f0-0000-4000-8000-000000000003",
+    readings: [{ window: "five_hour", status: "rejected", utilization: 1, resetsAt: "2026-11-23T18:00:00.000Z" }],
+    limit: {
+      window: "five_hour",
+      resetsAt: "2026-11-23T18:00:00.000Z",
+      estimated: false,
+      message: "You've hit your 5-hour limit · resets 6pm (UTC)",
+    },
+  },
+  {
+    file: "limit-current.json",
+    costUsd: 0,
+    tokens: zero,
+    models: [],
+    durationMs: 612,
+    resultUuid: "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0",
+    readings: [],
+    limit: {
+      window: "unknown",
+      resetsAt: "2026-11-23T14:00:00.000Z",
+      estimated: false,
+      message: "You've hit your limit · resets 3pm (Europe/Berlin)",
+    },
+  },
+  {
+    file: "limit-legacy-5h.json",
+    costUsd: 0,
+    tokens: zero,
+    models: [],
+    durationMs: 401,
+    resultUuid: undefined,
+    readings: [],
+    // No zone in the text: 5am in the default zone (Berlin), estimated.
+    limit: { window: "five_hour", resetsAt: "2026-11-24T04:00:00.000Z", estimated: true, message: "5-hour limit reached ∙ resets 5am" },
+  },
+  {
+    file: "limit-legacy-epoch.json",
+    costUsd: 0,
+    tokens: zero,
+    models: [],
+    durationMs: 377,
+    resultUuid: undefined,
+    readings: [],
+    limit: {
+      window: "five_hour",
+      resetsAt: "2025-06-23T20:00:00.000Z",
+      estimated: false,
+      message: "Claude AI usage limit reached|1750708800",
+    },
+  },
+  {
+    file: "limit-session-2.1.2xx.json",
+    costUsd: 0,
+    tokens: zero,
+    models: [],
+    durationMs: 498,
+    resultUuid: "6f5e4d3c-2b1a-4098-8765-43210fedcba9",
+    readings: [],
+    limit: {
+      window: "five_hour",
+      resetsAt: "2026-11-24T08:50:00.000Z",
+      estimated: false,
+      message: "You've hit your session limit · resets 12:50am (America/Los_Angeles)",
+    },
+  },
+  {
+    file: "limit-weekly.json",
+    costUsd: 0,
+    tokens: zero,
+    models: [],
+    durationMs: 540,
+    resultUuid: "9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d",
+    readings: [],
+    limit: {
+      window: "seven_day",
+      resetsAt: "2026-11-28T09:00:00.000Z",
+      estimated: false,
+      message: "You've hit your weekly limit · resets Nov 28, 4am (America/New_York)",
+    },
+  },
+  {
+    file: "server-throttle-not-a-limit.json",
+    costUsd: 0,
+    tokens: zero,
+    models: [],
+    durationMs: 2210,
+    resultUuid: "11111111-2222-4333-8444-555555555555",
+    readings: [],
+    transientError: /^API Error: Server is temporarily limiting requests \(not your usage limit\)/,
+  },
+];
+
+describe("parseClaudeOutput: fixtures", () => {
+  it("has a case for every fixture file", () => {
+    const files = readdirSync(FIXTURES).sort();
+    expect(FIXTURE_CASES.map((c) => c.file).sort()).toEqual(files);
+  });
+
+  it.each(FIXTURE_CASES)("$file", (expected) => {
+    const report = parseOk(fixture(expected.file));
+    expect(report.costUsd).toBe(expected.costUsd);
+    expect(report.tokens).toEqual(expected.tokens);
+    expect(Object.keys(report.models).sort()).toEqual(expected.models);
+    expect(report.durationMs).toBe(expected.durationMs);
+    expect(report.resultUuid).toBe(expected.resultUuid);
+    expect(report.readings.map((r) => ({ ...r, resetsAt: iso(r.resetsAt) }))).toEqual(
+      expected.readings.map((r) => ({ ...r, resetsAt: r.resetsAt })),
+    );
+    if (expected.limit) {
+      expect(report.limit).toBeDefined();
+      expect({ ...report.limit, resetsAt: iso(report.limit?.resetsAt) }).toEqual(expected.limit);
+    } else {
+      expect(report.limit).toBeUndefined();
+    }
+    if (expected.transientError) expect(report.transientError).toMatch(expected.transientError);
+    else expect(report.transientError).toBeUndefined();
+  });
+
+  it("keeps per-model usage of success.json", () => {
+    const report = parseOk(fixture("success.json"));
+    expect(report.models["claude-sonnet-4-5-20250929"]).toEqual({ ...tokens(3, 12, 1234, 15000), costUsd: 0.0097275 });
+    expect(report.models["claude-haiku-4-5-20251001"]).toEqual({ ...tokens(41200, 1480, 0, 0), costUsd: 0.051568 });
+  });
+});
+
+const result = (fields: Record<string, unknown>) =>
+  JSON.stringify({
+    type: "result",
+    subtype: "success",
+    is_error: false,
+    duration_ms: 10,
+    total_cost_usd: 0.01,
+    usage: { input_tokens: 1, output_tokens: 2, cache_creation_input_tokens: 3, cache_read_input_tokens: 4 },
+    ...fields,
+  });
+
+const rateLimitEvent = (info: Record<string, unknown>) => JSON.stringify({ type: "rate_limit_event", rate_limit_info: info });
+
+describe("parseClaudeOutput: rejected output", () => {
+  it.each([
+    { name: "empty", stdout: "", reason: /^no Claude result message found \(empty output\)/ },
+    { name: "whitespace", stdout: "  \n\n ", reason: /^no Claude result message found/ },
+    { name: "garbage text", stdout: "Error: command not found: claude", reason: /^no Claude result message found \(output is not JSON\)/ },
+    { name: "JSON without a result", stdout: '{"type":"system","subtype":"init"}', reason: /^no Claude result message found \(1 JSON message/ },
+    { name: "verbose array without a result", stdout: '[{"type":"system"},{"type":"assistant"}]', reason: /^no Claude result message found \(2 JSON message/ },
+    { name: "JSON scalar", stdout: "42", reason: /^no Claude result message found/ },
+    // NaN is not JSON: the only line is malformed, so there is no result.
+    { name: "NaN cost (invalid JSON)", stdout: '{"type":"result","total_cost_usd":NaN}', reason: /^no Claude result message found/ },
+    { name: "negative cost", stdout: result({ total_cost_usd: -0.5 }), reason: /^total_cost_usd: expected a finite number >= 0/ },
+    { name: "infinite cost (1e999)", stdout: result({}).replace('"total_cost_usd":0.01', '"total_cost_usd":1e999'), reason: /^total_cost_usd: expected a finite number >= 0, got Infinity/ },
+    { name: "string cost", stdout: result({ total_cost_usd: "0.01" }), reason: /^total_cost_usd: expected a finite number >= 0/ },
+    { name: "missing cost on a success", stdout: result({ total_cost_usd: undefined }), reason: /^total_cost_usd: expected a finite number >= 0/ },
+    { name: "negative tokens", stdout: result({ usage: { input_tokens: -1 } }), reason: /^usage\.input_tokens: expected a finite number >= 0/ },
+    { name: "string tokens", stdout: result({ usage: { output_tokens: "12" } }), reason: /^usage\.output_tokens: expected/ },
+    {
+      name: "negative model cost",
+      stdout: result({ modelUsage: { "claude-x": { inputTokens: 1, costUSD: -1 } } }),
+      reason: /^modelUsage\["claude-x"\]\.costUSD: expected a finite number >= 0/,
+    },
+    { name: "negative duration", stdout: result({ duration_ms: -3 }), reason: /^duration_ms: expected/ },
+  ])("$name", ({ stdout, reason }) => {
+    const parsed = parseClaudeOutput(stdout, OPTIONS);
+    expect(parsed.ok).toBe(false);
+    if (!parsed.ok) expect(parsed.reason).toMatch(reason);
+  });
+});
+
+describe("parseClaudeOutput: behaviour", () => {
+  it("takes the last result of a stream and does not sum results", () => {
+    const stdout = [
+      result({ total_cost_usd: 0.1, uuid: "first" }),
+      "",
+      "not json at all",
+      '{"type":"assistant", "torn line',
+      result({ total_cost_usd: 0.25, uuid: "second" }),
+    ].join("\n");
+    const report = parseOk(stdout);
+    expect(report.costUsd).toBe(0.25);
+    expect(report.resultUuid).toBe("second");
+  });
+
+  it("ignores unknown fields and non-object modelUsage", () => {
+    const report = parseOk(result({ somethingNew: { deep: [1, 2] }, modelUsage: [{ model: "x" }] }));
+    expect(report.costUsd).toBe(0.01);
+    expect(report.tokens).toEqual(tokens(1, 2, 3, 4));
+    expect(report.models).toEqual({});
+  });
+
+  it("uses `usage` when modelUsage sums are not larger", () => {
+    const report = parseOk(result({ modelUsage: { m: { inputTokens: 1, outputTokens: 1, costUSD: 0.01 } } }));
+    expect(report.tokens).toEqual(tokens(1, 2, 3, 4));
+    expect(report.models.m).toEqual({ ...tokens(1, 1, 0, 0), costUsd: 0.01 });
+  });
+
+  it("skips the <synthetic> model", () => {
+    const report = parseOk(result({ modelUsage: { "<synthetic>": { inputTokens: 99 }, real: { inputTokens: 100 } } }));
+    expect(Object.keys(report.models)).toEqual(["real"]);
+  });
+
+  it("treats a missing cost on an error result as 0 and still reads the limit", () => {
+    const report = parseOk(
+      result({ is_error: true, total_cost_usd: undefined, result: "You've hit your weekly limit · resets Nov 28, 4am (America/New_York)" }),
+    );
+    expect(report.costUsd).toBe(0);
+    expect(report.limit?.window).toBe("seven_day");
+  });
+
+  it("a rejected rate_limit_event beats the text's estimate", () => {
+    const stdout = [
+      rateLimitEvent({ status: "allowed", rateLimitType: "seven_day", utilization: 0.4, resetsAt: 1795766400 }),
+      rateLimitEvent({ status: "rejected", rateLimitType: "five_hour", utilization: 1, resetsAt: 1795456800 }),
+      result({ is_error: true, total_cost_usd: 0, result: "5-hour limit reached ∙ resets 7pm" }),
+    ].join("\n");
+    const report = parseOk(stdout);
+    expect(report.readings).toEqual<RateLimitReading[]>([
+      { window: "seven_day", status: "allowed", utilization: 0.4, resetsAt: 1795766400000 },
+      { window: "five_hour", status: "rejected", utilization: 1, resetsAt: 1795456800000 },
+    ]);
+    expect(report.limit).toEqual<LimitSignal>({
+      window: "five_hour",
+      resetsAt: Date.parse("2026-11-23T18:00:00Z"),
+      estimated: false,
+      message: "5-hour limit reached ∙ resets 7pm",
+    });
+  });
+
+  it("a rejected event alone is a limit, with model scope from its window", () => {
+    const stdout = [
+      rateLimitEvent({ status: "rejected", rateLimitType: "seven_day_opus", resetsAt: 1795766400 }),
+      result({}),
+    ].join("\n");
+    const report = parseOk(stdout);
+    expect(report.limit).toEqual<LimitSignal>({
+      window: "seven_day_opus",
+      modelScope: "opus",
+      resetsAt: 1795766400000,
+      estimated: false,
+      message: "rate_limit_event: seven_day_opus rejected",
+    });
+  });
+
+  it("a rejected event without resetsAt keeps the text's reset", () => {
+    const stdout = [
+      rateLimitEvent({ status: "rejected", rateLimitType: "five_hour" }),
+      result({ is_error: true, total_cost_usd: 0, result: "You've hit your limit · resets 6pm (UTC)" }),
+    ].join("\n");
+    const limit = parseOk(stdout).limit;
+    expect(limit?.window).toBe("five_hour");
+    expect(iso(limit?.resetsAt)).toBe("2026-11-23T18:00:00.000Z");
+    expect(limit?.estimated).toBe(false);
+  });
+
+  it.each([
+    { rateLimitType: "seven_day_overage_included", window: "seven_day" },
+    { rateLimitType: "overage", window: "overage" },
+    { rateLimitType: "seven_day_sonnet", window: "seven_day_sonnet" },
+    { rateLimitType: "something_new", window: "unknown" },
+  ])("maps rateLimitType $rateLimitType to $window", ({ rateLimitType, window }) => {
+    const report = parseOk([rateLimitEvent({ status: "allowed", rateLimitType, utilization: 0.1 }), result({})].join("\n"));
+    expect(report.readings).toEqual([{ window, status: "allowed", utilization: 0.1 }]);
+    expect(report.limit).toBeUndefined();
+  });
+
+  it("skips rate_limit_events with an unknown status or bad numbers", () => {
+    const stdout = [
+      rateLimitEvent({ status: "maybe", rateLimitType: "five_hour" }),
+      rateLimitEvent({ status: "allowed", rateLimitType: "five_hour", utilization: -1, resetsAt: "soon" }),
+      result({}),
+    ].join("\n");
+    expect(parseOk(stdout).readings).toEqual([{ window: "five_hour", status: "allowed" }]);
+  });
+
+  it("does not read a limit from a successful answer's text", () => {
+    const report = parseOk(result({ is_error: false, result: "You've hit your limit · resets 3pm (Europe/Berlin)" }));
+    expect(report.limit).toBeUndefined();
+    expect(report.transientError).toBeUndefined();
+  });
+
+  it.each([
+    {
+      name: "529 overloaded",
+      fields: { api_error_status: 529, result: 'API Error: 529 {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}' },
+      transient: /overloaded_error/,
+    },
+    {
+      name: "request-scoped 429",
+      fields: { api_error_status: 429, result: "API Error: 429 Number of request tokens has exceeded your per-minute rate limit" },
+      transient: /per-minute rate limit/,
+    },
+    {
+      name: "unrecognised 429 text",
+      fields: { api_error_status: 429, result: "API Error: 429 something else" },
+      transient: /^429: API Error: 429 something else$/,
+    },
+    {
+      name: "extra usage billing",
+      fields: { api_error_status: 400, result: "API Error: 400 Extra usage is not enabled for this organization" },
+      transient: /Extra usage is not enabled/,
+    },
+    { name: "529 without text", fields: { api_error_status: 529 }, transient: /^api_error_status 529$/ },
+  ])("$name -> transientError, no limit", ({ fields, transient }) => {
+    const report = parseOk(result({ is_error: true, total_cost_usd: 0, ...fields }));
+    expect(report.limit).toBeUndefined();
+    expect(report.transientError).toMatch(transient);
+  });
+
+  it("error subtypes read limit text from errors[]", () => {
+    const report = parseOk(
+      result({ subtype: "error_during_execution", is_error: true, result: undefined, errors: ["You've hit your session limit · resets 6pm (UTC)"] }),
+    );
+    expect(report.limit?.window).toBe("five_hour");
+    expect(iso(report.limit?.resetsAt)).toBe("2026-11-23T18:00:00.000Z");
+  });
+});
