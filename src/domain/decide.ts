@@ -102,12 +102,14 @@ export class Pool {
         };
       }
       // Its subscription can no longer take it: move it if another can.
-      const { best, exclusions } = this.choose(views, cmd, existing.subscriptionId);
+      // (Read before emitting: applying the events mutates the session.)
+      const from = existing.subscriptionId;
+      const { best, exclusions } = this.choose(views, cmd, from);
       if (best !== undefined) {
         emit({
           type: "session_rotated",
           sessionId: cmd.sessionId,
-          from: existing.subscriptionId,
+          from,
           to: best.cfg.id,
           reason: excluded?.reason === "cooldown" ? "cooldown" : "not_eligible",
           detail: excluded?.detail ?? "",
@@ -118,10 +120,10 @@ export class Pool {
           sessionId: cmd.sessionId,
           view: this.view(best.cfg.id, now)!,
           resumed: false,
-          rotatedFrom: existing.subscriptionId,
+          rotatedFrom: from,
         };
       }
-      emit({ type: "session_released", sessionId: cmd.sessionId, subscriptionId: existing.subscriptionId, reason: "fallback" });
+      emit({ type: "session_released", sessionId: cmd.sessionId, subscriptionId: from, reason: "fallback" });
       return this.fallback(cmd.sessionId, excluded !== undefined ? [excluded, ...exclusions] : exclusions, emit);
     }
 

@@ -53,7 +53,7 @@ const SNIFF_TIMEOUT_MS = 10_000;
 
 type Protocol = "h1" | "h2";
 
-/** classify decides from the first bytes, or returns undefined while they are still a prefix of the preface. */
+/** classify names the protocol, or returns undefined while `head` is still a prefix of the preface. */
 function classify(head: Buffer): Protocol | undefined {
   const n = Math.min(head.length, H2_PREFACE.length);
   if (!head.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) return "h1";

@@ -35,6 +35,7 @@ type Answer =
 class Index {
   private readonly files = new Map<string, DescFile>();
   private readonly symbols = new Map<string, DescFile>();
+  private readonly messages = new Set<string>();
   private readonly extensions = new Map<string, Map<number, DescFile>>();
   private readonly services: string[] = [];
   private readonly encoded = new Map<DescFile, Uint8Array>();
@@ -58,6 +59,7 @@ class Index {
           for (const method of desc.methods) this.symbols.set(`${desc.typeName}.${method.name}`, file);
           break;
         case "message":
+          this.messages.add(desc.typeName);
           for (const field of desc.fields) this.symbols.set(`${desc.typeName}.${field.name}`, file);
           break;
         case "enum": {
@@ -93,12 +95,12 @@ class Index {
         return this.withDependencies(file, sent, `extension ${extensionNumber} of ${containingType}`);
       }
       case "allExtensionNumbersOfType": {
-        if (!this.symbols.has(req.value)) return notFound(`type ${req.value}`);
-        const numbers = [...(this.extensions.get(req.value)?.keys() ?? [])];
-        return { case: "allExtensionNumbersResponse", value: { baseTypeName: req.value, extensionNumber: numbers } };
+        if (!this.messages.has(req.value)) return notFound(`message ${req.value}`);
+        const extensionNumber = [...(this.extensions.get(req.value)?.keys() ?? [])];
+        return { case: "allExtensionNumbersResponse", value: { baseTypeName: req.value, extensionNumber } };
       }
       default:
-        return { case: "errorResponse", value: { errorCode: Code.InvalidArgument, errorMessage: "empty request" } };
+        return errorAnswer(Code.InvalidArgument, "empty request");
     }
   }
 
@@ -130,8 +132,12 @@ class Index {
   }
 }
 
+function errorAnswer(errorCode: Code, errorMessage: string): Answer {
+  return { case: "errorResponse", value: { errorCode, errorMessage } };
+}
+
 function notFound(what: string): Answer {
-  return { case: "errorResponse", value: { errorCode: Code.NotFound, errorMessage: `${what} not found` } };
+  return errorAnswer(Code.NotFound, `${what} not found`);
 }
 
 /**
@@ -143,7 +149,8 @@ function notFound(what: string): Answer {
  * found through them.
  */
 export function registerReflection(router: ConnectRouter, files: DescFile[]): void {
-  const index = new Index([...files, file_grpc_reflection_v1_reflection, file_grpc_reflection_v1alpha_reflection]);
+  const reflectionFiles = [file_grpc_reflection_v1_reflection, file_grpc_reflection_v1alpha_reflection];
+  const index = new Index([...files, ...reflectionFiles]);
   // One generator body for both versions: `req` keeps its own version's type,
   // and the answer is structurally valid for either.
   const serve = async function* <Q extends Query>(requests: AsyncIterable<Q>) {

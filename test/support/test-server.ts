@@ -1,0 +1,80 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { type AuthPoolClient, createAuthPoolClient } from "../../src/client/index.js";
+import { type PoolConfig, parseConfig } from "../../src/config/index.js";
+import { type AuthPoolServer, startAuthPoolServer } from "../../src/server/start-server.js";
+import { ManualClock } from "./manual-clock.js";
+
+/** TestPool is a real server on port 0 over a real SQLite file in a temp dir. */
+export interface TestPool {
+  server: AuthPoolServer;
+  config: PoolConfig;
+  clock: ManualClock;
+  dir: string;
+  /** Generated client over gRPC (HTTP/2). */
+  grpc: AuthPoolClient;
+  /** Generated client over the Connect protocol (HTTP/1.1). */
+  connect: AuthPoolClient;
+  /** restart closes the server gracefully and starts a new one on the same store. */
+  restart(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface TestPoolOptions {
+  /** Raw config (as in a file) merged over the defaults below. */
+  config?: Record<string, unknown>;
+  clock?: ManualClock;
+  dir?: string;
+}
+
+/** testConfig: three subscriptions × 15 sessions, the issue's reference pool. */
+export function testConfigRaw(dir: string): Record<string, unknown> {
+  return {
+    subscriptions: ["sub1", "sub2", "sub3"].map((id) => ({
+      id,
+      email: `${id}@example.com`,
+      type: "claude-pro",
+      configDir: path.join(dir, id),
+      weeklyBudget: 100,
+      fiveHourBudgetUsd: 20,
+      maxClientsPerSub: 15,
+    })),
+    server: { host: "127.0.0.1", port: 0 },
+    store: { uri: `sqlite://${path.join(dir, "authpool.sqlite")}` },
+  };
+}
+
+/** startTestPool starts a pool; call close() in afterEach. */
+export async function startTestPool(options: TestPoolOptions = {}): Promise<TestPool> {
+  const dir = options.dir ?? (await mkdtemp(path.join(os.tmpdir(), "authpool-test-")));
+  const clock = options.clock ?? new ManualClock("2026-11-23T10:00:00Z");
+  const config = parseConfig({ ...testConfigRaw(dir), ...options.config }, path.join(dir, "config.json"));
+  let server = await startAuthPoolServer({ config, clock, schedulerPollMs: 0 });
+  const pool: TestPool = {
+    server,
+    config,
+    clock,
+    dir,
+    grpc: createAuthPoolClient(server.url),
+    connect: createAuthPoolClient(server.url, { protocol: "connect", httpVersion: "1.1" }),
+    async restart() {
+      await server.close();
+      server = await startAuthPoolServer({ config, clock, schedulerPollMs: 0 });
+      pool.server = server;
+      pool.grpc = createAuthPoolClient(server.url);
+      pool.connect = createAuthPoolClient(server.url, { protocol: "connect", httpVersion: "1.1" });
+    },
+    async close() {
+      await server.close();
+      if (options.dir === undefined) await rm(dir, { recursive: true, force: true });
+    },
+  };
+  return pool;
+}
+
+/** fixture reads a file from test/fixtures. */
+export async function fixture(name: string): Promise<string> {
+  const { readFile } = await import("node:fs/promises");
+  return readFile(new URL(`../fixtures/${name}`, import.meta.url), "utf8");
+}
