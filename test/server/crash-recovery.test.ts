@@ -1,0 +1,78 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterEach, describe, expect, it } from "vitest";
+import { createAuthPoolClient } from "../../src/client/index.js";
+import { testConfigRaw } from "../support/test-server.js";
+
+/**
+ * kill -9 in a busy hour: the pool runs as its own process (the built CLI,
+ * as users run it), is killed without warning in the middle of a burst, and
+ * restarted. Every allocation it acknowledged must still be there, and none
+ * it did not acknowledge may have over-filled a subscription.
+ */
+const cli = fileURLToPath(new URL("../../dist/src/cli/main.js", import.meta.url));
+
+let child: ChildProcess | undefined;
+let dir: string | undefined;
+afterEach(async () => {
+  child?.kill("SIGKILL");
+  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+});
+
+async function serve(configFile: string): Promise<{ proc: ChildProcess; url: string }> {
+  const proc = spawn(process.execPath, [cli, "serve", "--config", configFile], {
+    env: { ...process.env, AUTHPOOL_PORT: "0" },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let buffered = "";
+    proc.stderr!.on("data", (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const m = /"message":"serving","url":"([^"]+)"/.exec(buffered);
+      if (m) resolve(m[1]!);
+    });
+    proc.once("exit", (code) => reject(new Error(`server exited with ${code}: ${buffered}`)));
+  });
+  return { proc, url };
+}
+
+describe("crash recovery (kill -9)", () => {
+  it("keeps every acknowledged allocation and never over-allocates", async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), "authpool-crash-"));
+    const configFile = path.join(dir, "pool.json");
+    await writeFile(configFile, JSON.stringify({ ...testConfigRaw(dir), server: { host: "127.0.0.1", port: 0 } }));
+
+    const first = await serve(configFile);
+    child = first.proc;
+    const client = createAuthPoolClient(first.url, { timeoutMs: 10_000 });
+    const acknowledged: string[] = [];
+    const calls = Array.from({ length: 300 }, (_, i) =>
+      client.allocate({ sessionId: `crash-${i}` }).then(
+        (res) => {
+          if (res.outcome.case === "subscription") acknowledged.push(res.sessionId);
+        },
+        () => undefined,
+      ),
+    );
+    // Kill once some answers are out but the burst is still going.
+    while (acknowledged.length < 10) await new Promise((r) => setImmediate(r));
+    first.proc.kill("SIGKILL");
+    await Promise.all(calls);
+    expect(acknowledged.length).toBeGreaterThanOrEqual(10);
+
+    const second = await serve(configFile);
+    child = second.proc;
+    const status = await createAuthPoolClient(second.url).getPoolStatus({ includeSessions: true });
+    const held = new Set(status.sessions.map((s) => s.sessionId));
+    for (const id of acknowledged) expect(held.has(id)).toBe(true);
+    expect(status.totalSessions).toBeLessThanOrEqual(45);
+    for (const s of status.subscriptions) expect(s.sessionCount).toBeLessThanOrEqual(15);
+
+    // The restarted pool keeps allocating from where it was.
+    const more = await createAuthPoolClient(second.url).allocate({ sessionId: "after-restart" });
+    expect(more.outcome.case).toBe(status.totalSessions < 45 ? "subscription" : "fallback");
+  });
+});
