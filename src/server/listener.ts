@@ -108,7 +108,8 @@ export async function listen(handler: RequestHandler, options: ListenOptions): P
     socket.unshift(head);
     if (protocol === "h2") {
       // http2 reads the unshifted bytes itself on the next tick; resuming the
-      // socket here would feed them to nobody and nghttp2 answers GOAWAY.
+      // socket would flush them as 'data' events first, so the session never
+      // sees the preface and answers GOAWAY.
       h2.emit("connection", socket);
       return;
     }

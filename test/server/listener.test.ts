@@ -24,7 +24,12 @@ import { registerReflection } from "../../src/server/reflection.js";
 const HOST = "127.0.0.1";
 
 /** A handler that holds every response until the test releases it. */
-function slowHandler(): { handler: RequestHandler; arrived: (n: number) => Promise<void>; release: () => void } {
+function slowHandler(): {
+  handler: RequestHandler;
+  /** Resolves once n requests have reached the handler. */
+  arrived: (n: number) => Promise<void>;
+  release: () => void;
+} {
   let release!: () => void;
   const released = new Promise<void>((resolve) => (release = resolve));
   let count = 0;
@@ -52,7 +57,11 @@ function connectError(port: number): Promise<string | undefined> {
 }
 
 /** http2 request with a Connect JSON body; resolves with status and body. */
-function h2Post(session: http2.ClientHttp2Session, path: string, body: string): Promise<{ status: number; body: string }> {
+function h2Post(
+  session: http2.ClientHttp2Session,
+  path: string,
+  body: string,
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const stream = session.request({ ":method": "POST", ":path": path, "content-type": "application/json" });
     let status = 0;
@@ -62,9 +71,10 @@ function h2Post(session: http2.ClientHttp2Session, path: string, body: string): 
     stream.on("data", (chunk: string) => (text += chunk));
     stream.on("error", reject);
     // 'close' without a response: the server cut the connection.
-    stream.on("close", () =>
-      status === 0 ? reject(new Error(`stream closed, rst code ${stream.rstCode}`)) : resolve({ status, body: text }),
-    );
+    stream.on("close", () => {
+      if (status === 0) reject(new Error(`stream closed without a response, rst code ${stream.rstCode}`));
+      else resolve({ status, body: text });
+    });
     stream.end(body);
   });
 }
@@ -85,7 +95,8 @@ function splitFirstWrite(port: number): Duplex {
       first = false;
       const rest = (): void => void socket.write(chunk.subarray(7), callback);
       // The server shares this event loop: two turns let it read the first piece alone.
-      const split = (): void => void socket.write(chunk.subarray(0, 7), () => setImmediate(() => setImmediate(rest)));
+      const split = (): void =>
+        void socket.write(chunk.subarray(0, 7), () => setImmediate(() => setImmediate(rest)));
       if (socket.connecting) socket.once("connect", split);
       else split();
     },
@@ -163,7 +174,8 @@ describe("listen: one port for HTTP/2 and HTTP/1.1", () => {
   });
 
   it("serves a stock @grpc/grpc-js client", async () => {
-    const protoPath = fileURLToPath(new URL("../../proto-vendor/grpc/health/v1/health.proto", import.meta.url));
+    const protoUrl = new URL("../../proto-vendor/grpc/health/v1/health.proto", import.meta.url);
+    const protoPath = fileURLToPath(protoUrl);
     const definition = protoLoader.loadSync(protoPath, { enums: String });
     const pkg = grpc.loadPackageDefinition(definition) as unknown as {
       grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } };
@@ -222,7 +234,8 @@ describe("listen: one port for HTTP/2 and HTTP/1.1", () => {
   it("streams Watch", async () => {
     const client = createClient(Health, createGrpcTransport({ baseUrl: listener.url }));
     const abort = new AbortController();
-    const first = await client.watch({ service: "" }, { signal: abort.signal })[Symbol.asyncIterator]().next();
+    const stream = client.watch({ service: "" }, { signal: abort.signal });
+    const first = await stream[Symbol.asyncIterator]().next();
     abort.abort();
     expect(first.value?.status).toBe(Status.SERVING);
     const unknown = client.watch({ service: "nope" }, { signal: AbortSignal.timeout(5_000) });

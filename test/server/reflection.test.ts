@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { fromBinary } from "@bufbuild/protobuf";
+import { fromBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { Code, createClient, type ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter, createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
@@ -10,7 +10,7 @@ import { AuthPoolService, file_authpool_v1_auth_pool } from "../../gen/authpool/
 import { file_grpc_health_v1_health } from "../../gen/grpc/health/v1/health_pb.js";
 import {
   ServerReflection as ServerReflectionV1,
-  type ServerReflectionRequest,
+  type ServerReflectionRequestSchema,
   type ServerReflectionResponse,
 } from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ServerReflectionV1alpha } from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
@@ -21,7 +21,8 @@ import { registerReflection } from "../../src/server/reflection.js";
 const BUF = fileURLToPath(new URL("../../node_modules/.bin/buf", import.meta.url));
 const run = promisify(execFile);
 
-type Query = ServerReflectionRequest["messageRequest"];
+type Query = MessageInitShape<typeof ServerReflectionRequestSchema>["messageRequest"];
+type Answer = ServerReflectionResponse["messageResponse"];
 
 let listener: Listener;
 
@@ -40,22 +41,15 @@ afterAll(async () => {
   await listener?.close({ graceMs: 1_000 });
 });
 
-/** Sends the queries on one reflection stream and returns the answers in order. */
-async function reflect(queries: Query[], version: "v1" | "v1alpha" = "v1"): Promise<ServerReflectionResponse["messageResponse"][]> {
-  const transport = createConnectTransport({ baseUrl: listener.url, httpVersion: "2" });
-  const requests = queries.map((messageRequest) => ({ host: "", messageRequest }));
-  const answers: ServerReflectionResponse["messageResponse"][] = [];
-  if (version === "v1") {
-    for await (const res of createClient(ServerReflectionV1, transport).serverReflectionInfo(toStream(requests))) {
-      answers.push(res.messageResponse);
-    }
-  } else {
-    const client = createClient(ServerReflectionV1alpha, transport);
-    for await (const res of client.serverReflectionInfo(toStream(requests))) {
-      // Same shape as v1; only the type names differ.
-      answers.push(res.messageResponse as unknown as ServerReflectionResponse["messageResponse"]);
-    }
-  }
+/** Sends the queries on one v1 reflection stream (Connect protocol) and returns the answers in order. */
+async function reflect(queries: Query[]): Promise<Answer[]> {
+  const client = createClient(
+    ServerReflectionV1,
+    createConnectTransport({ baseUrl: listener.url, httpVersion: "2" }),
+  );
+  const answers: Answer[] = [];
+  const requests = toStream(queries.map((messageRequest) => ({ host: "", messageRequest })));
+  for await (const res of client.serverReflectionInfo(requests)) answers.push(res.messageResponse);
   return answers;
 }
 
@@ -64,7 +58,7 @@ async function* toStream<T>(items: T[]): AsyncIterable<T> {
 }
 
 /** Names of the files in a file_descriptor_response, in order. */
-function fileNames(answer: ServerReflectionResponse["messageResponse"] | undefined): string[] {
+function fileNames(answer: Answer | undefined): string[] {
   if (answer?.case !== "fileDescriptorResponse") throw new Error(`unexpected answer ${answer?.case}`);
   return answer.value.fileDescriptorProto.map((bytes) => fromBinary(FileDescriptorProtoSchema, bytes).name);
 }
@@ -132,7 +126,7 @@ describe("server reflection", () => {
       { case: "fileByFilename", value: "nope.proto" },
       {
         case: "fileContainingExtension",
-        value: { $typeName: "grpc.reflection.v1.ExtensionRequest", containingType: "authpool.v1.AllocateRequest", extensionNumber: 100 },
+        value: { containingType: "authpool.v1.AllocateRequest", extensionNumber: 100 },
       },
     ]);
     for (const answer of answers) {
@@ -141,11 +135,24 @@ describe("server reflection", () => {
     }
   });
 
+  it("lists extension numbers of known messages only", async () => {
+    const [known, unknown] = await reflect([
+      { case: "allExtensionNumbersOfType", value: "authpool.v1.AllocateRequest" },
+      { case: "allExtensionNumbersOfType", value: "authpool.v1.AuthPoolService" },
+    ]);
+    expect(known).toMatchObject({
+      case: "allExtensionNumbersResponse",
+      value: { baseTypeName: "authpool.v1.AllocateRequest", extensionNumber: [] },
+    });
+    expect(unknown).toMatchObject({ case: "errorResponse", value: { errorCode: Code.NotFound } });
+  });
+
   it("lists services on v1alpha too, over gRPC", async () => {
     const client = createClient(ServerReflectionV1alpha, createGrpcTransport({ baseUrl: listener.url }));
+    const requests = toStream([{ messageRequest: { case: "listServices" as const, value: "" } }]);
     const names: string[] = [];
-    for await (const res of client.serverReflectionInfo(toStream([{ messageRequest: { case: "listServices" as const, value: "" } }]))) {
-      if (res.messageResponse.case === "listServicesResponse") names.push(...res.messageResponse.value.service.map((s) => s.name));
+    for await (const { messageResponse: answer } of client.serverReflectionInfo(requests)) {
+      if (answer.case === "listServicesResponse") names.push(...answer.value.service.map((s) => s.name));
     }
     expect(names).toEqual(
       expect.arrayContaining([
