@@ -192,6 +192,8 @@ export class Pool {
     if (subscriptionId === undefined) {
       return { kind: "rejected", code: "not_found", message: `session_id: session "${cmd.sessionId}" is not allocated` };
     }
+    // Refuse before recording anything: a reply of not_found must mean "nothing changed".
+    if (!this.configured.has(subscriptionId)) return notConfigured(subscriptionId);
     const keys = dedupeKeys(cmd.sessionId, cmd.requestId, cmd.report.resultUuid);
     if (keys.some((k) => this.state.dedupe.has(k))) {
       const view = this.view(subscriptionId, now);

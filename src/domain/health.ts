@@ -37,9 +37,9 @@ export interface HealthInput {
 /** computeHealth scores one subscription; deterministic in its input. */
 export function computeHealth(input: HealthInput): Health {
   const { cfg, sub, now, weights } = input;
-  const totalWeight =
-    weights.weekly + weights.fiveHour + weights.sessions + weights.burnRate + weights.idle;
-  const scale = totalWeight > 0 ? 100 / totalWeight : 0;
+  const [weeklyMax, fiveHourMax, sessionsMax, burnMax, idleMax] = allot([
+    weights.weekly, weights.fiveHour, weights.sessions, weights.burnRate, weights.idle,
+  ]) as [number, number, number, number, number];
 
   const weekly = weeklyFraction(cfg, sub, now);
   const fiveHour = fiveHourFraction(cfg, sub, now);
@@ -52,18 +52,18 @@ export function computeHealth(input: HealthInput): Health {
   const idle = input.activeSessions === 0 ? 1 : 0;
 
   const components: HealthComponent[] = [
-    component("weekly_use", weights.weekly * scale, weekly.value,
+    component("weekly_use", weeklyMax, weekly.value,
       `${pct(weekly.value)} of the weekly ${weekly.basis === "upstream" ? "limit (upstream)" : "budget"}`),
-    component("five_hour_use", weights.fiveHour * scale, fiveHour.value,
+    component("five_hour_use", fiveHourMax, fiveHour.value,
       `${pct(fiveHour.value)} of the 5-hour ${fiveHour.basis === "upstream" ? "limit (upstream)" : "window budget"}`),
-    component("sessions", weights.sessions * scale, sessionShare,
+    component("sessions", sessionsMax, sessionShare,
       `${input.sessionCount} of ${cfg.maxSessions} sessions`),
-    component("burn_rate", weights.burnRate * scale, burnShare,
+    component("burn_rate", burnMax, burnShare,
       `$${burn.toFixed(2)}/h against a sustainable $${sustainable.toFixed(2)}/h`),
     {
       name: "idle_bonus",
-      maxPoints: round2(weights.idle * scale),
-      points: round2(weights.idle * scale * idle),
+      maxPoints: idleMax,
+      points: idleMax * idle,
       value: idle,
       detail: idle === 1 ? "no active session" : `${input.activeSessions} active sessions`,
     },
@@ -81,6 +81,27 @@ function component(name: HealthComponentName, maxPoints: number, used: number, d
     value: round4(used),
     detail,
   };
+}
+
+/**
+ * allot shares 100 points among the weights in whole hundredths, handing the
+ * cents lost to rounding to the largest remainders. Rounding each share on its
+ * own can make the maxima add up to 100.01 (weights 1,1,1,1,2), and the score,
+ * capped at 100, would then no longer be the sum of its components.
+ */
+function allot(weights: number[]): number[] {
+  const total = weights.reduce((s, w) => s + w, 0);
+  if (!(total > 0)) return weights.map(() => 0);
+  const exact = weights.map((w) => (w * 10_000) / total);
+  const cents = exact.map((e) => Math.floor(e));
+  let left = 10_000 - cents.reduce((s, c) => s + c, 0);
+  const byRemainder = exact.map((_, i) => i).sort((a, b) => exact[b]! - cents[b]! - (exact[a]! - cents[a]!) || a - b);
+  for (const i of byRemainder) {
+    if (left <= 0) break;
+    cents[i]! += 1;
+    left--;
+  }
+  return cents.map((c) => c / 100);
 }
 
 function pct(f: number): string {
