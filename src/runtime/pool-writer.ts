@@ -1,5 +1,5 @@
 import type { Clock, Command, Pool, PoolEvent, ResultOf } from "../domain/index.js";
-import type { Journal } from "../store/index.js";
+import type { Journal, JournalRecord } from "../store/index.js";
 
 /**
  * PoolWriter is the one writer: every mutation, from an RPC or a background
@@ -26,8 +26,8 @@ export class WriterUnavailableError extends Error {
   override name = "WriterUnavailableError";
 }
 
-/** EventListener receives each durable batch of events, in sequence order. */
-export type EventListener = (events: readonly PoolEvent[]) => void;
+/** RecordListener receives each durable journal record, in order. */
+export type RecordListener = (record: JournalRecord) => void;
 
 interface Pending {
   command: Command;
@@ -44,13 +44,15 @@ export class PoolWriter {
   private broken = false;
   private closed = false;
   private lastSnapshotAt: number;
-  private readonly listeners = new Set<EventListener>();
+  private readonly listeners = new Set<RecordListener>();
+  private durable: number;
 
   private constructor(pool: Pool, journal: Journal, options: PoolWriterOptions) {
     this.pool = pool;
     this.journal = journal;
     this.options = options;
     this.lastSnapshotAt = options.clock.now();
+    this.durable = pool.state.eventSeq;
   }
 
   /** open loads the state and returns a writer over it. */
@@ -70,10 +72,15 @@ export class PoolWriter {
     });
   }
 
-  /** subscribe registers a listener for durable events; returns the unsubscribe function. */
-  subscribe(listener: EventListener): () => void {
+  /** subscribe registers a listener for durable records; returns the unsubscribe function. */
+  subscribe(listener: RecordListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /** durableSeq is the sequence of the last event known to be durable. */
+  get durableSeq(): number {
+    return this.durable;
   }
 
   /** currentPool is the domain object; read it only between batches (from a listener or a command). */
@@ -107,9 +114,10 @@ export class PoolWriter {
         results.push(out.result);
         for (const e of out.events) events.push(e);
       }
+      let record: JournalRecord | undefined;
       if (events.length > 0) {
         try {
-          await this.journal.append(events);
+          record = await this.journal.append(events);
         } catch (error) {
           // The state in memory now holds events that are not durable: throw
           // it away and reload from the store before deciding anything else.
@@ -120,8 +128,11 @@ export class PoolWriter {
           continue;
         }
       }
+      if (record !== undefined) {
+        this.durable = events[events.length - 1]!.seq;
+        this.publish(record);
+      }
       batch.forEach((p, i) => p.resolve(results[i]));
-      if (events.length > 0) this.publish(events);
       await this.maybeSnapshot(now);
     }
   }
@@ -131,6 +142,7 @@ export class PoolWriter {
       const { pool, journal } = await this.options.load();
       this.pool = pool;
       this.journal = journal;
+      this.durable = pool.state.eventSeq;
       this.broken = false;
       return true;
     } catch (error) {
@@ -141,10 +153,10 @@ export class PoolWriter {
     }
   }
 
-  private publish(events: PoolEvent[]): void {
+  private publish(record: JournalRecord): void {
     for (const listener of this.listeners) {
       try {
-        listener(events);
+        listener(record);
       } catch (error) {
         this.options.onError?.(error);
       }
