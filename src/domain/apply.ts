@@ -112,9 +112,20 @@ export function applyEvent(state: PoolState, event: PoolEvent): void {
       }
       return;
     }
-    case "fallback_used":
     case "status_changed":
-    case "usage_threshold":
+      subscription(state, event.subscriptionId).status = event.to;
+      return;
+    case "usage_threshold": {
+      const sub = subscription(state, event.subscriptionId);
+      sub.crossed = [...(sub.crossed ?? []).filter((t) => t !== event.threshold), event.threshold];
+      return;
+    }
+    case "usage_threshold_cleared": {
+      const sub = subscription(state, event.subscriptionId);
+      sub.crossed = (sub.crossed ?? []).filter((t) => t !== event.threshold);
+      return;
+    }
+    case "fallback_used":
     case "rebalance_completed":
       // Records of decisions, for the stream and the audit trail; no state.
       return;

@@ -1,4 +1,5 @@
 import type { Exclusion } from "./events.js";
+import type { RebalanceMove } from "./rebalance.js";
 import type { Priority } from "./state.js";
 import type { LimitSignal, UsageReport } from "./usage.js";
 import type { SubscriptionView } from "./view.js";
@@ -26,7 +27,8 @@ export type Command =
   | { kind: "release"; sessionId: string }
   | { kind: "set_paused"; subscriptionId: string; paused: boolean }
   | { kind: "status" }
-  | { kind: "sweep" };
+  | { kind: "sweep" }
+  | { kind: "rebalance"; dryRun: boolean; trigger: "periodic" | "on_demand" };
 
 /** Rejection is a domain refusal; the edge maps its code to a transport status. */
 export interface Rejection {
@@ -82,6 +84,22 @@ export interface SweepResult {
   expired: number;
 }
 
+/** SubscriptionHealthSummary is one line of a rebalance report. */
+export interface SubscriptionHealthSummary {
+  subscriptionId: string;
+  healthScore: number;
+  fiveHourCostUsd: number;
+  sessionCount: number;
+}
+
+export interface RebalanceResult {
+  kind: "rebalanced";
+  dryRun: boolean;
+  moves: RebalanceMove[];
+  before: SubscriptionHealthSummary[];
+  after: SubscriptionHealthSummary[];
+}
+
 /** ResultOf maps a command kind to what it answers. */
 export interface ResultMap {
   allocate: AllocateResult | Rejection;
@@ -90,6 +108,7 @@ export interface ResultMap {
   set_paused: PausedResult | Rejection;
   status: StatusResult;
   sweep: SweepResult;
+  rebalance: RebalanceResult;
 }
 
 export type ResultOf<C extends Command> = ResultMap[C["kind"]];

@@ -3,13 +3,18 @@ import type {
   AllocateResult,
   Command,
   PausedResult,
+  RebalanceResult,
   Rejection,
   ReleaseResult,
   ReportResult,
   ResultOf,
   StatusResult,
+  SubscriptionHealthSummary,
   SweepResult,
 } from "./commands.js";
+import { computeHealth } from "./health.js";
+import { observeSubscription } from "./observe.js";
+import { planRebalance } from "./rebalance.js";
 import type { EventBody, Exclusion, PoolEvent } from "./events.js";
 import type { PoolSettings, SubscriptionSettings } from "./settings.js";
 import type { PoolState } from "./state.js";
@@ -46,6 +51,17 @@ export class Pool {
       events.push(event);
     };
     const result = this.decide(command, now, emit) as ResultOf<C>;
+    // Announce what the command changed about each subscription it touched
+    // (status, thresholds); the sweep looks at all of them, which catches
+    // changes that come from time passing (a cooldown ending).
+    const touched = new Set<string>();
+    if (command.kind === "sweep") for (const s of this.settings.subscriptions) touched.add(s.id);
+    for (const e of events) for (const id of subscriptionsOf(e)) touched.add(id);
+    for (const id of touched) {
+      const view = this.view(id, now);
+      if (view === undefined) continue;
+      for (const body of observeSubscription(view, this.settings)) emit(body);
+    }
     return { events, result };
   }
 
@@ -74,6 +90,8 @@ export class Pool {
         return { kind: "status", now, views: this.views(now) } satisfies StatusResult;
       case "sweep":
         return this.sweep(now, emit);
+      case "rebalance":
+        return this.rebalance(command, now, emit);
     }
   }
 
@@ -263,6 +281,45 @@ export class Pool {
     return { kind: "paused", view: this.view(cmd.subscriptionId, now)! };
   }
 
+  private rebalance(
+    cmd: Extract<Command, { kind: "rebalance" }>,
+    now: number,
+    emit: (e: EventBody) => void,
+  ): RebalanceResult {
+    const views = this.views(now);
+    const moves = planRebalance(views, this.state, this.settings, now);
+    const before = views.map((v) => summary(v));
+    let after: SubscriptionHealthSummary[];
+    if (cmd.dryRun) {
+      // Project: only session counts change (moved sessions are idle, so
+      // the idle bonus and spend stay as they are).
+      const delta = new Map<string, number>();
+      for (const m of moves) {
+        delta.set(m.from, (delta.get(m.from) ?? 0) - 1);
+        delta.set(m.to, (delta.get(m.to) ?? 0) + 1);
+      }
+      after = views.map((v) => {
+        const sessionCount = v.sessionCount + (delta.get(v.cfg.id) ?? 0);
+        const health = computeHealth({
+          cfg: v.cfg,
+          sub: v.state,
+          sessionCount,
+          activeSessions: v.activeSessions,
+          now,
+          weights: this.settings.health.weights,
+        });
+        return { ...summary(v), healthScore: health.score, sessionCount };
+      });
+    } else {
+      for (const m of moves) {
+        emit({ type: "session_rotated", sessionId: m.sessionId, from: m.from, to: m.to, reason: m.reason, detail: m.detail });
+      }
+      emit({ type: "rebalance_completed", trigger: cmd.trigger, moves });
+      after = this.views(now).map((v) => summary(v));
+    }
+    return { kind: "rebalanced", dryRun: cmd.dryRun, moves, before, after };
+  }
+
   /**
    * sweep is the periodic housekeeping: release stale sessions, end
    * cooldowns whose reset time passed, forget dedupe keys past retention.
@@ -295,6 +352,31 @@ export class Pool {
       emit({ type: "pruned", before: horizon });
     }
     return { kind: "swept", expired };
+  }
+}
+
+function summary(v: SubscriptionView): SubscriptionHealthSummary {
+  return {
+    subscriptionId: v.cfg.id,
+    healthScore: v.health.score,
+    fiveHourCostUsd: v.windowCostUsd,
+    sessionCount: v.sessionCount,
+  };
+}
+
+/** subscriptionsOf lists the subscriptions an event is about. */
+export function subscriptionsOf(e: EventBody): string[] {
+  switch (e.type) {
+    case "session_rotated":
+      return [e.from, e.to];
+    case "rebalance_completed":
+      return [...new Set(e.moves.flatMap((m) => [m.from, m.to]))];
+    case "fallback_used":
+      return e.exclusions.map((x) => x.subscriptionId);
+    case "pruned":
+      return [];
+    default:
+      return [e.subscriptionId];
   }
 }
 

@@ -102,6 +102,7 @@ export type EventBody =
       /** Projected ms until exhaustion at the current burn rate; absent when not burning. */
       timeToExhaustionMs?: number;
     }
+  | { type: "usage_threshold_cleared"; subscriptionId: string; threshold: number }
   | {
       type: "rebalance_completed";
       trigger: "periodic" | "on_demand";

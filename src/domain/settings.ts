@@ -36,4 +36,15 @@ export interface PoolSettings {
   readonly cooldown: { readonly defaultMinutes: number; readonly timeZone: string };
   readonly health: { readonly weights: HealthWeights };
   readonly dedupeRetentionHours: number;
+  readonly rebalancing: {
+    readonly enabled: boolean;
+    readonly intervalSeconds: number;
+    /** USD gap in 5-hour load between the most and the least loaded subscription before idle sessions move. */
+    readonly costGapThreshold: number;
+    readonly maxMovesPerCycle: number;
+  };
+  /** Only rules of type usage_threshold matter to the domain: their thresholds are announced. */
+  readonly notifications: {
+    readonly rules: readonly { readonly type: string; readonly threshold?: number; readonly enabled: boolean }[];
+  };
 }

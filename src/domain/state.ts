@@ -1,3 +1,4 @@
+import type { SubscriptionStatusName } from "./events.js";
 import type { LimitWindow, ModelScope, TokenCounts } from "./usage.js";
 
 /**
@@ -56,6 +57,10 @@ export interface SubscriptionState {
   paused: boolean;
   upstream: Partial<Record<LimitWindow, UpstreamObservation>>;
   lastUsedAt?: number;
+  /** The status last announced by a status_changed event (absent: "available"). */
+  status?: SubscriptionStatusName;
+  /** Usage thresholds currently crossed, so each crossing is announced once. */
+  crossed?: number[];
 }
 
 export interface SessionState {

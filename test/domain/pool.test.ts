@@ -60,8 +60,19 @@ function fallback(r: AllocateResult | Rejection): Fallback {
   return r;
 }
 
+/** Announcements (status, thresholds, local safeguards) are tested in observe.test.ts. */
+function isAnnouncement(e: PoolEvent): boolean {
+  return (
+    e.type === "status_changed" ||
+    e.type === "usage_threshold" ||
+    e.type === "usage_threshold_cleared" ||
+    (e.type === "limit_reached" && e.kind !== "upstream")
+  );
+}
+
+/** types lists a command's own events, without announcements. */
 function types(events: PoolEvent[]): string[] {
-  return events.map((e) => e.type);
+  return events.filter((e) => !isAnnouncement(e)).map((e) => e.type);
 }
 
 function eventOf<T extends PoolEvent["type"]>(events: PoolEvent[], type: T): EventOf<T> {
@@ -576,7 +587,10 @@ describe("Pool.run(set_paused)", () => {
   it("a paused subscription is excluded until unpaused", () => {
     const pool = makePool(["a", "b"]);
     const paused = pool.run({ kind: "set_paused", subscriptionId: "a", paused: true }, T0);
-    expect(paused.events).toMatchObject([{ type: "paused_set", subscriptionId: "a", paused: true }]);
+    expect(paused.events).toMatchObject([
+      { type: "paused_set", subscriptionId: "a", paused: true },
+      { type: "status_changed", subscriptionId: "a", from: "available", to: "paused" },
+    ]);
     expect(paused.result).toMatchObject({ kind: "paused", view: { status: "paused" } });
     expect(granted(allocate(pool, "s1", T0).result).view.cfg.id).toBe("b");
     expect(granted(allocate(pool, "s2", T0).result).view.cfg.id).toBe("b");
@@ -621,11 +635,13 @@ describe("Pool.run(status)", () => {
     const pool = makePool();
     const a = allocate(pool, "s1", T0).events;
     const b = report(pool, "s1", T0 + 5, 1, { limit: { window: "five_hour", estimated: true, message: "m" } }).events;
+    // allocated; usage, limit, status_changed (available -> cooldown)
     expect([...a, ...b].map((e) => [e.seq, e.at])).toEqual([
       [1, T0],
       [2, T0 + 5],
       [3, T0 + 5],
+      [4, T0 + 5],
     ]);
-    expect(pool.state.eventSeq).toBe(3);
+    expect(pool.state.eventSeq).toBe(4);
   });
 });

@@ -28,6 +28,8 @@ export function poolSettings(
     cooldown: { defaultMinutes: 60, timeZone: "UTC" },
     health: { weights: { weekly: 40, fiveHour: 30, sessions: 15, burnRate: 10, idle: 5 } },
     dedupeRetentionHours: 48,
+    rebalancing: { enabled: false, intervalSeconds: 300, costGapThreshold: 5, maxMovesPerCycle: 3 },
+    notifications: { rules: [] },
     ...overrides,
   };
 }

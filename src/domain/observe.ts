@@ -1,0 +1,82 @@
+import type { EventBody, SubscriptionStatusName } from "./events.js";
+import { HOUR_MS } from "./time.js";
+import type { PoolSettings } from "./settings.js";
+import type { SubscriptionView } from "./view.js";
+
+/**
+ * observeSubscription compares a subscription's derived view with what was
+ * last announced and returns the events that announce the difference: a
+ * status change (with the safeguard that caused a "limited"), and usage
+ * thresholds crossed upwards (once per crossing) or dropped below (silently
+ * re-arming them). Pure: the caller emits and applies them.
+ */
+export function observeSubscription(v: SubscriptionView, settings: PoolSettings): EventBody[] {
+  const events: EventBody[] = [];
+  const id = v.cfg.id;
+  const previous: SubscriptionStatusName = v.state.status ?? "available";
+  if (v.status !== previous) {
+    events.push({ type: "status_changed", subscriptionId: id, from: previous, to: v.status, reason: reasonFor(v, previous, settings) });
+    if (v.status === "limited") {
+      const full = v.sessionCount >= v.cfg.maxSessions;
+      events.push({
+        type: "limit_reached",
+        subscriptionId: id,
+        kind: full ? "sessions" : "weekly_threshold",
+        window: full ? "unknown" : "seven_day",
+        estimated: false,
+        message: full
+          ? `${v.sessionCount} of ${v.cfg.maxSessions} sessions`
+          : `weekly use ${pct(v.weeklyFraction)} reached the ${pct(settings.weeklyBudgetThreshold)} threshold`,
+      });
+    }
+  }
+  const crossed = v.state.crossed ?? [];
+  for (const threshold of usageThresholds(settings)) {
+    const above = v.weeklyFraction >= threshold;
+    if (above && !crossed.includes(threshold)) {
+      events.push({
+        type: "usage_threshold",
+        subscriptionId: id,
+        value: v.weeklyFraction,
+        threshold,
+        basis: v.weeklyBasis === "upstream" ? "upstream_seven_day" : "weekly_budget",
+        ...(v.hoursToExhaustion !== undefined ? { timeToExhaustionMs: Math.round(v.hoursToExhaustion * HOUR_MS) } : {}),
+      });
+    } else if (!above && crossed.includes(threshold)) {
+      events.push({ type: "usage_threshold_cleared", subscriptionId: id, threshold });
+    }
+  }
+  return events;
+}
+
+/** usageThresholds are the distinct thresholds of the enabled usage_threshold rules, ascending. */
+export function usageThresholds(settings: PoolSettings): number[] {
+  const set = new Set<number>();
+  for (const r of settings.notifications.rules) {
+    if (r.type === "usage_threshold" && r.enabled && r.threshold !== undefined) set.add(r.threshold);
+  }
+  return [...set].sort((a, b) => a - b);
+}
+
+function reasonFor(v: SubscriptionView, previous: SubscriptionStatusName, settings: PoolSettings): string {
+  switch (v.status) {
+    case "paused":
+      return "paused by an operator";
+    case "cooldown":
+      return v.cooldown?.reason ?? "usage limit";
+    case "limited":
+      return v.sessionCount >= v.cfg.maxSessions
+        ? `${v.sessionCount} of ${v.cfg.maxSessions} sessions`
+        : `weekly use ${pct(v.weeklyFraction)} >= ${pct(settings.weeklyBudgetThreshold)}`;
+    case "approaching":
+      return `weekly use ${pct(v.weeklyFraction)}, 5-hour window ${pct(v.fiveHourFraction)}`;
+    case "available":
+      if (previous === "cooldown") return "cooldown ended";
+      if (previous === "paused") return "resumed by an operator";
+      return "below every safeguard";
+  }
+}
+
+function pct(f: number): string {
+  return `${(f * 100).toFixed(1)}%`;
+}
