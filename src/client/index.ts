@@ -41,13 +41,19 @@ export function createAuthPoolClient(url: string, options: AuthPoolClientOptions
     });
   }
   const timeoutMs = options.timeoutMs ?? 5000;
-  const common = { baseUrl: url, interceptors, defaultTimeoutMs: timeoutMs };
   const httpVersion = options.httpVersion ?? "2";
-  const transport =
-    options.protocol === "connect"
+  const transport = (defaultTimeoutMs: number | undefined) => {
+    const common = { baseUrl: url, interceptors, ...(defaultTimeoutMs !== undefined ? { defaultTimeoutMs } : {}) };
+    return options.protocol === "connect"
       ? createConnectTransport({ ...common, httpVersion })
       : options.protocol === "grpc-web"
         ? createGrpcWebTransport({ ...common, httpVersion })
         : createGrpcTransport({ ...common });
-  return createClient(AuthPoolService, transport);
+  };
+  // A deadline suits unary calls; an event stream is meant to stay open, so
+  // it gets a transport of its own without one (pass timeoutMs per call to
+  // bound it).
+  const unary = createClient(AuthPoolService, transport(timeoutMs));
+  const streaming = createClient(AuthPoolService, transport(undefined));
+  return { ...unary, streamEvents: streaming.streamEvents };
 }

@@ -28,13 +28,19 @@ export type {
   AllocateResult,
   Command,
   PausedResult,
+  RebalanceResult,
   Rejection,
   ReleaseResult,
   ReportResult,
   ResultOf,
   StatusResult,
+  SubscriptionHealthSummary,
   SweepResult,
 } from "./commands.js";
+export { planRebalance, loadUsd } from "./rebalance.js";
+export type { RebalanceMove } from "./rebalance.js";
+export { observeSubscription, usageThresholds } from "./observe.js";
+export { subscriptionsOf } from "./decide.js";
 export type { PoolSettings, SubscriptionSettings, HealthWeights } from "./settings.js";
 export { computeHealth } from "./health.js";
 export type { Health, HealthComponent, HealthInput } from "./health.js";

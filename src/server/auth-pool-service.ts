@@ -1,16 +1,39 @@
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import type { AuthPoolService, ReportUsageRequest } from "../../gen/authpool/v1/auth_pool_pb.js";
-import type { Clock, PoolSettings, Rejection, ReportResult, SubscriptionView, UsageReport } from "../domain/index.js";
+import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { type AuthPoolService, EventType, type ReportUsageRequest } from "../../gen/authpool/v1/auth_pool_pb.js";
+import type {
+  Clock,
+  PoolSettings,
+  Rejection,
+  ReportResult,
+  SubscriptionHealthSummary,
+  SubscriptionView,
+  UsageReport,
+} from "../domain/index.js";
+import type { EventFeed } from "../runtime/event-feed.js";
+import { type EventFilter, matches, toPublicEvent } from "./event-to-proto.js";
+import { type NotificationSnapshot, notificationsToProto } from "./notification-status.js";
 import { parseClaudeOutput } from "../domain/claude-output.js";
 import type { PoolWriter } from "../runtime/pool-writer.js";
-import { exclusionsToProto, priorityFromProto, sessionToProto, subscriptionToProto, windowToProto } from "./to-proto.js";
+import {
+  exclusionsToProto,
+  priorityFromProto,
+  rotationReasonToProto,
+  sessionToProto,
+  subscriptionToProto,
+  windowToProto,
+} from "./to-proto.js";
 import { usageFromProto } from "./usage-from-proto.js";
 import { check, invalidArgument, optionalIdSchema, sessionIdSchema } from "./validate.js";
 
 /** AuthPoolServiceOptions are the service's dependencies, injected so tests control them. */
 export interface AuthPoolServiceOptions {
   writer: PoolWriter;
+  feed: EventFeed;
+  /** Live events a subscriber may fall behind by before its stream ends with RESOURCE_EXHAUSTED. */
+  streamBufferEvents: number;
+  /** Webhook delivery state for status; undefined without a webhook. */
+  notificationStatus?: () => NotificationSnapshot;
   settings: PoolSettings;
   clock: Clock;
   /** Reset times in limit texts without a zone are read in this zone. */
@@ -113,6 +136,80 @@ export function createAuthPoolService(
         fallbackProvider: settings.fallback.provider,
         totalSessions: pool.state.sessions.size,
         eligibleSubscriptions: eligible,
+        notifications: notificationsToProto(options.notificationStatus?.()),
+      };
+    },
+
+    async *streamEvents(req, ctx) {
+      const filter: EventFilter = {
+        types: new Set(req.types.filter((t) => t !== EventType.UNSPECIFIED)),
+        subscriptionIds: new Set(req.subscriptionIds.map((id) => check(sessionIdSchema, id, "subscription_ids"))),
+      };
+      for (const t of filter.types) {
+        if (EventType[t] === undefined) throw invalidArgument("types", `unknown event type ${t}`);
+      }
+      const { feed } = options;
+      // Follow first, then read history up to where following began: the
+      // hand-over is by sequence, so nothing falls between the two.
+      const live = feed.follow(options.streamBufferEvents);
+      try {
+        let cursor = req.tail ? live.startSeq : Number(req.afterSequence);
+        if (!req.tail && cursor > 0) {
+          const oldest = await feed.oldestSeq();
+          if (cursor < oldest - 1) {
+            throw new ConnectError(
+              `after_sequence (afterSequence): ${cursor} is older than the retained events; the oldest available is ${oldest} (resume with after_sequence ${oldest - 1})`,
+              Code.OutOfRange,
+            );
+          }
+        }
+        for await (const e of feed.history(cursor, live.startSeq)) {
+          cursor = e.seq;
+          const pub = toPublicEvent(e);
+          if (pub !== undefined && matches(pub, filter)) yield { event: pub.message };
+        }
+        cursor = Math.max(cursor, live.startSeq);
+        while (!ctx.signal.aborted) {
+          const batch = await live.next(ctx.signal);
+          for (const e of batch) {
+            if (e.seq <= cursor) continue;
+            cursor = e.seq;
+            const pub = toPublicEvent(e);
+            if (pub !== undefined && matches(pub, filter)) yield { event: pub.message };
+          }
+          if (live.overflow && batch.length === 0) {
+            throw new ConnectError(
+              `subscriber fell more than ${options.streamBufferEvents} events behind; resume with after_sequence ${cursor}`,
+              Code.ResourceExhausted,
+            );
+          }
+        }
+      } finally {
+        live.close();
+      }
+    },
+
+    async rebalance(req) {
+      const started = performance.now();
+      const result = await writer.submit({ kind: "rebalance", dryRun: req.dryRun, trigger: "on_demand" });
+      const toProto = (h: SubscriptionHealthSummary) => ({
+        subscriptionId: h.subscriptionId,
+        healthScore: h.healthScore,
+        fiveHourCostUsd: h.fiveHourCostUsd,
+        sessionCount: h.sessionCount,
+      });
+      return {
+        dryRun: result.dryRun,
+        moves: result.moves.map((m) => ({
+          sessionId: m.sessionId,
+          fromSubscriptionId: m.from,
+          toSubscriptionId: m.to,
+          reason: rotationReasonToProto[m.reason],
+          detail: m.detail,
+        })),
+        before: result.before.map(toProto),
+        after: result.after.map(toProto),
+        duration: durationFromMs(performance.now() - started),
       };
     },
 

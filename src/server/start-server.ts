@@ -6,6 +6,9 @@ import { file_grpc_health_v1_health } from "../../gen/grpc/health/v1/health_pb.j
 import type { PoolConfig } from "../config/index.js";
 import { type Clock, Pool, systemClock, DAY_MS } from "../domain/index.js";
 import { type Logger, silentLogger } from "../runtime/logger.js";
+import { startLogNotifier } from "../notify/log-notifier.js";
+import { WebhookDispatcher } from "../notify/webhook-dispatcher.js";
+import { EventFeed } from "../runtime/event-feed.js";
 import { PoolWriter, WriterUnavailableError } from "../runtime/pool-writer.js";
 import { Scheduler } from "../runtime/scheduler.js";
 import { Journal, type KvStore, openStore } from "../store/index.js";
@@ -24,6 +27,10 @@ export interface AuthPoolServerOptions {
   logger?: Logger;
   /** Real-time poll of the scheduler in ms (default 1000); 0 disables it (tests call runJobs()). */
   schedulerPollMs?: number;
+  /** Live events a stream subscriber may fall behind by (default 10000). */
+  streamBufferEvents?: number;
+  /** Webhook retry backoff bounds in ms (default 500 .. 60000); tests shorten them. */
+  webhookBackoff?: { baseMs: number; maxMs: number };
 }
 
 /** AuthPoolServer is a running pool: its URL, its writer, and a graceful close. */
@@ -32,6 +39,7 @@ export interface AuthPoolServer {
   port: number;
   host: string;
   writer: PoolWriter;
+  feed: EventFeed;
   /** runJobs runs the background jobs the clock says are due (sweep, rebalance). */
   runJobs(): Promise<void>;
   /** close stops accepting calls, finishes in-flight ones, writes a snapshot, closes the store. */
@@ -69,6 +77,21 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
     throw error;
   }
 
+  const feed = new EventFeed(writer);
+  const stopLogNotifier = startLogNotifier(writer, config.notifications.rules, logger);
+  const webhook = config.notifications.webhook;
+  const dispatcher =
+    webhook !== undefined && config.notifications.rules.some((r) => r.enabled && r.channels.includes("webhook"))
+      ? await WebhookDispatcher.start({
+          feed,
+          store,
+          webhook,
+          rules: config.notifications.rules,
+          logger,
+          ...(options.webhookBackoff !== undefined ? { backoff: options.webhookBackoff } : {}),
+        })
+      : undefined;
+
   const warnings = configDirWarnings(config.subscriptions);
   for (const [id, list] of warnings) for (const w of list) logger.warn("subscription", { subscription: id, warning: w });
 
@@ -81,6 +104,9 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
         AuthPoolService,
         createAuthPoolService({
           writer,
+          feed,
+          streamBufferEvents: options.streamBufferEvents ?? 10_000,
+          ...(dispatcher !== undefined ? { notificationStatus: () => dispatcher.status() } : {}),
           settings: config,
           clock,
           timeZone: config.cooldown.timeZone,
@@ -98,6 +124,9 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
   try {
     listener = await listen(handler, config.server);
   } catch (error) {
+    await dispatcher?.close();
+    stopLogNotifier();
+    feed.close();
     await writer.close();
     if (ownsStore) await store.close();
     throw error;
@@ -111,6 +140,15 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
         everyMs: config.sessions.sweepIntervalSeconds * 1000,
         run: () => writer.submit({ kind: "sweep" }),
       },
+      ...(config.rebalancing.enabled
+        ? [
+            {
+              name: "rebalance",
+              everyMs: config.rebalancing.intervalSeconds * 1000,
+              run: () => writer.submit({ kind: "rebalance", dryRun: false, trigger: "periodic" }),
+            },
+          ]
+        : []),
     ],
     (job, error) => logger.error("job failed", { job, error: String(error) }),
   );
@@ -123,12 +161,16 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
     port: listener.port,
     host: listener.host,
     writer,
+    feed,
     runJobs: () => scheduler.runDue(),
     close() {
       closing ??= (async () => {
         serving = false;
         scheduler.stop();
         await listener.close();
+        await dispatcher?.close();
+        stopLogNotifier();
+        feed.close();
         await writer.close();
         if (ownsStore) await store.close();
       })();

@@ -4,6 +4,7 @@ import {
   ExclusionReason,
   LimitWindow,
   Priority,
+  RotationReason,
   type SessionSchema,
   SessionState,
   SubscriptionState,
@@ -15,6 +16,7 @@ import type {
   LimitWindow as DomainWindow,
   PoolSettings,
   Priority as DomainPriority,
+  RotationReason as DomainRotationReason,
   SessionState as DomainSession,
   SubscriptionStatusName,
   SubscriptionView,
@@ -57,6 +59,13 @@ const typeToProto = {
   "claude-max": SubscriptionType.CLAUDE_MAX,
   api: SubscriptionType.API,
 } as const;
+
+export const rotationReasonToProto: Record<DomainRotationReason, RotationReason> = {
+  rebalance: RotationReason.REBALANCE,
+  cooldown: RotationReason.COOLDOWN,
+  drain: RotationReason.DRAIN,
+  not_eligible: RotationReason.NOT_ELIGIBLE,
+};
 
 export const priorityToProto: Record<DomainPriority, Priority> = {
   low: Priority.LOW,

@@ -192,16 +192,6 @@ describe("Allocate safeguards", () => {
     await p.server.runJobs();
     expect((await p.grpc.getPoolStatus({})).totalSessions).toBe(0);
   });
-
-  it("does not implement StreamEvents and Rebalance yet", async () => {
-    const p = await start();
-    await expect(p.grpc.rebalance({})).rejects.toMatchObject({ code: Code.Unimplemented });
-    await expect(
-      (async () => {
-        for await (const _ of p.grpc.streamEvents({})) break;
-      })(),
-    ).rejects.toMatchObject({ code: Code.Unimplemented });
-  });
 });
 
 describe("consistency", () => {

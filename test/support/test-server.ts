@@ -26,6 +26,9 @@ export interface TestPoolOptions {
   config?: Record<string, unknown>;
   clock?: ManualClock;
   dir?: string;
+  /** Passed to the server: live events a stream subscriber may fall behind by. */
+  streamBufferEvents?: number;
+  webhookBackoff?: { baseMs: number; maxMs: number };
 }
 
 /** testConfig: three subscriptions × 15 sessions, the reference pool. */
@@ -49,8 +52,18 @@ export function testConfigRaw(dir: string): Record<string, unknown> {
 export async function startTestPool(options: TestPoolOptions = {}): Promise<TestPool> {
   const dir = options.dir ?? (await mkdtemp(path.join(os.tmpdir(), "authpool-test-")));
   const clock = options.clock ?? new ManualClock("2026-11-23T10:00:00Z");
-  const config = parseConfig({ ...testConfigRaw(dir), ...options.config }, path.join(dir, "config.json"));
-  let server = await startAuthPoolServer({ config, clock, schedulerPollMs: 0 });
+  const raw: Record<string, unknown> = { ...testConfigRaw(dir), ...options.config };
+  // subscriptions: undefined in overrides means "keep the defaults".
+  if (raw.subscriptions === undefined) raw.subscriptions = testConfigRaw(dir).subscriptions;
+  const config = parseConfig(raw, path.join(dir, "config.json"));
+  const serverOptions = {
+    config,
+    clock,
+    schedulerPollMs: 0,
+    ...(options.streamBufferEvents !== undefined ? { streamBufferEvents: options.streamBufferEvents } : {}),
+    ...(options.webhookBackoff !== undefined ? { webhookBackoff: options.webhookBackoff } : {}),
+  };
+  let server = await startAuthPoolServer(serverOptions);
   const pool: TestPool = {
     server,
     config,
@@ -60,7 +73,7 @@ export async function startTestPool(options: TestPoolOptions = {}): Promise<Test
     connect: createAuthPoolClient(server.url, { protocol: "connect", httpVersion: "1.1" }),
     async restart() {
       await server.close();
-      server = await startAuthPoolServer({ config, clock, schedulerPollMs: 0 });
+      server = await startAuthPoolServer(serverOptions);
       pool.server = server;
       pool.grpc = createAuthPoolClient(server.url);
       pool.connect = createAuthPoolClient(server.url, { protocol: "connect", httpVersion: "1.1" });
