@@ -1,5 +1,5 @@
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type AuthPoolService, EventType, type ReportUsageRequest } from "../../gen/authpool/v1/auth_pool_pb.js";
 import type {
   Clock,
@@ -209,7 +209,7 @@ export function createAuthPoolService(
         })),
         before: result.before.map(toProto),
         after: result.after.map(toProto),
-        duration: durationFromMs(performance.now() - started),
+        duration: preciseDuration(performance.now() - started),
       };
     },
 
@@ -243,6 +243,12 @@ function toReport(
     default:
       throw invalidArgument("source", "one of usage or claude_output is required");
   }
+}
+
+/** preciseDuration keeps sub-millisecond precision (durationFromMs wants whole milliseconds). */
+function preciseDuration(ms: number) {
+  const seconds = Math.floor(ms / 1000);
+  return { seconds: BigInt(seconds), nanos: Math.min(999_999_999, Math.round((ms - seconds * 1000) * 1e6)) };
 }
 
 /** orThrow maps a domain rejection to its status code; anything else passes through. */
