@@ -57,3 +57,6 @@ export function createAuthPoolClient(url: string, options: AuthPoolClientOptions
   const streaming = createClient(AuthPoolService, transport(undefined));
   return { ...unary, streamEvents: streaming.streamEvents };
 }
+
+/** Webhook receivers verify deliveries with these (see the README). */
+export { verifyWebhook, signWebhook, SIGNATURE_HEADER } from "../notify/signature.js";
