@@ -2,6 +2,7 @@ import { BUCKET_RETENTION_MS, nextWindow } from "./accounting.js";
 import type { EventOf, PoolEvent } from "./events.js";
 import { type PoolState, type SubscriptionState, type UsageBucket, ensureSubscriptions } from "./state.js";
 import { FIVE_HOURS_MS, floorHour } from "./time.js";
+import type { TokenCounts } from "./usage.js";
 
 /**
  * applyEvent changes the state by one event. It is the only writer of
@@ -145,20 +146,14 @@ function applyUsage(state: PoolState, event: EventOf<"usage_recorded">): void {
     const s = state.sessions.get(event.sessionId);
     if (s !== undefined) {
       s.costUsd += event.costUsd;
-      s.tokens.inputTokens += t.inputTokens;
-      s.tokens.outputTokens += t.outputTokens;
-      s.tokens.cacheCreationInputTokens += t.cacheCreationInputTokens;
-      s.tokens.cacheReadInputTokens += t.cacheReadInputTokens;
+      addTokens(s.tokens, t);
       s.requests += 1;
       s.lastActivityAt = event.at;
     }
   }
   const bucket = bucketFor(sub, floorHour(event.at), event.at);
   bucket.costUsd += event.costUsd;
-  bucket.tokens.inputTokens += t.inputTokens;
-  bucket.tokens.outputTokens += t.outputTokens;
-  bucket.tokens.cacheCreationInputTokens += t.cacheCreationInputTokens;
-  bucket.tokens.cacheReadInputTokens += t.cacheReadInputTokens;
+  addTokens(bucket.tokens, t);
   bucket.requests += 1;
   sub.window = nextWindow(sub.window, event.at);
   sub.lastUsedAt = event.at;
@@ -187,4 +182,11 @@ function bucketFor(sub: SubscriptionState, hour: number, now: number): UsageBuck
   while (drop < sub.buckets.length && sub.buckets[drop]!.hour < horizon) drop++;
   if (drop > 0) sub.buckets.splice(0, drop);
   return bucket;
+}
+
+function addTokens(into: TokenCounts, t: TokenCounts): void {
+  into.inputTokens += t.inputTokens;
+  into.outputTokens += t.outputTokens;
+  into.cacheCreationInputTokens += t.cacheCreationInputTokens;
+  into.cacheReadInputTokens += t.cacheReadInputTokens;
 }

@@ -17,8 +17,8 @@ import { parseClaudeOutput } from "../domain/claude-output.js";
 import type { PoolWriter } from "../runtime/pool-writer.js";
 import {
   exclusionsToProto,
+  moveToProto,
   priorityFromProto,
-  rotationReasonToProto,
   sessionToProto,
   subscriptionToProto,
   windowToProto,
@@ -200,13 +200,7 @@ export function createAuthPoolService(
       });
       return {
         dryRun: result.dryRun,
-        moves: result.moves.map((m) => ({
-          sessionId: m.sessionId,
-          fromSubscriptionId: m.from,
-          toSubscriptionId: m.to,
-          reason: rotationReasonToProto[m.reason],
-          detail: m.detail,
-        })),
+        moves: result.moves.map(moveToProto),
         before: result.before.map(toProto),
         after: result.after.map(toProto),
         duration: preciseDuration(performance.now() - started),

@@ -7,7 +7,7 @@ import {
   SessionEventKind,
 } from "../../gen/authpool/v1/auth_pool_pb.js";
 import type { PoolEvent } from "../domain/index.js";
-import { exclusionsToProto, rotationReasonToProto, statusToProto, windowToProto } from "./to-proto.js";
+import { exclusionsToProto, moveToProto, rotationReasonToProto, statusToProto, windowToProto } from "./to-proto.js";
 
 /**
  * Which domain events subscribers see, and as what. Bookkeeping events
@@ -78,13 +78,7 @@ export function toPublicEvent(e: PoolEvent): PublicEvent | undefined {
         value: {
           trigger: e.trigger,
           dryRun: false,
-          moves: e.moves.map((m) => ({
-            sessionId: m.sessionId,
-            fromSubscriptionId: m.from,
-            toSubscriptionId: m.to,
-            reason: rotationReason[m.reason],
-            detail: m.detail,
-          })),
+          moves: e.moves.map(moveToProto),
         },
       });
     case "session_allocated":

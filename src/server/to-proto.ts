@@ -193,3 +193,14 @@ export function sessionToProto(
     rotatedFrom: s.rotatedFrom ?? "",
   };
 }
+
+/** moveToProto renders one rebalance move (report and event alike). */
+export function moveToProto(m: { sessionId: string; from: string; to: string; reason: DomainRotationReason; detail: string }) {
+  return {
+    sessionId: m.sessionId,
+    fromSubscriptionId: m.from,
+    toSubscriptionId: m.to,
+    reason: rotationReasonToProto[m.reason],
+    detail: m.detail,
+  };
+}
