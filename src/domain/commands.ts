@@ -1,6 +1,6 @@
 import type { Exclusion } from "./events.js";
 import type { RebalanceMove } from "./rebalance.js";
-import type { Priority } from "./state.js";
+import type { Priority, SessionState } from "./state.js";
 import type { LimitSignal, UsageReport } from "./usage.js";
 import type { SubscriptionView } from "./view.js";
 
@@ -26,7 +26,7 @@ export type Command =
     }
   | { kind: "release"; sessionId: string }
   | { kind: "set_paused"; subscriptionId: string; paused: boolean }
-  | { kind: "status" }
+  | { kind: "status"; includeSessions: boolean }
   | { kind: "sweep" }
   | { kind: "rebalance"; dryRun: boolean; trigger: "periodic" | "on_demand" };
 
@@ -72,6 +72,9 @@ export interface StatusResult {
   kind: "status";
   now: number;
   views: SubscriptionView[];
+  totalSessions: number;
+  /** Copies taken at decision time (empty unless asked for): later batches cannot leak in. */
+  sessions: SessionState[];
 }
 
 export interface PausedResult {

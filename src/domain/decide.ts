@@ -87,7 +87,15 @@ export class Pool {
       case "set_paused":
         return this.setPaused(command, now, emit);
       case "status":
-        return { kind: "status", now, views: this.views(now) } satisfies StatusResult;
+        return {
+          kind: "status",
+          now,
+          views: this.views(now),
+          totalSessions: this.state.sessions.size,
+          sessions: command.includeSessions
+            ? [...this.state.sessions.values()].map((s) => ({ ...s, tokens: { ...s.tokens } }))
+            : [],
+        } satisfies StatusResult;
       case "sweep":
         return this.sweep(now, emit);
       case "rebalance":

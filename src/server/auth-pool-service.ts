@@ -122,11 +122,8 @@ export function createAuthPoolService(
     },
 
     async getPoolStatus(req) {
-      const result = await writer.submit({ kind: "status" });
-      const pool = writer.currentPool;
-      const sessions = req.includeSessions
-        ? [...pool.state.sessions.values()].map((s) => sessionToProto(s, result.now, settings))
-        : [];
+      const result = await writer.submit({ kind: "status", includeSessions: req.includeSessions });
+      const sessions = result.sessions.map((s) => sessionToProto(s, result.now, settings));
       const eligible = result.views.filter((v) => v.status === "available" || v.status === "approaching").length;
       return {
         now: timestampFromMs(result.now),
@@ -134,7 +131,7 @@ export function createAuthPoolService(
         sessions,
         fallbackEnabled: settings.fallback.enabled,
         fallbackProvider: settings.fallback.provider,
-        totalSessions: pool.state.sessions.size,
+        totalSessions: result.totalSessions,
         eligibleSubscriptions: eligible,
         notifications: notificationsToProto(options.notificationStatus?.()),
       };

@@ -103,7 +103,7 @@ function commands(seed: number, count: number): Step[] {
     } else if (r < 0.95) {
       command = { kind: "sweep" };
     } else {
-      command = { kind: "status" };
+      command = { kind: "status", includeSessions: false };
     }
     steps.push({ command, now });
   }
