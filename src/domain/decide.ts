@@ -322,7 +322,9 @@ export class Pool {
       for (const m of moves) {
         emit({ type: "session_rotated", sessionId: m.sessionId, from: m.from, to: m.to, reason: m.reason, detail: m.detail });
       }
-      emit({ type: "rebalance_completed", trigger: cmd.trigger, moves });
+      // A periodic run that found nothing to do is not news; an operator's
+      // request always gets its record.
+      if (moves.length > 0 || cmd.trigger === "on_demand") emit({ type: "rebalance_completed", trigger: cmd.trigger, moves });
       after = this.views(now).map((v) => summary(v));
     }
     return { kind: "rebalanced", dryRun: cmd.dryRun, moves, before, after };

@@ -79,7 +79,7 @@ export function planRebalance(
     for (const s of idleOn(v)) {
       if (moves.length >= max) return moves;
       const to = leastLoaded(s, v.cfg.id);
-      if (to === undefined) break;
+      if (to === undefined) continue; // another session (other model or priority) may still have a target
       move(s, v, to, v.status === "cooldown" ? "cooldown" : "drain",
         v.status === "cooldown" ? `${v.cfg.id} is cooling down: ${v.cooldown?.reason ?? ""}` : `${v.cfg.id} is paused`);
     }
@@ -89,10 +89,17 @@ export function planRebalance(
   while (moves.length < max) {
     let done = true;
     for (const source of byLoad) {
-      const s = idleOn(source)[0];
-      if (s === undefined) continue;
-      const to = leastLoaded(s, source.cfg.id);
-      if (to === undefined) continue;
+      // The longest-idle session some subscription can take (its model or priority may rule out every target).
+      let s: SessionState | undefined;
+      let to: SubscriptionView | undefined;
+      for (const candidate of idleOn(source)) {
+        to = leastLoaded(candidate, source.cfg.id);
+        if (to !== undefined) {
+          s = candidate;
+          break;
+        }
+      }
+      if (s === undefined || to === undefined) continue;
       const gap = loadUsd(source) - loadUsd(to);
       if (gap < settings.rebalancing.costGapThreshold) break;
       move(s, source, to, "rebalance", `5-hour load $${loadUsd(source).toFixed(2)} vs $${loadUsd(to).toFixed(2)} (gap $${gap.toFixed(2)})`);

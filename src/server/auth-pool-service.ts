@@ -32,6 +32,8 @@ export interface AuthPoolServiceOptions {
   feed: EventFeed;
   /** Live events a subscriber may fall behind by before its stream ends with RESOURCE_EXHAUSTED. */
   streamBufferEvents: number;
+  /** Aborted when the server begins to shut down: open streams end so shutdown is prompt. */
+  shutdown: AbortSignal;
   /** Webhook delivery state for status; undefined without a webhook. */
   notificationStatus?: () => NotificationSnapshot;
   settings: PoolSettings;
@@ -166,13 +168,17 @@ export function createAuthPoolService(
           if (pub !== undefined && matches(pub, filter)) yield { event: pub.message };
         }
         cursor = Math.max(cursor, live.startSeq);
-        while (!ctx.signal.aborted) {
-          const batch = await live.next(ctx.signal);
+        const stop = AbortSignal.any([ctx.signal, options.shutdown]);
+        while (!stop.aborted) {
+          const batch = await live.next(stop);
           for (const e of batch) {
             if (e.seq <= cursor) continue;
             cursor = e.seq;
             const pub = toPublicEvent(e);
             if (pub !== undefined && matches(pub, filter)) yield { event: pub.message };
+          }
+          if (options.shutdown.aborted) {
+            throw new ConnectError(`the pool is shutting down; resume with after_sequence ${cursor}`, Code.Unavailable);
           }
           if (live.overflow && batch.length === 0) {
             throw new ConnectError(

@@ -96,6 +96,7 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
   for (const [id, list] of warnings) for (const w of list) logger.warn("subscription", { subscription: id, warning: w });
 
   let serving = true;
+  const shutdown = new AbortController();
   const handler = connectNodeAdapter({
     readMaxBytes: READ_MAX_BYTES,
     interceptors: [storeErrors],
@@ -105,6 +106,7 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
         createAuthPoolService({
           writer,
           feed,
+          shutdown: shutdown.signal,
           streamBufferEvents: options.streamBufferEvents ?? 10_000,
           ...(dispatcher !== undefined ? { notificationStatus: () => dispatcher.status() } : {}),
           settings: config,
@@ -166,6 +168,7 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
     close() {
       closing ??= (async () => {
         serving = false;
+        shutdown.abort();
         scheduler.stop();
         await listener.close();
         await dispatcher?.close();

@@ -110,6 +110,18 @@ describe("StreamEvents", () => {
     await resumed.close();
   });
 
+  it("ends open streams with UNAVAILABLE and their cursor when the pool shuts down", async () => {
+    pool = await startTestPool();
+    const open = new Subscription(pool.grpc, { types: [EventType.SESSION] });
+    await pool.grpc.allocate({ sessionId: "s" });
+    await open.until((ev) => ev.length === 1);
+    await pool.restart();
+    await open.done;
+    expect(open.error?.code).toBe(Code.Unavailable);
+    const cursor = BigInt(/resume with after_sequence (\d+)/.exec(open.error?.rawMessage ?? "")?.[1] ?? "-1");
+    expect(cursor >= open.events[0]!.sequence).toBe(true);
+  });
+
   it("filters by type and by subscription", async () => {
     pool = await startTestPool();
     const c = pool.grpc;
