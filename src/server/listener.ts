@@ -67,9 +67,14 @@ function classify(head: Buffer): Protocol | undefined {
  */
 export async function listen(handler: RequestHandler, options: ListenOptions): Promise<Listener> {
   let inFlight = 0;
+  // Set during shutdown: called when the last in-flight request has closed.
+  let drained: (() => void) | undefined;
   let stopping = false;
   let closed: Promise<void> | undefined;
   const sniffing = new Set<net.Socket>();
+  // Every accepted socket, whatever became of it: the last resort of close(),
+  // so shutdown ends even if a session or socket slipped out of the sets below.
+  const everySocket = new Set<net.Socket>();
   // HTTP/1.1 sockets and how many requests each is serving: only idle ones may
   // be closed right away on shutdown.
   const h1Sockets = new Map<net.Socket, number>();
@@ -83,7 +88,10 @@ export async function listen(handler: RequestHandler, options: ListenOptions): P
   });
   h2.on("request", (req, res) => {
     inFlight++;
-    res.once("close", () => inFlight--);
+    res.once("close", () => {
+      inFlight--;
+      if (stopping && inFlight === 0) drained?.();
+    });
     handler(req, res);
   });
 
@@ -96,6 +104,7 @@ export async function listen(handler: RequestHandler, options: ListenOptions): P
     if (stopping) res.setHeader("Connection", "close");
     res.once("close", () => {
       inFlight--;
+      if (stopping && inFlight === 0) drained?.();
       const active = h1Sockets.get(socket);
       if (active === undefined) return; // the socket closed first
       h1Sockets.set(socket, active - 1);
@@ -126,6 +135,8 @@ export async function listen(handler: RequestHandler, options: ListenOptions): P
       return;
     }
     sniffing.add(socket);
+    everySocket.add(socket);
+    socket.once("close", () => everySocket.delete(socket));
     let head: Buffer = Buffer.alloc(0);
     const onData = (chunk: Buffer): void => {
       head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
@@ -173,7 +184,20 @@ export async function listen(handler: RequestHandler, options: ListenOptions): P
       for (const socket of sniffing) socket.destroy();
       for (const session of h2Sessions) session.destroy();
       for (const socket of h1Sockets.keys()) socket.destroy();
+      for (const socket of everySocket) socket.destroy();
     }, graceMs);
+    // Once nothing is in flight there is nothing left to wait for: a session
+    // whose peer never acknowledges the GOAWAY must not hold shutdown for the
+    // whole grace period.
+    const finish = (): void => {
+      setImmediate(() => {
+        for (const session of h2Sessions) session.destroy();
+        for (const socket of h1Sockets.keys()) socket.destroy();
+        for (const socket of everySocket) socket.destroy();
+      });
+    };
+    drained = finish;
+    if (inFlight === 0) finish();
     try {
       await allClosed;
     } finally {
