@@ -33,6 +33,7 @@ const usage = `usage: authpool <command> [options]
   pause ID | resume ID              stop / restart placing sessions on a subscription
 
   --url URL                         the pool (default http://127.0.0.1:50051 or AUTHPOOL_URL)
+  --token T                         bearer token when the pool requires one (or AUTHPOOL_TOKEN)
   --json                            print the reply as JSON (default for all but status)`;
 
 async function main(argv: string[]): Promise<number> {
@@ -43,6 +44,7 @@ async function main(argv: string[]): Promise<number> {
     options: {
       config: { type: "string" },
       url: { type: "string" },
+      token: { type: "string" },
       session: { type: "string" },
       model: { type: "string" },
       priority: { type: "string" },
@@ -54,7 +56,8 @@ async function main(argv: string[]): Promise<number> {
   });
   if (command === "serve") return serve(values.config);
   const url = values.url ?? process.env.AUTHPOOL_URL ?? "http://127.0.0.1:50051";
-  const client = createAuthPoolClient(url);
+  const token = values.token ?? process.env.AUTHPOOL_TOKEN;
+  const client = createAuthPoolClient(url, token !== undefined ? { token } : {});
   switch (command) {
     case "status": {
       const res = await client.getPoolStatus({ includeSessions: values.sessions ?? false });

@@ -28,7 +28,7 @@ export const configDefaults = deepFreeze({
   notificationChannels: ["log"],
   events: { retentionDays: 7 },
   snapshot: { everyRecords: 1_000, everySeconds: 60 },
-  server: { host: "127.0.0.1", port: 50051 },
+  server: { host: "127.0.0.1", port: 50051, authTokens: [] },
   store: { uri: "sqlite://./data/authpool.sqlite" },
 } as const);
 

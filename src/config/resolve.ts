@@ -123,6 +123,7 @@ export function resolveConfig(raw: RawConfig, source: string, homeDir: string): 
     server: {
       host: raw.server?.host ?? configDefaults.server.host,
       port: raw.server?.port ?? configDefaults.server.port,
+      authTokens: raw.server?.authTokens ?? configDefaults.server.authTokens,
     },
     store: { uri: raw.store?.uri ?? configDefaults.store.uri },
   };

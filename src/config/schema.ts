@@ -52,6 +52,9 @@ const text = () => z.string({ error: TEXT }).min(1, { error: TEXT });
 const flag = () => z.boolean({ error: "true or false" });
 const port = () => z.int({ error: PORT }).min(0, { error: PORT }).max(65535, { error: PORT });
 const httpUrl = () => z.string({ error: HTTP_URL }).refine(isHttpUrl, { error: HTTP_URL });
+const TOKEN = "a list of bearer tokens of at least 16 characters without spaces";
+const authTokens = () =>
+  z.array(z.string({ error: TOKEN }).regex(/^[\x21-\x7e]{16,}$/, { error: TOKEN }), { error: TOKEN });
 const timeZone = () => z.string({ error: TIME_ZONE }).refine(isTimeZone, { error: TIME_ZONE });
 
 // A YAML section with every line commented out parses as null; treat that as
@@ -162,7 +165,7 @@ export const rawConfigSchema = z.strictObject(
     }),
     events: section({ retentionDays: count().optional() }),
     snapshot: section({ everyRecords: count().optional(), everySeconds: count().optional() }),
-    server: section({ host: text().optional(), port: port().optional() }),
+    server: section({ host: text().optional(), port: port().optional(), authTokens: authTokens().optional() }),
     store: section({ uri: text().optional() }),
   },
   { error: "an object of config keys" },

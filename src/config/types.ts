@@ -96,7 +96,15 @@ export interface PoolConfig {
   };
   readonly events: { readonly retentionDays: number };
   readonly snapshot: { readonly everyRecords: number; readonly everySeconds: number };
-  readonly server: { readonly host: string; readonly port: number };
+  readonly server: {
+    readonly host: string;
+    readonly port: number;
+    /**
+     * Bearer tokens accepted on AuthPoolService calls; empty: no
+     * authentication (fine on 127.0.0.1, not on a shared network).
+     */
+    readonly authTokens: readonly string[];
+  };
   readonly store: { readonly uri: string };
 }
 

@@ -13,6 +13,7 @@ import { PoolWriter, WriterUnavailableError } from "../runtime/pool-writer.js";
 import { Scheduler } from "../runtime/scheduler.js";
 import { Journal, type KvStore, openStore } from "../store/index.js";
 import { createAuthPoolService } from "./auth-pool-service.js";
+import { bearerAuth } from "./bearer-auth.js";
 import { configDirWarnings } from "./config-dir-warnings.js";
 import { registerHealth } from "./health.js";
 import { type Listener, listen } from "./listener.js";
@@ -99,7 +100,7 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
   const shutdown = new AbortController();
   const handler = connectNodeAdapter({
     readMaxBytes: READ_MAX_BYTES,
-    interceptors: [storeErrors],
+    interceptors: [bearerAuth(config.server.authTokens, [AuthPoolService.typeName]), storeErrors],
     routes(router) {
       router.service(
         AuthPoolService,

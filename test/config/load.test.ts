@@ -126,7 +126,7 @@ describe("config/example.yaml", () => {
       ["pro-2", "claude-pro", path.join(homeDir, ".claude-pro-2")],
       ["max-1", "claude-max", path.join(homeDir, ".claude-max-1")],
     ]);
-    expect(config.server).toEqual({ host: "127.0.0.1", port: 50051 });
+    expect(config.server).toEqual({ host: "127.0.0.1", port: 50051, authTokens: [] });
     expect(config.notifications.webhook).toBeUndefined();
   });
 });
@@ -196,7 +196,7 @@ describe("formats and defaults", () => {
       notifications: { rules: [] },
       events: { retentionDays: 7 },
       snapshot: { everyRecords: 1000, everySeconds: 60 },
-      server: { host: "127.0.0.1", port: 50051 },
+      server: { host: "127.0.0.1", port: 50051, authTokens: [] },
       store: { uri: "sqlite://./data/authpool.sqlite" },
     };
     expect(config).toEqual(expected);
@@ -477,6 +477,20 @@ describe("unreadable files", () => {
 describe("applyEnv", () => {
   const base = () => parseConfig(validRaw(), "<inline>", { homeDir });
 
+  it("reads AUTHPOOL_TOKENS and never echoes a bad one", () => {
+    const next = applyEnv(base(), { AUTHPOOL_TOKENS: "tok-aaaaaaaaaaaaaaaa, tok-bbbbbbbbbbbbbbbb" });
+    expect(next.server.authTokens).toEqual(["tok-aaaaaaaaaaaaaaaa", "tok-bbbbbbbbbbbbbbbb"]);
+    let error: unknown;
+    try {
+      applyEnv(base(), { AUTHPOOL_TOKENS: "tok-aaaaaaaaaaaaaaaa,short-secret" });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).path).toBe("AUTHPOOL_TOKENS");
+    expect((error as ConfigError).message).not.toContain("short-secret");
+  });
+
   it("overrides host, port and store without touching the original", () => {
     const config = base();
     const next = applyEnv(config, {
@@ -484,10 +498,10 @@ describe("applyEnv", () => {
       AUTHPOOL_PORT: "6000",
       AUTHPOOL_STORE: "sqlite:///var/lib/authpool.sqlite",
     });
-    expect(next.server).toEqual({ host: "0.0.0.0", port: 6000 });
+    expect(next.server).toEqual({ host: "0.0.0.0", port: 6000, authTokens: [] });
     expect(next.store.uri).toBe("sqlite:///var/lib/authpool.sqlite");
     expect(next.subscriptions).toBe(config.subscriptions);
-    expect(config.server).toEqual({ host: "127.0.0.1", port: 50051 });
+    expect(config.server).toEqual({ host: "127.0.0.1", port: 50051, authTokens: [] });
     expect(config.store.uri).toBe("sqlite://./data/authpool.sqlite");
     expect(Object.isFrozen(next.server)).toBe(true);
   });
@@ -495,7 +509,7 @@ describe("applyEnv", () => {
   it("accepts port 0 and ignores unset or empty variables", () => {
     expect(applyEnv(base(), { AUTHPOOL_PORT: "0" }).server.port).toBe(0);
     const same = applyEnv(base(), { AUTHPOOL_HOST: "", AUTHPOOL_PORT: "" });
-    expect(same.server).toEqual({ host: "127.0.0.1", port: 50051 });
+    expect(same.server).toEqual({ host: "127.0.0.1", port: 50051, authTokens: [] });
   });
 
   it.each(["70000", "abc", "80.5", " 80", "1e3", "-1", "0x50"])(
