@@ -21,6 +21,8 @@ export interface PoolWriterOptions {
   onError?: (error: unknown) => void;
 }
 
+const PRUNE_CHUNK = 256;
+
 /** WriterUnavailableError: the store refused a write; the command had no effect. */
 export class WriterUnavailableError extends Error {
   override name = "WriterUnavailableError";
@@ -45,6 +47,7 @@ export class PoolWriter {
   private closed = false;
   private lastSnapshotAt: number;
   private readonly listeners = new Set<RecordListener>();
+  private pruneDue = false;
   private durable: number;
 
   private constructor(pool: Pool, journal: Journal, options: PoolWriterOptions) {
@@ -134,6 +137,7 @@ export class PoolWriter {
       }
       batch.forEach((p, i) => p.resolve(results[i]));
       await this.maybeSnapshot(now);
+      await this.pruneSome(now);
     }
   }
 
@@ -163,6 +167,22 @@ export class PoolWriter {
     }
   }
 
+  /**
+   * pruneSome deletes a few expired journal records after a batch, until the
+   * backlog a snapshot exposed is gone: a little per batch keeps up with any
+   * write rate without stalling one batch for a long delete.
+   */
+  private async pruneSome(now: number): Promise<void> {
+    if (!this.pruneDue) return;
+    try {
+      const deleted = await this.journal.prune(now - this.options.retentionMs, PRUNE_CHUNK);
+      if (deleted < PRUNE_CHUNK) this.pruneDue = false;
+    } catch (error) {
+      this.pruneDue = false;
+      this.options.onError?.(error);
+    }
+  }
+
   private async maybeSnapshot(now: number): Promise<void> {
     const { everyRecords, everySeconds } = this.options.snapshot;
     const due =
@@ -172,7 +192,7 @@ export class PoolWriter {
     try {
       await this.journal.snapshot(this.pool.state);
       this.lastSnapshotAt = now;
-      await this.journal.prune(now - this.options.retentionMs, 1000);
+      this.pruneDue = true;
     } catch (error) {
       // A missed snapshot costs start-up time, not data: the journal holds it all.
       this.options.onError?.(error);
