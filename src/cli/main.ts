@@ -5,6 +5,9 @@ import { toJsonString } from "@bufbuild/protobuf";
 import { ConnectError } from "@connectrpc/connect";
 import {
   AllocateResponseSchema,
+  EventSchema,
+  EventType,
+  RebalanceResponseSchema,
   GetPoolStatusResponseSchema,
   Priority,
   ReleaseResponseSchema,
@@ -31,6 +34,10 @@ const usage = `usage: authpool <command> [options]
                                     report claude -p JSON output (from a file or stdin)
   release --session ID
   pause ID | resume ID              stop / restart placing sessions on a subscription
+  rebalance [--dry-run]             move idle sessions off the most loaded subscriptions now
+  events [--after N] [--type T ...] [--subscription ID ...] [--tail]
+                                    follow pool events (T: rotation, failover, usage_threshold,
+                                    limit_reached, status_changed, rebalance_completed, session)
 
   --url URL                         the pool (default http://127.0.0.1:50051 or AUTHPOOL_URL)
   --token T                         bearer token when the pool requires one (or AUTHPOOL_TOKEN)
@@ -51,6 +58,11 @@ async function main(argv: string[]): Promise<number> {
       file: { type: "string" },
       "request-id": { type: "string" },
       sessions: { type: "boolean" },
+      "dry-run": { type: "boolean" },
+      after: { type: "string" },
+      type: { type: "string", multiple: true },
+      subscription: { type: "string", multiple: true },
+      tail: { type: "boolean" },
       json: { type: "boolean" },
     },
   });
@@ -104,6 +116,28 @@ async function main(argv: string[]): Promise<number> {
       if (id === undefined) return fail(`${command}: a subscription id is required`);
       const res = await client.setPaused({ subscriptionId: id, paused: command === "pause" });
       return print(toJsonString(SetPausedResponseSchema, res, { prettySpaces: 2 }));
+    }
+    case "rebalance": {
+      const res = await client.rebalance({ dryRun: values["dry-run"] ?? false });
+      return print(toJsonString(RebalanceResponseSchema, res, { prettySpaces: 2 }));
+    }
+    case "events": {
+      const types: EventType[] = [];
+      for (const t of values.type ?? []) {
+        const v = EventType[t.toUpperCase() as keyof typeof EventType];
+        if (v === undefined) return fail(`--type: unknown event type "${t}"`);
+        types.push(v);
+      }
+      if (values.after !== undefined && !/^[0-9]+$/.test(values.after)) return fail("--after: expected a sequence number");
+      for await (const res of client.streamEvents({
+        afterSequence: BigInt(values.after ?? "0"),
+        types,
+        subscriptionIds: values.subscription ?? [],
+        tail: values.tail ?? false,
+      })) {
+        if (res.event !== undefined) process.stdout.write(`${toJsonString(EventSchema, res.event)}\n`);
+      }
+      return 0;
     }
     default:
       process.stderr.write(`${usage}\n`);
