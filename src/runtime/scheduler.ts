@@ -9,6 +9,8 @@ export interface Job {
   name: string;
   everyMs: number;
   run: () => Promise<unknown>;
+  /** An earlier moment the job must run at (e.g. a cooldown's reset time), if any. */
+  wakeAt?: () => number | undefined;
 }
 
 export class Scheduler {
@@ -40,7 +42,9 @@ export class Scheduler {
     const now = this.clock.now();
     await Promise.all(
       this.jobs.map(async (entry) => {
-        if (entry.running || now < entry.due) return;
+        const wake = entry.job.wakeAt?.();
+        const due = wake !== undefined && wake < entry.due ? wake : entry.due;
+        if (entry.running || now < due) return;
         entry.running = true;
         entry.due = now + entry.job.everyMs;
         try {

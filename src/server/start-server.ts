@@ -4,7 +4,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { AuthPoolService, file_authpool_v1_auth_pool } from "../../gen/authpool/v1/auth_pool_pb.js";
 import { file_grpc_health_v1_health } from "../../gen/grpc/health/v1/health_pb.js";
 import type { PoolConfig } from "../config/index.js";
-import { type Clock, Pool, systemClock, DAY_MS } from "../domain/index.js";
+import { type Clock, DAY_MS, Pool, type PoolState, systemClock } from "../domain/index.js";
 import { type Logger, silentLogger } from "../runtime/logger.js";
 import { startLogNotifier } from "../notify/log-notifier.js";
 import { WebhookDispatcher } from "../notify/webhook-dispatcher.js";
@@ -142,6 +142,9 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
         name: "sweep",
         everyMs: config.sessions.sweepIntervalSeconds * 1000,
         run: () => writer.submit({ kind: "sweep" }),
+        // A cooldown ends at its reset time: sweep then, so the status change
+        // is announced on time rather than up to a sweep interval late.
+        wakeAt: () => nextCooldownEnd(writer.currentPool.state),
       },
       ...(config.rebalancing.enabled
         ? [
@@ -181,6 +184,15 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
       return closing;
     },
   };
+}
+
+/** nextCooldownEnd: the earliest reset of a cooldown not yet swept (past ones make the sweep due now). */
+function nextCooldownEnd(state: PoolState): number | undefined {
+  let next: number | undefined;
+  for (const sub of state.subscriptions.values()) {
+    for (const c of sub.cooldowns) if (next === undefined || c.until < next) next = c.until;
+  }
+  return next;
 }
 
 /** storeErrors maps a refused store write to UNAVAILABLE: the call had no effect and may be retried. */

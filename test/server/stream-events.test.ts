@@ -166,6 +166,28 @@ describe("StreamEvents", () => {
     await changes.close();
   });
 
+  it("announces a cooldown's end at its reset time, not a sweep interval later", async () => {
+    pool = await startTestPool({ config: { sessions: { sweepIntervalSeconds: 86_400 } } });
+    const c = pool.grpc;
+    await c.allocate({ sessionId: "s" });
+    const resetsAt = pool.clock.now() + 10 * 60_000;
+    await c.reportUsage({
+      sessionId: "s",
+      source: { case: "usage", value: { rateLimits: [{ window: 1, status: 3, utilization: 1, resetsAt: { seconds: BigInt(resetsAt / 1000) } }] } },
+    });
+    const changes = new Subscription(c, { types: [EventType.STATUS_CHANGED] });
+    await changes.until((ev) => ev.length === 1);
+    pool.clock.advance(5 * 60_000);
+    await pool.server.runJobs();
+    pool.clock.set(resetsAt);
+    await pool.server.runJobs();
+    await changes.until((ev) => ev.length === 2);
+    const ended = changes.events[1]!;
+    expect(ended.payload).toMatchObject({ case: "statusChanged", value: { to: SubscriptionState.AVAILABLE } });
+    expect(Number(ended.time!.seconds) * 1000).toBe(resetsAt);
+    await changes.close();
+  });
+
   it("answers OUT_OF_RANGE, naming the oldest sequence, for a cursor older than retention", async () => {
     pool = await startTestPool({ config: { events: { retentionDays: 1 }, snapshot: { everyRecords: 1, everySeconds: 1 } } });
     const c = pool.grpc;
