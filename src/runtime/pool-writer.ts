@@ -69,9 +69,18 @@ export class PoolWriter {
     if (this.closed) return Promise.reject(new WriterUnavailableError("the pool is shutting down"));
     return new Promise<ResultOf<C>>((resolve, reject) => {
       this.queue.push({ command, resolve: resolve as (r: unknown) => void, reject });
-      this.draining ??= this.drain().finally(() => {
-        this.draining = undefined;
-      });
+      this.draining ??= this.startDrain();
+    });
+  }
+
+  /**
+   * startDrain runs drain and clears `draining` once it ends. A command
+   * submitted after drain's last look at the queue but before this clean-up
+   * ran saw `draining` still set and started nothing: drain again for it.
+   */
+  private startDrain(): Promise<void> {
+    return this.drain().finally(() => {
+      this.draining = this.queue.length > 0 ? this.startDrain() : undefined;
     });
   }
 
@@ -112,10 +121,20 @@ export class PoolWriter {
       const now = this.options.clock.now();
       const results: unknown[] = [];
       const events: PoolEvent[] = [];
-      for (const p of batch) {
-        const out = this.pool.run(p.command, now);
-        results.push(out.result);
-        for (const e of out.events) events.push(e);
+      try {
+        for (const p of batch) {
+          const out = this.pool.run(p.command, now);
+          results.push(out.result);
+          for (const e of out.events) events.push(e);
+        }
+      } catch (error) {
+        // A bug in a decision may have applied part of its events: the state
+        // can no longer be trusted. Refuse the batch (nothing of it was
+        // written) and reload before the next one, as after a failed write.
+        this.broken = true;
+        this.options.onError?.(error);
+        for (const p of batch) p.reject(error);
+        continue;
       }
       let record: JournalRecord | undefined;
       if (events.length > 0) {
