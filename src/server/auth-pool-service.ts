@@ -18,6 +18,7 @@ import type { PoolWriter } from "../runtime/pool-writer.js";
 import {
   exclusionsToProto,
   moveToProto,
+  percent,
   priorityFromProto,
   sessionToProto,
   subscriptionToProto,
@@ -52,7 +53,7 @@ export interface AuthPoolServiceOptions {
  */
 export function createAuthPoolService(
   options: AuthPoolServiceOptions,
-): Partial<ServiceImpl<typeof AuthPoolService>> {
+): ServiceImpl<typeof AuthPoolService> {
   const { writer, settings } = options;
   const render = (v: SubscriptionView) => subscriptionToProto(v, settings, options.warnings(v.cfg.id));
 
@@ -87,8 +88,8 @@ export function createAuthPoolService(
             subscriptionId: result.view.cfg.id,
             configDir: result.view.cfg.configDir,
             healthScore: result.view.health.score,
-            weeklyPercentUsed: Math.round(result.view.weeklyFraction * 10_000) / 100,
-            fiveHourPercentUsed: Math.round(result.view.fiveHourFraction * 10_000) / 100,
+            weeklyPercentUsed: percent(result.view.weeklyFraction),
+            fiveHourPercentUsed: percent(result.view.fiveHourFraction),
             resumed: result.resumed,
             rotatedFrom: result.rotatedFrom ?? "",
           },

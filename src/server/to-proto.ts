@@ -88,7 +88,8 @@ export function exclusionsToProto(exclusions: readonly Exclusion[]) {
   }));
 }
 
-function pct(fraction: number): number {
+/** percent renders a 0-1 fraction as a 0-100 percentage with two decimals. */
+export function percent(fraction: number): number {
   return round(fraction * 100, 2);
 }
 
@@ -121,7 +122,7 @@ export function subscriptionToProto(
     })),
     weeklyUsedUsd: v.weeklyUsedUsd,
     weeklyBudgetUsd: v.cfg.weeklyBudgetUsd,
-    weeklyPercentUsed: pct(v.weeklyFraction),
+    weeklyPercentUsed: percent(v.weeklyFraction),
     weeklyThreshold: settings.weeklyBudgetThreshold,
     fiveHourWindow:
       v.window === undefined
@@ -130,7 +131,7 @@ export function subscriptionToProto(
             start: timestampFromMs(v.window.start),
             end: timestampFromMs(v.window.end),
             costUsd: v.windowCostUsd,
-            percentUsed: pct(five !== undefined ? v.fiveHourFraction : budgetFraction),
+            percentUsed: percent(five !== undefined ? v.fiveHourFraction : budgetFraction),
             estimated: v.window.estimated,
           },
     burnRateUsdPerHour: v.burnRateUsdPerHour,
