@@ -225,7 +225,7 @@ function toReport(
 ): UsageReport {
   switch (source.case) {
     case "usage":
-      return usageFromProto(source.value);
+      return usageFromProto(source.value, options.clock.now());
     case "claudeOutput": {
       const bytes = Buffer.byteLength(source.value, "utf8");
       if (bytes > options.maxClaudeOutputBytes) {

@@ -2,7 +2,8 @@ import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { LimitWindow, RateLimitStatus, type Usage } from "../../gen/authpool/v1/auth_pool_pb.js";
 import type { LimitSignal, LimitWindow as DomainWindow, RateLimitReading, UsageReport } from "../domain/index.js";
 import { modelFamily } from "../domain/index.js";
-import { check, usageSchema } from "./validate.js";
+import { parseRateLimitHeaders } from "../domain/rate-limit-headers.js";
+import { check, invalidArgument, usageSchema } from "./validate.js";
 
 const windowFromProto: Record<LimitWindow, DomainWindow> = {
   [LimitWindow.UNSPECIFIED]: "unknown",
@@ -18,7 +19,7 @@ const windowFromProto: Record<LimitWindow, DomainWindow> = {
  * to the domain's UsageReport. A reading with status REJECTED is the
  * structured form of "you hit your limit".
  */
-export function usageFromProto(u: Usage): UsageReport {
+export function usageFromProto(u: Usage, now: number): UsageReport {
   const durationMs = u.duration === undefined ? 0 : Number(u.duration.seconds) * 1000 + u.duration.nanos / 1e6;
   check(
     usageSchema,
@@ -56,9 +57,17 @@ export function usageFromProto(u: Usage): UsageReport {
     ...(r.utilization >= 0 ? { utilization: r.utilization } : {}),
     ...(r.resetsAt !== undefined ? { resetsAt: timestampMs(r.resetsAt) } : {}),
   }));
-  const rejected = readings.find((r) => r.status === "rejected");
   let limit: LimitSignal | undefined;
-  if (rejected !== undefined) {
+  let transientError: string | undefined;
+  if (u.response !== undefined) {
+    if (u.response.status > 999) throw invalidArgument("usage.response.status", "must be an HTTP status code");
+    const fromHeaders = parseRateLimitHeaders(u.response.status, u.response.headers, { now });
+    readings.push(...fromHeaders.readings);
+    limit = fromHeaders.limit;
+    transientError = fromHeaders.transientError;
+  }
+  const rejected = readings.find((r) => r.status === "rejected");
+  if (limit === undefined && rejected !== undefined) {
     const scope = modelFamily(rejected.window);
     limit = {
       window: rejected.window,
@@ -91,5 +100,6 @@ export function usageFromProto(u: Usage): UsageReport {
     durationMs,
     readings,
     ...(limit !== undefined ? { limit } : {}),
+    ...(transientError !== undefined ? { transientError } : {}),
   };
 }

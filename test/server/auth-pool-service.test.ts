@@ -146,6 +146,31 @@ describe("ReportUsage", () => {
   });
 });
 
+describe("ReportUsage with API response headers", () => {
+  it.each([
+    ["a rejecting 5-hour 429", "headers/429-five-hour.json", true, 59],
+    ["an allowed_warning 200", "headers/200-allowed-warning.json", false, 91],
+    ["a request-scoped 429", "headers/429-request-scoped.json", false, 0],
+    ["a 529 overloaded", "headers/529-overloaded.json", false, 0],
+  ])("reads %s", async (_, file, isLimit, weeklyPercent) => {
+    const p = await start();
+    await p.grpc.allocate({ sessionId: "h" });
+    const captured = JSON.parse(await fixture(file)) as { status: number; headers: Record<string, string> };
+    const res = await p.grpc.reportUsage({
+      sessionId: "h",
+      source: { case: "usage", value: { costUsd: 0, response: { status: captured.status, headers: captured.headers } } },
+    });
+    expect(res.limit !== undefined).toBe(isLimit);
+    if (isLimit) {
+      expect(Number(res.limit?.resetsAt?.seconds)).toBe(1795456800);
+      expect(res.subscription?.status).toBe(SubscriptionState.COOLDOWN);
+    } else {
+      expect(res.subscription?.status).not.toBe(SubscriptionState.COOLDOWN);
+    }
+    expect(res.subscription?.weeklyPercentUsed).toBe(weeklyPercent);
+  });
+});
+
 describe("Allocate safeguards", () => {
   it("answers RESOURCE_EXHAUSTED when every subscription is full and fallback is off", async () => {
     const p = await start({ fallbackWhenExhausted: false });
