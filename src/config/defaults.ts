@@ -27,6 +27,12 @@ export const configDefaults = deepFreeze({
   webhook: { timeoutMs: 5_000, maxAttempts: 3 },
   notificationChannels: ["log"],
   events: { retentionDays: 7 },
+  upstream: {
+    enabled: false,
+    intervalSeconds: 90,
+    endpoint: "https://api.anthropic.com/api/oauth/usage",
+    timeoutMs: 10_000,
+  },
   snapshot: { everyRecords: 1_000, everySeconds: 60 },
   server: { host: "127.0.0.1", port: 50051, authTokens: [] },
   store: { uri: "sqlite://./data/authpool.sqlite" },

@@ -116,6 +116,12 @@ export function resolveConfig(raw: RawConfig, source: string, homeDir: string): 
     rebalancing,
     notifications,
     events: { retentionDays: raw.events?.retentionDays ?? configDefaults.events.retentionDays },
+    upstream: {
+      enabled: raw.upstream?.enabled ?? configDefaults.upstream.enabled,
+      intervalSeconds: raw.upstream?.intervalSeconds ?? configDefaults.upstream.intervalSeconds,
+      endpoint: raw.upstream?.endpoint ?? configDefaults.upstream.endpoint,
+      timeoutMs: raw.upstream?.timeoutMs ?? configDefaults.upstream.timeoutMs,
+    },
     snapshot: {
       everyRecords: raw.snapshot?.everyRecords ?? configDefaults.snapshot.everyRecords,
       everySeconds: raw.snapshot?.everySeconds ?? configDefaults.snapshot.everySeconds,

@@ -164,6 +164,12 @@ export const rawConfigSchema = z.strictObject(
       webhookSecret: text().optional(),
     }),
     events: section({ retentionDays: count().optional() }),
+    upstream: section({
+      enabled: flag().optional(),
+      intervalSeconds: count().optional(),
+      endpoint: httpUrl().optional(),
+      timeoutMs: count().optional(),
+    }),
     snapshot: section({ everyRecords: count().optional(), everySeconds: count().optional() }),
     server: section({ host: text().optional(), port: port().optional(), authTokens: authTokens().optional() }),
     store: section({ uri: text().optional() }),

@@ -95,6 +95,17 @@ export interface PoolConfig {
     readonly webhook?: WebhookConfig;
   };
   readonly events: { readonly retentionDays: number };
+  /**
+   * Polling Claude's OAuth usage endpoint with each subscription's own
+   * (read-only) token: the utilization Claude itself shows, which replaces
+   * the local dollar estimates in health and eligibility.
+   */
+  readonly upstream: {
+    readonly enabled: boolean;
+    readonly intervalSeconds: number;
+    readonly endpoint: string;
+    readonly timeoutMs: number;
+  };
   readonly snapshot: { readonly everyRecords: number; readonly everySeconds: number };
   readonly server: {
     readonly host: string;

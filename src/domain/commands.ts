@@ -1,7 +1,7 @@
 import type { Exclusion } from "./events.js";
 import type { RebalanceMove } from "./rebalance.js";
 import type { Priority, SessionState } from "./state.js";
-import type { LimitSignal, UsageReport } from "./usage.js";
+import type { LimitSignal, RateLimitReading, UsageReport } from "./usage.js";
 import type { SubscriptionView } from "./view.js";
 
 /**
@@ -28,7 +28,15 @@ export type Command =
   | { kind: "set_paused"; subscriptionId: string; paused: boolean }
   | { kind: "status"; includeSessions: boolean }
   | { kind: "sweep" }
-  | { kind: "rebalance"; dryRun: boolean; trigger: "periodic" | "on_demand" };
+  | { kind: "rebalance"; dryRun: boolean; trigger: "periodic" | "on_demand" }
+  | {
+      /** Upstream utilization read outside a run (the OAuth usage endpoint). */
+      kind: "observe";
+      subscriptionId: string;
+      readings: RateLimitReading[];
+      /** Where the readings came from, for limit messages. */
+      source: string;
+    };
 
 /** Rejection is a domain refusal; the edge maps its code to a transport status. */
 export interface Rejection {
@@ -103,6 +111,11 @@ export interface RebalanceResult {
   after: SubscriptionHealthSummary[];
 }
 
+export interface ObservedResult {
+  kind: "observed";
+  view: SubscriptionView;
+}
+
 /** ResultOf maps a command kind to what it answers. */
 export interface ResultMap {
   allocate: AllocateResult | Rejection;
@@ -112,6 +125,7 @@ export interface ResultMap {
   status: StatusResult;
   sweep: SweepResult;
   rebalance: RebalanceResult;
+  observe: ObservedResult | Rejection;
 }
 
 export type ResultOf<C extends Command> = ResultMap[C["kind"]];

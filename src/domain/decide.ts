@@ -2,6 +2,7 @@ import { applyEvent } from "./apply.js";
 import type {
   AllocateResult,
   Command,
+  ObservedResult,
   PausedResult,
   RebalanceResult,
   Rejection,
@@ -13,6 +14,7 @@ import type {
   SweepResult,
 } from "./commands.js";
 import { computeHealth } from "./health.js";
+import { modelFamily } from "./model-family.js";
 import { observeSubscription } from "./observe.js";
 import { planRebalance } from "./rebalance.js";
 import type { EventBody, Exclusion, PoolEvent } from "./events.js";
@@ -100,6 +102,8 @@ export class Pool {
         return this.sweep(now, emit);
       case "rebalance":
         return this.rebalance(command, now, emit);
+      case "observe":
+        return this.observe(command, now, emit);
     }
   }
 
@@ -287,6 +291,39 @@ export class Pool {
       emit({ type: "paused_set", subscriptionId: cmd.subscriptionId, paused: cmd.paused });
     }
     return { kind: "paused", view: this.view(cmd.subscriptionId, now)! };
+  }
+
+  /**
+   * observe records upstream readings taken outside a run. A window upstream
+   * reports as rejected benches the subscription (or the model family) until
+   * its reset, once: repeated polls of the same limit add nothing.
+   */
+  private observe(
+    cmd: Extract<Command, { kind: "observe" }>,
+    now: number,
+    emit: (e: EventBody) => void,
+  ): ObservedResult | Rejection {
+    if (!this.configured.has(cmd.subscriptionId)) return notConfigured(cmd.subscriptionId);
+    if (cmd.readings.some((r) => r.utilization !== undefined)) {
+      emit({ type: "upstream_observed", subscriptionId: cmd.subscriptionId, readings: cmd.readings });
+    }
+    const sub = this.state.subscriptions.get(cmd.subscriptionId)!;
+    for (const r of cmd.readings) {
+      if (r.status !== "rejected" || r.resetsAt === undefined || r.resetsAt <= now) continue;
+      const scope = modelFamily(r.window);
+      if (sub.cooldowns.some((c) => c.modelScope === scope && c.until >= r.resetsAt!)) continue;
+      emit({
+        type: "limit_reached",
+        subscriptionId: cmd.subscriptionId,
+        kind: "upstream",
+        window: r.window,
+        resetsAt: r.resetsAt,
+        estimated: false,
+        message: `${cmd.source}: ${r.window} at ${Math.round((r.utilization ?? 1) * 100)}%`,
+        ...(scope !== undefined ? { modelScope: scope } : {}),
+      });
+    }
+    return { kind: "observed", view: this.view(cmd.subscriptionId, now)! };
   }
 
   private rebalance(

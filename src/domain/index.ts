@@ -27,6 +27,7 @@ export type {
 export type {
   AllocateResult,
   Command,
+  ObservedResult,
   PausedResult,
   RebalanceResult,
   Rejection,

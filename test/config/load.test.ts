@@ -195,6 +195,12 @@ describe("formats and defaults", () => {
       rebalancing: { enabled: false, intervalSeconds: 300, costGapThreshold: 5, maxMovesPerCycle: 3 },
       notifications: { rules: [] },
       events: { retentionDays: 7 },
+      upstream: {
+        enabled: false,
+        intervalSeconds: 90,
+        endpoint: "https://api.anthropic.com/api/oauth/usage",
+        timeoutMs: 10_000,
+      },
       snapshot: { everyRecords: 1000, everySeconds: 60 },
       server: { host: "127.0.0.1", port: 50051, authTokens: [] },
       store: { uri: "sqlite://./data/authpool.sqlite" },
