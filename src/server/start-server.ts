@@ -9,6 +9,7 @@ import { type Logger, silentLogger } from "../runtime/logger.js";
 import { startLogNotifier } from "../notify/log-notifier.js";
 import { WebhookDispatcher } from "../notify/webhook-dispatcher.js";
 import { EventFeed } from "../runtime/event-feed.js";
+import { UsagePoller } from "../upstream/index.js";
 import { PoolWriter, WriterUnavailableError } from "../runtime/pool-writer.js";
 import { Scheduler } from "../runtime/scheduler.js";
 import { Journal, type KvStore, openStore } from "../store/index.js";
@@ -93,6 +94,21 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
         })
       : undefined;
 
+  const poller = config.upstream.enabled
+    ? new UsagePoller({
+        subscriptions: config.subscriptions.filter((s) => s.type !== "api"),
+        endpoint: config.upstream.endpoint,
+        intervalMs: config.upstream.intervalSeconds * 1000,
+        timeoutMs: config.upstream.timeoutMs,
+        clock,
+        logger,
+        onReadings: async (subscriptionId, readings) => {
+          const result = await writer.submit({ kind: "observe", subscriptionId, readings, source: "usage endpoint" });
+          if (result.kind === "rejected") throw new Error(result.message);
+        },
+      })
+    : undefined;
+
   const warnings = configDirWarnings(config.subscriptions);
   for (const [id, list] of warnings) for (const w of list) logger.warn("subscription", { subscription: id, warning: w });
 
@@ -118,7 +134,11 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
           clock,
           timeZone: config.cooldown.timeZone,
           maxClaudeOutputBytes: config.limits.maxClaudeOutputBytes,
-          warnings: (id) => warnings.get(id) ?? [],
+          warnings: (id) => {
+            const list = warnings.get(id) ?? [];
+            const poll = poller?.status(id)?.lastError;
+            return poll === undefined ? list : [...list, `usage endpoint: ${poll}`];
+          },
           newSessionId: randomUUID,
         }),
       );
@@ -150,6 +170,18 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
         // is announced on time rather than up to a sweep interval late.
         wakeAt: () => nextCooldownEnd(writer.currentPool.state),
       },
+      ...(poller !== undefined
+        ? [
+            {
+              name: "upstream",
+              // Each subscription has its own next poll time; the poller
+              // knows it, the job only wakes up to ask.
+              everyMs: 60_000,
+              run: () => poller.pollDue(),
+              wakeAt: () => poller.nextDueAt(),
+            },
+          ]
+        : []),
       ...(config.rebalancing.enabled
         ? [
             {
