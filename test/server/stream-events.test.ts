@@ -122,6 +122,17 @@ describe("StreamEvents", () => {
     expect(cursor >= open.events[0]!.sequence).toBe(true);
   });
 
+  it.each([
+    ["a subscription id with spaces", { subscriptionIds: ["a b"] }, /subscription_ids/],
+    ["an unknown event type", { types: [99 as EventType] }, /types/],
+  ])("answers INVALID_ARGUMENT for %s", async (_, request, message) => {
+    pool = await startTestPool();
+    const s = new Subscription(pool.grpc, request);
+    await s.done;
+    expect(s.error?.code).toBe(Code.InvalidArgument);
+    expect(s.error?.rawMessage).toMatch(message);
+  });
+
   it("filters by type and by subscription", async () => {
     pool = await startTestPool();
     const c = pool.grpc;
