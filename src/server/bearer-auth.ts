@@ -10,20 +10,24 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
  * timing, and an error never echoes what the caller sent.
  */
 export function bearerAuth(tokens: readonly string[], protect: readonly string[]): Interceptor {
-  const digests = tokens.map(digest);
   return (next) => async (req) => {
-    if (digests.length === 0 || !protect.includes(req.service.typeName)) return next(req);
+    if (tokens.length === 0 || !protect.includes(req.service.typeName)) return next(req);
     const header = req.header.get("authorization") ?? "";
-    const match = /^Bearer\s+(\S+)$/i.exec(header);
-    if (match === null) {
+    if (!/^Bearer\s+\S+$/i.test(header)) {
       throw new ConnectError("missing bearer token: send authorization: Bearer <token>", Code.Unauthenticated);
     }
-    const given = digest(match[1]!);
-    if (!digests.some((d) => timingSafeEqual(d, given))) {
-      throw new ConnectError("invalid bearer token", Code.Unauthenticated);
-    }
+    if (!bearerAllowed(tokens, header)) throw new ConnectError("invalid bearer token", Code.Unauthenticated);
     return next(req);
   };
+}
+
+/** bearerAllowed says whether an authorization header carries one of tokens (always true without tokens). */
+export function bearerAllowed(tokens: readonly string[], header: string | undefined): boolean {
+  if (tokens.length === 0) return true;
+  const match = /^Bearer\s+(\S+)$/i.exec(header ?? "");
+  if (match === null) return false;
+  const given = digest(match[1]!);
+  return tokens.some((t) => timingSafeEqual(digest(t), given));
 }
 
 function digest(token: string): Buffer {
