@@ -7,17 +7,16 @@ import {
   createPoolState,
   observeSubscription,
   usageThresholds,
-  type AllocateResult,
   type Command,
   type EventBody,
   type PoolEvent,
   type PoolSettings,
   type RateLimitReading,
-  type Rejection,
   type SubscriptionSettings,
   type UsageReport,
 } from "../../src/domain/index.js";
 import { ManualClock } from "../support/manual-clock.js";
+import { granted, usage } from "../support/pool-driver.js";
 import { poolSettings, subscriptionSettings } from "../support/settings.js";
 
 /** On the hour, so the burn rate at T0 + m minutes is the whole current hour's cost. */
@@ -38,22 +37,6 @@ function sub(id: string, overrides: Partial<SubscriptionSettings> = {}): Subscri
 function makePool(subs: SubscriptionSettings[] = [sub("a")], rules: Rule[] = [], overrides: Partial<PoolSettings> = {}): Pool {
   const settings = poolSettings(subs, { notifications: { rules }, ...overrides });
   return new Pool(createPoolState(subs.map((s) => s.id)), settings);
-}
-
-function usage(costUsd: number, extra: Partial<UsageReport> = {}): UsageReport {
-  return {
-    costUsd,
-    tokens: { inputTokens: 10, outputTokens: 5, cacheCreationInputTokens: 0, cacheReadInputTokens: 0 },
-    models: {},
-    durationMs: 1000,
-    readings: [],
-    ...extra,
-  };
-}
-
-function granted(r: AllocateResult | Rejection): Extract<AllocateResult, { kind: "granted" }> {
-  if (r.kind !== "granted") throw new Error(`expected granted, got ${JSON.stringify(r)}`);
-  return r;
 }
 
 function allocate(pool: Pool, sessionId: string, now: number) {

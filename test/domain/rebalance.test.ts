@@ -8,17 +8,16 @@ import {
   loadUsd,
   planRebalance,
   sessionsOf,
-  type AllocateResult,
   type LimitSignal,
   type PoolEvent,
   type PoolSettings,
   type Priority,
   type RateLimitReading,
   type RebalanceMove,
-  type Rejection,
   type SubscriptionSettings,
   type UsageReport,
 } from "../../src/domain/index.js";
+import { granted, usage } from "../support/pool-driver.js";
 import { poolSettings, subscriptionSettings } from "../support/settings.js";
 
 /** On the hour, so a 5-hour window opened at T0 is [T0, T0 + 5h). */
@@ -31,22 +30,6 @@ type SubSpec = string | SubscriptionSettings;
 function makePool(subs: SubSpec[] = ["a", "b", "c"], overrides: Partial<PoolSettings> = {}): Pool {
   const settings = poolSettings(subs, overrides);
   return new Pool(createPoolState(settings.subscriptions.map((s) => s.id)), settings);
-}
-
-function usage(costUsd: number, extra: Partial<UsageReport> = {}): UsageReport {
-  return {
-    costUsd,
-    tokens: { inputTokens: 10, outputTokens: 5, cacheCreationInputTokens: 0, cacheReadInputTokens: 0 },
-    models: {},
-    durationMs: 1000,
-    readings: [],
-    ...extra,
-  };
-}
-
-function granted(r: AllocateResult | Rejection): Extract<AllocateResult, { kind: "granted" }> {
-  if (r.kind !== "granted") throw new Error(`expected granted, got ${JSON.stringify(r)}`);
-  return r;
 }
 
 /** onlyOn runs fn with every other subscription paused, so allocations land on `sub`. */
