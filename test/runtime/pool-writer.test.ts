@@ -219,7 +219,9 @@ describe("PoolWriter", () => {
 
   it("reports failed snapshots to onError without failing commands", async () => {
     const { writer, store, errors } = await start({ snapshot: { everyRecords: 1, everySeconds: 3600 } });
-    await writer.submit(allocate("s1")); // record 1, then a snapshot: both written
+    await writer.submit(allocate("s1")); // record 1, then a snapshot
+    // The reply comes before the snapshot; a later command's reply comes after it.
+    await writer.submit(status);
     // The record of s2 is written; the snapshot set that follows it fails.
     store.hold();
     const appendCalled = store.whenSetCalled();
