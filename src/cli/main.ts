@@ -2,7 +2,7 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { toJsonString } from "@bufbuild/protobuf";
-import { ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import {
   AllocateResponseSchema,
   EventSchema,
@@ -192,7 +192,7 @@ main(process.argv.slice(2)).then(
       process.stderr.write(`authpool: ${error.message}\n`);
       process.exitCode = 78; // EX_CONFIG
     } else if (error instanceof ConnectError) {
-      process.stderr.write(`authpool: ${error.code} ${error.rawMessage}\n`);
+      process.stderr.write(`authpool: ${Code[error.code] ?? error.code}: ${error.rawMessage}\n`);
       process.exitCode = 1;
     } else {
       process.stderr.write(`authpool: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
