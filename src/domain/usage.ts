@@ -67,10 +67,3 @@ export interface UsageReport {
    */
   transientError?: string;
 }
-
-export const zeroTokens: Readonly<TokenCounts> = Object.freeze({
-  inputTokens: 0,
-  outputTokens: 0,
-  cacheCreationInputTokens: 0,
-  cacheReadInputTokens: 0,
-});
