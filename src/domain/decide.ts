@@ -33,6 +33,13 @@ export class Pool {
   readonly state: PoolState;
   readonly settings: PoolSettings;
   private readonly configured: Map<string, SubscriptionSettings>;
+  /**
+   * Views derived since the state last changed, for one `now`. A command
+   * reads the same subscription several times (to choose, to answer, to
+   * announce); every applied event clears the cache.
+   */
+  private readonly viewCache = new Map<string, SubscriptionView>();
+  private viewCacheAt: number | undefined;
 
   constructor(state: PoolState, settings: PoolSettings) {
     this.state = state;
@@ -50,6 +57,7 @@ export class Pool {
     const emit = (body: EventBody): void => {
       const event = { ...body, seq: this.state.eventSeq + 1, at: now } as PoolEvent;
       applyEvent(this.state, event);
+      this.viewCache.clear();
       events.push(event);
     };
     const result = this.decide(command, now, emit) as ResultOf<C>;
@@ -70,12 +78,22 @@ export class Pool {
   /** view derives a subscription's view; undefined for ids not in the config. */
   view(subscriptionId: string, now: number): SubscriptionView | undefined {
     const cfg = this.configured.get(subscriptionId);
-    return cfg === undefined ? undefined : viewSubscription(this.state, this.settings, cfg, now);
+    if (cfg === undefined) return undefined;
+    if (this.viewCacheAt !== now) {
+      this.viewCache.clear();
+      this.viewCacheAt = now;
+    }
+    let view = this.viewCache.get(subscriptionId);
+    if (view === undefined) {
+      view = viewSubscription(this.state, this.settings, cfg, now);
+      this.viewCache.set(subscriptionId, view);
+    }
+    return view;
   }
 
   /** views derives every configured subscription's view, in config order. */
   views(now: number): SubscriptionView[] {
-    return this.settings.subscriptions.map((cfg) => viewSubscription(this.state, this.settings, cfg, now));
+    return this.settings.subscriptions.map((cfg) => this.view(cfg.id, now)!);
   }
 
   private decide(command: Command, now: number, emit: (e: EventBody) => void): ResultOf<Command> {
@@ -419,7 +437,8 @@ export function subscriptionsOf(e: EventBody): string[] {
     case "rebalance_completed":
       return [...new Set(e.moves.flatMap((m) => [m.from, m.to]))];
     case "fallback_used":
-      return e.exclusions.map((x) => x.subscriptionId);
+      // A fallback changes no subscription: nothing to re-announce.
+      return [];
     case "pruned":
       return [];
     default:

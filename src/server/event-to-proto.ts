@@ -6,7 +6,7 @@ import {
   EventType,
   SessionEventKind,
 } from "../../gen/authpool/v1/auth_pool_pb.js";
-import type { PoolEvent } from "../domain/index.js";
+import { type PoolEvent, subscriptionsOf } from "../domain/index.js";
 import { exclusionsToProto, moveToProto, rotationReasonToProto, statusToProto, windowToProto } from "./to-proto.js";
 
 /**
@@ -16,7 +16,6 @@ import { exclusionsToProto, moveToProto, rotationReasonToProto, statusToProto, w
  * events they cause (a status change, a threshold crossed).
  */
 
-const rotationReason = rotationReasonToProto;
 
 /** PublicEvent is a domain event as subscribers see it, with what filters need. */
 export interface PublicEvent {
@@ -28,24 +27,24 @@ export interface PublicEvent {
 /** toPublicEvent maps a domain event; undefined for bookkeeping events. */
 export function toPublicEvent(e: PoolEvent): PublicEvent | undefined {
   const base = { sequence: BigInt(e.seq), time: timestampFromMs(e.at) };
-  const make = (type: EventType, subscriptionIds: string[], payload: MessageInitShape<typeof EventSchema>["payload"]): PublicEvent => ({
+  const make = (type: EventType, payload: MessageInitShape<typeof EventSchema>["payload"]): PublicEvent => ({
     type,
-    subscriptionIds,
+    subscriptionIds: subscriptionsOf(e),
     message: create(EventSchema, { ...base, payload }),
   });
   switch (e.type) {
     case "session_rotated":
-      return make(EventType.ROTATION, [e.from, e.to], {
+      return make(EventType.ROTATION, {
         case: "rotation",
-        value: { sessionId: e.sessionId, fromSubscriptionId: e.from, toSubscriptionId: e.to, reason: rotationReason[e.reason], detail: e.detail },
+        value: { sessionId: e.sessionId, fromSubscriptionId: e.from, toSubscriptionId: e.to, reason: rotationReasonToProto[e.reason], detail: e.detail },
       });
     case "fallback_used":
-      return make(EventType.FAILOVER, [], {
+      return make(EventType.FAILOVER, {
         case: "failover",
         value: { sessionId: e.sessionId, provider: e.provider, reason: e.reason, exclusions: exclusionsToProto(e.exclusions) },
       });
     case "usage_threshold":
-      return make(EventType.USAGE_THRESHOLD, [e.subscriptionId], {
+      return make(EventType.USAGE_THRESHOLD, {
         case: "usageThreshold",
         value: {
           subscriptionId: e.subscriptionId,
@@ -56,7 +55,7 @@ export function toPublicEvent(e: PoolEvent): PublicEvent | undefined {
         },
       });
     case "limit_reached":
-      return make(EventType.LIMIT_REACHED, [e.subscriptionId], {
+      return make(EventType.LIMIT_REACHED, {
         case: "limitReached",
         value: {
           subscriptionId: e.subscriptionId,
@@ -68,12 +67,12 @@ export function toPublicEvent(e: PoolEvent): PublicEvent | undefined {
         },
       });
     case "status_changed":
-      return make(EventType.STATUS_CHANGED, [e.subscriptionId], {
+      return make(EventType.STATUS_CHANGED, {
         case: "statusChanged",
         value: { subscriptionId: e.subscriptionId, from: statusToProto[e.from], to: statusToProto[e.to], reason: e.reason },
       });
     case "rebalance_completed":
-      return make(EventType.REBALANCE_COMPLETED, [...new Set(e.moves.flatMap((m) => [m.from, m.to]))], {
+      return make(EventType.REBALANCE_COMPLETED, {
         case: "rebalanceCompleted",
         value: {
           trigger: e.trigger,
@@ -82,12 +81,12 @@ export function toPublicEvent(e: PoolEvent): PublicEvent | undefined {
         },
       });
     case "session_allocated":
-      return make(EventType.SESSION, [e.subscriptionId], {
+      return make(EventType.SESSION, {
         case: "session",
         value: { sessionId: e.sessionId, subscriptionId: e.subscriptionId, kind: SessionEventKind.ALLOCATED },
       });
     case "session_released":
-      return make(EventType.SESSION, [e.subscriptionId], {
+      return make(EventType.SESSION, {
         case: "session",
         value: {
           sessionId: e.sessionId,
