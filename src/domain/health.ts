@@ -1,3 +1,4 @@
+import { formatPercent } from "./format.js";
 import { burnRateUsdPerHour, fiveHourFraction, weeklyFraction } from "./accounting.js";
 import type { HealthWeights, SubscriptionSettings } from "./settings.js";
 import type { SubscriptionState } from "./state.js";
@@ -53,9 +54,9 @@ export function computeHealth(input: HealthInput): Health {
 
   const components: HealthComponent[] = [
     component("weekly_use", weeklyMax, weekly.value,
-      `${pct(weekly.value)} of the weekly ${weekly.basis === "upstream" ? "limit (upstream)" : "budget"}`),
+      `${formatPercent(weekly.value)} of the weekly ${weekly.basis === "upstream" ? "limit (upstream)" : "budget"}`),
     component("five_hour_use", fiveHourMax, fiveHour.value,
-      `${pct(fiveHour.value)} of the 5-hour ${fiveHour.basis === "upstream" ? "limit (upstream)" : "window budget"}`),
+      `${formatPercent(fiveHour.value)} of the 5-hour ${fiveHour.basis === "upstream" ? "limit (upstream)" : "window budget"}`),
     component("sessions", sessionsMax, sessionShare,
       `${input.sessionCount} of ${cfg.maxSessions} sessions`),
     component("burn_rate", burnMax, burnShare,
@@ -104,9 +105,6 @@ function allot(weights: number[]): number[] {
   return cents.map((c) => c / 100);
 }
 
-function pct(f: number): string {
-  return `${(f * 100).toFixed(1)}%`;
-}
 
 function round2(n: number): number {
   return Math.round(n * 100) / 100;

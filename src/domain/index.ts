@@ -3,7 +3,7 @@
  */
 export { Pool } from "./decide.js";
 export { applyEvent } from "./apply.js";
-export { createPoolState, ensureSubscriptions, sessionsOf } from "./state.js";
+export { createPoolState, ensureSubscriptions, nextCooldownEnd, sessionsOf } from "./state.js";
 export type {
   Cooldown,
   EndedSession,

@@ -1,3 +1,4 @@
+import { formatPercent } from "./format.js";
 import type { EventBody, SubscriptionStatusName } from "./events.js";
 import { HOUR_MS } from "./time.js";
 import type { PoolSettings } from "./settings.js";
@@ -26,7 +27,7 @@ export function observeSubscription(v: SubscriptionView, settings: PoolSettings)
         estimated: false,
         message: full
           ? `${v.sessionCount} of ${v.cfg.maxSessions} sessions`
-          : `weekly use ${pct(v.weeklyFraction)} reached the ${pct(settings.weeklyBudgetThreshold)} threshold`,
+          : `weekly use ${formatPercent(v.weeklyFraction)} reached the ${formatPercent(settings.weeklyBudgetThreshold)} threshold`,
       });
     }
   }
@@ -67,9 +68,9 @@ function reasonFor(v: SubscriptionView, previous: SubscriptionStatusName, settin
     case "limited":
       return v.sessionCount >= v.cfg.maxSessions
         ? `${v.sessionCount} of ${v.cfg.maxSessions} sessions`
-        : `weekly use ${pct(v.weeklyFraction)} >= ${pct(settings.weeklyBudgetThreshold)}`;
+        : `weekly use ${formatPercent(v.weeklyFraction)} >= ${formatPercent(settings.weeklyBudgetThreshold)}`;
     case "approaching":
-      return `weekly use ${pct(v.weeklyFraction)}, 5-hour window ${pct(v.fiveHourFraction)}`;
+      return `weekly use ${formatPercent(v.weeklyFraction)}, 5-hour window ${formatPercent(v.fiveHourFraction)}`;
     case "available":
       if (previous === "cooldown") return "cooldown ended";
       if (previous === "paused") return "resumed by an operator";
@@ -77,6 +78,3 @@ function reasonFor(v: SubscriptionView, previous: SubscriptionStatusName, settin
   }
 }
 
-function pct(f: number): string {
-  return `${(f * 100).toFixed(1)}%`;
-}

@@ -136,3 +136,16 @@ export function sessionsOf(state: PoolState, subscriptionId: string): ReadonlySe
 }
 
 const emptySet: ReadonlySet<string> = new Set();
+
+/**
+ * nextCooldownEnd is the earliest reset of a cooldown not yet swept; one
+ * already past is returned too, so a scheduler asking "when next?" runs the
+ * sweep that ends it right away.
+ */
+export function nextCooldownEnd(state: PoolState): number | undefined {
+  let next: number | undefined;
+  for (const sub of state.subscriptions.values()) {
+    for (const c of sub.cooldowns) if (next === undefined || c.until < next) next = c.until;
+  }
+  return next;
+}

@@ -1,3 +1,4 @@
+import { formatPercent, formatTime } from "./format.js";
 import {
   burnRateUsdPerHour,
   currentWindow,
@@ -149,7 +150,7 @@ export function exclusionOf(
     return {
       subscriptionId: id,
       reason: "cooldown",
-      detail: `cooling down until ${iso(v.cooldown.until)}${v.cooldown.estimated ? " (estimated)" : ""}: ${v.cooldown.reason}`,
+      detail: `cooling down until ${formatTime(v.cooldown.until)}${v.cooldown.estimated ? " (estimated)" : ""}: ${v.cooldown.reason}`,
     };
   }
   const family = modelFamily(need.model);
@@ -158,7 +159,7 @@ export function exclusionOf(
     return {
       subscriptionId: id,
       reason: "model_limit",
-      detail: `${family} limit until ${iso(scoped.until)}`,
+      detail: `${family} limit until ${formatTime(scoped.until)}`,
     };
   }
   const threshold = thresholdFor(need.priority, settings);
@@ -166,7 +167,7 @@ export function exclusionOf(
     return {
       subscriptionId: id,
       reason: "weekly_threshold",
-      detail: `weekly use ${(v.weeklyFraction * 100).toFixed(1)}% >= ${(threshold * 100).toFixed(1)}% threshold`,
+      detail: `weekly use ${formatPercent(v.weeklyFraction)} >= ${formatPercent(threshold)} threshold`,
     };
   }
   const five = v.upstream.find((u) => u.window === "five_hour");
@@ -175,7 +176,7 @@ export function exclusionOf(
       subscriptionId: id,
       reason: "five_hour_exhausted",
       detail: `5-hour window at ${(five.observation.utilization * 100).toFixed(0)}% upstream${
-        five.observation.resetsAt !== undefined ? ` until ${iso(five.observation.resetsAt)}` : ""
+        five.observation.resetsAt !== undefined ? ` until ${formatTime(five.observation.resetsAt)}` : ""
       }`,
     };
   }
@@ -187,9 +188,4 @@ export function exclusionOf(
     };
   }
   return undefined;
-}
-
-/** iso formats epoch ms for human-readable details. */
-export function iso(t: number): string {
-  return new Date(t).toISOString();
 }

@@ -25,7 +25,7 @@ import {
   windowToProto,
 } from "./to-proto.js";
 import { usageFromProto } from "./usage-from-proto.js";
-import { check, invalidArgument, optionalIdSchema, sessionIdSchema } from "./validate.js";
+import { check, invalidArgument, optionalIdSchema, sessionIdSchema, subscriptionIdSchema } from "./validate.js";
 
 /** AuthPoolServiceOptions are the service's dependencies, injected so tests control them. */
 export interface AuthPoolServiceOptions {
@@ -143,7 +143,7 @@ export function createAuthPoolService(
     async *streamEvents(req, ctx) {
       const filter: EventFilter = {
         types: new Set(req.types.filter((t) => t !== EventType.UNSPECIFIED)),
-        subscriptionIds: new Set(req.subscriptionIds.map((id) => check(sessionIdSchema, id, "subscription_ids"))),
+        subscriptionIds: new Set(req.subscriptionIds.map((id) => check(subscriptionIdSchema, id, "subscription_ids"))),
       };
       for (const t of filter.types) {
         if (EventType[t] === undefined) throw invalidArgument("types", `unknown event type ${t}`);
@@ -212,7 +212,7 @@ export function createAuthPoolService(
     },
 
     async setPaused(req) {
-      const subscriptionId = check(sessionIdSchema, req.subscriptionId, "subscription_id");
+      const subscriptionId = check(subscriptionIdSchema, req.subscriptionId, "subscription_id");
       const result = orThrow(await writer.submit({ kind: "set_paused", subscriptionId, paused: req.paused }));
       return { subscription: render(result.view) };
     },

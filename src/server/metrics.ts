@@ -1,4 +1,54 @@
 import type { StatusResult } from "../domain/index.js";
+import type { PoolWriter } from "../runtime/pool-writer.js";
+import { bearerAllowed } from "./bearer-auth.js";
+
+/** A minimal view of Node's request and response, HTTP/1.1 and HTTP/2 alike. */
+interface Request {
+  url?: string;
+  method?: string;
+  headers: { authorization?: string | undefined };
+}
+interface Response {
+  writeHead(status: number, headers: Record<string, string>): unknown;
+  end(body: string): unknown;
+}
+
+/**
+ * metricsFallback answers what is not an RPC: `GET /metrics` (behind the
+ * bearer token when authentication is on), 404 for anything else.
+ */
+export function metricsFallback(options: {
+  writer: PoolWriter;
+  authTokens: readonly string[];
+  webhookPending: () => number | undefined;
+}): (req: Request, res: Response) => void {
+  const reply = (res: Response, status: number, headers: Record<string, string>, body: string) => {
+    res.writeHead(status, headers);
+    res.end(body);
+  };
+  return (req, res) => {
+    const path = (req.url ?? "").split("?")[0];
+    if (path !== "/metrics" || req.method !== "GET") {
+      reply(res, 404, { "content-type": "text/plain" }, "not found\n");
+      return;
+    }
+    if (!bearerAllowed(options.authTokens, req.headers.authorization)) {
+      reply(res, 401, { "content-type": "text/plain", "www-authenticate": "Bearer" }, "unauthenticated\n");
+      return;
+    }
+    options.writer.submit({ kind: "status", includeSessions: false }).then(
+      (status) => {
+        const pending = options.webhookPending();
+        const body = renderMetrics(status, {
+          durableSeq: options.writer.durableSeq,
+          ...(pending !== undefined ? { webhookPending: pending } : {}),
+        });
+        reply(res, 200, { "content-type": "text/plain; version=0.0.4" }, body);
+      },
+      (error: unknown) => reply(res, 503, { "content-type": "text/plain" }, `${String(error)}\n`),
+    );
+  };
+}
 
 /**
  * renderMetrics writes the pool's status in the Prometheus text format

@@ -4,7 +4,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { AuthPoolService, file_authpool_v1_auth_pool } from "../../gen/authpool/v1/auth_pool_pb.js";
 import { file_grpc_health_v1_health } from "../../gen/grpc/health/v1/health_pb.js";
 import type { PoolConfig } from "../config/index.js";
-import { type Clock, DAY_MS, Pool, type PoolState, systemClock } from "../domain/index.js";
+import { type Clock, DAY_MS, Pool, nextCooldownEnd, systemClock } from "../domain/index.js";
 import { type Logger, silentLogger } from "../runtime/logger.js";
 import { startLogNotifier } from "../notify/log-notifier.js";
 import { WebhookDispatcher } from "../notify/webhook-dispatcher.js";
@@ -14,8 +14,8 @@ import { PoolWriter, WriterUnavailableError } from "../runtime/pool-writer.js";
 import { Scheduler } from "../runtime/scheduler.js";
 import { Journal, type KvStore, openStore } from "../store/index.js";
 import { createAuthPoolService } from "./auth-pool-service.js";
-import { bearerAllowed, bearerAuth } from "./bearer-auth.js";
-import { renderMetrics } from "./metrics.js";
+import { bearerAuth } from "./bearer-auth.js";
+import { metricsFallback } from "./metrics.js";
 import { configDirWarnings } from "./config-dir-warnings.js";
 import { registerHealth } from "./health.js";
 import { type Listener, listen } from "./listener.js";
@@ -118,29 +118,11 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
   const handler = connectNodeAdapter({
     readMaxBytes: READ_MAX_BYTES,
     // Everything that is not an RPC: GET /metrics for Prometheus, else 404.
-    fallback: (req, res) => {
-      const path = (req.url ?? "").split("?")[0];
-      if (path !== "/metrics" || req.method !== "GET") {
-        respond(res, 404, { "content-type": "text/plain" }, "not found\n");
-        return;
-      }
-      if (!bearerAllowed(config.server.authTokens, req.headers.authorization)) {
-        respond(res, 401, { "content-type": "text/plain", "www-authenticate": "Bearer" }, "unauthenticated\n");
-        return;
-      }
-      writer.submit({ kind: "status", includeSessions: false }).then(
-        (status) => {
-          const body = renderMetrics(status, {
-            durableSeq: writer.durableSeq,
-            ...(dispatcher !== undefined ? { webhookPending: dispatcher.status().pending } : {}),
-          });
-          respond(res, 200, { "content-type": "text/plain; version=0.0.4" }, body);
-        },
-        (error: unknown) => {
-          respond(res, 503, { "content-type": "text/plain" }, `${String(error)}\n`);
-        },
-      );
-    },
+    fallback: metricsFallback({
+      writer,
+      authTokens: config.server.authTokens,
+      webhookPending: () => dispatcher?.status().pending,
+    }),
     // Gzip costs more CPU than it saves on loopback and LAN for our small
     // messages (it cut streaming throughput ~12x in a prototype); only large
     // replies (a status with thousands of sessions) are worth compressing.
@@ -245,26 +227,6 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
       return closing;
     },
   };
-}
-
-/** respond writes a whole small reply (HTTP/1.1 and HTTP/2 responses alike). */
-function respond(
-  res: { writeHead(status: number, headers: Record<string, string>): unknown; end(body: string): unknown },
-  status: number,
-  headers: Record<string, string>,
-  body: string,
-): void {
-  res.writeHead(status, headers);
-  res.end(body);
-}
-
-/** nextCooldownEnd: the earliest reset of a cooldown not yet swept (past ones make the sweep due now). */
-function nextCooldownEnd(state: PoolState): number | undefined {
-  let next: number | undefined;
-  for (const sub of state.subscriptions.values()) {
-    for (const c of sub.cooldowns) if (next === undefined || c.until < next) next = c.until;
-  }
-  return next;
 }
 
 /** storeErrors maps a refused store write to UNAVAILABLE: the call had no effect and may be retried. */

@@ -1,6 +1,6 @@
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { LimitWindow, RateLimitStatus, type Usage } from "../../gen/authpool/v1/auth_pool_pb.js";
-import type { LimitSignal, LimitWindow as DomainWindow, RateLimitReading, UsageReport } from "../domain/index.js";
+import type { LimitSignal, LimitWindow as DomainWindow, ModelUsage, RateLimitReading, UsageReport } from "../domain/index.js";
 import { modelFamily } from "../domain/index.js";
 import { parseRateLimitHeaders } from "../domain/rate-limit-headers.js";
 import { check, invalidArgument, usageSchema } from "./validate.js";
@@ -24,23 +24,8 @@ export function usageFromProto(u: Usage, now: number): UsageReport {
   check(
     usageSchema,
     {
-      cost_usd: u.costUsd,
-      input_tokens: u.inputTokens,
-      output_tokens: u.outputTokens,
-      cache_creation_input_tokens: u.cacheCreationInputTokens,
-      cache_read_input_tokens: u.cacheReadInputTokens,
-      model_usage: Object.fromEntries(
-        Object.entries(u.modelUsage).map(([model, m]) => [
-          model,
-          {
-            cost_usd: m.costUsd,
-            input_tokens: m.inputTokens,
-            output_tokens: m.outputTokens,
-            cache_creation_input_tokens: m.cacheCreationInputTokens,
-            cache_read_input_tokens: m.cacheReadInputTokens,
-          },
-        ]),
-      ),
+      ...snakeCase(u),
+      model_usage: Object.fromEntries(Object.entries(u.modelUsage).map(([model, m]) => [model, snakeCase(m)])),
       duration_ms: durationMs,
       rate_limits: u.rateLimits.map((r) => ({ utilization: r.utilization })),
     },
@@ -77,29 +62,42 @@ export function usageFromProto(u: Usage, now: number): UsageReport {
       ...(scope !== undefined ? { modelScope: scope } : {}),
     };
   }
+  const { costUsd, ...tokens } = counted(u);
   return {
-    costUsd: u.costUsd,
-    tokens: {
-      inputTokens: Number(u.inputTokens),
-      outputTokens: Number(u.outputTokens),
-      cacheCreationInputTokens: Number(u.cacheCreationInputTokens),
-      cacheReadInputTokens: Number(u.cacheReadInputTokens),
-    },
-    models: Object.fromEntries(
-      Object.entries(u.modelUsage).map(([model, m]) => [
-        model,
-        {
-          costUsd: m.costUsd,
-          inputTokens: Number(m.inputTokens),
-          outputTokens: Number(m.outputTokens),
-          cacheCreationInputTokens: Number(m.cacheCreationInputTokens),
-          cacheReadInputTokens: Number(m.cacheReadInputTokens),
-        },
-      ]),
-    ),
+    costUsd,
+    tokens,
+    models: Object.fromEntries(Object.entries(u.modelUsage).map(([model, m]) => [model, counted(m)])),
     durationMs,
     readings,
     ...(limit !== undefined ? { limit } : {}),
     ...(transientError !== undefined ? { transientError } : {}),
+  };
+}
+
+/** Counted is what Usage and ModelUsage share: a cost and four token counts. */
+type Counted = Pick<
+  Usage,
+  "costUsd" | "inputTokens" | "outputTokens" | "cacheCreationInputTokens" | "cacheReadInputTokens"
+>;
+
+/** snakeCase names the fields as the proto does, so validation errors name them as callers wrote them. */
+function snakeCase(c: Counted) {
+  return {
+    cost_usd: c.costUsd,
+    input_tokens: c.inputTokens,
+    output_tokens: c.outputTokens,
+    cache_creation_input_tokens: c.cacheCreationInputTokens,
+    cache_read_input_tokens: c.cacheReadInputTokens,
+  };
+}
+
+/** counted converts validated counts to the domain's numbers. */
+function counted(c: Counted): ModelUsage {
+  return {
+    costUsd: c.costUsd,
+    inputTokens: Number(c.inputTokens),
+    outputTokens: Number(c.outputTokens),
+    cacheCreationInputTokens: Number(c.cacheCreationInputTokens),
+    cacheReadInputTokens: Number(c.cacheReadInputTokens),
   };
 }

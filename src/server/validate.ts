@@ -1,5 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { z } from "zod";
+import { SUBSCRIPTION_ID_PATTERN } from "../config/index.js";
 
 /**
  * Request rules protobuf types cannot express, as zod schemas over the
@@ -15,6 +16,12 @@ export const sessionIdSchema = z
   .min(1, "is required")
   .max(MAX_ID, `must be at most ${MAX_ID} characters`)
   .regex(/^[\x21-\x7e]+$/, "must be printable ASCII without spaces");
+
+/** subscriptionIdSchema: the config's own id rule, so a typo reads as invalid, not as "not found". */
+export const subscriptionIdSchema = z
+  .string()
+  .min(1, "is required")
+  .regex(SUBSCRIPTION_ID_PATTERN, "must be 1-64 letters, digits, '.', '_' or '-' starting with a letter or digit");
 
 export const optionalIdSchema = z.union([z.literal(""), sessionIdSchema]);
 

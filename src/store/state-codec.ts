@@ -1,5 +1,5 @@
 import type { PoolState, SessionState, SubscriptionState } from "../domain/index.js";
-import { createPoolState } from "../domain/index.js";
+import { createPoolState, ensureSubscriptions } from "../domain/index.js";
 
 /**
  * The snapshot's encoding of PoolState: plain JSON with maps as entry
@@ -48,11 +48,6 @@ export function rebuildIndexes(state: PoolState, subscriptionIds: readonly strin
   state.bySubscription.clear();
   const ids = new Set([...subscriptionIds, ...state.subscriptions.keys()]);
   for (const s of state.sessions.values()) ids.add(s.subscriptionId);
-  for (const id of ids) {
-    if (!state.subscriptions.has(id)) {
-      state.subscriptions.set(id, { id, buckets: [], cooldowns: [], paused: false, upstream: {} });
-    }
-    state.bySubscription.set(id, new Set());
-  }
+  ensureSubscriptions(state, [...ids]);
   for (const s of state.sessions.values()) state.bySubscription.get(s.subscriptionId)!.add(s.id);
 }
