@@ -32,6 +32,24 @@ export const configDefaults = deepFreeze({
     intervalSeconds: 90,
     endpoint: "https://api.anthropic.com/api/oauth/usage",
     timeoutMs: 10_000,
+    /**
+     * Fifteen minutes: the poller reads every 90 s and each stream-json run
+     * brings a reading, so an older one means no fresh source is coming in.
+     */
+    staleAfterSeconds: 900,
+    /** Leave the last 5 %: a session placed at 95 % would likely hit the limit mid-run. */
+    fiveHourCap: 0.95,
+    modelCap: 1,
+  },
+  transcripts: {
+    enabled: false,
+    intervalSeconds: 60,
+    /**
+     * A run reports its usage when it ends; until then its transcript rows
+     * cannot be told from use outside the pool unless its session id is
+     * known. Rows younger than this wait.
+     */
+    graceMinutes: 10,
   },
   snapshot: { everyRecords: 1_000, everySeconds: 60 },
   server: { host: "127.0.0.1", port: 50051, authTokens: [] },

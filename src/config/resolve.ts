@@ -119,8 +119,16 @@ export function resolveConfig(raw: RawConfig, source: string, homeDir: string): 
     upstream: {
       enabled: raw.upstream?.enabled ?? configDefaults.upstream.enabled,
       intervalSeconds: raw.upstream?.intervalSeconds ?? configDefaults.upstream.intervalSeconds,
-      endpoint: raw.upstream?.endpoint ?? configDefaults.upstream.endpoint,
+      endpoint: upstreamEndpoint(raw, issues),
       timeoutMs: raw.upstream?.timeoutMs ?? configDefaults.upstream.timeoutMs,
+      staleAfterSeconds: raw.upstream?.staleAfterSeconds ?? configDefaults.upstream.staleAfterSeconds,
+      fiveHourCap: raw.upstream?.fiveHourCap ?? configDefaults.upstream.fiveHourCap,
+      modelCap: raw.upstream?.modelCap ?? configDefaults.upstream.modelCap,
+    },
+    transcripts: {
+      enabled: raw.transcripts?.enabled ?? configDefaults.transcripts.enabled,
+      intervalSeconds: raw.transcripts?.intervalSeconds ?? configDefaults.transcripts.intervalSeconds,
+      graceMinutes: raw.transcripts?.graceMinutes ?? configDefaults.transcripts.graceMinutes,
     },
     snapshot: {
       everyRecords: raw.snapshot?.everyRecords ?? configDefaults.snapshot.everyRecords,
@@ -206,6 +214,8 @@ function resolveSubscriptions(
       weeklyBudgetUsd: budget,
       fiveHourBudgetUsd: fiveHour ?? budget / configDefaults.fiveHourBudgetDivisor,
       maxSessions: maxSessions ?? defaultMaxSessions,
+      upstreamUsage: sub.upstreamUsage ?? raw.upstream?.enabled ?? configDefaults.upstream.enabled,
+      transcripts: sub.transcripts ?? raw.transcripts?.enabled ?? configDefaults.transcripts.enabled,
     };
   });
 }
@@ -294,3 +304,20 @@ function pickOne<T>(issues: ConfigIssue[], ...candidates: Candidate<T>[]): T | u
   }
   return chosen?.[1];
 }
+
+/**
+ * upstreamEndpoint: `endpoint` is the full URL; `baseUrl` names only the
+ * host (as for the Anthropic API) and gets the usage path appended.
+ */
+function upstreamEndpoint(raw: RawConfig, issues: ConfigIssue[]): string {
+  const { endpoint, baseUrl } = raw.upstream ?? {};
+  if (endpoint !== undefined && baseUrl !== undefined) {
+    issues.push({ path: "upstream.baseUrl", expected: "expected upstream.endpoint or upstream.baseUrl, not both" });
+  }
+  if (endpoint !== undefined) return endpoint;
+  if (baseUrl !== undefined) return `${baseUrl.replace(/\/+$/, "")}${OAUTH_USAGE_PATH}`;
+  return configDefaults.upstream.endpoint;
+}
+
+/** OAUTH_USAGE_PATH is where the usage endpoint lives under the API's base URL. */
+const OAUTH_USAGE_PATH = "/api/oauth/usage";

@@ -23,6 +23,10 @@ export interface SubscriptionConfig {
    */
   readonly fiveHourBudgetUsd: number;
   readonly maxSessions: number;
+  /** Poll the OAuth usage endpoint with this config dir's token (upstream.enabled unless set). */
+  readonly upstreamUsage: boolean;
+  /** Read this config dir's transcripts for use outside the pool (transcripts.enabled unless set). */
+  readonly transcripts: boolean;
 }
 
 /** NotificationType is the event a notification rule fires on. */
@@ -105,6 +109,15 @@ export interface PoolConfig {
     readonly intervalSeconds: number;
     readonly endpoint: string;
     readonly timeoutMs: number;
+    readonly staleAfterSeconds: number;
+    readonly fiveHourCap: number;
+    readonly modelCap: number;
+  };
+  /** Transcript reading: usage done outside the pool, and usage-limit rows. */
+  readonly transcripts: {
+    readonly enabled: boolean;
+    readonly intervalSeconds: number;
+    readonly graceMinutes: number;
   };
   readonly snapshot: { readonly everyRecords: number; readonly everySeconds: number };
   readonly server: {

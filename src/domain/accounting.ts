@@ -1,5 +1,6 @@
+import { learnedRatio } from "./calibration.js";
 import type { SubscriptionSettings } from "./settings.js";
-import type { FiveHourWindow, SubscriptionState, UpstreamObservation } from "./state.js";
+import type { CalibratedWindow, FiveHourWindow, SubscriptionState, UpstreamObservation } from "./state.js";
 import { DAY_MS, FIVE_HOURS_MS, HOUR_MS, WEEK_MS, floorHour } from "./time.js";
 import type { LimitWindow } from "./usage.js";
 
@@ -87,35 +88,72 @@ export function freshUpstream(
 /** Fraction is a 0-1 (or beyond) share of a limit, with where it came from. */
 export interface Fraction {
   value: number;
+  /** "upstream": an observation plus what was spent since; "budget": local dollars alone. */
   basis: "budget" | "upstream";
+  /** The observation of the window still in force (its window has not reset), fresh or stale. */
+  observation?: UpstreamObservation;
+  /** True when that observation is older than the staleness limit. */
+  stale: boolean;
+  /** Fraction of the window per dollar used to convert local spend. */
+  perUsd: number;
+  /** True when perUsd was learned from upstream; false when it is 1 / the configured budget. */
+  learned: boolean;
 }
 
 /**
- * weeklyFraction is the share of the weekly limit used: upstream utilization
- * plus local cost since it was read, when upstream has spoken; else local
- * cost over the configured weekly budget.
+ * estimateFraction combines upstream truth with local spend. A fresh
+ * observation wins: its utilization plus what the pool spent since, at the
+ * account's learned ratio. A stale one may miss use from elsewhere, so the
+ * local estimate takes over, except that utilization never falls within a
+ * window: an old reading stays a floor until its reset.
  */
+export function estimateFraction(
+  sub: SubscriptionState,
+  window: CalibratedWindow,
+  budgetUsd: number,
+  localCostUsd: number,
+  now: number,
+  staleAfterMs: number,
+): Fraction {
+  const ratio = learnedRatio(sub, window);
+  const perUsd = ratio ?? 1 / budgetUsd;
+  const learned = ratio !== undefined;
+  const local = localCostUsd * perUsd;
+  const observation = freshUpstream(sub, window, now);
+  if (observation === undefined) return { value: local, basis: "budget", stale: false, perUsd, learned };
+  const upstream = observation.utilization + observation.costSinceUsd * perUsd;
+  const stale = now - observation.observedAt > staleAfterMs;
+  if (!stale || upstream >= local) return { value: upstream, basis: "upstream", observation, stale, perUsd, learned };
+  return { value: local, basis: "budget", observation, stale, perUsd, learned };
+}
+
+/** weeklyFraction is the share of the weekly limit used. */
 export function weeklyFraction(
   cfg: SubscriptionSettings,
   sub: SubscriptionState,
   now: number,
+  staleAfterMs: number,
 ): Fraction {
-  const up = freshUpstream(sub, "seven_day", now);
-  if (up !== undefined) {
-    return { value: up.utilization + up.costSinceUsd / cfg.weeklyBudgetUsd, basis: "upstream" };
-  }
-  return { value: weeklyUsedUsd(sub, now) / cfg.weeklyBudgetUsd, basis: "budget" };
+  return estimateFraction(sub, "seven_day", cfg.weeklyBudgetUsd, weeklyUsedUsd(sub, now), now, staleAfterMs);
 }
 
-/** fiveHourFraction is weeklyFraction's counterpart for the 5-hour window. */
+/** fiveHourFraction is the share of the current 5-hour window used. */
 export function fiveHourFraction(
   cfg: SubscriptionSettings,
   sub: SubscriptionState,
   now: number,
+  staleAfterMs: number,
 ): Fraction {
-  const up = freshUpstream(sub, "five_hour", now);
-  if (up !== undefined) {
-    return { value: up.utilization + up.costSinceUsd / cfg.fiveHourBudgetUsd, basis: "upstream" };
+  return estimateFraction(sub, "five_hour", cfg.fiveHourBudgetUsd, windowCostUsd(sub, now), now, staleAfterMs);
+}
+
+/** externalCostUsd adds the external part of the buckets whose hour lies in [from, to). */
+export function externalCostUsd(sub: SubscriptionState, from: number, to: number): number {
+  let total = 0;
+  for (let i = sub.buckets.length - 1; i >= 0; i--) {
+    const b = sub.buckets[i]!;
+    if (b.hour < from) break;
+    if (b.hour < to) total += b.externalCostUsd ?? 0;
   }
-  return { value: windowCostUsd(sub, now) / cfg.fiveHourBudgetUsd, basis: "budget" };
+  return total;
 }

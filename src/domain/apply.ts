@@ -1,4 +1,5 @@
 import { BUCKET_RETENTION_MS, nextWindow } from "./accounting.js";
+import { recordCalibrationCost, updateCalibration } from "./calibration.js";
 import type { EventOf, PoolEvent } from "./events.js";
 import { type PoolState, type SubscriptionState, type UsageBucket, ensureSubscriptions } from "./state.js";
 import { FIVE_HOURS_MS, floorHour } from "./time.js";
@@ -21,7 +22,7 @@ export function applyEvent(state: PoolState, event: PoolEvent): void {
         allocatedAt: event.at,
         lastActivityAt: event.at,
         costUsd: 0,
-        tokens: { inputTokens: 0, outputTokens: 0, cacheCreationInputTokens: 0, cacheReadInputTokens: 0 },
+        tokens: zeroTokens(),
         requests: 0,
         priority: event.priority,
         model: event.model,
@@ -29,6 +30,8 @@ export function applyEvent(state: PoolState, event: PoolEvent): void {
       });
       state.bySubscription.get(event.subscriptionId)!.add(event.sessionId);
       state.ended.delete(event.sessionId);
+      // Gateways often run claude with --session-id set to the pool's id.
+      touchClaudeSession(state, event.sessionId, event.at);
       return;
     }
     case "session_resumed": {
@@ -63,12 +66,19 @@ export function applyEvent(state: PoolState, event: PoolEvent): void {
     case "upstream_observed": {
       const sub = subscription(state, event.subscriptionId);
       for (const r of event.readings) {
-        if (r.utilization === undefined) continue;
+        // A rejection without a figure is a window at its cap.
+        const utilization = r.utilization ?? (r.status === "rejected" ? 1 : undefined);
+        if (utilization === undefined) continue;
+        if (r.window === "five_hour" || r.window === "seven_day") {
+          updateCalibration(sub, r.window, utilization, r.resetsAt, event.at);
+        }
         sub.upstream[r.window] = {
-          utilization: r.utilization,
+          utilization,
           resetsAt: r.resetsAt,
           observedAt: event.at,
           costSinceUsd: 0,
+          status: r.status,
+          source: r.source ?? "report",
         };
         // Upstream's reset time is the truth about the 5-hour window's bounds.
         if (r.window === "five_hour" && r.resetsAt !== undefined && r.resetsAt > event.at) {
@@ -102,7 +112,17 @@ export function applyEvent(state: PoolState, event: PoolEvent): void {
     case "paused_set":
       subscription(state, event.subscriptionId).paused = event.paused;
       return;
+    case "transcript_read":
+      applyTranscript(state, event);
+      return;
     case "pruned": {
+      if (event.transcriptsBefore !== undefined) {
+        for (const [key, row] of state.transcriptRows) if (row.at < event.transcriptsBefore) state.transcriptRows.delete(key);
+        for (const [id, seenAt] of state.claudeSessions) {
+          if (seenAt >= event.transcriptsBefore) break;
+          state.claudeSessions.delete(id);
+        }
+      }
       for (const [key, seenAt] of state.dedupe) {
         if (seenAt >= event.before) break;
         state.dedupe.delete(key);
@@ -140,6 +160,8 @@ function subscription(state: PoolState, id: string): SubscriptionState {
 
 function applyUsage(state: PoolState, event: EventOf<"usage_recorded">): void {
   for (const key of event.dedupeKeys) state.dedupe.set(key, event.at);
+  touchClaudeSession(state, event.sessionId, event.at);
+  if (event.claudeSessionId !== undefined) touchClaudeSession(state, event.claudeSessionId, event.at);
   const sub = subscription(state, event.subscriptionId);
   const t = event.tokens;
   if (event.sessionOpen) {
@@ -157,9 +179,56 @@ function applyUsage(state: PoolState, event: EventOf<"usage_recorded">): void {
   bucket.requests += 1;
   sub.window = nextWindow(sub.window, event.at);
   sub.lastUsedAt = event.at;
+  addCostSince(sub, event.costUsd, event.at);
+}
+
+/**
+ * addCostSince adds cost spent at time `at` to every upstream figure read
+ * before it: a figure read later already includes it.
+ */
+function addCostSince(sub: SubscriptionState, costUsd: number, at: number): void {
   for (const o of Object.values(sub.upstream)) {
-    if (o !== undefined) o.costSinceUsd += event.costUsd;
+    if (o !== undefined && o.observedAt <= at) o.costSinceUsd += costUsd;
   }
+  recordCalibrationCost(sub, costUsd, at);
+}
+
+/**
+ * applyTranscript counts usage found in transcripts: in the bucket of the
+ * hour it happened, marked external, and in the 5-hour window only when it
+ * is not older than the window already known (old rows must not reopen a
+ * window that has ended).
+ */
+function applyTranscript(state: PoolState, event: EventOf<"transcript_read">): void {
+  const sub = subscription(state, event.subscriptionId);
+  for (const key of event.limitKeys) {
+    state.transcriptRows.set(`${event.subscriptionId}|${key}`, { at: event.at, tokens: zeroTokens(), costUsd: 0 });
+  }
+  for (const row of event.usage) {
+    if (row.key !== undefined) {
+      state.transcriptRows.set(`${event.subscriptionId}|${row.key}`, {
+        at: row.at,
+        tokens: { ...row.total.tokens },
+        costUsd: row.total.costUsd,
+      });
+    }
+    if (row.at < event.at - BUCKET_RETENTION_MS) continue;
+    const bucket = bucketFor(sub, floorHour(row.at), event.at);
+    bucket.costUsd += row.costUsd;
+    bucket.externalCostUsd = (bucket.externalCostUsd ?? 0) + row.costUsd;
+    addTokens(bucket.tokens, row.tokens);
+    bucket.requests += 1;
+    if (sub.window === undefined || row.at >= sub.window.start) sub.window = nextWindow(sub.window, row.at);
+    if (sub.lastUsedAt === undefined || row.at > sub.lastUsedAt) sub.lastUsedAt = row.at;
+    if (sub.externalSeenAt === undefined || row.at > sub.externalSeenAt) sub.externalSeenAt = row.at;
+    addCostSince(sub, row.costUsd, row.at);
+  }
+}
+
+/** touchClaudeSession re-inserts, so the map stays in time order for pruning. */
+function touchClaudeSession(state: PoolState, id: string, at: number): void {
+  state.claudeSessions.delete(id);
+  state.claudeSessions.set(id, at);
 }
 
 /**
@@ -173,7 +242,7 @@ function bucketFor(sub: SubscriptionState, hour: number, now: number): UsageBuck
   const bucket: UsageBucket = {
     hour,
     costUsd: 0,
-    tokens: { inputTokens: 0, outputTokens: 0, cacheCreationInputTokens: 0, cacheReadInputTokens: 0 },
+    tokens: zeroTokens(),
     requests: 0,
   };
   sub.buckets.splice(i + 1, 0, bucket);
@@ -182,6 +251,10 @@ function bucketFor(sub: SubscriptionState, hour: number, now: number): UsageBuck
   while (drop < sub.buckets.length && sub.buckets[drop]!.hour < horizon) drop++;
   if (drop > 0) sub.buckets.splice(0, drop);
   return bucket;
+}
+
+function zeroTokens(): TokenCounts {
+  return { inputTokens: 0, outputTokens: 0, cacheCreationInputTokens: 0, cacheReadInputTokens: 0 };
 }
 
 function addTokens(into: TokenCounts, t: TokenCounts): void {

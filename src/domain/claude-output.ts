@@ -55,6 +55,7 @@ function reportFrom(result: Json, messages: Json[], options: ResetTimeOptions): 
     readings: events.map((event) => event.reading),
   };
   if (typeof result.uuid === "string" && result.uuid !== "") report.resultUuid = result.uuid;
+  if (typeof result.session_id === "string" && result.session_id !== "") report.claudeSessionId = result.session_id;
 
   const text = resultText(result);
   const textLimit = isError && text ? parseLimitText(text, options) : undefined;
@@ -171,7 +172,7 @@ function eventReadings(messages: Json[]): EventReading[] {
     const info = message.rate_limit_info;
     const status = parseRateLimitStatus(info.status);
     if (!status) continue;
-    const reading: RateLimitReading = { window: limitWindowFromName(info.rateLimitType), status };
+    const reading: RateLimitReading = { window: limitWindowFromName(info.rateLimitType), source: "stream", status };
     const utilization = parseFraction(info.utilization);
     if (utilization !== undefined) reading.utilization = utilization;
     const resetsAt = epochSecondsToMs(info.resetsAt);

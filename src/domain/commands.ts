@@ -1,6 +1,7 @@
 import type { Exclusion } from "./events.js";
 import type { RebalanceMove } from "./rebalance.js";
 import type { Priority, SessionState } from "./state.js";
+import type { TranscriptRow } from "./transcript.js";
 import type { LimitSignal, RateLimitReading, UsageReport } from "./usage.js";
 import type { SubscriptionView } from "./view.js";
 
@@ -36,6 +37,15 @@ export type Command =
       readings: RateLimitReading[];
       /** Where the readings came from, for limit messages. */
       source: string;
+    }
+  | {
+      /**
+       * Rows read from a subscription's transcripts: usage the pool did not
+       * record is counted as external, usage-limit rows cool it down.
+       */
+      kind: "reconcile";
+      subscriptionId: string;
+      rows: readonly TranscriptRow[];
     };
 
 /** Rejection is a domain refusal; the edge maps its code to a transport status. */
@@ -116,6 +126,19 @@ export interface ObservedResult {
   view: SubscriptionView;
 }
 
+export interface ReconciledResult {
+  kind: "reconciled";
+  /** Rows counted as use outside the pool (or grown since last counted). */
+  external: number;
+  externalCostUsd: number;
+  /** Rows of sessions the pool ran: already counted through reports. */
+  pool: number;
+  /** Rows already counted, or too old to matter. */
+  skipped: number;
+  /** Usage-limit rows that started a cooldown. */
+  limits: number;
+}
+
 /** ResultOf maps a command kind to what it answers. */
 export interface ResultMap {
   allocate: AllocateResult | Rejection;
@@ -126,6 +149,7 @@ export interface ResultMap {
   sweep: SweepResult;
   rebalance: RebalanceResult;
   observe: ObservedResult | Rejection;
+  reconcile: ReconciledResult | Rejection;
 }
 
 export type ResultOf<C extends Command> = ResultMap[C["kind"]];

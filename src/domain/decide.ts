@@ -5,6 +5,7 @@ import type {
   ObservedResult,
   PausedResult,
   RebalanceResult,
+  ReconciledResult,
   Rejection,
   ReleaseResult,
   ReportResult,
@@ -17,11 +18,12 @@ import { computeHealth } from "./health.js";
 import { modelFamily } from "./model-family.js";
 import { observeSubscription } from "./observe.js";
 import { planRebalance } from "./rebalance.js";
-import type { EventBody, Exclusion, PoolEvent } from "./events.js";
+import type { EventBody, Exclusion, PoolEvent, TranscriptUsage } from "./events.js";
 import type { PoolSettings, SubscriptionSettings } from "./settings.js";
 import type { PoolState } from "./state.js";
-import { HOUR_MS, MINUTE_MS } from "./time.js";
-import type { LimitSignal } from "./usage.js";
+import { HOUR_MS, MINUTE_MS, WEEK_MS } from "./time.js";
+import { dedupeTranscriptRows, tokenTotal } from "./transcript.js";
+import type { LimitSignal, TokenCounts } from "./usage.js";
 import { type SubscriptionView, exclusionOf, viewSubscription } from "./view.js";
 
 /**
@@ -122,6 +124,8 @@ export class Pool {
         return this.rebalance(command, now, emit);
       case "observe":
         return this.observe(command, now, emit);
+      case "reconcile":
+        return this.reconcile(command, now, emit);
     }
   }
 
@@ -259,6 +263,7 @@ export class Pool {
       models: r.models,
       durationMs: r.durationMs,
       sessionOpen: open !== undefined,
+      ...(r.claudeSessionId !== undefined ? { claudeSessionId: r.claudeSessionId } : {}),
     });
     if (r.readings.some((x) => x.utilization !== undefined)) {
       emit({ type: "upstream_observed", subscriptionId, readings: r.readings });
@@ -344,6 +349,83 @@ export class Pool {
     return { kind: "observed", view: this.view(cmd.subscriptionId, now)! };
   }
 
+  /**
+   * reconcile counts transcript rows the pool has not seen: rows of its own
+   * Claude sessions were reported and are skipped; the rest is use outside
+   * the pool. A row seen before counts only what it grew by. A usage-limit
+   * row cools the subscription down until its reset, once.
+   */
+  private reconcile(
+    cmd: Extract<Command, { kind: "reconcile" }>,
+    now: number,
+    emit: (e: EventBody) => void,
+  ): ReconciledResult | Rejection {
+    if (!this.configured.has(cmd.subscriptionId)) return notConfigured(cmd.subscriptionId);
+    const result: ReconciledResult = { kind: "reconciled", external: 0, externalCostUsd: 0, pool: 0, skipped: 0, limits: 0 };
+    const horizon = now - WEEK_MS;
+    const usage: TranscriptUsage[] = [];
+    const limitKeys: string[] = [];
+    const limits: LimitSignal[] = [];
+    const rowKey = (key: string) => `${cmd.subscriptionId}|${key}`;
+    const sub = this.state.subscriptions.get(cmd.subscriptionId)!;
+    for (const row of dedupeTranscriptRows(cmd.rows)) {
+      if (row.kind === "limit") {
+        if (this.state.transcriptRows.has(rowKey(row.key)) || limitKeys.includes(row.key)) {
+          result.skipped++;
+          continue;
+        }
+        limitKeys.push(row.key);
+        const resetsAt = row.signal.resetsAt ?? row.at + this.settings.cooldown.defaultMinutes * MINUTE_MS;
+        const scope = row.signal.modelScope;
+        const covered = sub.cooldowns.some((c) => c.modelScope === scope && c.until >= resetsAt);
+        if (resetsAt > now && !covered) limits.push({ ...row.signal, resetsAt, estimated: row.signal.estimated || row.signal.resetsAt === undefined });
+        continue;
+      }
+      if (row.at < horizon) {
+        result.skipped++;
+        continue;
+      }
+      if (row.sessionId !== undefined && this.state.claudeSessions.has(row.sessionId)) {
+        result.pool++;
+        continue;
+      }
+      const seen = row.key === undefined ? undefined : this.state.transcriptRows.get(rowKey(row.key));
+      const tokens = seen === undefined ? row.tokens : growth(row.tokens, seen.tokens);
+      const costUsd = Math.max(0, row.costUsd - (seen?.costUsd ?? 0));
+      if (seen !== undefined && costUsd === 0 && tokenTotal(tokens) === 0) {
+        result.skipped++;
+        continue;
+      }
+      usage.push({
+        ...(row.key !== undefined ? { key: row.key } : {}),
+        at: row.at,
+        model: row.model,
+        tokens,
+        costUsd,
+        total: { tokens: maxTokens(row.tokens, seen?.tokens), costUsd: Math.max(row.costUsd, seen?.costUsd ?? 0) },
+      });
+      result.external++;
+      result.externalCostUsd += costUsd;
+    }
+    if (usage.length > 0 || limitKeys.length > 0) {
+      emit({ type: "transcript_read", subscriptionId: cmd.subscriptionId, usage, limitKeys });
+    }
+    for (const limit of limits) {
+      emit({
+        type: "limit_reached",
+        subscriptionId: cmd.subscriptionId,
+        kind: "upstream",
+        window: limit.window,
+        resetsAt: limit.resetsAt,
+        estimated: limit.estimated,
+        message: `transcript: ${limit.message}`,
+        ...(limit.modelScope !== undefined ? { modelScope: limit.modelScope } : {}),
+      });
+      result.limits++;
+    }
+    return result;
+  }
+
   private rebalance(
     cmd: Extract<Command, { kind: "rebalance" }>,
     now: number,
@@ -366,6 +448,8 @@ export class Pool {
         const health = computeHealth({
           cfg: v.cfg,
           sub: v.state,
+          weekly: v.weekly,
+          fiveHour: v.fiveHour,
           sessionCount,
           activeSessions: v.activeSessions,
           now,
@@ -457,6 +541,26 @@ function dedupeKeys(sessionId: string, requestId: string, resultUuid: string | u
   if (requestId !== "") keys.push(`r:${sessionId}:${requestId}`);
   if (resultUuid !== undefined && resultUuid !== "") keys.push(`u:${resultUuid}`);
   return keys;
+}
+
+/** growth is how much each count rose from what was counted before (never negative). */
+function growth(now: TokenCounts, before: TokenCounts): TokenCounts {
+  return {
+    inputTokens: Math.max(0, now.inputTokens - before.inputTokens),
+    outputTokens: Math.max(0, now.outputTokens - before.outputTokens),
+    cacheCreationInputTokens: Math.max(0, now.cacheCreationInputTokens - before.cacheCreationInputTokens),
+    cacheReadInputTokens: Math.max(0, now.cacheReadInputTokens - before.cacheReadInputTokens),
+  };
+}
+
+function maxTokens(a: TokenCounts, b: TokenCounts | undefined): TokenCounts {
+  if (b === undefined) return { ...a };
+  return {
+    inputTokens: Math.max(a.inputTokens, b.inputTokens),
+    outputTokens: Math.max(a.outputTokens, b.outputTokens),
+    cacheCreationInputTokens: Math.max(a.cacheCreationInputTokens, b.cacheCreationInputTokens),
+    cacheReadInputTokens: Math.max(a.cacheReadInputTokens, b.cacheReadInputTokens),
+  };
 }
 
 function notConfigured(subscriptionId: string): Rejection {

@@ -70,6 +70,19 @@ export type EventBody =
       durationMs: number;
       /** False for a late report on an ended session: counts on the subscription only. */
       sessionOpen: boolean;
+      /** The Claude session the run belonged to, when the report said: its transcript rows are the pool's. */
+      claudeSessionId?: string;
+    }
+  | {
+      /**
+       * Usage found in a subscription's transcripts that the pool did not
+       * record (someone used the account outside the pool), and the keys of
+       * usage-limit rows already acted on.
+       */
+      type: "transcript_read";
+      subscriptionId: string;
+      usage: TranscriptUsage[];
+      limitKeys: string[];
     }
   | { type: "upstream_observed"; subscriptionId: string; readings: RateLimitReading[] }
   | {
@@ -112,7 +125,26 @@ export type EventBody =
       /** Housekeeping: forget dedupe keys and ended sessions older than the horizon. */
       type: "pruned";
       before: number;
+      /** Forget transcript rows and known Claude sessions older than this (absent: keep them). */
+      transcriptsBefore?: number;
     };
+
+/**
+ * TranscriptUsage is one transcript row's contribution: what to add now
+ * (tokens, costUsd: the whole row the first time, the growth when a longer
+ * copy of the same message turns up) and the row's totals to remember.
+ */
+export interface TranscriptUsage {
+  /** "<message id>:<request id>"; absent for rows that cannot be deduplicated. */
+  key?: string;
+  /** Epoch ms the row was written: the hour its use is counted in. */
+  at: number;
+  model: string;
+  tokens: TokenCounts;
+  costUsd: number;
+  /** What the row held in all: remembered for the next copy of it. */
+  total: { tokens: TokenCounts; costUsd: number };
+}
 
 /** PoolEvent is an EventBody stamped with its sequence and time. */
 export type PoolEvent = EventBody & { seq: number; at: number };

@@ -1,5 +1,5 @@
 import { formatPercent } from "./format.js";
-import { burnRateUsdPerHour, fiveHourFraction, weeklyFraction } from "./accounting.js";
+import { type Fraction, burnRateUsdPerHour } from "./accounting.js";
 import type { HealthWeights, SubscriptionSettings } from "./settings.js";
 import type { SubscriptionState } from "./state.js";
 
@@ -29,6 +29,9 @@ export interface Health {
 export interface HealthInput {
   cfg: SubscriptionSettings;
   sub: SubscriptionState;
+  /** The shares used, as the view derived them (upstream when known). */
+  weekly: Fraction;
+  fiveHour: Fraction;
   sessionCount: number;
   activeSessions: number;
   now: number;
@@ -42,8 +45,7 @@ export function computeHealth(input: HealthInput): Health {
     weights.weekly, weights.fiveHour, weights.sessions, weights.burnRate, weights.idle,
   ]) as [number, number, number, number, number];
 
-  const weekly = weeklyFraction(cfg, sub, now);
-  const fiveHour = fiveHourFraction(cfg, sub, now);
+  const { weekly, fiveHour } = input;
   const sessionShare = input.sessionCount / cfg.maxSessions;
   // The rate that would spend a whole expected window in its 5 hours: burning
   // faster than that heads for the 5-hour limit.
@@ -54,9 +56,9 @@ export function computeHealth(input: HealthInput): Health {
 
   const components: HealthComponent[] = [
     component("weekly_use", weeklyMax, weekly.value,
-      `${formatPercent(weekly.value)} of the weekly ${weekly.basis === "upstream" ? "limit (upstream)" : "budget"}`),
+      `${formatPercent(weekly.value)} of the weekly ${describeBasis(weekly, "budget")}`),
     component("five_hour_use", fiveHourMax, fiveHour.value,
-      `${formatPercent(fiveHour.value)} of the 5-hour ${fiveHour.basis === "upstream" ? "limit (upstream)" : "window budget"}`),
+      `${formatPercent(fiveHour.value)} of the 5-hour ${describeBasis(fiveHour, "window budget")}`),
     component("sessions", sessionsMax, sessionShare,
       `${input.sessionCount} of ${cfg.maxSessions} sessions`),
     component("burn_rate", burnMax, burnShare,
@@ -71,6 +73,12 @@ export function computeHealth(input: HealthInput): Health {
   ];
   const score = round2(components.reduce((s, c) => s + c.points, 0));
   return { score: Math.min(100, Math.max(0, score)), components };
+}
+
+/** describeBasis says what a share rests on, for the breakdown an operator reads. */
+function describeBasis(f: Fraction, budgetName: string): string {
+  if (f.basis === "upstream") return f.stale ? "limit (upstream, stale)" : "limit (upstream)";
+  return f.learned ? "limit (estimated at the learned rate)" : budgetName;
 }
 
 function component(name: HealthComponentName, maxPoints: number, used: number, detail: string): HealthComponent {

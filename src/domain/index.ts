@@ -5,6 +5,9 @@ export { Pool } from "./decide.js";
 export { applyEvent } from "./apply.js";
 export { createPoolState, ensureSubscriptions, nextCooldownEnd, sessionsOf } from "./state.js";
 export type {
+  Calibration,
+  CalibratedWindow,
+  CountedRow,
   Cooldown,
   EndedSession,
   FiveHourWindow,
@@ -70,3 +73,7 @@ export type {
   TokenCounts,
   UsageReport,
 } from "./usage.js";
+export { costOfTokens, priceOf } from "./pricing.js";
+export type { ModelPrice } from "./pricing.js";
+export { dedupeTranscriptRows, parseTranscriptLine, tokenTotal } from "./transcript.js";
+export type { TranscriptLimitRow, TranscriptLineOptions, TranscriptRow, TranscriptUsageRow } from "./transcript.js";

@@ -104,7 +104,7 @@ export function parseRateLimitHeaders(
   }
   if (byWindow.size === 0 && unifiedStatus) {
     const window = claimed ?? "unknown";
-    byWindow.set(window, withDefined({ window, status: unifiedStatus, resetsAt: unifiedReset }));
+    byWindow.set(window, withDefined({ window, source: "headers" as const, status: unifiedStatus, resetsAt: unifiedReset }));
   }
   const readings = [...byWindow.values()];
   const result: RateLimitHeaderResult = { readings };
@@ -157,7 +157,7 @@ function windowReading(
   const utilization = parseFraction(get(`${PREFIX}${infix}-utilization`));
   const resetsAt = epochSecondsToMs(get(`${PREFIX}${infix}-reset`));
   if (status === undefined && utilization === undefined && resetsAt === undefined) return undefined;
-  return withDefined({ window, status: status ?? "allowed", utilization, resetsAt });
+  return withDefined({ window, source: "headers" as const, status: status ?? "allowed", utilization, resetsAt });
 }
 
 function isWorse(a: RateLimitReading, b: RateLimitReading): boolean {

@@ -43,6 +43,14 @@ export interface PoolSettings {
     readonly costGapThreshold: number;
     readonly maxMovesPerCycle: number;
   };
+  readonly upstream: {
+    /** An observation older than this may miss use from elsewhere: local estimates may override it. */
+    readonly staleAfterSeconds: number;
+    /** 5-hour utilization (0-1] at which a subscription takes no new sessions until the window resets. */
+    readonly fiveHourCap: number;
+    /** Utilization (0-1] of a model-scoped weekly window at which sessions asking for that model go elsewhere. */
+    readonly modelCap: number;
+  };
   /** Only rules of type usage_threshold matter to the domain: their thresholds are announced. */
   readonly notifications: {
     readonly rules: readonly { readonly type: string; readonly threshold?: number; readonly enabled: boolean }[];

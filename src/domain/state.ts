@@ -1,5 +1,5 @@
 import type { SubscriptionStatusName } from "./events.js";
-import type { LimitWindow, ModelScope, TokenCounts } from "./usage.js";
+import type { LimitWindow, ModelScope, ObservationSource, RateLimitReading, TokenCounts } from "./usage.js";
 
 /**
  * The pool's state: everything the journal rebuilds. Derived indexes (sessions
@@ -17,6 +17,8 @@ export interface UsageBucket {
   costUsd: number;
   tokens: TokenCounts;
   requests: number;
+  /** The part of costUsd found in transcripts that the pool never saw reported (absent: 0). */
+  externalCostUsd?: number;
 }
 
 /** FiveHourWindow is the current (or last) 5-hour window of a subscription. */
@@ -45,7 +47,38 @@ export interface UpstreamObservation {
   observedAt: number;
   /** Cost recorded locally since the observation: upstream truth plus the local delta. */
   costSinceUsd: number;
+  /** Absent in records written before statuses were kept. */
+  status?: RateLimitReading["status"];
+  /** Absent in records written before sources were kept. */
+  source?: ObservationSource;
 }
+
+/**
+ * Calibration learns how much of a window one dollar of recorded use
+ * consumes, from pairs of (cost recorded between two observations,
+ * utilization change between them). The sums decay so the ratio follows an
+ * account whose limits change; the anchor is the observation the next pair
+ * is measured from.
+ */
+export interface Calibration {
+  /** Decayed sum of utilization changes (fractions). */
+  deltaSum: number;
+  /** Decayed sum of the costs recorded over the same spans (USD). */
+  costSum: number;
+  samples: number;
+  /** costUsd: recorded since the anchor was read at `at`. */
+  anchor?: { utilization: number; resetsAt?: number; at: number; costUsd: number };
+}
+
+/** CountedRow is what was counted for one transcript row. */
+export interface CountedRow {
+  at: number;
+  tokens: TokenCounts;
+  costUsd: number;
+}
+
+/** CalibratedWindow names the windows whose dollar ratio is learned. */
+export type CalibratedWindow = "five_hour" | "seven_day";
 
 export interface SubscriptionState {
   id: string;
@@ -61,6 +94,9 @@ export interface SubscriptionState {
   status?: SubscriptionStatusName;
   /** Usage thresholds currently crossed, so each crossing is announced once. */
   crossed?: number[];
+  calibration?: Partial<Record<CalibratedWindow, Calibration>>;
+  /** Epoch ms of the newest transcript usage counted as external. */
+  externalSeenAt?: number;
 }
 
 export interface SessionState {
@@ -92,6 +128,18 @@ export interface PoolState {
   /** Idempotency keys already counted, with the time they were seen (insertion order = time order). */
   dedupe: Map<string, number>;
   ended: Map<string, EndedSession>;
+  /**
+   * Claude session ids known to be the pool's (its own session ids and the
+   * `session_id` of reported results), with when they were last seen:
+   * transcript rows of these sessions were reported, not external.
+   */
+  claudeSessions: Map<string, number>;
+  /**
+   * Transcript rows already counted, keyed "<subscription>|<message id>:<request id>",
+   * with the time of the row and what was counted for it (so a longer copy
+   * of the same message adds only the difference).
+   */
+  transcriptRows: Map<string, CountedRow>;
   /** Derived: session ids per subscription. */
   bySubscription: Map<string, Set<string>>;
 }
@@ -104,6 +152,8 @@ export function createPoolState(subscriptionIds: readonly string[]): PoolState {
     sessions: new Map(),
     dedupe: new Map(),
     ended: new Map(),
+    claudeSessions: new Map(),
+    transcriptRows: new Map(),
     bySubscription: new Map(),
   };
   ensureSubscriptions(state, subscriptionIds);

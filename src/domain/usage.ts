@@ -28,9 +28,19 @@ export interface ModelUsage extends TokenCounts {
   costUsd: number;
 }
 
+/**
+ * ObservationSource says where an upstream reading came from: a
+ * `rate_limit_event` in stream-json output, `anthropic-ratelimit-unified-*`
+ * response headers, structured readings a gateway reported, the OAuth usage
+ * endpoint, or a transcript's usage-limit row.
+ */
+export type ObservationSource = "stream" | "headers" | "report" | "oauth" | "transcript";
+
 /** RateLimitReading is one upstream fact about a window (rate_limit_event, headers). */
 export interface RateLimitReading {
   window: LimitWindow;
+  /** Where it came from; "report" when the producer did not say. */
+  source?: ObservationSource;
   status: "allowed" | "allowed_warning" | "rejected";
   /** 0-1 fraction, when known. */
   utilization?: number;
@@ -58,6 +68,8 @@ export interface UsageReport {
   durationMs: number;
   /** The Claude result's uuid: the idempotency key when the caller gives none. */
   resultUuid?: string;
+  /** The Claude session the run belonged to: its transcript rows are the pool's, not external. */
+  claudeSessionId?: string;
   /** Upstream utilization readings carried by the run. */
   readings: RateLimitReading[];
   limit?: LimitSignal;

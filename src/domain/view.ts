@@ -1,7 +1,9 @@
 import { formatPercent, formatTime } from "./format.js";
 import {
+  type Fraction,
   burnRateUsdPerHour,
   currentWindow,
+  externalCostUsd,
   fiveHourFraction,
   freshUpstream,
   weeklyFraction,
@@ -15,6 +17,7 @@ import { modelFamily } from "./model-family.js";
 import type { PoolSettings, SubscriptionSettings } from "./settings.js";
 import type { Cooldown, FiveHourWindow, PoolState, Priority, SubscriptionState, UpstreamObservation } from "./state.js";
 import { sessionsOf } from "./state.js";
+import { HOUR_MS, WEEK_MS, floorHour } from "./time.js";
 import type { LimitWindow } from "./usage.js";
 
 /**
@@ -27,12 +30,20 @@ export interface SubscriptionView {
   status: SubscriptionStatusName;
   health: Health;
   weeklyUsedUsd: number;
+  /** The part of weeklyUsedUsd found in transcripts, not reported through the pool. */
+  weeklyExternalUsd: number;
   /** 0-1 (may exceed 1). */
   weeklyFraction: number;
   weeklyBasis: "budget" | "upstream";
+  /** How weeklyFraction was reached: its basis, observation, staleness and dollar ratio. */
+  weekly: Fraction;
   fiveHourFraction: number;
+  fiveHour: Fraction;
+  /** True when upstream-based 5-hour use reached the cap: no new sessions until the window resets. */
+  fiveHourCapped: boolean;
   window?: FiveHourWindow;
   windowCostUsd: number;
+  windowExternalUsd: number;
   burnRateUsdPerHour: number;
   sessionCount: number;
   activeSessions: number;
@@ -41,7 +52,8 @@ export interface SubscriptionView {
   cooldown?: Cooldown;
   /** Model-scoped cooldowns in force. */
   scopedCooldowns: Cooldown[];
-  upstream: { window: LimitWindow; observation: UpstreamObservation }[];
+  /** Observations whose window has not reset, with whether each is past the staleness limit. */
+  upstream: { window: LimitWindow; observation: UpstreamObservation; stale: boolean }[];
   /** Hours until weekly use reaches 100% at the current burn rate; undefined when not burning. */
   hoursToExhaustion?: number;
 }
@@ -64,14 +76,17 @@ export function viewSubscription(
     if (a === "active") active++;
     else if (a === "idle") idle++;
   }
-  const weekly = weeklyFraction(cfg, sub, now);
-  const fiveHour = fiveHourFraction(cfg, sub, now);
+  const staleAfterMs = settings.upstream.staleAfterSeconds * 1000;
+  const weekly = weeklyFraction(cfg, sub, now, staleAfterMs);
+  const fiveHour = fiveHourFraction(cfg, sub, now, staleAfterMs);
   const burn = burnRateUsdPerHour(sub, now);
   const inForce = sub.cooldowns.filter((c) => c.until > now);
   const cooldown = inForce.find((c) => c.modelScope === undefined);
   const health = computeHealth({
     cfg,
     sub,
+    weekly,
+    fiveHour,
     sessionCount: ids.size,
     activeSessions: active,
     now,
@@ -80,8 +95,10 @@ export function viewSubscription(
   const upstream: SubscriptionView["upstream"] = [];
   for (const window of Object.keys(sub.upstream) as LimitWindow[]) {
     const observation = freshUpstream(sub, window, now);
-    if (observation !== undefined) upstream.push({ window, observation });
+    if (observation !== undefined) upstream.push({ window, observation, stale: now - observation.observedAt > staleAfterMs });
   }
+  const window = currentWindow(sub, now);
+  const weekEnd = floorHour(now) + HOUR_MS;
   const remainingUsd = Math.max(0, (1 - weekly.value) * cfg.weeklyBudgetUsd);
   const view: SubscriptionView = {
     cfg,
@@ -89,11 +106,17 @@ export function viewSubscription(
     status: "available",
     health,
     weeklyUsedUsd: weeklyUsedUsd(sub, now),
+    weeklyExternalUsd: externalCostUsd(sub, weekEnd - WEEK_MS, weekEnd),
     weeklyFraction: weekly.value,
     weeklyBasis: weekly.basis,
+    weekly,
     fiveHourFraction: fiveHour.value,
-    window: currentWindow(sub, now),
+    fiveHour,
+    // Only upstream-based use benches an account: a dollar estimate against a guessed budget is too rough.
+    fiveHourCapped: fiveHour.basis === "upstream" && fiveHour.value >= settings.upstream.fiveHourCap,
+    window,
     windowCostUsd: windowCostUsd(sub, now),
+    windowExternalUsd: window === undefined ? 0 : externalCostUsd(sub, floorHour(window.start), window.end),
     burnRateUsdPerHour: burn,
     sessionCount: ids.size,
     activeSessions: active,
@@ -116,7 +139,7 @@ function statusOf(v: SubscriptionView, settings: PoolSettings): SubscriptionStat
   if (v.state.paused) return "paused";
   if (v.cooldown !== undefined) return "cooldown";
   const threshold = settings.weeklyBudgetThreshold;
-  if (v.weeklyFraction >= threshold || v.sessionCount >= v.cfg.maxSessions) return "limited";
+  if (v.weeklyFraction >= threshold || v.fiveHourCapped || v.sessionCount >= v.cfg.maxSessions) return "limited";
   if (v.weeklyFraction >= threshold * APPROACHING || v.fiveHourFraction >= APPROACHING) return "approaching";
   return "available";
 }
@@ -162,6 +185,17 @@ export function exclusionOf(
       detail: `${family} limit until ${formatTime(scoped.until)}`,
     };
   }
+  const modelWindow = family === undefined ? undefined : v.upstream.find((u) => u.window === `seven_day_${family}`);
+  if (
+    modelWindow !== undefined &&
+    (modelWindow.observation.utilization >= settings.upstream.modelCap || modelWindow.observation.status === "rejected")
+  ) {
+    return {
+      subscriptionId: id,
+      reason: "model_limit",
+      detail: `weekly ${family} window at ${formatPercent(modelWindow.observation.utilization)} upstream${untilText(modelWindow.observation.resetsAt)}`,
+    };
+  }
   const threshold = thresholdFor(need.priority, settings);
   if (v.weeklyFraction >= threshold) {
     return {
@@ -170,14 +204,11 @@ export function exclusionOf(
       detail: `weekly use ${formatPercent(v.weeklyFraction)} >= ${formatPercent(threshold)} threshold`,
     };
   }
-  const five = v.upstream.find((u) => u.window === "five_hour");
-  if (five !== undefined && five.observation.utilization >= 1) {
+  if (v.fiveHourCapped) {
     return {
       subscriptionId: id,
       reason: "five_hour_exhausted",
-      detail: `5-hour window at ${(five.observation.utilization * 100).toFixed(0)}% upstream${
-        five.observation.resetsAt !== undefined ? ` until ${formatTime(five.observation.resetsAt)}` : ""
-      }`,
+      detail: `5-hour window at ${formatPercent(v.fiveHourFraction)} >= ${formatPercent(settings.upstream.fiveHourCap)} cap${untilText(v.window?.end)}`,
     };
   }
   if (!need.holdsSlot && v.sessionCount >= v.cfg.maxSessions) {
@@ -188,4 +219,8 @@ export function exclusionOf(
     };
   }
   return undefined;
+}
+
+function untilText(at: number | undefined): string {
+  return at === undefined ? "" : ` until ${formatTime(at)}`;
 }

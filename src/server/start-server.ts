@@ -95,9 +95,10 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
         })
       : undefined;
 
-  const poller = config.upstream.enabled
+  const polled = config.subscriptions.filter((s) => s.upstreamUsage && s.type !== "api");
+  const poller = polled.length > 0
     ? new UsagePoller({
-        subscriptions: config.subscriptions.filter((s) => s.type !== "api"),
+        subscriptions: polled,
         endpoint: config.upstream.endpoint,
         intervalMs: config.upstream.intervalSeconds * 1000,
         timeoutMs: config.upstream.timeoutMs,

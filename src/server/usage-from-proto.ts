@@ -33,6 +33,7 @@ export function usageFromProto(u: Usage, now: number): UsageReport {
   );
   const readings: RateLimitReading[] = u.rateLimits.map((r) => ({
     window: windowFromProto[r.window] ?? "unknown",
+    source: "report",
     status:
       r.status === RateLimitStatus.REJECTED
         ? "rejected"

@@ -1,4 +1,4 @@
-import type { PoolState, SessionState, SubscriptionState } from "../domain/index.js";
+import type { CountedRow, PoolState, SessionState, SubscriptionState } from "../domain/index.js";
 import { createPoolState, ensureSubscriptions } from "../domain/index.js";
 
 /**
@@ -14,6 +14,9 @@ interface EncodedState {
   sessions: SessionState[];
   dedupe: [string, number][];
   ended: [string, { subscriptionId: string; endedAt: number }][];
+  /** Absent in snapshots written before transcripts were read. */
+  claudeSessions?: [string, number][];
+  transcriptRows?: [string, CountedRow][];
 }
 
 /** encodeState serialises the state for a snapshot. */
@@ -25,6 +28,8 @@ export function encodeState(state: PoolState): string {
     sessions: [...state.sessions.values()],
     dedupe: [...state.dedupe],
     ended: [...state.ended],
+    claudeSessions: [...state.claudeSessions],
+    transcriptRows: [...state.transcriptRows],
   };
   return JSON.stringify(encoded);
 }
@@ -39,6 +44,8 @@ export function decodeState(text: string, subscriptionIds: readonly string[]): P
   for (const session of encoded.sessions) state.sessions.set(session.id, session);
   for (const [k, t] of encoded.dedupe) state.dedupe.set(k, t);
   for (const [k, e] of encoded.ended) state.ended.set(k, e);
+  for (const [k, t] of encoded.claudeSessions ?? []) state.claudeSessions.set(k, t);
+  for (const [k, r] of encoded.transcriptRows ?? []) state.transcriptRows.set(k, r);
   rebuildIndexes(state, subscriptionIds);
   return state;
 }

@@ -81,7 +81,7 @@ function limitWindow(limit: Record<string, unknown>): UsageWindow | undefined {
 function toReading(window: UsageWindow, percentValue: unknown, resetsAtValue: unknown): RateLimitReading | undefined {
   const percent = parsePercent(percentValue);
   if (percent === undefined) return undefined;
-  const reading: RateLimitReading = { window, status: statusOf(percent), utilization: percent / 100 };
+  const reading: RateLimitReading = { window, source: "oauth", status: statusOf(percent), utilization: percent / 100 };
   const resetsAt = parseIsoMs(resetsAtValue);
   if (resetsAt !== undefined) reading.resetsAt = resetsAt;
   return reading;

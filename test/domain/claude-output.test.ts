@@ -30,7 +30,7 @@ interface FixtureCase {
   models: string[];
   durationMs: number;
   resultUuid: string | undefined;
-  readings: Array<{ window: string; status: string; utilization?: number; resetsAt?: string }>;
+  readings: Array<{ window: string; source?: string; status: string; utilization?: number; resetsAt?: string }>;
   limit?: { window: string; resetsAt: string | undefined; estimated: boolean; message: string; modelScope?: string };
   transientError?: RegExp;
 }
@@ -71,7 +71,7 @@ const FIXTURE_CASES: FixtureCase[] = [
     models: ["claude-sonnet-4-5-20250929"],
     durationMs: 9120,
     resultUuid: "e1e2e3e4-0000-4000-8000-000000000003",
-    readings: [{ window: "five_hour", status: "allowed_warning", utilization: 0.82, resetsAt: "2026-11-23T17:00:00.000Z" }],
+    readings: [{ window: "five_hour", source: "stream", status: "allowed_warning", utilization: 0.82, resetsAt: "2026-11-23T17:00:00.000Z" }],
   },
   {
     file: "stream-limit.ndjson",
@@ -80,7 +80,7 @@ const FIXTURE_CASES: FixtureCase[] = [
     models: [],
     durationMs: 700,
     resultUuid: "f0f0f0f0-0000-4000-8000-000000000003",
-    readings: [{ window: "five_hour", status: "rejected", utilization: 1, resetsAt: "2026-11-23T18:00:00.000Z" }],
+    readings: [{ window: "five_hour", source: "stream", status: "rejected", utilization: 1, resetsAt: "2026-11-23T18:00:00.000Z" }],
     limit: {
       window: "five_hour",
       resetsAt: "2026-11-23T18:00:00.000Z",
@@ -197,6 +197,11 @@ describe("parseClaudeOutput: fixtures", () => {
     else expect(report.transientError).toBeUndefined();
   });
 
+  it("reads the Claude session id, which ties transcript rows to the report", () => {
+    expect(parseOk(fixture("success.json")).claudeSessionId).toBe("3f9a1c52-7d0e-4b8e-9a61-0c2d5e8f4a17");
+    expect(parseOk(fixture("stream-ok.ndjson")).claudeSessionId).toBe("44445555-6666-4777-8888-999900001111");
+  });
+
   it("keeps per-model usage of success.json", () => {
     const report = parseOk(fixture("success.json"));
     expect(report.models["claude-sonnet-4-5-20250929"]).toEqual({ ...tokens(3, 12, 1234, 15000), costUsd: 0.0097275 });
@@ -294,8 +299,8 @@ describe("parseClaudeOutput: behaviour", () => {
     ].join("\n");
     const report = parseOk(stdout);
     expect(report.readings).toEqual<RateLimitReading[]>([
-      { window: "seven_day", status: "allowed", utilization: 0.4, resetsAt: 1795766400000 },
-      { window: "five_hour", status: "rejected", utilization: 1, resetsAt: 1795456800000 },
+      { window: "seven_day", source: "stream", status: "allowed", utilization: 0.4, resetsAt: 1795766400000 },
+      { window: "five_hour", source: "stream", status: "rejected", utilization: 1, resetsAt: 1795456800000 },
     ]);
     expect(report.limit).toEqual<LimitSignal>({
       window: "five_hour",
@@ -338,7 +343,7 @@ describe("parseClaudeOutput: behaviour", () => {
     { rateLimitType: "something_new", window: "unknown" },
   ])("maps rateLimitType $rateLimitType to $window", ({ rateLimitType, window }) => {
     const report = parseOk([rateLimitEvent({ status: "allowed", rateLimitType, utilization: 0.1 }), result({})].join("\n"));
-    expect(report.readings).toEqual([{ window, status: "allowed", utilization: 0.1 }]);
+    expect(report.readings).toEqual([{ window, source: "stream", status: "allowed", utilization: 0.1 }]);
     expect(report.limit).toBeUndefined();
   });
 
@@ -348,7 +353,7 @@ describe("parseClaudeOutput: behaviour", () => {
       rateLimitEvent({ status: "allowed", rateLimitType: "five_hour", utilization: -1, resetsAt: "soon" }),
       result({}),
     ].join("\n");
-    expect(parseOk(stdout).readings).toEqual([{ window: "five_hour", status: "allowed" }]);
+    expect(parseOk(stdout).readings).toEqual([{ window: "five_hour", source: "stream", status: "allowed" }]);
   });
 
   it("does not read a limit from a successful answer's text", () => {

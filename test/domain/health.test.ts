@@ -10,6 +10,7 @@ import {
   type SubscriptionState,
   type UpstreamObservation,
 } from "../../src/domain/index.js";
+import { fiveHourFraction, weeklyFraction } from "../../src/domain/accounting.js";
 import { subscriptionSettings } from "../support/settings.js";
 
 // Monday 2026-11-23 12:30 UTC: half way through the hour, so the previous
@@ -46,11 +47,17 @@ function sub({ buckets = {}, window, upstream = {} }: SubSpec = {}): Subscriptio
   return s;
 }
 
+const STALE_AFTER_MS = 15 * 60_000;
+
 function input(overrides: Partial<HealthInput> & { spec?: SubSpec } = {}): HealthInput {
   const { spec, ...rest } = overrides;
+  const s = sub(spec);
   return {
     cfg: CFG,
-    sub: sub(spec),
+    sub: s,
+    // The shares as the view derives them.
+    weekly: weeklyFraction(CFG, s, NOW, STALE_AFTER_MS),
+    fiveHour: fiveHourFraction(CFG, s, NOW, STALE_AFTER_MS),
     sessionCount: 0,
     activeSessions: 0,
     now: NOW,
@@ -294,7 +301,7 @@ describe("computeHealth()", () => {
     },
     {
       name: "fresh seven_day utilization replaces the budget",
-      seven: { utilization: 0.7, resetsAt: NOW + 2 * 24 * HOUR_MS, observedAt: NOW - HOUR_MS, costSinceUsd: 0 },
+      seven: { utilization: 0.7, resetsAt: NOW + 2 * 24 * HOUR_MS, observedAt: NOW - 10 * 60_000, costSinceUsd: 0 },
       weekly: 0.7,
       weeklyDetail: "70.0% of the weekly limit (upstream)",
       five_hour: 0.2,
@@ -302,9 +309,25 @@ describe("computeHealth()", () => {
     },
     {
       name: "local cost since the reading is added to upstream utilization",
-      seven: { utilization: 0.7, resetsAt: NOW + 2 * 24 * HOUR_MS, observedAt: NOW - HOUR_MS, costSinceUsd: 5 },
+      seven: { utilization: 0.7, resetsAt: NOW + 2 * 24 * HOUR_MS, observedAt: NOW - 10 * 60_000, costSinceUsd: 5 },
       weekly: 0.75,
       weeklyDetail: "75.0% of the weekly limit (upstream)",
+      five_hour: 0.2,
+      fiveDetail: "20.0% of the 5-hour window budget",
+    },
+    {
+      name: "a stale reading still above the local estimate stays a floor",
+      seven: { utilization: 0.7, resetsAt: NOW + 2 * 24 * HOUR_MS, observedAt: NOW - HOUR_MS, costSinceUsd: 0 },
+      weekly: 0.7,
+      weeklyDetail: "70.0% of the weekly limit (upstream, stale)",
+      five_hour: 0.2,
+      fiveDetail: "20.0% of the 5-hour window budget",
+    },
+    {
+      name: "a stale reading below the local estimate gives way to it",
+      seven: { utilization: 0.05, resetsAt: NOW + 2 * 24 * HOUR_MS, observedAt: NOW - HOUR_MS, costSinceUsd: 0 },
+      weekly: 0.1,
+      weeklyDetail: "10.0% of the weekly budget",
       five_hour: 0.2,
       fiveDetail: "20.0% of the 5-hour window budget",
     },

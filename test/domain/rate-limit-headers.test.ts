@@ -24,16 +24,16 @@ const FIXTURE_CASES: Array<{
   {
     file: "200-allowed-warning.json",
     readings: [
-      { window: "five_hour", status: "allowed", utilization: 0.41, resetsAt: at("2026-11-23T18:00:00Z") },
-      { window: "seven_day", status: "allowed_warning", utilization: 0.91, resetsAt: at("2026-11-27T08:00:00Z") },
+      { window: "five_hour", source: "headers", status: "allowed", utilization: 0.41, resetsAt: at("2026-11-23T18:00:00Z") },
+      { window: "seven_day", source: "headers", status: "allowed_warning", utilization: 0.91, resetsAt: at("2026-11-27T08:00:00Z") },
     ],
   },
   {
     file: "429-five-hour.json",
     readings: [
-      { window: "five_hour", status: "rejected", utilization: 1, resetsAt: at("2026-11-23T18:00:00Z") },
-      { window: "seven_day", status: "allowed", utilization: 0.59, resetsAt: at("2026-11-27T08:00:00Z") },
-      { window: "overage", status: "rejected" },
+      { window: "five_hour", source: "headers", status: "rejected", utilization: 1, resetsAt: at("2026-11-23T18:00:00Z") },
+      { window: "seven_day", source: "headers", status: "allowed", utilization: 0.59, resetsAt: at("2026-11-27T08:00:00Z") },
+      { window: "overage", source: "headers", status: "rejected" },
     ],
     limit: {
       window: "five_hour",
@@ -70,7 +70,7 @@ describe("parseRateLimitHeaders: behaviour", () => {
       { "Anthropic-Ratelimit-Unified-5h-Utilization": "0.25", "ANTHROPIC-RATELIMIT-UNIFIED-5H-RESET": "1795456800" },
       { now: NOW },
     );
-    expect(parsed.readings).toEqual([{ window: "five_hour", status: "allowed", utilization: 0.25, resetsAt: at("2026-11-23T18:00:00Z") }]);
+    expect(parsed.readings).toEqual([{ window: "five_hour", source: "headers", status: "allowed", utilization: 0.25, resetsAt: at("2026-11-23T18:00:00Z") }]);
   });
 
   it("folds 7d_oi into seven_day, keeping the reading closer to its cap", () => {
@@ -85,7 +85,7 @@ describe("parseRateLimitHeaders: behaviour", () => {
       },
       { now: NOW },
     );
-    expect(parsed.readings).toEqual([{ window: "seven_day", status: "allowed_warning", utilization: 0.85, resetsAt: at("2026-11-27T08:00:00Z") }]);
+    expect(parsed.readings).toEqual([{ window: "seven_day", source: "headers", status: "allowed_warning", utilization: 0.85, resetsAt: at("2026-11-27T08:00:00Z") }]);
     expect(parsed.limit).toBeUndefined();
   });
 
@@ -132,7 +132,7 @@ describe("parseRateLimitHeaders: behaviour", () => {
 
   it("falls back to the unified reset, then retry-after, then no reset", () => {
     const unified = parseRateLimitHeaders(429, { [`${P}status`]: "rejected", [`${P}reset`]: "1795456800" }, { now: NOW });
-    expect(unified.readings).toEqual([{ window: "unknown", status: "rejected", resetsAt: at("2026-11-23T18:00:00Z") }]);
+    expect(unified.readings).toEqual([{ window: "unknown", source: "headers", status: "rejected", resetsAt: at("2026-11-23T18:00:00Z") }]);
     expect(unified.limit?.resetsAt).toBe(at("2026-11-23T18:00:00Z"));
     expect(unified.limit?.window).toBe("unknown");
 
@@ -147,7 +147,7 @@ describe("parseRateLimitHeaders: behaviour", () => {
 
   it("a rejected status on a 200 is a reading, not a limit", () => {
     const parsed = parseRateLimitHeaders(200, { [`${P}overage-status`]: "rejected" }, { now: NOW });
-    expect(parsed.readings).toEqual([{ window: "overage", status: "rejected" }]);
+    expect(parsed.readings).toEqual([{ window: "overage", source: "headers", status: "rejected" }]);
     expect(parsed.limit).toBeUndefined();
   });
 
@@ -172,7 +172,7 @@ describe("parseRateLimitHeaders: behaviour", () => {
 
   it("accepts array header values (Node IncomingHttpHeaders)", () => {
     const parsed = parseRateLimitHeaders(200, { [`${P}5h-utilization`]: ["0.5"] }, { now: NOW });
-    expect(parsed.readings).toEqual([{ window: "five_hour", status: "allowed", utilization: 0.5 }]);
+    expect(parsed.readings).toEqual([{ window: "five_hour", source: "headers", status: "allowed", utilization: 0.5 }]);
   });
 });
 

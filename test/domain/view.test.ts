@@ -78,7 +78,7 @@ class Builder {
     return this.apply({
       type: "upstream_observed",
       subscriptionId: "a",
-      readings: [{ window: "five_hour", status: "rejected", utilization, resetsAt: NOW + HOUR_MS }],
+      readings: [{ window: "five_hour", status: utilization >= 1 ? "rejected" : "allowed", utilization, resetsAt: NOW + HOUR_MS }],
     });
   }
 
@@ -152,7 +152,8 @@ describe("exclusionOf(): safeguards in order", () => {
     { name: "a model limit for another model is skipped", build: (b) => b.cooldown("opus").spend(100), need: need({ model: "sonnet" }), reason: "weekly_threshold" },
     { name: "then the weekly threshold", build: (b) => b.spend(100).fiveHourUpstream(1).sessions(2), need: need(), reason: "weekly_threshold" },
     { name: "then an exhausted 5-hour window", build: (b) => b.fiveHourUpstream(1).sessions(2), need: need(), reason: "five_hour_exhausted" },
-    { name: "a 5-hour window at 99% is not exhausted", build: (b) => b.fiveHourUpstream(0.99), need: need(), reason: undefined },
+    { name: "a 5-hour window at the 95% cap is exhausted", build: (b) => b.fiveHourUpstream(0.95), need: need(), reason: "five_hour_exhausted" },
+    { name: "a 5-hour window just below the cap is not", build: (b) => b.fiveHourUpstream(0.94), need: need(), reason: undefined },
     { name: "then full sessions", build: (b) => b.sessions(2), need: need(), reason: "sessions_full" },
     { name: "a session holding its slot ignores full sessions", build: (b) => b.sessions(2), need: need({ holdsSlot: true }), reason: undefined },
     { name: "high priority passes the normal threshold", build: (b) => b.spend(90), need: need({ priority: "high" }), reason: undefined },
@@ -171,7 +172,7 @@ describe("exclusionOf(): safeguards in order", () => {
     { name: "cooldown", build: (b) => b.cooldown(), need: need(), detail: "cooling down until 2026-11-23T11:30:00.000Z: limit" },
     { name: "model limit", build: (b) => b.cooldown("opus"), need: need(), detail: "opus limit until 2026-11-23T11:30:00.000Z" },
     { name: "weekly", build: (b) => b.spend(90), need: need(), detail: "weekly use 90.0% >= 85.0% threshold" },
-    { name: "5-hour", build: (b) => b.fiveHourUpstream(1), need: need(), detail: "5-hour window at 100% upstream until 2026-11-23T11:30:00.000Z" },
+    { name: "5-hour", build: (b) => b.fiveHourUpstream(1), need: need(), detail: "5-hour window at 100.0% >= 95.0% cap until 2026-11-23T11:30:00.000Z" },
     { name: "sessions", build: (b) => b.sessions(2), need: need(), detail: "2 of 2 sessions" },
   ])("detail says why: $name", ({ build, need: n, detail }) => {
     expect(exclusionOf(build(new Builder()).view(), n, SETTINGS)?.detail).toBe(detail);

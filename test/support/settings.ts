@@ -30,6 +30,7 @@ export function poolSettings(
     dedupeRetentionHours: 48,
     rebalancing: { enabled: false, intervalSeconds: 300, costGapThreshold: 5, maxMovesPerCycle: 3 },
     notifications: { rules: [] },
+    upstream: { staleAfterSeconds: 900, fiveHourCap: 0.95, modelCap: 1 },
     ...overrides,
   };
 }

@@ -14,25 +14,25 @@ describe("parseOAuthUsage", () => {
     {
       name: "2025-11.json",
       readings: [
-        { window: "five_hour", status: "allowed", utilization: 0.5, resetsAt: at("2026-11-23T17:59:59.753369+00:00") },
-        { window: "seven_day", status: "allowed", utilization: 0.2, resetsAt: at("2026-11-27T17:59:59.753394+00:00") },
-        { window: "seven_day_sonnet", status: "allowed", utilization: 0.04, resetsAt: at("2026-11-28T09:59:59.753406+00:00") },
+        { window: "five_hour", source: "oauth", status: "allowed", utilization: 0.5, resetsAt: at("2026-11-23T17:59:59.753369+00:00") },
+        { window: "seven_day", source: "oauth", status: "allowed", utilization: 0.2, resetsAt: at("2026-11-27T17:59:59.753394+00:00") },
+        { window: "seven_day_sonnet", source: "oauth", status: "allowed", utilization: 0.04, resetsAt: at("2026-11-28T09:59:59.753406+00:00") },
       ],
     },
     {
       name: "2026-limits.json",
       readings: [
-        { window: "five_hour", status: "allowed", utilization: 0.33, resetsAt: at("2026-11-23T19:00:00.528743+00:00") },
-        { window: "seven_day", status: "allowed", utilization: 0.13, resetsAt: at("2026-11-29T00:59:59.951713+00:00") },
-        { window: "seven_day_opus", status: "allowed", utilization: 0.21, resetsAt: at("2026-11-29T00:59:59.951713+00:00") },
-        { window: "seven_day_sonnet", status: "allowed", utilization: 0.01, resetsAt: at("2026-11-29T00:59:59.951713+00:00") },
+        { window: "five_hour", source: "oauth", status: "allowed", utilization: 0.33, resetsAt: at("2026-11-23T19:00:00.528743+00:00") },
+        { window: "seven_day", source: "oauth", status: "allowed", utilization: 0.13, resetsAt: at("2026-11-29T00:59:59.951713+00:00") },
+        { window: "seven_day_opus", source: "oauth", status: "allowed", utilization: 0.21, resetsAt: at("2026-11-29T00:59:59.951713+00:00") },
+        { window: "seven_day_sonnet", source: "oauth", status: "allowed", utilization: 0.01, resetsAt: at("2026-11-29T00:59:59.951713+00:00") },
       ],
     },
     {
       name: "exhausted-5h.json",
       readings: [
-        { window: "five_hour", status: "rejected", utilization: 1, resetsAt: at("2026-11-23T18:00:00+00:00") },
-        { window: "seven_day", status: "allowed", utilization: 0.59, resetsAt: at("2026-11-27T08:00:00+00:00") },
+        { window: "five_hour", source: "oauth", status: "rejected", utilization: 1, resetsAt: at("2026-11-23T18:00:00+00:00") },
+        { window: "seven_day", source: "oauth", status: "allowed", utilization: 0.59, resetsAt: at("2026-11-27T08:00:00+00:00") },
       ],
     },
   ];
@@ -50,9 +50,9 @@ describe("parseOAuthUsage", () => {
     const body = fixture("2026-limits.json") as Record<string, unknown>;
     const limitsOnly = { limits: body["limits"] };
     expect(parseOAuthUsage(limitsOnly)).toStrictEqual([
-      { window: "five_hour", status: "allowed", utilization: 0.33, resetsAt: at("2026-11-23T19:00:00.528743+00:00") },
-      { window: "seven_day", status: "allowed", utilization: 0.13, resetsAt: at("2026-11-29T00:59:59.951713+00:00") },
-      { window: "seven_day_opus", status: "allowed", utilization: 0.21, resetsAt: at("2026-11-29T00:59:59.951713+00:00") },
+      { window: "five_hour", source: "oauth", status: "allowed", utilization: 0.33, resetsAt: at("2026-11-23T19:00:00.528743+00:00") },
+      { window: "seven_day", source: "oauth", status: "allowed", utilization: 0.13, resetsAt: at("2026-11-29T00:59:59.951713+00:00") },
+      { window: "seven_day_opus", source: "oauth", status: "allowed", utilization: 0.21, resetsAt: at("2026-11-29T00:59:59.951713+00:00") },
     ]);
   });
 
@@ -71,9 +71,9 @@ describe("parseOAuthUsage", () => {
       ],
     });
     expect(readings).toStrictEqual([
-      { window: "five_hour", status: "allowed", utilization: 0.4, resetsAt: at("2026-11-23T19:00:00Z") },
-      { window: "seven_day_opus", status: "allowed_warning", utilization: 0.85, resetsAt: at("2026-11-29T01:00:00Z") },
-      { window: "seven_day_sonnet", status: "rejected", utilization: 1 },
+      { window: "five_hour", source: "oauth", status: "allowed", utilization: 0.4, resetsAt: at("2026-11-23T19:00:00Z") },
+      { window: "seven_day_opus", source: "oauth", status: "allowed_warning", utilization: 0.85, resetsAt: at("2026-11-29T01:00:00Z") },
+      { window: "seven_day_sonnet", source: "oauth", status: "rejected", utilization: 1 },
     ]);
     expect(new Set(readings.map((r) => r.window)).size).toBe(readings.length);
   });
@@ -99,7 +99,7 @@ describe("parseOAuthUsage", () => {
 
   it("keeps a reading whose reset time is missing or unreadable, without resetsAt", () => {
     expect(parseOAuthUsage({ seven_day: { utilization: "12.5", resets_at: "soon" } })).toStrictEqual([
-      { window: "seven_day", status: "allowed", utilization: 0.125 },
+      { window: "seven_day", source: "oauth", status: "allowed", utilization: 0.125 },
     ]);
   });
 

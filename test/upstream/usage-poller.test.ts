@@ -164,12 +164,13 @@ describe("UsagePoller", () => {
 
     const byId = Object.fromEntries(delivered.map((d) => [d.id, d.readings]));
     expect(byId["sub-a"]).toStrictEqual([
-      { window: "five_hour", status: "allowed", utilization: 0.5, resetsAt: Date.parse("2026-11-23T17:59:59.753369+00:00") },
-      { window: "seven_day", status: "allowed", utilization: 0.2, resetsAt: Date.parse("2026-11-27T17:59:59.753394+00:00") },
-      { window: "seven_day_sonnet", status: "allowed", utilization: 0.04, resetsAt: Date.parse("2026-11-28T09:59:59.753406+00:00") },
+      { window: "five_hour", source: "oauth", status: "allowed", utilization: 0.5, resetsAt: Date.parse("2026-11-23T17:59:59.753369+00:00") },
+      { window: "seven_day", source: "oauth", status: "allowed", utilization: 0.2, resetsAt: Date.parse("2026-11-27T17:59:59.753394+00:00") },
+      { window: "seven_day_sonnet", source: "oauth", status: "allowed", utilization: 0.04, resetsAt: Date.parse("2026-11-28T09:59:59.753406+00:00") },
     ]);
     expect(byId["sub-b"]?.[0]).toStrictEqual({
       window: "five_hour",
+      source: "oauth",
       status: "rejected",
       utilization: 1,
       resetsAt: Date.parse("2026-11-23T18:00:00+00:00"),

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file authpool/v1/auth_pool.proto.
  */
 export const file_authpool_v1_auth_pool: GenFile = /*@__PURE__*/
-  fileDesc("ChthdXRocG9vbC92MS9hdXRoX3Bvb2wucHJvdG8SC2F1dGhwb29sLnYxIncKD0FsbG9jYXRlUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEhgKEGVzdGltYXRlZF90b2tlbnMYAiABKAMSJwoIcHJpb3JpdHkYAyABKA4yFS5hdXRocG9vbC52MS5Qcmlvcml0eRINCgVtb2RlbBgEIAEoCSKUAQoQQWxsb2NhdGVSZXNwb25zZRISCgpzZXNzaW9uX2lkGAEgASgJEjYKDHN1YnNjcmlwdGlvbhgCIAEoCzIeLmF1dGhwb29sLnYxLlN1YnNjcmlwdGlvbkdyYW50SAASKQoIZmFsbGJhY2sYAyABKAsyFS5hdXRocG9vbC52MS5GYWxsYmFja0gAQgkKB291dGNvbWUiugEKEVN1YnNjcmlwdGlvbkdyYW50EhcKD3N1YnNjcmlwdGlvbl9pZBgBIAEoCRISCgpjb25maWdfZGlyGAIgASgJEhQKDGhlYWx0aF9zY29yZRgDIAEoARIbChN3ZWVrbHlfcGVyY2VudF91c2VkGAQgASgBEg8KB3Jlc3VtZWQYBSABKAgSFAoMcm90YXRlZF9mcm9tGAYgASgJEh4KFmZpdmVfaG91cl9wZXJjZW50X3VzZWQYByABKAEiWAoIRmFsbGJhY2sSEAoIcHJvdmlkZXIYASABKAkSDgoGcmVhc29uGAIgASgJEioKCmV4Y2x1c2lvbnMYAyADKAsyFi5hdXRocG9vbC52MS5FeGNsdXNpb24iYgoJRXhjbHVzaW9uEhcKD3N1YnNjcmlwdGlvbl9pZBgBIAEoCRIsCgZyZWFzb24YAiABKA4yHC5hdXRocG9vbC52MS5FeGNsdXNpb25SZWFzb24SDgoGZGV0YWlsGAMgASgJIoQBChJSZXBvcnRVc2FnZVJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCRISCgpyZXF1ZXN0X2lkGAIgASgJEiMKBXVzYWdlGAMgASgLMhIuYXV0aHBvb2wudjEuVXNhZ2VIABIXCg1jbGF1ZGVfb3V0cHV0GAQgASgJSABCCAoGc291cmNlIqIDCgVVc2FnZRIQCghjb3N0X3VzZBgBIAEoARIUCgxpbnB1dF90b2tlbnMYAiABKAMSFQoNb3V0cHV0X3Rva2VucxgDIAEoAxIjChtjYWNoZV9jcmVhdGlvbl9pbnB1dF90b2tlbnMYBCABKAMSHwoXY2FjaGVfcmVhZF9pbnB1dF90b2tlbnMYBSABKAMSNwoLbW9kZWxfdXNhZ2UYBiADKAsyIi5hdXRocG9vbC52MS5Vc2FnZS5Nb2RlbFVzYWdlRW50cnkSKwoIZHVyYXRpb24YByABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMgoLcmF0ZV9saW1pdHMYCCADKAsyHS5hdXRocG9vbC52MS5SYXRlTGltaXRSZWFkaW5nEi4KCHJlc3BvbnNlGAkgASgLMhwuYXV0aHBvb2wudjEuUmVzcG9uc2VIZWFkZXJzGkoKD01vZGVsVXNhZ2VFbnRyeRILCgNrZXkYASABKAkSJgoFdmFsdWUYAiABKAsyFy5hdXRocG9vbC52MS5Nb2RlbFVzYWdlOgI4ASKNAQoPUmVzcG9uc2VIZWFkZXJzEg4KBnN0YXR1cxgBIAEoDRI6CgdoZWFkZXJzGAIgAygLMikuYXV0aHBvb2wudjEuUmVzcG9uc2VIZWFkZXJzLkhlYWRlcnNFbnRyeRouCgxIZWFkZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKRAQoKTW9kZWxVc2FnZRIQCghjb3N0X3VzZBgBIAEoARIUCgxpbnB1dF90b2tlbnMYAiABKAMSFQoNb3V0cHV0X3Rva2VucxgDIAEoAxIjChtjYWNoZV9jcmVhdGlvbl9pbnB1dF90b2tlbnMYBCABKAMSHwoXY2FjaGVfcmVhZF9pbnB1dF90b2tlbnMYBSABKAMirgEKEFJhdGVMaW1pdFJlYWRpbmcSKAoGd2luZG93GAEgASgOMhguYXV0aHBvb2wudjEuTGltaXRXaW5kb3cSLAoGc3RhdHVzGAIgASgOMhwuYXV0aHBvb2wudjEuUmF0ZUxpbWl0U3RhdHVzEhMKC3V0aWxpemF0aW9uGAMgASgBEi0KCXJlc2V0c19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAipAEKE1JlcG9ydFVzYWdlUmVzcG9uc2USEQoJZHVwbGljYXRlGAEgASgIEjUKDHN1YnNjcmlwdGlvbhgCIAEoCzIfLmF1dGhwb29sLnYxLlN1YnNjcmlwdGlvblN0YXR1cxIpCgVsaW1pdBgDIAEoCzIaLmF1dGhwb29sLnYxLkxpbWl0RGV0ZWN0ZWQSGAoQY291bnRlZF9jb3N0X3VzZBgEIAEoASKMAQoNTGltaXREZXRlY3RlZBIoCgZ3aW5kb3cYASABKA4yGC5hdXRocG9vbC52MS5MaW1pdFdpbmRvdxItCglyZXNldHNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCWVzdGltYXRlZBgDIAEoCBIPCgdtZXNzYWdlGAQgASgJIiQKDlJlbGVhc2VSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkiPAoPUmVsZWFzZVJlc3BvbnNlEhAKCHJlbGVhc2VkGAEgASgIEhcKD3N1YnNjcmlwdGlvbl9pZBgCIAEoCSIwChRHZXRQb29sU3RhdHVzUmVxdWVzdBIYChBpbmNsdWRlX3Nlc3Npb25zGAEgASgIIsUCChVHZXRQb29sU3RhdHVzUmVzcG9uc2USNgoNc3Vic2NyaXB0aW9ucxgBIAMoCzIfLmF1dGhwb29sLnYxLlN1YnNjcmlwdGlvblN0YXR1cxImCghzZXNzaW9ucxgCIAMoCzIULmF1dGhwb29sLnYxLlNlc3Npb24SJwoDbm93GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIYChBmYWxsYmFja19lbmFibGVkGAQgASgIEhkKEWZhbGxiYWNrX3Byb3ZpZGVyGAUgASgJEhYKDnRvdGFsX3Nlc3Npb25zGAYgASgNEh4KFmVsaWdpYmxlX3N1YnNjcmlwdGlvbnMYByABKA0SNgoNbm90aWZpY2F0aW9ucxgIIAEoCzIfLmF1dGhwb29sLnYxLk5vdGlmaWNhdGlvblN0YXR1cyL8BQoSU3Vic2NyaXB0aW9uU3RhdHVzEgoKAmlkGAEgASgJEg0KBWVtYWlsGAIgASgJEisKBHR5cGUYAyABKA4yHS5hdXRocG9vbC52MS5TdWJzY3JpcHRpb25UeXBlEhIKCmNvbmZpZ19kaXIYBCABKAkSLgoGc3RhdHVzGAUgASgOMh4uYXV0aHBvb2wudjEuU3Vic2NyaXB0aW9uU3RhdGUSFAoMaGVhbHRoX3Njb3JlGAYgASgBEjYKEGhlYWx0aF9icmVha2Rvd24YByADKAsyHC5hdXRocG9vbC52MS5IZWFsdGhDb21wb25lbnQSFwoPd2Vla2x5X3VzZWRfdXNkGAggASgBEhkKEXdlZWtseV9idWRnZXRfdXNkGAkgASgBEhsKE3dlZWtseV9wZXJjZW50X3VzZWQYCiABKAESMgoQZml2ZV9ob3VyX3dpbmRvdxgLIAEoCzIYLmF1dGhwb29sLnYxLlVzYWdlV2luZG93Eh4KFmJ1cm5fcmF0ZV91c2RfcGVyX2hvdXIYDCABKAESFQoNc2Vzc2lvbl9jb3VudBgNIAEoDRIUCgxtYXhfc2Vzc2lvbnMYDiABKA0SMgoOY29vbGRvd25fdW50aWwYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKCGNvb2xkb3duGBAgASgLMhUuYXV0aHBvb2wudjEuQ29vbGRvd24SEAoId2FybmluZ3MYESADKAkSFwoPYWN0aXZlX3Nlc3Npb25zGBIgASgNEhUKDWlkbGVfc2Vzc2lvbnMYEyABKA0SMAoMbGFzdF91c2VkX2F0GBQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCgh1cHN0cmVhbRgVIAMoCzIgLmF1dGhwb29sLnYxLlVwc3RyZWFtVXRpbGl6YXRpb24SGAoQd2Vla2x5X3RocmVzaG9sZBgWIAEoARIbChNob3Vyc190b19leGhhdXN0aW9uGBcgASgBImIKD0hlYWx0aENvbXBvbmVudBIMCgRuYW1lGAEgASgJEg4KBnBvaW50cxgCIAEoARISCgptYXhfcG9pbnRzGAMgASgBEg0KBXZhbHVlGAQgASgBEg4KBmRldGFpbBgFIAEoCSKcAQoLVXNhZ2VXaW5kb3cSKQoFc3RhcnQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKA2VuZBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIY29zdF91c2QYAyABKAESFAoMcGVyY2VudF91c2VkGAQgASgBEhEKCWVzdGltYXRlZBgFIAEoCCLCAQoIQ29vbGRvd24SKQoFdW50aWwYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEigKBndpbmRvdxgCIAEoDjIYLmF1dGhwb29sLnYxLkxpbWl0V2luZG93EhEKCWVzdGltYXRlZBgDIAEoCBIOCgZyZWFzb24YBCABKAkSKQoFc2luY2UYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC21vZGVsX3Njb3BlGAYgASgJIrQBChNVcHN0cmVhbVV0aWxpemF0aW9uEigKBndpbmRvdxgBIAEoDjIYLmF1dGhwb29sLnYxLkxpbWl0V2luZG93EhMKC3V0aWxpemF0aW9uGAIgASgBEi0KCXJlc2V0c19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLb2JzZXJ2ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIscDCgdTZXNzaW9uEhIKCnNlc3Npb25faWQYASABKAkSFwoPc3Vic2NyaXB0aW9uX2lkGAIgASgJEigKBXN0YXRlGAMgASgOMhkuYXV0aHBvb2wudjEuU2Vzc2lvblN0YXRlEjAKDGFsbG9jYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoQbGFzdF9hY3Rpdml0eV9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIY29zdF91c2QYBiABKAESFAoMaW5wdXRfdG9rZW5zGAcgASgDEhUKDW91dHB1dF90b2tlbnMYCCABKAMSIwobY2FjaGVfY3JlYXRpb25faW5wdXRfdG9rZW5zGAkgASgDEh8KF2NhY2hlX3JlYWRfaW5wdXRfdG9rZW5zGAogASgDEhAKCHJlcXVlc3RzGAsgASgNEicKCHByaW9yaXR5GAwgASgOMhUuYXV0aHBvb2wudjEuUHJpb3JpdHkSDQoFbW9kZWwYDSABKAkSGAoQZXN0aW1hdGVkX3Rva2VucxgOIAEoAxIUCgxyb3RhdGVkX2Zyb20YDyABKAkivwEKEk5vdGlmaWNhdGlvblN0YXR1cxIaChJkZWxpdmVyZWRfc2VxdWVuY2UYASABKAQSDwoHcGVuZGluZxgCIAEoDRISCgpsYXN0X2Vycm9yGAMgASgJEjEKDWxhc3RfZXJyb3JfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjUKEWxhc3RfZGVsaXZlcmVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI7ChBTZXRQYXVzZWRSZXF1ZXN0EhcKD3N1YnNjcmlwdGlvbl9pZBgBIAEoCRIOCgZwYXVzZWQYAiABKAgiSgoRU2V0UGF1c2VkUmVzcG9uc2USNQoMc3Vic2NyaXB0aW9uGAEgASgLMh8uYXV0aHBvb2wudjEuU3Vic2NyaXB0aW9uU3RhdHVzInwKE1N0cmVhbUV2ZW50c1JlcXVlc3QSFgoOYWZ0ZXJfc2VxdWVuY2UYASABKAQSJQoFdHlwZXMYAiADKA4yFi5hdXRocG9vbC52MS5FdmVudFR5cGUSGAoQc3Vic2NyaXB0aW9uX2lkcxgDIAMoCRIMCgR0YWlsGAQgASgIIjkKFFN0cmVhbUV2ZW50c1Jlc3BvbnNlEiEKBWV2ZW50GAEgASgLMhIuYXV0aHBvb2wudjEuRXZlbnQi0gMKBUV2ZW50EhAKCHNlcXVlbmNlGAEgASgEEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCHJvdGF0aW9uGAMgASgLMhouYXV0aHBvb2wudjEuUm90YXRpb25FdmVudEgAEi4KCGZhaWxvdmVyGAQgASgLMhouYXV0aHBvb2wudjEuRmFpbG92ZXJFdmVudEgAEjsKD3VzYWdlX3RocmVzaG9sZBgFIAEoCzIgLmF1dGhwb29sLnYxLlVzYWdlVGhyZXNob2xkRXZlbnRIABI3Cg1saW1pdF9yZWFjaGVkGAYgASgLMh4uYXV0aHBvb2wudjEuTGltaXRSZWFjaGVkRXZlbnRIABI5Cg5zdGF0dXNfY2hhbmdlZBgHIAEoCzIfLmF1dGhwb29sLnYxLlN0YXR1c0NoYW5nZWRFdmVudEgAEkMKE3JlYmFsYW5jZV9jb21wbGV0ZWQYCCABKAsyJC5hdXRocG9vbC52MS5SZWJhbGFuY2VDb21wbGV0ZWRFdmVudEgAEiwKB3Nlc3Npb24YCSABKAsyGS5hdXRocG9vbC52MS5TZXNzaW9uRXZlbnRIAEIJCgdwYXlsb2FkIpoBCg1Sb3RhdGlvbkV2ZW50EhIKCnNlc3Npb25faWQYASABKAkSHAoUZnJvbV9zdWJzY3JpcHRpb25faWQYAiABKAkSGgoSdG9fc3Vic2NyaXB0aW9uX2lkGAMgASgJEisKBnJlYXNvbhgEIAEoDjIbLmF1dGhwb29sLnYxLlJvdGF0aW9uUmVhc29uEg4KBmRldGFpbBgFIAEoCSJxCg1GYWlsb3ZlckV2ZW50EhIKCnNlc3Npb25faWQYASABKAkSEAoIcHJvdmlkZXIYAiABKAkSDgoGcmVhc29uGAMgASgJEioKCmV4Y2x1c2lvbnMYBCADKAsyFi5hdXRocG9vbC52MS5FeGNsdXNpb24ilgEKE1VzYWdlVGhyZXNob2xkRXZlbnQSFwoPc3Vic2NyaXB0aW9uX2lkGAEgASgJEg0KBXZhbHVlGAIgASgBEhEKCXRocmVzaG9sZBgDIAEoARINCgViYXNpcxgEIAEoCRI1ChJ0aW1lX3RvX2V4aGF1c3Rpb24YBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24itwEKEUxpbWl0UmVhY2hlZEV2ZW50EhcKD3N1YnNjcmlwdGlvbl9pZBgBIAEoCRIMCgRraW5kGAIgASgJEigKBndpbmRvdxgDIAEoDjIYLmF1dGhwb29sLnYxLkxpbWl0V2luZG93Ei0KCXJlc2V0c19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJZXN0aW1hdGVkGAUgASgIEg8KB21lc3NhZ2UYBiABKAkilwEKElN0YXR1c0NoYW5nZWRFdmVudBIXCg9zdWJzY3JpcHRpb25faWQYASABKAkSLAoEZnJvbRgCIAEoDjIeLmF1dGhwb29sLnYxLlN1YnNjcmlwdGlvblN0YXRlEioKAnRvGAMgASgOMh4uYXV0aHBvb2wudjEuU3Vic2NyaXB0aW9uU3RhdGUSDgoGcmVhc29uGAQgASgJImYKF1JlYmFsYW5jZUNvbXBsZXRlZEV2ZW50EikKBW1vdmVzGAEgAygLMhouYXV0aHBvb2wudjEuUmViYWxhbmNlTW92ZRIPCgdkcnlfcnVuGAIgASgIEg8KB3RyaWdnZXIYAyABKAkiaAoMU2Vzc2lvbkV2ZW50EhIKCnNlc3Npb25faWQYASABKAkSFwoPc3Vic2NyaXB0aW9uX2lkGAIgASgJEisKBGtpbmQYAyABKA4yHS5hdXRocG9vbC52MS5TZXNzaW9uRXZlbnRLaW5kIiMKEFJlYmFsYW5jZVJlcXVlc3QSDwoHZHJ5X3J1bhgBIAEoCCLdAQoRUmViYWxhbmNlUmVzcG9uc2USKQoFbW92ZXMYASADKAsyGi5hdXRocG9vbC52MS5SZWJhbGFuY2VNb3ZlEi8KBmJlZm9yZRgCIAMoCzIfLmF1dGhwb29sLnYxLlN1YnNjcmlwdGlvbkhlYWx0aBIuCgVhZnRlchgDIAMoCzIfLmF1dGhwb29sLnYxLlN1YnNjcmlwdGlvbkhlYWx0aBIrCghkdXJhdGlvbhgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIPCgdkcnlfcnVuGAUgASgIIpoBCg1SZWJhbGFuY2VNb3ZlEhIKCnNlc3Npb25faWQYASABKAkSHAoUZnJvbV9zdWJzY3JpcHRpb25faWQYAiABKAkSGgoSdG9fc3Vic2NyaXB0aW9uX2lkGAMgASgJEisKBnJlYXNvbhgEIAEoDjIbLmF1dGhwb29sLnYxLlJvdGF0aW9uUmVhc29uEg4KBmRldGFpbBgFIAEoCSJ2ChJTdWJzY3JpcHRpb25IZWFsdGgSFwoPc3Vic2NyaXB0aW9uX2lkGAEgASgJEhQKDGhlYWx0aF9zY29yZRgCIAEoARIaChJmaXZlX2hvdXJfY29zdF91c2QYAyABKAESFQoNc2Vzc2lvbl9jb3VudBgEIAEoDSpeCghQcmlvcml0eRIYChRQUklPUklUWV9VTlNQRUNJRklFRBAAEhAKDFBSSU9SSVRZX0xPVxABEhMKD1BSSU9SSVRZX05PUk1BTBACEhEKDVBSSU9SSVRZX0hJR0gQAyqGAgoPRXhjbHVzaW9uUmVhc29uEiAKHEVYQ0xVU0lPTl9SRUFTT05fVU5TUEVDSUZJRUQQABIbChdFWENMVVNJT05fUkVBU09OX1BBVVNFRBABEh0KGUVYQ0xVU0lPTl9SRUFTT05fQ09PTERPV04QAhIlCiFFWENMVVNJT05fUkVBU09OX1dFRUtMWV9USFJFU0hPTEQQAxIiCh5FWENMVVNJT05fUkVBU09OX1NFU1NJT05TX0ZVTEwQBBIgChxFWENMVVNJT05fUkVBU09OX01PREVMX0xJTUlUEAUSKAokRVhDTFVTSU9OX1JFQVNPTl9GSVZFX0hPVVJfRVhIQVVTVEVEEAYqmgEKD1JhdGVMaW1pdFN0YXR1cxIhCh1SQVRFX0xJTUlUX1NUQVRVU19VTlNQRUNJRklFRBAAEh0KGVJBVEVfTElNSVRfU1RBVFVTX0FMTE9XRUQQARIlCiFSQVRFX0xJTUlUX1NUQVRVU19BTExPV0VEX1dBUk5JTkcQAhIeChpSQVRFX0xJTUlUX1NUQVRVU19SRUpFQ1RFRBADKsEBCgtMaW1pdFdpbmRvdxIcChhMSU1JVF9XSU5ET1dfVU5TUEVDSUZJRUQQABIaChZMSU1JVF9XSU5ET1dfRklWRV9IT1VSEAESGgoWTElNSVRfV0lORE9XX1NFVkVOX0RBWRACEh8KG0xJTUlUX1dJTkRPV19TRVZFTl9EQVlfT1BVUxADEiEKHUxJTUlUX1dJTkRPV19TRVZFTl9EQVlfU09OTkVUEAQSGAoUTElNSVRfV0lORE9XX09WRVJBR0UQBSrdAQoRU3Vic2NyaXB0aW9uU3RhdGUSIgoeU1VCU0NSSVBUSU9OX1NUQVRFX1VOU1BFQ0lGSUVEEAASIAocU1VCU0NSSVBUSU9OX1NUQVRFX0FWQUlMQUJMRRABEiIKHlNVQlNDUklQVElPTl9TVEFURV9BUFBST0FDSElORxACEh4KGlNVQlNDUklQVElPTl9TVEFURV9MSU1JVEVEEAMSHwobU1VCU0NSSVBUSU9OX1NUQVRFX0NPT0xET1dOEAQSHQoZU1VCU0NSSVBUSU9OX1NUQVRFX1BBVVNFRBAFKpQBChBTdWJzY3JpcHRpb25UeXBlEiEKHVNVQlNDUklQVElPTl9UWVBFX1VOU1BFQ0lGSUVEEAASIAocU1VCU0NSSVBUSU9OX1RZUEVfQ0xBVURFX1BSTxABEiAKHFNVQlNDUklQVElPTl9UWVBFX0NMQVVERV9NQVgQAhIZChVTVUJTQ1JJUFRJT05fVFlQRV9BUEkQAyp4CgxTZXNzaW9uU3RhdGUSHQoZU0VTU0lPTl9TVEFURV9VTlNQRUNJRklFRBAAEhgKFFNFU1NJT05fU1RBVEVfQUNUSVZFEAESFgoSU0VTU0lPTl9TVEFURV9JRExFEAISFwoTU0VTU0lPTl9TVEFURV9TVEFMRRADKvIBCglFdmVudFR5cGUSGgoWRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEhcKE0VWRU5UX1RZUEVfUk9UQVRJT04QARIXChNFVkVOVF9UWVBFX0ZBSUxPVkVSEAISHgoaRVZFTlRfVFlQRV9VU0FHRV9USFJFU0hPTEQQAxIcChhFVkVOVF9UWVBFX0xJTUlUX1JFQUNIRUQQBBIdChlFVkVOVF9UWVBFX1NUQVRVU19DSEFOR0VEEAUSIgoeRVZFTlRfVFlQRV9SRUJBTEFOQ0VfQ09NUExFVEVEEAYSFgoSRVZFTlRfVFlQRV9TRVNTSU9OEAcqqwEKDlJvdGF0aW9uUmVhc29uEh8KG1JPVEFUSU9OX1JFQVNPTl9VTlNQRUNJRklFRBAAEh0KGVJPVEFUSU9OX1JFQVNPTl9SRUJBTEFOQ0UQARIcChhST1RBVElPTl9SRUFTT05fQ09PTERPV04QAhIZChVST1RBVElPTl9SRUFTT05fRFJBSU4QAxIgChxST1RBVElPTl9SRUFTT05fTk9UX0VMSUdJQkxFEAQqmQEKEFNlc3Npb25FdmVudEtpbmQSIgoeU0VTU0lPTl9FVkVOVF9LSU5EX1VOU1BFQ0lGSUVEEAASIAocU0VTU0lPTl9FVkVOVF9LSU5EX0FMTE9DQVRFRBABEh8KG1NFU1NJT05fRVZFTlRfS0lORF9SRUxFQVNFRBACEh4KGlNFU1NJT05fRVZFTlRfS0lORF9FWFBJUkVEEAMyuQQKD0F1dGhQb29sU2VydmljZRJHCghBbGxvY2F0ZRIcLmF1dGhwb29sLnYxLkFsbG9jYXRlUmVxdWVzdBodLmF1dGhwb29sLnYxLkFsbG9jYXRlUmVzcG9uc2USUAoLUmVwb3J0VXNhZ2USHy5hdXRocG9vbC52MS5SZXBvcnRVc2FnZVJlcXVlc3QaIC5hdXRocG9vbC52MS5SZXBvcnRVc2FnZVJlc3BvbnNlEkQKB1JlbGVhc2USGy5hdXRocG9vbC52MS5SZWxlYXNlUmVxdWVzdBocLmF1dGhwb29sLnYxLlJlbGVhc2VSZXNwb25zZRJVCgxTdHJlYW1FdmVudHMSIC5hdXRocG9vbC52MS5TdHJlYW1FdmVudHNSZXF1ZXN0GiEuYXV0aHBvb2wudjEuU3RyZWFtRXZlbnRzUmVzcG9uc2UwARJKCglSZWJhbGFuY2USHS5hdXRocG9vbC52MS5SZWJhbGFuY2VSZXF1ZXN0Gh4uYXV0aHBvb2wudjEuUmViYWxhbmNlUmVzcG9uc2USVgoNR2V0UG9vbFN0YXR1cxIhLmF1dGhwb29sLnYxLkdldFBvb2xTdGF0dXNSZXF1ZXN0GiIuYXV0aHBvb2wudjEuR2V0UG9vbFN0YXR1c1Jlc3BvbnNlEkoKCVNldFBhdXNlZBIdLmF1dGhwb29sLnYxLlNldFBhdXNlZFJlcXVlc3QaHi5hdXRocG9vbC52MS5TZXRQYXVzZWRSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChthdXRocG9vbC92MS9hdXRoX3Bvb2wucHJvdG8SC2F1dGhwb29sLnYxIncKD0FsbG9jYXRlUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEhgKEGVzdGltYXRlZF90b2tlbnMYAiABKAMSJwoIcHJpb3JpdHkYAyABKA4yFS5hdXRocG9vbC52MS5Qcmlvcml0eRINCgVtb2RlbBgEIAEoCSKUAQoQQWxsb2NhdGVSZXNwb25zZRISCgpzZXNzaW9uX2lkGAEgASgJEjYKDHN1YnNjcmlwdGlvbhgCIAEoCzIeLmF1dGhwb29sLnYxLlN1YnNjcmlwdGlvbkdyYW50SAASKQoIZmFsbGJhY2sYAyABKAsyFS5hdXRocG9vbC52MS5GYWxsYmFja0gAQgkKB291dGNvbWUiugEKEVN1YnNjcmlwdGlvbkdyYW50EhcKD3N1YnNjcmlwdGlvbl9pZBgBIAEoCRISCgpjb25maWdfZGlyGAIgASgJEhQKDGhlYWx0aF9zY29yZRgDIAEoARIbChN3ZWVrbHlfcGVyY2VudF91c2VkGAQgASgBEg8KB3Jlc3VtZWQYBSABKAgSFAoMcm90YXRlZF9mcm9tGAYgASgJEh4KFmZpdmVfaG91cl9wZXJjZW50X3VzZWQYByABKAEiWAoIRmFsbGJhY2sSEAoIcHJvdmlkZXIYASABKAkSDgoGcmVhc29uGAIgASgJEioKCmV4Y2x1c2lvbnMYAyADKAsyFi5hdXRocG9vbC52MS5FeGNsdXNpb24iYgoJRXhjbHVzaW9uEhcKD3N1YnNjcmlwdGlvbl9pZBgBIAEoCRIsCgZyZWFzb24YAiABKA4yHC5hdXRocG9vbC52MS5FeGNsdXNpb25SZWFzb24SDgoGZGV0YWlsGAMgASgJIoQBChJSZXBvcnRVc2FnZVJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCRISCgpyZXF1ZXN0X2lkGAIgASgJEiMKBXVzYWdlGAMgASgLMhIuYXV0aHBvb2wudjEuVXNhZ2VIABIXCg1jbGF1ZGVfb3V0cHV0GAQgASgJSABCCAoGc291cmNlIr0DCgVVc2FnZRIQCghjb3N0X3VzZBgBIAEoARIUCgxpbnB1dF90b2tlbnMYAiABKAMSFQoNb3V0cHV0X3Rva2VucxgDIAEoAxIjChtjYWNoZV9jcmVhdGlvbl9pbnB1dF90b2tlbnMYBCABKAMSHwoXY2FjaGVfcmVhZF9pbnB1dF90b2tlbnMYBSABKAMSNwoLbW9kZWxfdXNhZ2UYBiADKAsyIi5hdXRocG9vbC52MS5Vc2FnZS5Nb2RlbFVzYWdlRW50cnkSKwoIZHVyYXRpb24YByABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMgoLcmF0ZV9saW1pdHMYCCADKAsyHS5hdXRocG9vbC52MS5SYXRlTGltaXRSZWFkaW5nEi4KCHJlc3BvbnNlGAkgASgLMhwuYXV0aHBvb2wudjEuUmVzcG9uc2VIZWFkZXJzEhkKEWNsYXVkZV9zZXNzaW9uX2lkGAogASgJGkoKD01vZGVsVXNhZ2VFbnRyeRILCgNrZXkYASABKAkSJgoFdmFsdWUYAiABKAsyFy5hdXRocG9vbC52MS5Nb2RlbFVzYWdlOgI4ASKNAQoPUmVzcG9uc2VIZWFkZXJzEg4KBnN0YXR1cxgBIAEoDRI6CgdoZWFkZXJzGAIgAygLMikuYXV0aHBvb2wudjEuUmVzcG9uc2VIZWFkZXJzLkhlYWRlcnNFbnRyeRouCgxIZWFkZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKRAQoKTW9kZWxVc2FnZRIQCghjb3N0X3VzZBgBIAEoARIUCgxpbnB1dF90b2tlbnMYAiABKAMSFQoNb3V0cHV0X3Rva2VucxgDIAEoAxIjChtjYWNoZV9jcmVhdGlvbl9pbnB1dF90b2tlbnMYBCABKAMSHwoXY2FjaGVfcmVhZF9pbnB1dF90b2tlbnMYBSABKAMirgEKEFJhdGVMaW1pdFJlYWRpbmcSKAoGd2luZG93GAEgASgOMhguYXV0aHBvb2wudjEuTGltaXRXaW5kb3cSLAoGc3RhdHVzGAIgASgOMhwuYXV0aHBvb2wudjEuUmF0ZUxpbWl0U3RhdHVzEhMKC3V0aWxpemF0aW9uGAMgASgBEi0KCXJlc2V0c19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAipAEKE1JlcG9ydFVzYWdlUmVzcG9uc2USEQoJZHVwbGljYXRlGAEgASgIEjUKDHN1YnNjcmlwdGlvbhgCIAEoCzIfLmF1dGhwb29sLnYxLlN1YnNjcmlwdGlvblN0YXR1cxIpCgVsaW1pdBgDIAEoCzIaLmF1dGhwb29sLnYxLkxpbWl0RGV0ZWN0ZWQSGAoQY291bnRlZF9jb3N0X3VzZBgEIAEoASKMAQoNTGltaXREZXRlY3RlZBIoCgZ3aW5kb3cYASABKA4yGC5hdXRocG9vbC52MS5MaW1pdFdpbmRvdxItCglyZXNldHNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCWVzdGltYXRlZBgDIAEoCBIPCgdtZXNzYWdlGAQgASgJIiQKDlJlbGVhc2VSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkiPAoPUmVsZWFzZVJlc3BvbnNlEhAKCHJlbGVhc2VkGAEgASgIEhcKD3N1YnNjcmlwdGlvbl9pZBgCIAEoCSIwChRHZXRQb29sU3RhdHVzUmVxdWVzdBIYChBpbmNsdWRlX3Nlc3Npb25zGAEgASgIIsUCChVHZXRQb29sU3RhdHVzUmVzcG9uc2USNgoNc3Vic2NyaXB0aW9ucxgBIAMoCzIfLmF1dGhwb29sLnYxLlN1YnNjcmlwdGlvblN0YXR1cxImCghzZXNzaW9ucxgCIAMoCzIULmF1dGhwb29sLnYxLlNlc3Npb24SJwoDbm93GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIYChBmYWxsYmFja19lbmFibGVkGAQgASgIEhkKEWZhbGxiYWNrX3Byb3ZpZGVyGAUgASgJEhYKDnRvdGFsX3Nlc3Npb25zGAYgASgNEh4KFmVsaWdpYmxlX3N1YnNjcmlwdGlvbnMYByABKA0SNgoNbm90aWZpY2F0aW9ucxgIIAEoCzIfLmF1dGhwb29sLnYxLk5vdGlmaWNhdGlvblN0YXR1cyKzBwoSU3Vic2NyaXB0aW9uU3RhdHVzEgoKAmlkGAEgASgJEg0KBWVtYWlsGAIgASgJEisKBHR5cGUYAyABKA4yHS5hdXRocG9vbC52MS5TdWJzY3JpcHRpb25UeXBlEhIKCmNvbmZpZ19kaXIYBCABKAkSLgoGc3RhdHVzGAUgASgOMh4uYXV0aHBvb2wudjEuU3Vic2NyaXB0aW9uU3RhdGUSFAoMaGVhbHRoX3Njb3JlGAYgASgBEjYKEGhlYWx0aF9icmVha2Rvd24YByADKAsyHC5hdXRocG9vbC52MS5IZWFsdGhDb21wb25lbnQSFwoPd2Vla2x5X3VzZWRfdXNkGAggASgBEhkKEXdlZWtseV9idWRnZXRfdXNkGAkgASgBEhsKE3dlZWtseV9wZXJjZW50X3VzZWQYCiABKAESMgoQZml2ZV9ob3VyX3dpbmRvdxgLIAEoCzIYLmF1dGhwb29sLnYxLlVzYWdlV2luZG93Eh4KFmJ1cm5fcmF0ZV91c2RfcGVyX2hvdXIYDCABKAESFQoNc2Vzc2lvbl9jb3VudBgNIAEoDRIUCgxtYXhfc2Vzc2lvbnMYDiABKA0SMgoOY29vbGRvd25fdW50aWwYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKCGNvb2xkb3duGBAgASgLMhUuYXV0aHBvb2wudjEuQ29vbGRvd24SEAoId2FybmluZ3MYESADKAkSFwoPYWN0aXZlX3Nlc3Npb25zGBIgASgNEhUKDWlkbGVfc2Vzc2lvbnMYEyABKA0SMAoMbGFzdF91c2VkX2F0GBQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCgh1cHN0cmVhbRgVIAMoCzIgLmF1dGhwb29sLnYxLlVwc3RyZWFtVXRpbGl6YXRpb24SGAoQd2Vla2x5X3RocmVzaG9sZBgWIAEoARIbChNob3Vyc190b19leGhhdXN0aW9uGBcgASgBEigKBndlZWtseRgYIAEoCzIYLmF1dGhwb29sLnYxLlVzYWdlRmlndXJlEisKCWZpdmVfaG91chgZIAEoCzIYLmF1dGhwb29sLnYxLlVzYWdlRmlndXJlEiwKCGV4dGVybmFsGBogASgLMhouYXV0aHBvb2wudjEuRXh0ZXJuYWxVc2FnZRIwCg11c2FnZV9wb2xsaW5nGBsgASgLMhkuYXV0aHBvb2wudjEuVXNhZ2VQb2xsaW5nItkCCgtVc2FnZUZpZ3VyZRIUCgxwZXJjZW50X3VzZWQYASABKAESJwoFYmFzaXMYAiABKA4yGC5hdXRocG9vbC52MS5GaWd1cmVCYXNpcxIuCgZzb3VyY2UYAyABKA4yHi5hdXRocG9vbC52MS5PYnNlcnZhdGlvblNvdXJjZRIvCgtvYnNlcnZlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJgoDYWdlGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi0KCXJlc2V0c19hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOdXNkX3Blcl93aW5kb3cYByABKAESHgoWdXNkX3Blcl93aW5kb3dfbGVhcm5lZBgIIAEoCBIbChNjYWxpYnJhdGlvbl9zYW1wbGVzGAkgASgNIr8BCg1FeHRlcm5hbFVzYWdlEhIKCndlZWtseV91c2QYASABKAESFQoNZml2ZV9ob3VyX3VzZBgCIAEoARIwCgxsYXN0X3NlZW5fYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnNjYW5uZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnNjYW5fZXJyb3IYBSABKAkSDQoFZmlsZXMYBiABKA0iiAEKDFVzYWdlUG9sbGluZxIyCg5sYXN0X3BvbGxlZF9hdBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMbmV4dF9wb2xsX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpsYXN0X2Vycm9yGAMgASgJImIKD0hlYWx0aENvbXBvbmVudBIMCgRuYW1lGAEgASgJEg4KBnBvaW50cxgCIAEoARISCgptYXhfcG9pbnRzGAMgASgBEg0KBXZhbHVlGAQgASgBEg4KBmRldGFpbBgFIAEoCSKcAQoLVXNhZ2VXaW5kb3cSKQoFc3RhcnQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKA2VuZBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIY29zdF91c2QYAyABKAESFAoMcGVyY2VudF91c2VkGAQgASgBEhEKCWVzdGltYXRlZBgFIAEoCCLCAQoIQ29vbGRvd24SKQoFdW50aWwYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEigKBndpbmRvdxgCIAEoDjIYLmF1dGhwb29sLnYxLkxpbWl0V2luZG93EhEKCWVzdGltYXRlZBgDIAEoCBIOCgZyZWFzb24YBCABKAkSKQoFc2luY2UYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC21vZGVsX3Njb3BlGAYgASgJIuECChNVcHN0cmVhbVV0aWxpemF0aW9uEigKBndpbmRvdxgBIAEoDjIYLmF1dGhwb29sLnYxLkxpbWl0V2luZG93EhMKC3V0aWxpemF0aW9uGAIgASgBEi0KCXJlc2V0c19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLb2JzZXJ2ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKBnN0YXR1cxgFIAEoDjIcLmF1dGhwb29sLnYxLlJhdGVMaW1pdFN0YXR1cxIuCgZzb3VyY2UYBiABKA4yHi5hdXRocG9vbC52MS5PYnNlcnZhdGlvblNvdXJjZRImCgNhZ2UYByABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDQoFc3RhbGUYCCABKAgSFgoOY29zdF9zaW5jZV91c2QYCSABKAEixwMKB1Nlc3Npb24SEgoKc2Vzc2lvbl9pZBgBIAEoCRIXCg9zdWJzY3JpcHRpb25faWQYAiABKAkSKAoFc3RhdGUYAyABKA4yGS5hdXRocG9vbC52MS5TZXNzaW9uU3RhdGUSMAoMYWxsb2NhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI0ChBsYXN0X2FjdGl2aXR5X2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghjb3N0X3VzZBgGIAEoARIUCgxpbnB1dF90b2tlbnMYByABKAMSFQoNb3V0cHV0X3Rva2VucxgIIAEoAxIjChtjYWNoZV9jcmVhdGlvbl9pbnB1dF90b2tlbnMYCSABKAMSHwoXY2FjaGVfcmVhZF9pbnB1dF90b2tlbnMYCiABKAMSEAoIcmVxdWVzdHMYCyABKA0SJwoIcHJpb3JpdHkYDCABKA4yFS5hdXRocG9vbC52MS5Qcmlvcml0eRINCgVtb2RlbBgNIAEoCRIYChBlc3RpbWF0ZWRfdG9rZW5zGA4gASgDEhQKDHJvdGF0ZWRfZnJvbRgPIAEoCSK/AQoSTm90aWZpY2F0aW9uU3RhdHVzEhoKEmRlbGl2ZXJlZF9zZXF1ZW5jZRgBIAEoBBIPCgdwZW5kaW5nGAIgASgNEhIKCmxhc3RfZXJyb3IYAyABKAkSMQoNbGFzdF9lcnJvcl9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRbGFzdF9kZWxpdmVyZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjsKEFNldFBhdXNlZFJlcXVlc3QSFwoPc3Vic2NyaXB0aW9uX2lkGAEgASgJEg4KBnBhdXNlZBgCIAEoCCJKChFTZXRQYXVzZWRSZXNwb25zZRI1CgxzdWJzY3JpcHRpb24YASABKAsyHy5hdXRocG9vbC52MS5TdWJzY3JpcHRpb25TdGF0dXMifAoTU3RyZWFtRXZlbnRzUmVxdWVzdBIWCg5hZnRlcl9zZXF1ZW5jZRgBIAEoBBIlCgV0eXBlcxgCIAMoDjIWLmF1dGhwb29sLnYxLkV2ZW50VHlwZRIYChBzdWJzY3JpcHRpb25faWRzGAMgAygJEgwKBHRhaWwYBCABKAgiOQoUU3RyZWFtRXZlbnRzUmVzcG9uc2USIQoFZXZlbnQYASABKAsyEi5hdXRocG9vbC52MS5FdmVudCLSAwoFRXZlbnQSEAoIc2VxdWVuY2UYASABKAQSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoIcm90YXRpb24YAyABKAsyGi5hdXRocG9vbC52MS5Sb3RhdGlvbkV2ZW50SAASLgoIZmFpbG92ZXIYBCABKAsyGi5hdXRocG9vbC52MS5GYWlsb3ZlckV2ZW50SAASOwoPdXNhZ2VfdGhyZXNob2xkGAUgASgLMiAuYXV0aHBvb2wudjEuVXNhZ2VUaHJlc2hvbGRFdmVudEgAEjcKDWxpbWl0X3JlYWNoZWQYBiABKAsyHi5hdXRocG9vbC52MS5MaW1pdFJlYWNoZWRFdmVudEgAEjkKDnN0YXR1c19jaGFuZ2VkGAcgASgLMh8uYXV0aHBvb2wudjEuU3RhdHVzQ2hhbmdlZEV2ZW50SAASQwoTcmViYWxhbmNlX2NvbXBsZXRlZBgIIAEoCzIkLmF1dGhwb29sLnYxLlJlYmFsYW5jZUNvbXBsZXRlZEV2ZW50SAASLAoHc2Vzc2lvbhgJIAEoCzIZLmF1dGhwb29sLnYxLlNlc3Npb25FdmVudEgAQgkKB3BheWxvYWQimgEKDVJvdGF0aW9uRXZlbnQSEgoKc2Vzc2lvbl9pZBgBIAEoCRIcChRmcm9tX3N1YnNjcmlwdGlvbl9pZBgCIAEoCRIaChJ0b19zdWJzY3JpcHRpb25faWQYAyABKAkSKwoGcmVhc29uGAQgASgOMhsuYXV0aHBvb2wudjEuUm90YXRpb25SZWFzb24SDgoGZGV0YWlsGAUgASgJInEKDUZhaWxvdmVyRXZlbnQSEgoKc2Vzc2lvbl9pZBgBIAEoCRIQCghwcm92aWRlchgCIAEoCRIOCgZyZWFzb24YAyABKAkSKgoKZXhjbHVzaW9ucxgEIAMoCzIWLmF1dGhwb29sLnYxLkV4Y2x1c2lvbiKWAQoTVXNhZ2VUaHJlc2hvbGRFdmVudBIXCg9zdWJzY3JpcHRpb25faWQYASABKAkSDQoFdmFsdWUYAiABKAESEQoJdGhyZXNob2xkGAMgASgBEg0KBWJhc2lzGAQgASgJEjUKEnRpbWVfdG9fZXhoYXVzdGlvbhgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiK3AQoRTGltaXRSZWFjaGVkRXZlbnQSFwoPc3Vic2NyaXB0aW9uX2lkGAEgASgJEgwKBGtpbmQYAiABKAkSKAoGd2luZG93GAMgASgOMhguYXV0aHBvb2wudjEuTGltaXRXaW5kb3cSLQoJcmVzZXRzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCgllc3RpbWF0ZWQYBSABKAgSDwoHbWVzc2FnZRgGIAEoCSKXAQoSU3RhdHVzQ2hhbmdlZEV2ZW50EhcKD3N1YnNjcmlwdGlvbl9pZBgBIAEoCRIsCgRmcm9tGAIgASgOMh4uYXV0aHBvb2wudjEuU3Vic2NyaXB0aW9uU3RhdGUSKgoCdG8YAyABKA4yHi5hdXRocG9vbC52MS5TdWJzY3JpcHRpb25TdGF0ZRIOCgZyZWFzb24YBCABKAkiZgoXUmViYWxhbmNlQ29tcGxldGVkRXZlbnQSKQoFbW92ZXMYASADKAsyGi5hdXRocG9vbC52MS5SZWJhbGFuY2VNb3ZlEg8KB2RyeV9ydW4YAiABKAgSDwoHdHJpZ2dlchgDIAEoCSJoCgxTZXNzaW9uRXZlbnQSEgoKc2Vzc2lvbl9pZBgBIAEoCRIXCg9zdWJzY3JpcHRpb25faWQYAiABKAkSKwoEa2luZBgDIAEoDjIdLmF1dGhwb29sLnYxLlNlc3Npb25FdmVudEtpbmQiIwoQUmViYWxhbmNlUmVxdWVzdBIPCgdkcnlfcnVuGAEgASgIIt0BChFSZWJhbGFuY2VSZXNwb25zZRIpCgVtb3ZlcxgBIAMoCzIaLmF1dGhwb29sLnYxLlJlYmFsYW5jZU1vdmUSLwoGYmVmb3JlGAIgAygLMh8uYXV0aHBvb2wudjEuU3Vic2NyaXB0aW9uSGVhbHRoEi4KBWFmdGVyGAMgAygLMh8uYXV0aHBvb2wudjEuU3Vic2NyaXB0aW9uSGVhbHRoEisKCGR1cmF0aW9uGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEg8KB2RyeV9ydW4YBSABKAgimgEKDVJlYmFsYW5jZU1vdmUSEgoKc2Vzc2lvbl9pZBgBIAEoCRIcChRmcm9tX3N1YnNjcmlwdGlvbl9pZBgCIAEoCRIaChJ0b19zdWJzY3JpcHRpb25faWQYAyABKAkSKwoGcmVhc29uGAQgASgOMhsuYXV0aHBvb2wudjEuUm90YXRpb25SZWFzb24SDgoGZGV0YWlsGAUgASgJInYKElN1YnNjcmlwdGlvbkhlYWx0aBIXCg9zdWJzY3JpcHRpb25faWQYASABKAkSFAoMaGVhbHRoX3Njb3JlGAIgASgBEhoKEmZpdmVfaG91cl9jb3N0X3VzZBgDIAEoARIVCg1zZXNzaW9uX2NvdW50GAQgASgNKl4KCFByaW9yaXR5EhgKFFBSSU9SSVRZX1VOU1BFQ0lGSUVEEAASEAoMUFJJT1JJVFlfTE9XEAESEwoPUFJJT1JJVFlfTk9STUFMEAISEQoNUFJJT1JJVFlfSElHSBADKoYCCg9FeGNsdXNpb25SZWFzb24SIAocRVhDTFVTSU9OX1JFQVNPTl9VTlNQRUNJRklFRBAAEhsKF0VYQ0xVU0lPTl9SRUFTT05fUEFVU0VEEAESHQoZRVhDTFVTSU9OX1JFQVNPTl9DT09MRE9XThACEiUKIUVYQ0xVU0lPTl9SRUFTT05fV0VFS0xZX1RIUkVTSE9MRBADEiIKHkVYQ0xVU0lPTl9SRUFTT05fU0VTU0lPTlNfRlVMTBAEEiAKHEVYQ0xVU0lPTl9SRUFTT05fTU9ERUxfTElNSVQQBRIoCiRFWENMVVNJT05fUkVBU09OX0ZJVkVfSE9VUl9FWEhBVVNURUQQBiqaAQoPUmF0ZUxpbWl0U3RhdHVzEiEKHVJBVEVfTElNSVRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASHQoZUkFURV9MSU1JVF9TVEFUVVNfQUxMT1dFRBABEiUKIVJBVEVfTElNSVRfU1RBVFVTX0FMTE9XRURfV0FSTklORxACEh4KGlJBVEVfTElNSVRfU1RBVFVTX1JFSkVDVEVEEAMqwQEKC0xpbWl0V2luZG93EhwKGExJTUlUX1dJTkRPV19VTlNQRUNJRklFRBAAEhoKFkxJTUlUX1dJTkRPV19GSVZFX0hPVVIQARIaChZMSU1JVF9XSU5ET1dfU0VWRU5fREFZEAISHwobTElNSVRfV0lORE9XX1NFVkVOX0RBWV9PUFVTEAMSIQodTElNSVRfV0lORE9XX1NFVkVOX0RBWV9TT05ORVQQBBIYChRMSU1JVF9XSU5ET1dfT1ZFUkFHRRAFKt0BChFTdWJzY3JpcHRpb25TdGF0ZRIiCh5TVUJTQ1JJUFRJT05fU1RBVEVfVU5TUEVDSUZJRUQQABIgChxTVUJTQ1JJUFRJT05fU1RBVEVfQVZBSUxBQkxFEAESIgoeU1VCU0NSSVBUSU9OX1NUQVRFX0FQUFJPQUNISU5HEAISHgoaU1VCU0NSSVBUSU9OX1NUQVRFX0xJTUlURUQQAxIfChtTVUJTQ1JJUFRJT05fU1RBVEVfQ09PTERPV04QBBIdChlTVUJTQ1JJUFRJT05fU1RBVEVfUEFVU0VEEAUqlAEKEFN1YnNjcmlwdGlvblR5cGUSIQodU1VCU0NSSVBUSU9OX1RZUEVfVU5TUEVDSUZJRUQQABIgChxTVUJTQ1JJUFRJT05fVFlQRV9DTEFVREVfUFJPEAESIAocU1VCU0NSSVBUSU9OX1RZUEVfQ0xBVURFX01BWBACEhkKFVNVQlNDUklQVElPTl9UWVBFX0FQSRADKqwBCgtGaWd1cmVCYXNpcxIcChhGSUdVUkVfQkFTSVNfVU5TUEVDSUZJRUQQABIZChVGSUdVUkVfQkFTSVNfVVBTVFJFQU0QARIfChtGSUdVUkVfQkFTSVNfVVBTVFJFQU1fU1RBTEUQAhIhCh1GSUdVUkVfQkFTSVNfTEVBUk5FRF9FU1RJTUFURRADEiAKHEZJR1VSRV9CQVNJU19CVURHRVRfRVNUSU1BVEUQBCrrAQoRT2JzZXJ2YXRpb25Tb3VyY2USIgoeT0JTRVJWQVRJT05fU09VUkNFX1VOU1BFQ0lGSUVEEAASIwofT0JTRVJWQVRJT05fU09VUkNFX1NUUkVBTV9FVkVOVBABEicKI09CU0VSVkFUSU9OX1NPVVJDRV9SRVNQT05TRV9IRUFERVJTEAISHQoZT0JTRVJWQVRJT05fU09VUkNFX1JFUE9SVBADEiIKHk9CU0VSVkFUSU9OX1NPVVJDRV9PQVVUSF9VU0FHRRAEEiEKHU9CU0VSVkFUSU9OX1NPVVJDRV9UUkFOU0NSSVBUEAUqeAoMU2Vzc2lvblN0YXRlEh0KGVNFU1NJT05fU1RBVEVfVU5TUEVDSUZJRUQQABIYChRTRVNTSU9OX1NUQVRFX0FDVElWRRABEhYKElNFU1NJT05fU1RBVEVfSURMRRACEhcKE1NFU1NJT05fU1RBVEVfU1RBTEUQAyryAQoJRXZlbnRUeXBlEhoKFkVWRU5UX1RZUEVfVU5TUEVDSUZJRUQQABIXChNFVkVOVF9UWVBFX1JPVEFUSU9OEAESFwoTRVZFTlRfVFlQRV9GQUlMT1ZFUhACEh4KGkVWRU5UX1RZUEVfVVNBR0VfVEhSRVNIT0xEEAMSHAoYRVZFTlRfVFlQRV9MSU1JVF9SRUFDSEVEEAQSHQoZRVZFTlRfVFlQRV9TVEFUVVNfQ0hBTkdFRBAFEiIKHkVWRU5UX1RZUEVfUkVCQUxBTkNFX0NPTVBMRVRFRBAGEhYKEkVWRU5UX1RZUEVfU0VTU0lPThAHKqsBCg5Sb3RhdGlvblJlYXNvbhIfChtST1RBVElPTl9SRUFTT05fVU5TUEVDSUZJRUQQABIdChlST1RBVElPTl9SRUFTT05fUkVCQUxBTkNFEAESHAoYUk9UQVRJT05fUkVBU09OX0NPT0xET1dOEAISGQoVUk9UQVRJT05fUkVBU09OX0RSQUlOEAMSIAocUk9UQVRJT05fUkVBU09OX05PVF9FTElHSUJMRRAEKpkBChBTZXNzaW9uRXZlbnRLaW5kEiIKHlNFU1NJT05fRVZFTlRfS0lORF9VTlNQRUNJRklFRBAAEiAKHFNFU1NJT05fRVZFTlRfS0lORF9BTExPQ0FURUQQARIfChtTRVNTSU9OX0VWRU5UX0tJTkRfUkVMRUFTRUQQAhIeChpTRVNTSU9OX0VWRU5UX0tJTkRfRVhQSVJFRBADMrkECg9BdXRoUG9vbFNlcnZpY2USRwoIQWxsb2NhdGUSHC5hdXRocG9vbC52MS5BbGxvY2F0ZVJlcXVlc3QaHS5hdXRocG9vbC52MS5BbGxvY2F0ZVJlc3BvbnNlElAKC1JlcG9ydFVzYWdlEh8uYXV0aHBvb2wudjEuUmVwb3J0VXNhZ2VSZXF1ZXN0GiAuYXV0aHBvb2wudjEuUmVwb3J0VXNhZ2VSZXNwb25zZRJECgdSZWxlYXNlEhsuYXV0aHBvb2wudjEuUmVsZWFzZVJlcXVlc3QaHC5hdXRocG9vbC52MS5SZWxlYXNlUmVzcG9uc2USVQoMU3RyZWFtRXZlbnRzEiAuYXV0aHBvb2wudjEuU3RyZWFtRXZlbnRzUmVxdWVzdBohLmF1dGhwb29sLnYxLlN0cmVhbUV2ZW50c1Jlc3BvbnNlMAESSgoJUmViYWxhbmNlEh0uYXV0aHBvb2wudjEuUmViYWxhbmNlUmVxdWVzdBoeLmF1dGhwb29sLnYxLlJlYmFsYW5jZVJlc3BvbnNlElYKDUdldFBvb2xTdGF0dXMSIS5hdXRocG9vbC52MS5HZXRQb29sU3RhdHVzUmVxdWVzdBoiLmF1dGhwb29sLnYxLkdldFBvb2xTdGF0dXNSZXNwb25zZRJKCglTZXRQYXVzZWQSHS5hdXRocG9vbC52MS5TZXRQYXVzZWRSZXF1ZXN0Gh4uYXV0aHBvb2wudjEuU2V0UGF1c2VkUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message authpool.v1.AllocateRequest
@@ -321,6 +321,15 @@ export type Usage = Message<"authpool.v1.Usage"> & {
    * @generated from field: authpool.v1.ResponseHeaders response = 9;
    */
   response?: ResponseHeaders | undefined;
+
+  /**
+   * The Claude session the run belonged to (claude's session_id), when the
+   * gateway knows it: transcript rows of that session are then recognised
+   * as the pool's own use, not use from outside. claude_output carries it.
+   *
+   * @generated from field: string claude_session_id = 10;
+   */
+  claudeSessionId: string;
 };
 
 /**
@@ -749,6 +758,34 @@ export type SubscriptionStatus = Message<"authpool.v1.SubscriptionStatus"> & {
    * @generated from field: double hours_to_exhaustion = 23;
    */
   hoursToExhaustion: number;
+
+  /**
+   * How weekly_percent_used was reached: basis, source and age.
+   *
+   * @generated from field: authpool.v1.UsageFigure weekly = 24;
+   */
+  weekly?: UsageFigure | undefined;
+
+  /**
+   * How the 5-hour window's percent_used was reached.
+   *
+   * @generated from field: authpool.v1.UsageFigure five_hour = 25;
+   */
+  fiveHour?: UsageFigure | undefined;
+
+  /**
+   * Use found in this account's transcripts that the pool never saw reported.
+   *
+   * @generated from field: authpool.v1.ExternalUsage external = 26;
+   */
+  external?: ExternalUsage | undefined;
+
+  /**
+   * Polling of the OAuth usage endpoint for this account; unset when off.
+   *
+   * @generated from field: authpool.v1.UsagePolling usage_polling = 27;
+   */
+  usagePolling?: UsagePolling | undefined;
 };
 
 /**
@@ -757,6 +794,163 @@ export type SubscriptionStatus = Message<"authpool.v1.SubscriptionStatus"> & {
  */
 export const SubscriptionStatusSchema: GenMessage<SubscriptionStatus> = /*@__PURE__*/
   messageDesc(file_authpool_v1_auth_pool, 16);
+
+/**
+ * UsageFigure explains one percent-used figure.
+ *
+ * @generated from message authpool.v1.UsageFigure
+ */
+export type UsageFigure = Message<"authpool.v1.UsageFigure"> & {
+  /**
+   * 0-100 (may exceed 100).
+   *
+   * @generated from field: double percent_used = 1;
+   */
+  percentUsed: number;
+
+  /**
+   * @generated from field: authpool.v1.FigureBasis basis = 2;
+   */
+  basis: FigureBasis;
+
+  /**
+   * For the upstream bases: the observation's source, time, age and reset.
+   *
+   * @generated from field: authpool.v1.ObservationSource source = 3;
+   */
+  source: ObservationSource;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp observed_at = 4;
+   */
+  observedAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Duration age = 5;
+   */
+  age?: Duration | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp resets_at = 6;
+   */
+  resetsAt?: Timestamp | undefined;
+
+  /**
+   * USD of API-priced use that fills the window: learned from pairs of
+   * (recorded cost, observed utilization change), else the configured budget.
+   *
+   * @generated from field: double usd_per_window = 7;
+   */
+  usdPerWindow: number;
+
+  /**
+   * @generated from field: bool usd_per_window_learned = 8;
+   */
+  usdPerWindowLearned: boolean;
+
+  /**
+   * Pairs the learned ratio rests on.
+   *
+   * @generated from field: uint32 calibration_samples = 9;
+   */
+  calibrationSamples: number;
+};
+
+/**
+ * Describes the message authpool.v1.UsageFigure.
+ * Use `create(UsageFigureSchema)` to create a new message.
+ */
+export const UsageFigureSchema: GenMessage<UsageFigure> = /*@__PURE__*/
+  messageDesc(file_authpool_v1_auth_pool, 17);
+
+/**
+ * ExternalUsage is use of an account outside the pool, read from its
+ * transcripts (<configDir>/projects/**\/*.jsonl).
+ *
+ * @generated from message authpool.v1.ExternalUsage
+ */
+export type ExternalUsage = Message<"authpool.v1.ExternalUsage"> & {
+  /**
+   * Rolling 7 days, USD at API prices; included in weekly_used_usd.
+   *
+   * @generated from field: double weekly_usd = 1;
+   */
+  weeklyUsd: number;
+
+  /**
+   * In the current 5-hour window; included in five_hour_window.cost_usd.
+   *
+   * @generated from field: double five_hour_usd = 2;
+   */
+  fiveHourUsd: number;
+
+  /**
+   * Time of the newest external row counted.
+   *
+   * @generated from field: google.protobuf.Timestamp last_seen_at = 3;
+   */
+  lastSeenAt?: Timestamp | undefined;
+
+  /**
+   * When the transcripts were last read; unset when reading is off.
+   *
+   * @generated from field: google.protobuf.Timestamp scanned_at = 4;
+   */
+  scannedAt?: Timestamp | undefined;
+
+  /**
+   * Why the last read failed (a file that could not be read); empty if none.
+   *
+   * @generated from field: string scan_error = 5;
+   */
+  scanError: string;
+
+  /**
+   * Transcript files being followed.
+   *
+   * @generated from field: uint32 files = 6;
+   */
+  files: number;
+};
+
+/**
+ * Describes the message authpool.v1.ExternalUsage.
+ * Use `create(ExternalUsageSchema)` to create a new message.
+ */
+export const ExternalUsageSchema: GenMessage<ExternalUsage> = /*@__PURE__*/
+  messageDesc(file_authpool_v1_auth_pool, 18);
+
+/**
+ * UsagePolling is the state of one account's OAuth usage-endpoint polling.
+ *
+ * @generated from message authpool.v1.UsagePolling
+ */
+export type UsagePolling = Message<"authpool.v1.UsagePolling"> & {
+  /**
+   * @generated from field: google.protobuf.Timestamp last_polled_at = 1;
+   */
+  lastPolledAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp next_poll_at = 2;
+   */
+  nextPollAt?: Timestamp | undefined;
+
+  /**
+   * Why the last poll failed, e.g. "no credentials", "credentials expired";
+   * empty after a success.
+   *
+   * @generated from field: string last_error = 3;
+   */
+  lastError: string;
+};
+
+/**
+ * Describes the message authpool.v1.UsagePolling.
+ * Use `create(UsagePollingSchema)` to create a new message.
+ */
+export const UsagePollingSchema: GenMessage<UsagePolling> = /*@__PURE__*/
+  messageDesc(file_authpool_v1_auth_pool, 19);
 
 /**
  * @generated from message authpool.v1.HealthComponent
@@ -797,7 +991,7 @@ export type HealthComponent = Message<"authpool.v1.HealthComponent"> & {
  * Use `create(HealthComponentSchema)` to create a new message.
  */
 export const HealthComponentSchema: GenMessage<HealthComponent> = /*@__PURE__*/
-  messageDesc(file_authpool_v1_auth_pool, 17);
+  messageDesc(file_authpool_v1_auth_pool, 20);
 
 /**
  * UsageWindow is the current 5-hour window.
@@ -841,7 +1035,7 @@ export type UsageWindow = Message<"authpool.v1.UsageWindow"> & {
  * Use `create(UsageWindowSchema)` to create a new message.
  */
 export const UsageWindowSchema: GenMessage<UsageWindow> = /*@__PURE__*/
-  messageDesc(file_authpool_v1_auth_pool, 18);
+  messageDesc(file_authpool_v1_auth_pool, 21);
 
 /**
  * @generated from message authpool.v1.Cooldown
@@ -886,9 +1080,12 @@ export type Cooldown = Message<"authpool.v1.Cooldown"> & {
  * Use `create(CooldownSchema)` to create a new message.
  */
 export const CooldownSchema: GenMessage<Cooldown> = /*@__PURE__*/
-  messageDesc(file_authpool_v1_auth_pool, 19);
+  messageDesc(file_authpool_v1_auth_pool, 22);
 
 /**
+ * UpstreamUtilization is the latest observation of one window whose reset
+ * has not passed.
+ *
  * @generated from message authpool.v1.UpstreamUtilization
  */
 export type UpstreamUtilization = Message<"authpool.v1.UpstreamUtilization"> & {
@@ -898,7 +1095,7 @@ export type UpstreamUtilization = Message<"authpool.v1.UpstreamUtilization"> & {
   window: LimitWindow;
 
   /**
-   * 0-1 fraction.
+   * 0-1 fraction, as observed.
    *
    * @generated from field: double utilization = 2;
    */
@@ -913,6 +1110,35 @@ export type UpstreamUtilization = Message<"authpool.v1.UpstreamUtilization"> & {
    * @generated from field: google.protobuf.Timestamp observed_at = 4;
    */
   observedAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: authpool.v1.RateLimitStatus status = 5;
+   */
+  status: RateLimitStatus;
+
+  /**
+   * @generated from field: authpool.v1.ObservationSource source = 6;
+   */
+  source: ObservationSource;
+
+  /**
+   * @generated from field: google.protobuf.Duration age = 7;
+   */
+  age?: Duration | undefined;
+
+  /**
+   * Older than upstream.staleAfterSeconds.
+   *
+   * @generated from field: bool stale = 8;
+   */
+  stale: boolean;
+
+  /**
+   * USD recorded on the account since the observation.
+   *
+   * @generated from field: double cost_since_usd = 9;
+   */
+  costSinceUsd: number;
 };
 
 /**
@@ -920,7 +1146,7 @@ export type UpstreamUtilization = Message<"authpool.v1.UpstreamUtilization"> & {
  * Use `create(UpstreamUtilizationSchema)` to create a new message.
  */
 export const UpstreamUtilizationSchema: GenMessage<UpstreamUtilization> = /*@__PURE__*/
-  messageDesc(file_authpool_v1_auth_pool, 20);
+  messageDesc(file_authpool_v1_auth_pool, 23);
 
 /**
  * @generated from message authpool.v1.Session
@@ -1007,7 +1233,7 @@ export type Session = Message<"authpool.v1.Session"> & {
  * Use `create(SessionSchema)` to create a new message.
  */
 export const SessionSchema: GenMessage<Session> = /*@__PURE__*/
-  messageDesc(file_authpool_v1_auth_pool, 21);
+  messageDesc(file_authpool_v1_auth_pool, 24);
 
 /**
  * @generated from message authpool.v1.NotificationStatus
@@ -1044,7 +1270,7 @@ export type NotificationStatus = Message<"authpool.v1.NotificationStatus"> & {
  * Use `create(NotificationStatusSchema)` to create a new message.
  */
 export const NotificationStatusSchema: GenMessage<NotificationStatus> = /*@__PURE__*/
-  messageDesc(file_authpool_v1_auth_pool, 22);
+  messageDesc(file_authpool_v1_auth_pool, 25);
 
 /**
  * @generated from message authpool.v1.SetPausedRequest
@@ -1066,7 +1292,7 @@ export type SetPausedRequest = Message<"authpool.v1.SetPausedRequest"> & {
  * Use `create(SetPausedRequestSchema)` to create a new message.
  */
 export const SetPausedRequestSchema: GenMessage<SetPausedRequest> = /*@__PURE__*/
-  messageDesc(file_authpool_v1_auth_pool, 23);
+  messageDesc(file_authpool_v1_auth_pool, 26);
 
 /**
  * @generated from message authpool.v1.SetPausedResponse
@@ -1083,7 +1309,7 @@ export type SetPausedResponse = Message<"authpool.v1.SetPausedResponse"> & {
  * Use `create(SetPausedResponseSchema)` to create a new message.
  */
 export const SetPausedResponseSchema: GenMessage<SetPausedResponse> = /*@__PURE__*/
-  messageDesc(file_authpool_v1_auth_pool, 24);
+  messageDesc(file_authpool_v1_auth_pool, 27);
 
 /**
  * @generated from message authpool.v1.StreamEventsRequest
@@ -1124,7 +1350,7 @@ export type StreamEventsRequest = Message<"authpool.v1.StreamEventsRequest"> & {
  * Use `create(StreamEventsRequestSchema)` to create a new message.
  */
 export const StreamEventsRequestSchema: GenMessage<StreamEventsRequest> = /*@__PURE__*/
-  messageDesc(file_authpool_v1_auth_pool, 25);
+  messageDesc(file_authpool_v1_auth_pool, 28);
 
 /**
  * @generated from message authpool.v1.StreamEventsResponse
@@ -1141,7 +1367,7 @@ export type StreamEventsResponse = Message<"authpool.v1.StreamEventsResponse"> &
  * Use `create(StreamEventsResponseSchema)` to create a new message.
  */
 export const StreamEventsResponseSchema: GenMessage<StreamEventsResponse> = /*@__PURE__*/
-  messageDesc(file_authpool_v1_auth_pool, 26);
+  messageDesc(file_authpool_v1_auth_pool, 29);
 
 /**
  * @generated from message authpool.v1.Event
@@ -1210,7 +1436,7 @@ export type Event = Message<"authpool.v1.Event"> & {
  * Use `create(EventSchema)` to create a new message.
  */
 export const EventSchema: GenMessage<Event> = /*@__PURE__*/
-  messageDesc(file_authpool_v1_auth_pool, 27);
+  messageDesc(file_authpool_v1_auth_pool, 30);
 
 /**
  * @generated from message authpool.v1.RotationEvent
@@ -1247,7 +1473,7 @@ export type RotationEvent = Message<"authpool.v1.RotationEvent"> & {
  * Use `create(RotationEventSchema)` to create a new message.
  */
 export const RotationEventSchema: GenMessage<RotationEvent> = /*@__PURE__*/
-  messageDesc(file_authpool_v1_auth_pool, 28);
+  messageDesc(file_authpool_v1_auth_pool, 31);
 
 /**
  * @generated from message authpool.v1.FailoverEvent
@@ -1279,7 +1505,7 @@ export type FailoverEvent = Message<"authpool.v1.FailoverEvent"> & {
  * Use `create(FailoverEventSchema)` to create a new message.
  */
 export const FailoverEventSchema: GenMessage<FailoverEvent> = /*@__PURE__*/
-  messageDesc(file_authpool_v1_auth_pool, 29);
+  messageDesc(file_authpool_v1_auth_pool, 32);
 
 /**
  * @generated from message authpool.v1.UsageThresholdEvent
@@ -1323,7 +1549,7 @@ export type UsageThresholdEvent = Message<"authpool.v1.UsageThresholdEvent"> & {
  * Use `create(UsageThresholdEventSchema)` to create a new message.
  */
 export const UsageThresholdEventSchema: GenMessage<UsageThresholdEvent> = /*@__PURE__*/
-  messageDesc(file_authpool_v1_auth_pool, 30);
+  messageDesc(file_authpool_v1_auth_pool, 33);
 
 /**
  * @generated from message authpool.v1.LimitReachedEvent
@@ -1367,7 +1593,7 @@ export type LimitReachedEvent = Message<"authpool.v1.LimitReachedEvent"> & {
  * Use `create(LimitReachedEventSchema)` to create a new message.
  */
 export const LimitReachedEventSchema: GenMessage<LimitReachedEvent> = /*@__PURE__*/
-  messageDesc(file_authpool_v1_auth_pool, 31);
+  messageDesc(file_authpool_v1_auth_pool, 34);
 
 /**
  * @generated from message authpool.v1.StatusChangedEvent
@@ -1399,7 +1625,7 @@ export type StatusChangedEvent = Message<"authpool.v1.StatusChangedEvent"> & {
  * Use `create(StatusChangedEventSchema)` to create a new message.
  */
 export const StatusChangedEventSchema: GenMessage<StatusChangedEvent> = /*@__PURE__*/
-  messageDesc(file_authpool_v1_auth_pool, 32);
+  messageDesc(file_authpool_v1_auth_pool, 35);
 
 /**
  * @generated from message authpool.v1.RebalanceCompletedEvent
@@ -1428,7 +1654,7 @@ export type RebalanceCompletedEvent = Message<"authpool.v1.RebalanceCompletedEve
  * Use `create(RebalanceCompletedEventSchema)` to create a new message.
  */
 export const RebalanceCompletedEventSchema: GenMessage<RebalanceCompletedEvent> = /*@__PURE__*/
-  messageDesc(file_authpool_v1_auth_pool, 33);
+  messageDesc(file_authpool_v1_auth_pool, 36);
 
 /**
  * @generated from message authpool.v1.SessionEvent
@@ -1455,7 +1681,7 @@ export type SessionEvent = Message<"authpool.v1.SessionEvent"> & {
  * Use `create(SessionEventSchema)` to create a new message.
  */
 export const SessionEventSchema: GenMessage<SessionEvent> = /*@__PURE__*/
-  messageDesc(file_authpool_v1_auth_pool, 34);
+  messageDesc(file_authpool_v1_auth_pool, 37);
 
 /**
  * @generated from message authpool.v1.RebalanceRequest
@@ -1474,7 +1700,7 @@ export type RebalanceRequest = Message<"authpool.v1.RebalanceRequest"> & {
  * Use `create(RebalanceRequestSchema)` to create a new message.
  */
 export const RebalanceRequestSchema: GenMessage<RebalanceRequest> = /*@__PURE__*/
-  messageDesc(file_authpool_v1_auth_pool, 35);
+  messageDesc(file_authpool_v1_auth_pool, 38);
 
 /**
  * @generated from message authpool.v1.RebalanceResponse
@@ -1511,7 +1737,7 @@ export type RebalanceResponse = Message<"authpool.v1.RebalanceResponse"> & {
  * Use `create(RebalanceResponseSchema)` to create a new message.
  */
 export const RebalanceResponseSchema: GenMessage<RebalanceResponse> = /*@__PURE__*/
-  messageDesc(file_authpool_v1_auth_pool, 36);
+  messageDesc(file_authpool_v1_auth_pool, 39);
 
 /**
  * @generated from message authpool.v1.RebalanceMove
@@ -1548,7 +1774,7 @@ export type RebalanceMove = Message<"authpool.v1.RebalanceMove"> & {
  * Use `create(RebalanceMoveSchema)` to create a new message.
  */
 export const RebalanceMoveSchema: GenMessage<RebalanceMove> = /*@__PURE__*/
-  messageDesc(file_authpool_v1_auth_pool, 37);
+  messageDesc(file_authpool_v1_auth_pool, 40);
 
 /**
  * @generated from message authpool.v1.SubscriptionHealth
@@ -1580,7 +1806,7 @@ export type SubscriptionHealth = Message<"authpool.v1.SubscriptionHealth"> & {
  * Use `create(SubscriptionHealthSchema)` to create a new message.
  */
 export const SubscriptionHealthSchema: GenMessage<SubscriptionHealth> = /*@__PURE__*/
-  messageDesc(file_authpool_v1_auth_pool, 38);
+  messageDesc(file_authpool_v1_auth_pool, 41);
 
 /**
  * Priority of a session. The weekly budget threshold keeps a reserve on every
@@ -1819,6 +2045,107 @@ export const SubscriptionTypeSchema: GenEnum<SubscriptionType> = /*@__PURE__*/
   enumDesc(file_authpool_v1_auth_pool, 5);
 
 /**
+ * FigureBasis says what a usage figure rests on.
+ *
+ * @generated from enum authpool.v1.FigureBasis
+ */
+export enum FigureBasis {
+  /**
+   * @generated from enum value: FIGURE_BASIS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * An upstream observation younger than upstream.staleAfterSeconds, plus
+   * the use recorded since at the account's dollar ratio.
+   *
+   * @generated from enum value: FIGURE_BASIS_UPSTREAM = 1;
+   */
+  UPSTREAM = 1,
+
+  /**
+   * An older observation: use from elsewhere may be missing, but it stays a
+   * floor until its window resets.
+   *
+   * @generated from enum value: FIGURE_BASIS_UPSTREAM_STALE = 2;
+   */
+  UPSTREAM_STALE = 2,
+
+  /**
+   * Local spend converted at the ratio learned from upstream observations.
+   *
+   * @generated from enum value: FIGURE_BASIS_LEARNED_ESTIMATE = 3;
+   */
+  LEARNED_ESTIMATE = 3,
+
+  /**
+   * Local spend over the configured budget: a guess until upstream speaks.
+   *
+   * @generated from enum value: FIGURE_BASIS_BUDGET_ESTIMATE = 4;
+   */
+  BUDGET_ESTIMATE = 4,
+}
+
+/**
+ * Describes the enum authpool.v1.FigureBasis.
+ */
+export const FigureBasisSchema: GenEnum<FigureBasis> = /*@__PURE__*/
+  enumDesc(file_authpool_v1_auth_pool, 6);
+
+/**
+ * ObservationSource says where an upstream observation came from.
+ *
+ * @generated from enum authpool.v1.ObservationSource
+ */
+export enum ObservationSource {
+  /**
+   * @generated from enum value: OBSERVATION_SOURCE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A rate_limit_event in stream-json claude_output.
+   *
+   * @generated from enum value: OBSERVATION_SOURCE_STREAM_EVENT = 1;
+   */
+  STREAM_EVENT = 1,
+
+  /**
+   * anthropic-ratelimit-unified-* headers in Usage.response.
+   *
+   * @generated from enum value: OBSERVATION_SOURCE_RESPONSE_HEADERS = 2;
+   */
+  RESPONSE_HEADERS = 2,
+
+  /**
+   * Usage.rate_limits, as the gateway reported them.
+   *
+   * @generated from enum value: OBSERVATION_SOURCE_REPORT = 3;
+   */
+  REPORT = 3,
+
+  /**
+   * The OAuth usage endpoint (what Claude Code's /usage shows).
+   *
+   * @generated from enum value: OBSERVATION_SOURCE_OAUTH_USAGE = 4;
+   */
+  OAUTH_USAGE = 4,
+
+  /**
+   * A usage-limit row in the account's transcripts.
+   *
+   * @generated from enum value: OBSERVATION_SOURCE_TRANSCRIPT = 5;
+   */
+  TRANSCRIPT = 5,
+}
+
+/**
+ * Describes the enum authpool.v1.ObservationSource.
+ */
+export const ObservationSourceSchema: GenEnum<ObservationSource> = /*@__PURE__*/
+  enumDesc(file_authpool_v1_auth_pool, 7);
+
+/**
  * @generated from enum authpool.v1.SessionState
  */
 export enum SessionState {
@@ -1847,7 +2174,7 @@ export enum SessionState {
  * Describes the enum authpool.v1.SessionState.
  */
 export const SessionStateSchema: GenEnum<SessionState> = /*@__PURE__*/
-  enumDesc(file_authpool_v1_auth_pool, 6);
+  enumDesc(file_authpool_v1_auth_pool, 8);
 
 /**
  * @generated from enum authpool.v1.EventType
@@ -1898,7 +2225,7 @@ export enum EventType {
  * Describes the enum authpool.v1.EventType.
  */
 export const EventTypeSchema: GenEnum<EventType> = /*@__PURE__*/
-  enumDesc(file_authpool_v1_auth_pool, 7);
+  enumDesc(file_authpool_v1_auth_pool, 9);
 
 /**
  * @generated from enum authpool.v1.RotationReason
@@ -1936,7 +2263,7 @@ export enum RotationReason {
  * Describes the enum authpool.v1.RotationReason.
  */
 export const RotationReasonSchema: GenEnum<RotationReason> = /*@__PURE__*/
-  enumDesc(file_authpool_v1_auth_pool, 8);
+  enumDesc(file_authpool_v1_auth_pool, 10);
 
 /**
  * @generated from enum authpool.v1.SessionEventKind
@@ -1967,7 +2294,7 @@ export enum SessionEventKind {
  * Describes the enum authpool.v1.SessionEventKind.
  */
 export const SessionEventKindSchema: GenEnum<SessionEventKind> = /*@__PURE__*/
-  enumDesc(file_authpool_v1_auth_pool, 9);
+  enumDesc(file_authpool_v1_auth_pool, 11);
 
 /**
  * AuthPoolService allocates sessions to subscriptions and keeps their books.
