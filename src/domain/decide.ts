@@ -14,6 +14,7 @@ import type {
   SubscriptionHealthSummary,
   SweepResult,
 } from "./commands.js";
+import { BUCKET_RETENTION_MS } from "./accounting.js";
 import { computeHealth } from "./health.js";
 import { modelFamily } from "./model-family.js";
 import { observeSubscription } from "./observe.js";
@@ -497,8 +498,20 @@ export class Pool {
     const horizon = now - this.settings.dedupeRetentionHours * HOUR_MS;
     const oldestKey = this.state.dedupe.values().next();
     const oldestEnded = this.state.ended.values().next();
-    if ((!oldestKey.done && oldestKey.value < horizon) || (!oldestEnded.done && oldestEnded.value.endedAt < horizon)) {
-      emit({ type: "pruned", before: horizon });
+    // Transcript rows are remembered as long as a row that old could still
+    // count (a week, plus the buckets' slack): forgetting one sooner would
+    // count it again if its file were read again.
+    const transcriptsBefore = now - BUCKET_RETENTION_MS;
+    const oldestSession = this.state.claudeSessions.values().next();
+    const transcriptsDue =
+      (!oldestSession.done && oldestSession.value < transcriptsBefore) ||
+      someOlder(this.state.transcriptRows.values(), transcriptsBefore);
+    if (
+      transcriptsDue ||
+      (!oldestKey.done && oldestKey.value < horizon) ||
+      (!oldestEnded.done && oldestEnded.value.endedAt < horizon)
+    ) {
+      emit({ type: "pruned", before: horizon, ...(transcriptsDue ? { transcriptsBefore } : {}) });
     }
     return { kind: "swept", expired };
   }
@@ -541,6 +554,11 @@ function dedupeKeys(sessionId: string, requestId: string, resultUuid: string | u
   if (requestId !== "") keys.push(`r:${sessionId}:${requestId}`);
   if (resultUuid !== undefined && resultUuid !== "") keys.push(`u:${resultUuid}`);
   return keys;
+}
+
+function someOlder(rows: Iterable<{ at: number }>, before: number): boolean {
+  for (const row of rows) if (row.at < before) return true;
+  return false;
 }
 
 /** growth is how much each count rose from what was counted before (never negative). */

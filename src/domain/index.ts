@@ -53,6 +53,7 @@ export type { SubscriptionView, AllocationNeed } from "./view.js";
 export { sessionActivity } from "./activity.js";
 export type { SessionActivity } from "./activity.js";
 export { modelFamily } from "./model-family.js";
+export type { Fraction } from "./accounting.js";
 export {
   burnRateUsdPerHour,
   currentWindow,
@@ -69,6 +70,7 @@ export type {
   LimitWindow,
   ModelScope,
   ModelUsage,
+  ObservationSource,
   RateLimitReading,
   TokenCounts,
   UsageReport,

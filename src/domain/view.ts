@@ -25,6 +25,8 @@ import type { LimitWindow } from "./usage.js";
  * instant: what status, allocation and health read. Computed, never stored.
  */
 export interface SubscriptionView {
+  /** The instant it was derived for (epoch ms): ages are measured from it. */
+  at: number;
   cfg: SubscriptionSettings;
   state: SubscriptionState;
   status: SubscriptionStatusName;
@@ -101,6 +103,7 @@ export function viewSubscription(
   const weekEnd = floorHour(now) + HOUR_MS;
   const remainingUsd = Math.max(0, (1 - weekly.value) * cfg.weeklyBudgetUsd);
   const view: SubscriptionView = {
+    at: now,
     cfg,
     state: sub,
     status: "available",

@@ -21,6 +21,7 @@ import {
   percent,
   priorityFromProto,
   sessionToProto,
+  type SubscriptionExtras,
   subscriptionToProto,
   windowToProto,
 } from "./to-proto.js";
@@ -42,8 +43,8 @@ export interface AuthPoolServiceOptions {
   /** Reset times in limit texts without a zone are read in this zone. */
   timeZone: string;
   maxClaudeOutputBytes: number;
-  /** Non-fatal problems per subscription (e.g. a missing config dir). */
-  warnings: (subscriptionId: string) => readonly string[];
+  /** What the status shows beyond the pool's state: warnings (e.g. a missing config dir), polling, transcripts. */
+  extras: (subscriptionId: string) => SubscriptionExtras;
   newSessionId: () => string;
 }
 
@@ -55,7 +56,7 @@ export function createAuthPoolService(
   options: AuthPoolServiceOptions,
 ): ServiceImpl<typeof AuthPoolService> {
   const { writer, settings } = options;
-  const render = (v: SubscriptionView) => subscriptionToProto(v, settings, options.warnings(v.cfg.id));
+  const render = (v: SubscriptionView) => subscriptionToProto(v, settings, options.extras(v.cfg.id));
 
   return {
     async allocate(req) {

@@ -4,11 +4,12 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { AuthPoolService, file_authpool_v1_auth_pool } from "../../gen/authpool/v1/auth_pool_pb.js";
 import { file_grpc_health_v1_health } from "../../gen/grpc/health/v1/health_pb.js";
 import type { PoolConfig } from "../config/index.js";
-import { type Clock, DAY_MS, Pool, nextCooldownEnd, systemClock } from "../domain/index.js";
+import { type Clock, DAY_MS, MINUTE_MS, Pool, nextCooldownEnd, systemClock } from "../domain/index.js";
 import { type Logger, silentLogger } from "../runtime/logger.js";
 import { startLogNotifier } from "../notify/log-notifier.js";
 import { WebhookDispatcher } from "../notify/webhook-dispatcher.js";
 import { EventFeed } from "../runtime/event-feed.js";
+import { TranscriptReconciler } from "../transcripts/index.js";
 import { UsagePoller } from "../upstream/index.js";
 import { PoolWriter, WriterUnavailableError } from "../runtime/pool-writer.js";
 import { Scheduler } from "../runtime/scheduler.js";
@@ -111,6 +112,23 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
       })
     : undefined;
 
+  const followed = config.subscriptions.filter((s) => s.transcripts);
+  const reconciler =
+    followed.length > 0
+      ? new TranscriptReconciler({
+          subscriptions: followed,
+          store,
+          clock,
+          logger,
+          graceMs: config.transcripts.graceMinutes * MINUTE_MS,
+          defaultTimeZone: config.cooldown.timeZone,
+          submit: async (subscriptionId, rows) => {
+            const result = await writer.submit({ kind: "reconcile", subscriptionId, rows });
+            if (result.kind === "rejected") throw new Error(result.message);
+          },
+        })
+      : undefined;
+
   const warnings = configDirWarnings(config.subscriptions);
   for (const [id, list] of warnings) for (const w of list) logger.warn("subscription", { subscription: id, warning: w });
 
@@ -142,10 +160,15 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
           clock,
           timeZone: config.cooldown.timeZone,
           maxClaudeOutputBytes: config.limits.maxClaudeOutputBytes,
-          warnings: (id) => {
+          extras: (id) => {
             const list = warnings.get(id) ?? [];
-            const poll = poller?.status(id)?.lastError;
-            return poll === undefined ? list : [...list, `usage endpoint: ${poll}`];
+            const polling = poller?.status(id);
+            const transcripts = reconciler?.status(id);
+            return {
+              warnings: polling?.lastError === undefined ? list : [...list, `usage endpoint: ${polling.lastError}`],
+              ...(polling !== undefined ? { polling } : {}),
+              ...(transcripts !== undefined ? { transcripts } : {}),
+            };
           },
           newSessionId: randomUUID,
         }),
@@ -187,6 +210,17 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
               everyMs: 60_000,
               run: () => poller.pollDue(),
               wakeAt: () => poller.nextDueAt(),
+            },
+          ]
+        : []),
+      ...(reconciler !== undefined
+        ? [
+            {
+              name: "transcripts",
+              everyMs: config.transcripts.intervalSeconds * 1000,
+              run: () => reconciler.scanAll(),
+              // The first read is due at start: use from before the pool ran counts too.
+              wakeAt: () => (reconciler.neverScanned ? 0 : undefined),
             },
           ]
         : []),

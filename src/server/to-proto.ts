@@ -22,6 +22,9 @@ import type {
   SubscriptionView,
 } from "../domain/index.js";
 import { sessionActivity } from "../domain/index.js";
+import type { TranscriptScanStatus } from "../transcripts/index.js";
+import type { PollStatus } from "../upstream/index.js";
+import { externalToProto, figureToProto, pollingToProto, upstreamToProto } from "./upstream-to-proto.js";
 
 /**
  * Mapping from domain values to protobuf init shapes: the one place that
@@ -98,14 +101,19 @@ function round(n: number, digits: number): number {
   return Math.round(n * f) / f;
 }
 
+/** SubscriptionExtras is what the status shows beyond the pool's state: warnings, polling, transcript reading. */
+export interface SubscriptionExtras {
+  warnings: readonly string[];
+  polling?: PollStatus;
+  transcripts?: TranscriptScanStatus;
+}
+
 /** subscriptionToProto renders a view for status, grants and report replies. */
 export function subscriptionToProto(
   v: SubscriptionView,
   settings: PoolSettings,
-  warnings: readonly string[],
+  extras: SubscriptionExtras,
 ): MessageInitShape<typeof SubscriptionStatusSchema> {
-  const budgetFraction = v.window === undefined ? 0 : v.windowCostUsd / v.cfg.fiveHourBudgetUsd;
-  const five = v.upstream.find((u) => u.window === "five_hour");
   return {
     id: v.cfg.id,
     email: v.cfg.email,
@@ -131,7 +139,7 @@ export function subscriptionToProto(
             start: timestampFromMs(v.window.start),
             end: timestampFromMs(v.window.end),
             costUsd: v.windowCostUsd,
-            percentUsed: percent(five !== undefined ? v.fiveHourFraction : budgetFraction),
+            percentUsed: percent(v.fiveHourFraction),
             estimated: v.window.estimated,
           },
     burnRateUsdPerHour: v.burnRateUsdPerHour,
@@ -152,19 +160,18 @@ export function subscriptionToProto(
             modelScope: v.cooldown.modelScope ?? "",
           },
     warnings: [
-      ...warnings,
+      ...extras.warnings,
       ...v.scopedCooldowns.map(
         (c) => `${c.modelScope ?? ""} limit until ${new Date(c.until).toISOString()}${c.estimated ? " (estimated)" : ""}`,
       ),
     ],
     lastUsedAt: v.state.lastUsedAt === undefined ? undefined : timestampFromMs(v.state.lastUsedAt),
-    upstream: v.upstream.map((u) => ({
-      window: windowToProto[u.window],
-      utilization: u.observation.utilization,
-      resetsAt: u.observation.resetsAt === undefined ? undefined : timestampFromMs(u.observation.resetsAt),
-      observedAt: timestampFromMs(u.observation.observedAt),
-    })),
+    upstream: upstreamToProto(v),
     hoursToExhaustion: v.hoursToExhaustion === undefined ? 0 : round(v.hoursToExhaustion, 2),
+    weekly: figureToProto(v, v.weekly, "seven_day"),
+    fiveHour: figureToProto(v, v.fiveHour, "five_hour"),
+    external: externalToProto(v, extras.transcripts),
+    usagePolling: pollingToProto(extras.polling),
   };
 }
 

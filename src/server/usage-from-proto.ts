@@ -63,6 +63,7 @@ export function usageFromProto(u: Usage, now: number): UsageReport {
       ...(scope !== undefined ? { modelScope: scope } : {}),
     };
   }
+  if (u.claudeSessionId.length > 128) throw invalidArgument("usage.claude_session_id", "must be at most 128 characters");
   const { costUsd, ...tokens } = counted(u);
   return {
     costUsd,
@@ -70,6 +71,7 @@ export function usageFromProto(u: Usage, now: number): UsageReport {
     models: Object.fromEntries(Object.entries(u.modelUsage).map(([model, m]) => [model, counted(m)])),
     durationMs,
     readings,
+    ...(u.claudeSessionId !== "" ? { claudeSessionId: u.claudeSessionId } : {}),
     ...(limit !== undefined ? { limit } : {}),
     ...(transientError !== undefined ? { transientError } : {}),
   };

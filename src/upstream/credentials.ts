@@ -27,7 +27,7 @@ export async function readAccessToken(configDir: string, now: number): Promise<A
   } catch (error) {
     const code = errorCode(error);
     if (code === "ENOENT" || code === "ENOTDIR") {
-      return { ok: false, reason: `no ${CREDENTIALS_FILE} (macOS keeps the token in the keychain)` };
+      return { ok: false, reason: `no credentials: no ${CREDENTIALS_FILE} in the config dir (macOS keeps the token in the keychain)` };
     }
     return { ok: false, reason: `cannot read ${CREDENTIALS_FILE} (${code ?? "unknown error"})` };
   }
@@ -55,7 +55,7 @@ function tokenFromText(text: string, now: number): AccessTokenResult {
     if (expiresAt <= now) {
       return {
         ok: false,
-        reason: `token expired at ${new Date(expiresAt).toISOString()}; run claude once in this config dir to refresh it`,
+        reason: `credentials expired at ${new Date(expiresAt).toISOString()}; run claude once in this config dir to refresh them`,
       };
     }
     return { ok: true, token: token.trim(), expiresAt };

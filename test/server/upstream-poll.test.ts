@@ -53,7 +53,10 @@ describe("upstream usage polling", () => {
     expect(sub1.weeklyPercentUsed).toBe(59);
     expect(sub1.upstream.map((u) => u.window).sort()).toEqual([LimitWindow.FIVE_HOUR, LimitWindow.SEVEN_DAY]);
     const sub2 = status.subscriptions.find((s) => s.id === "sub2")!;
-    expect(sub2.warnings.some((w) => w.startsWith("usage endpoint: no .credentials.json"))).toBe(true);
+    expect(sub2.warnings.some((w) => w.startsWith("usage endpoint: no credentials"))).toBe(true);
+    expect(sub2.usagePolling?.lastError).toMatch(/^no credentials: /);
+    expect(sub1.usagePolling?.lastError).toBe("");
+    expect(sub1.usagePolling?.lastPolledAt).toBeDefined();
     expect(JSON.stringify(status.subscriptions.flatMap((s) => s.warnings))).not.toContain(token);
 
     // New sessions avoid the exhausted subscription.

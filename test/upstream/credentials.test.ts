@@ -53,7 +53,7 @@ describe("readAccessToken", () => {
 
   it("says where the token is when the file is missing", async () => {
     const result = await readAccessToken(dir, 0);
-    expect(result).toStrictEqual({ ok: false, reason: "no .credentials.json (macOS keeps the token in the keychain)" });
+    expect(result).toStrictEqual({ ok: false, reason: "no credentials: no .credentials.json in the config dir (macOS keeps the token in the keychain)" });
     expect(await readAccessToken(path.join(dir, "no-such-dir"), 0)).toMatchObject({ ok: false, reason: expect.stringContaining("keychain") });
   });
 
@@ -63,7 +63,7 @@ describe("readAccessToken", () => {
       const result = await readAccessToken(dir, now);
       expect(result).toStrictEqual({
         ok: false,
-        reason: `token expired at ${new Date(EXPIRES_AT).toISOString()}; run claude once in this config dir to refresh it`,
+        reason: `credentials expired at ${new Date(EXPIRES_AT).toISOString()}; run claude once in this config dir to refresh them`,
       });
     }
   });

@@ -331,7 +331,7 @@ describe("UsagePoller", () => {
     await p.pollDue();
     expect(server.requests).toHaveLength(0);
     expect(p.status("sub-a")).toStrictEqual({
-      lastError: "no .credentials.json (macOS keeps the token in the keychain)",
+      lastError: "no credentials: no .credentials.json in the config dir (macOS keeps the token in the keychain)",
       nextPollAt: clock.now() + INTERVAL,
     });
   });
@@ -341,7 +341,7 @@ describe("UsagePoller", () => {
     const p = poller();
     await p.pollDue();
     expect(server.requests).toHaveLength(0);
-    expect(p.status("sub-a")?.lastError).toMatch(/^token expired at 2026-11-24T\S+; run claude once/);
+    expect(p.status("sub-a")?.lastError).toMatch(/^credentials expired at 2026-11-24T\S+; run claude once/);
     expectNoTokenLeak(p, "sub-a");
   });
 
