@@ -7,12 +7,14 @@ import {
   AllocateResponseSchema,
   EventSchema,
   EventType,
+  FigureBasis,
   RebalanceResponseSchema,
   GetPoolStatusResponseSchema,
   Priority,
   ReleaseResponseSchema,
   ReportUsageResponseSchema,
   SetPausedResponseSchema,
+  type UsageFigure,
 } from "../../gen/authpool/v1/auth_pool_pb.js";
 import { createAuthPoolClient } from "../client/index.js";
 import { ConfigError, applyEnv, defaultConfigPath, loadConfigFile } from "../config/index.js";
@@ -78,8 +80,9 @@ async function main(argv: string[]): Promise<number> {
         const window = s.fiveHourWindow;
         process.stdout.write(
           `${s.id.padEnd(16)} ${statusName(s.status).padEnd(11)} health ${s.healthScore.toFixed(1).padStart(5)}` +
-            `  weekly ${s.weeklyPercentUsed.toFixed(1).padStart(5)}% ($${s.weeklyUsedUsd.toFixed(2)}/$${s.weeklyBudgetUsd})` +
-            `  5h ${(window?.percentUsed ?? 0).toFixed(1).padStart(5)}%  sessions ${s.sessionCount}/${s.maxSessions}` +
+            `  weekly ${s.weeklyPercentUsed.toFixed(1).padStart(5)}% ${figureTag(s.weekly)} ($${s.weeklyUsedUsd.toFixed(2)}/$${s.weeklyBudgetUsd})` +
+            `  5h ${(window?.percentUsed ?? 0).toFixed(1).padStart(5)}% ${figureTag(s.fiveHour)}  sessions ${s.sessionCount}/${s.maxSessions}` +
+            `${s.external !== undefined && s.external.weeklyUsd > 0 ? `  outside the pool $${s.external.weeklyUsd.toFixed(2)}` : ""}` +
             `${s.cooldown ? `  cooldown until ${new Date(Number(s.cooldown.until?.seconds ?? 0n) * 1000).toISOString()}` : ""}` +
             `${s.warnings.length > 0 ? `  ! ${s.warnings.join("; ")}` : ""}\n`,
         );
@@ -167,6 +170,17 @@ async function serve(configFlag: string | undefined): Promise<number> {
   await server.close();
   logger.info("stopped", {});
   return 0;
+}
+
+/** figureTag says in brief what a percentage rests on: "[oauth 42s]", "[stale headers 20m]", "[learned]", "[budget]". */
+function figureTag(f: UsageFigure | undefined): string {
+  if (f === undefined) return "";
+  if (f.basis === FigureBasis.LEARNED_ESTIMATE) return "[learned]";
+  if (f.basis !== FigureBasis.UPSTREAM && f.basis !== FigureBasis.UPSTREAM_STALE) return "[budget]";
+  const source = ["", "stream", "headers", "report", "oauth", "transcript"][f.source] ?? "upstream";
+  const age = Number(f.age?.seconds ?? 0n);
+  const ago = age < 120 ? `${age}s` : age < 7200 ? `${Math.round(age / 60)}m` : `${Math.round(age / 3600)}h`;
+  return `[${f.basis === FigureBasis.UPSTREAM_STALE ? "stale " : ""}${source} ${ago}]`;
 }
 
 function statusName(status: number): string {
