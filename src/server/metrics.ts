@@ -70,6 +70,28 @@ export function renderMetrics(status: StatusResult, extra: { durableSeq: number;
   family("authpool_subscription_weekly_budget_usd", "Configured weekly budget (USD).", per((v) => v.cfg.weeklyBudgetUsd));
   family("authpool_subscription_weekly_used_ratio", "Share of the weekly limit used (upstream when known), 0-1.", per((v) => v.weeklyFraction));
   family("authpool_subscription_five_hour_used_ratio", "Share of the current 5-hour window used, 0-1.", per((v) => v.fiveHourFraction));
+  family(
+    "authpool_subscription_external_weekly_usd",
+    "Use in the rolling 7 days found in transcripts, not reported through the pool (USD).",
+    per((v) => v.weeklyExternalUsd),
+  );
+  family(
+    "authpool_subscription_upstream_utilization_ratio",
+    "Latest upstream utilization per window whose reset has not passed, 0-1.",
+    status.views.flatMap((v) =>
+      v.upstream.map((u): [string, number] => [`{subscription="${escape(v.cfg.id)}",window="${u.window}"}`, u.observation.utilization]),
+    ),
+  );
+  family(
+    "authpool_subscription_upstream_age_seconds",
+    "Age of the latest upstream observation per window.",
+    status.views.flatMap((v) =>
+      v.upstream.map((u): [string, number] => [
+        `{subscription="${escape(v.cfg.id)}",window="${u.window}"}`,
+        Math.max(0, (status.now - u.observation.observedAt) / 1000),
+      ]),
+    ),
+  );
   family("authpool_subscription_burn_rate_usd_per_hour", "Cost of the trailing hour (USD).", per((v) => v.burnRateUsdPerHour));
   family("authpool_subscription_sessions", "Sessions held.", per((v) => v.sessionCount));
   family("authpool_subscription_active_sessions", "Sessions active within sessions.activeMinutes.", per((v) => v.activeSessions));

@@ -21,6 +21,10 @@ describe("GET /metrics", () => {
     expect(text).toMatch(/^authpool_subscription_status\{subscription="sub1",status="cooldown"\} 1$/m);
     expect(text).toMatch(/^authpool_subscription_cooldown_until_seconds\{subscription="sub1"\} 1795456800$/m);
     expect(text).toMatch(/^authpool_subscription_status\{subscription="sub2",status="available"\} 1$/m);
+    // stream-limit.ndjson's rate_limit_event: five_hour rejected at 1.0, read just now.
+    expect(text).toMatch(/^authpool_subscription_upstream_utilization_ratio\{subscription="sub1",window="five_hour"\} 1$/m);
+    expect(text).toMatch(/^authpool_subscription_upstream_age_seconds\{subscription="sub1",window="five_hour"\} 0$/m);
+    expect(text).toMatch(/^authpool_subscription_external_weekly_usd\{subscription="sub1"\} 0$/m);
     // Every sample line is `name{labels} number`.
     for (const line of text.split("\n").filter((l) => l !== "" && !l.startsWith("#"))) {
       expect(line).toMatch(/^[a-z_]+(\{[^}]*\})? -?[0-9.e+-]+$/);
