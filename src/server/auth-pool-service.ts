@@ -217,6 +217,14 @@ export function createAuthPoolService(
       const result = orThrow(await writer.submit({ kind: "set_paused", subscriptionId, paused: req.paused }));
       return { subscription: render(result.view) };
     },
+
+    async setDrained() {
+      throw new ConnectError("SetDrained is being built", Code.Unimplemented);
+    },
+
+    async reloadConfig() {
+      throw new ConnectError("ReloadConfig is being built", Code.Unimplemented);
+    },
   };
 }
 
