@@ -112,6 +112,12 @@ export function applyEvent(state: PoolState, event: PoolEvent): void {
     case "paused_set":
       subscription(state, event.subscriptionId).paused = event.paused;
       return;
+    case "drained_set": {
+      const sub = subscription(state, event.subscriptionId);
+      if (!event.drained) delete sub.drain;
+      else sub.drain = { cause: event.cause, ...(event.settings !== undefined ? { settings: event.settings } : {}) };
+      return;
+    }
     case "transcript_read":
       applyTranscript(state, event);
       return;

@@ -1,5 +1,6 @@
 import type { Exclusion } from "./events.js";
 import type { RebalanceMove } from "./rebalance.js";
+import type { PoolSettings } from "./settings.js";
 import type { Priority, SessionState } from "./state.js";
 import type { TranscriptRow } from "./transcript.js";
 import type { LimitSignal, RateLimitReading, UsageReport } from "./usage.js";
@@ -27,6 +28,17 @@ export type Command =
     }
   | { kind: "release"; sessionId: string }
   | { kind: "set_paused"; subscriptionId: string; paused: boolean }
+  | { kind: "set_drained"; subscriptionId: string; drained: boolean }
+  | {
+      /**
+       * The configuration was reloaded: the new settings apply from the
+       * next decision; subscriptions no longer in it that still hold
+       * sessions are drained (and remembered) until they are empty; removed
+       * ones back in it stop draining.
+       */
+      kind: "reconfigure";
+      settings: PoolSettings;
+    }
   | { kind: "status"; includeSessions: boolean }
   | { kind: "sweep" }
   | { kind: "rebalance"; dryRun: boolean; trigger: "periodic" | "on_demand" }
@@ -145,6 +157,8 @@ export interface ResultMap {
   report: ReportResult | Rejection;
   release: ReleaseResult;
   set_paused: PausedResult | Rejection;
+  set_drained: PausedResult | Rejection;
+  reconfigure: { kind: "reconfigured"; draining: string[] };
   status: StatusResult;
   sweep: SweepResult;
   rebalance: RebalanceResult;

@@ -21,7 +21,7 @@ import { observeSubscription } from "./observe.js";
 import { planRebalance } from "./rebalance.js";
 import type { EventBody, Exclusion, PoolEvent, TranscriptUsage } from "./events.js";
 import type { PoolSettings, SubscriptionSettings } from "./settings.js";
-import type { PoolState } from "./state.js";
+import { type PoolState, ensureSubscriptions, sessionsOf } from "./state.js";
 import { HOUR_MS, MINUTE_MS, WEEK_MS } from "./time.js";
 import { dedupeTranscriptRows, tokenTotal } from "./transcript.js";
 import type { LimitSignal, TokenCounts } from "./usage.js";
@@ -34,8 +34,8 @@ import { type SubscriptionView, exclusionOf, viewSubscription } from "./view.js"
  */
 export class Pool {
   readonly state: PoolState;
-  readonly settings: PoolSettings;
-  private readonly configured: Map<string, SubscriptionSettings>;
+  private current: PoolSettings;
+  private configured: Map<string, SubscriptionSettings>;
   /**
    * Views derived since the state last changed, for one `now`. A command
    * reads the same subscription several times (to choose, to answer, to
@@ -46,8 +46,40 @@ export class Pool {
 
   constructor(state: PoolState, settings: PoolSettings) {
     this.state = state;
-    this.settings = settings;
+    this.current = settings;
     this.configured = new Map(settings.subscriptions.map((s) => [s.id, s]));
+  }
+
+  /** settings are the ones in force; reconfigure swaps them. */
+  get settings(): PoolSettings {
+    return this.current;
+  }
+
+  /**
+   * reconfigure puts new settings in force at once (limits, budgets,
+   * thresholds) and returns the subscriptions the new settings dropped.
+   * Only the "reconfigure" command calls it, so it happens between two
+   * decisions, in the writer's order.
+   */
+  private reconfigure(settings: PoolSettings): SubscriptionSettings[] {
+    const removed = this.current.subscriptions.filter((s) => !settings.subscriptions.some((n) => n.id === s.id));
+    this.current = settings;
+    this.configured = new Map(settings.subscriptions.map((s) => [s.id, s]));
+    ensureSubscriptions(this.state, settings.subscriptions.map((s) => s.id));
+    this.viewCache.clear();
+    return removed;
+  }
+
+  /**
+   * settingsOf finds a subscription's settings: from the config, or for one
+   * a reload removed, the settings remembered while it still holds sessions.
+   */
+  private settingsOf(subscriptionId: string): SubscriptionSettings | undefined {
+    const configured = this.configured.get(subscriptionId);
+    if (configured !== undefined) return configured;
+    const drain = this.state.subscriptions.get(subscriptionId)?.drain;
+    if (drain?.cause !== "removed" || drain.settings === undefined) return undefined;
+    return sessionsOf(this.state, subscriptionId).size > 0 ? drain.settings : undefined;
   }
 
   /**
@@ -80,7 +112,7 @@ export class Pool {
 
   /** view derives a subscription's view; undefined for ids not in the config. */
   view(subscriptionId: string, now: number): SubscriptionView | undefined {
-    const cfg = this.configured.get(subscriptionId);
+    const cfg = this.settingsOf(subscriptionId);
     if (cfg === undefined) return undefined;
     if (this.viewCacheAt !== now) {
       this.viewCache.clear();
@@ -94,9 +126,15 @@ export class Pool {
     return view;
   }
 
-  /** views derives every configured subscription's view, in config order. */
+  /** views derives every configured subscription's view, in config order, then removed ones still draining. */
   views(now: number): SubscriptionView[] {
-    return this.settings.subscriptions.map((cfg) => this.view(cfg.id, now)!);
+    const views = this.settings.subscriptions.map((cfg) => this.view(cfg.id, now)!);
+    for (const sub of this.state.subscriptions.values()) {
+      if (sub.drain?.cause !== "removed" || this.configured.has(sub.id)) continue;
+      const view = this.view(sub.id, now);
+      if (view !== undefined) views.push(view);
+    }
+    return views;
   }
 
   private decide(command: Command, now: number, emit: (e: EventBody) => void): ResultOf<Command> {
@@ -109,6 +147,10 @@ export class Pool {
         return this.release(command.sessionId, "released", emit);
       case "set_paused":
         return this.setPaused(command, now, emit);
+      case "set_drained":
+        return this.setDrained(command, now, emit);
+      case "reconfigure":
+        return this.drainRemoved(this.reconfigure(command.settings), emit);
       case "status":
         return {
           kind: "status",
@@ -246,7 +288,7 @@ export class Pool {
       return { kind: "rejected", code: "not_found", message: `session_id: session "${cmd.sessionId}" is not allocated` };
     }
     // Refuse before recording anything: a reply of not_found must mean "nothing changed".
-    if (!this.configured.has(subscriptionId)) return notConfigured(subscriptionId);
+    if (this.settingsOf(subscriptionId) === undefined && !this.isRetired(subscriptionId)) return notConfigured(subscriptionId);
     const keys = dedupeKeys(cmd.sessionId, cmd.requestId, cmd.report.resultUuid);
     if (keys.some((k) => this.state.dedupe.has(k))) {
       const view = this.view(subscriptionId, now);
@@ -315,6 +357,47 @@ export class Pool {
       emit({ type: "paused_set", subscriptionId: cmd.subscriptionId, paused: cmd.paused });
     }
     return { kind: "paused", view: this.view(cmd.subscriptionId, now)! };
+  }
+
+  private setDrained(
+    cmd: Extract<Command, { kind: "set_drained" }>,
+    now: number,
+    emit: (e: EventBody) => void,
+  ): PausedResult | Rejection {
+    if (!this.configured.has(cmd.subscriptionId)) return notConfigured(cmd.subscriptionId);
+    const drain = this.state.subscriptions.get(cmd.subscriptionId)?.drain;
+    if ((drain !== undefined) !== cmd.drained) {
+      emit({ type: "drained_set", subscriptionId: cmd.subscriptionId, drained: cmd.drained, cause: "operator" });
+    }
+    return { kind: "paused", view: this.view(cmd.subscriptionId, now)! };
+  }
+
+  /**
+   * drainRemoved drains the subscriptions a reload dropped, remembering
+   * their settings so the sessions they hold can resume until they end;
+   * and ends the drain of removed ones the new config brought back.
+   */
+  private drainRemoved(
+    removed: readonly SubscriptionSettings[],
+    emit: (e: EventBody) => void,
+  ): { kind: "reconfigured"; draining: string[] } {
+    const draining: string[] = [];
+    for (const cfg of removed) {
+      if (sessionsOf(this.state, cfg.id).size === 0) continue;
+      emit({ type: "drained_set", subscriptionId: cfg.id, drained: true, cause: "removed", settings: cfg });
+      draining.push(cfg.id);
+    }
+    for (const cfg of this.settings.subscriptions) {
+      if (this.state.subscriptions.get(cfg.id)?.drain?.cause === "removed") {
+        emit({ type: "drained_set", subscriptionId: cfg.id, drained: false, cause: "removed" });
+      }
+    }
+    return { kind: "reconfigured", draining };
+  }
+
+  /** isRetired: a subscription a reload removed; a late report on its sessions still counts. */
+  private isRetired(subscriptionId: string): boolean {
+    return this.state.subscriptions.get(subscriptionId)?.drain?.cause === "removed";
   }
 
   /**

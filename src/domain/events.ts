@@ -1,3 +1,4 @@
+import type { SubscriptionSettings } from "./settings.js";
 import type { Priority } from "./state.js";
 import type { LimitWindow, ModelScope, ModelUsage, RateLimitReading, TokenCounts } from "./usage.js";
 
@@ -11,6 +12,7 @@ import type { LimitWindow, ModelScope, ModelUsage, RateLimitReading, TokenCounts
 /** ExclusionReason says which safeguard kept a subscription out of an allocation. */
 export type ExclusionReason =
   | "paused"
+  | "draining"
   | "cooldown"
   | "model_limit"
   | "weekly_threshold"
@@ -25,7 +27,7 @@ export interface Exclusion {
 
 export type RotationReason = "rebalance" | "cooldown" | "drain" | "not_eligible";
 
-export type SubscriptionStatusName = "available" | "approaching" | "limited" | "cooldown" | "paused";
+export type SubscriptionStatusName = "available" | "approaching" | "limited" | "cooldown" | "paused" | "draining";
 
 export type EventBody =
   | {
@@ -99,6 +101,19 @@ export type EventBody =
     }
   | { type: "cooldown_ended"; subscriptionId: string; window: LimitWindow; modelScope?: ModelScope }
   | { type: "paused_set"; subscriptionId: string; paused: boolean }
+  | {
+      /**
+       * Draining: no new sessions; the ones held finish there. "operator"
+       * by SetDrained; "removed" when a reload dropped the subscription from
+       * the config, which keeps its settings here so its sessions can still
+       * resume until they end (and across a restart).
+       */
+      type: "drained_set";
+      subscriptionId: string;
+      drained: boolean;
+      cause: "operator" | "removed";
+      settings?: SubscriptionSettings;
+    }
   | {
       type: "status_changed";
       subscriptionId: string;

@@ -63,6 +63,8 @@ function reasonFor(v: SubscriptionView, previous: SubscriptionStatusName, settin
   switch (v.status) {
     case "paused":
       return "paused by an operator";
+    case "draining":
+      return v.state.drain?.cause === "removed" ? "removed from the config; finishing its sessions" : "drained by an operator";
     case "cooldown":
       return v.cooldown?.reason ?? "usage limit";
     case "limited":
@@ -74,6 +76,7 @@ function reasonFor(v: SubscriptionView, previous: SubscriptionStatusName, settin
     case "available":
       if (previous === "cooldown") return "cooldown ended";
       if (previous === "paused") return "resumed by an operator";
+      if (previous === "draining") return "no longer draining";
       return "below every safeguard";
   }
 }

@@ -75,13 +75,13 @@ export function planRebalance(
   };
 
   for (const v of views) {
-    if (v.status !== "cooldown" && v.status !== "paused") continue;
+    if (v.status !== "cooldown" && v.status !== "paused" && v.status !== "draining") continue;
     for (const s of idleOn(v)) {
       if (moves.length >= max) return moves;
       const to = leastLoaded(s, v.cfg.id);
       if (to === undefined) continue; // another session (other model or priority) may still have a target
       move(s, v, to, v.status === "cooldown" ? "cooldown" : "drain",
-        v.status === "cooldown" ? `${v.cfg.id} is cooling down: ${v.cooldown?.reason ?? ""}` : `${v.cfg.id} is paused`);
+        v.status === "cooldown" ? `${v.cfg.id} is cooling down: ${v.cooldown?.reason ?? ""}` : `${v.cfg.id} is ${v.status}`);
     }
   }
 

@@ -1,4 +1,5 @@
 import type { SubscriptionStatusName } from "./events.js";
+import type { SubscriptionSettings } from "./settings.js";
 import type { LimitWindow, ModelScope, ObservationSource, RateLimitReading, TokenCounts } from "./usage.js";
 
 /**
@@ -88,6 +89,8 @@ export interface SubscriptionState {
   /** At most one whole-subscription cooldown (no modelScope) plus one per model scope. */
   cooldowns: Cooldown[];
   paused: boolean;
+  /** Set while draining; "removed" keeps the settings of a subscription a reload dropped. */
+  drain?: { cause: "operator" | "removed"; settings?: SubscriptionSettings };
   upstream: Partial<Record<LimitWindow, UpstreamObservation>>;
   lastUsedAt?: number;
   /** The status last announced by a status_changed event (absent: "available"). */

@@ -140,6 +140,7 @@ export function viewSubscription(
  */
 function statusOf(v: SubscriptionView, settings: PoolSettings): SubscriptionStatusName {
   if (v.state.paused) return "paused";
+  if (v.state.drain !== undefined) return "draining";
   if (v.cooldown !== undefined) return "cooldown";
   const threshold = settings.weeklyBudgetThreshold;
   if (v.weeklyFraction >= threshold || v.fiveHourCapped || v.sessionCount >= v.cfg.maxSessions) return "limited";
@@ -172,6 +173,14 @@ export function exclusionOf(
 ): Exclusion | undefined {
   const id = v.cfg.id;
   if (v.state.paused) return { subscriptionId: id, reason: "paused", detail: "paused by an operator" };
+  // A session already there finishes there; only new ones go elsewhere.
+  if (v.state.drain !== undefined && !need.holdsSlot) {
+    return {
+      subscriptionId: id,
+      reason: "draining",
+      detail: v.state.drain.cause === "removed" ? "removed from the config; finishing its sessions" : "drained by an operator",
+    };
+  }
   if (v.cooldown !== undefined) {
     return {
       subscriptionId: id,

@@ -49,6 +49,8 @@ export class WebhookDispatcher {
   private persisted: number | undefined;
   private persistedAt = 0;
   private lastError: string | undefined;
+  /** Failed attempts since start, for metrics. */
+  private failures = 0;
   private lastErrorAt: number | undefined;
   private lastDeliveredAt: number | undefined;
   private loop: Promise<void> = Promise.resolve();
@@ -95,6 +97,11 @@ export class WebhookDispatcher {
       ...(this.lastErrorAt !== undefined ? { lastErrorAt: this.lastErrorAt } : {}),
       ...(this.lastDeliveredAt !== undefined ? { lastDeliveredAt: this.lastDeliveredAt } : {}),
     };
+  }
+
+  /** failedAttempts counts failed deliveries (each attempt) since start. */
+  get failedAttempts(): number {
+    return this.failures;
   }
 
   /** close aborts any request in flight, stops the loop and saves the cursor. */
@@ -240,6 +247,7 @@ export class WebhookDispatcher {
   }
 
   private recordError(error: string): void {
+    this.failures += 1;
     this.lastError = this.target.redact(error);
     this.lastErrorAt = Date.now();
   }

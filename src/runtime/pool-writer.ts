@@ -90,6 +90,14 @@ export class PoolWriter {
     return () => this.listeners.delete(listener);
   }
 
+  /**
+   * healthy is false after the store refused a write until a reload from it
+   * succeeds (the next command, or the sweep, tries), and once closing.
+   */
+  get healthy(): boolean {
+    return !this.broken && !this.closed;
+  }
+
   /** durableSeq is the sequence of the last event known to be durable. */
   get durableSeq(): number {
     return this.durable;

@@ -13,6 +13,7 @@ import type {
 import type { EventFeed } from "../runtime/event-feed.js";
 import { type EventFilter, matches, toPublicEvent } from "./event-to-proto.js";
 import { type NotificationSnapshot, notificationsToProto } from "./notification-status.js";
+import type { StreamGauge } from "./metrics.js";
 import { parseClaudeOutput } from "../domain/claude-output.js";
 import type { PoolWriter } from "../runtime/pool-writer.js";
 import {
@@ -38,14 +39,26 @@ export interface AuthPoolServiceOptions {
   shutdown: AbortSignal;
   /** Webhook delivery state for status; undefined without a webhook. */
   notificationStatus?: () => NotificationSnapshot;
-  settings: PoolSettings;
   clock: Clock;
-  /** Reset times in limit texts without a zone are read in this zone. */
-  timeZone: string;
-  maxClaudeOutputBytes: number;
+  /** The limits in force now (a reload changes them): claude_output size, and the zone of reset times given without one. */
+  limits: () => { maxClaudeOutputBytes: number; timeZone: string };
   /** What the status shows beyond the pool's state: warnings (e.g. a missing config dir), polling, transcripts. */
   extras: (subscriptionId: string) => SubscriptionExtras;
   newSessionId: () => string;
+  /** Re-reads the config file and applies it; absent when the pool has no file (tests, embedding). */
+  reload?: () => Promise<ReloadSummary>;
+  /** Told when an event stream opens and ends (the subscribers gauge). */
+  streamGauge?: StreamGauge;
+}
+
+/** ReloadSummary is what a reload changed (ReloadConfigResponse's fields). */
+export interface ReloadSummary {
+  source: string;
+  changed: boolean;
+  added: string[];
+  removed: string[];
+  updated: string[];
+  settings: string[];
 }
 
 /**
@@ -55,8 +68,10 @@ export interface AuthPoolServiceOptions {
 export function createAuthPoolService(
   options: AuthPoolServiceOptions,
 ): ServiceImpl<typeof AuthPoolService> {
-  const { writer, settings } = options;
-  const render = (v: SubscriptionView) => subscriptionToProto(v, settings, options.extras(v.cfg.id));
+  const { writer } = options;
+  // Read at each call: a reload swaps the settings between two decisions.
+  const settings = (): PoolSettings => writer.currentPool.settings;
+  const render = (v: SubscriptionView) => subscriptionToProto(v, settings(), options.extras(v.cfg.id));
 
   return {
     async allocate(req) {
@@ -127,14 +142,15 @@ export function createAuthPoolService(
 
     async getPoolStatus(req) {
       const result = await writer.submit({ kind: "status", includeSessions: req.includeSessions });
-      const sessions = result.sessions.map((s) => sessionToProto(s, result.now, settings));
+      const current = settings();
+      const sessions = result.sessions.map((s) => sessionToProto(s, result.now, current));
       const eligible = result.views.filter((v) => v.status === "available" || v.status === "approaching").length;
       return {
         now: timestampFromMs(result.now),
         subscriptions: result.views.map(render),
         sessions,
-        fallbackEnabled: settings.fallback.enabled,
-        fallbackProvider: settings.fallback.provider,
+        fallbackEnabled: current.fallback.enabled,
+        fallbackProvider: current.fallback.provider,
         totalSessions: result.totalSessions,
         eligibleSubscriptions: eligible,
         notifications: notificationsToProto(options.notificationStatus?.()),
@@ -154,6 +170,7 @@ export function createAuthPoolService(
       // hand-over is by sequence, so nothing falls between the two.
       const live = feed.follow(options.streamBufferEvents);
       try {
+        options.streamGauge?.opened();
         let cursor = req.tail ? live.startSeq : Number(req.afterSequence);
         if (!req.tail && cursor > 0) {
           const oldest = await feed.oldestSeq();
@@ -190,6 +207,7 @@ export function createAuthPoolService(
           }
         }
       } finally {
+        options.streamGauge?.closed();
         live.close();
       }
     },
@@ -218,12 +236,17 @@ export function createAuthPoolService(
       return { subscription: render(result.view) };
     },
 
-    async setDrained() {
-      throw new ConnectError("SetDrained is being built", Code.Unimplemented);
+    async setDrained(req) {
+      const subscriptionId = check(subscriptionIdSchema, req.subscriptionId, "subscription_id");
+      const result = orThrow(await writer.submit({ kind: "set_drained", subscriptionId, drained: req.drained }));
+      return { subscription: render(result.view) };
     },
 
     async reloadConfig() {
-      throw new ConnectError("ReloadConfig is being built", Code.Unimplemented);
+      if (options.reload === undefined) {
+        throw new ConnectError("this pool was started without a config file to reload", Code.FailedPrecondition);
+      }
+      return options.reload();
     },
   };
 }
@@ -236,14 +259,15 @@ function toReport(
     case "usage":
       return usageFromProto(source.value, options.clock.now());
     case "claudeOutput": {
+      const { maxClaudeOutputBytes, timeZone } = options.limits();
       const bytes = Buffer.byteLength(source.value, "utf8");
-      if (bytes > options.maxClaudeOutputBytes) {
+      if (bytes > maxClaudeOutputBytes) {
         throw invalidArgument(
           "claude_output",
-          `is ${bytes} bytes, over the ${options.maxClaudeOutputBytes}-byte limit (send the result object, e.g. the last line of stream-json)`,
+          `is ${bytes} bytes, over the ${maxClaudeOutputBytes}-byte limit (send the result object, e.g. the last line of stream-json)`,
         );
       }
-      const parsed = parseClaudeOutput(source.value, { now: options.clock.now(), defaultTimeZone: options.timeZone });
+      const parsed = parseClaudeOutput(source.value, { now: options.clock.now(), defaultTimeZone: timeZone });
       if (!parsed.ok) throw invalidArgument("claude_output", parsed.reason);
       return parsed.report;
     }

@@ -1,4 +1,7 @@
-import type { StatusResult } from "../domain/index.js";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { AuthPoolService } from "../../gen/authpool/v1/auth_pool_pb.js";
+import type { PoolEvent, StatusResult, SubscriptionView } from "../domain/index.js";
 import type { PoolWriter } from "../runtime/pool-writer.js";
 import { bearerAllowed } from "./bearer-auth.js";
 
@@ -13,15 +16,354 @@ interface Response {
   end(body: string): unknown;
 }
 
-/**
- * metricsFallback answers what is not an RPC: `GET /metrics` (behind the
- * bearer token when authentication is on), 404 for anything else.
- */
-export function metricsFallback(options: {
+/** StreamGauge is told when an event stream opens and closes; it keeps the subscriber count. */
+export interface StreamGauge {
+  opened(): void;
+  closed(): void;
+}
+
+/** PoolMetricsOptions are what the metrics read from: the writer, the tokens, the webhook. */
+export interface PoolMetricsOptions {
   writer: PoolWriter;
+  /** Bearer tokens GET /metrics requires; empty: open. */
   authTokens: readonly string[];
-  webhookPending: () => number | undefined;
-}): (req: Request, res: Response) => void {
+  /** Events after the webhook's delivered cursor; absent: no webhook series. */
+  webhookPending?: () => number | undefined;
+  /** Webhook deliveries that failed since start (a count that only grows); absent: no series. */
+  webhookFailures?: () => number | undefined;
+}
+
+/**
+ * RpcInstruments are the series metricsInterceptor feeds: the duration
+ * histogram and the allocation counter (for outcome="exhausted", which has
+ * no event: a refused allocation writes nothing).
+ */
+export interface RpcInstruments {
+  rpcDuration: Histogram<"method" | "code">;
+  allocations: Counter<"outcome">;
+}
+
+/** PoolMetrics is one server's metrics: its own registry and the hooks that feed it. */
+export interface PoolMetrics extends RpcInstruments {
+  registry: Registry;
+  /** Connect fallback: GET /metrics (behind the bearer token when auth is on), 404 for anything else. */
+  fallback: (req: Request, res: Response) => void;
+  /** Times every RPC; put it first in the interceptor list. */
+  interceptor: Interceptor;
+  /** Pass to the event stream handler (AuthPoolServiceOptions.streamGauge). */
+  streams: StreamGauge;
+  /** close stops counting events. */
+  close(): void;
+}
+
+const PREFIX = "authpool_";
+
+/** Allocation outcomes, pre-created at 0 so rate() works from the first scrape. */
+const OUTCOMES = ["grant", "resume", "fallback", "exhausted"] as const;
+
+const STATUSES = ["available", "approaching", "limited", "cooldown", "paused", "draining"] as const;
+
+// Unary calls take milliseconds; event streams last minutes to hours, so the
+// tail buckets are there to keep their durations from all landing in +Inf.
+const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60, 600, 3600];
+
+/**
+ * createPoolMetrics registers the pool's series in a registry of its own
+ * (never prom-client's global one, so two servers in a process do not
+ * collide) and subscribes to the writer's durable records: an event is
+ * counted only once it is in the journal, so a refused write never is.
+ * Per-subscription gauges are computed at scrape time from one status
+ * decision, so the figures of a scrape are consistent with each other.
+ */
+export function createPoolMetrics(options: PoolMetricsOptions): PoolMetrics {
+  const { writer } = options;
+  const registry = new Registry();
+  const registers = [registry];
+
+  // One status decision per scrape: every gauge's collect() runs in the same
+  // tick of registry.metrics() and shares the decision in flight.
+  let inFlight: Promise<StatusResult> | undefined;
+  const status = (): Promise<StatusResult> =>
+    (inFlight ??= writer.submit({ kind: "status", includeSessions: false }).finally(() => {
+      inFlight = undefined;
+    }));
+
+  const allocations = new Counter({
+    name: `${PREFIX}allocations_total`,
+    help: "Allocations by outcome: grant (new session), resume, fallback, exhausted (RESOURCE_EXHAUSTED).",
+    labelNames: ["outcome"] as const,
+    registers,
+  });
+  for (const outcome of OUTCOMES) allocations.inc({ outcome }, 0);
+  const usageUsd = new Counter({
+    name: `${PREFIX}usage_reported_usd_total`,
+    help: "Cost reported through the pool (USD, API-price estimate).",
+    labelNames: ["subscription"] as const,
+    registers,
+  });
+  const usageTokens = new Counter({
+    name: `${PREFIX}usage_tokens_total`,
+    help: "Tokens reported through the pool, by model and kind.",
+    labelNames: ["model", "kind"] as const,
+    registers,
+  });
+  const limits = new Counter({
+    name: `${PREFIX}limits_reached_total`,
+    help: "Limits reached (upstream or local safeguards), by subscription and window.",
+    labelNames: ["subscription", "window"] as const,
+    registers,
+  });
+  const rotations = new Counter({
+    name: `${PREFIX}rotations_total`,
+    help: "Sessions moved to another subscription, by reason.",
+    labelNames: ["reason"] as const,
+    registers,
+  });
+  let grants = 0;
+  let fallbacks = 0;
+  new Gauge({
+    name: `${PREFIX}fallback_ratio`,
+    help: "Share of allocations answered with the fallback provider since start: fallback / (grant + fallback), 0 when none.",
+    registers,
+    collect() {
+      this.set(grants + fallbacks === 0 ? 0 : fallbacks / (grants + fallbacks));
+    },
+  });
+
+  const count = (e: PoolEvent): void => {
+    switch (e.type) {
+      case "session_allocated":
+        grants++;
+        allocations.inc({ outcome: "grant" });
+        break;
+      case "session_resumed":
+        allocations.inc({ outcome: "resume" });
+        break;
+      case "fallback_used":
+        fallbacks++;
+        allocations.inc({ outcome: "fallback" });
+        break;
+      case "session_rotated":
+        rotations.inc({ reason: e.reason });
+        break;
+      case "limit_reached":
+        limits.inc({ subscription: e.subscriptionId, window: e.window });
+        break;
+      case "usage_recorded": {
+        usageUsd.inc({ subscription: e.subscriptionId }, finite(e.costUsd));
+        const models = Object.entries(e.models);
+        // A report without a per-model breakdown still counts its tokens.
+        for (const [model, t] of models.length > 0 ? models : [["unknown", e.tokens] as const]) {
+          usageTokens.inc({ model, kind: "input" }, finite(t.inputTokens));
+          usageTokens.inc({ model, kind: "output" }, finite(t.outputTokens));
+          usageTokens.inc({ model, kind: "cache_creation" }, finite(t.cacheCreationInputTokens));
+          usageTokens.inc({ model, kind: "cache_read" }, finite(t.cacheReadInputTokens));
+        }
+        break;
+      }
+      default:
+        break;
+    }
+  };
+  const unsubscribe = writer.subscribe((record) => {
+    for (const e of record.events) count(e);
+  });
+
+  const perSubscription = (name: string, help: string, value: (v: SubscriptionView, s: StatusResult) => number) => {
+    const gauge: Gauge<"subscription"> = new Gauge({
+      name: `${PREFIX}subscription_${name}`,
+      help,
+      labelNames: ["subscription"] as const,
+      registers,
+      async collect() {
+        const s = await status();
+        gauge.reset();
+        for (const v of s.views) gauge.set({ subscription: v.cfg.id }, finite(value(v, s)));
+      },
+    });
+  };
+  const perWindow = (name: string, help: string, value: (u: SubscriptionView["upstream"][number], s: StatusResult) => number) => {
+    const gauge: Gauge<"subscription" | "window"> = new Gauge({
+      name: `${PREFIX}subscription_${name}`,
+      help,
+      labelNames: ["subscription", "window"] as const,
+      registers,
+      async collect() {
+        const s = await status();
+        gauge.reset();
+        for (const v of s.views) {
+          for (const u of v.upstream) gauge.set({ subscription: v.cfg.id, window: u.window }, finite(value(u, s)));
+        }
+      },
+    });
+  };
+
+  perSubscription("health_score", "Health score 0-100 (higher is healthier).", (v) => v.health.score);
+  perSubscription("weekly_used_usd", "Cost in the rolling 7 days (USD, API-price estimate).", (v) => v.weeklyUsedUsd);
+  perSubscription("weekly_budget_usd", "Configured weekly budget (USD).", (v) => v.cfg.weeklyBudgetUsd);
+  perSubscription("weekly_used_ratio", "Share of the weekly limit used (upstream when known), 0-1.", (v) => v.weeklyFraction);
+  perSubscription("five_hour_used_ratio", "Share of the current 5-hour window used, 0-1.", (v) => v.fiveHourFraction);
+  perSubscription(
+    "external_weekly_usd",
+    "Use in the rolling 7 days found in transcripts, not reported through the pool (USD).",
+    (v) => v.weeklyExternalUsd,
+  );
+  perWindow(
+    "upstream_utilization_ratio",
+    "Latest upstream utilization per window whose reset has not passed, 0-1.",
+    (u) => u.observation.utilization,
+  );
+  perWindow(
+    "upstream_age_seconds",
+    "Age of the latest upstream observation per window.",
+    (u, s) => Math.max(0, (s.now - u.observation.observedAt) / 1000),
+  );
+  perSubscription("burn_rate_usd_per_hour", "Cost of the trailing hour (USD).", (v) => v.burnRateUsdPerHour);
+  perSubscription("sessions", "Sessions held.", (v) => v.sessionCount);
+  perSubscription("active_sessions", "Sessions active within sessions.activeMinutes.", (v) => v.activeSessions);
+  perSubscription("max_sessions", "Configured session limit.", (v) => v.cfg.maxSessions);
+  perSubscription("cooldown", "1 while a whole-subscription cooldown is in force.", (v) => (v.cooldown === undefined ? 0 : 1));
+  perSubscription(
+    "cooldown_until_seconds",
+    "End of the cooldown in force (Unix seconds), 0 when none.",
+    (v) => (v.cooldown === undefined ? 0 : Math.floor(v.cooldown.until / 1000)),
+  );
+  const statusGauge: Gauge<"subscription" | "status"> = new Gauge({
+    name: `${PREFIX}subscription_status`,
+    help: "1 for the subscription's current status.",
+    labelNames: ["subscription", "status"] as const,
+    registers,
+    async collect() {
+      const s = await status();
+      statusGauge.reset();
+      for (const v of s.views) {
+        // A status this list does not know yet still shows, as the one set to 1.
+        const names = new Set<string>([...STATUSES, v.status]);
+        for (const name of names) statusGauge.set({ subscription: v.cfg.id, status: name }, v.status === name ? 1 : 0);
+      }
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}sessions`,
+    help: "Sessions held across the pool.",
+    registers,
+    async collect() {
+      this.set((await status()).totalSessions);
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}event_sequence`,
+    help: "Sequence of the last durable event.",
+    registers,
+    collect() {
+      this.set(writer.durableSeq);
+    },
+  });
+  const subscribers = new Gauge({
+    name: `${PREFIX}event_stream_subscribers`,
+    help: "Open StreamEvents calls.",
+    registers,
+  });
+  const { webhookPending, webhookFailures } = options;
+  if (webhookPending !== undefined) {
+    new Gauge({
+      name: `${PREFIX}webhook_pending_events`,
+      help: "Events after the webhook's delivered cursor.",
+      registers,
+      collect() {
+        this.set(finite(webhookPending() ?? 0));
+      },
+    });
+  }
+  if (webhookFailures !== undefined) {
+    new Counter({
+      name: `${PREFIX}webhook_failures_total`,
+      help: "Webhook deliveries that failed since start.",
+      registers,
+      collect() {
+        // The dispatcher keeps the count; mirror it rather than keep a second one.
+        this.reset();
+        this.inc(Math.max(0, finite(webhookFailures() ?? 0)));
+      },
+    });
+  }
+
+  const rpcDuration = new Histogram({
+    name: `${PREFIX}rpc_duration_seconds`,
+    help: "RPC duration by method and code (ok or the Connect code); for server streams, until the handler ends.",
+    labelNames: ["method", "code"] as const,
+    buckets: DURATION_BUCKETS,
+    registers,
+  });
+
+  const instruments: RpcInstruments = { rpcDuration, allocations };
+  return {
+    registry,
+    ...instruments,
+    fallback: metricsFallback(registry, options.authTokens),
+    interceptor: metricsInterceptor(instruments),
+    streams: { opened: () => subscribers.inc(), closed: () => subscribers.dec() },
+    close: unsubscribe,
+  };
+}
+
+/**
+ * metricsInterceptor times each RPC into rpc_duration_seconds{method, code}
+ * and counts Allocate calls answered RESOURCE_EXHAUSTED. Put it first in the
+ * interceptor list so the time and code include authentication and the
+ * error mapping of the interceptors after it.
+ */
+export function metricsInterceptor(metrics: RpcInstruments): Interceptor {
+  return (next) => async (req) => {
+    const started = performance.now();
+    const method = req.method.name;
+    const done = (error: unknown) => {
+      const code = error === undefined ? undefined : error instanceof ConnectError ? error.code : Code.Internal;
+      metrics.rpcDuration.observe({ method, code: codeLabel(code) }, (performance.now() - started) / 1000);
+      if (code === Code.ResourceExhausted && method === "Allocate" && req.service.typeName === AuthPoolService.typeName) {
+        metrics.allocations.inc({ outcome: "exhausted" });
+      }
+    };
+    let res: Awaited<ReturnType<typeof next>>;
+    try {
+      res = await next(req);
+    } catch (error) {
+      done(error);
+      throw error;
+    }
+    if (!res.stream) {
+      done(undefined);
+      return res;
+    }
+    return { ...res, message: timed(res.message, done) };
+  };
+}
+
+/** timed passes a server stream through and reports how it ended, once. */
+async function* timed<T>(messages: AsyncIterable<T>, done: (error: unknown) => void): AsyncGenerator<T> {
+  let ended = false;
+  try {
+    yield* messages;
+    ended = true;
+    done(undefined);
+  } catch (error) {
+    ended = true;
+    done(error);
+    throw error;
+  } finally {
+    // The protocol stopped reading early (the client went away).
+    if (!ended) done(new ConnectError("stream abandoned", Code.Canceled));
+  }
+}
+
+/** codeLabel is "ok" or the Connect code name in snake_case ("resource_exhausted"). */
+function codeLabel(code: Code | undefined): string {
+  if (code === undefined) return "ok";
+  return (Code[code] ?? "unknown").replace(/[A-Z]/g, (c, i: number) => (i === 0 ? "" : "_") + c.toLowerCase());
+}
+
+/** metricsFallback answers GET /metrics from the registry (behind the bearer token when auth is on), 404 otherwise. */
+function metricsFallback(registry: Registry, authTokens: readonly string[]): (req: Request, res: Response) => void {
   const reply = (res: Response, status: number, headers: Record<string, string>, body: string) => {
     res.writeHead(status, headers);
     res.end(body);
@@ -32,92 +374,18 @@ export function metricsFallback(options: {
       reply(res, 404, { "content-type": "text/plain" }, "not found\n");
       return;
     }
-    if (!bearerAllowed(options.authTokens, req.headers.authorization)) {
+    if (!bearerAllowed(authTokens, req.headers.authorization)) {
       reply(res, 401, { "content-type": "text/plain", "www-authenticate": "Bearer" }, "unauthenticated\n");
       return;
     }
-    options.writer.submit({ kind: "status", includeSessions: false }).then(
-      (status) => {
-        const pending = options.webhookPending();
-        const body = renderMetrics(status, {
-          durableSeq: options.writer.durableSeq,
-          ...(pending !== undefined ? { webhookPending: pending } : {}),
-        });
-        reply(res, 200, { "content-type": "text/plain; version=0.0.4" }, body);
-      },
+    registry.metrics().then(
+      (body) => reply(res, 200, { "content-type": registry.contentType }, body),
       (error: unknown) => reply(res, 503, { "content-type": "text/plain" }, `${String(error)}\n`),
     );
   };
 }
 
-/**
- * renderMetrics writes the pool's status in the Prometheus text format
- * (version 0.0.4): one gauge family per figure an operator graphs or alerts
- * on, labelled by subscription. Everything comes from one status decision,
- * so the figures are consistent with each other.
- */
-export function renderMetrics(status: StatusResult, extra: { durableSeq: number; webhookPending?: number }): string {
-  const lines: string[] = [];
-  const family = (name: string, help: string, samples: [labels: string, value: number][]) => {
-    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
-    for (const [labels, value] of samples) lines.push(`${name}${labels} ${Number.isFinite(value) ? value : 0}`);
-  };
-  const per = (f: (v: StatusResult["views"][number]) => number): [string, number][] =>
-    status.views.map((v) => [`{subscription="${escape(v.cfg.id)}"}`, f(v)]);
-
-  family("authpool_subscription_health_score", "Health score 0-100 (higher is healthier).", per((v) => v.health.score));
-  family("authpool_subscription_weekly_used_usd", "Cost in the rolling 7 days (USD, API-price estimate).", per((v) => v.weeklyUsedUsd));
-  family("authpool_subscription_weekly_budget_usd", "Configured weekly budget (USD).", per((v) => v.cfg.weeklyBudgetUsd));
-  family("authpool_subscription_weekly_used_ratio", "Share of the weekly limit used (upstream when known), 0-1.", per((v) => v.weeklyFraction));
-  family("authpool_subscription_five_hour_used_ratio", "Share of the current 5-hour window used, 0-1.", per((v) => v.fiveHourFraction));
-  family(
-    "authpool_subscription_external_weekly_usd",
-    "Use in the rolling 7 days found in transcripts, not reported through the pool (USD).",
-    per((v) => v.weeklyExternalUsd),
-  );
-  family(
-    "authpool_subscription_upstream_utilization_ratio",
-    "Latest upstream utilization per window whose reset has not passed, 0-1.",
-    status.views.flatMap((v) =>
-      v.upstream.map((u): [string, number] => [`{subscription="${escape(v.cfg.id)}",window="${u.window}"}`, u.observation.utilization]),
-    ),
-  );
-  family(
-    "authpool_subscription_upstream_age_seconds",
-    "Age of the latest upstream observation per window.",
-    status.views.flatMap((v) =>
-      v.upstream.map((u): [string, number] => [
-        `{subscription="${escape(v.cfg.id)}",window="${u.window}"}`,
-        Math.max(0, (status.now - u.observation.observedAt) / 1000),
-      ]),
-    ),
-  );
-  family("authpool_subscription_burn_rate_usd_per_hour", "Cost of the trailing hour (USD).", per((v) => v.burnRateUsdPerHour));
-  family("authpool_subscription_sessions", "Sessions held.", per((v) => v.sessionCount));
-  family("authpool_subscription_active_sessions", "Sessions active within sessions.activeMinutes.", per((v) => v.activeSessions));
-  family("authpool_subscription_max_sessions", "Configured session limit.", per((v) => v.cfg.maxSessions));
-  family(
-    "authpool_subscription_cooldown_until_seconds",
-    "End of the cooldown in force (Unix seconds), 0 when none.",
-    per((v) => (v.cooldown === undefined ? 0 : Math.floor(v.cooldown.until / 1000))),
-  );
-  family(
-    "authpool_subscription_status",
-    "1 for the subscription's current status.",
-    status.views.flatMap((v) =>
-      STATUSES.map((s): [string, number] => [`{subscription="${escape(v.cfg.id)}",status="${s}"}`, v.status === s ? 1 : 0]),
-    ),
-  );
-  family("authpool_sessions", "Sessions held across the pool.", [["", status.totalSessions]]);
-  family("authpool_event_sequence", "Sequence of the last durable event.", [["", extra.durableSeq]]);
-  if (extra.webhookPending !== undefined) {
-    family("authpool_webhook_pending_events", "Events after the webhook's delivered cursor.", [["", extra.webhookPending]]);
-  }
-  return `${lines.join("\n")}\n`;
-}
-
-const STATUSES = ["available", "approaching", "limited", "cooldown", "paused"] as const;
-
-function escape(label: string): string {
-  return label.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+/** finite keeps NaN and ±Infinity (an empty ratio, a missing figure) out of the exposition. */
+function finite(value: number | undefined): number {
+  return value !== undefined && Number.isFinite(value) ? value : 0;
 }

@@ -3,7 +3,7 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { AuthPoolService, file_authpool_v1_auth_pool } from "../../gen/authpool/v1/auth_pool_pb.js";
 import { file_grpc_health_v1_health } from "../../gen/grpc/health/v1/health_pb.js";
-import type { PoolConfig } from "../config/index.js";
+import { ConfigError, type PoolConfig } from "../config/index.js";
 import { type Clock, DAY_MS, MINUTE_MS, Pool, nextCooldownEnd, systemClock } from "../domain/index.js";
 import { type Logger, silentLogger } from "../runtime/logger.js";
 import { startLogNotifier } from "../notify/log-notifier.js";
@@ -14,9 +14,11 @@ import { UsagePoller } from "../upstream/index.js";
 import { PoolWriter, WriterUnavailableError } from "../runtime/pool-writer.js";
 import { Scheduler } from "../runtime/scheduler.js";
 import { Journal, type KvStore, openStore } from "../store/index.js";
-import { createAuthPoolService } from "./auth-pool-service.js";
+import { type ReloadSummary, createAuthPoolService } from "./auth-pool-service.js";
+import { diffConfig } from "./config-diff.js";
+import { watchConfigFile } from "./watch-config.js";
 import { bearerAuth } from "./bearer-auth.js";
-import { metricsFallback } from "./metrics.js";
+import { createPoolMetrics } from "./metrics.js";
 import { configDirWarnings } from "./config-dir-warnings.js";
 import { registerHealth } from "./health.js";
 import { type Listener, listen } from "./listener.js";
@@ -35,6 +37,13 @@ export interface AuthPoolServerOptions {
   streamBufferEvents?: number;
   /** Webhook retry backoff bounds in ms (default 500 .. 60000); tests shorten them. */
   webhookBackoff?: { baseMs: number; maxMs: number };
+  /**
+   * Reads the config again for a reload (ReloadConfig, SIGHUP, a change of
+   * the file); throws a ConfigError for an invalid file. Absent: no reload.
+   */
+  loadConfig?: () => Promise<PoolConfig>;
+  /** Reload when the file at config.source changes (needs loadConfig). Default false. */
+  watchConfig?: boolean;
 }
 
 /** AuthPoolServer is a running pool: its URL, its writer, and a graceful close. */
@@ -46,6 +55,8 @@ export interface AuthPoolServer {
   feed: EventFeed;
   /** runJobs runs the background jobs the clock says are due (sweep, rebalance). */
   runJobs(): Promise<void>;
+  /** reload re-reads the config (see AuthPoolServerOptions.loadConfig) and applies it. */
+  reload(): Promise<ReloadSummary>;
   /** close stops accepting calls, finishes in-flight ones, writes a snapshot, closes the store. */
   close(): Promise<void>;
 }
@@ -56,19 +67,19 @@ const READ_MAX_BYTES = 4 * 1024 * 1024;
 
 /** startAuthPoolServer opens the store, loads the pool and serves it on config.server. */
 export async function startAuthPoolServer(options: AuthPoolServerOptions): Promise<AuthPoolServer> {
-  const { config } = options;
+  // The config in force; a reload replaces it, and everything that reads it
+  // later (the writer's recovery, jobs, status extras) reads this variable.
+  let config = options.config;
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? silentLogger;
   const ownsStore = options.store === undefined;
   const store = options.store ?? (await openStore(config.store.uri));
-  const ids = config.subscriptions.map((s) => s.id);
-
   let writer: PoolWriter;
   try {
     writer = await PoolWriter.open({
       clock,
       load: async () => {
-        const { journal, state, replayed } = await Journal.open(store, ids);
+        const { journal, state, replayed } = await Journal.open(store, config.subscriptions.map((s) => s.id));
         logger.info("pool loaded", { store: store.description, sessions: state.sessions.size, replayedRecords: replayed });
         return { pool: new Pool(state, config), journal };
       },
@@ -96,57 +107,66 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
         })
       : undefined;
 
-  const polled = config.subscriptions.filter((s) => s.upstreamUsage && s.type !== "api");
-  const poller = polled.length > 0
-    ? new UsagePoller({
-        subscriptions: polled,
-        endpoint: config.upstream.endpoint,
-        intervalMs: config.upstream.intervalSeconds * 1000,
-        timeoutMs: config.upstream.timeoutMs,
-        clock,
-        logger,
-        onReadings: async (subscriptionId, readings) => {
-          const result = await writer.submit({ kind: "observe", subscriptionId, readings, source: "usage endpoint" });
-          if (result.kind === "rejected") throw new Error(result.message);
-        },
-      })
-    : undefined;
-
-  const followed = config.subscriptions.filter((s) => s.transcripts);
-  const reconciler =
-    followed.length > 0
-      ? new TranscriptReconciler({
-          subscriptions: followed,
-          store,
-          clock,
-          logger,
-          graceMs: config.transcripts.graceMinutes * MINUTE_MS,
-          defaultTimeZone: config.cooldown.timeZone,
-          submit: async (subscriptionId, rows) => {
-            const result = await writer.submit({ kind: "reconcile", subscriptionId, rows });
-            if (result.kind === "rejected") throw new Error(result.message);
-          },
-        })
-      : undefined;
-
-  const warnings = configDirWarnings(config.subscriptions);
-  for (const [id, list] of warnings) for (const w of list) logger.warn("subscription", { subscription: id, warning: w });
+  const createPoller = (cfg: PoolConfig): UsagePoller | undefined => {
+    const polled = cfg.subscriptions.filter((s) => s.upstreamUsage && s.type !== "api");
+    if (polled.length === 0) return undefined;
+    return new UsagePoller({
+      subscriptions: polled,
+      endpoint: cfg.upstream.endpoint,
+      intervalMs: cfg.upstream.intervalSeconds * 1000,
+      timeoutMs: cfg.upstream.timeoutMs,
+      clock,
+      logger,
+      onReadings: async (subscriptionId, readings) => {
+        const result = await writer.submit({ kind: "observe", subscriptionId, readings, source: "usage endpoint" });
+        if (result.kind === "rejected") throw new Error(result.message);
+      },
+    });
+  };
+  const createReconciler = (cfg: PoolConfig): TranscriptReconciler | undefined => {
+    const followed = cfg.subscriptions.filter((s) => s.transcripts);
+    if (followed.length === 0) return undefined;
+    return new TranscriptReconciler({
+      subscriptions: followed,
+      store,
+      clock,
+      logger,
+      graceMs: cfg.transcripts.graceMinutes * MINUTE_MS,
+      defaultTimeZone: cfg.cooldown.timeZone,
+      submit: async (subscriptionId, rows) => {
+        const result = await writer.submit({ kind: "reconcile", subscriptionId, rows });
+        if (result.kind === "rejected") throw new Error(result.message);
+      },
+    });
+  };
+  const checkConfigDirs = (cfg: PoolConfig) => {
+    const found = configDirWarnings(cfg.subscriptions);
+    for (const [id, list] of found) for (const w of list) logger.warn("subscription", { subscription: id, warning: w });
+    return found;
+  };
+  let poller = createPoller(config);
+  let reconciler = createReconciler(config);
+  let warnings = checkConfigDirs(config);
 
   let serving = true;
   const shutdown = new AbortController();
+  const metrics = createPoolMetrics({
+    writer,
+    authTokens: config.server.authTokens,
+    ...(dispatcher !== undefined
+      ? { webhookPending: () => dispatcher.status().pending, webhookFailures: () => dispatcher.failedAttempts }
+      : {}),
+  });
   const handler = connectNodeAdapter({
     readMaxBytes: READ_MAX_BYTES,
     // Everything that is not an RPC: GET /metrics for Prometheus, else 404.
-    fallback: metricsFallback({
-      writer,
-      authTokens: config.server.authTokens,
-      webhookPending: () => dispatcher?.status().pending,
-    }),
+    fallback: metrics.fallback,
     // Gzip costs more CPU than it saves on loopback and LAN for our small
     // messages (it cut streaming throughput ~12x in a prototype); only large
     // replies (a status with thousands of sessions) are worth compressing.
     compressMinBytes: 64 * 1024,
-    interceptors: [bearerAuth(config.server.authTokens, [AuthPoolService.typeName]), storeErrors],
+    // Metrics first: they time everything and see the codes auth and storeErrors answer with.
+    interceptors: [metrics.interceptor, bearerAuth(config.server.authTokens, [AuthPoolService.typeName]), storeErrors],
     routes(router) {
       router.service(
         AuthPoolService,
@@ -156,10 +176,10 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
           shutdown: shutdown.signal,
           streamBufferEvents: options.streamBufferEvents ?? 10_000,
           ...(dispatcher !== undefined ? { notificationStatus: () => dispatcher.status() } : {}),
-          settings: config,
+          streamGauge: metrics.streams,
           clock,
-          timeZone: config.cooldown.timeZone,
-          maxClaudeOutputBytes: config.limits.maxClaudeOutputBytes,
+          limits: () => ({ maxClaudeOutputBytes: config.limits.maxClaudeOutputBytes, timeZone: config.cooldown.timeZone }),
+          ...(options.loadConfig !== undefined ? { reload: () => reload() } : {}),
           extras: (id) => {
             const list = warnings.get(id) ?? [];
             const polling = poller?.status(id);
@@ -173,7 +193,8 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
           newSessionId: randomUUID,
         }),
       );
-      registerHealth(router, () => serving);
+      // NOT_SERVING while draining for shutdown and while the store refuses writes.
+      registerHealth(router, () => serving && writer.healthy);
       registerReflection(router, [file_authpool_v1_auth_pool, file_grpc_health_v1_health]);
     },
   });
@@ -201,43 +222,74 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
         // is announced on time rather than up to a sweep interval late.
         wakeAt: () => nextCooldownEnd(writer.currentPool.state),
       },
-      ...(poller !== undefined
-        ? [
-            {
-              name: "upstream",
-              // Each subscription has its own next poll time; the poller
-              // knows it, the job only wakes up to ask.
-              everyMs: 60_000,
-              run: () => poller.pollDue(),
-              wakeAt: () => poller.nextDueAt(),
-            },
-          ]
-        : []),
-      ...(reconciler !== undefined
-        ? [
-            {
-              name: "transcripts",
-              everyMs: config.transcripts.intervalSeconds * 1000,
-              run: () => reconciler.scanAll(),
-              // The first read is due at start: use from before the pool ran counts too.
-              wakeAt: () => (reconciler.neverScanned ? 0 : undefined),
-            },
-          ]
-        : []),
-      ...(config.rebalancing.enabled
-        ? [
-            {
-              name: "rebalance",
-              everyMs: config.rebalancing.intervalSeconds * 1000,
-              run: () => writer.submit({ kind: "rebalance", dryRun: false, trigger: "periodic" }),
-            },
-          ]
-        : []),
+      {
+        name: "upstream",
+        // Each subscription has its own next poll time; the poller knows
+        // it, the job only wakes up to ask. (Read at each run: a reload may
+        // replace the poller.)
+        everyMs: 60_000,
+        run: async () => poller?.pollDue(),
+        wakeAt: () => poller?.nextDueAt(),
+      },
+      {
+        name: "transcripts",
+        everyMs: config.transcripts.intervalSeconds * 1000,
+        run: async () => reconciler?.scanAll(),
+        // The first read is due at start: use from before the pool ran counts too.
+        wakeAt: () => (reconciler?.neverScanned === true ? 0 : undefined),
+      },
+      {
+        name: "rebalance",
+        everyMs: config.rebalancing.intervalSeconds * 1000,
+        run: async () => {
+          if (config.rebalancing.enabled) await writer.submit({ kind: "rebalance", dryRun: false, trigger: "periodic" });
+        },
+      },
     ],
     (job, error) => logger.error("job failed", { job, error: String(error) }),
   );
   const poll = options.schedulerPollMs ?? 1000;
   if (poll > 0) scheduler.start(poll);
+
+  // One reload at a time, in order: a burst of file events must not interleave two.
+  let reloading: Promise<unknown> = Promise.resolve();
+  const reload = (): Promise<ReloadSummary> => {
+    const run = reloading.then(() => applyReload());
+    reloading = run.catch(() => undefined);
+    return run;
+  };
+  const applyReload = async (): Promise<ReloadSummary> => {
+    if (options.loadConfig === undefined) {
+      throw new ConnectError("this pool was started without a config file to reload", Code.FailedPrecondition);
+    }
+    let next: PoolConfig;
+    try {
+      next = await options.loadConfig();
+    } catch (error) {
+      // The running config stays; the error names the file, the path in it and what was expected.
+      if (error instanceof ConfigError) throw new ConnectError(error.message, Code.InvalidArgument);
+      throw error;
+    }
+    const summary = diffConfig(config, next);
+    if (!summary.changed) return summary;
+    const previous = config;
+    config = next;
+    try {
+      await writer.submit({ kind: "reconfigure", settings: next });
+    } catch (error) {
+      // Not applied: the writer reloads its state with the config it had.
+      config = previous;
+      throw error;
+    }
+    poller = createPoller(next);
+    reconciler = createReconciler(next);
+    warnings = checkConfigDirs(next);
+    logger.info("config reloaded", { ...summary });
+    return summary;
+  };
+  const watcher = options.watchConfig === true && options.loadConfig !== undefined ? watchConfigFile(config.source, () => {
+    reload().catch((error: unknown) => logger.error("config reload refused", { reason: error instanceof Error ? error.message : String(error) }));
+  }) : undefined;
 
   let closing: Promise<void> | undefined;
   return {
@@ -247,11 +299,14 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
     writer,
     feed,
     runJobs: () => scheduler.runDue(),
+    reload,
     close() {
       closing ??= (async () => {
         serving = false;
         shutdown.abort();
         scheduler.stop();
+        watcher?.close();
+        metrics.close();
         await listener.close();
         await dispatcher?.close();
         stopLogNotifier();

@@ -46,6 +46,7 @@ export const statusToProto: Record<SubscriptionStatusName, SubscriptionState> = 
   limited: SubscriptionState.LIMITED,
   cooldown: SubscriptionState.COOLDOWN,
   paused: SubscriptionState.PAUSED,
+  draining: SubscriptionState.DRAINING,
 };
 
 const exclusionToProto: Record<Exclusion["reason"], ExclusionReason> = {
@@ -55,6 +56,7 @@ const exclusionToProto: Record<Exclusion["reason"], ExclusionReason> = {
   weekly_threshold: ExclusionReason.WEEKLY_THRESHOLD,
   five_hour_exhausted: ExclusionReason.FIVE_HOUR_EXHAUSTED,
   sessions_full: ExclusionReason.SESSIONS_FULL,
+  draining: ExclusionReason.DRAINING,
 };
 
 const typeToProto = {

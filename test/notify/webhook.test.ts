@@ -356,7 +356,7 @@ describe("webhook delivery", () => {
       config,
       clock: new ManualClock("2026-11-23T10:00:00Z"),
       schedulerPollMs: 0,
-      logger: { info: log("info"), warn: log("warn"), error: log("error") },
+      logger: { debug: log("debug"), info: log("info"), warn: log("warn"), error: log("error") },
       webhookBackoff: { baseMs: 1, maxMs: 5 },
     });
     try {

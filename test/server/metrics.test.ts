@@ -1,15 +1,77 @@
+import * as http2 from "node:http2";
+import { Code } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
 import { type TestPool, fixture, startTestPool } from "../support/test-server.js";
 
-let pool: TestPool | undefined;
+let pools: TestPool[] = [];
 afterEach(async () => {
-  await pool?.close();
-  pool = undefined;
+  await Promise.all(pools.map((p) => p.close()));
+  pools = [];
 });
 
+async function start(options: Parameters<typeof startTestPool>[0] = {}): Promise<TestPool> {
+  const pool = await startTestPool(options);
+  pools.push(pool);
+  return pool;
+}
+
+/** Sample is one line of the text exposition format: `name{labels} value`. */
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** parseExposition reads the samples of a Prometheus text exposition (comments skipped). */
+function parseExposition(text: string): Sample[] {
+  const samples: Sample[] = [];
+  for (const line of text.split("\n")) {
+    if (line === "" || line.startsWith("#")) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (m === null) throw new Error(`not a sample line: ${line}`);
+    const labels: Record<string, string> = {};
+    for (const [, k, v] of (m[2] ?? "").matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) {
+      labels[k!] = v!.replace(/\\n/g, "\n").replace(/\\(.)/g, "$1");
+    }
+    const raw = m[3]!;
+    samples.push({ name: m[1]!, labels, value: raw === "+Inf" ? Infinity : raw === "-Inf" ? -Infinity : Number(raw) });
+  }
+  return samples;
+}
+
+/** value finds the one sample with exactly these labels (among others it may carry: no). */
+function value(samples: Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
+  const want = Object.entries(labels);
+  const hits = samples.filter(
+    (s) => s.name === name && Object.keys(s.labels).length === want.length && want.every(([k, v]) => s.labels[k] === v),
+  );
+  if (hits.length > 1) throw new Error(`${name} ${JSON.stringify(labels)}: ${hits.length} samples`);
+  return hits[0]?.value;
+}
+
+async function scrape(pool: TestPool, headers: Record<string, string> = {}): Promise<Sample[]> {
+  const res = await fetch(`${pool.server.url}/metrics`, { headers });
+  expect(res.status).toBe(200);
+  return parseExposition(await res.text());
+}
+
+/** eventually scrapes until check passes (state that settles after a call returns, such as a stream's end). */
+async function eventually(pool: TestPool, check: (samples: Sample[]) => boolean): Promise<Sample[]> {
+  for (let i = 0; i < 100; i++) {
+    const samples = await scrape(pool);
+    if (check(samples)) return samples;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error("metrics did not settle");
+}
+
+async function pauseAll(pool: TestPool): Promise<void> {
+  for (const s of pool.config.subscriptions) await pool.grpc.setPaused({ subscriptionId: s.id, paused: true });
+}
+
 describe("GET /metrics", () => {
-  it("exposes per-subscription gauges in the Prometheus text format", async () => {
-    pool = await startTestPool();
+  it("should expose per-subscription gauges in the Prometheus text format", async () => {
+    const pool = await start();
     await pool.grpc.allocate({ sessionId: "s" });
     await pool.grpc.reportUsage({ sessionId: "s", source: { case: "claudeOutput", value: await fixture("claude-cli/stream-limit.ndjson") } });
     const res = await fetch(`${pool.server.url}/metrics`);
@@ -20,6 +82,8 @@ describe("GET /metrics", () => {
     expect(text).toMatch(/^authpool_sessions 1$/m);
     expect(text).toMatch(/^authpool_subscription_status\{subscription="sub1",status="cooldown"\} 1$/m);
     expect(text).toMatch(/^authpool_subscription_cooldown_until_seconds\{subscription="sub1"\} 1795456800$/m);
+    expect(text).toMatch(/^authpool_subscription_cooldown\{subscription="sub1"\} 1$/m);
+    expect(text).toMatch(/^authpool_subscription_cooldown\{subscription="sub2"\} 0$/m);
     expect(text).toMatch(/^authpool_subscription_status\{subscription="sub2",status="available"\} 1$/m);
     // stream-limit.ndjson's rate_limit_event: five_hour rejected at 1.0, read just now.
     expect(text).toMatch(/^authpool_subscription_upstream_utilization_ratio\{subscription="sub1",window="five_hour"\} 1$/m);
@@ -27,15 +91,127 @@ describe("GET /metrics", () => {
     expect(text).toMatch(/^authpool_subscription_external_weekly_usd\{subscription="sub1"\} 0$/m);
     // Every sample line is `name{labels} number`.
     for (const line of text.split("\n").filter((l) => l !== "" && !l.startsWith("#"))) {
-      expect(line).toMatch(/^[a-z_]+(\{[^}]*\})? -?[0-9.e+-]+$/);
+      expect(line).toMatch(/^[a-z_]+(\{[^}]*\})? (-?[0-9.e+-]+|\+Inf)$/);
+    }
+    const samples = parseExposition(text);
+    expect(value(samples, "authpool_subscription_max_sessions", { subscription: "sub2" })).toBe(15);
+    expect(value(samples, "authpool_limits_reached_total", { subscription: "sub1", window: "five_hour" })).toBe(1);
+    expect(value(samples, "authpool_event_sequence")).toBe(pool.server.writer.durableSeq);
+  });
+
+  it("should count allocations by outcome: grant, resume, fallback", async () => {
+    const pool = await start();
+    await pool.grpc.allocate({ sessionId: "a" });
+    await pool.grpc.allocate({ sessionId: "a" });
+    await pauseAll(pool);
+    const fallback = await pool.grpc.allocate({ sessionId: "b" });
+    expect(fallback.outcome.case).toBe("fallback");
+    const samples = await scrape(pool);
+    expect(value(samples, "authpool_allocations_total", { outcome: "grant" })).toBe(1);
+    expect(value(samples, "authpool_allocations_total", { outcome: "resume" })).toBe(1);
+    expect(value(samples, "authpool_allocations_total", { outcome: "fallback" })).toBe(1);
+    expect(value(samples, "authpool_allocations_total", { outcome: "exhausted" })).toBe(0);
+    expect(value(samples, "authpool_fallback_ratio")).toBe(0.5);
+  });
+
+  it("should count an allocation answered RESOURCE_EXHAUSTED and time Allocate by code", async () => {
+    const pool = await start({ config: { fallback: { enabled: false } } });
+    await pool.grpc.allocate({ sessionId: "a" });
+    await pauseAll(pool);
+    await expect(pool.grpc.allocate({ sessionId: "b" })).rejects.toMatchObject({ code: Code.ResourceExhausted });
+    const samples = await scrape(pool);
+    expect(value(samples, "authpool_allocations_total", { outcome: "grant" })).toBe(1);
+    expect(value(samples, "authpool_allocations_total", { outcome: "exhausted" })).toBe(1);
+    expect(value(samples, "authpool_fallback_ratio")).toBe(0);
+    expect(value(samples, "authpool_rpc_duration_seconds_count", { method: "Allocate", code: "ok" })).toBe(1);
+    expect(value(samples, "authpool_rpc_duration_seconds_count", { method: "Allocate", code: "resource_exhausted" })).toBe(1);
+    expect(value(samples, "authpool_rpc_duration_seconds_count", { method: "SetPaused", code: "ok" })).toBe(3);
+    expect(value(samples, "authpool_rpc_duration_seconds_bucket", { method: "Allocate", code: "ok", le: "+Inf" })).toBe(1);
+  });
+
+  it("should count reported cost by subscription and tokens by model and kind", async () => {
+    const pool = await start();
+    const grant = await pool.grpc.allocate({ sessionId: "s" });
+    if (grant.outcome.case !== "subscription") throw new Error("expected a subscription");
+    const sub = grant.outcome.value.subscriptionId;
+    const report = await pool.grpc.reportUsage({ sessionId: "s", source: { case: "claudeOutput", value: await fixture("claude-cli/success.json") } });
+    const samples = await scrape(pool);
+    expect(value(samples, "authpool_usage_reported_usd_total", { subscription: sub })).toBeCloseTo(report.countedCostUsd, 9);
+    expect(report.countedCostUsd).toBeCloseTo(0.0612955, 9);
+    const tokens = (model: string, kind: string) => value(samples, "authpool_usage_tokens_total", { model, kind });
+    // success.json's modelUsage.
+    expect(tokens("claude-sonnet-4-5-20250929", "input")).toBe(3);
+    expect(tokens("claude-sonnet-4-5-20250929", "output")).toBe(12);
+    expect(tokens("claude-sonnet-4-5-20250929", "cache_creation")).toBe(1234);
+    expect(tokens("claude-sonnet-4-5-20250929", "cache_read")).toBe(15000);
+    expect(tokens("claude-haiku-4-5-20251001", "input")).toBe(41200);
+    expect(tokens("claude-haiku-4-5-20251001", "output")).toBe(1480);
+    // The same report again is a duplicate: no event, nothing counted twice.
+    await pool.grpc.reportUsage({ sessionId: "s", source: { case: "claudeOutput", value: await fixture("claude-cli/success.json") } });
+    const again = await scrape(pool);
+    expect(value(again, "authpool_usage_tokens_total", { model: "claude-haiku-4-5-20251001", kind: "input" })).toBe(41200);
+  });
+
+  it("should show 1 event stream subscriber while a StreamEvents call is open", async () => {
+    const pool = await start();
+    expect(value(await scrape(pool), "authpool_event_stream_subscribers")).toBe(0);
+    const abort = new AbortController();
+    const reading = (async () => {
+      try {
+        for await (const _ of pool.grpc.streamEvents({ tail: true }, { signal: abort.signal })) {
+          // drain
+        }
+      } catch {
+        // aborted below
+      }
+    })();
+    await eventually(pool, (s) => value(s, "authpool_event_stream_subscribers") === 1);
+    abort.abort();
+    await reading;
+    const samples = await eventually(pool, (s) => value(s, "authpool_event_stream_subscribers") === 0);
+    const streamed = samples.filter((s) => s.name === "authpool_rpc_duration_seconds_count" && s.labels.method === "StreamEvents");
+    expect(streamed.reduce((n, s) => n + s.value, 0)).toBe(1);
+  });
+
+  it("should answer over HTTP/2 as well", async () => {
+    const pool = await start();
+    const session = http2.connect(pool.server.url);
+    try {
+      const { status, contentType, body } = await new Promise<{ status: number; contentType: string; body: string }>((resolve, reject) => {
+        const req = session.request({ ":method": "GET", ":path": "/metrics" });
+        let head: http2.IncomingHttpHeaders = {};
+        let body = "";
+        req.setEncoding("utf8");
+        req.on("response", (h) => (head = h));
+        req.on("data", (chunk: string) => (body += chunk));
+        req.on("end", () => resolve({ status: Number(head[":status"]), contentType: String(head["content-type"]), body }));
+        req.on("error", reject);
+        req.end();
+      });
+      expect(status).toBe(200);
+      expect(contentType).toMatch(/^text\/plain; version=0\.0\.4/);
+      expect(value(parseExposition(body), "authpool_sessions")).toBe(0);
+    } finally {
+      session.close();
     }
   });
 
-  it("answers 404 for other paths and asks for the token when auth is on", async () => {
-    pool = await startTestPool({ config: { server: { host: "127.0.0.1", port: 0, authTokens: ["tok-0123456789abcdef"] } } });
+  it("should keep two servers in one process apart (a registry each)", async () => {
+    const one = await start();
+    const two = await start();
+    await one.grpc.allocate({ sessionId: "a" });
+    expect(value(await scrape(one), "authpool_allocations_total", { outcome: "grant" })).toBe(1);
+    expect(value(await scrape(two), "authpool_allocations_total", { outcome: "grant" })).toBe(0);
+  });
+
+  it("should answer 404 for other paths and ask for the token when auth is on", async () => {
+    const pool = await start({ config: { server: { host: "127.0.0.1", port: 0, authTokens: ["tok-0123456789abcdef"] } } });
     expect((await fetch(`${pool.server.url}/nope`)).status).toBe(404);
-    expect((await fetch(`${pool.server.url}/metrics`)).status).toBe(401);
-    const ok = await fetch(`${pool.server.url}/metrics`, { headers: { authorization: "Bearer tok-0123456789abcdef" } });
-    expect(ok.status).toBe(200);
+    const denied = await fetch(`${pool.server.url}/metrics`);
+    expect(denied.status).toBe(401);
+    expect(denied.headers.get("www-authenticate")).toBe("Bearer");
+    expect((await fetch(`${pool.server.url}/metrics`, { headers: { authorization: "Bearer wrong-token-0123456789" } })).status).toBe(401);
+    const samples = await scrape(pool, { authorization: "Bearer tok-0123456789abcdef" });
+    expect(value(samples, "authpool_event_stream_subscribers")).toBe(0);
   });
 });

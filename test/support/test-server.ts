@@ -1,8 +1,8 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { type AuthPoolClient, createAuthPoolClient } from "../../src/client/index.js";
-import { type PoolConfig, parseConfig } from "../../src/config/index.js";
+import { type PoolConfig, loadConfigFile, parseConfig } from "../../src/config/index.js";
 import { type AuthPoolServer, startAuthPoolServer } from "../../src/server/start-server.js";
 import { ManualClock } from "./manual-clock.js";
 
@@ -29,6 +29,10 @@ export interface TestPoolOptions {
   /** Passed to the server: live events a stream subscriber may fall behind by. */
   streamBufferEvents?: number;
   webhookBackoff?: { baseMs: number; maxMs: number };
+  /** Write the config to <dir>/config.json and let the server reload it from there. */
+  configFile?: boolean;
+  /** With configFile: reload when the file changes. */
+  watchConfig?: boolean;
 }
 
 /** testConfig: three subscriptions × 15 sessions, the reference pool. */
@@ -55,11 +59,14 @@ export async function startTestPool(options: TestPoolOptions = {}): Promise<Test
   const raw: Record<string, unknown> = { ...testConfigRaw(dir), ...options.config };
   // subscriptions: undefined in overrides means "keep the defaults".
   if (raw.subscriptions === undefined) raw.subscriptions = testConfigRaw(dir).subscriptions;
-  const config = parseConfig(raw, path.join(dir, "config.json"));
+  const configPath = path.join(dir, "config.json");
+  const config = parseConfig(raw, configPath);
+  if (options.configFile === true) await writeFile(configPath, JSON.stringify(raw, null, 2));
   const serverOptions = {
     config,
     clock,
     schedulerPollMs: 0,
+    ...(options.configFile === true ? { loadConfig: () => loadConfigFile(configPath), watchConfig: options.watchConfig ?? false } : {}),
     ...(options.streamBufferEvents !== undefined ? { streamBufferEvents: options.streamBufferEvents } : {}),
     ...(options.webhookBackoff !== undefined ? { webhookBackoff: options.webhookBackoff } : {}),
   };
