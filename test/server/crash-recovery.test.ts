@@ -31,8 +31,15 @@ async function serve(configFile: string): Promise<{ proc: ChildProcess; url: str
     let buffered = "";
     proc.stderr!.on("data", (chunk: Buffer) => {
       buffered += chunk.toString();
-      const m = /"message":"serving","url":"([^"]+)"/.exec(buffered);
-      if (m) resolve(m[1]!);
+      // JSON log lines; the one saying "serving" carries the URL.
+      for (const line of buffered.split("\n")) {
+        try {
+          const entry = JSON.parse(line) as { message?: string; url?: string };
+          if (entry.message === "serving" && entry.url !== undefined) resolve(entry.url);
+        } catch {
+          // a partial line: wait for the rest
+        }
+      }
     });
     proc.once("exit", (code) => reject(new Error(`server exited with ${code}: ${buffered}`)));
   });

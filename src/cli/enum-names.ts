@@ -1,0 +1,60 @@
+import { EventType, LimitWindow, Priority, SessionState, SubscriptionState } from "../../gen/authpool/v1/auth_pool_pb.js";
+
+/**
+ * The words the CLI uses for the proto enums: lower case, without the
+ * prefix, the way the config file and the README spell them.
+ */
+
+const STATE_NAMES: Record<SubscriptionState, string> = {
+  [SubscriptionState.UNSPECIFIED]: "unknown",
+  [SubscriptionState.AVAILABLE]: "available",
+  [SubscriptionState.APPROACHING]: "approaching",
+  [SubscriptionState.LIMITED]: "limited",
+  [SubscriptionState.COOLDOWN]: "cooldown",
+  [SubscriptionState.PAUSED]: "paused",
+  [SubscriptionState.DRAINING]: "draining",
+};
+
+/** stateName is a SubscriptionState as operators say it: "available", "cooldown". */
+export function stateName(state: SubscriptionState): string {
+  return STATE_NAMES[state] ?? String(state);
+}
+
+/**
+ * windowName is a LimitWindow in the config's spelling: "five_hour",
+ * "seven_day_opus"; "" for a limit whose window the signal did not say.
+ */
+export function windowName(window: LimitWindow): string {
+  return window === LimitWindow.UNSPECIFIED ? "" : (LimitWindow[window]?.toLowerCase() ?? String(window));
+}
+
+/** sessionStateName is a SessionState: "active", "idle", "stale". */
+export function sessionStateName(state: SessionState): string {
+  return state === SessionState.UNSPECIFIED ? "unknown" : (SessionState[state]?.toLowerCase() ?? String(state));
+}
+
+/** PRIORITY_NAMES are the `--priority` spellings of Priority. */
+export const PRIORITY_NAMES: Readonly<Record<string, Priority>> = {
+  low: Priority.LOW,
+  normal: Priority.NORMAL,
+  high: Priority.HIGH,
+};
+
+/** priorityName is a Priority as `--priority` spells it; unspecified means normal. */
+export function priorityName(priority: Priority): string {
+  return (Priority[priority === Priority.UNSPECIFIED ? Priority.NORMAL : priority] ?? String(priority)).toLowerCase();
+}
+
+/**
+ * EVENT_TYPE_NAMES are the `--type` spellings of EventType, the same words
+ * as the notification rule types in the config.
+ */
+export const EVENT_TYPE_NAMES: Readonly<Record<string, EventType>> = {
+  rotation: EventType.ROTATION,
+  failover: EventType.FAILOVER,
+  usage_threshold: EventType.USAGE_THRESHOLD,
+  limit_reached: EventType.LIMIT_REACHED,
+  status_changed: EventType.STATUS_CHANGED,
+  rebalance_completed: EventType.REBALANCE_COMPLETED,
+  session: EventType.SESSION,
+};

@@ -1,0 +1,72 @@
+import {
+  type Event,
+  RotationReason,
+  type RebalanceMove,
+  SessionEventKind,
+} from "../../gen/authpool/v1/auth_pool_pb.js";
+import { formatDuration, formatTime, millisOf, secondsOf } from "./format-time.js";
+import { stateName, windowName } from "./enum-names.js";
+
+/**
+ * formatEvent renders one event as a line: time, sequence, type, then the
+ * fields a person scanning a log wants, e.g.
+ * `2026-11-23T10:00:00.000Z  #12  session  allocated s1 on sub1`.
+ */
+export function formatEvent(event: Event): string {
+  const ms = millisOf(event.time);
+  const time = ms === undefined ? "-" : new Date(ms).toISOString();
+  return `${time}  #${event.sequence}  ${describePayload(event)}`;
+}
+
+function describePayload(event: Event): string {
+  const p = event.payload;
+  switch (p.case) {
+    case "session": {
+      const kind = (SessionEventKind[p.value.kind] ?? "unknown").toLowerCase();
+      const where = p.value.kind === SessionEventKind.ALLOCATED ? "on" : "from";
+      return `session  ${kind} ${p.value.sessionId} ${where} ${p.value.subscriptionId}`;
+    }
+    case "rotation":
+      return `rotation  ${move(p.value)}`;
+    case "failover":
+      return `failover  ${p.value.sessionId} → ${p.value.provider}: ${p.value.reason}`;
+    case "usageThreshold": {
+      const v = p.value;
+      const exhaustion = secondsOf(v.timeToExhaustion);
+      return (
+        `usage_threshold  ${v.subscriptionId} ${v.basis} at ${pct(v.value)} (threshold ${pct(v.threshold)})` +
+        (exhaustion > 0 ? `, exhausted in ${formatDuration(exhaustion * 1000)}` : "")
+      );
+    }
+    case "limitReached": {
+      const v = p.value;
+      const resets = millisOf(v.resetsAt);
+      return (
+        `limit_reached  ${[v.subscriptionId, v.kind, windowName(v.window)].filter((w) => w !== "").join(" ")}` +
+        (resets === undefined ? "" : ` until ${formatTime(resets)}${v.estimated ? " (estimated)" : ""}`) +
+        (v.message === "" ? "" : `: ${v.message}`)
+      );
+    }
+    case "statusChanged": {
+      const v = p.value;
+      return `status_changed  ${v.subscriptionId} ${stateName(v.from)} → ${stateName(v.to)}${v.reason === "" ? "" : `: ${v.reason}`}`;
+    }
+    case "rebalanceCompleted": {
+      const v = p.value;
+      const moves = v.moves.length === 0 ? "no moves" : v.moves.map(move).join(", ");
+      return `rebalance_completed  ${v.trigger}${v.dryRun ? " (dry run)" : ""}: ${moves}`;
+    }
+    default:
+      return "unknown";
+  }
+}
+
+/** move renders a session move: "s1 sub1 → sub2 (rebalance: detail)". */
+export function move(m: Pick<RebalanceMove, "sessionId" | "fromSubscriptionId" | "toSubscriptionId" | "reason" | "detail">): string {
+  const reason = (RotationReason[m.reason] ?? "unknown").toLowerCase();
+  return `${m.sessionId} ${m.fromSubscriptionId} → ${m.toSubscriptionId} (${reason}${m.detail === "" ? "" : `: ${m.detail}`})`;
+}
+
+function pct(fraction: number): string {
+  return `${Math.round(fraction * 1000) / 10}%`;
+}

@@ -1,0 +1,85 @@
+import type {
+  AllocateResponse,
+  RebalanceResponse,
+  ReleaseResponse,
+  ReloadConfigResponse,
+  ReportUsageResponse,
+  SubscriptionStatus,
+} from "../../gen/authpool/v1/auth_pool_pb.js";
+import { stateName, windowName } from "./enum-names.js";
+import { move } from "./event-line.js";
+import { formatTime, millisOf } from "./format-time.js";
+
+/**
+ * The short human answers of the RPC commands, for when --json is not
+ * given. Each says what happened in a line or two; --json has the rest.
+ */
+
+/** allocationLines: where the session went, and the config dir to run Claude with. */
+export function allocationLines(res: AllocateResponse): string {
+  const o = res.outcome;
+  switch (o.case) {
+    case "subscription": {
+      const g = o.value;
+      const how = g.rotatedFrom !== "" ? `; moved from ${g.rotatedFrom}` : g.resumed ? "; resumed" : "";
+      return (
+        `${res.sessionId} → ${g.subscriptionId} (health ${g.healthScore.toFixed(1)}, ` +
+        `5-hour ${Math.round(g.fiveHourPercentUsed)}%, weekly ${Math.round(g.weeklyPercentUsed)}%${how})\n` +
+        `CLAUDE_CONFIG_DIR=${g.configDir}`
+      );
+    }
+    case "fallback":
+      return `${res.sessionId} → fallback ${o.value.provider}: ${o.value.reason}`;
+    default:
+      return `${res.sessionId}: no outcome`;
+  }
+}
+
+/** reportLines: what was counted, and the limit the run hit if any. */
+export function reportLines(res: ReportUsageResponse): string {
+  const s = res.subscription;
+  const where = s === undefined ? "" : ` on ${s.id} (${subscriptionSummary(s)})`;
+  const lines = [res.duplicate ? `duplicate report: nothing counted${where}` : `counted $${res.countedCostUsd.toFixed(4)}${where}`];
+  const l = res.limit;
+  if (l !== undefined) {
+    const resets = millisOf(l.resetsAt);
+    lines.push(
+      `limit reached${windowName(l.window) === "" ? "" : ` (${windowName(l.window)})`}` +
+        (resets === undefined ? "" : ` until ${formatTime(resets)}${l.estimated ? " (estimated)" : ""}`) +
+        (l.message === "" ? "" : `: ${l.message}`),
+    );
+  }
+  return lines.join("\n");
+}
+
+/** releaseLine: released, or not held (which is not an error). */
+export function releaseLine(sessionId: string, res: ReleaseResponse): string {
+  return res.released ? `released ${sessionId} from ${res.subscriptionId}` : `session ${sessionId} was not held: nothing to release`;
+}
+
+/** rebalanceLines: one line per move, or that there was nothing to move. */
+export function rebalanceLines(res: RebalanceResponse): string {
+  const title = `rebalance${res.dryRun ? " (dry run, nothing moved)" : ""}: ${res.moves.length} move${res.moves.length === 1 ? "" : "s"}`;
+  return [title, ...res.moves.map((m) => `  ${move(m)}`)].join("\n");
+}
+
+/** subscriptionLine: a subscription's state after pause, resume, drain or undrain. */
+export function subscriptionLine(s: SubscriptionStatus | undefined): string {
+  return s === undefined ? "done" : `${s.id}: ${subscriptionSummary(s)}`;
+}
+
+function subscriptionSummary(s: SubscriptionStatus): string {
+  return `${stateName(s.status)}, ${s.sessionCount}/${s.maxSessions} sessions, weekly ${Math.round(s.weeklyPercentUsed)}%`;
+}
+
+/** reloadLines: what the reload changed, by kind. */
+export function reloadLines(res: ReloadConfigResponse): string {
+  // The file watcher often applies a saved change before the command runs.
+  if (!res.changed) return `reloaded ${res.source}: already in force (no change since the last load)`;
+  const parts: string[] = [];
+  if (res.added.length > 0) parts.push(`added ${res.added.join(", ")}`);
+  if (res.removed.length > 0) parts.push(`removed ${res.removed.join(", ")} (draining)`);
+  if (res.updated.length > 0) parts.push(`updated ${res.updated.join(", ")}`);
+  if (res.settings.length > 0) parts.push(`settings ${res.settings.join(", ")}`);
+  return `reloaded ${res.source}: ${parts.join("; ")}`;
+}

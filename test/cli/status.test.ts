@@ -1,0 +1,67 @@
+import { toJsonString } from "@bufbuild/protobuf";
+import { afterEach, describe, expect, it } from "vitest";
+import { GetPoolStatusResponseSchema } from "../../gen/authpool/v1/auth_pool_pb.js";
+import { type TestPool, startTestPool } from "../support/test-server.js";
+import { runCli, startCli, waitFor } from "./cli-process.js";
+
+let pool: TestPool | undefined;
+afterEach(async () => {
+  await pool?.close();
+  pool = undefined;
+});
+
+describe("authpool status", () => {
+  it("should print GetPoolStatus's reply exactly with --json", async () => {
+    pool = await startTestPool();
+    await pool.grpc.allocate({ sessionId: "s1" });
+    await pool.grpc.setPaused({ subscriptionId: "sub3", paused: true });
+    // The ManualClock stands still, so both calls see the same instant.
+    const res = await runCli(["status", "--json", "--server", pool.server.url]);
+    expect(res.stderr).toBe("");
+    expect(res.code).toBe(0);
+    const expected = toJsonString(GetPoolStatusResponseSchema, await pool.grpc.getPoolStatus({}), { prettySpaces: 2 });
+    expect(res.stdout).toBe(`${expected}\n`);
+  });
+
+  it("should show each subscription with its status in the table", async () => {
+    pool = await startTestPool();
+    await pool.grpc.setPaused({ subscriptionId: "sub2", paused: true });
+    const res = await runCli(["status", "--server", pool.server.url]);
+    expect(res.code).toBe(0);
+    const rowOf = (id: string) => res.stdout.split("\n").find((line) => line.includes(` ${id} `)) ?? "";
+    expect(rowOf("sub1")).toContain("available");
+    expect(rowOf("sub2")).toContain("paused");
+    expect(rowOf("sub3")).toContain("available");
+    // Every figure says what it rests on; with nothing observed, the budget.
+    expect(rowOf("sub1")).toMatch(/░{10}\s+0%/);
+    expect(res.stdout).toContain("budget");
+    expect(res.stdout).toMatch(/3 subscriptions \(2 eligible\)/);
+    // A pipe gets no colour codes.
+    expect(res.stdout).not.toContain("\x1b[");
+  });
+
+  it("should list sessions with --sessions", async () => {
+    pool = await startTestPool();
+    const grant = await pool.grpc.allocate({ sessionId: "held-1", model: "opus" });
+    const res = await runCli(["status", "--sessions", "--server", pool.server.url]);
+    expect(res.code).toBe(0);
+    const row = res.stdout.split("\n").find((line) => line.includes("held-1")) ?? "";
+    expect(row).toContain(grant.outcome.case === "subscription" ? grant.outcome.value.subscriptionId : "?");
+    expect(row).toContain("opus");
+    expect(res.stdout).toMatch(/1\/15/);
+  });
+
+  it("should re-render with --watch, without clearing a screen that is not a terminal", async () => {
+    pool = await startTestPool();
+    const watch = startCli(["status", "--watch", "0.1", "--server", pool.server.url]);
+    try {
+      const renderings = () => watch.stdout().split("Auth Pool at").length - 1;
+      await waitFor("two renderings", () => renderings() >= 2, { detail: () => watch.stdout() + watch.stderr() });
+      await pool.grpc.setPaused({ subscriptionId: "sub1", paused: true });
+      await waitFor("the pause to show", () => watch.stdout().includes("paused"), { detail: () => watch.stdout() });
+      expect(watch.stdout()).not.toContain("\x1b[2J");
+    } finally {
+      await watch.stop();
+    }
+  });
+});
