@@ -2,7 +2,6 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
   ExclusionReason,
-  LimitWindow,
   Priority,
   RotationReason,
   type SessionSchema,
@@ -13,7 +12,6 @@ import {
 } from "../../gen/authpool/v1/auth_pool_pb.js";
 import type {
   Exclusion,
-  LimitWindow as DomainWindow,
   PoolSettings,
   Priority as DomainPriority,
   RotationReason as DomainRotationReason,
@@ -24,21 +22,16 @@ import type {
 import { sessionActivity } from "../domain/index.js";
 import type { TranscriptScanStatus } from "../transcripts/index.js";
 import type { PollStatus } from "../upstream/index.js";
+import { percent, windowToProto } from "./proto-values.js";
 import { externalToProto, figureToProto, pollingToProto, upstreamToProto } from "./upstream-to-proto.js";
+
+export { percent, windowToProto };
 
 /**
  * Mapping from domain values to protobuf init shapes: the one place that
  * knows both vocabularies.
  */
 
-export const windowToProto: Record<DomainWindow, LimitWindow> = {
-  unknown: LimitWindow.UNSPECIFIED,
-  five_hour: LimitWindow.FIVE_HOUR,
-  seven_day: LimitWindow.SEVEN_DAY,
-  seven_day_opus: LimitWindow.SEVEN_DAY_OPUS,
-  seven_day_sonnet: LimitWindow.SEVEN_DAY_SONNET,
-  overage: LimitWindow.OVERAGE,
-};
 
 export const statusToProto: Record<SubscriptionStatusName, SubscriptionState> = {
   available: SubscriptionState.AVAILABLE,
@@ -93,10 +86,6 @@ export function exclusionsToProto(exclusions: readonly Exclusion[]) {
   }));
 }
 
-/** percent renders a 0-1 fraction as a 0-100 percentage with two decimals. */
-export function percent(fraction: number): number {
-  return round(fraction * 100, 2);
-}
 
 function round(n: number, digits: number): number {
   const f = 10 ** digits;

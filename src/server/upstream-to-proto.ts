@@ -12,7 +12,7 @@ import {
 import type { CalibratedWindow, Fraction, ObservationSource as DomainSource, SubscriptionView } from "../domain/index.js";
 import type { TranscriptScanStatus } from "../transcripts/index.js";
 import type { PollStatus } from "../upstream/index.js";
-import { percent, windowToProto } from "./to-proto.js";
+import { percent, windowToProto } from "./proto-values.js";
 
 /**
  * Where each usage figure in a status comes from, and how old it is: the

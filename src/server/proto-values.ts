@@ -1,0 +1,18 @@
+import { LimitWindow } from "../../gen/authpool/v1/auth_pool_pb.js";
+import type { LimitWindow as DomainWindow } from "../domain/index.js";
+
+/** Domain values every reply renders the same way. */
+
+export const windowToProto: Record<DomainWindow, LimitWindow> = {
+  unknown: LimitWindow.UNSPECIFIED,
+  five_hour: LimitWindow.FIVE_HOUR,
+  seven_day: LimitWindow.SEVEN_DAY,
+  seven_day_opus: LimitWindow.SEVEN_DAY_OPUS,
+  seven_day_sonnet: LimitWindow.SEVEN_DAY_SONNET,
+  overage: LimitWindow.OVERAGE,
+};
+
+/** percent renders a 0-1 fraction as a 0-100 percentage with two decimals. */
+export function percent(fraction: number): number {
+  return Math.round(fraction * 100 * 100) / 100;
+}
