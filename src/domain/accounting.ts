@@ -29,6 +29,23 @@ export function weeklyUsedUsd(sub: SubscriptionState, now: number): number {
   return sumCost(sub, end - WEEK_MS, end);
 }
 
+/** weeklyTotals is weeklyUsedUsd and its external part, in one pass over the buckets. */
+export function weeklyTotals(sub: SubscriptionState, now: number): { costUsd: number; externalUsd: number } {
+  const end = floorHour(now) + HOUR_MS;
+  const from = end - WEEK_MS;
+  let costUsd = 0;
+  let externalUsd = 0;
+  for (let i = sub.buckets.length - 1; i >= 0; i--) {
+    const b = sub.buckets[i]!;
+    if (b.hour < from) break;
+    if (b.hour < end) {
+      costUsd += b.costUsd;
+      externalUsd += b.externalCostUsd ?? 0;
+    }
+  }
+  return { costUsd, externalUsd };
+}
+
 /**
  * currentWindow is the 5-hour window that contains now, or undefined when the
  * last one has ended (the next starts with the next use, not on a fixed slot).
@@ -127,24 +144,26 @@ export function estimateFraction(
   return { value: local, basis: "budget", observation, stale, perUsd, learned };
 }
 
-/** weeklyFraction is the share of the weekly limit used. */
+/** weeklyFraction is the share of the weekly limit used; usedUsd is weeklyUsedUsd when the caller has it. */
 export function weeklyFraction(
   cfg: SubscriptionSettings,
   sub: SubscriptionState,
   now: number,
   staleAfterMs: number,
+  usedUsd: number = weeklyUsedUsd(sub, now),
 ): Fraction {
-  return estimateFraction(sub, "seven_day", cfg.weeklyBudgetUsd, weeklyUsedUsd(sub, now), now, staleAfterMs);
+  return estimateFraction(sub, "seven_day", cfg.weeklyBudgetUsd, usedUsd, now, staleAfterMs);
 }
 
-/** fiveHourFraction is the share of the current 5-hour window used. */
+/** fiveHourFraction is the share of the current 5-hour window used; usedUsd is windowCostUsd when the caller has it. */
 export function fiveHourFraction(
   cfg: SubscriptionSettings,
   sub: SubscriptionState,
   now: number,
   staleAfterMs: number,
+  usedUsd: number = windowCostUsd(sub, now),
 ): Fraction {
-  return estimateFraction(sub, "five_hour", cfg.fiveHourBudgetUsd, windowCostUsd(sub, now), now, staleAfterMs);
+  return estimateFraction(sub, "five_hour", cfg.fiveHourBudgetUsd, usedUsd, now, staleAfterMs);
 }
 
 /** externalCostUsd adds the external part of the buckets whose hour lies in [from, to). */

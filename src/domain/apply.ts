@@ -121,9 +121,17 @@ export function applyEvent(state: PoolState, event: PoolEvent): void {
     case "transcript_read":
       applyTranscript(state, event);
       return;
+    case "transcript_reattributed":
+      applyReattribution(state, event);
+      return;
     case "pruned": {
       if (event.transcriptsBefore !== undefined) {
-        for (const [key, row] of state.transcriptRows) if (row.at < event.transcriptsBefore) state.transcriptRows.delete(key);
+        for (const [key, row] of state.transcriptRows) {
+          if (row.at >= event.transcriptsBefore) continue;
+          state.transcriptRows.delete(key);
+          if (row.sessionId !== undefined) state.externalBySession.get(row.sessionId)?.delete(key);
+        }
+        for (const [id, keys] of state.externalBySession) if (keys.size === 0) state.externalBySession.delete(id);
         for (const [id, seenAt] of state.claudeSessions) {
           if (seenAt >= event.transcriptsBefore) break;
           state.claudeSessions.delete(id);
@@ -212,11 +220,18 @@ function applyTranscript(state: PoolState, event: EventOf<"transcript_read">): v
   }
   for (const row of event.usage) {
     if (row.key !== undefined) {
-      state.transcriptRows.set(`${event.subscriptionId}|${row.key}`, {
+      const key = `${event.subscriptionId}|${row.key}`;
+      state.transcriptRows.set(key, {
         at: row.at,
         tokens: { ...row.total.tokens },
         costUsd: row.total.costUsd,
+        ...(row.sessionId !== undefined ? { sessionId: row.sessionId } : {}),
       });
+      if (row.sessionId !== undefined) {
+        let keys = state.externalBySession.get(row.sessionId);
+        if (keys === undefined) state.externalBySession.set(row.sessionId, (keys = new Set()));
+        keys.add(key);
+      }
     }
     if (row.at < event.at - BUCKET_RETENTION_MS) continue;
     const bucket = bucketFor(sub, floorHour(row.at), event.at);
@@ -229,6 +244,42 @@ function applyTranscript(state: PoolState, event: EventOf<"transcript_read">): v
     if (sub.externalSeenAt === undefined || row.at > sub.externalSeenAt) sub.externalSeenAt = row.at;
     addCostSince(sub, row.costUsd, row.at);
   }
+}
+
+/**
+ * applyReattribution takes rows of a Claude session back out of the external
+ * use they were counted as: out of their hour's bucket and out of the
+ * figures read before them. The report that named the session counts the
+ * run instead.
+ */
+function applyReattribution(state: PoolState, event: EventOf<"transcript_reattributed">): void {
+  const keys = state.externalBySession.get(event.claudeSessionId);
+  state.externalBySession.delete(event.claudeSessionId);
+  for (const key of keys ?? []) {
+    const row = state.transcriptRows.get(key);
+    if (row === undefined || row.pool === true) continue;
+    row.pool = true;
+    const sub = state.subscriptions.get(key.slice(0, key.indexOf("|")));
+    if (sub === undefined) continue;
+    const bucket = sub.buckets.find((b) => b.hour === floorHour(row.at));
+    if (bucket !== undefined) {
+      bucket.costUsd = Math.max(0, bucket.costUsd - row.costUsd);
+      bucket.externalCostUsd = Math.max(0, (bucket.externalCostUsd ?? 0) - row.costUsd);
+      subtractTokens(bucket.tokens, row.tokens);
+      bucket.requests = Math.max(0, bucket.requests - 1);
+    }
+    for (const o of Object.values(sub.upstream)) {
+      if (o !== undefined && o.observedAt <= row.at) o.costSinceUsd = Math.max(0, o.costSinceUsd - row.costUsd);
+    }
+    recordCalibrationCost(sub, -row.costUsd, row.at);
+  }
+}
+
+function subtractTokens(from: TokenCounts, t: TokenCounts): void {
+  from.inputTokens = Math.max(0, from.inputTokens - t.inputTokens);
+  from.outputTokens = Math.max(0, from.outputTokens - t.outputTokens);
+  from.cacheCreationInputTokens = Math.max(0, from.cacheCreationInputTokens - t.cacheCreationInputTokens);
+  from.cacheReadInputTokens = Math.max(0, from.cacheReadInputTokens - t.cacheReadInputTokens);
 }
 
 /** touchClaudeSession re-inserts, so the map stays in time order for pruning. */

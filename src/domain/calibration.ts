@@ -69,11 +69,11 @@ export function updateCalibration(
   cal.anchor = fresh;
 }
 
-/** recordCalibrationCost adds cost spent at `at` to the anchors read before it. */
+/** recordCalibrationCost adds cost spent at `at` to the anchors read before it (a negative cost takes it back). */
 export function recordCalibrationCost(sub: SubscriptionState, costUsd: number, at: number): void {
   if (sub.calibration === undefined) return;
   for (const cal of Object.values(sub.calibration)) {
-    if (cal?.anchor !== undefined && cal.anchor.at <= at) cal.anchor.costUsd += costUsd;
+    if (cal?.anchor !== undefined && cal.anchor.at <= at) cal.anchor.costUsd = Math.max(0, cal.anchor.costUsd + costUsd);
   }
 }
 

@@ -15,6 +15,8 @@ import type {
   SweepResult,
 } from "./commands.js";
 import { BUCKET_RETENTION_MS } from "./accounting.js";
+import { CandidateIndex } from "./candidate-index.js";
+import { SessionLists } from "./session-lists.js";
 import { computeHealth } from "./health.js";
 import { modelFamily } from "./model-family.js";
 import { observeSubscription } from "./observe.js";
@@ -43,6 +45,9 @@ export class Pool {
    */
   private readonly viewCache = new Map<string, SubscriptionView>();
   private viewCacheAt: number | undefined;
+  /** Views kept across instants to rank new allocations; an event touching a subscription invalidates its view. */
+  private readonly candidates = new CandidateIndex();
+  private readonly sessionLists = new SessionLists();
 
   constructor(state: PoolState, settings: PoolSettings) {
     this.state = state;
@@ -67,6 +72,7 @@ export class Pool {
     this.configured = new Map(settings.subscriptions.map((s) => [s.id, s]));
     ensureSubscriptions(this.state, settings.subscriptions.map((s) => s.id));
     this.viewCache.clear();
+    this.candidates.clear();
     return removed;
   }
 
@@ -92,7 +98,9 @@ export class Pool {
     const emit = (body: EventBody): void => {
       const event = { ...body, seq: this.state.eventSeq + 1, at: now } as PoolEvent;
       applyEvent(this.state, event);
+      this.sessionLists.follow(this.state, event);
       this.viewCache.clear();
+      for (const id of subscriptionsOf(body)) this.candidates.invalidate(id);
       events.push(event);
     };
     const result = this.decide(command, now, emit) as ResultOf<C>;
@@ -107,6 +115,12 @@ export class Pool {
       if (view === undefined) continue;
       for (const body of observeSubscription(view, this.settings)) emit(body);
     }
+    // Announcements are about the subscription they were derived from, so
+    // the views now cached are current: the next allocation ranks by them.
+    for (const id of touched) {
+      const view = this.view(id, now);
+      if (view !== undefined) this.candidates.adopt(view, now);
+    }
     return { events, result };
   }
 
@@ -120,7 +134,7 @@ export class Pool {
     }
     let view = this.viewCache.get(subscriptionId);
     if (view === undefined) {
-      view = viewSubscription(this.state, this.settings, cfg, now);
+      view = viewSubscription(this.state, this.settings, cfg, now, this.sessionLists.of(this.state, subscriptionId));
       this.viewCache.set(subscriptionId, view);
     }
     return view;
@@ -178,9 +192,8 @@ export class Pool {
     emit: (e: EventBody) => void,
   ): AllocateResult | Rejection {
     const existing = this.state.sessions.get(cmd.sessionId);
-    const views = this.views(now);
     if (existing !== undefined) {
-      const current = views.find((v) => v.cfg.id === existing.subscriptionId);
+      const current = this.view(existing.subscriptionId, now);
       const excluded =
         current === undefined
           ? { subscriptionId: existing.subscriptionId, reason: "paused" as const, detail: "no longer configured" }
@@ -199,7 +212,7 @@ export class Pool {
       // Its subscription can no longer take it: move it if another can.
       // (Read before emitting: applying the events mutates the session.)
       const from = existing.subscriptionId;
-      const { best, exclusions } = this.choose(views, cmd, from);
+      const { best, exclusions } = this.choose(cmd, from, now);
       if (best !== undefined) {
         emit({
           type: "session_rotated",
@@ -222,7 +235,7 @@ export class Pool {
       return this.fallback(cmd.sessionId, excluded !== undefined ? [excluded, ...exclusions] : exclusions, emit);
     }
 
-    const { best, exclusions } = this.choose(views, cmd, undefined);
+    const { best, exclusions } = this.choose(cmd, undefined, now);
     if (best === undefined) return this.fallback(cmd.sessionId, exclusions, emit);
     emit({
       type: "session_allocated",
@@ -237,9 +250,22 @@ export class Pool {
 
   /**
    * choose picks the eligible subscription with the best health; ties go to
-   * fewer sessions, then config order, so the choice is deterministic.
+   * fewer sessions, then config order, so the choice is deterministic. The
+   * candidate index finds it without deriving every view; only when it finds
+   * none are all views derived, to list why each one was excluded.
    */
   private choose(
+    cmd: Extract<Command, { kind: "allocate" }>,
+    skip: string | undefined,
+    now: number,
+  ): { best?: SubscriptionView; exclusions: Exclusion[] } {
+    const need = { priority: cmd.priority, model: cmd.model, holdsSlot: false };
+    const best = this.candidates.best(now, need, skip, this.settings, (cfg) => this.view(cfg.id, now)!);
+    if (best !== undefined) return { best, exclusions: [] };
+    return this.chooseAmong(this.views(now), cmd, skip);
+  }
+
+  private chooseAmong(
     views: SubscriptionView[],
     cmd: Extract<Command, { kind: "allocate" }>,
     skip: string | undefined,
@@ -296,6 +322,12 @@ export class Pool {
       return { kind: "reported", duplicate: true, view, countedCostUsd: 0 };
     }
     const r = cmd.report;
+    // Rows of this run counted as external before its report arrived are the pool's own.
+    const external = r.claudeSessionId === undefined ? undefined : this.state.externalBySession.get(r.claudeSessionId);
+    if (r.claudeSessionId !== undefined && external !== undefined && external.size > 0) {
+      const subscriptionIds = [...new Set([...external].map((key) => key.slice(0, key.indexOf("|"))))];
+      emit({ type: "transcript_reattributed", claudeSessionId: r.claudeSessionId, subscriptionIds });
+    }
     emit({
       type: "usage_recorded",
       sessionId: cmd.sessionId,
@@ -482,6 +514,7 @@ export class Pool {
       }
       usage.push({
         ...(row.key !== undefined ? { key: row.key } : {}),
+        ...(row.sessionId !== undefined ? { sessionId: row.sessionId } : {}),
         at: row.at,
         model: row.model,
         tokens,
@@ -616,6 +649,8 @@ export function subscriptionsOf(e: EventBody): string[] {
       return [e.from, e.to];
     case "rebalance_completed":
       return [...new Set(e.moves.flatMap((m) => [m.from, m.to]))];
+    case "transcript_reattributed":
+      return e.subscriptionIds;
     case "fallback_used":
       // A fallback changes no subscription: nothing to re-announce.
       return [];

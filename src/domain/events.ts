@@ -86,6 +86,17 @@ export type EventBody =
       usage: TranscriptUsage[];
       limitKeys: string[];
     }
+  | {
+      /**
+       * A report named a Claude session whose transcript rows had been
+       * counted as external (the run outlasted the grace period): they were
+       * the pool's own, and the report now counts them, so they are taken
+       * back out of the windows.
+       */
+      type: "transcript_reattributed";
+      claudeSessionId: string;
+      subscriptionIds: string[];
+    }
   | { type: "upstream_observed"; subscriptionId: string; readings: RateLimitReading[] }
   | {
       type: "limit_reached";
@@ -152,6 +163,8 @@ export type EventBody =
 export interface TranscriptUsage {
   /** "<message id>:<request id>"; absent for rows that cannot be deduplicated. */
   key?: string;
+  /** The Claude session of the row, when the line said. */
+  sessionId?: string;
   /** Epoch ms the row was written: the hour its use is counted in. */
   at: number;
   model: string;

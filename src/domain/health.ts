@@ -36,6 +36,8 @@ export interface HealthInput {
   activeSessions: number;
   now: number;
   weights: HealthWeights;
+  /** The trailing hour's cost when the caller has already summed it; derived from sub otherwise. */
+  burnRateUsdPerHour?: number;
 }
 
 /** computeHealth scores one subscription; deterministic in its input. */
@@ -50,7 +52,7 @@ export function computeHealth(input: HealthInput): Health {
   // The rate that would spend a whole expected window in its 5 hours: burning
   // faster than that heads for the 5-hour limit.
   const sustainable = cfg.fiveHourBudgetUsd / 5;
-  const burn = burnRateUsdPerHour(sub, now);
+  const burn = input.burnRateUsdPerHour ?? burnRateUsdPerHour(sub, now);
   const burnShare = sustainable > 0 ? burn / sustainable : 0;
   const idle = input.activeSessions === 0 ? 1 : 0;
 

@@ -76,6 +76,10 @@ export interface CountedRow {
   at: number;
   tokens: TokenCounts;
   costUsd: number;
+  /** The Claude session the row belongs to, when the line said. */
+  sessionId?: string;
+  /** True once a report showed the row was the pool's own: no longer counted as external. */
+  pool?: boolean;
 }
 
 /** CalibratedWindow names the windows whose dollar ratio is learned. */
@@ -143,6 +147,12 @@ export interface PoolState {
    * of the same message adds only the difference).
    */
   transcriptRows: Map<string, CountedRow>;
+  /**
+   * Derived: keys of rows counted as external, per Claude session. When a
+   * report later names one of these sessions, the rows were the pool's own
+   * run (reported after it ended, past the grace period) and are taken back.
+   */
+  externalBySession: Map<string, Set<string>>;
   /** Derived: session ids per subscription. */
   bySubscription: Map<string, Set<string>>;
 }
@@ -157,6 +167,7 @@ export function createPoolState(subscriptionIds: readonly string[]): PoolState {
     ended: new Map(),
     claudeSessions: new Map(),
     transcriptRows: new Map(),
+    externalBySession: new Map(),
     bySubscription: new Map(),
   };
   ensureSubscriptions(state, subscriptionIds);

@@ -6,8 +6,9 @@ import {
   externalCostUsd,
   fiveHourFraction,
   freshUpstream,
+  sumCost,
   weeklyFraction,
-  weeklyUsedUsd,
+  weeklyTotals,
   windowCostUsd,
 } from "./accounting.js";
 import { sessionActivity } from "./activity.js";
@@ -15,9 +16,17 @@ import type { Exclusion, SubscriptionStatusName } from "./events.js";
 import { type Health, computeHealth } from "./health.js";
 import { modelFamily } from "./model-family.js";
 import type { PoolSettings, SubscriptionSettings } from "./settings.js";
-import type { Cooldown, FiveHourWindow, PoolState, Priority, SubscriptionState, UpstreamObservation } from "./state.js";
+import type {
+  Cooldown,
+  FiveHourWindow,
+  PoolState,
+  Priority,
+  SessionState,
+  SubscriptionState,
+  UpstreamObservation,
+} from "./state.js";
 import { sessionsOf } from "./state.js";
-import { HOUR_MS, WEEK_MS, floorHour } from "./time.js";
+import { FIVE_HOURS_MS, HOUR_MS, MINUTE_MS, WEEK_MS, floorHour } from "./time.js";
 import type { LimitWindow } from "./usage.js";
 
 /**
@@ -58,29 +67,55 @@ export interface SubscriptionView {
   upstream: { window: LimitWindow; observation: UpstreamObservation; stale: boolean }[];
   /** Hours until weekly use reaches 100% at the current burn rate; undefined when not burning. */
   hoursToExhaustion?: number;
+  /**
+   * Until when (epoch ms) what allocation ranks and excludes by stays as it
+   * is while the subscription's state does not change: the next hour
+   * boundary, window end, cooldown end, observation reset or staleness, or
+   * the last active session turning idle. The trailing-hour burn rate decays
+   * continuously while the previous hour had use; it is allowed to drift by
+   * BURN_RATE_DRIFT_MS. The session counts by activity may lag within it.
+   */
+  validUntil: number;
 }
 
-/** viewSubscription derives a SubscriptionView. */
+/**
+ * BURN_RATE_DRIFT_MS: how stale a reused view's burn rate may be. It decays
+ * by at most the previous hour's cost per hour, so 10 s moves the burn-rate
+ * points by under 0.03 of 10, while re-deriving every view at every instant
+ * would make each allocation cost grow with the pool (see CandidateIndex).
+ */
+export const BURN_RATE_DRIFT_MS = 10_000;
+
+/**
+ * viewSubscription derives a SubscriptionView. sessions are the sessions the
+ * subscription holds when the caller keeps them at hand (the pool does, see
+ * SessionLists); otherwise they are looked up by id.
+ */
 export function viewSubscription(
   state: PoolState,
   settings: PoolSettings,
   cfg: SubscriptionSettings,
   now: number,
+  sessions: Iterable<SessionState> = sessionsById(state, cfg.id),
 ): SubscriptionView {
   const sub = state.subscriptions.get(cfg.id)!;
   const ids = sessionsOf(state, cfg.id);
   let active = 0;
   let idle = 0;
-  for (const id of ids) {
-    const s = state.sessions.get(id);
-    if (s === undefined) continue;
+  let lastActiveAt = -Infinity;
+  for (const s of sessions) {
     const a = sessionActivity(s, now, settings);
-    if (a === "active") active++;
-    else if (a === "idle") idle++;
+    if (a === "active") {
+      active++;
+      if (s.lastActivityAt > lastActiveAt) lastActiveAt = s.lastActivityAt;
+    } else if (a === "idle") idle++;
   }
   const staleAfterMs = settings.upstream.staleAfterSeconds * 1000;
-  const weekly = weeklyFraction(cfg, sub, now, staleAfterMs);
-  const fiveHour = fiveHourFraction(cfg, sub, now, staleAfterMs);
+  // Each sum is taken once: at 1,000 subscriptions a view is derived on every allocation.
+  const week = weeklyTotals(sub, now);
+  const windowCost = windowCostUsd(sub, now);
+  const weekly = weeklyFraction(cfg, sub, now, staleAfterMs, week.costUsd);
+  const fiveHour = fiveHourFraction(cfg, sub, now, staleAfterMs, windowCost);
   const burn = burnRateUsdPerHour(sub, now);
   const inForce = sub.cooldowns.filter((c) => c.until > now);
   const cooldown = inForce.find((c) => c.modelScope === undefined);
@@ -93,6 +128,7 @@ export function viewSubscription(
     activeSessions: active,
     now,
     weights: settings.health.weights,
+    burnRateUsdPerHour: burn,
   });
   const upstream: SubscriptionView["upstream"] = [];
   for (const window of Object.keys(sub.upstream) as LimitWindow[]) {
@@ -100,7 +136,6 @@ export function viewSubscription(
     if (observation !== undefined) upstream.push({ window, observation, stale: now - observation.observedAt > staleAfterMs });
   }
   const window = currentWindow(sub, now);
-  const weekEnd = floorHour(now) + HOUR_MS;
   const remainingUsd = Math.max(0, (1 - weekly.value) * cfg.weeklyBudgetUsd);
   const view: SubscriptionView = {
     at: now,
@@ -108,8 +143,8 @@ export function viewSubscription(
     state: sub,
     status: "available",
     health,
-    weeklyUsedUsd: weeklyUsedUsd(sub, now),
-    weeklyExternalUsd: externalCostUsd(sub, weekEnd - WEEK_MS, weekEnd),
+    weeklyUsedUsd: week.costUsd,
+    weeklyExternalUsd: week.externalUsd,
     weeklyFraction: weekly.value,
     weeklyBasis: weekly.basis,
     weekly,
@@ -118,7 +153,7 @@ export function viewSubscription(
     // Only upstream-based use benches an account: a dollar estimate against a guessed budget is too rough.
     fiveHourCapped: fiveHour.basis === "upstream" && fiveHour.value >= settings.upstream.fiveHourCap,
     window,
-    windowCostUsd: windowCostUsd(sub, now),
+    windowCostUsd: windowCost,
     windowExternalUsd: window === undefined ? 0 : externalCostUsd(sub, floorHour(window.start), window.end),
     burnRateUsdPerHour: burn,
     sessionCount: ids.size,
@@ -128,9 +163,42 @@ export function viewSubscription(
     scopedCooldowns: inForce.filter((c) => c.modelScope !== undefined),
     upstream,
     hoursToExhaustion: burn > 0 ? remainingUsd / burn : undefined,
+    validUntil: validUntil(sub, now, staleAfterMs, active > 0 ? lastActiveAt + settings.sessions.activeMinutes * MINUTE_MS : Infinity),
   };
   view.status = statusOf(view, settings);
   return view;
+}
+
+function* sessionsById(state: PoolState, subscriptionId: string): Iterable<SessionState> {
+  for (const id of sessionsOf(state, subscriptionId)) {
+    const s = state.sessions.get(id);
+    if (s !== undefined) yield s;
+  }
+}
+
+/**
+ * validUntil is the first instant after now at which a time-driven input of
+ * the view changes (see SubscriptionView.validUntil); idleFrom is when the
+ * last active session turns idle, which ends the idle bonus's absence.
+ */
+function validUntil(sub: SubscriptionState, now: number, staleAfterMs: number, idleFrom: number): number {
+  const hour = floorHour(now);
+  let until = Math.min(hour + HOUR_MS, idleFrom);
+  const later = (t: number | undefined): void => {
+    if (t !== undefined && t > now && t < until) until = t;
+  };
+  later(sub.window?.end);
+  for (const c of sub.cooldowns) later(c.until);
+  for (const window of Object.keys(sub.upstream) as LimitWindow[]) {
+    const o = sub.upstream[window]!;
+    later(o.resetsAt);
+    // Both ages count as past their limit only once they exceed it.
+    later(o.observedAt + staleAfterMs + 1);
+    if (o.resetsAt === undefined) later(o.observedAt + (window === "five_hour" ? FIVE_HOURS_MS : WEEK_MS) + 1);
+  }
+  // The previous hour's share of the trailing hour shrinks continuously.
+  if (sumCost(sub, hour - HOUR_MS, hour) > 0) later(now + BURN_RATE_DRIFT_MS);
+  return until;
 }
 
 /**

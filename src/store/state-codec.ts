@@ -45,7 +45,14 @@ export function decodeState(text: string, subscriptionIds: readonly string[]): P
   for (const [k, t] of encoded.dedupe) state.dedupe.set(k, t);
   for (const [k, e] of encoded.ended) state.ended.set(k, e);
   for (const [k, t] of encoded.claudeSessions ?? []) state.claudeSessions.set(k, t);
-  for (const [k, r] of encoded.transcriptRows ?? []) state.transcriptRows.set(k, r);
+  for (const [k, r] of encoded.transcriptRows ?? []) {
+    state.transcriptRows.set(k, r);
+    if (r.sessionId !== undefined && r.pool !== true) {
+      let keys = state.externalBySession.get(r.sessionId);
+      if (keys === undefined) state.externalBySession.set(r.sessionId, (keys = new Set()));
+      keys.add(k);
+    }
+  }
   rebuildIndexes(state, subscriptionIds);
   return state;
 }

@@ -186,6 +186,33 @@ describe("Pool.run(reconcile)", () => {
     expect(v.weeklyUsedUsd).toBeCloseTo(0.0225, 12);
   });
 
+  it("takes rows back out of external use when a late report shows they were the pool's own run", () => {
+    const pool = makePool();
+    observe(pool, T0 - 2 * HOUR, [{ window: "seven_day", source: "oauth", status: "allowed", utilization: 0.1, resetsAt: WEEK_RESET }]);
+    pool.run({ kind: "set_paused", subscriptionId: "b", paused: true }, T0 - HOUR);
+    pool.run({ kind: "allocate", sessionId: "gw-long", priority: "normal", model: "", estimatedTokens: 0 }, T0 - HOUR);
+    // The run's first rows pass the grace period before it ends: counted as external.
+    pool.run(
+      { kind: "reconcile", subscriptionId: "a", rows: [usageRow("m1:r1", T0 - 50 * MIN, 1000, SESSION), usageRow("m2:r2", T0 - 40 * MIN, 2000, SESSION)] },
+      T0 - 20 * MIN,
+    );
+    expect(pool.view("a", T0 - 20 * MIN)!.weeklyExternalUsd).toBeCloseTo(0.045, 12);
+    // Then the run ends and reports its whole cost under that Claude session.
+    const { events } = pool.run(
+      { kind: "report", sessionId: "gw-long", requestId: "1", report: usage(0.05, { claudeSessionId: SESSION }) },
+      T0,
+    );
+    expect(types(events).slice(0, 2)).toEqual(["transcript_reattributed", "usage_recorded"]);
+    const v = pool.view("a", T0)!;
+    expect(v.weeklyExternalUsd).toBeCloseTo(0, 12);
+    expect(v.weeklyUsedUsd).toBeCloseTo(0.05, 12);
+    // The upstream figure counts the run once: 0.1 + $0.05 / $100.
+    expect(v.weeklyFraction).toBeCloseTo(0.1005, 12);
+    // Later rows of that session are the pool's; a replay gives the same state.
+    const later = pool.run({ kind: "reconcile", subscriptionId: "a", rows: [usageRow("m3:r3", T0 + MIN, 500, SESSION)] }, T0 + 20 * MIN);
+    expect(later.result).toMatchObject({ external: 0, pool: 1 });
+  });
+
   it("skips rows of the pool's own Claude sessions and rows older than a week", () => {
     const pool = makePool();
     pool.run({ kind: "allocate", sessionId: "gw-1", priority: "normal", model: "", estimatedTokens: 0 }, T0);
