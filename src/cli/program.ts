@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { toJsonString } from "@bufbuild/protobuf";
 import { ConnectError } from "@connectrpc/connect";
@@ -51,6 +52,7 @@ interface PoolFlags {
   server?: string;
   url?: string;
   token?: string;
+  ca?: string;
   json?: boolean;
 }
 
@@ -67,7 +69,19 @@ export async function runCli(argv: readonly string[], options: CliOptions): Prom
     connect(flags) {
       server = normaliseUrl(flags.server ?? flags.url ?? nonEmpty(options.env.AUTHPOOL_URL) ?? DEFAULT_SERVER);
       const token = flags.token ?? nonEmpty(options.env.AUTHPOOL_TOKEN);
-      return { url: server, client: createAuthPoolClient(server, token !== undefined ? { token } : {}) };
+      const caFile = flags.ca ?? nonEmpty(options.env.AUTHPOOL_CA);
+      let ca: Buffer | undefined;
+      if (caFile !== undefined) {
+        try {
+          ca = readFileSync(caFile);
+        } catch (error) {
+          throw new UsageError(`--ca ${caFile}: cannot read it (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+        }
+      }
+      return {
+        url: server,
+        client: createAuthPoolClient(server, { ...(token !== undefined ? { token } : {}), ...(ca !== undefined ? { ca } : {}) }),
+      };
     },
     exit(code) {
       exitCode = code;
@@ -130,7 +144,8 @@ function createProgram(options: CliOptions, hooks: ProgramHooks): Command {
       "after",
       `
 Every command that talks to a pool takes --server URL (default $AUTHPOOL_URL,
-else ${DEFAULT_SERVER}) and --token T (default $AUTHPOOL_TOKEN).
+else ${DEFAULT_SERVER}), --token T (default $AUTHPOOL_TOKEN) and, for an
+https:// pool with its own certificate, --ca FILE (default $AUTHPOOL_CA).
 
 ${exitCodesHelp}`,
     );
@@ -142,7 +157,8 @@ ${exitCodesHelp}`,
     .addHelpText(
       "after",
       `
-AUTHPOOL_STORE, AUTHPOOL_HOST, AUTHPOOL_PORT and AUTHPOOL_TOKENS override the file.
+AUTHPOOL_STORE, AUTHPOOL_HOST, AUTHPOOL_PORT, AUTHPOOL_TOKENS and
+AUTHPOOL_TOKENS_FILE override the file.
 Logs are JSON lines on stderr. An unusable config or store exits with 78.`,
     )
     .action(async (flags: { config?: string }) => {
@@ -378,7 +394,8 @@ function poolCommand(program: Command, name: string, description: string, { json
     .option("--server <url>", `the pool's URL (default: $AUTHPOOL_URL, else ${DEFAULT_SERVER})`)
     // --url is what the first CLI called it; kept so old scripts still work.
     .addOption(new Option("--url <url>").hideHelp())
-    .option("--token <token>", "bearer token, when the pool requires one (default: $AUTHPOOL_TOKEN)");
+    .option("--token <token>", "bearer token, when the pool requires one (default: $AUTHPOOL_TOKEN)")
+    .option("--ca <file>", "PEM certificate to trust for an https:// pool (default: $AUTHPOOL_CA)");
   if (json) command.option("--json", "print the reply as protobuf JSON");
   return command;
 }

@@ -1,18 +1,32 @@
 import { applyEnv, defaultConfigPath, loadConfigFile } from "../config/index.js";
 import { createJsonLogger } from "../runtime/logger.js";
+import { exposureWarnings } from "../server/exposure.js";
 import { startAuthPoolServer } from "../server/start-server.js";
 import { redact } from "../store/index.js";
+
+/** ServeOptions replace the process around serve (tests); each defaults to the real one. */
+export interface ServeOptions {
+  env?: NodeJS.ProcessEnv;
+  /** Where the JSON log lines and the plain warnings go. Default: process.stderr. */
+  stderr?: { write(text: string): unknown };
+  /** Stops the pool as SIGTERM does. */
+  stop?: AbortSignal;
+}
 
 /**
  * serve runs the pool until SIGTERM or SIGINT, then closes it gracefully and
  * resolves with 0; SIGHUP reloads the config. The config comes from `configFlag`, else AUTHPOOL_CONFIG,
  * else the example; a ConfigError or StoreError is thrown for main to turn
- * into exit code 78.
+ * into exit code 78. Serving beyond loopback without authentication is
+ * also said in one plain line on stderr, for whoever reads the terminal
+ * rather than the logs.
  */
-export async function serve(configFlag: string | undefined): Promise<number> {
-  const logger = createJsonLogger();
-  const file = configFlag ?? process.env.AUTHPOOL_CONFIG ?? defaultConfigPath;
-  const load = async () => applyEnv(await loadConfigFile(file), process.env);
+export async function serve(configFlag: string | undefined, options: ServeOptions = {}): Promise<number> {
+  const env = options.env ?? process.env;
+  const stderr = options.stderr ?? process.stderr;
+  const logger = createJsonLogger(options.stderr !== undefined ? { destination: options.stderr, env } : { env });
+  const file = configFlag ?? env.AUTHPOOL_CONFIG ?? defaultConfigPath;
+  const load = async () => applyEnv(await loadConfigFile(file), env);
   const config = await load();
   // Reload on ReloadConfig, on SIGHUP and when the file changes; an invalid
   // file is refused (and logged) and the running config stays.
@@ -29,15 +43,32 @@ export async function serve(configFlag: string | undefined): Promise<number> {
     store: redact(config.store.uri),
     subscriptions: config.subscriptions.map((s) => s.id),
   });
+  for (const w of exposureWarnings(config.server, server)) {
+    if (w.kind === "open") {
+      stderr.write(`authpool: WARNING: serving on ${String(w.fields.address)} without authentication; anyone who can reach it controls the pool (set AUTHPOOL_TOKENS or server.authTokensFile)\n`);
+    }
+  }
+  let cleanup = () => {};
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       logger.info("shutting down", { signal });
       resolve();
     };
-    process.once("SIGTERM", () => stop("SIGTERM"));
-    process.once("SIGINT", () => stop("SIGINT"));
+    const onTerm = () => stop("SIGTERM");
+    const onInt = () => stop("SIGINT");
+    const onAbort = () => stop("stop");
+    process.once("SIGTERM", onTerm);
+    process.once("SIGINT", onInt);
     process.on("SIGHUP", reloadOnSignal);
+    if (options.stop?.aborted === true) onAbort();
+    options.stop?.addEventListener("abort", onAbort, { once: true });
+    cleanup = () => {
+      process.off("SIGTERM", onTerm);
+      process.off("SIGINT", onInt);
+      options.stop?.removeEventListener("abort", onAbort);
+    };
   });
+  cleanup();
   process.off("SIGHUP", reloadOnSignal);
   await server.close();
   logger.info("stopped", {});

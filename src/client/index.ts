@@ -25,11 +25,18 @@ export interface AuthPoolClientOptions {
   token?: string;
   /** HTTP version for the connect and grpc-web protocols (default "2"). */
   httpVersion?: "1.1" | "2";
+  /**
+   * PEM certificate(s) to trust for an https:// URL, in place of the system
+   * roots: the pool's own certificate when it is self-signed, or the CA that
+   * signed it. Absent: Node's default trust store.
+   */
+  ca?: string | Buffer;
 }
 
 /**
  * createAuthPoolClient returns a client for the pool at `url`
- * (e.g. "http://127.0.0.1:50051").
+ * (e.g. "http://127.0.0.1:50051", or "https://pool.example:50051" when the
+ * pool serves TLS).
  */
 export function createAuthPoolClient(url: string, options: AuthPoolClientOptions = {}): AuthPoolClient {
   const interceptors: Interceptor[] = [];
@@ -42,8 +49,10 @@ export function createAuthPoolClient(url: string, options: AuthPoolClientOptions
   }
   const timeoutMs = options.timeoutMs ?? 5000;
   const httpVersion = options.httpVersion ?? "2";
+  // Passed to http2.connect or https.request alike; both take `ca`.
+  const nodeOptions = options.ca !== undefined ? { nodeOptions: { ca: options.ca } } : {};
   const transport = (defaultTimeoutMs: number | undefined) => {
-    const common = { baseUrl: url, interceptors, ...(defaultTimeoutMs !== undefined ? { defaultTimeoutMs } : {}) };
+    const common = { baseUrl: url, interceptors, ...nodeOptions, ...(defaultTimeoutMs !== undefined ? { defaultTimeoutMs } : {}) };
     return options.protocol === "connect"
       ? createConnectTransport({ ...common, httpVersion })
       : options.protocol === "grpc-web"

@@ -22,7 +22,12 @@ export const configDefaults = deepFreeze({
   cooldown: { defaultMinutes: 60, timeZone: "UTC" },
   health: { weights: { weekly: 40, fiveHour: 30, sessions: 15, burnRate: 10, idle: 5 } },
   dedupeRetentionHours: 48,
-  limits: { maxClaudeOutputBytes: 1_048_576 },
+  /**
+   * maxRequestBytes: the largest request message the server reads (gRPC's
+   * customary 4 MiB); a larger one is refused with RESOURCE_EXHAUSTED before
+   * it is parsed.
+   */
+  limits: { maxClaudeOutputBytes: 1_048_576, maxRequestBytes: 4_194_304 },
   rebalancing: { enabled: false, intervalSeconds: 300, costGapThreshold: 5, maxMovesPerCycle: 3 },
   webhook: { timeoutMs: 5_000, maxAttempts: 3 },
   notificationChannels: ["log"],

@@ -1,11 +1,13 @@
 /**
  * Environment overrides for the few settings that differ per deployment of
- * the same config file (listen address, store location).
+ * the same config file (listen address, store location, bearer tokens).
  */
+import path from "node:path";
+import { TOKEN_ENTRY_PHRASE, parseTokenEntry, readTokenFile } from "./auth-tokens.js";
 import { deepFreeze } from "./defaults.js";
-import { ConfigError, describeValue } from "./errors.js";
+import { type ConfigIssue, ConfigError, describeValue } from "./errors.js";
 import { isPort } from "./schema.js";
-import type { PoolConfig } from "./types.js";
+import type { BearerToken, PoolConfig } from "./types.js";
 
 /**
  * defaultConfigPath is the config file used when AUTHPOOL_CONFIG is unset;
@@ -18,26 +20,45 @@ export const ENV_SOURCE = "env";
 
 /**
  * applyEnv returns config with AUTHPOOL_HOST (server.host), AUTHPOOL_PORT
- * (server.port), AUTHPOOL_STORE (store.uri) and AUTHPOOL_TOKENS
- * (server.authTokens, comma-separated) applied. Unset or empty
- * variables are ignored, as shells make "unset" and "" hard to tell apart.
- * Throws ConfigError (file "env") for a bad value.
+ * (server.port), AUTHPOOL_STORE (store.uri), AUTHPOOL_TOKENS
+ * (comma-separated `role:token` entries; a bare token means admin) and
+ * AUTHPOOL_TOKENS_FILE (a token file) applied. Tokens from either variable
+ * replace those of the config file (both variables together add up).
+ * Unset or empty variables are ignored, as shells make "unset" and "" hard
+ * to tell apart. Throws ConfigError (file "env") for a bad value; a token is
+ * never echoed, only its position.
  */
 export function applyEnv(config: PoolConfig, env: NodeJS.ProcessEnv): PoolConfig {
   const host = nonEmpty(env.AUTHPOOL_HOST);
   const portText = nonEmpty(env.AUTHPOOL_PORT);
   const storeUri = nonEmpty(env.AUTHPOOL_STORE);
   const tokensText = nonEmpty(env.AUTHPOOL_TOKENS);
-  let authTokens: string[] | undefined;
+  const tokensFile = nonEmpty(env.AUTHPOOL_TOKENS_FILE);
+  let authTokens: BearerToken[] | undefined;
   if (tokensText !== undefined) {
-    authTokens = tokensText.split(",").map((t) => t.trim()).filter((t) => t !== "");
-    // Never echo a token: say how many were bad, not what they were.
-    const bad = authTokens.filter((t) => !/^[\x21-\x7e]{16,}$/.test(t)).length;
-    if (bad > 0 || authTokens.length === 0) {
-      throw new ConfigError(ENV_SOURCE, [
-        { path: "AUTHPOOL_TOKENS", expected: `expected comma-separated tokens of at least 16 characters without spaces (${bad} invalid)` },
-      ]);
+    const entries = tokensText.split(",").map((t) => t.trim()).filter((t) => t !== "");
+    if (entries.length === 0) {
+      throw new ConfigError(ENV_SOURCE, [{ path: "AUTHPOOL_TOKENS", expected: `expected comma-separated entries, each ${TOKEN_ENTRY_PHRASE}, got none` }]);
     }
+    const issues: ConfigIssue[] = [];
+    authTokens = [];
+    entries.forEach((text, index) => {
+      const entry = parseTokenEntry(text);
+      if (entry.ok) authTokens!.push({ role: entry.role, token: entry.token, from: "env" });
+      else issues.push({ path: "AUTHPOOL_TOKENS", expected: `expected ${entry.expected}, got ${entry.found} in entry ${index + 1} of ${entries.length}` });
+    });
+    const [first, ...rest] = issues;
+    if (first !== undefined) throw new ConfigError(ENV_SOURCE, [first, ...rest]);
+  }
+  let authTokensFile: string | undefined;
+  if (tokensFile !== undefined) {
+    authTokensFile = path.resolve(tokensFile);
+    const read = readTokenFile(authTokensFile);
+    if (!read.ok) {
+      const [first, ...rest] = read.problems.map((expected): ConfigIssue => ({ path: "AUTHPOOL_TOKENS_FILE", expected }));
+      throw new ConfigError(ENV_SOURCE, [first ?? { path: "AUTHPOOL_TOKENS_FILE", expected: "expected a token file" }, ...rest]);
+    }
+    authTokens = [...read.tokens.map((t) => ({ ...t, from: "env" as const })), ...(authTokens ?? [])];
   }
 
   if (host !== undefined && /[\s\u0000-\u001f\u007f]/.test(host)) {
@@ -51,15 +72,13 @@ export function applyEnv(config: PoolConfig, env: NodeJS.ProcessEnv): PoolConfig
   }
 
   if (host === undefined && port === undefined && storeUri === undefined && authTokens === undefined) return config;
-  return deepFreeze({
-    ...config,
-    server: {
-      host: host ?? config.server.host,
-      port: port ?? config.server.port,
-      authTokens: authTokens ?? config.server.authTokens,
-    },
-    store: { uri: storeUri ?? config.store.uri },
-  });
+  let server: PoolConfig["server"] = { ...config.server, host: host ?? config.server.host, port: port ?? config.server.port };
+  if (authTokens !== undefined) {
+    // The config's token file no longer supplies any token.
+    const { authTokensFile: _replaced, ...rest } = server;
+    server = { ...rest, authTokens, ...(authTokensFile !== undefined ? { authTokensFile } : {}) };
+  }
+  return deepFreeze({ ...config, server, store: { uri: storeUri ?? config.store.uri } });
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

@@ -87,12 +87,13 @@ export function describeValue(value: unknown): string {
 
 /**
  * describeFound is describeValue for the value found at path, except that
- * secrets are never echoed: error messages end up in logs.
+ * secrets are never echoed: error messages end up in logs. A value is hidden
+ * when any key on its path names a secret, so an element of a token list
+ * (`server.authTokens[0]`) is hidden too; a key naming a file of secrets
+ * (`authTokensFile`) holds only a path, which is shown.
  */
 export function describeFound(path: ConfigPath, value: unknown): string {
-  const key = path[path.length - 1];
-  if (typeof key === "string" && /secret|token|password/i.test(key) && value !== undefined) {
-    return "a hidden value";
-  }
+  const secret = path.some((key) => typeof key === "string" && /secret|token|password/i.test(key) && !/File$/.test(key));
+  if (secret && value !== undefined) return "a hidden value";
   return describeValue(value);
 }

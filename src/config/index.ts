@@ -9,7 +9,11 @@ export { ConfigError } from "./errors.js";
 export type { ConfigIssue } from "./errors.js";
 export { INLINE_SOURCE, loadConfigFile, parseConfig } from "./load.js";
 export { configAliases, SUBSCRIPTION_ID_PATTERN } from "./schema.js";
+export { BEARER_ROLES, MIN_TOKEN_LENGTH } from "./auth-tokens.js";
+export { type TlsCredentials, readTlsCredentials } from "./tls-files.js";
 export type {
+  BearerRole,
+  BearerToken,
   HealthWeights,
   LoadOptions,
   NotificationChannel,
@@ -18,5 +22,6 @@ export type {
   PoolConfig,
   SubscriptionConfig,
   SubscriptionType,
+  TlsConfig,
   WebhookConfig,
 } from "./types.js";

@@ -4,11 +4,13 @@
  * that span several keys. Problems are returned, not thrown, so the loader
  * can report them all with the file name.
  */
+import { parseTokenEntry, readTokenFile } from "./auth-tokens.js";
 import { configDefaults, deepFreeze } from "./defaults.js";
 import { describeFound, formatPath, type ConfigIssue, type ConfigPath } from "./errors.js";
 import { expandConfigDir } from "./paths.js";
 import type { RawConfig } from "./schema.js";
-import type { NotificationRule, PoolConfig, SubscriptionConfig, WebhookConfig } from "./types.js";
+import { readTlsCredentials } from "./tls-files.js";
+import type { BearerToken, NotificationRule, PoolConfig, SubscriptionConfig, TlsConfig, WebhookConfig } from "./types.js";
 
 /** ResolveResult is either a usable config or the problems that prevent one. */
 export type ResolveResult =
@@ -112,6 +114,7 @@ export function resolveConfig(raw: RawConfig, source: string, homeDir: string): 
     limits: {
       maxClaudeOutputBytes:
         raw.limits?.maxClaudeOutputBytes ?? configDefaults.limits.maxClaudeOutputBytes,
+      maxRequestBytes: raw.limits?.maxRequestBytes ?? configDefaults.limits.maxRequestBytes,
     },
     rebalancing,
     notifications,
@@ -134,14 +137,48 @@ export function resolveConfig(raw: RawConfig, source: string, homeDir: string): 
       everyRecords: raw.snapshot?.everyRecords ?? configDefaults.snapshot.everyRecords,
       everySeconds: raw.snapshot?.everySeconds ?? configDefaults.snapshot.everySeconds,
     },
-    server: {
-      host: raw.server?.host ?? configDefaults.server.host,
-      port: raw.server?.port ?? configDefaults.server.port,
-      authTokens: raw.server?.authTokens ?? configDefaults.server.authTokens,
-    },
+    server: resolveServer(raw, homeDir, issues),
     store: { uri: raw.store?.uri ?? configDefaults.store.uri },
   };
   return issues.length > 0 ? { ok: false, issues } : { ok: true, config: deepFreeze(config) };
+}
+
+/**
+ * resolveServer reads the token file (tokens in it and in server.authTokens
+ * both count) and checks the TLS files, so a missing or malformed file
+ * stops start-up and reloads with its key path rather than surfacing at the
+ * first call. Relative file paths are taken from the working directory,
+ * like store.uri; `~/` is expanded.
+ */
+function resolveServer(raw: RawConfig, homeDir: string, issues: ConfigIssue[]): PoolConfig["server"] {
+  const inline: BearerToken[] = (raw.server?.authTokens ?? []).flatMap((text) => {
+    const entry = parseTokenEntry(text);
+    return entry.ok ? [{ role: entry.role, token: entry.token, from: "config" as const }] : [];
+  });
+  let fromFile: readonly BearerToken[] = [];
+  let authTokensFile: string | undefined;
+  if (raw.server?.authTokensFile !== undefined) {
+    authTokensFile = expandConfigDir(raw.server.authTokensFile, homeDir);
+    const read = readTokenFile(authTokensFile);
+    if (read.ok) fromFile = read.tokens;
+    else for (const problem of read.problems) issues.push({ path: "server.authTokensFile", expected: problem });
+  }
+  let tls: TlsConfig | undefined;
+  if (raw.server?.tls != null) {
+    tls = {
+      certFile: expandConfigDir(raw.server.tls.certFile, homeDir),
+      keyFile: expandConfigDir(raw.server.tls.keyFile, homeDir),
+    };
+    const read = readTlsCredentials(tls);
+    if (!read.ok) issues.push(...read.issues);
+  }
+  return {
+    host: raw.server?.host ?? configDefaults.server.host,
+    port: raw.server?.port ?? configDefaults.server.port,
+    authTokens: [...fromFile, ...inline],
+    ...(authTokensFile !== undefined ? { authTokensFile } : {}),
+    ...(tls !== undefined ? { tls } : {}),
+  };
 }
 
 function resolveSubscriptions(

@@ -9,6 +9,7 @@
  * was actually found.
  */
 import { z } from "zod";
+import { TOKEN_ENTRY_PHRASE, parseTokenEntry } from "./auth-tokens.js";
 import { configDirProblem } from "./paths.js";
 
 /** SUBSCRIPTION_ID_PATTERN is what a subscription id must match. */
@@ -52,10 +53,25 @@ const text = () => z.string({ error: TEXT }).min(1, { error: TEXT });
 const flag = () => z.boolean({ error: "true or false" });
 const port = () => z.int({ error: PORT }).min(0, { error: PORT }).max(65535, { error: PORT });
 const httpUrl = () => z.string({ error: HTTP_URL }).refine(isHttpUrl, { error: HTTP_URL });
-const TOKEN = "a list of bearer tokens of at least 16 characters without spaces";
+const TOKEN = `a list of bearer tokens, each ${TOKEN_ENTRY_PHRASE}`;
+// Each entry's own problem (unknown role, too short) is the message; the
+// value is never echoed (describeFound hides anything under a token key).
 const authTokens = () =>
-  z.array(z.string({ error: TOKEN }).regex(/^[\x21-\x7e]{16,}$/, { error: TOKEN }), { error: TOKEN });
+  z.array(
+    z.string({ error: TOKEN }).superRefine((value, ctx) => {
+      const entry = parseTokenEntry(value);
+      if (!entry.ok) ctx.addIssue({ code: "custom", message: `${entry.expected} (this entry has ${entry.found})` });
+    }),
+    { error: TOKEN },
+  );
+const FILE_PATH = "a file path without control characters";
+const filePath = () =>
+  z.string({ error: FILE_PATH }).min(1, { error: FILE_PATH }).regex(/^[^\u0000-\u001f\u007f]+$/, { error: FILE_PATH });
 const timeZone = () => z.string({ error: TIME_ZONE }).refine(isTimeZone, { error: TIME_ZONE });
+// Below 1 KiB not even a status request fits; above 2^32-1 Connect refuses to start.
+const REQUEST_BYTES = "an integer from 1024 to 4294967295 (bytes)";
+const requestBytes = () =>
+  z.int({ error: REQUEST_BYTES }).min(1024, { error: REQUEST_BYTES }).max(4_294_967_295, { error: REQUEST_BYTES });
 
 // A YAML section with every line commented out parses as null; treat that as
 // "not given" rather than making users delete the heading.
@@ -146,7 +162,7 @@ export const rawConfigSchema = z.strictObject(
       }),
     }),
     dedupeRetentionHours: positive().optional(),
-    limits: section({ maxClaudeOutputBytes: count().optional() }),
+    limits: section({ maxClaudeOutputBytes: count().optional(), maxRequestBytes: requestBytes().optional() }),
     rebalancing: section({
       enabled: flag().optional(),
       intervalSeconds: count().optional(),
@@ -182,7 +198,16 @@ export const rawConfigSchema = z.strictObject(
       graceMinutes: nonNegative().optional(),
     }),
     snapshot: section({ everyRecords: count().optional(), everySeconds: count().optional() }),
-    server: section({ host: text().optional(), port: port().optional(), authTokens: authTokens().optional() }),
+    server: section({
+      host: text().optional(),
+      port: port().optional(),
+      authTokensFile: filePath().optional(),
+      // Discouraged (a secret in the main config); accepted for compatibility with a warning at start.
+      authTokens: authTokens().optional(),
+      tls: z
+        .strictObject({ certFile: filePath(), keyFile: filePath() }, { error: "an object with certFile and keyFile" })
+        .nullish(),
+    }),
     store: section({ uri: text().optional() }),
   },
   { error: "an object of config keys" },

@@ -87,7 +87,11 @@ export interface PoolConfig {
   readonly cooldown: { readonly defaultMinutes: number; readonly timeZone: string };
   readonly health: { readonly weights: HealthWeights };
   readonly dedupeRetentionHours: number;
-  readonly limits: { readonly maxClaudeOutputBytes: number };
+  readonly limits: {
+    readonly maxClaudeOutputBytes: number;
+    /** Largest request message read, in bytes; larger ones get RESOURCE_EXHAUSTED. Read at start. */
+    readonly maxRequestBytes: number;
+  };
   readonly rebalancing: {
     readonly enabled: boolean;
     readonly intervalSeconds: number;
@@ -124,12 +128,39 @@ export interface PoolConfig {
     readonly host: string;
     readonly port: number;
     /**
-     * Bearer tokens accepted on AuthPoolService calls; empty: no
-     * authentication (fine on 127.0.0.1, not on a shared network).
+     * Bearer tokens accepted on AuthPoolService calls and GET /metrics, with
+     * their roles; empty: no authentication (fine on 127.0.0.1, not on a
+     * shared network).
      */
-    readonly authTokens: readonly string[];
+    readonly authTokens: readonly BearerToken[];
+    /** The token file (absolute) the tokens were read from, when one was given. */
+    readonly authTokensFile?: string;
+    /** Serve TLS (HTTP/2 and HTTP/1.1 by ALPN) with these files; absent: cleartext. */
+    readonly tls?: TlsConfig;
   };
   readonly store: { readonly uri: string };
+}
+
+/**
+ * BearerRole is what a bearer token may do: `client` allocates, reports and
+ * releases; `reader` reads status, events and metrics; `admin` may do
+ * everything, including rebalance, pause, drain and reload.
+ */
+export type BearerRole = "client" | "reader" | "admin";
+
+/** BearerToken is one accepted token and its role. */
+export interface BearerToken {
+  readonly role: BearerRole;
+  readonly token: string;
+  /** Where it came from: a token file, the environment, or (discouraged) the config file itself. */
+  readonly from: "file" | "env" | "config";
+}
+
+/** TlsConfig names the server's PEM files, as absolute paths. */
+export interface TlsConfig {
+  /** The certificate chain, leaf first. */
+  readonly certFile: string;
+  readonly keyFile: string;
 }
 
 /** LoadOptions tune how a config is resolved. */

@@ -139,10 +139,15 @@ export class LiveReader {
    */
   async next(signal: AbortSignal): Promise<PoolEvent[]> {
     while (this.buffer.length === 0 && !this.overflowed && !signal.aborted) {
+      // One abort listener per wait, removed when events wake it instead:
+      // a long-lived stream must not pile them up on its signal.
+      let onAbort: (() => void) | undefined;
       await new Promise<void>((resolve) => {
         this.wake = resolve;
-        signal.addEventListener("abort", () => resolve(), { once: true });
+        onAbort = () => resolve();
+        signal.addEventListener("abort", onAbort, { once: true });
       });
+      signal.removeEventListener("abort", onAbort!);
       this.wake = undefined;
     }
     return this.buffer.splice(0, this.buffer.length);

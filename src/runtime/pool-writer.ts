@@ -19,6 +19,19 @@ export interface PoolWriterOptions {
   maxBatch?: number;
   /** Called with a failure the writer recovered from (logging). */
   onError?: (error: unknown) => void;
+  /**
+   * Proves the store takes writes (a small set of a key of its own) before
+   * the writer is trusted: at open and after each reload that follows a
+   * failure. A store that reads but refuses writes (a read-only file) then
+   * stays unhealthy instead of flapping. Absent: a successful load is enough.
+   */
+  probe?: () => Promise<void>;
+  /**
+   * While unhealthy, try to recover on its own every `retryMs` of real time,
+   * so health turns SERVING again when the store comes back even if no call
+   * arrives. Absent or 0: only the next command tries.
+   */
+  retryMs?: number;
 }
 
 const PRUNE_CHUNK = 256;
@@ -49,6 +62,7 @@ export class PoolWriter {
   private readonly listeners = new Set<RecordListener>();
   private pruneDue = false;
   private durable: number;
+  private retryTimer: NodeJS.Timeout | undefined;
 
   private constructor(pool: Pool, journal: Journal, options: PoolWriterOptions) {
     this.pool = pool;
@@ -58,10 +72,23 @@ export class PoolWriter {
     this.durable = pool.state.eventSeq;
   }
 
-  /** open loads the state and returns a writer over it. */
+  /**
+   * open loads the state and returns a writer over it. A store that loads but
+   * fails the probe gives a writer that starts unhealthy (every command is
+   * refused with WriterUnavailableError) and recovers once the store does.
+   */
   static async open(options: PoolWriterOptions): Promise<PoolWriter> {
     const { pool, journal } = await options.load();
-    return new PoolWriter(pool, journal, options);
+    const writer = new PoolWriter(pool, journal, options);
+    if (options.probe !== undefined) {
+      try {
+        await options.probe();
+      } catch (error) {
+        options.onError?.(error);
+        writer.markBroken();
+      }
+    }
+    return writer;
   }
 
   /** submit queues a command and resolves with its result once its events are durable. */
@@ -115,9 +142,17 @@ export class PoolWriter {
   /** close stops taking commands, finishes the queued ones and writes a final snapshot. */
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
     while (this.draining !== undefined) await this.draining;
     if (!this.broken && this.journal.recordsSinceSnapshot > 0) {
-      await this.journal.snapshot(this.pool.state);
+      try {
+        await this.journal.snapshot(this.pool.state);
+      } catch (error) {
+        // The journal holds every record: a missed snapshot costs the next
+        // start-up some replay, and must not keep the rest of shutdown from running.
+        this.options.onError?.(error);
+      }
     }
   }
 
@@ -139,7 +174,7 @@ export class PoolWriter {
         // A bug in a decision may have applied part of its events: the state
         // can no longer be trusted. Refuse the batch (nothing of it was
         // written) and reload before the next one, as after a failed write.
-        this.broken = true;
+        this.markBroken();
         this.options.onError?.(error);
         for (const p of batch) p.reject(error);
         continue;
@@ -151,7 +186,7 @@ export class PoolWriter {
         } catch (error) {
           // The state in memory now holds events that are not durable: throw
           // it away and reload from the store before deciding anything else.
-          this.broken = true;
+          this.markBroken();
           this.options.onError?.(error);
           const failure = new WriterUnavailableError(`the pool store refused the write: ${(error as Error).message}`);
           for (const p of batch) p.reject(failure);
@@ -171,17 +206,37 @@ export class PoolWriter {
   private async recover(batch: Pending[]): Promise<boolean> {
     try {
       const { pool, journal } = await this.options.load();
+      // Adopted before the probe: a reload is always at least as right as
+      // the state it replaces, which may hold events that never became durable.
       this.pool = pool;
       this.journal = journal;
       this.durable = pool.state.eventSeq;
+      await this.options.probe?.();
       this.broken = false;
       return true;
     } catch (error) {
       this.options.onError?.(error);
       const failure = new WriterUnavailableError(`the pool store is unavailable: ${(error as Error).message}`);
       for (const p of batch) p.reject(failure);
+      this.markBroken();
       return false;
     }
+  }
+
+  /** markBroken distrusts the state until a reload (and probe) succeeds, and schedules a retry. */
+  private markBroken(): void {
+    this.broken = true;
+    const retryMs = this.options.retryMs ?? 0;
+    if (retryMs <= 0 || this.closed || this.retryTimer !== undefined) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (!this.broken || this.closed) return;
+      // Any command reloads first; a status decision writes nothing. A
+      // failure re-arms the timer through recover().
+      this.submit({ kind: "status", includeSessions: false }).catch(() => undefined);
+    }, retryMs);
+    // Never the reason the process stays up.
+    this.retryTimer.unref();
   }
 
   private publish(record: JournalRecord): void {

@@ -27,7 +27,16 @@ import {
   windowToProto,
 } from "./to-proto.js";
 import { usageFromProto } from "./usage-from-proto.js";
-import { check, invalidArgument, optionalIdSchema, sessionIdSchema, subscriptionIdSchema } from "./validate.js";
+import {
+  check,
+  estimatedTokensSchema,
+  invalidArgument,
+  modelSchema,
+  optionalIdSchema,
+  reportProblem,
+  sessionIdSchema,
+  subscriptionIdSchema,
+} from "./validate.js";
 
 /** AuthPoolServiceOptions are the service's dependencies, injected so tests control them. */
 export interface AuthPoolServiceOptions {
@@ -76,8 +85,8 @@ export function createAuthPoolService(
   return {
     async allocate(req) {
       const sessionId = check(optionalIdSchema, req.sessionId, "session_id") || options.newSessionId();
-      if (req.estimatedTokens < 0n) throw invalidArgument("estimated_tokens", "must be >= 0");
-      if (req.model.length > 128) throw invalidArgument("model", "must be at most 128 characters");
+      check(estimatedTokensSchema, req.estimatedTokens, "estimated_tokens");
+      check(modelSchema, req.model, "model");
       const result = orThrow(
         await writer.submit({
           kind: "allocate",
@@ -166,6 +175,15 @@ export function createAuthPoolService(
         if (EventType[t] === undefined) throw invalidArgument("types", `unknown event type ${t}`);
       }
       const { feed } = options;
+      // A cursor past the newest event did not come from this pool's stream
+      // (another pool, a lost store): following would wait silently and skip
+      // every event up to it. Compared as bigints: Number() rounds past 2^53.
+      if (!req.tail && req.afterSequence > BigInt(feed.headSeq)) {
+        throw new ConnectError(
+          `after_sequence (afterSequence): ${req.afterSequence} is past the newest event ${feed.headSeq}; resume with after_sequence ${feed.headSeq} or less, or use tail`,
+          Code.OutOfRange,
+        );
+      }
       // Follow first, then read history up to where following began: the
       // hand-over is by sequence, so nothing falls between the two.
       const live = feed.follow(options.streamBufferEvents);
@@ -267,8 +285,20 @@ function toReport(
           `is ${bytes} bytes, over the ${maxClaudeOutputBytes}-byte limit (send the result object, e.g. the last line of stream-json)`,
         );
       }
-      const parsed = parseClaudeOutput(source.value, { now: options.clock.now(), defaultTimeZone: timeZone });
+      const now = options.clock.now();
+      let parsed: ReturnType<typeof parseClaudeOutput>;
+      try {
+        parsed = parseClaudeOutput(source.value, { now, defaultTimeZone: timeZone });
+      } catch (error) {
+        // The parser echoes a bad value with JSON.stringify, which overflows the
+        // stack on a value nested thousands of levels deep: the input's fault.
+        if (error instanceof RangeError) throw invalidArgument("claude_output", `could not be read: ${error.message}`);
+        throw error;
+      }
       if (!parsed.ok) throw invalidArgument("claude_output", parsed.reason);
+      // The parser is lenient about shape; the numbers it let through obey the structured rules.
+      const problem = reportProblem(parsed.report, now);
+      if (problem !== undefined) throw invalidArgument("claude_output", problem);
       return parsed.report;
     }
     default:

@@ -1,33 +1,99 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import type { BearerRole, BearerToken } from "../config/index.js";
 
 /**
- * bearerAuth requires `authorization: Bearer <token>` with one of `tokens`
- * on the methods of the services named in `protect`; health checks and
- * reflection stay open so load balancers and `buf curl --list-methods`
- * work without credentials. Tokens are compared as SHA-256 digests in
- * constant time, so neither their length nor their prefix leaks through
- * timing, and an error never echoes what the caller sent.
+ * METHOD_ROLES is the role each AuthPoolService method needs besides admin
+ * (which may call everything). A method missing here needs admin, so a new
+ * RPC is closed until it is given a role on purpose.
  */
-export function bearerAuth(tokens: readonly string[], protect: readonly string[]): Interceptor {
-  return (next) => async (req) => {
-    if (tokens.length === 0 || !protect.includes(req.service.typeName)) return next(req);
-    const header = req.header.get("authorization") ?? "";
-    if (!/^Bearer\s+\S+$/i.test(header)) {
-      throw new ConnectError("missing bearer token: send authorization: Bearer <token>", Code.Unauthenticated);
+export const METHOD_ROLES: Readonly<Record<string, BearerRole>> = Object.freeze({
+  Allocate: "client",
+  ReportUsage: "client",
+  Release: "client",
+  GetPoolStatus: "reader",
+  StreamEvents: "reader",
+  Rebalance: "admin",
+  SetPaused: "admin",
+  SetDrained: "admin",
+  ReloadConfig: "admin",
+});
+
+/** METRICS_ROLE is the role GET /metrics needs besides admin. */
+export const METRICS_ROLE: BearerRole = "reader";
+
+/** AuthDecision is whether a request may go on, and if not, why (never quoting the token). */
+export type AuthDecision =
+  | { readonly ok: true }
+  | { readonly ok: false; readonly code: Code.Unauthenticated | Code.PermissionDenied; readonly message: string };
+
+/** BearerAuth checks `authorization: Bearer <token>` headers against the configured tokens and roles. */
+export interface BearerAuth {
+  /** False without tokens: every request is let through. */
+  readonly enabled: boolean;
+  /** check decides whether `header` carries a token that has `role` (or admin); `what` names the call in errors. */
+  check(header: string | undefined, role: BearerRole, what: string): AuthDecision;
+  /**
+   * interceptor requires a token with the method's role (METHOD_ROLES) on the
+   * services named in `protect`; health checks and reflection stay open so
+   * load balancers and `buf curl --list-methods` work without credentials.
+   */
+  interceptor(protect: readonly string[]): Interceptor;
+}
+
+const ROLE_BITS: Readonly<Record<BearerRole, number>> = { client: 1, reader: 2, admin: 4 };
+
+/**
+ * createBearerAuth prepares the tokens once: each is kept as its SHA-256
+ * digest, and a presented token is hashed and compared with every one of
+ * them with timingSafeEqual, without stopping at a match. Equal-length
+ * digests and no early exit mean that neither a token's length, nor its
+ * prefix, nor which entry matched shows in the time a check takes. A token
+ * listed under several roles has all of them.
+ */
+export function createBearerAuth(tokens: readonly BearerToken[]): BearerAuth {
+  const entries = tokens.map((t) => ({ digest: digest(t.token), bit: ROLE_BITS[t.role] }));
+  const rolesOf = (given: string): number => {
+    const presented = digest(given);
+    let roles = 0;
+    for (const entry of entries) {
+      // Bitwise, not a branch, so a match costs the same as a miss.
+      roles |= entry.bit * Number(timingSafeEqual(entry.digest, presented));
     }
-    if (!bearerAllowed(tokens, header)) throw new ConnectError("invalid bearer token", Code.Unauthenticated);
-    return next(req);
+    return roles;
+  };
+  const check = (header: string | undefined, role: BearerRole, what: string): AuthDecision => {
+    if (entries.length === 0) return { ok: true };
+    const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header ?? "");
+    if (match === null) {
+      return { ok: false, code: Code.Unauthenticated, message: "missing bearer token: send authorization: Bearer <token>" };
+    }
+    const roles = rolesOf(match[1]!);
+    if (roles === 0) return { ok: false, code: Code.Unauthenticated, message: "invalid bearer token" };
+    if ((roles & (ROLE_BITS[role] | ROLE_BITS.admin)) === 0) {
+      return {
+        ok: false,
+        code: Code.PermissionDenied,
+        message: `${what} needs the ${role} role${role === "admin" ? "" : " (or admin)"}; this token has the ${roleNames(roles)} role`,
+      };
+    }
+    return { ok: true };
+  };
+  return {
+    enabled: entries.length > 0,
+    check,
+    interceptor: (protect) => (next) => async (req) => {
+      if (entries.length === 0 || !protect.includes(req.service.typeName)) return next(req);
+      const method = req.method.name;
+      const decision = check(req.header.get("authorization") ?? undefined, METHOD_ROLES[method] ?? "admin", method);
+      if (!decision.ok) throw new ConnectError(decision.message, decision.code);
+      return next(req);
+    },
   };
 }
 
-/** bearerAllowed says whether an authorization header carries one of tokens (always true without tokens). */
-export function bearerAllowed(tokens: readonly string[], header: string | undefined): boolean {
-  if (tokens.length === 0) return true;
-  const match = /^Bearer\s+(\S+)$/i.exec(header ?? "");
-  if (match === null) return false;
-  const given = digest(match[1]!);
-  return tokens.some((t) => timingSafeEqual(digest(t), given));
+function roleNames(bits: number): string {
+  return (Object.keys(ROLE_BITS) as BearerRole[]).filter((r) => (bits & ROLE_BITS[r]) !== 0).join(" and ");
 }
 
 function digest(token: string): Buffer {

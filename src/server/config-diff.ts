@@ -19,6 +19,7 @@ const RESTART_PATHS = new Set([
   "sessions.sweepIntervalSeconds",
   "rebalancing.intervalSeconds",
   "transcripts.intervalSeconds",
+  "limits.maxRequestBytes",
 ]);
 
 /** diffConfig compares the running config with a newly read one. */

@@ -1,6 +1,7 @@
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
+import type { TlsCredentials } from "../config/index.js";
 
 /**
  * RequestHandler is what both the HTTP/1.1 and the HTTP/2 server call for each
@@ -15,6 +16,11 @@ export type RequestHandler = (
 export interface ListenOptions {
   host: string;
   port: number;
+  /**
+   * Serve TLS with this certificate and key: HTTP/2 and HTTP/1.1 on the same
+   * port, chosen by ALPN (h2, http/1.1). Absent: cleartext, chosen by sniffing.
+   */
+  tls?: TlsCredentials;
 }
 
 /** CloseOptions tunes the graceful shutdown of a Listener. */
@@ -23,12 +29,12 @@ export interface CloseOptions {
   graceMs?: number;
 }
 
-/** Listener is one TCP port serving HTTP/2 cleartext (prior knowledge) and HTTP/1.1. */
+/** Listener is one TCP port serving HTTP/2 and HTTP/1.1, in cleartext or over TLS. */
 export interface Listener {
   host: string;
   /** The actual port, also when 0 was asked for. */
   port: number;
-  /** http://host:port, usable as a Connect `baseUrl`. */
+  /** http://host:port (https:// with TLS), usable as a Connect `baseUrl`. */
   url: string;
   /**
    * close stops accepting connections, lets in-flight requests finish for up to
@@ -61,9 +67,11 @@ function classify(head: Buffer): Protocol | undefined {
 }
 
 /**
- * listen serves `handler` on one TCP port to both HTTP/2 prior-knowledge
- * clients (gRPC, gRPC-Web, Connect) and HTTP/1.1 clients (Connect unary,
- * gRPC-Web, curl, browsers) by sniffing the first bytes of each connection.
+ * listen serves `handler` on one TCP port to both HTTP/2 clients (gRPC,
+ * gRPC-Web, Connect) and HTTP/1.1 clients (Connect unary, gRPC-Web, curl,
+ * browsers). In cleartext the protocol is told by sniffing the first bytes
+ * of each connection (HTTP/2 with prior knowledge); with `tls` by ALPN
+ * during the handshake, as gRPC clients expect.
  */
 export async function listen(handler: RequestHandler, options: ListenOptions): Promise<Listener> {
   let inFlight = 0;
@@ -80,24 +88,28 @@ export async function listen(handler: RequestHandler, options: ListenOptions): P
   const h1Sockets = new Map<net.Socket, number>();
   const h2Sessions = new Set<http2.ServerHttp2Session>();
 
-  const h2 = http2.createServer();
-  h2.on("session", (session) => {
+  const onSession = (session: http2.ServerHttp2Session): void => {
     h2Sessions.add(session);
     session.once("close", () => h2Sessions.delete(session));
     if (stopping) session.close();
-  });
-  h2.on("request", (req, res) => {
+  };
+  const serveH2 = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void => {
     inFlight++;
     res.once("close", () => {
       inFlight--;
       if (stopping && inFlight === 0) drained?.();
     });
     handler(req, res);
-  });
+  };
+  const h2 = http2.createServer();
+  h2.on("session", onSession);
+  h2.on("request", serveH2);
 
-  const h1 = http.createServer((req, res) => {
+  const serveH1 = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     inFlight++;
     const socket = req.socket;
+    // Over TLS the socket is first seen here (handOver registers cleartext ones).
+    if (!h1Sockets.has(socket)) socket.once("close", () => h1Sockets.delete(socket));
     h1Sockets.set(socket, (h1Sockets.get(socket) ?? 0) + 1);
     // A keep-alive client would otherwise send its next request to a server
     // that is about to hang up.
@@ -111,6 +123,28 @@ export async function listen(handler: RequestHandler, options: ListenOptions): P
       if (stopping && active === 1) socket.end();
     });
     handler(req, res);
+  };
+  const h1 = http.createServer(serveH1);
+
+  // With TLS one secure server does both: allowHTTP1 answers clients that
+  // negotiate http/1.1 (or nothing) through the same 'request' event, with
+  // HTTP/1 request and response objects.
+  const secure =
+    options.tls === undefined
+      ? undefined
+      : http2.createSecureServer({ cert: options.tls.cert, key: options.tls.key, allowHTTP1: true, handshakeTimeout: SNIFF_TIMEOUT_MS });
+  secure?.on("session", onSession);
+  secure?.on("request", (req: http2.Http2ServerRequest | http.IncomingMessage, res: http2.Http2ServerResponse | http.ServerResponse) => {
+    if (req instanceof http2.Http2ServerRequest) serveH2(req, res as http2.Http2ServerResponse);
+    else serveH1(req, res as http.ServerResponse);
+  });
+  // A failed handshake (a cleartext client, an untrusted certificate)
+  // concerns only that connection; the socket is destroyed by tls itself.
+  secure?.on("tlsClientError", () => {});
+  // The TLS socket, not the TCP one under it, is what ends the connection.
+  secure?.on("secureConnection", (socket: net.Socket) => {
+    everySocket.add(socket);
+    socket.once("close", () => everySocket.delete(socket));
   });
 
   const handOver = (socket: net.Socket, protocol: Protocol, head: Buffer): void => {
@@ -129,14 +163,23 @@ export async function listen(handler: RequestHandler, options: ListenOptions): P
     socket.resume();
   };
 
-  const sniff = (socket: net.Socket): void => {
+  const accept = (socket: net.Socket): void => {
     if (stopping) {
       socket.destroy();
       return;
     }
-    sniffing.add(socket);
     everySocket.add(socket);
     socket.once("close", () => everySocket.delete(socket));
+    if (secure === undefined) sniff(socket);
+    else {
+      // A reset before or during the handshake concerns only this connection.
+      socket.on("error", () => socket.destroy());
+      secure.emit("connection", socket);
+    }
+  };
+
+  const sniff = (socket: net.Socket): void => {
+    sniffing.add(socket);
     let head: Buffer = Buffer.alloc(0);
     const onData = (chunk: Buffer): void => {
       head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
@@ -160,7 +203,7 @@ export async function listen(handler: RequestHandler, options: ListenOptions): P
     socket.setTimeout(SNIFF_TIMEOUT_MS);
   };
 
-  const server = net.createServer(sniff);
+  const server = net.createServer(accept);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.port, options.host, () => {
@@ -210,7 +253,7 @@ export async function listen(handler: RequestHandler, options: ListenOptions): P
   return {
     host: options.host,
     port: address.port,
-    url: `http://${urlHost}:${address.port}`,
+    url: `${options.tls === undefined ? "http" : "https"}://${urlHost}:${address.port}`,
     close: (opts?: CloseOptions) => (closed ??= shutdown(opts?.graceMs ?? DEFAULT_GRACE_MS)),
     inFlight: () => inFlight,
   };

@@ -3,7 +3,7 @@ import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { AuthPoolService } from "../../gen/authpool/v1/auth_pool_pb.js";
 import type { PoolEvent, StatusResult, SubscriptionView } from "../domain/index.js";
 import type { PoolWriter } from "../runtime/pool-writer.js";
-import { bearerAllowed } from "./bearer-auth.js";
+import { type BearerAuth, METRICS_ROLE } from "./bearer-auth.js";
 
 /** A minimal view of Node's request and response, HTTP/1.1 and HTTP/2 alike. */
 interface Request {
@@ -25,8 +25,8 @@ export interface StreamGauge {
 /** PoolMetricsOptions are what the metrics read from: the writer, the tokens, the webhook. */
 export interface PoolMetricsOptions {
   writer: PoolWriter;
-  /** Bearer tokens GET /metrics requires; empty: open. */
-  authTokens: readonly string[];
+  /** Checks the bearer token of GET /metrics (the reader role); without tokens it is open. */
+  auth: BearerAuth;
   /** Events after the webhook's delivered cursor; absent: no webhook series. */
   webhookPending?: () => number | undefined;
   /** Webhook deliveries that failed since start (a count that only grows); absent: no series. */
@@ -46,7 +46,7 @@ export interface RpcInstruments {
 /** PoolMetrics is one server's metrics: its own registry and the hooks that feed it. */
 export interface PoolMetrics extends RpcInstruments {
   registry: Registry;
-  /** Connect fallback: GET /metrics (behind the bearer token when auth is on), 404 for anything else. */
+  /** Connect fallback: GET /metrics (a reader or admin token when auth is on), 404 for anything else. */
   fallback: (req: Request, res: Response) => void;
   /** Times every RPC; put it first in the interceptor list. */
   interceptor: Interceptor;
@@ -300,7 +300,7 @@ export function createPoolMetrics(options: PoolMetricsOptions): PoolMetrics {
   return {
     registry,
     ...instruments,
-    fallback: metricsFallback(registry, options.authTokens),
+    fallback: metricsFallback(registry, options.auth),
     interceptor: metricsInterceptor(instruments),
     streams: { opened: () => subscribers.inc(), closed: () => subscribers.dec() },
     close: unsubscribe,
@@ -362,8 +362,12 @@ function codeLabel(code: Code | undefined): string {
   return (Code[code] ?? "unknown").replace(/[A-Z]/g, (c, i: number) => (i === 0 ? "" : "_") + c.toLowerCase());
 }
 
-/** metricsFallback answers GET /metrics from the registry (behind the bearer token when auth is on), 404 otherwise. */
-function metricsFallback(registry: Registry, authTokens: readonly string[]): (req: Request, res: Response) => void {
+/**
+ * metricsFallback answers GET /metrics from the registry, 404 otherwise.
+ * With authentication on it needs a token with the reader role (or admin):
+ * 401 without a valid token, 403 with one that lacks the role.
+ */
+function metricsFallback(registry: Registry, auth: BearerAuth): (req: Request, res: Response) => void {
   const reply = (res: Response, status: number, headers: Record<string, string>, body: string) => {
     res.writeHead(status, headers);
     res.end(body);
@@ -374,8 +378,10 @@ function metricsFallback(registry: Registry, authTokens: readonly string[]): (re
       reply(res, 404, { "content-type": "text/plain" }, "not found\n");
       return;
     }
-    if (!bearerAllowed(authTokens, req.headers.authorization)) {
-      reply(res, 401, { "content-type": "text/plain", "www-authenticate": "Bearer" }, "unauthenticated\n");
+    const decision = auth.check(req.headers.authorization, METRICS_ROLE, "GET /metrics");
+    if (!decision.ok) {
+      if (decision.code === Code.PermissionDenied) reply(res, 403, { "content-type": "text/plain" }, `${decision.message}\n`);
+      else reply(res, 401, { "content-type": "text/plain", "www-authenticate": "Bearer" }, "unauthenticated\n");
       return;
     }
     registry.metrics().then(

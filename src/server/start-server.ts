@@ -3,7 +3,7 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { AuthPoolService, file_authpool_v1_auth_pool } from "../../gen/authpool/v1/auth_pool_pb.js";
 import { file_grpc_health_v1_health } from "../../gen/grpc/health/v1/health_pb.js";
-import { ConfigError, type PoolConfig } from "../config/index.js";
+import { ConfigError, type PoolConfig, readTlsCredentials } from "../config/index.js";
 import { type Clock, DAY_MS, MINUTE_MS, Pool, nextCooldownEnd, systemClock } from "../domain/index.js";
 import { type Logger, silentLogger } from "../runtime/logger.js";
 import { startLogNotifier } from "../notify/log-notifier.js";
@@ -17,7 +17,8 @@ import { Journal, type KvStore, openStore } from "../store/index.js";
 import { type ReloadSummary, createAuthPoolService } from "./auth-pool-service.js";
 import { diffConfig } from "./config-diff.js";
 import { watchConfigFile } from "./watch-config.js";
-import { bearerAuth } from "./bearer-auth.js";
+import { createBearerAuth } from "./bearer-auth.js";
+import { exposureWarnings } from "./exposure.js";
 import { createPoolMetrics } from "./metrics.js";
 import { configDirWarnings } from "./config-dir-warnings.js";
 import { registerHealth } from "./health.js";
@@ -44,6 +45,12 @@ export interface AuthPoolServerOptions {
   loadConfig?: () => Promise<PoolConfig>;
   /** Reload when the file at config.source changes (needs loadConfig). Default false. */
   watchConfig?: boolean;
+  /**
+   * While the store refuses writes, retry it every this many ms of real time
+   * (default 1000), so service resumes by itself when it comes back; 0: only
+   * when a call or job arrives.
+   */
+  storeRetryMs?: number;
 }
 
 /** AuthPoolServer is a running pool: its URL, its writer, and a graceful close. */
@@ -61,10 +68,6 @@ export interface AuthPoolServer {
   close(): Promise<void>;
 }
 
-// gRPC's customary default; a claude_output larger than its own limit is
-// refused with a message that names the field rather than a transport error.
-const READ_MAX_BYTES = 4 * 1024 * 1024;
-
 /** startAuthPoolServer opens the store, loads the pool and serves it on config.server. */
 export async function startAuthPoolServer(options: AuthPoolServerOptions): Promise<AuthPoolServer> {
   // The config in force; a reload replaces it, and everything that reads it
@@ -73,6 +76,12 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? silentLogger;
   const ownsStore = options.store === undefined;
+  // Read before the store is opened: a bad certificate is a config error, not a half-started pool.
+  const tls = config.server.tls === undefined ? undefined : readTlsCredentials(config.server.tls);
+  if (tls !== undefined && !tls.ok) {
+    const [first, ...rest] = tls.issues;
+    throw new ConfigError(config.source, [first ?? { path: "server.tls", expected: "expected readable TLS files" }, ...rest]);
+  }
   const store = options.store ?? (await openStore(config.store.uri));
   let writer: PoolWriter;
   try {
@@ -86,6 +95,9 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
       snapshot: config.snapshot,
       retentionMs: config.events.retentionDays * DAY_MS,
       onError: (error) => logger.error("pool writer", { error: String(error) }),
+      // A store that reads but refuses writes (a read-only file) must not look healthy.
+      probe: () => store.set(PROBE_KEY, new Date(clock.now()).toISOString()),
+      retryMs: options.storeRetryMs ?? 1000,
     });
   } catch (error) {
     if (ownsStore) await store.close();
@@ -150,15 +162,17 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
 
   let serving = true;
   const shutdown = new AbortController();
+  // Tokens and TLS are read at start; a reload reports a change of them as needing a restart.
+  const auth = createBearerAuth(config.server.authTokens);
   const metrics = createPoolMetrics({
     writer,
-    authTokens: config.server.authTokens,
+    auth,
     ...(dispatcher !== undefined
       ? { webhookPending: () => dispatcher.status().pending, webhookFailures: () => dispatcher.failedAttempts }
       : {}),
   });
   const handler = connectNodeAdapter({
-    readMaxBytes: READ_MAX_BYTES,
+    readMaxBytes: config.limits.maxRequestBytes,
     // Everything that is not an RPC: GET /metrics for Prometheus, else 404.
     fallback: metrics.fallback,
     // Gzip costs more CPU than it saves on loopback and LAN for our small
@@ -166,7 +180,7 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
     // replies (a status with thousands of sessions) are worth compressing.
     compressMinBytes: 64 * 1024,
     // Metrics first: they time everything and see the codes auth and storeErrors answer with.
-    interceptors: [metrics.interceptor, bearerAuth(config.server.authTokens, [AuthPoolService.typeName]), storeErrors],
+    interceptors: [metrics.interceptor, auth.interceptor([AuthPoolService.typeName]), storeErrors],
     routes(router) {
       router.service(
         AuthPoolService,
@@ -201,7 +215,11 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
 
   let listener: Listener;
   try {
-    listener = await listen(handler, config.server);
+    listener = await listen(handler, {
+      host: config.server.host,
+      port: config.server.port,
+      ...(tls?.ok === true ? { tls: tls.credentials } : {}),
+    });
   } catch (error) {
     await dispatcher?.close();
     stopLogNotifier();
@@ -210,6 +228,8 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
     if (ownsStore) await store.close();
     throw error;
   }
+
+  for (const w of exposureWarnings(config.server, listener)) logger.warn(w.message, { warning: w.kind, ...w.fields });
 
   const scheduler = new Scheduler(
     clock,
@@ -267,7 +287,9 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
       next = await options.loadConfig();
     } catch (error) {
       // The running config stays; the error names the file, the path in it and what was expected.
-      if (error instanceof ConfigError) throw new ConnectError(error.message, Code.InvalidArgument);
+      // Capped: a gRPC status message travels in a trailer, and one too
+      // large for the frame would take the caller's whole connection down.
+      if (error instanceof ConfigError) throw new ConnectError(capMessage(error.message), Code.InvalidArgument);
       throw error;
     }
     const summary = diffConfig(config, next);
@@ -319,6 +341,9 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
   };
 }
 
+/** PROBE_KEY is the store key the writer sets to prove the store takes writes. */
+const PROBE_KEY = "probe:writable";
+
 /** storeErrors maps a refused store write to UNAVAILABLE: the call had no effect and may be retried. */
 const storeErrors: Interceptor = (next) => async (req) => {
   try {
@@ -328,3 +353,11 @@ const storeErrors: Interceptor = (next) => async (req) => {
     throw error;
   }
 };
+
+/** MAX_STATUS_MESSAGE bounds an error message sent back to a caller. */
+const MAX_STATUS_MESSAGE = 1024;
+
+function capMessage(message: string): string {
+  const chars = [...message];
+  return chars.length <= MAX_STATUS_MESSAGE ? message : `${chars.slice(0, MAX_STATUS_MESSAGE - 1).join("")}…`;
+}

@@ -3,7 +3,8 @@ import { LimitWindow, RateLimitStatus, type Usage } from "../../gen/authpool/v1/
 import type { LimitSignal, LimitWindow as DomainWindow, ModelUsage, RateLimitReading, UsageReport } from "../domain/index.js";
 import { modelFamily } from "../domain/index.js";
 import { parseRateLimitHeaders } from "../domain/rate-limit-headers.js";
-import { check, invalidArgument, usageSchema } from "./validate.js";
+import { epochSecondsToMs } from "../domain/reset-time.js";
+import { check, durationMs as readDurationMs, invalidArgument, plausibleReset, quote, reportProblem, usageSchema } from "./validate.js";
 
 const windowFromProto: Record<LimitWindow, DomainWindow> = {
   [LimitWindow.UNSPECIFIED]: "unknown",
@@ -20,17 +21,22 @@ const windowFromProto: Record<LimitWindow, DomainWindow> = {
  * structured form of "you hit your limit".
  */
 export function usageFromProto(u: Usage, now: number): UsageReport {
-  const durationMs = u.duration === undefined ? 0 : Number(u.duration.seconds) * 1000 + u.duration.nanos / 1e6;
   check(
-    usageSchema,
+    usageSchema(now),
     {
       ...snakeCase(u),
       model_usage: Object.fromEntries(Object.entries(u.modelUsage).map(([model, m]) => [model, snakeCase(m)])),
-      duration_ms: durationMs,
-      rate_limits: u.rateLimits.map((r) => ({ utilization: r.utilization })),
+      duration: u.duration === undefined ? undefined : { seconds: u.duration.seconds, nanos: u.duration.nanos },
+      rate_limits: u.rateLimits.map((r) => ({
+        utilization: r.utilization,
+        resets_at: r.resetsAt === undefined ? undefined : { seconds: r.resetsAt.seconds, nanos: r.resetsAt.nanos },
+      })),
+      response: u.response === undefined ? undefined : { status: u.response.status },
+      claude_session_id: u.claudeSessionId,
     },
     "usage",
   );
+  const durationMs = u.duration === undefined ? 0 : readDurationMs(u.duration);
   const readings: RateLimitReading[] = u.rateLimits.map((r) => ({
     window: windowFromProto[r.window] ?? "unknown",
     source: "report",
@@ -46,8 +52,14 @@ export function usageFromProto(u: Usage, now: number): UsageReport {
   let limit: LimitSignal | undefined;
   let transientError: string | undefined;
   if (u.response !== undefined) {
-    if (u.response.status > 999) throw invalidArgument("usage.response.status", "must be an HTTP status code");
+    checkHeaders(u.response.headers, now);
     const fromHeaders = parseRateLimitHeaders(u.response.status, u.response.headers, { now });
+    // A safety net behind checkHeaders: whatever the headers were read into obeys the report rules.
+    const problem = reportProblem(
+      { costUsd: 0, tokens: ZERO_TOKENS, models: {}, durationMs: 0, readings: fromHeaders.readings, ...(fromHeaders.limit ? { limit: fromHeaders.limit } : {}) },
+      now,
+    );
+    if (problem !== undefined) throw invalidArgument("usage.response.headers", problem);
     readings.push(...fromHeaders.readings);
     limit = fromHeaders.limit;
     transientError = fromHeaders.transientError;
@@ -63,7 +75,6 @@ export function usageFromProto(u: Usage, now: number): UsageReport {
       ...(scope !== undefined ? { modelScope: scope } : {}),
     };
   }
-  if (u.claudeSessionId.length > 128) throw invalidArgument("usage.claude_session_id", "must be at most 128 characters");
   const { costUsd, ...tokens } = counted(u);
   return {
     costUsd,
@@ -103,4 +114,35 @@ function counted(c: Counted): ModelUsage {
     cacheCreationInputTokens: Number(c.cacheCreationInputTokens),
     cacheReadInputTokens: Number(c.cacheReadInputTokens),
   };
+}
+
+const ZERO_TOKENS = { inputTokens: 0, outputTokens: 0, cacheCreationInputTokens: 0, cacheReadInputTokens: 0 };
+
+const RESET_HEADER = /^anthropic-ratelimit-unified-(?:.+-)?reset$/;
+const UTILIZATION_HEADER = /^anthropic-ratelimit-unified-.+-utilization$/;
+
+/**
+ * checkHeaders refuses rate-limit headers whose numbers would put garbage in
+ * the books: a reset beyond a year from now (or past what a date can show),
+ * a utilization above 10 (a percentage sent as a fraction). Values the
+ * header reader ignores anyway (not numbers) pass.
+ */
+function checkHeaders(headers: Readonly<Record<string, string>>, now: number): void {
+  for (const [name, value] of Object.entries(headers)) {
+    const lower = name.toLowerCase();
+    const text = value.trim();
+    const bad = (expected: string) =>
+      invalidArgument("usage.response.headers", `${quote(name)}: expected ${expected}, got ${quote(value)}`);
+    if (RESET_HEADER.test(lower)) {
+      const ms = epochSecondsToMs(text);
+      if (ms !== undefined && !plausibleReset(ms, now)) throw bad("epoch seconds between 1970 and a year from now");
+    } else if (UTILIZATION_HEADER.test(lower)) {
+      const n = text === "" ? Number.NaN : Number(text);
+      if (Number.isFinite(n) && n > 10) throw bad("a 0-1 fraction");
+    } else if (lower === "retry-after" && text !== "") {
+      const seconds = Number(text);
+      const ms = Number.isFinite(seconds) && seconds >= 0 ? now + Math.round(seconds * 1000) : Date.parse(text);
+      if (Number.isFinite(ms) && !plausibleReset(ms, now)) throw bad("seconds or an HTTP date within a year from now");
+    }
+  }
 }

@@ -25,7 +25,10 @@ export async function openStore(uri: string): Promise<KvStore> {
   if (scheme === undefined) {
     throw new StoreError(`store "${uri}": expected a URI such as sqlite://./data/authpool.sqlite or memory://`);
   }
-  if (scheme === "memory") return wrap(new Keyv({ namespace: NAMESPACE, throwOnErrors: true }), "memory", async () => {});
+  if (scheme === "memory") {
+    const keyv = new Keyv({ namespace: NAMESPACE, throwOnErrors: true });
+    return wrap(() => keyv, "memory", async () => {});
+  }
   if (scheme === "sqlite") return openSqlite(uri);
   return openAdapter(scheme, uri);
 }
@@ -49,15 +52,48 @@ async function openSqlite(uri: string): Promise<KvStore> {
       throw new StoreError(`store "${uri}": cannot create ${path.dirname(file)}: ${(e as Error).message}`);
     }
   }
-  const adapter = new KeyvSqlite({ uri: `sqlite://${file}`, busyTimeout: 5000 });
-  try {
-    await adapter.query("PRAGMA journal_mode=WAL");
-    await adapter.query(`PRAGMA synchronous=${synchronous}`);
-  } catch (e) {
-    throw new StoreError(`store "${uri}": cannot open ${file}: ${(e as Error).message}`);
-  }
-  const keyv = new Keyv({ store: adapter, namespace: NAMESPACE, throwOnErrors: true });
-  return wrap(keyv, `sqlite ${file}`, () => adapter.disconnect());
+  const connect = async (): Promise<{ keyv: Keyv; adapter: KeyvSqlite }> => {
+    const adapter = new KeyvSqlite({ uri: `sqlite://${file}`, busyTimeout: 5000 });
+    try {
+      await adapter.query("PRAGMA journal_mode=WAL");
+      await adapter.query(`PRAGMA synchronous=${synchronous}`);
+    } catch (e) {
+      await adapter.disconnect().catch(() => undefined);
+      throw new StoreError(`store "${uri}": cannot open ${file}: ${(e as Error).message}`);
+    }
+    return { adapter, keyv: new Keyv({ store: adapter, namespace: NAMESPACE, throwOnErrors: true }) };
+  };
+  let current = await connect();
+  if (file === ":memory:") return wrap(() => current.keyv, `sqlite ${file}`, () => current.adapter.disconnect());
+  // A connection keeps the mode it was opened with: one opened on a
+  // read-only file (or before a disk was remounted) refuses writes for good,
+  // even once the file is writable again. After any failure the next
+  // operation opens a fresh connection first, so the store comes back by
+  // itself when the file does.
+  let stale = false;
+  let reconnecting: Promise<void> | undefined;
+  const connection = async (): Promise<Keyv> => {
+    if (stale) {
+      reconnecting ??= (async () => {
+        const next = await connect();
+        const old = current;
+        current = next;
+        stale = false;
+        // node-sqlite3 closes once the old connection's pending queries are done.
+        await old.adapter.disconnect().catch(() => undefined);
+      })().finally(() => {
+        reconnecting = undefined;
+      });
+      await reconnecting;
+    }
+    return current.keyv;
+  };
+  return wrap(connection, `sqlite ${file}`, async () => {
+    await reconnecting?.catch(() => undefined);
+    await current.adapter.disconnect();
+  }, () => {
+    stale = true;
+  });
 }
 
 const adapters: Record<string, string> = {
@@ -84,7 +120,7 @@ async function openAdapter(scheme: string, uri: string): Promise<KvStore> {
   }
   const adapter = new mod.default(uri);
   const keyv = new Keyv({ store: adapter, namespace: NAMESPACE, throwOnErrors: true });
-  return wrap(keyv, `${scheme} ${safe}`, async () => {
+  return wrap(() => keyv, `${scheme} ${safe}`, async () => {
     await keyv.disconnect();
   });
 }
@@ -94,20 +130,38 @@ export function redact(uri: string): string {
   return uri.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@");
 }
 
-function wrap(keyv: Keyv, description: string, close: () => Promise<void>): KvStore {
+/**
+ * wrap adapts Keyv to KvStore. `connection` gives the Keyv to use for each
+ * operation; `failed` is told of every failure (the SQLite store reconnects
+ * after one).
+ */
+function wrap(
+  connection: () => Keyv | Promise<Keyv>,
+  description: string,
+  close: () => Promise<void>,
+  failed: () => void = () => {},
+): KvStore {
+  const run = async <T>(op: (keyv: Keyv) => Promise<T>): Promise<T> => {
+    try {
+      return await op(await connection());
+    } catch (error) {
+      failed();
+      throw error;
+    }
+  };
   return {
     description,
-    async get(key) {
+    get: (key) => run(async (keyv) => {
       const v: unknown = await keyv.get(key);
       return typeof v === "string" ? v : undefined;
-    },
-    async set(key, value) {
+    }),
+    set: (key, value) => run(async (keyv) => {
       // A false from Keyv is a write that did not happen, even without a throw.
       if ((await keyv.set(key, value)) === false) throw new StoreError(`store ${description}: set ${key} failed`);
-    },
-    async delete(key) {
+    }),
+    delete: (key) => run(async (keyv) => {
       await keyv.delete(key);
-    },
+    }),
     close,
   };
 }

@@ -197,7 +197,7 @@ describe("formats and defaults", () => {
       cooldown: { defaultMinutes: 60, timeZone: "UTC" },
       health: { weights: { weekly: 40, fiveHour: 30, sessions: 15, burnRate: 10, idle: 5 } },
       dedupeRetentionHours: 48,
-      limits: { maxClaudeOutputBytes: 1048576 },
+      limits: { maxClaudeOutputBytes: 1048576, maxRequestBytes: 4194304 },
       rebalancing: { enabled: false, intervalSeconds: 300, costGapThreshold: 5, maxMovesPerCycle: 3 },
       notifications: { rules: [] },
       events: { retentionDays: 7 },
@@ -494,8 +494,12 @@ describe("applyEnv", () => {
   const base = () => parseConfig(validRaw(), "<inline>", { homeDir });
 
   it("reads AUTHPOOL_TOKENS and never echoes a bad one", () => {
-    const next = applyEnv(base(), { AUTHPOOL_TOKENS: "tok-aaaaaaaaaaaaaaaa, tok-bbbbbbbbbbbbbbbb" });
-    expect(next.server.authTokens).toEqual(["tok-aaaaaaaaaaaaaaaa", "tok-bbbbbbbbbbbbbbbb"]);
+    const next = applyEnv(base(), { AUTHPOOL_TOKENS: "tok-aaaaaaaaaaaaaaaa, client:tok-bbbbbbbbbbbbbbbb" });
+    // A bare token keeps meaning admin, as before roles existed.
+    expect(next.server.authTokens).toEqual([
+      { role: "admin", token: "tok-aaaaaaaaaaaaaaaa", from: "env" },
+      { role: "client", token: "tok-bbbbbbbbbbbbbbbb", from: "env" },
+    ]);
     let error: unknown;
     try {
       applyEnv(base(), { AUTHPOOL_TOKENS: "tok-aaaaaaaaaaaaaaaa,short-secret" });

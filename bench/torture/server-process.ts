@@ -1,0 +1,102 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+/**
+ * ServerProcess is the pool run as users run it: the built CLI
+ * (`node dist/src/cli/main.js serve --config FILE`) in a child process,
+ * its JSON log lines read from stderr one by one.
+ */
+export interface ServerProcess {
+  proc: ChildProcess;
+  /** Resolves with the URL of the "serving" line; rejects if the process exits first. */
+  ready: Promise<string>;
+  /** Resolves once the process has exited (with its code or signal). */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Spawn time (performance.now()). */
+  startedAt: number;
+  /** ms from spawn to the "serving" line; undefined until then. */
+  startupMs: number | undefined;
+  /** replayedRecords from the "pool loaded" line. */
+  replayedRecords: number | undefined;
+  /** True once kill() was called: errors seen after this are the kill's doing. */
+  killed: boolean;
+  /** The last log lines, for a report when something goes wrong. */
+  tail: string[];
+  /** kill sends SIGKILL (no shutdown, no final snapshot). */
+  kill(): void;
+}
+
+const TAIL_LINES = 40;
+
+/**
+ * defaultCliPath finds dist/src/cli/main.js from this module, whether it
+ * runs compiled (dist/bench/torture) or from source under vitest
+ * (bench/torture).
+ */
+export function defaultCliPath(): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const root = path.basename(path.dirname(path.dirname(here))) === "dist" ? path.resolve(here, "../../..") : path.resolve(here, "../..");
+  const cli = path.join(root, "dist", "src", "cli", "main.js");
+  if (!existsSync(cli)) throw new Error(`${cli} not found: run npm run build first`);
+  return cli;
+}
+
+/** spawnServer starts `serve --config configFile` and follows its log. */
+export function spawnServer(cli: string, configFile: string): ServerProcess {
+  const startedAt = performance.now();
+  const proc = spawn(process.execPath, [cli, "serve", "--config", configFile], {
+    // The file says port 0 already; the env wins over it, so say it here too.
+    env: { ...process.env, AUTHPOOL_PORT: "0", AUTHPOOL_LOG_LEVEL: "info" },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  const server: ServerProcess = {
+    proc,
+    ready: undefined as unknown as Promise<string>,
+    exited: new Promise((resolve) => proc.once("exit", (code, signal) => resolve({ code, signal }))),
+    startedAt,
+    startupMs: undefined,
+    replayedRecords: undefined,
+    killed: false,
+    tail: [],
+    kill() {
+      server.killed = true;
+      proc.kill("SIGKILL");
+    },
+  };
+  server.ready = new Promise<string>((resolve, reject) => {
+    let partial = "";
+    // stderr is read to the end, not only until "serving": a pipe nobody
+    // drains fills up and blocks the server on its next log line.
+    proc.stderr!.setEncoding("utf8");
+    proc.stderr!.on("data", (chunk: string) => {
+      const lines = (partial + chunk).split("\n");
+      partial = lines.pop() ?? "";
+      for (const line of lines) {
+        if (line.trim() === "") continue;
+        server.tail.push(line);
+        if (server.tail.length > TAIL_LINES) server.tail.shift();
+        let entry: { message?: unknown; url?: unknown; replayedRecords?: unknown };
+        try {
+          entry = JSON.parse(line) as typeof entry;
+        } catch {
+          continue; // not a log line (a stack trace): kept in the tail only
+        }
+        if (entry.message === "pool loaded" && typeof entry.replayedRecords === "number") {
+          server.replayedRecords = entry.replayedRecords;
+        }
+        if (entry.message === "serving" && typeof entry.url === "string") {
+          server.startupMs = performance.now() - startedAt;
+          resolve(entry.url);
+        }
+      }
+    });
+    void server.exited.then(({ code, signal }) =>
+      reject(new Error(`server exited (code ${code}, signal ${signal}) before serving:\n${server.tail.join("\n")}`)),
+    );
+  });
+  // A rejection nobody awaits (the run moved on after a kill) must not crash the harness.
+  server.ready.catch(() => undefined);
+  return server;
+}
