@@ -399,14 +399,14 @@ describe("ReportUsage with claude_output", () => {
         // JSON escapes NUL as \u0000 (6 bytes), others count by their UTF-8 size.
         const unit = Buffer.byteLength(JSON.stringify(filler)) - 2;
         // At least size.bytes when over a limit, at most when under.
-        const fit = (room: number, per: number) => Math.max(0, size.kind === "ok" ? Math.floor(room / per) : Math.ceil(room / per));
+        const timesThatFit = (room: number, per: number) => Math.max(0, size.kind === "ok" ? Math.floor(room / per) : Math.ceil(room / per));
         let output: string;
         if (stream) {
           const line = JSON.stringify({ type: "assistant", message: { content: [{ type: "text", text: filler.repeat(200) }] } });
-          const count = fit(size.bytes - skeleton.length, Buffer.byteLength(line) + 1);
+          const count = timesThatFit(size.bytes - skeleton.length, Buffer.byteLength(line) + 1);
           output = `${Array.from({ length: count }, () => line).join("\n")}\n${skeleton}`;
         } else {
-          output = JSON.stringify({ ...r, result: filler.repeat(fit(size.bytes - skeleton.length, unit)) });
+          output = JSON.stringify({ ...r, result: filler.repeat(timesThatFit(size.bytes - skeleton.length, unit)) });
         }
         const verdict: Verdict =
           size.kind === "ok"
