@@ -22,6 +22,7 @@ export const configDefaults = deepFreeze({
   cooldown: { defaultMinutes: 60, timeZone: "UTC" },
   health: { weights: { weekly: 40, fiveHour: 30, sessions: 15, burnRate: 10, idle: 5 } },
   dedupeRetentionHours: 48,
+  pacing: false,
   /**
    * maxRequestBytes: the largest request message the server reads (gRPC's
    * customary 4 MiB); a larger one is refused with RESOURCE_EXHAUSTED before

@@ -111,6 +111,7 @@ export function resolveConfig(raw: RawConfig, source: string, homeDir: string): 
     },
     health: { weights },
     dedupeRetentionHours: raw.dedupeRetentionHours ?? configDefaults.dedupeRetentionHours,
+    pacing: raw.pacing ?? configDefaults.pacing,
     limits: {
       maxClaudeOutputBytes:
         raw.limits?.maxClaudeOutputBytes ?? configDefaults.limits.maxClaudeOutputBytes,

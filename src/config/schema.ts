@@ -162,6 +162,7 @@ export const rawConfigSchema = z.strictObject(
       }),
     }),
     dedupeRetentionHours: positive().optional(),
+    pacing: flag().optional(),
     limits: section({ maxClaudeOutputBytes: count().optional(), maxRequestBytes: requestBytes().optional() }),
     rebalancing: section({
       enabled: flag().optional(),

@@ -87,6 +87,11 @@ export interface PoolConfig {
   readonly cooldown: { readonly defaultMinutes: number; readonly timeZone: string };
   readonly health: { readonly weights: HealthWeights };
   readonly dedupeRetentionHours: number;
+  /**
+   * Rank allocations by pace where upstream gave a window's reset time:
+   * room left against time left until the reset. Off: by health alone.
+   */
+  readonly pacing: boolean;
   readonly limits: {
     readonly maxClaudeOutputBytes: number;
     /** Largest request message read, in bytes; larger ones get RESOURCE_EXHAUSTED. Read at start. */

@@ -175,7 +175,10 @@ function subscription(state: PoolState, id: string): SubscriptionState {
 function applyUsage(state: PoolState, event: EventOf<"usage_recorded">): void {
   for (const key of event.dedupeKeys) state.dedupe.set(key, event.at);
   touchClaudeSession(state, event.sessionId, event.at);
-  if (event.claudeSessionId !== undefined) touchClaudeSession(state, event.claudeSessionId, event.at);
+  // Usually the same id (gateways run claude with --session-id set to the pool's): touch it once.
+  if (event.claudeSessionId !== undefined && event.claudeSessionId !== event.sessionId) {
+    touchClaudeSession(state, event.claudeSessionId, event.at);
+  }
   const sub = subscription(state, event.subscriptionId);
   const t = event.tokens;
   if (event.sessionOpen) {

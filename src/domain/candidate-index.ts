@@ -10,7 +10,7 @@ interface Entry {
 
 /**
  * CandidateIndex keeps the configured subscriptions' views between
- * decisions, ranked as allocation chooses (best health, then fewer
+ * decisions, ranked as allocation chooses (best rank, then fewer
  * sessions, then config order), so that choosing reads the top of the
  * ranking instead of deriving every subscription's view on every call. A
  * view is derived again when an event touches its subscription
@@ -105,10 +105,20 @@ export class CandidateIndex {
     this.replace(e, derive(cfg));
   }
 
+  /** replace moves an entry to where its new view ranks it, shifting only the entries in between. */
   private replace(e: Entry, view: SubscriptionView): void {
-    this.ranked.splice(this.position(e), 1);
+    const r = this.ranked;
+    let i = this.position(e);
     e.view = view;
-    this.ranked.splice(this.insertionPoint(e), 0, e);
+    while (i > 0 && compare(r[i - 1]!, e) > 0) {
+      r[i] = r[i - 1]!;
+      i--;
+    }
+    while (i < r.length - 1 && compare(r[i + 1]!, e) < 0) {
+      r[i] = r[i + 1]!;
+      i++;
+    }
+    r[i] = e;
     if (view.validUntil < this.nextExpiry) this.nextExpiry = view.validUntil;
   }
 
@@ -131,7 +141,7 @@ export class CandidateIndex {
   }
 }
 
-/** compare ranks as Pool.choose does: higher health, then fewer sessions, then config order. */
+/** compare ranks as Pool.choose does: higher rank, then fewer sessions, then config order. */
 function compare(a: Entry, b: Entry): number {
-  return b.view.health.score - a.view.health.score || a.view.sessionCount - b.view.sessionCount || a.order - b.order;
+  return b.view.rank - a.view.rank || a.view.sessionCount - b.view.sessionCount || a.order - b.order;
 }

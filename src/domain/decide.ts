@@ -14,7 +14,7 @@ import type {
   SubscriptionHealthSummary,
   SweepResult,
 } from "./commands.js";
-import { BUCKET_RETENTION_MS } from "./accounting.js";
+import { BUCKET_RETENTION_MS, weeklyTotals } from "./accounting.js";
 import { CandidateIndex } from "./candidate-index.js";
 import { SessionLists } from "./session-lists.js";
 import { computeHealth } from "./health.js";
@@ -24,7 +24,7 @@ import { planRebalance } from "./rebalance.js";
 import type { EventBody, Exclusion, PoolEvent, TranscriptUsage } from "./events.js";
 import type { PoolSettings, SubscriptionSettings } from "./settings.js";
 import { type PoolState, ensureSubscriptions, sessionsOf } from "./state.js";
-import { HOUR_MS, MINUTE_MS, WEEK_MS } from "./time.js";
+import { HOUR_MS, MINUTE_MS, WEEK_MS, floorHour } from "./time.js";
 import { dedupeTranscriptRows, tokenTotal } from "./transcript.js";
 import type { LimitSignal, TokenCounts } from "./usage.js";
 import { type SubscriptionView, exclusionOf, viewSubscription } from "./view.js";
@@ -48,6 +48,12 @@ export class Pool {
   /** Views kept across instants to rank new allocations; an event touching a subscription invalidates its view. */
   private readonly candidates = new CandidateIndex();
   private readonly sessionLists = new SessionLists();
+  /**
+   * Each subscription's weekly sums (168 hourly buckets), kept until its
+   * buckets change (a usage or transcript event) or the hour turns: an
+   * allocation changes neither, so it does not sum them again.
+   */
+  private readonly weekTotals = new Map<string, { end: number; totals: { costUsd: number; externalUsd: number } }>();
 
   constructor(state: PoolState, settings: PoolSettings) {
     this.state = state;
@@ -98,7 +104,8 @@ export class Pool {
     const emit = (body: EventBody): void => {
       const event = { ...body, seq: this.state.eventSeq + 1, at: now } as PoolEvent;
       applyEvent(this.state, event);
-      this.sessionLists.follow(this.state, event);
+      this.sessionLists.follow(this.state, event, this.settings);
+      if (body.type === "usage_recorded" || body.type === "transcript_read") this.weekTotals.delete(body.subscriptionId);
       this.viewCache.clear();
       for (const id of subscriptionsOf(body)) this.candidates.invalidate(id);
       events.push(event);
@@ -134,7 +141,14 @@ export class Pool {
     }
     let view = this.viewCache.get(subscriptionId);
     if (view === undefined) {
-      view = viewSubscription(this.state, this.settings, cfg, now, this.sessionLists.of(this.state, subscriptionId));
+      const end = floorHour(now) + HOUR_MS;
+      let week = this.weekTotals.get(subscriptionId);
+      if (week?.end !== end) {
+        week = { end, totals: weeklyTotals(this.state.subscriptions.get(subscriptionId)!, now) };
+        this.weekTotals.set(subscriptionId, week);
+      }
+      const activity = this.sessionLists.activity(this.state, subscriptionId, now, this.settings);
+      view = viewSubscription(this.state, this.settings, cfg, now, activity, week.totals);
       this.viewCache.set(subscriptionId, view);
     }
     return view;
@@ -249,8 +263,10 @@ export class Pool {
   }
 
   /**
-   * choose picks the eligible subscription with the best health; ties go to
-   * fewer sessions, then config order, so the choice is deterministic. The
+   * choose picks the eligible subscription with the best rank (its health
+   * score, or with settings.pacing that score paced against each window's
+   * reset; see pacedRank); ties go to fewer sessions, then config order, so
+   * the choice is deterministic. The
    * candidate index finds it without deriving every view; only when it finds
    * none are all views derived, to list why each one was excluded.
    */
@@ -279,11 +295,7 @@ export class Pool {
         exclusions.push(ex);
         continue;
       }
-      if (
-        best === undefined ||
-        v.health.score > best.health.score ||
-        (v.health.score === best.health.score && v.sessionCount < best.sessionCount)
-      ) {
+      if (best === undefined || v.rank > best.rank || (v.rank === best.rank && v.sessionCount < best.sessionCount)) {
         best = v;
       }
     }

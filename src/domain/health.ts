@@ -43,9 +43,7 @@ export interface HealthInput {
 /** computeHealth scores one subscription; deterministic in its input. */
 export function computeHealth(input: HealthInput): Health {
   const { cfg, sub, now, weights } = input;
-  const [weeklyMax, fiveHourMax, sessionsMax, burnMax, idleMax] = allot([
-    weights.weekly, weights.fiveHour, weights.sessions, weights.burnRate, weights.idle,
-  ]) as [number, number, number, number, number];
+  const [weeklyMax, fiveHourMax, sessionsMax, burnMax, idleMax] = maxPointsOf(weights);
 
   const { weekly, fiveHour } = input;
   const sessionShare = input.sessionCount / cfg.maxSessions;
@@ -92,6 +90,18 @@ function component(name: HealthComponentName, maxPoints: number, used: number, d
     value: round4(used),
     detail,
   };
+}
+
+/** Each weights object's points, allotted once: settings are immutable and shared by every view. */
+const allotted = new WeakMap<HealthWeights, [number, number, number, number, number]>();
+
+function maxPointsOf(weights: HealthWeights): [number, number, number, number, number] {
+  let points = allotted.get(weights);
+  if (points === undefined) {
+    points = allot([weights.weekly, weights.fiveHour, weights.sessions, weights.burnRate, weights.idle]) as [number, number, number, number, number];
+    allotted.set(weights, points);
+  }
+  return points;
 }
 
 /**

@@ -51,6 +51,12 @@ export interface PoolSettings {
     /** Utilization (0-1] of a model-scoped weekly window at which sessions asking for that model go elsewhere. */
     readonly modelCap: number;
   };
+  /**
+   * Rank allocations by pace: where upstream reported when a window resets,
+   * weigh the room left against the time left until the reset (see
+   * pacedRank). Absent or false: rank by the health score alone.
+   */
+  readonly pacing?: boolean;
   /** Only rules of type usage_threshold matter to the domain: their thresholds are announced. */
   readonly notifications: {
     readonly rules: readonly { readonly type: string; readonly threshold?: number; readonly enabled: boolean }[];

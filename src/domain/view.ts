@@ -15,13 +15,14 @@ import { sessionActivity } from "./activity.js";
 import type { Exclusion, SubscriptionStatusName } from "./events.js";
 import { type Health, computeHealth } from "./health.js";
 import { modelFamily } from "./model-family.js";
+import { pacedRank } from "./pacing.js";
 import type { PoolSettings, SubscriptionSettings } from "./settings.js";
+import type { ActivityCounts } from "./session-lists.js";
 import type {
   Cooldown,
   FiveHourWindow,
   PoolState,
   Priority,
-  SessionState,
   SubscriptionState,
   UpstreamObservation,
 } from "./state.js";
@@ -40,6 +41,8 @@ export interface SubscriptionView {
   state: SubscriptionState;
   status: SubscriptionStatusName;
   health: Health;
+  /** What allocation orders by: the health score or, with settings.pacing, that score paced against each window's reset (see pacedRank). */
+  rank: number;
   weeklyUsedUsd: number;
   /** The part of weeklyUsedUsd found in transcripts, not reported through the pool. */
   weeklyExternalUsd: number;
@@ -71,48 +74,42 @@ export interface SubscriptionView {
    * Until when (epoch ms) what allocation ranks and excludes by stays as it
    * is while the subscription's state does not change: the next hour
    * boundary, window end, cooldown end, observation reset or staleness, or
-   * the last active session turning idle. The trailing-hour burn rate decays
-   * continuously while the previous hour had use; it is allowed to drift by
-   * BURN_RATE_DRIFT_MS. The session counts by activity may lag within it.
+   * the last active session turning idle. Two figures change continuously:
+   * the trailing-hour burn rate while the previous hour had use, and with
+   * pacing the time left until a reset; they are allowed to drift by
+   * VIEW_DRIFT_MS. The session counts by activity may lag within it.
    */
   validUntil: number;
 }
 
 /**
- * BURN_RATE_DRIFT_MS: how stale a reused view's burn rate may be. It decays
- * by at most the previous hour's cost per hour, so 10 s moves the burn-rate
- * points by under 0.03 of 10, while re-deriving every view at every instant
+ * VIEW_DRIFT_MS: how stale a reused view's continuously changing figures
+ * may be. The burn rate decays by at most the previous hour's cost per hour
+ * and pacing's time left by 10 s of a 5-hour window, so 10 s moves a rank by
+ * a few hundredths of a point, while re-deriving every view at every instant
  * would make each allocation cost grow with the pool (see CandidateIndex).
  */
-export const BURN_RATE_DRIFT_MS = 10_000;
+export const VIEW_DRIFT_MS = 10_000;
 
 /**
- * viewSubscription derives a SubscriptionView. sessions are the sessions the
- * subscription holds when the caller keeps them at hand (the pool does, see
- * SessionLists); otherwise they are looked up by id.
+ * viewSubscription derives a SubscriptionView. activity (the sessions
+ * counted by activity) and week (weeklyTotals at now) are what the caller
+ * may keep between derivations (the pool does: see SessionLists, and
+ * Pool.view); otherwise they are worked out here.
  */
 export function viewSubscription(
   state: PoolState,
   settings: PoolSettings,
   cfg: SubscriptionSettings,
   now: number,
-  sessions: Iterable<SessionState> = sessionsById(state, cfg.id),
+  activity: ActivityCounts = countActivity(state, cfg.id, now, settings),
+  week: { costUsd: number; externalUsd: number } = weeklyTotals(state.subscriptions.get(cfg.id)!, now),
 ): SubscriptionView {
   const sub = state.subscriptions.get(cfg.id)!;
   const ids = sessionsOf(state, cfg.id);
-  let active = 0;
-  let idle = 0;
-  let lastActiveAt = -Infinity;
-  for (const s of sessions) {
-    const a = sessionActivity(s, now, settings);
-    if (a === "active") {
-      active++;
-      if (s.lastActivityAt > lastActiveAt) lastActiveAt = s.lastActivityAt;
-    } else if (a === "idle") idle++;
-  }
+  const { active, idle, lastActiveAt } = activity;
   const staleAfterMs = settings.upstream.staleAfterSeconds * 1000;
   // Each sum is taken once: at 1,000 subscriptions a view is derived on every allocation.
-  const week = weeklyTotals(sub, now);
   const windowCost = windowCostUsd(sub, now);
   const weekly = weeklyFraction(cfg, sub, now, staleAfterMs, week.costUsd);
   const fiveHour = fiveHourFraction(cfg, sub, now, staleAfterMs, windowCost);
@@ -137,12 +134,18 @@ export function viewSubscription(
   }
   const window = currentWindow(sub, now);
   const remainingUsd = Math.max(0, (1 - weekly.value) * cfg.weeklyBudgetUsd);
+  const windows = [
+    { component: "weekly_use" as const, fraction: weekly, lengthMs: WEEK_MS },
+    { component: "five_hour_use" as const, fraction: fiveHour, lengthMs: FIVE_HOURS_MS },
+  ];
+  const paced = settings.pacing === true;
   const view: SubscriptionView = {
     at: now,
     cfg,
     state: sub,
     status: "available",
     health,
+    rank: paced ? pacedRank(health, windows, now) : health.score,
     weeklyUsedUsd: week.costUsd,
     weeklyExternalUsd: week.externalUsd,
     weeklyFraction: weekly.value,
@@ -163,25 +166,40 @@ export function viewSubscription(
     scopedCooldowns: inForce.filter((c) => c.modelScope !== undefined),
     upstream,
     hoursToExhaustion: burn > 0 ? remainingUsd / burn : undefined,
-    validUntil: validUntil(sub, now, staleAfterMs, active > 0 ? lastActiveAt + settings.sessions.activeMinutes * MINUTE_MS : Infinity),
+    validUntil: validUntil(
+      sub,
+      now,
+      staleAfterMs,
+      active > 0 ? lastActiveAt + settings.sessions.activeMinutes * MINUTE_MS : Infinity,
+      paced && windows.some((w) => w.fraction.basis === "upstream" && w.fraction.observation?.resetsAt !== undefined),
+    ),
   };
   view.status = statusOf(view, settings);
   return view;
 }
 
-function* sessionsById(state: PoolState, subscriptionId: string): Iterable<SessionState> {
+/** countActivity counts a subscription's sessions by activity at now. */
+function countActivity(state: PoolState, subscriptionId: string, now: number, settings: PoolSettings): ActivityCounts {
+  const counts: ActivityCounts = { active: 0, idle: 0, lastActiveAt: -Infinity };
   for (const id of sessionsOf(state, subscriptionId)) {
     const s = state.sessions.get(id);
-    if (s !== undefined) yield s;
+    if (s === undefined) continue;
+    const a = sessionActivity(s, now, settings);
+    if (a === "active") {
+      counts.active++;
+      if (s.lastActivityAt > counts.lastActiveAt) counts.lastActiveAt = s.lastActivityAt;
+    } else if (a === "idle") counts.idle++;
   }
+  return counts;
 }
 
 /**
  * validUntil is the first instant after now at which a time-driven input of
  * the view changes (see SubscriptionView.validUntil); idleFrom is when the
- * last active session turns idle, which ends the idle bonus's absence.
+ * last active session turns idle, which ends the idle bonus's absence;
+ * paced says the rank counts the time left until a reset.
  */
-function validUntil(sub: SubscriptionState, now: number, staleAfterMs: number, idleFrom: number): number {
+function validUntil(sub: SubscriptionState, now: number, staleAfterMs: number, idleFrom: number, paced: boolean): number {
   const hour = floorHour(now);
   let until = Math.min(hour + HOUR_MS, idleFrom);
   const later = (t: number | undefined): void => {
@@ -196,8 +214,8 @@ function validUntil(sub: SubscriptionState, now: number, staleAfterMs: number, i
     later(o.observedAt + staleAfterMs + 1);
     if (o.resetsAt === undefined) later(o.observedAt + (window === "five_hour" ? FIVE_HOURS_MS : WEEK_MS) + 1);
   }
-  // The previous hour's share of the trailing hour shrinks continuously.
-  if (sumCost(sub, hour - HOUR_MS, hour) > 0) later(now + BURN_RATE_DRIFT_MS);
+  // The previous hour's share of the trailing hour shrinks continuously, as does the time left until a reset.
+  if (paced || sumCost(sub, hour - HOUR_MS, hour) > 0) later(now + VIEW_DRIFT_MS);
   return until;
 }
 

@@ -197,6 +197,7 @@ describe("formats and defaults", () => {
       cooldown: { defaultMinutes: 60, timeZone: "UTC" },
       health: { weights: { weekly: 40, fiveHour: 30, sessions: 15, burnRate: 10, idle: 5 } },
       dedupeRetentionHours: 48,
+      pacing: false,
       limits: { maxClaudeOutputBytes: 1048576, maxRequestBytes: 4194304 },
       rebalancing: { enabled: false, intervalSeconds: 300, costGapThreshold: 5, maxMovesPerCycle: 3 },
       notifications: { rules: [] },
