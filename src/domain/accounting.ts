@@ -14,13 +14,7 @@ export const BUCKET_RETENTION_MS = 8 * DAY_MS;
 
 /** sumCost adds the cost of buckets whose hour lies in [from, to). */
 export function sumCost(sub: SubscriptionState, from: number, to: number): number {
-  let total = 0;
-  for (let i = sub.buckets.length - 1; i >= 0; i--) {
-    const b = sub.buckets[i]!;
-    if (b.hour < from) break;
-    if (b.hour < to) total += b.costUsd;
-  }
-  return total;
+  return bucketTotals(sub, from, to).costUsd;
 }
 
 /** weeklyUsedUsd is the rolling 7-day cost: the current hour and the 167 before it. */
@@ -29,21 +23,31 @@ export function weeklyUsedUsd(sub: SubscriptionState, now: number): number {
   return sumCost(sub, end - WEEK_MS, end);
 }
 
-/** weeklyTotals is weeklyUsedUsd and its external part, in one pass over the buckets. */
-export function weeklyTotals(sub: SubscriptionState, now: number): { costUsd: number; externalUsd: number } {
-  const end = floorHour(now) + HOUR_MS;
-  const from = end - WEEK_MS;
+/** BucketTotals is the cost of some buckets and the part of it found in transcripts (external). */
+export interface BucketTotals {
+  costUsd: number;
+  externalUsd: number;
+}
+
+/** bucketTotals adds the buckets whose hour lies in [from, to), cost and external part in one pass. */
+export function bucketTotals(sub: SubscriptionState, from: number, to: number): BucketTotals {
   let costUsd = 0;
   let externalUsd = 0;
   for (let i = sub.buckets.length - 1; i >= 0; i--) {
     const b = sub.buckets[i]!;
     if (b.hour < from) break;
-    if (b.hour < end) {
+    if (b.hour < to) {
       costUsd += b.costUsd;
       externalUsd += b.externalCostUsd ?? 0;
     }
   }
   return { costUsd, externalUsd };
+}
+
+/** weeklyTotals is weeklyUsedUsd and its external part, in one pass over the buckets. */
+export function weeklyTotals(sub: SubscriptionState, now: number): BucketTotals {
+  const end = floorHour(now) + HOUR_MS;
+  return bucketTotals(sub, end - WEEK_MS, end);
 }
 
 /**
@@ -164,15 +168,4 @@ export function fiveHourFraction(
   usedUsd: number = windowCostUsd(sub, now),
 ): Fraction {
   return estimateFraction(sub, "five_hour", cfg.fiveHourBudgetUsd, usedUsd, now, staleAfterMs);
-}
-
-/** externalCostUsd adds the external part of the buckets whose hour lies in [from, to). */
-export function externalCostUsd(sub: SubscriptionState, from: number, to: number): number {
-  let total = 0;
-  for (let i = sub.buckets.length - 1; i >= 0; i--) {
-    const b = sub.buckets[i]!;
-    if (b.hour < from) break;
-    if (b.hour < to) total += b.externalCostUsd ?? 0;
-  }
-  return total;
 }

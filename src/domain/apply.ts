@@ -3,7 +3,7 @@ import { recordCalibrationCost, updateCalibration } from "./calibration.js";
 import type { EventOf, PoolEvent } from "./events.js";
 import { type PoolState, type SubscriptionState, type UsageBucket, ensureSubscriptions } from "./state.js";
 import { FIVE_HOURS_MS, floorHour } from "./time.js";
-import type { TokenCounts } from "./usage.js";
+import { addTokens, subtractTokens, zeroTokens } from "./tokens.js";
 
 /**
  * applyEvent changes the state by one event. It is the only writer of
@@ -278,12 +278,6 @@ function applyReattribution(state: PoolState, event: EventOf<"transcript_reattri
   }
 }
 
-function subtractTokens(from: TokenCounts, t: TokenCounts): void {
-  from.inputTokens = Math.max(0, from.inputTokens - t.inputTokens);
-  from.outputTokens = Math.max(0, from.outputTokens - t.outputTokens);
-  from.cacheCreationInputTokens = Math.max(0, from.cacheCreationInputTokens - t.cacheCreationInputTokens);
-  from.cacheReadInputTokens = Math.max(0, from.cacheReadInputTokens - t.cacheReadInputTokens);
-}
 
 /** touchClaudeSession re-inserts, so the map stays in time order for pruning. */
 function touchClaudeSession(state: PoolState, id: string, at: number): void {
@@ -313,13 +307,4 @@ function bucketFor(sub: SubscriptionState, hour: number, now: number): UsageBuck
   return bucket;
 }
 
-function zeroTokens(): TokenCounts {
-  return { inputTokens: 0, outputTokens: 0, cacheCreationInputTokens: 0, cacheReadInputTokens: 0 };
-}
 
-function addTokens(into: TokenCounts, t: TokenCounts): void {
-  into.inputTokens += t.inputTokens;
-  into.outputTokens += t.outputTokens;
-  into.cacheCreationInputTokens += t.cacheCreationInputTokens;
-  into.cacheReadInputTokens += t.cacheReadInputTokens;
-}

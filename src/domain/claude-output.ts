@@ -8,6 +8,7 @@
 import { classifyLimitText, clipMessage, parseLimitText } from "./limit-text.js";
 import { limitWindowFromName, modelScopeOf, parseFraction, parseRateLimitStatus } from "./rate-limit-headers.js";
 import { epochSecondsToMs, type ResetTimeOptions } from "./reset-time.js";
+import { addTokens, tokenTotal, zeroTokens } from "./tokens.js";
 import type { LimitSignal, ModelUsage, RateLimitReading, TokenCounts, UsageReport } from "./usage.js";
 
 /** ClaudeOutputResult is a parsed report, or why the output could not be used. */
@@ -145,19 +146,10 @@ function totalTokens(usage: unknown, models: Record<string, ModelUsage>): TokenC
     cacheCreationInputTokens: optionalAmount(u.cache_creation_input_tokens, "usage.cache_creation_input_tokens"),
     cacheReadInputTokens: optionalAmount(u.cache_read_input_tokens, "usage.cache_read_input_tokens"),
   };
-  const all: TokenCounts = { inputTokens: 0, outputTokens: 0, cacheCreationInputTokens: 0, cacheReadInputTokens: 0 };
-  for (const model of Object.values(models)) {
-    all.inputTokens += model.inputTokens;
-    all.outputTokens += model.outputTokens;
-    all.cacheCreationInputTokens += model.cacheCreationInputTokens;
-    all.cacheReadInputTokens += model.cacheReadInputTokens;
-  }
+  const all = zeroTokens();
+  for (const model of Object.values(models)) addTokens(all, model);
   // `usage` covers the main loop only; modelUsage adds subagents when it has them.
-  return sum(all) > sum(main) ? all : main;
-}
-
-function sum(tokens: TokenCounts): number {
-  return tokens.inputTokens + tokens.outputTokens + tokens.cacheCreationInputTokens + tokens.cacheReadInputTokens;
+  return tokenTotal(all) > tokenTotal(main) ? all : main;
 }
 
 interface EventReading {

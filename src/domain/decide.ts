@@ -25,7 +25,8 @@ import type { EventBody, Exclusion, PoolEvent, TranscriptUsage } from "./events.
 import type { PoolSettings, SubscriptionSettings } from "./settings.js";
 import { type PoolState, ensureSubscriptions, sessionsOf } from "./state.js";
 import { HOUR_MS, MINUTE_MS, WEEK_MS, floorHour } from "./time.js";
-import { dedupeTranscriptRows, tokenTotal } from "./transcript.js";
+import { maxTokens, tokenGrowth, tokenTotal } from "./tokens.js";
+import { dedupeTranscriptRows } from "./transcript.js";
 import type { LimitSignal, TokenCounts } from "./usage.js";
 import { type SubscriptionView, exclusionOf, viewSubscription } from "./view.js";
 
@@ -518,7 +519,7 @@ export class Pool {
         continue;
       }
       const seen = row.key === undefined ? undefined : this.state.transcriptRows.get(rowKey(row.key));
-      const tokens = seen === undefined ? row.tokens : growth(row.tokens, seen.tokens);
+      const tokens = seen === undefined ? row.tokens : tokenGrowth(row.tokens, seen.tokens);
       const costUsd = Math.max(0, row.costUsd - (seen?.costUsd ?? 0));
       if (seen !== undefined && costUsd === 0 && tokenTotal(tokens) === 0) {
         result.skipped++;
@@ -689,26 +690,6 @@ function dedupeKeys(sessionId: string, requestId: string, resultUuid: string | u
 function someOlder(rows: Iterable<{ at: number }>, before: number): boolean {
   for (const row of rows) if (row.at < before) return true;
   return false;
-}
-
-/** growth is how much each count rose from what was counted before (never negative). */
-function growth(now: TokenCounts, before: TokenCounts): TokenCounts {
-  return {
-    inputTokens: Math.max(0, now.inputTokens - before.inputTokens),
-    outputTokens: Math.max(0, now.outputTokens - before.outputTokens),
-    cacheCreationInputTokens: Math.max(0, now.cacheCreationInputTokens - before.cacheCreationInputTokens),
-    cacheReadInputTokens: Math.max(0, now.cacheReadInputTokens - before.cacheReadInputTokens),
-  };
-}
-
-function maxTokens(a: TokenCounts, b: TokenCounts | undefined): TokenCounts {
-  if (b === undefined) return { ...a };
-  return {
-    inputTokens: Math.max(a.inputTokens, b.inputTokens),
-    outputTokens: Math.max(a.outputTokens, b.outputTokens),
-    cacheCreationInputTokens: Math.max(a.cacheCreationInputTokens, b.cacheCreationInputTokens),
-    cacheReadInputTokens: Math.max(a.cacheReadInputTokens, b.cacheReadInputTokens),
-  };
 }
 
 function notConfigured(subscriptionId: string): Rejection {

@@ -77,5 +77,6 @@ export type {
 } from "./usage.js";
 export { costOfTokens, priceOf } from "./pricing.js";
 export type { ModelPrice } from "./pricing.js";
-export { dedupeTranscriptRows, parseTranscriptLine, tokenTotal } from "./transcript.js";
+export { dedupeTranscriptRows, parseTranscriptLine } from "./transcript.js";
+export { tokenTotal, zeroTokens } from "./tokens.js";
 export type { TranscriptLimitRow, TranscriptLineOptions, TranscriptRow, TranscriptUsageRow } from "./transcript.js";

@@ -8,6 +8,7 @@
 
 import { classifyLimitText, clipMessage, parseLimitText } from "./limit-text.js";
 import { costOfTokens } from "./pricing.js";
+import { tokenTotal } from "./tokens.js";
 import { limitWindowFromName, modelScopeOf, parseRateLimitStatus } from "./rate-limit-headers.js";
 import { epochSecondsToMs } from "./reset-time.js";
 import type { LimitSignal, TokenCounts } from "./usage.js";
@@ -115,11 +116,6 @@ export function dedupeTranscriptRows(rows: readonly TranscriptRow[]): Transcript
     if (kept?.kind === "usage" && tokenTotal(row.tokens) > tokenTotal(kept.tokens)) out[index] = row;
   }
   return out;
-}
-
-/** tokenTotal sums the four token counts of a TokenCounts. */
-export function tokenTotal(t: TokenCounts): number {
-  return t.inputTokens + t.outputTokens + t.cacheCreationInputTokens + t.cacheReadInputTokens;
 }
 
 function usageRowOf(row: Json, message: Json, at: number, sessionId: string | undefined): TranscriptUsageRow | undefined {

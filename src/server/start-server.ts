@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { AuthPoolService, file_authpool_v1_auth_pool } from "../../gen/authpool/v1/auth_pool_pb.js";
 import { file_grpc_health_v1_health } from "../../gen/grpc/health/v1/health_pb.js";
@@ -11,7 +11,7 @@ import { WebhookDispatcher } from "../notify/webhook-dispatcher.js";
 import { EventFeed } from "../runtime/event-feed.js";
 import { TranscriptReconciler } from "../transcripts/index.js";
 import { UsagePoller } from "../upstream/index.js";
-import { PoolWriter, WriterUnavailableError } from "../runtime/pool-writer.js";
+import { PoolWriter } from "../runtime/pool-writer.js";
 import { Scheduler } from "../runtime/scheduler.js";
 import { Journal, type KvStore, openStore } from "../store/index.js";
 import { type ReloadSummary, createAuthPoolService } from "./auth-pool-service.js";
@@ -19,6 +19,7 @@ import { diffConfig } from "./config-diff.js";
 import { watchConfigFile } from "./watch-config.js";
 import { createBearerAuth } from "./bearer-auth.js";
 import { exposureWarnings } from "./exposure.js";
+import { edgeErrors } from "./edge-errors.js";
 import { createPoolMetrics } from "./metrics.js";
 import { configDirWarnings } from "./config-dir-warnings.js";
 import { registerHealth } from "./health.js";
@@ -179,8 +180,8 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
     // messages (it cut streaming throughput ~12x in a prototype); only large
     // replies (a status with thousands of sessions) are worth compressing.
     compressMinBytes: 64 * 1024,
-    // Metrics first: they time everything and see the codes auth and storeErrors answer with.
-    interceptors: [metrics.interceptor, auth.interceptor([AuthPoolService.typeName]), storeErrors],
+    // Metrics first: they time everything and see the codes auth and edgeErrors answer with.
+    interceptors: [metrics.interceptor, auth.interceptor([AuthPoolService.typeName]), edgeErrors],
     routes(router) {
       router.service(
         AuthPoolService,
@@ -287,9 +288,8 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
       next = await options.loadConfig();
     } catch (error) {
       // The running config stays; the error names the file, the path in it and what was expected.
-      // Capped: a gRPC status message travels in a trailer, and one too
-      // large for the frame would take the caller's whole connection down.
-      if (error instanceof ConfigError) throw new ConnectError(capMessage(error.message), Code.InvalidArgument);
+      // edgeErrors caps the message: a file's long key cannot flood the trailer.
+      if (error instanceof ConfigError) throw new ConnectError(error.message, Code.InvalidArgument);
       throw error;
     }
     const summary = diffConfig(config, next);
@@ -343,21 +343,3 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
 
 /** PROBE_KEY is the store key the writer sets to prove the store takes writes. */
 const PROBE_KEY = "probe:writable";
-
-/** storeErrors maps a refused store write to UNAVAILABLE: the call had no effect and may be retried. */
-const storeErrors: Interceptor = (next) => async (req) => {
-  try {
-    return await next(req);
-  } catch (error) {
-    if (error instanceof WriterUnavailableError) throw new ConnectError(error.message, Code.Unavailable);
-    throw error;
-  }
-};
-
-/** MAX_STATUS_MESSAGE bounds an error message sent back to a caller. */
-const MAX_STATUS_MESSAGE = 1024;
-
-function capMessage(message: string): string {
-  const chars = [...message];
-  return chars.length <= MAX_STATUS_MESSAGE ? message : `${chars.slice(0, MAX_STATUS_MESSAGE - 1).join("")}…`;
-}

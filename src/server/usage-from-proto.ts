@@ -1,7 +1,7 @@
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { LimitWindow, RateLimitStatus, type Usage } from "../../gen/authpool/v1/auth_pool_pb.js";
 import type { LimitSignal, LimitWindow as DomainWindow, ModelUsage, RateLimitReading, UsageReport } from "../domain/index.js";
-import { modelFamily } from "../domain/index.js";
+import { modelFamily, zeroTokens } from "../domain/index.js";
 import { parseRateLimitHeaders } from "../domain/rate-limit-headers.js";
 import { epochSecondsToMs } from "../domain/reset-time.js";
 import { check, durationMs as readDurationMs, invalidArgument, plausibleReset, quote, reportProblem, usageSchema } from "./validate.js";
@@ -56,7 +56,7 @@ export function usageFromProto(u: Usage, now: number): UsageReport {
     const fromHeaders = parseRateLimitHeaders(u.response.status, u.response.headers, { now });
     // A safety net behind checkHeaders: whatever the headers were read into obeys the report rules.
     const problem = reportProblem(
-      { costUsd: 0, tokens: ZERO_TOKENS, models: {}, durationMs: 0, readings: fromHeaders.readings, ...(fromHeaders.limit ? { limit: fromHeaders.limit } : {}) },
+      { costUsd: 0, tokens: zeroTokens(), models: {}, durationMs: 0, readings: fromHeaders.readings, ...(fromHeaders.limit ? { limit: fromHeaders.limit } : {}) },
       now,
     );
     if (problem !== undefined) throw invalidArgument("usage.response.headers", problem);
@@ -116,7 +116,6 @@ function counted(c: Counted): ModelUsage {
   };
 }
 
-const ZERO_TOKENS = { inputTokens: 0, outputTokens: 0, cacheCreationInputTokens: 0, cacheReadInputTokens: 0 };
 
 const RESET_HEADER = /^anthropic-ratelimit-unified-(?:.+-)?reset$/;
 const UTILIZATION_HEADER = /^anthropic-ratelimit-unified-.+-utilization$/;

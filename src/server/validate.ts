@@ -230,17 +230,10 @@ export function invalidArgument(field: string, message: string): ConnectError {
   return fieldError(field, toCamel(field), message);
 }
 
-/**
- * MAX_MESSAGE caps an error text. Over gRPC it travels in the grpc-message
- * trailer: one echoing a caller's 64 KiB key made a header block the HTTP/2
- * peer refused (FRAME_SIZE_ERROR), which took the whole connection down.
- */
-const MAX_MESSAGE = 1024;
-
+/** fieldError names the field as the proto and JSON spell it; edgeErrors caps the length on the way out. */
 function fieldError(snake: string, camel: string, message: string): ConnectError {
   const name = camel === snake ? snake : `${snake} (${camel})`;
-  const text = `${name}: ${message}`;
-  return new ConnectError(text.length > MAX_MESSAGE ? `${text.slice(0, MAX_MESSAGE)}…` : text, Code.InvalidArgument);
+  return new ConnectError(`${name}: ${message}`, Code.InvalidArgument);
 }
 
 function toCamel(field: string): string {

@@ -5,11 +5,11 @@ import { describe, it, expect } from "vitest";
 import {
   dedupeTranscriptRows,
   parseTranscriptLine,
-  tokenTotal,
   type TranscriptLimitRow,
   type TranscriptRow,
   type TranscriptUsageRow,
 } from "../../src/domain/transcript.js";
+import { tokenTotal } from "../../src/domain/tokens.js";
 import type { TokenCounts } from "../../src/domain/usage.js";
 
 const FIXTURES = fileURLToPath(new URL("../fixtures/transcripts/", import.meta.url));
