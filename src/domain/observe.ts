@@ -27,20 +27,20 @@ export function observeSubscription(v: SubscriptionView, settings: PoolSettings)
         estimated: false,
         message: full
           ? `${v.sessionCount} of ${v.cfg.maxSessions} sessions`
-          : `weekly use ${formatPercent(v.weeklyFraction)} reached the ${formatPercent(settings.weeklyBudgetThreshold)} threshold`,
+          : `weekly use ${formatPercent(v.weekly.value)} reached the ${formatPercent(settings.weeklyBudgetThreshold)} threshold`,
       });
     }
   }
   const crossed = v.state.crossed ?? [];
   for (const threshold of usageThresholds(settings)) {
-    const above = v.weeklyFraction >= threshold;
+    const above = v.weekly.value >= threshold;
     if (above && !crossed.includes(threshold)) {
       events.push({
         type: "usage_threshold",
         subscriptionId: id,
-        value: v.weeklyFraction,
+        value: v.weekly.value,
         threshold,
-        basis: v.weeklyBasis === "upstream" ? "upstream_seven_day" : "weekly_budget",
+        basis: v.weekly.basis === "upstream" ? "upstream_seven_day" : "weekly_budget",
         ...(v.hoursToExhaustion !== undefined ? { timeToExhaustionMs: Math.round(v.hoursToExhaustion * HOUR_MS) } : {}),
       });
     } else if (!above && crossed.includes(threshold)) {
@@ -70,9 +70,9 @@ function reasonFor(v: SubscriptionView, previous: SubscriptionStatusName, settin
     case "limited":
       return v.sessionCount >= v.cfg.maxSessions
         ? `${v.sessionCount} of ${v.cfg.maxSessions} sessions`
-        : `weekly use ${formatPercent(v.weeklyFraction)} >= ${formatPercent(settings.weeklyBudgetThreshold)}`;
+        : `weekly use ${formatPercent(v.weekly.value)} >= ${formatPercent(settings.weeklyBudgetThreshold)}`;
     case "approaching":
-      return `weekly use ${formatPercent(v.weeklyFraction)}, 5-hour window ${formatPercent(v.fiveHourFraction)}`;
+      return `weekly use ${formatPercent(v.weekly.value)}, 5-hour window ${formatPercent(v.fiveHour.value)}`;
     case "available":
       if (previous === "cooldown") return "cooldown ended";
       if (previous === "paused") return "resumed by an operator";

@@ -19,7 +19,7 @@ export interface RebalanceMove {
  * subscriptions of different sizes and bases compare in one unit.
  */
 export function loadUsd(v: SubscriptionView): number {
-  return v.fiveHourFraction * v.cfg.fiveHourBudgetUsd;
+  return v.fiveHour.value * v.cfg.fiveHourBudgetUsd;
 }
 
 /**

@@ -46,12 +46,9 @@ export interface SubscriptionView {
   weeklyUsedUsd: number;
   /** The part of weeklyUsedUsd found in transcripts, not reported through the pool. */
   weeklyExternalUsd: number;
-  /** 0-1 (may exceed 1). */
-  weeklyFraction: number;
-  weeklyBasis: "budget" | "upstream";
-  /** How weeklyFraction was reached: its basis, observation, staleness and dollar ratio. */
+  /** Weekly share used (0-1, may exceed 1) and how it was reached: basis, observation, staleness, dollar ratio. */
   weekly: Fraction;
-  fiveHourFraction: number;
+  /** The current 5-hour window's share used, likewise. */
   fiveHour: Fraction;
   /** True when upstream-based 5-hour use reached the cap: no new sessions until the window resets. */
   fiveHourCapped: boolean;
@@ -148,10 +145,7 @@ export function viewSubscription(
     rank: paced ? pacedRank(health, windows, now) : health.score,
     weeklyUsedUsd: week.costUsd,
     weeklyExternalUsd: week.externalUsd,
-    weeklyFraction: weekly.value,
-    weeklyBasis: weekly.basis,
     weekly,
-    fiveHourFraction: fiveHour.value,
     fiveHour,
     // Only upstream-based use benches an account: a dollar estimate against a guessed budget is too rough.
     fiveHourCapped: fiveHour.basis === "upstream" && fiveHour.value >= settings.upstream.fiveHourCap,
@@ -229,8 +223,8 @@ function statusOf(v: SubscriptionView, settings: PoolSettings): SubscriptionStat
   if (v.state.drain !== undefined) return "draining";
   if (v.cooldown !== undefined) return "cooldown";
   const threshold = settings.weeklyBudgetThreshold;
-  if (v.weeklyFraction >= threshold || v.fiveHourCapped || v.sessionCount >= v.cfg.maxSessions) return "limited";
-  if (v.weeklyFraction >= threshold * APPROACHING || v.fiveHourFraction >= APPROACHING) return "approaching";
+  if (v.weekly.value >= threshold || v.fiveHourCapped || v.sessionCount >= v.cfg.maxSessions) return "limited";
+  if (v.weekly.value >= threshold * APPROACHING || v.fiveHour.value >= APPROACHING) return "approaching";
   return "available";
 }
 
@@ -295,18 +289,18 @@ export function exclusionOf(
     };
   }
   const threshold = thresholdFor(need.priority, settings);
-  if (v.weeklyFraction >= threshold) {
+  if (v.weekly.value >= threshold) {
     return {
       subscriptionId: id,
       reason: "weekly_threshold",
-      detail: `weekly use ${formatPercent(v.weeklyFraction)} >= ${formatPercent(threshold)} threshold`,
+      detail: `weekly use ${formatPercent(v.weekly.value)} >= ${formatPercent(threshold)} threshold`,
     };
   }
   if (v.fiveHourCapped) {
     return {
       subscriptionId: id,
       reason: "five_hour_exhausted",
-      detail: `5-hour window at ${formatPercent(v.fiveHourFraction)} >= ${formatPercent(settings.upstream.fiveHourCap)} cap${untilText(v.window?.end)}`,
+      detail: `5-hour window at ${formatPercent(v.fiveHour.value)} >= ${formatPercent(settings.upstream.fiveHourCap)} cap${untilText(v.window?.end)}`,
     };
   }
   if (!need.holdsSlot && v.sessionCount >= v.cfg.maxSessions) {

@@ -201,8 +201,8 @@ export function createPoolMetrics(options: PoolMetricsOptions): PoolMetrics {
   perSubscription("health_score", "Health score 0-100 (higher is healthier).", (v) => v.health.score);
   perSubscription("weekly_used_usd", "Cost in the rolling 7 days (USD, API-price estimate).", (v) => v.weeklyUsedUsd);
   perSubscription("weekly_budget_usd", "Configured weekly budget (USD).", (v) => v.cfg.weeklyBudgetUsd);
-  perSubscription("weekly_used_ratio", "Share of the weekly limit used (upstream when known), 0-1.", (v) => v.weeklyFraction);
-  perSubscription("five_hour_used_ratio", "Share of the current 5-hour window used, 0-1.", (v) => v.fiveHourFraction);
+  perSubscription("weekly_used_ratio", "Share of the weekly limit used (upstream when known), 0-1.", (v) => v.weekly.value);
+  perSubscription("five_hour_used_ratio", "Share of the current 5-hour window used, 0-1.", (v) => v.fiveHour.value);
   perSubscription(
     "external_weekly_usd",
     "Use in the rolling 7 days found in transcripts, not reported through the pool (USD).",

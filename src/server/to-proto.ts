@@ -121,7 +121,7 @@ export function subscriptionToProto(
     })),
     weeklyUsedUsd: v.weeklyUsedUsd,
     weeklyBudgetUsd: v.cfg.weeklyBudgetUsd,
-    weeklyPercentUsed: percent(v.weeklyFraction),
+    weeklyPercentUsed: percent(v.weekly.value),
     weeklyThreshold: settings.weeklyBudgetThreshold,
     fiveHourWindow:
       v.window === undefined
@@ -130,7 +130,7 @@ export function subscriptionToProto(
             start: timestampFromMs(v.window.start),
             end: timestampFromMs(v.window.end),
             costUsd: v.windowCostUsd,
-            percentUsed: percent(v.fiveHourFraction),
+            percentUsed: percent(v.fiveHour.value),
             estimated: v.window.estimated,
           },
     burnRateUsdPerHour: v.burnRateUsdPerHour,

@@ -194,7 +194,7 @@ describe("weeklyUsedUsd(): the rolling 7 days", () => {
     h.use(NOW - 3 * DAY_MS, 1); // a control that always counts
     expect(weeklyUsedUsd(h.sub, NOW)).toBe(counts ? 8 : 1);
     expect(h.pool.view("a", NOW)!.weeklyUsedUsd).toBe(counts ? 8 : 1);
-    expect(h.pool.view("a", NOW)!.weeklyFraction).toBe(counts ? 0.08 : 0.01);
+    expect(h.pool.view("a", NOW)!.weekly.value).toBe(counts ? 0.08 : 0.01);
   });
 
   it("usage drops out of the week as time passes, without any event", () => {
@@ -276,7 +276,7 @@ describe("upstream five_hour readings", () => {
     h.use(at("13:10"), 2);
     expect(h.window()).toEqual({ start: iso(at("08:20")), end: iso(at("13:20")), estimated: false });
     // 30% upstream plus $2 of the $10 window budget since the reading.
-    expect(h.pool.view("a", at("13:10"))!.fiveHourFraction).toBeCloseTo(0.5, 10);
+    expect(h.pool.view("a", at("13:10"))!.fiveHour.value).toBeCloseTo(0.5, 10);
     h.use(at("13:25"), 1);
     expect(h.window()).toMatchObject({ end: iso(at("18:00")), estimated: true });
     // The reading's window has reset: back to the local estimate.

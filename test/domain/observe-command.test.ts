@@ -19,7 +19,7 @@ describe("Pool.run(observe)", () => {
       T0,
     );
     expect(types(events)).toEqual(["upstream_observed"]);
-    expect(result).toMatchObject({ kind: "observed", view: { weeklyFraction: 0.42, weeklyBasis: "upstream" } });
+    expect(result).toMatchObject({ kind: "observed", view: { weekly: { value: 0.42, basis: "upstream" } } });
   });
 
   it("benches a subscription whose window upstream reports rejected, once per limit", () => {

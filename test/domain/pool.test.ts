@@ -375,8 +375,8 @@ describe("Pool.run(allocate): the weekly threshold by priority", () => {
       readings: [{ window: "seven_day", status: "allowed_warning", utilization: 0.9, resetsAt: T0 + 3 * 24 * HOUR_MS }],
     });
     const v = pool.view("a", T0)!;
-    expect(v.weeklyBasis).toBe("upstream");
-    expect(v.weeklyFraction).toBe(0.9);
+    expect(v.weekly.basis).toBe("upstream");
+    expect(v.weekly.value).toBe(0.9);
     expect(v.weeklyUsedUsd).toBe(1);
     expect(fallback(allocate(pool, "s1", T0).result).exclusions[0]!.reason).toBe("weekly_threshold");
     expect(granted(allocate(pool, "s2", T0, { priority: "high" }).result).view.cfg.id).toBe("a");

@@ -127,7 +127,7 @@ describe("loadUsd: the 5-hour load in USD", () => {
     act(pool);
     const v = pool.view("a", NOW)!;
     expect(loadUsd(v)).toBeCloseTo(load, 9);
-    expect(loadUsd(v)).toBeCloseTo(v.fiveHourFraction * budget, 9);
+    expect(loadUsd(v)).toBeCloseTo(v.fiveHour.value * budget, 9);
   });
 
   it("the upstream reading makes a subscription the source even though its local cost is lower", () => {
@@ -383,7 +383,7 @@ describe("planRebalance: which subscriptions can take a session", () => {
       if (hasC) spend(pool, "c", 2, T0);
       setupB?.(pool);
       place(pool, "s1", "a", T0, session ?? {});
-      expect(pool.view("b", NOW)!.fiveHourFraction).toBe(0);
+      expect(pool.view("b", NOW)!.fiveHour.value).toBe(0);
       const expected = hasC ? withC : withoutC;
       expect(triples(plan(pool)), hasC ? "with c" : "without c").toEqual(expected === undefined ? [] : [["s1", "a", expected]]);
     }

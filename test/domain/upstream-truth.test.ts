@@ -207,7 +207,7 @@ describe("Pool.run(reconcile)", () => {
     expect(v.weeklyExternalUsd).toBeCloseTo(0, 12);
     expect(v.weeklyUsedUsd).toBeCloseTo(0.05, 12);
     // The upstream figure counts the run once: 0.1 + $0.05 / $100.
-    expect(v.weeklyFraction).toBeCloseTo(0.1005, 12);
+    expect(v.weekly.value).toBeCloseTo(0.1005, 12);
     // Later rows of that session are the pool's; a replay gives the same state.
     const later = pool.run({ kind: "reconcile", subscriptionId: "a", rows: [usageRow("m3:r3", T0 + MIN, 500, SESSION)] }, T0 + 20 * MIN);
     expect(later.result).toMatchObject({ external: 0, pool: 1 });
@@ -232,9 +232,9 @@ describe("Pool.run(reconcile)", () => {
     const pool = makePool();
     observe(pool, T0, [{ window: "seven_day", source: "oauth", status: "allowed", utilization: 0.2, resetsAt: WEEK_RESET }]);
     pool.run({ kind: "reconcile", subscriptionId: "a", rows: [usageRow("old:1", T0 - HOUR, 1_000_000, "x", 10)] }, T0 + MIN);
-    expect(pool.view("a", T0 + MIN)!.weeklyFraction).toBeCloseTo(0.2, 10);
+    expect(pool.view("a", T0 + MIN)!.weekly.value).toBeCloseTo(0.2, 10);
     pool.run({ kind: "reconcile", subscriptionId: "a", rows: [usageRow("new:1", T0 + MIN, 1_000_000, "x", 10)] }, T0 + 2 * MIN);
-    expect(pool.view("a", T0 + 2 * MIN)!.weeklyFraction).toBeCloseTo(0.3, 10);
+    expect(pool.view("a", T0 + 2 * MIN)!.weekly.value).toBeCloseTo(0.3, 10);
   });
 
   it("turns a usage-limit row into a cooldown until its reset, once", () => {
