@@ -6,7 +6,7 @@ import type { PoolConfig } from "../../src/config/index.js";
 import { type Command, DAY_MS, HOUR_MS, MINUTE_MS, Pool, type UsageReport } from "../../src/domain/index.js";
 import { PoolWriter } from "../../src/runtime/pool-writer.js";
 import { subscriptionToProto } from "../../src/server/to-proto.js";
-import { Journal, type KvStore, openStore } from "../../src/store/index.js";
+import { Journal, type PoolStore, openStore } from "../../src/store/index.js";
 import { createRng } from "../sim/prng.js";
 import { SteppedClock } from "../stepped-clock.js";
 import { HISTORY_DAYS, HISTORY_START, REPORTS_PER_SUBSCRIPTION, SCALE_SESSIONS, scaleConfig } from "./scale-config.js";
@@ -58,12 +58,14 @@ export interface Micros {
 
 const STEP_MS = 10 * MINUTE_MS;
 
-async function openWriter(config: PoolConfig, clock: SteppedClock, store: KvStore, onLoad?: (replayed: number, ms: number) => void) {
+async function openWriter(config: PoolConfig, clock: SteppedClock, store: PoolStore, onLoad?: (replayed: number, ms: number) => void) {
+  // The one writer of this store for the run: a lease long enough to never lapse.
+  const lease = await store.log.acquireLease("scale-bench", "", Date.now(), 24 * HOUR_MS);
   return PoolWriter.open({
     clock,
     load: async () => {
       const t = performance.now();
-      const { journal, state, replayed } = await Journal.open(store, config.subscriptions.map((s) => s.id));
+      const { journal, state, replayed } = await Journal.open(store.log, config.subscriptions.map((s) => s.id), { epoch: lease.epoch, legacyKv: store });
       onLoad?.(replayed, performance.now() - t);
       return { pool: new Pool(state, config), journal };
     },

@@ -42,6 +42,9 @@ export async function serve(configFlag: string | undefined, options: ServeOption
     config: config.source,
     store: redact(config.store.uri),
     subscriptions: config.subscriptions.map((s) => s.id),
+    instance: server.instanceId,
+    role: server.writer.role,
+    ...(server.writer.role === "standby" ? { leader: server.writer.lease?.holder ?? "none", leaderAddress: server.writer.lease?.address ?? "" } : {}),
   });
   for (const w of exposureWarnings(config.server, server)) {
     if (w.kind === "open") {

@@ -1,6 +1,7 @@
 import Table from "cli-table3";
 import {
   type GetPoolStatusResponse,
+  InstanceRole,
   type Session,
   SubscriptionState,
   type SubscriptionStatus,
@@ -27,6 +28,8 @@ export function renderStatus(res: GetPoolStatusResponse, options: StatusTableOpt
   const { colors } = options;
   const now = millisOf(res.now) ?? Date.now();
   const out = [summaryLine(res, now, colors)];
+  const cluster = clusterLine(res, now, colors);
+  if (cluster !== undefined) out.push(cluster);
 
   const showCooldown = res.subscriptions.some((s) => cooldownUntil(s) !== undefined);
   const showExternal = res.subscriptions.some((s) => externalCell(s) !== "");
@@ -79,6 +82,31 @@ function summaryLine(res: GetPoolStatusResponse, now: number, colors: Colors): s
     if (n.lastError !== "") parts.push(colors.yellow(`last error: ${n.lastError}`));
   }
   return `${colors.bold("Auth Pool")} at ${formatTime(now)} · ${parts.join(" · ")}`;
+}
+
+/**
+ * clusterLine says which instance answered and who writes the pool, e.g.
+ * "instance 3f2a… · standby · leader 9c1e… at http://10.0.0.5:50051, epoch 4"
+ * (only when the reply has it; an older server sends none).
+ */
+function clusterLine(res: GetPoolStatusResponse, now: number, colors: Colors): string | undefined {
+  const c = res.cluster;
+  if (c === undefined || c.role === InstanceRole.UNSPECIFIED) return undefined;
+  const short = (id: string) => (id.length > 12 ? `${id.slice(0, 8)}…` : id);
+  const expires = millisOf(c.leaseExpiresAt);
+  const lease = `epoch ${c.epoch}${expires !== undefined ? `, lease ${expires > now ? "until" : "expired"} ${formatTime(expires)}` : ""}`;
+  const parts =
+    c.role === InstanceRole.LEADER
+      ? [`instance ${short(c.instanceId)}`, colors.green("leader"), lease, `journal #${c.journalRecord}`]
+      : [
+          `instance ${short(c.instanceId)}`,
+          colors.yellow("standby"),
+          c.leaderId === "" ? "no leader" : `leader ${short(c.leaderId)}${c.leaderAddress !== "" ? ` at ${c.leaderAddress}` : ""}`,
+          lease,
+          `journal #${c.journalRecord}`,
+        ];
+  if (c.storeError !== "") parts.push(colors.red(`store: ${c.storeError}`));
+  return parts.join(" · ");
 }
 
 function statusCell(state: SubscriptionState, colors: Colors): string {

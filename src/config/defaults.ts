@@ -60,6 +60,7 @@ export const configDefaults = deepFreeze({
   snapshot: { everyRecords: 1_000, everySeconds: 60 },
   server: { host: "127.0.0.1", port: 50051, authTokens: [] },
   store: { uri: "sqlite://./data/authpool.sqlite" },
+  cluster: { leaseTtlSeconds: 5, followPollMs: 200 },
 } as const);
 
 /**

@@ -140,6 +140,13 @@ export function resolveConfig(raw: RawConfig, source: string, homeDir: string): 
     },
     server: resolveServer(raw, homeDir, issues),
     store: { uri: raw.store?.uri ?? configDefaults.store.uri },
+    cluster: {
+      leaseTtlSeconds: raw.cluster?.leaseTtlSeconds ?? configDefaults.cluster.leaseTtlSeconds,
+      followPollMs: raw.cluster?.followPollMs ?? configDefaults.cluster.followPollMs,
+      ...(raw.cluster?.advertiseUrl !== undefined ? { advertiseUrl: raw.cluster.advertiseUrl } : {}),
+      ...(raw.cluster?.instanceId !== undefined ? { instanceId: raw.cluster.instanceId } : {}),
+      ...(raw.cluster?.caFile !== undefined ? { caFile: expandConfigDir(raw.cluster.caFile, homeDir) } : {}),
+    },
   };
   return issues.length > 0 ? { ok: false, issues } : { ok: true, config: deepFreeze(config) };
 }

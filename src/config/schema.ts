@@ -210,6 +210,16 @@ export const rawConfigSchema = z.strictObject(
         .nullish(),
     }),
     store: section({ uri: text().optional() }),
+    cluster: section({
+      leaseTtlSeconds: positive().optional(),
+      instanceId: z
+        .string({ error: "1-128 printable characters" })
+        .regex(/^[\x21-\x7e]{1,128}$/, { error: "1-128 printable characters without spaces" })
+        .optional(),
+      advertiseUrl: httpUrl().optional(),
+      followPollMs: count().optional(),
+      caFile: filePath().optional(),
+    }),
   },
   { error: "an object of config keys" },
 );

@@ -144,6 +144,23 @@ export interface PoolConfig {
     readonly tls?: TlsConfig;
   };
   readonly store: { readonly uri: string };
+  /** Several instances on one store: the lease, and how standbys follow and forward. */
+  readonly cluster: {
+    /** The store's lease lasts this long unless renewed (renewed every third of it); a takeover happens within it. */
+    readonly leaseTtlSeconds: number;
+    /**
+     * This instance's id in the lease; absent: host name and port (a random
+     * id with port 0). A restart under the same id takes the lease back at
+     * once instead of waiting out the TTL of its killed predecessor.
+     */
+    readonly instanceId?: string;
+    /** Where other instances reach this one to forward writes; absent: derived from server.host and the port. */
+    readonly advertiseUrl?: string;
+    /** A standby's poll of the journal (PostgreSQL also announces appends at once). */
+    readonly followPollMs: number;
+    /** A PEM CA to trust when forwarding to an https leader (default: server.tls.certFile). */
+    readonly caFile?: string;
+  };
 }
 
 /**

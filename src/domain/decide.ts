@@ -96,6 +96,27 @@ export class Pool {
   }
 
   /**
+   * replay applies an event, keeping the caches in step with the state:
+   * every event run emits, and on a standby every event of the records the
+   * leader wrote.
+   */
+  replay(event: PoolEvent): void {
+    applyEvent(this.state, event);
+    this.sessionLists.follow(this.state, event, this.settings);
+    if (event.type === "usage_recorded" || event.type === "transcript_read") this.weekTotals.delete(event.subscriptionId);
+    this.viewCache.clear();
+    for (const id of subscriptionsOf(event)) this.candidates.invalidate(id);
+  }
+
+  /**
+   * adoptSettings puts settings in force without deciding anything: a
+   * standby's reload, whose leader journals the consequences (drains) itself.
+   */
+  adoptSettings(settings: PoolSettings): void {
+    this.reconfigure(settings);
+  }
+
+  /**
    * run decides a command at time now, applies its events to the state and
    * returns them with the result. Events of one command are applied before
    * the next command is decided, so a burst of allocations spreads.
@@ -104,11 +125,7 @@ export class Pool {
     const events: PoolEvent[] = [];
     const emit = (body: EventBody): void => {
       const event = { ...body, seq: this.state.eventSeq + 1, at: now } as PoolEvent;
-      applyEvent(this.state, event);
-      this.sessionLists.follow(this.state, event, this.settings);
-      if (body.type === "usage_recorded" || body.type === "transcript_read") this.weekTotals.delete(body.subscriptionId);
-      this.viewCache.clear();
-      for (const id of subscriptionsOf(body)) this.candidates.invalidate(id);
+      this.replay(event);
       events.push(event);
     };
     const result = this.decide(command, now, emit) as ResultOf<C>;

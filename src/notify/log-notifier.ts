@@ -2,7 +2,7 @@ import { toJson } from "@bufbuild/protobuf";
 import { EventSchema, EventType } from "../../gen/authpool/v1/auth_pool_pb.js";
 import type { NotificationRule } from "../config/index.js";
 import type { Logger } from "../runtime/logger.js";
-import type { PoolWriter } from "../runtime/pool-writer.js";
+import type { PoolHandle } from "../runtime/pool-handle.js";
 import { toPublicEvent } from "../server/event-to-proto.js";
 import { routed } from "./rules.js";
 
@@ -11,7 +11,7 @@ import { routed } from "./rules.js";
  * rule routes to the "log" channel. Logs are best effort and live only (a
  * restart does not replay them); webhooks are the durable channel.
  */
-export function startLogNotifier(writer: PoolWriter, rules: readonly NotificationRule[], logger: Logger): () => void {
+export function startLogNotifier(writer: PoolHandle, rules: readonly NotificationRule[], logger: Logger): () => void {
   if (!rules.some((r) => r.enabled && r.channels.includes("log"))) return () => {};
   return writer.subscribe((record) => {
     for (const e of record.events) {

@@ -1,6 +1,6 @@
 import type { PoolEvent } from "../domain/index.js";
 import type { JournalRecord } from "../store/index.js";
-import type { PoolWriter } from "./pool-writer.js";
+import type { PoolHandle } from "./pool-handle.js";
 
 /**
  * EventFeed serves durable events to readers that start anywhere in the
@@ -10,13 +10,13 @@ import type { PoolWriter } from "./pool-writer.js";
  * sequence number, so a reader sees no gap and no duplicate.
  */
 export class EventFeed {
-  private readonly writer: PoolWriter;
+  private readonly writer: PoolHandle;
   /** Recent records, oldest first, so reconnects within minutes need no store reads. */
   private readonly recent: JournalRecord[] = [];
   private readonly recentLimit: number;
   private readonly unsubscribe: () => void;
 
-  constructor(writer: PoolWriter, options: { recentRecords?: number } = {}) {
+  constructor(writer: PoolHandle, options: { recentRecords?: number } = {}) {
     this.writer = writer;
     this.recentLimit = options.recentRecords ?? 4096;
     this.unsubscribe = writer.subscribe((record) => {
@@ -111,7 +111,7 @@ export class LiveReader {
   private wake: (() => void) | undefined;
   private readonly unsubscribe: () => void;
 
-  constructor(writer: PoolWriter, startSeq: number, limit: number) {
+  constructor(writer: PoolHandle, startSeq: number, limit: number) {
     this.startSeq = startSeq;
     this.limit = limit;
     this.unsubscribe = writer.subscribe((record) => {

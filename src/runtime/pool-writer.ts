@@ -1,5 +1,6 @@
 import type { Clock, Command, Pool, PoolEvent, ResultOf } from "../domain/index.js";
-import type { Journal, JournalRecord } from "../store/index.js";
+import { FencedError, type Journal, type JournalRecord } from "../store/index.js";
+import { type RecordListener, RecordListeners } from "./record-listeners.js";
 
 /**
  * PoolWriter is the one writer: every mutation, from an RPC or a background
@@ -32,6 +33,14 @@ export interface PoolWriterOptions {
    * arrives. Absent or 0: only the next command tries.
    */
   retryMs?: number;
+  /**
+   * False once this instance can no longer be sure it holds the store's
+   * lease (its renewal is overdue): the writer then refuses to append, as
+   * the store would. Absent: always true.
+   */
+  mayWrite?: () => boolean;
+  /** Told when the store refused a write because another instance took the lease. */
+  onFenced?: (error: FencedError) => void;
 }
 
 const PRUNE_CHUNK = 256;
@@ -41,8 +50,7 @@ export class WriterUnavailableError extends Error {
   override name = "WriterUnavailableError";
 }
 
-/** RecordListener receives each durable journal record, in order. */
-export type RecordListener = (record: JournalRecord) => void;
+export type { RecordListener } from "./record-listeners.js";
 
 interface Pending {
   command: Command;
@@ -59,15 +67,18 @@ export class PoolWriter {
   private broken = false;
   private closed = false;
   private lastSnapshotAt: number;
-  private readonly listeners = new Set<RecordListener>();
+  private readonly listeners: RecordListeners;
   private pruneDue = false;
   private durable: number;
   private retryTimer: NodeJS.Timeout | undefined;
+  /** The snapshot being written, if any: it runs beside the writer, never in its way. */
+  private snapshotting: Promise<void> | undefined;
 
   private constructor(pool: Pool, journal: Journal, options: PoolWriterOptions) {
     this.pool = pool;
     this.journal = journal;
     this.options = options;
+    this.listeners = new RecordListeners((error) => options.onError?.(error));
     this.lastSnapshotAt = options.clock.now();
     this.durable = pool.state.eventSeq;
   }
@@ -80,6 +91,9 @@ export class PoolWriter {
   static async open(options: PoolWriterOptions): Promise<PoolWriter> {
     const { pool, journal } = await options.load();
     const writer = new PoolWriter(pool, journal, options);
+    // A state read from a pre-lease store goes into the journal's snapshot
+    // before any record follows it.
+    if (journal.needsSnapshot) await journal.snapshot(pool.state);
     if (options.probe !== undefined) {
       try {
         await options.probe();
@@ -113,8 +127,7 @@ export class PoolWriter {
 
   /** subscribe registers a listener for durable records; returns the unsubscribe function. */
   subscribe(listener: RecordListener): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.listeners.add(listener);
   }
 
   /**
@@ -145,6 +158,7 @@ export class PoolWriter {
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     while (this.draining !== undefined) await this.draining;
+    await this.snapshotting;
     if (!this.broken && this.journal.recordsSinceSnapshot > 0) {
       try {
         await this.journal.snapshot(this.pool.state);
@@ -154,6 +168,23 @@ export class PoolWriter {
         this.options.onError?.(error);
       }
     }
+  }
+
+  /**
+   * abandon stops at once: commands not yet decided are refused with
+   * WriterUnavailableError, the batch in flight finishes (its append fails
+   * if the lease is gone), and no final snapshot is written. For a writer
+   * whose lease moved to another instance.
+   */
+  async abandon(reason: string): Promise<void> {
+    this.closed = true;
+    this.broken = true;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    const failure = new WriterUnavailableError(reason);
+    for (const p of this.queue.splice(0)) p.reject(failure);
+    while (this.draining !== undefined) await this.draining;
+    await this.snapshotting;
   }
 
   private async drain(): Promise<void> {
@@ -182,23 +213,30 @@ export class PoolWriter {
       let record: JournalRecord | undefined;
       if (events.length > 0) {
         try {
+          if (this.options.mayWrite?.() === false) {
+            throw new FencedError("this instance's lease on the store ran out before the write", "epoch");
+          }
           record = await this.journal.append(events);
         } catch (error) {
           // The state in memory now holds events that are not durable: throw
           // it away and reload from the store before deciding anything else.
           this.markBroken();
-          this.options.onError?.(error);
-          const failure = new WriterUnavailableError(`the pool store refused the write: ${(error as Error).message}`);
+          const failure =
+            error instanceof FencedError
+              ? new WriterUnavailableError(`this instance no longer writes the pool store (${error.message}); retry: another instance holds the lease`)
+              : new WriterUnavailableError(`the pool store refused the write: ${(error as Error).message}`);
           for (const p of batch) p.reject(failure);
+          if (error instanceof FencedError) this.options.onFenced?.(error);
+          else this.options.onError?.(error);
           continue;
         }
       }
       if (record !== undefined) {
         this.durable = events[events.length - 1]!.seq;
-        this.publish(record);
+        this.listeners.publish(record);
       }
       batch.forEach((p, i) => p.resolve(results[i]));
-      await this.maybeSnapshot(now);
+      this.maybeSnapshot(now);
       await this.pruneSome(now);
     }
   }
@@ -239,15 +277,6 @@ export class PoolWriter {
     this.retryTimer.unref();
   }
 
-  private publish(record: JournalRecord): void {
-    for (const listener of this.listeners) {
-      try {
-        listener(record);
-      } catch (error) {
-        this.options.onError?.(error);
-      }
-    }
-  }
 
   /**
    * pruneSome deletes a few expired journal records after a batch, until the
@@ -255,6 +284,7 @@ export class PoolWriter {
    * write rate without stalling one batch for a long delete.
    */
   private async pruneSome(now: number): Promise<void> {
+    // Only what the last completed snapshot covers goes; one in flight does not matter.
     if (!this.pruneDue) return;
     try {
       const deleted = await this.journal.prune(now - this.options.retentionMs, PRUNE_CHUNK);
@@ -265,19 +295,42 @@ export class PoolWriter {
     }
   }
 
-  private async maybeSnapshot(now: number): Promise<void> {
+  /**
+   * maybeSnapshot encodes the state when a snapshot is due (between two
+   * batches, so the bytes are those of one record) and lets the write run
+   * while the writer goes on; one snapshot at a time.
+   */
+  private maybeSnapshot(now: number): void {
+    if (this.snapshotting !== undefined) return;
     const { everyRecords, everySeconds } = this.options.snapshot;
     const due =
       this.journal.recordsSinceSnapshot >= everyRecords ||
       (this.journal.recordsSinceSnapshot > 0 && now - this.lastSnapshotAt >= everySeconds * 1000);
     if (!due) return;
+    this.lastSnapshotAt = now;
+    let write: Promise<void>;
     try {
-      await this.journal.snapshot(this.pool.state);
-      this.lastSnapshotAt = now;
-      this.pruneDue = true;
+      write = this.journal.snapshot(this.pool.state);
     } catch (error) {
-      // A missed snapshot costs start-up time, not data: the journal holds it all.
       this.options.onError?.(error);
+      return;
     }
+    this.snapshotting = write
+      .then(() => {
+        this.pruneDue = true;
+      })
+      .catch((error: unknown) => {
+        // A missed snapshot costs start-up time, not data: the journal holds it all.
+        if (error instanceof FencedError) this.options.onFenced?.(error);
+        else this.options.onError?.(error);
+      })
+      .finally(() => {
+        this.snapshotting = undefined;
+      });
+  }
+
+  /** settled resolves once no snapshot write is in flight (tests, shutdown). */
+  async settled(): Promise<void> {
+    await this.snapshotting;
   }
 }

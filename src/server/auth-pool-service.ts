@@ -1,6 +1,7 @@
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { type AuthPoolService, EventType, type ReportUsageRequest } from "../../gen/authpool/v1/auth_pool_pb.js";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { type AuthPoolService, type ClusterStatusSchema, EventType, type ReportUsageRequest } from "../../gen/authpool/v1/auth_pool_pb.js";
 import type {
   Clock,
   PoolSettings,
@@ -15,7 +16,7 @@ import { type EventFilter, matches, toPublicEvent } from "./event-to-proto.js";
 import { type NotificationSnapshot, notificationsToProto } from "./notification-status.js";
 import type { StreamGauge } from "./metrics.js";
 import { parseClaudeOutput } from "../domain/claude-output.js";
-import type { PoolWriter } from "../runtime/pool-writer.js";
+import type { PoolHandle } from "../runtime/pool-handle.js";
 import {
   exclusionsToProto,
   moveToProto,
@@ -40,14 +41,14 @@ import {
 
 /** AuthPoolServiceOptions are the service's dependencies, injected so tests control them. */
 export interface AuthPoolServiceOptions {
-  writer: PoolWriter;
+  writer: PoolHandle;
   feed: EventFeed;
   /** Live events a subscriber may fall behind by before its stream ends with RESOURCE_EXHAUSTED. */
   streamBufferEvents: number;
   /** Aborted when the server begins to shut down: open streams end so shutdown is prompt. */
   shutdown: AbortSignal;
   /** Webhook delivery state for status; undefined without a webhook. */
-  notificationStatus?: () => NotificationSnapshot;
+  notificationStatus?: () => NotificationSnapshot | undefined;
   clock: Clock;
   /** The limits in force now (a reload changes them): claude_output size, and the zone of reset times given without one. */
   limits: () => { maxClaudeOutputBytes: number; timeZone: string };
@@ -58,7 +59,12 @@ export interface AuthPoolServiceOptions {
   reload?: () => Promise<ReloadSummary>;
   /** Told when an event stream opens and ends (the subscribers gauge). */
   streamGauge?: StreamGauge;
+  /** This instance's role and the store's lease, for status. */
+  cluster?: () => ClusterStatusInit;
 }
+
+/** ClusterStatusInit is GetPoolStatusResponse.cluster as the server fills it. */
+export type ClusterStatusInit = MessageInitShape<typeof ClusterStatusSchema>;
 
 /** ReloadSummary is what a reload changed (ReloadConfigResponse's fields). */
 export interface ReloadSummary {
@@ -163,6 +169,7 @@ export function createAuthPoolService(
         totalSessions: result.totalSessions,
         eligibleSubscriptions: eligible,
         notifications: notificationsToProto(options.notificationStatus?.()),
+        ...(options.cluster !== undefined ? { cluster: options.cluster() } : {}),
       };
     },
 

@@ -2,7 +2,7 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { AuthPoolService } from "../../gen/authpool/v1/auth_pool_pb.js";
 import type { PoolEvent, StatusResult, SubscriptionView } from "../domain/index.js";
-import type { PoolWriter } from "../runtime/pool-writer.js";
+import type { PoolHandle } from "../runtime/pool-handle.js";
 import { type BearerAuth, METRICS_ROLE } from "./bearer-auth.js";
 
 /** A minimal view of Node's request and response, HTTP/1.1 and HTTP/2 alike. */
@@ -24,7 +24,7 @@ export interface StreamGauge {
 
 /** PoolMetricsOptions are what the metrics read from: the writer, the tokens, the webhook. */
 export interface PoolMetricsOptions {
-  writer: PoolWriter;
+  writer: PoolHandle;
   /** Checks the bearer token of GET /metrics (the reader role); without tokens it is open. */
   auth: BearerAuth;
   /** Events after the webhook's delivered cursor; absent: no webhook series. */

@@ -1,90 +1,115 @@
 import type { PoolEvent, PoolState } from "../domain/index.js";
 import { applyEvent, createPoolState } from "../domain/index.js";
+import type { JournalStore } from "./journal-store.js";
+import { recordKey } from "./kv-journal-store.js";
 import type { KvStore } from "./kv-store.js";
-import { decodeState, encodeState, rebuildIndexes } from "./state-codec.js";
+import { decodeLegacyState, decodeState, encodeState, rebuildIndexes } from "./state-codec.js";
 
 /**
- * Journal is the pool's source of truth in a KvStore: one record per
- * accepted batch of events under `journal:<zero-padded record number>`,
- * each written by a single set (atomic on every Keyv store), plus a snapshot
- * of the whole state that bounds start-up time. Records are numbered without
- * gaps because only the one writer appends, and only after the previous
- * append resolved; start-up therefore reads forward from the snapshot until
- * the first missing number, with no listing of keys (which Keyv stores do
- * not all support well).
+ * Journal is the pool's source of truth in a JournalStore: one record per
+ * accepted batch of events, numbered without gaps, plus a snapshot of the
+ * whole state that bounds start-up time. Every write carries the writer's
+ * lease epoch and the store refuses it once another instance took the lease
+ * (or appended the same record number), so a writer that was paused past its
+ * lease cannot overwrite its successor. A journal opened with epoch 0 is a
+ * reader: a standby's replica, which follows the records others append.
  */
 export interface JournalRecord {
   n: number;
   events: PoolEvent[];
 }
 
-interface Snapshot {
-  record: number;
-  state: string;
-}
+/** Records read per round trip at start-up and while following. */
+const PAGE = 1_000;
 
-const SNAPSHOT_KEY = "snapshot";
-const FIRST_KEY = "meta:first";
-
-/** recordKey names record n; zero-padded so keys sort in record order. */
-export function recordKey(n: number): string {
-  return `journal:${String(n).padStart(12, "0")}`;
+export interface OpenedJournal {
+  journal: Journal;
+  state: PoolState;
+  replayed: number;
 }
 
 export class Journal {
-  private readonly store: KvStore;
-  /** Number of the last record written. */
+  private readonly log: JournalStore;
+  private writeEpoch: number;
+  /** Number of the last record applied to the state this journal was opened with. */
   private head: number;
-  /** Number of the oldest record kept. */
+  /** Number of the oldest record kept (as last seen). */
   private first: number;
   private snapshotRecord: number;
+  /** Set when the state came from a pre-lease store: it must be snapshotted before anything is appended. */
+  private legacy: boolean;
 
-  private constructor(store: KvStore, head: number, first: number, snapshotRecord: number) {
-    this.store = store;
+  private constructor(log: JournalStore, epoch: number, head: number, first: number, snapshotRecord: number, legacy: boolean) {
+    this.log = log;
+    this.writeEpoch = epoch;
     this.head = head;
     this.first = first;
     this.snapshotRecord = snapshotRecord;
+    this.legacy = legacy;
   }
 
   /**
-   * open loads the latest snapshot and replays the records after it. The
-   * state it returns holds every event ever acknowledged.
+   * open loads the latest snapshot and replays the records after it; the
+   * state it returns holds every record in the store. `epoch` is the lease
+   * epoch the journal writes under (0: read only). `legacyKv` is read only
+   * when the journal surface is empty: a store written before leases kept
+   * its snapshot and records as plain values there.
    */
-  static async open(
-    store: KvStore,
-    subscriptionIds: readonly string[],
-  ): Promise<{ journal: Journal; state: PoolState; replayed: number }> {
-    const snapText = await store.get(SNAPSHOT_KEY);
+  static async open(log: JournalStore, subscriptionIds: readonly string[], options: { epoch?: number; legacyKv?: KvStore } = {}): Promise<OpenedJournal> {
+    const snap = await log.readSnapshot();
     let state: PoolState;
     let record = 0;
-    if (snapText === undefined) {
-      state = createPoolState(subscriptionIds);
-    } else {
-      const snap = JSON.parse(snapText) as Snapshot;
-      state = decodeState(snap.state, subscriptionIds);
+    let legacy = false;
+    if (snap !== undefined) {
+      state = decodeState(snap.data, subscriptionIds);
       record = snap.record;
+    } else {
+      const old = options.legacyKv !== undefined && (await log.bounds()).last === 0 ? await readLegacy(options.legacyKv, subscriptionIds) : undefined;
+      if (old !== undefined) {
+        ({ state, record } = old);
+        legacy = true;
+      } else {
+        state = createPoolState(subscriptionIds);
+      }
     }
     const snapshotRecord = record;
     let replayed = 0;
     for (;;) {
-      const text = await store.get(recordKey(record + 1));
-      if (text === undefined) break;
-      const rec = JSON.parse(text) as JournalRecord;
-      for (const event of rec.events) {
-        // A record is all or nothing; the guard only protects against a
-        // snapshot taken mid-record by an older writer.
-        if (event.seq > state.eventSeq) applyEvent(state, event);
+      const page = await log.readRecords(record, PAGE);
+      for (const stored of page) {
+        if (stored.n !== record + 1) break;
+        applyRecord(state, parseRecord(stored.data), applyEvent);
+        record = stored.n;
+        replayed++;
       }
-      record = rec.n;
-      replayed++;
+      if (page.length < PAGE) break;
     }
     rebuildIndexes(state, subscriptionIds);
-    const firstText = await store.get(FIRST_KEY);
-    const first = firstText === undefined ? 1 : Number(firstText);
-    return { journal: new Journal(store, record, first, snapshotRecord), state, replayed };
+    const bounds = await log.bounds();
+    const first = bounds.last === 0 ? record + 1 : bounds.first;
+    const journal = new Journal(log, options.epoch ?? 0, record, first, legacy ? -1 : snapshotRecord, legacy);
+    return { journal, state, replayed };
   }
 
-  /** headRecord is the number of the last record written. */
+  /** epoch is the lease epoch this journal writes under (0: read only). */
+  get epoch(): number {
+    return this.writeEpoch;
+  }
+
+  /**
+   * writeAs makes the journal write under a new lease epoch: a standby that
+   * took the lease keeps its replica and journal and starts writing.
+   */
+  writeAs(epoch: number): void {
+    this.writeEpoch = epoch;
+  }
+
+  /** store is the JournalStore under this journal. */
+  get store(): JournalStore {
+    return this.log;
+  }
+
+  /** headRecord is the number of the last record written or followed. */
   get headRecord(): number {
     return this.head;
   }
@@ -94,26 +119,65 @@ export class Journal {
     return this.head - this.snapshotRecord;
   }
 
-  /** append writes one record; it resolves once the record is durable. */
+  /** needsSnapshot: the state was migrated from a pre-lease store and is in no snapshot of the journal surface yet. */
+  get needsSnapshot(): boolean {
+    return this.legacy;
+  }
+
+  /** append writes one record; it resolves once the record is durable, and rejects with FencedError once this writer is deposed. */
   async append(events: PoolEvent[]): Promise<JournalRecord> {
+    if (this.legacy) throw new Error("a migrated journal must be snapshotted before it is appended to");
     const rec: JournalRecord = { n: this.head + 1, events };
-    await this.store.set(recordKey(rec.n), JSON.stringify(rec));
+    const at = events[events.length - 1]?.at ?? 0;
+    await this.log.append(this.writeEpoch, rec.n, at, JSON.stringify(rec));
     this.head = rec.n;
     return rec;
   }
 
-  /** snapshot writes the state as of the last record. */
-  async snapshot(state: PoolState): Promise<void> {
-    const snap: Snapshot = { record: this.head, state: encodeState(state) };
-    await this.store.set(SNAPSHOT_KEY, JSON.stringify(snap));
-    this.snapshotRecord = snap.record;
+  /**
+   * snapshot encodes the state as of the last record now (the caller holds
+   * the state still while it does) and returns the write, which the caller
+   * may let run while it goes on deciding: the bytes no longer depend on
+   * the state.
+   */
+  snapshot(state: PoolState): Promise<void> {
+    const record = this.head;
+    const data = encodeState(state);
+    return this.log.writeSnapshot(this.writeEpoch, record, data).then(() => {
+      this.snapshotRecord = Math.max(this.snapshotRecord, record);
+      this.legacy = false;
+    });
+  }
+
+  /**
+   * follow reads the records appended after the head (by the writer that
+   * holds the lease), up to `limit`; the caller applies them in order. It
+   * returns "gap" when the next record was pruned before it could be read:
+   * the follower must load again from the snapshot.
+   */
+  async follow(limit = PAGE): Promise<JournalRecord[] | "gap"> {
+    const page = await this.log.readRecords(this.head, limit);
+    const out: JournalRecord[] = [];
+    for (const stored of page) {
+      if (stored.n !== this.head + 1) return out.length === 0 ? "gap" : out;
+      const rec = parseRecord(stored.data);
+      out.push(rec);
+      this.head = rec.n;
+    }
+    return out;
+  }
+
+  /** refreshBounds re-reads which records are kept (a follower's oldest moves as the writer prunes). */
+  async refreshBounds(): Promise<void> {
+    const bounds = await this.log.bounds();
+    if (bounds.last !== 0) this.first = bounds.first;
   }
 
   /** read returns record n, or undefined if it was pruned or not written yet. */
   async read(n: number): Promise<JournalRecord | undefined> {
     if (n < this.first || n > this.head) return undefined;
-    const text = await this.store.get(recordKey(n));
-    return text === undefined ? undefined : (JSON.parse(text) as JournalRecord);
+    const text = await this.log.readRecord(n);
+    return text === undefined ? undefined : parseRecord(text);
   }
 
   /** oldestRecord is the number of the oldest record kept. */
@@ -127,16 +191,45 @@ export class Journal {
    * not stall the writer. Returns how many were deleted.
    */
   async prune(before: number, max: number): Promise<number> {
-    let deleted = 0;
-    while (deleted < max && this.first <= this.snapshotRecord) {
-      const rec = await this.read(this.first);
-      const last = rec?.events[rec.events.length - 1];
-      if (rec !== undefined && last !== undefined && last.at >= before) break;
-      await this.store.delete(recordKey(this.first));
-      this.first++;
-      deleted++;
-    }
-    if (deleted > 0) await this.store.set(FIRST_KEY, String(this.first));
+    const deleted = await this.log.prune(this.writeEpoch, this.snapshotRecord, before, max);
+    this.first += deleted;
     return deleted;
   }
+}
+
+/**
+ * applyRecord applies a record's events to a state. A record is all or
+ * nothing; the guard only protects against a snapshot taken mid-record by
+ * an older writer.
+ */
+export function applyRecord(state: PoolState, record: JournalRecord, apply: (state: PoolState, event: PoolEvent) => void): void {
+  for (const event of record.events) if (event.seq > state.eventSeq) apply(state, event);
+}
+
+function parseRecord(text: string): JournalRecord {
+  return JSON.parse(text) as JournalRecord;
+}
+
+/**
+ * readLegacy reads the snapshot and records a store kept as plain values
+ * before the journal had its own surface (same keys as kvJournalStore, with
+ * the snapshot's state as JSON text).
+ */
+async function readLegacy(kv: KvStore, subscriptionIds: readonly string[]): Promise<{ state: PoolState; record: number } | undefined> {
+  const snapText = await kv.get("snapshot");
+  let state: PoolState | undefined;
+  let record = 0;
+  if (snapText !== undefined) {
+    const snap = JSON.parse(snapText) as { record: number; state: string };
+    state = decodeLegacyState(snap.state, subscriptionIds);
+    record = snap.record;
+  }
+  for (;;) {
+    const text = await kv.get(recordKey(record + 1));
+    if (text === undefined) break;
+    state ??= createPoolState(subscriptionIds);
+    applyRecord(state, parseRecord(text), applyEvent);
+    record++;
+  }
+  return state === undefined ? undefined : { state, record };
 }

@@ -13,3 +13,13 @@ export interface KvStore {
   /** A description for logs, with no credentials. */
   readonly description: string;
 }
+
+/**
+ * PoolStore is a KvStore for plain values plus the journal surface (lease
+ * and fenced journal) of the same backend. openStore returns one; a bare
+ * KvStore handed to the server is given an in-process journal surface
+ * (kvJournalStore), which is right only while every writer is in one process.
+ */
+export interface PoolStore extends KvStore {
+  readonly log: import("./journal-store.js").JournalStore;
+}

@@ -215,6 +215,7 @@ describe("formats and defaults", () => {
       snapshot: { everyRecords: 1000, everySeconds: 60 },
       server: { host: "127.0.0.1", port: 50051, authTokens: [] },
       store: { uri: "sqlite://./data/authpool.sqlite" },
+      cluster: { leaseTtlSeconds: 5, followPollMs: 200 },
     };
     expect(config).toEqual(expected);
     expect(Object.isFrozen(config.subscriptions[0])).toBe(true);

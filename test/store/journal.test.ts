@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { HOUR_MS, Pool } from "../../src/domain/index.js";
 import type { Command, PoolEvent, PoolState } from "../../src/domain/index.js";
 import { Journal, openStore, recordKey } from "../../src/store/index.js";
-import type { JournalRecord, KvStore } from "../../src/store/index.js";
+import type { JournalRecord, PoolStore } from "../../src/store/index.js";
 import { poolSettings } from "../support/settings.js";
 import { TempDirs } from "./store-helpers.js";
 
@@ -12,14 +12,14 @@ const settings = poolSettings(ids);
 const T0 = Date.parse("2025-06-02T10:00:00Z");
 
 const temp = new TempDirs();
-const open: KvStore[] = [];
+const open: PoolStore[] = [];
 afterEach(async () => {
   for (const s of open.splice(0)) await s.close().catch(() => undefined);
   await temp.cleanup();
 });
 
 interface Opened {
-  store: KvStore;
+  store: PoolStore;
   journal: Journal;
   pool: Pool;
   replayed: number;
@@ -28,7 +28,9 @@ interface Opened {
 async function openAt(file: string, subscriptionIds: readonly string[] = ids): Promise<Opened> {
   const store = await openStore(`sqlite://${file}`);
   open.push(store);
-  const { journal, state, replayed } = await Journal.open(store, subscriptionIds);
+  // The one writer of this file for the test: epoch 1.
+  const lease = await store.log.acquireLease("test", "", Date.now(), 3_600_000);
+  const { journal, state, replayed } = await Journal.open(store.log, subscriptionIds, { epoch: lease.epoch });
   return { store, journal, pool: new Pool(state, settings), replayed };
 }
 
@@ -126,7 +128,7 @@ describe("Journal over sqlite", () => {
     expect(o.journal.recordsSinceSnapshot).toBe(12);
     const seqs: number[] = [];
     for (let n = 1; n <= 12; n++) {
-      const raw = await o.store.get(recordKey(n));
+      const raw = await o.store.log.readRecord(n);
       expect(raw, `record ${n}`).toBeDefined();
       const rec = JSON.parse(raw!) as JournalRecord;
       expect(rec.n).toBe(n);
@@ -136,8 +138,8 @@ describe("Journal over sqlite", () => {
     // Event sequence numbers run on across records, with no gap and no repeat.
     expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 1));
     expect(seqs.length).toBe(o.pool.state.eventSeq);
-    expect(await o.store.get(recordKey(13))).toBeUndefined();
-    expect(await o.store.get(recordKey(0))).toBeUndefined();
+    expect(await o.store.log.readRecord(13)).toBeUndefined();
+    expect(await o.store.log.readRecord(0)).toBeUndefined();
     expect(await o.journal.read(0)).toBeUndefined();
     expect(await o.journal.read(13)).toBeUndefined();
   });
@@ -234,7 +236,7 @@ describe("Journal over sqlite", () => {
     expect(await o.journal.prune(T0 + 1000 * HOUR_MS, 100)).toBe(0);
     for (let n = 1; n <= 6; n++) {
       expect(await o.journal.read(n)).toBeUndefined();
-      expect(await o.store.get(recordKey(n))).toBeUndefined();
+      expect(await o.store.log.readRecord(n)).toBeUndefined();
     }
     for (let n = 7; n <= 10; n++) expect((await o.journal.read(n))?.n).toBe(n);
     expect(o.journal.headRecord).toBe(10);

@@ -4,44 +4,55 @@ import path from "node:path";
 import sqlite3 from "sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { openStore, redact, StoreError } from "../../src/store/index.js";
-import type { KvStore } from "../../src/store/index.js";
+import type { PoolStore } from "../../src/store/index.js";
+import { freshPostgresUri, withClient } from "../support/postgres.js";
 import { TempDirs } from "./store-helpers.js";
 
 const temp = new TempDirs();
-const open: KvStore[] = [];
+const open: PoolStore[] = [];
+const drops: (() => Promise<void>)[] = [];
 
-async function track(store: Promise<KvStore>): Promise<KvStore> {
+async function track(store: Promise<PoolStore>): Promise<PoolStore> {
   const s = await store;
   open.push(s);
   return s;
 }
 
-async function closeStore(store: KvStore): Promise<void> {
+async function closeStore(store: PoolStore): Promise<void> {
   open.splice(open.indexOf(store), 1);
   await store.close();
 }
 
 afterEach(async () => {
   for (const s of open.splice(0)) await s.close().catch(() => undefined);
+  for (const drop of drops.splice(0)) await drop();
   await temp.cleanup();
 });
 
+/** postgresUri gives a store URI on a fresh schema, dropped after the test. */
+async function postgresUri(): Promise<{ uri: string; schema: string }> {
+  const fresh = await freshPostgresUri();
+  drops.push(fresh.drop);
+  return fresh;
+}
+
 interface Backend {
   name: string;
-  /** uri for a store in dir; the same dir gives the same store (when the backend is durable). */
-  uri: (dir: string) => string;
+  /** uri names a new store; opening it again gives the same store (when the backend is durable). */
+  uri: () => Promise<string>;
   durable: boolean;
 }
 
 const backends: Backend[] = [
-  { name: "memory", uri: () => "memory://", durable: false },
-  { name: "sqlite", uri: (dir) => `sqlite://${path.join(dir, "pool.sqlite")}`, durable: true },
+  { name: "memory", uri: async () => "memory://", durable: false },
+  { name: "sqlite", uri: async () => `sqlite://${path.join(await temp.make(), "pool.sqlite")}`, durable: true },
+  { name: "postgres", uri: async () => (await postgresUri()).uri, durable: true },
 ];
 
-describe.each(backends)("KvStore contract ($name)", ({ uri, durable }) => {
-  async function fresh(): Promise<{ store: KvStore; dir: string }> {
-    const dir = await temp.make();
-    return { store: await track(openStore(uri(dir))), dir };
+describe.each(backends)("KvStore contract ($name)", ({ uri: newUri, durable }) => {
+  async function fresh(): Promise<{ store: PoolStore; uri: string }> {
+    const uri = await newUri();
+    return { store: await track(openStore(uri)), uri };
   }
 
   it("answers undefined for a missing key", async () => {
@@ -99,12 +110,12 @@ describe.each(backends)("KvStore contract ($name)", ({ uri, durable }) => {
   });
 
   it(durable ? "keeps values across close and reopen" : "keeps nothing across close and reopen", async () => {
-    const { store, dir } = await fresh();
+    const { store, uri } = await fresh();
     await store.set("k", "v");
     await store.set("gone", "x");
     await store.delete("gone");
     await closeStore(store);
-    const again = await track(openStore(uri(dir)));
+    const again = await track(openStore(uri));
     expect(await again.get("k")).toBe(durable ? "v" : undefined);
     expect(await again.get("gone")).toBeUndefined();
   });
@@ -123,11 +134,12 @@ describe("openStore", () => {
     expect((err as Error).message).toMatch(/expected a URI/);
   });
 
-  it("refuses an unsupported scheme and names it", async () => {
+  it("refuses an unsupported scheme, names it and says why", async () => {
     const err = await openStore("ftp://x").catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StoreError);
     expect((err as Error).message).toContain('unsupported scheme "ftp:"');
-    expect((err as Error).message).toContain("sqlite://");
+    for (const scheme of ["sqlite://", "postgres://", "memory://"]) expect((err as Error).message).toContain(scheme);
+    expect((err as Error).message).toMatch(/conditional write/);
   });
 
   it("refuses sqlite:// without a path and a bad synchronous setting", async () => {
@@ -139,13 +151,13 @@ describe("openStore", () => {
     expect((err as Error).message).toMatch(/synchronous/);
   });
 
-  it("redacts the password when an adapter is not installed", async () => {
-    // @keyv/redis is not a dependency: the error names the package, never the password.
+  it("refuses other Keyv backends, naming the URI without its password", async () => {
+    // Keyv has a Redis adapter, but no conditional write to fence the journal with.
     const err = await openStore("redis://user:s3cret@host:6379").catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StoreError);
     expect((err as Error).message).not.toContain("s3cret");
     expect((err as Error).message).toContain("redis://user:***@host:6379");
-    expect((err as Error).message).toContain("@keyv/redis");
+    expect((err as Error).message).toContain('unsupported scheme "redis:"');
   });
 
   it("creates the directories of a nested sqlite path", async () => {
@@ -197,12 +209,64 @@ describe("openStore", () => {
   });
 });
 
+describe("openStore (postgres)", () => {
+  it("keeps its tables in the schema the URI names, and the password out of its description", async () => {
+    const { uri, schema } = await postgresUri();
+    // Trust auth ignores the password, so the store opens with one in its URI.
+    const store = await track(openStore(uri.replace("postgres://postgres@", "postgresql://postgres:s3cret@")));
+    await store.set("k", "v");
+    expect(store.description).not.toContain("s3cret");
+    expect(store.log.description).not.toContain("s3cret");
+    expect(store.description).toContain(`schema ${schema}`);
+    const tables = await withClient((c) =>
+      c.query<{ table_name: string }>("SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1", [schema]),
+    );
+    expect(tables.rows.map((r) => r.table_name)).toEqual(["journal", "kv", "lease", "snapshot"]);
+    const kv = await withClient((c) => c.query<{ key: string }>(`SELECT key FROM ${schema}.kv`));
+    expect(kv.rows.map((r) => r.key)).toEqual(["authpool:k"]);
+  });
+
+  it("keeps a store working when another one is closed", async () => {
+    // @keyv/postgres 2.2.3 ends its one module-global pool on any store's disconnect.
+    const [first, second] = [await postgresUri(), await postgresUri()];
+    const a = await track(openStore(first.uri));
+    const b = await track(openStore(second.uri));
+    const c = await track(openStore(second.uri));
+    await closeStore(a);
+    await closeStore(c);
+    await b.set("k", "v");
+    expect(await b.get("k")).toBe("v");
+    await b.log.append(0, 1, 1, "{}");
+    expect(await b.log.bounds()).toEqual({ first: 1, last: 1 });
+  });
+
+  it("refuses a schema that is not a plain identifier", async () => {
+    for (const schema of ["1abc", "a-b", "a;drop", "", "x".repeat(49)]) {
+      const err = await openStore(`postgres://u:s3cret@127.0.0.1:5432/test?schema=${encodeURIComponent(schema)}`).catch((e: unknown) => e);
+      expect(err, schema).toBeInstanceOf(StoreError);
+      expect((err as Error).message, schema).toMatch(/schema/);
+      expect((err as Error).message, schema).not.toContain("s3cret");
+    }
+  });
+
+  it("says it cannot connect, without the password", async () => {
+    // Port 1: nothing listens there.
+    const err = await openStore("postgres://u:s3cret@127.0.0.1:1/test").catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StoreError);
+    expect((err as Error).message).toContain("postgres://u:***@127.0.0.1:1/test");
+    expect((err as Error).message).toMatch(/cannot open/);
+    expect((err as Error).message).not.toContain("s3cret");
+  });
+});
+
 describe("redact", () => {
   it("hides the password and keeps the rest", () => {
     expect(redact("redis://user:pw@host:6379")).toBe("redis://user:***@host:6379");
     expect(redact("redis://user:pw@host:6379")).not.toContain("pw@");
     expect(redact("redis://:pw@host")).toBe("redis://:***@host");
     expect(redact("postgres://u:p%40ss@db/pool")).toBe("postgres://u:***@db/pool");
+    expect(redact("postgres://u@db/pool?sslmode=require&password=pw&schema=s")).toBe("postgres://u@db/pool?sslmode=require&password=***&schema=s");
+    expect(redact("postgres://u@db/pool?PASSWORD=pw")).toBe("postgres://u@db/pool?PASSWORD=***");
   });
 
   it("leaves a URI without a password alone", () => {

@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { Journal } from "../../src/store/index.js";
+import { Journal, kvJournalStore } from "../../src/store/index.js";
 import type { KvStore } from "../../src/store/index.js";
 import { Pool } from "../../src/domain/index.js";
 import type { PoolSettings } from "../../src/domain/index.js";
@@ -102,7 +102,7 @@ export class FlakyStore implements KvStore {
 export function loader(store: KvStore, settings: PoolSettings): () => Promise<{ pool: Pool; journal: Journal }> {
   const ids = settings.subscriptions.map((s) => s.id);
   return async () => {
-    const { journal, state } = await Journal.open(store, ids);
+    const { journal, state } = await Journal.open(kvJournalStore(store), ids);
     return { pool: new Pool(state, settings), journal };
   };
 }

@@ -1,0 +1,193 @@
+import type { PoolConfig } from "../config/index.js";
+import { type Clock, MINUTE_MS, nextCooldownEnd } from "../domain/index.js";
+import { startLogNotifier } from "../notify/log-notifier.js";
+import { WebhookDispatcher } from "../notify/webhook-dispatcher.js";
+import type { EventFeed } from "../runtime/event-feed.js";
+import type { Logger } from "../runtime/logger.js";
+import type { PoolHandle } from "../runtime/pool-handle.js";
+import { Scheduler } from "../runtime/scheduler.js";
+import type { KvStore } from "../store/index.js";
+import { TranscriptReconciler } from "../transcripts/index.js";
+import { UsagePoller } from "../upstream/index.js";
+import type { NotificationSnapshot } from "./notification-status.js";
+
+/**
+ * BackgroundJobs is the work only the writer of a store does: the sweep,
+ * rebalancing, upstream polling, transcript reading, webhook delivery (with
+ * its cursor) and log notifications. It runs on the instance holding the
+ * lease and moves with it: started at a takeover, stopped at a step-down,
+ * so nothing runs on two instances and nothing stops after a failover.
+ */
+export interface BackgroundJobsOptions {
+  pool: PoolHandle;
+  feed: EventFeed;
+  store: KvStore;
+  clock: Clock;
+  logger: Logger;
+  /** The config in force (a reload replaces it). */
+  config: () => PoolConfig;
+  /** Real-time poll of the scheduler in ms; 0: tests call runDue(). */
+  schedulerPollMs: number;
+  webhookBackoff?: { baseMs: number; maxMs: number };
+}
+
+export class BackgroundJobs {
+  private readonly options: BackgroundJobsOptions;
+  private poller: UsagePoller | undefined;
+  private reconciler: TranscriptReconciler | undefined;
+  private scheduler: Scheduler | undefined;
+  private dispatcher: WebhookDispatcher | undefined;
+  private stopLogNotifier: (() => void) | undefined;
+  private running = false;
+
+  constructor(options: BackgroundJobsOptions) {
+    this.options = options;
+  }
+
+  get active(): boolean {
+    return this.running;
+  }
+
+  /** start begins the work (idempotent). */
+  async start(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    const { pool, feed, store, clock, logger } = this.options;
+    const config = this.options.config();
+    this.configure(config);
+    this.stopLogNotifier = startLogNotifier(pool, config.notifications.rules, logger);
+    const webhook = config.notifications.webhook;
+    if (webhook !== undefined && config.notifications.rules.some((r) => r.enabled && r.channels.includes("webhook"))) {
+      this.dispatcher = await WebhookDispatcher.start({
+        feed,
+        store,
+        webhook,
+        rules: config.notifications.rules,
+        logger,
+        ...(this.options.webhookBackoff !== undefined ? { backoff: this.options.webhookBackoff } : {}),
+      });
+    }
+    this.scheduler = new Scheduler(clock, this.jobs(), (job, error) => logger.error("job failed", { job, error: String(error) }));
+    if (this.options.schedulerPollMs > 0) this.scheduler.start(this.options.schedulerPollMs);
+  }
+
+  /** stop ends the work; a job in flight finishes (its writes fail once the lease is gone). */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    this.scheduler?.stop();
+    this.scheduler = undefined;
+    this.stopLogNotifier?.();
+    this.stopLogNotifier = undefined;
+    await this.dispatcher?.close();
+    this.dispatcher = undefined;
+    this.poller = undefined;
+    this.reconciler = undefined;
+  }
+
+  /** configure rebuilds the pollers from a (reloaded) config. */
+  configure(config: PoolConfig): void {
+    if (!this.running) return;
+    this.poller = this.createPoller(config);
+    this.reconciler = this.createReconciler(config);
+  }
+
+  /** runDue runs the jobs the clock says are due (tests). */
+  async runDue(): Promise<void> {
+    await this.scheduler?.runDue();
+  }
+
+  pollingStatus(id: string) {
+    return this.poller?.status(id);
+  }
+
+  transcriptStatus(id: string) {
+    return this.reconciler?.status(id);
+  }
+
+  notificationStatus(): NotificationSnapshot | undefined {
+    return this.dispatcher?.status();
+  }
+
+  get webhookFailures(): number {
+    return this.dispatcher?.failedAttempts ?? 0;
+  }
+
+  get hasWebhook(): boolean {
+    return this.dispatcher !== undefined;
+  }
+
+  private jobs() {
+    const { pool } = this.options;
+    const config = this.options.config;
+    return [
+      {
+        name: "sweep",
+        everyMs: config().sessions.sweepIntervalSeconds * 1000,
+        run: () => pool.submit({ kind: "sweep" }),
+        // A cooldown ends at its reset time: sweep then, so the status change
+        // is announced on time rather than up to a sweep interval late.
+        wakeAt: () => nextCooldownEnd(pool.currentPool.state),
+      },
+      {
+        name: "upstream",
+        // Each subscription has its own next poll time; the poller knows
+        // it, the job only wakes up to ask. (Read at each run: a reload may
+        // replace the poller.)
+        everyMs: 60_000,
+        run: async () => this.poller?.pollDue(),
+        wakeAt: () => this.poller?.nextDueAt(),
+      },
+      {
+        name: "transcripts",
+        everyMs: config().transcripts.intervalSeconds * 1000,
+        run: async () => this.reconciler?.scanAll(),
+        // The first read is due at start: use from before the pool ran counts too.
+        wakeAt: () => (this.reconciler?.neverScanned === true ? 0 : undefined),
+      },
+      {
+        name: "rebalance",
+        everyMs: config().rebalancing.intervalSeconds * 1000,
+        run: async () => {
+          if (config().rebalancing.enabled) await pool.submit({ kind: "rebalance", dryRun: false, trigger: "periodic" });
+        },
+      },
+    ];
+  }
+
+  private createPoller(cfg: PoolConfig): UsagePoller | undefined {
+    const polled = cfg.subscriptions.filter((s) => s.upstreamUsage && s.type !== "api");
+    if (polled.length === 0) return undefined;
+    const { pool, clock, logger } = this.options;
+    return new UsagePoller({
+      subscriptions: polled,
+      endpoint: cfg.upstream.endpoint,
+      intervalMs: cfg.upstream.intervalSeconds * 1000,
+      timeoutMs: cfg.upstream.timeoutMs,
+      clock,
+      logger,
+      onReadings: async (subscriptionId, readings) => {
+        const result = await pool.submit({ kind: "observe", subscriptionId, readings, source: "usage endpoint" });
+        if (result.kind === "rejected") throw new Error(result.message);
+      },
+    });
+  }
+
+  private createReconciler(cfg: PoolConfig): TranscriptReconciler | undefined {
+    const followed = cfg.subscriptions.filter((s) => s.transcripts);
+    if (followed.length === 0) return undefined;
+    const { pool, store, clock, logger } = this.options;
+    return new TranscriptReconciler({
+      subscriptions: followed,
+      store,
+      clock,
+      logger,
+      graceMs: cfg.transcripts.graceMinutes * MINUTE_MS,
+      defaultTimeZone: cfg.cooldown.timeZone,
+      submit: async (subscriptionId, rows) => {
+        const result = await pool.submit({ kind: "reconcile", subscriptionId, rows });
+        if (result.kind === "rejected") throw new Error(result.message);
+      },
+    });
+  }
+}

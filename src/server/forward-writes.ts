@@ -1,0 +1,145 @@
+import type { DescService } from "@bufbuild/protobuf";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl, type Transport } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import type { Lease } from "../store/index.js";
+
+/**
+ * forwardWrites makes any instance answer every call: on a standby, a call
+ * that writes the pool is sent on to the leader (the lease holder's
+ * address) and its answer, or its error, comes back unchanged. Reads
+ * (status, events) are answered locally from the replica. A caller never
+ * needs to know who leads.
+ *
+ * It wraps the service's handlers, so it runs after authentication (the
+ * caller's token is checked here and again by the leader, which shares the
+ * tokens) and the protocol the caller speaks is answered by this instance's
+ * own framing. It forwards one hop only:
+ * a forwarded call that reaches an instance that is no longer the leader
+ * fails with UNAVAILABLE, to be retried, rather than bounce around while
+ * the lease moves. A leader that refuses connections (its process died and
+ * its lease has not run out yet) is waited out like a missing one, for up to
+ * waitForLeaderMs, so a takeover costs callers a delay, not an error.
+ */
+export interface ForwardWritesOptions {
+  /** Methods (by name) that only read and are always answered here. */
+  reads: ReadonlySet<string>;
+  /** Whether this instance writes the pool now. */
+  leading: () => boolean;
+  /** This instance's id, so its own stale lease is never a forwarding target. */
+  self: string;
+  /** The lease as this instance last saw it. */
+  leader: () => Lease | undefined;
+  /** How long a call waits for a leader to appear (a takeover in progress): lease TTL + 1 s. */
+  waitForLeaderMs: number;
+  /** Real time in ms (default Date.now). */
+  now?: () => number;
+  /** Trusted CA for an https leader address (PEM), when the certificate is not publicly trusted. */
+  ca?: string | Buffer;
+}
+
+/** FORWARDED_HEADER marks a call one instance forwarded to another. */
+export const FORWARDED_HEADER = "x-authpool-forwarded";
+
+const PASSED_HEADERS = ["authorization"];
+
+export function forwardWrites<S extends DescService>(service: S, impl: ServiceImpl<S>, options: ForwardWritesOptions): ServiceImpl<S> {
+  const now = options.now ?? Date.now;
+  const transports = new Map<string, Transport>();
+  const transportFor = (address: string): Transport => {
+    let t = transports.get(address);
+    if (t === undefined) {
+      // Connect's binary protocol over HTTP/2: one connection per leader,
+      // and cheaper per call than gRPC framing through connect-node.
+      t = createConnectTransport({
+        baseUrl: address,
+        httpVersion: "2",
+        useBinaryFormat: true,
+        ...(options.ca !== undefined && address.startsWith("https:") ? { nodeOptions: { ca: options.ca } } : {}),
+      });
+      transports.set(address, t);
+    }
+    return t;
+  };
+  /** A lease whose holder refused the connection is dead to us until the lease changes hands. */
+  const liveLeader = (refused: Lease | undefined): Lease | undefined => {
+    const lease = options.leader();
+    if (lease === undefined || lease.holder === options.self || lease.address === "") return undefined;
+    if (refused !== undefined && lease.holder === refused.holder && lease.epoch === refused.epoch) return undefined;
+    return lease.expiresAt > now() ? lease : undefined;
+  };
+  /** waitForLeader resolves with the lease to forward to (not `refused`), or undefined once this instance leads. */
+  const waitForLeader = async (signal: AbortSignal, refused?: Lease): Promise<Lease | undefined> => {
+    const deadline = now() + options.waitForLeaderMs;
+    for (;;) {
+      if (options.leading()) return undefined;
+      const lease = liveLeader(refused);
+      if (lease !== undefined) return lease;
+      if (now() >= deadline || signal.aborted) {
+        throw new ConnectError(
+          refused !== undefined
+            ? `the pool's leader at ${refused.address} is down and no instance has taken over yet; retry`
+            : "no instance holds the pool store's lease (a takeover is in progress or the leader is down); retry",
+          Code.Unavailable,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+  };
+
+  const forward = async (method: S["methods"][number], message: unknown, ctx: HandlerContext): Promise<unknown> => {
+    if (ctx.requestHeader.get(FORWARDED_HEADER) !== null) {
+      throw new ConnectError("this instance no longer writes the pool (the lease moved while the call was forwarded); retry", Code.Unavailable);
+    }
+    const header = new Headers();
+    for (const name of PASSED_HEADERS) {
+      const value = ctx.requestHeader.get(name);
+      if (value !== null) header.set(name, value);
+    }
+    header.set(FORWARDED_HEADER, options.self);
+    let refused: Lease | undefined;
+    for (;;) {
+      const lease = await waitForLeader(ctx.signal, refused);
+      // Took the lease while waiting: answer here.
+      if (lease === undefined) return undefined;
+      try {
+        const res = await transportFor(lease.address).unary(method as never, ctx.signal, undefined, header, message as never);
+        return res.message;
+      } catch (error) {
+        const e = ConnectError.from(error);
+        // A leader that refused the connection never saw the call: it died
+        // with its lease still running. Wait for the next leader (perhaps
+        // this instance) and try again; any other failure goes back.
+        if (e.code === Code.Unavailable && connectionRefused(error)) {
+          refused = lease;
+          continue;
+        }
+        // The leader's code and message, without its response headers: they
+        // describe its framing (content-type, length), not ours, and sent on
+        // as trailers they break the caller's HTTP/2 stream.
+        throw new ConnectError(e.rawMessage, e.code);
+      }
+    }
+  };
+  const wrapped: Record<string, unknown> = { ...impl };
+  for (const method of service.methods) {
+    if (method.methodKind !== "unary" || options.reads.has(method.name)) continue;
+    const local = (impl as Record<string, (req: unknown, ctx: HandlerContext) => Promise<unknown>>)[method.localName];
+    if (local === undefined) continue;
+    wrapped[method.localName] = async (req: unknown, ctx: HandlerContext) => {
+      if (options.leading()) return local(req, ctx);
+      const answer = await forward(method, req, ctx);
+      return answer === undefined ? local(req, ctx) : answer;
+    };
+  }
+  return wrapped as ServiceImpl<S>;
+}
+
+/** connectionRefused: the error (or one of its causes) is a refused TCP connection, so no byte of the call was sent. */
+function connectionRefused(error: unknown): boolean {
+  let reason: unknown = error;
+  for (let depth = 0; depth < 8 && typeof reason === "object" && reason !== null; depth++) {
+    if ((reason as { code?: unknown }).code === "ECONNREFUSED") return true;
+    reason = (reason as { cause?: unknown }).cause;
+  }
+  return false;
+}
