@@ -85,8 +85,9 @@ function summaryLine(res: GetPoolStatusResponse, now: number, colors: Colors): s
 }
 
 /**
- * clusterLine says which instance answered and who writes the pool, e.g.
- * "instance 3f2a… · standby · leader 9c1e… at http://10.0.0.5:50051, epoch 4"
+ * clusterLine says which instance answered and who writes the pool:
+ * "instance pool-a:50051 · leader · epoch 4", or for a standby the leader,
+ * its address, the lease and how far this instance has followed the journal
  * (only when the reply has it; an older server sends none).
  */
 function clusterLine(res: GetPoolStatusResponse, now: number, colors: Colors): string | undefined {
@@ -97,7 +98,7 @@ function clusterLine(res: GetPoolStatusResponse, now: number, colors: Colors): s
   const lease = `epoch ${c.epoch}${expires !== undefined ? `, lease ${expires > now ? "until" : "expired"} ${formatTime(expires)}` : ""}`;
   const parts =
     c.role === InstanceRole.LEADER
-      ? [`instance ${short(c.instanceId)}`, colors.green("leader"), lease, `journal #${c.journalRecord}`]
+      ? [`instance ${short(c.instanceId)}`, colors.green("leader"), `epoch ${c.epoch}`]
       : [
           `instance ${short(c.instanceId)}`,
           colors.yellow("standby"),

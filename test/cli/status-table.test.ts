@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import {
   FigureBasis,
   GetPoolStatusResponseSchema,
+  InstanceRole,
   LimitWindow,
   ObservationSource,
   SubscriptionState,
@@ -122,5 +123,40 @@ describe("renderStatus()", () => {
     { state: "draining", code: "\x1b[90m" },
   ])("should colour $state", ({ state, code }) => {
     expect(renderStatus(res, { colors: colored })).toContain(`${code}${state}\x1b[39m`);
+  });
+});
+
+describe("renderStatus() cluster line", () => {
+  const base = { now: ts(NOW), subscriptions: [] };
+  it("names a leader by its instance and epoch", () => {
+    const res = create(GetPoolStatusResponseSchema, {
+      ...base,
+      cluster: { role: InstanceRole.LEADER, instanceId: "pool-a:50051", leaderId: "pool-a:50051", epoch: 4n, journalRecord: 12n },
+    });
+    expect(renderStatus(res, { colors: plain }).split("\n")[1]).toBe("instance pool-a:50051 · leader · epoch 4");
+  });
+
+  it("says a standby follows which leader, where, and how far", () => {
+    const res = create(GetPoolStatusResponseSchema, {
+      ...base,
+      cluster: {
+        role: InstanceRole.STANDBY,
+        instanceId: "0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d",
+        leaderId: "pool-a:50051",
+        leaderAddress: "http://pool-a:50051",
+        epoch: 4n,
+        leaseExpiresAt: ts(NOW + 60_000),
+        journalRecord: 8812n,
+        storeError: "",
+      },
+    });
+    expect(renderStatus(res, { colors: plain }).split("\n")[1]).toBe(
+      "instance 0b1c2d3e… · standby · leader pool-a:50051 at http://pool-a:50051 · epoch 4, lease until 2026-11-23 10:01Z · journal #8812",
+    );
+  });
+
+  it("prints no cluster line for a server that sends none", () => {
+    const res = create(GetPoolStatusResponseSchema, base);
+    expect(renderStatus(res, { colors: plain })).not.toMatch(/instance|leader|standby/);
   });
 });

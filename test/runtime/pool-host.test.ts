@@ -116,6 +116,60 @@ describe("PoolHost", () => {
     expect(events.some((e) => "sessionId" in e && e.sessionId === "s3")).toBe(false);
   });
 
+  it("fences a deposed leader by epoch even before its successor wrote anything", async () => {
+    store = await openStore("memory://");
+    const timeA = new LeaseTime();
+    const timeB = new LeaseTime();
+    const a = await host("a", timeA);
+    const b = await host("b", timeB);
+    await a.submit(allocate("s1"));
+    timeB.t += TTL + 1;
+    await b.keeper.tick();
+    await b.keeper.settled();
+    expect(b.role).toBe("leader");
+    // Record 2 does not exist yet: only the epoch tells the store that a no longer writes.
+    await expect(a.submit(allocate("s2"))).rejects.toBeInstanceOf(WriterUnavailableError);
+    expect((await store.log.bounds()).last).toBe(1);
+    expect((await b.submit(allocate("s3"))).kind).toBe("granted");
+    expect([...b.currentPool.state.sessions.keys()].sort()).toEqual(["s1", "s3"]);
+  });
+
+  it("a standby that cannot read the store is unhealthy until it can again", async () => {
+    store = await openStore("memory://");
+    const time = new LeaseTime();
+    await host("a", time);
+    let down = false;
+    const log = store.log;
+    const flaky = Object.create(log) as typeof log;
+    flaky.readRecords = (after, limit) => (down ? Promise.reject(new Error("connection refused")) : log.readRecords(after, limit));
+    flaky.acquireLease = (...args) => (down ? Promise.reject(new Error("connection refused")) : log.acquireLease(...args));
+    const b = await PoolHost.start({
+      log: flaky,
+      kv: store,
+      clock,
+      settings: () => settings,
+      holder: "b",
+      address: "",
+      leaseTtlMs: TTL,
+      leaseNow: time.now,
+      followPollMs: 0,
+      leaseTimers: false,
+      writer: { snapshot: { everyRecords: 1_000, everySeconds: 3_600 }, retentionMs: 86_400_000 },
+      logger: silentLogger,
+    });
+    hosts.push(b);
+    expect(b.healthy).toBe(true);
+    down = true;
+    await b.currentReplica!.follow();
+    expect(b.healthy).toBe(false);
+    await b.keeper.tick();
+    expect(b.keeper.storeError).toMatch(/connection refused/);
+    down = false;
+    await b.currentReplica!.follow();
+    await b.keeper.tick();
+    expect(b.healthy).toBe(true);
+  });
+
   it("hands the lease over at once on close", async () => {
     store = await openStore("memory://");
     const time = new LeaseTime();

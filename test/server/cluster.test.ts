@@ -1,9 +1,11 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterEach, describe, expect, it } from "vitest";
 import { InstanceRole } from "../../gen/authpool/v1/auth_pool_pb.js";
+import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { type AuthPoolClient, createAuthPoolClient } from "../../src/client/index.js";
 import { parseConfig } from "../../src/config/index.js";
 import { type AuthPoolServer, startAuthPoolServer } from "../../src/server/start-server.js";
@@ -114,6 +116,17 @@ describe.each(["sqlite", "postgres"] as const)("two instances on one %s store", 
     const fromA = await seqs(viaA);
     expect(fromA.length).toBeGreaterThanOrEqual(6);
     expect(await seqs(viaB)).toEqual(fromA);
+
+    // Health: the standby answers every call, so it is SERVING.
+    const health = createClient(Health, createGrpcTransport({ baseUrl: b.url }));
+    expect((await health.check({})).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
+    // Metrics from the replica: the same event sequence as the leader's.
+    const scrape = async (url: string) => {
+      const text = await (await fetch(new URL("/metrics", url))).text();
+      return Number(/^authpool_event_sequence (\d+)/m.exec(text)?.[1]);
+    };
+    expect(await scrape(b.url)).toBe(a.writer.durableSeq);
+    expect(await scrape(a.url)).toBe(a.writer.durableSeq);
 
     // A graceful stop hands the lease over at once: no waiting for it to expire.
     const stoppedAt = Date.now();

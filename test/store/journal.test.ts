@@ -1,6 +1,6 @@
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { HOUR_MS, Pool } from "../../src/domain/index.js";
+import { HOUR_MS, Pool, createPoolState } from "../../src/domain/index.js";
 import type { Command, PoolEvent, PoolState } from "../../src/domain/index.js";
 import { Journal, openStore, recordKey } from "../../src/store/index.js";
 import type { JournalRecord, PoolStore } from "../../src/store/index.js";
@@ -30,7 +30,7 @@ async function openAt(file: string, subscriptionIds: readonly string[] = ids): P
   open.push(store);
   // The one writer of this file for the test: epoch 1.
   const lease = await store.log.acquireLease("test", "", Date.now(), 3_600_000);
-  const { journal, state, replayed } = await Journal.open(store.log, subscriptionIds, { epoch: lease.epoch });
+  const { journal, state, replayed } = await Journal.open(store.log, subscriptionIds, { epoch: lease.epoch, legacyKv: store });
   return { store, journal, pool: new Pool(state, settings), replayed };
 }
 
@@ -261,5 +261,50 @@ describe("Journal over sqlite", () => {
     expect(o.journal.oldestRecord).toBe(11);
     expect(o.replayed).toBe(1);
     expectSameState(o.pool.state, after);
+  });
+
+  it("takes over a store written before leases: its snapshot and records, once, then writes on from there", async () => {
+    const file = await newFile();
+    // What the previous version left in the file: the snapshot and records
+    // as plain values (the snapshot's state as JSON text).
+    const old = await openStore(`sqlite://${file}`);
+    const earlier = new Pool(createPoolState(ids), settings);
+    const records: JournalRecord[] = [];
+    for (let i = 1; i <= 4; i++) {
+      const { events } = earlier.run(allocate(`old${i}`), T0 + i * HOUR_MS);
+      records.push({ n: i, events });
+      if (i === 2) {
+        const st = earlier.state;
+        const legacy = {
+          v: 1,
+          eventSeq: st.eventSeq,
+          subscriptions: [...st.subscriptions.values()],
+          sessions: [...st.sessions.values()],
+          dedupe: [...st.dedupe],
+          ended: [...st.ended],
+        };
+        await old.set("snapshot", JSON.stringify({ record: 2, state: JSON.stringify(legacy) }));
+      }
+    }
+    for (const rec of records.slice(2)) await old.set(recordKey(rec.n), JSON.stringify(rec));
+    await old.close();
+
+    let o = await openAt(file);
+    expect(o.journal.needsSnapshot).toBe(true);
+    expect(o.journal.headRecord).toBe(4);
+    expect([...o.pool.state.sessions.keys()].sort()).toEqual(["old1", "old2", "old3", "old4"]);
+    expect(o.pool.state.eventSeq).toBe(earlier.state.eventSeq);
+    // Nothing is appended before the migrated state is in a snapshot of its own.
+    await expect(step(o, T0 + 5 * HOUR_MS, allocate("new1"))).rejects.toThrow(/snapshotted/);
+    o = await reopen(o, file);
+    await o.journal.snapshot(o.pool.state);
+    expect(o.journal.needsSnapshot).toBe(false);
+    const rec = await step(o, T0 + 6 * HOUR_MS, allocate("new2"));
+    expect(rec.n).toBe(5);
+    // From now on the journal's own snapshot and records are read, not the old values.
+    o = await reopen(o, file);
+    expect(o.journal.needsSnapshot).toBe(false);
+    expect(o.replayed).toBe(1);
+    expect([...o.pool.state.sessions.keys()].sort()).toEqual(["new2", "old1", "old2", "old3", "old4"]);
   });
 });
