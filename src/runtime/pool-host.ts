@@ -54,6 +54,13 @@ export class PoolHost {
   readonly keeper: LeaseKeeper;
   private writer: PoolWriter | undefined;
   private replica: Replica | undefined;
+  /**
+   * What a writer left when it stepped down, until the replica that
+   * replaces it is loaded: its settings and journal (history reads), and
+   * its last durable sequence. Not its state, which may hold the refused
+   * batch: status is refused meanwhile.
+   */
+  private retired: { pool: Pool; journal: Journal; durableSeq: number } | undefined;
   private readonly listeners: RecordListeners;
   private unsubscribe: (() => void) | undefined;
   /** Number of the last record handed to listeners. */
@@ -108,15 +115,15 @@ export class PoolHost {
   }
 
   get currentPool(): Pool {
-    return (this.writer?.currentPool ?? this.replica?.pool)!;
+    return (this.writer?.currentPool ?? this.replica?.pool ?? this.retired?.pool)!;
   }
 
   get currentJournal(): Journal {
-    return (this.writer?.currentJournal ?? this.replica?.journal)!;
+    return (this.writer?.currentJournal ?? this.replica?.journal ?? this.retired?.journal)!;
   }
 
   get durableSeq(): number {
-    return this.writer?.durableSeq ?? this.replica?.pool.state.eventSeq ?? 0;
+    return this.writer?.durableSeq ?? this.replica?.pool.state.eventSeq ?? this.retired?.durableSeq ?? 0;
   }
 
   /** currentWriter: the writer while leading. */
@@ -142,6 +149,7 @@ export class PoolHost {
     if (command.kind === "status" && this.replica !== undefined) {
       return this.replica.pool.run(command, this.options.clock.now()).result;
     }
+    if (this.retired !== undefined) throw new WriterUnavailableError("this instance is stepping down and reloading the pool; retry");
     throw new NotLeaderError(`this instance is a standby${this.leaderText()}; writes go to the leader`);
   }
 
@@ -218,6 +226,7 @@ export class PoolHost {
     const writer = this.writer;
     if (writer === undefined) return;
     this.options.logger.warn("standing down: another instance writes the pool now", { reason });
+    this.retired = { pool: writer.currentPool, journal: writer.currentJournal, durableSeq: writer.durableSeq };
     this.writer = undefined;
     await this.options.onRole?.("standby");
     await writer.abandon(`this instance stopped writing the pool: ${reason}; retry`);
@@ -239,6 +248,7 @@ export class PoolHost {
       return;
     }
     await this.attach(this.replica, from);
+    this.retired = undefined;
     this.replica.start();
     const leader = this.keeper.leader;
     this.options.logger.info("standby: following the leader", {
