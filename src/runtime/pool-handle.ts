@@ -1,6 +1,6 @@
 import type { Command, Pool, ResultOf } from "../domain/index.js";
 import type { Journal } from "../store/index.js";
-import type { RecordListener } from "./pool-writer.js";
+import type { RecordListener } from "./record-listeners.js";
 
 /**
  * PoolHandle is what the edges (handlers, event feed, metrics, jobs) need
