@@ -112,40 +112,41 @@ async function main(args: string[]): Promise<void> {
   const state = buildScaleState(sizes);
   const dir = await mkdtemp(path.join(os.tmpdir(), "authpool-codec-"));
   try {
-    const rows: Row[] = [];
-    const formats: [Format, string, () => string | Uint8Array][] = [
-      ["json", "format 1 (JSON)", () => encodeFormat1(state)],
-      ["binary", "format 2 (binary)", () => encodeState(state)],
+    const formats: { format: Format; name: string; encode: () => string | Uint8Array }[] = [
+      { format: "json", name: "format 1 (JSON)", encode: () => encodeFormat1(state) },
+      { format: "binary", name: "format 2 (binary)", encode: () => encodeState(state) },
     ];
-    for (const [format, name, encode] of formats) {
-      const encodeMs: number[] = [];
-      const encodeCpu: number[] = [];
-      let data: string | Uint8Array = "";
-      for (let i = 0; i < runs; i++) {
+    const rows: Row[] = formats.map((f) => ({ name: f.name, encode: [], encodeCpu: [], decode: [], decodeCpu: [] }));
+    const floor: Row = { name: "maps floor", decode: [], decodeCpu: [] };
+    // Formats take turns in every round, so load from elsewhere on the machine falls on both alike.
+    for (let i = 0; i < runs; i++) {
+      for (const [k, f] of formats.entries()) {
         const t = performance.now();
         const cpu = process.cpuUsage();
-        data = encode();
-        encodeMs.push(performance.now() - t);
+        const data = f.encode();
+        rows[k]!.encode!.push(performance.now() - t);
         const used = process.cpuUsage(cpu);
-        encodeCpu.push((used.user + used.system) / 1000);
+        rows[k]!.encodeCpu!.push((used.user + used.system) / 1000);
+        if (i === 0) {
+          rows[k]!.bytes = typeof data === "string" ? Buffer.byteLength(data) : data.length;
+          await writeFile(path.join(dir, f.format), data);
+        }
       }
-      const file = path.join(dir, format);
-      await writeFile(file, data);
-      const decoded: ChildResult[] = [];
-      for (let i = 0; i < runs; i++) decoded.push(await runChild(DECODE, format, file, sizes.subscriptions));
-      rows.push({
-        name,
-        encode: encodeMs,
-        encodeCpu,
-        decode: decoded.map((d) => d.ms),
-        decodeCpu: decoded.map((d) => d.cpuMs),
-        bytes: typeof data === "string" ? Buffer.byteLength(data) : data.length,
-        heapMb: median(decoded.map((d) => d.heapMb)),
-      });
     }
-    const floor: ChildResult[] = [];
-    for (let i = 0; i < runs; i++) floor.push(await runChild(FLOOR, "binary", path.join(dir, "binary"), sizes.subscriptions));
-    rows.push({ name: "maps floor", decode: floor.map((d) => d.ms), decodeCpu: floor.map((d) => d.cpuMs) });
+    const heaps: number[][] = formats.map(() => []);
+    for (let i = 0; i < runs; i++) {
+      for (const [k, f] of formats.entries()) {
+        const d = await runChild(DECODE, f.format, path.join(dir, f.format), sizes.subscriptions);
+        rows[k]!.decode.push(d.ms);
+        rows[k]!.decodeCpu.push(d.cpuMs);
+        heaps[k]!.push(d.heapMb);
+      }
+      const d = await runChild(FLOOR, "binary", path.join(dir, "binary"), sizes.subscriptions);
+      floor.decode.push(d.ms);
+      floor.decodeCpu.push(d.cpuMs);
+    }
+    for (const [k, row] of rows.entries()) row.heapMb = median(heaps[k]!);
+    rows.push(floor);
 
     const ms = (xs: number[] | undefined) => (xs === undefined ? "-" : `${Math.round(median(xs))}`);
     const worst = (xs: number[] | undefined) => (xs === undefined ? "-" : `${Math.round(Math.max(...xs))}`);

@@ -32,23 +32,34 @@ import { createPoolState, ensureSubscriptions } from "../domain/index.js";
  * state shares one copy of each. Format version 1 is the JSON of
  * decodeLegacyState.
  *
- * Why this encoding (measured by bench/codec/codec-bench.ts on the 2-CPU
- * build machine, Node 20, state of 1,000 subscriptions, 100,000 sessions,
- * 8 days of hourly buckets, 1M dedupe keys; see that file for the figures
- * and how to rerun them):
- * - JSON (format 1): 1.3 s to encode (JSON.stringify blocks the event loop
- *   throughout), 2.3 s to decode, 142 MB.
- * - v8.serialize of the maps as they are: 0.8 s / 2.5 s, 122 MB; and its
- *   format is V8's, which promises only that newer V8 reads older data, so a
- *   downgrade of Node could not read a snapshot.
- * - protobuf-es (one message per session, bucket, key): slower than JSON,
- *   since its reflection decodes one field at a time and one TextDecoder
- *   call per string.
- * - this layout: see the @@figures below. Numbers cost a typed-array write
- *   and read each; all strings cost one JSON.stringify and one JSON.parse
- *   of a string array, which V8 does in C++ without escaping work for
- *   plain ids. What is left of decoding is building the maps, which any
- *   encoding pays.
+ * Why this encoding, by measurement (bench/codec/codec-bench.ts, which
+ * says how to rerun it; 2-CPU machine, Node 20.20; decode in a fresh
+ * process, as at start-up, rebuilding indexes included). At the scale
+ * bench's largest size (1,000 subscriptions, 100,000 sessions, 8 days of
+ * hourly buckets, 1M dedupe keys, 100,000 ended sessions and transcript
+ * rows), encode / decode / size:
+ *
+ *   JSON (format 1, parsed once)       1.3 s  / 1.9-2.2 s  / 142 MB
+ *   JSON per section, columnar keys    1.4 s  / 1.8-2.3 s  / 139 MB
+ *   v8.serialize of the maps           0.85 s / 2.6-2.7 s  / 122 MB
+ *   protobuf-es, a message per entry   3.3 s  / 3.6-4.4 s  /  80 MB
+ *   this layout (format 2)             0.45 s / 1.0-1.4 s  /  78 MB
+ *
+ * and with the dedupe keys 48 hours of the scale bench's history leave
+ * (140,000): JSON 0.42 s / 0.60 s / 75 MB, format 2 0.19 s / 0.37 s / 32 MB.
+ * The decoded state also takes less heap after a full collection (223 MB
+ * against 328 MB). protobuf-es reflects over every field and decodes each
+ * string with its own TextDecoder call; v8.serialize is slow to rebuild
+ * Maps and its format is V8's, which only promises that a newer V8 reads
+ * what an older one wrote (a Node downgrade could not read the snapshot).
+ * Here numbers cost a typed-array write and read each, and all strings one
+ * JSON.stringify and one JSON.parse of a string array, done in C++ (V8's
+ * JSON parser allocates what it parses from an input of 100 KiB or more
+ * straight into the old generation: kPretenureTreshold). What decoding
+ * spends beyond that is building the Maps: inserting the entries of the
+ * 1M-key state into fresh Maps alone takes 0.6-0.8 s here, whatever the
+ * encoding, so decoding under 0.6 s at that size needs fewer dedupe keys,
+ * not another codec.
  */
 
 /** STATE_FORMAT_VERSION is the snapshot format encodeState writes and decodeState reads. */
@@ -136,6 +147,11 @@ export function decodeState(data: Uint8Array, subscriptionIds: readonly string[]
     const sub = readSubscription(r);
     state.subscriptions.set(sub.id, sub);
   }
+  // The index of sessions by subscription is built as the sessions are read
+  // (one pass over them rather than two), in the order rebuildIndexes
+  // gives: configured ids, then the snapshot's, then ids only sessions name.
+  ensureSubscriptions(state, [...subscriptionIds, ...state.subscriptions.keys()]);
+  const { bySubscription } = state;
   for (let n = r.count(); n > 0; n--) {
     const id = r.str();
     const session: SessionState = {
@@ -152,6 +168,12 @@ export function decodeState(data: Uint8Array, subscriptionIds: readonly string[]
     };
     if (r.num() === 1) session.rotatedFrom = r.sym();
     state.sessions.set(id, session);
+    let held = bySubscription.get(session.subscriptionId);
+    if (held === undefined) {
+      ensureSubscriptions(state, [session.subscriptionId]);
+      held = bySubscription.get(session.subscriptionId)!;
+    }
+    held.add(id);
   }
   for (let n = r.count(); n > 0; n--) state.dedupe.set(r.str(), r.num());
   for (let n = r.count(); n > 0; n--) state.ended.set(r.str(), { subscriptionId: r.sym(), endedAt: r.num() });
@@ -166,7 +188,6 @@ export function decodeState(data: Uint8Array, subscriptionIds: readonly string[]
   }
   r.end();
   rebuildExternal(state);
-  rebuildIndexes(state, subscriptionIds);
   return state;
 }
 
@@ -182,12 +203,12 @@ export function rebuildIndexes(state: PoolState, subscriptionIds: readonly strin
 /** rebuildExternal recomputes the rows counted as external per Claude session. */
 function rebuildExternal(state: PoolState): void {
   state.externalBySession.clear();
-  for (const [key, row] of state.transcriptRows) {
-    if (row.sessionId === undefined || row.pool === true) continue;
+  state.transcriptRows.forEach((row, key) => {
+    if (row.sessionId === undefined || row.pool === true) return;
     let keys = state.externalBySession.get(row.sessionId);
     if (keys === undefined) state.externalBySession.set(row.sessionId, (keys = new Set()));
     keys.add(key);
-  }
+  });
 }
 
 // Presence bits of a subscription's optional parts.

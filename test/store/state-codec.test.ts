@@ -233,6 +233,14 @@ describe("encodeState() and decodeState()", () => {
     expect(decoded.bySubscription.get("new")).toEqual(new Set());
   });
 
+  it("adds state for a subscription only a session names", () => {
+    const state = createPoolState(["a"]);
+    state.sessions.set("x", session("x", { subscriptionId: "z" }));
+    const decoded = decodeState(encodeState(state), ["a"]);
+    expect([...decoded.subscriptions.keys()]).toEqual(["a", "z"]);
+    expect(decoded.bySubscription).toEqual(new Map([["a", new Set()], ["z", new Set(["x"])]]));
+  });
+
   it.each([
     { name: "a fraction JSON would print in 17 digits", value: 0.1 + 0.2 },
     { name: "the largest safe integer", value: Number.MAX_SAFE_INTEGER },
