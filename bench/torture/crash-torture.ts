@@ -7,12 +7,13 @@ import { EventWatch } from "./event-watch.js";
 import { Ledger, type LedgerOptions, type ReportRecord, type Tokens, checkStatus } from "./ledger.js";
 import { Prng, weighted } from "./prng.js";
 import { type ServerProcess, defaultCliPath, spawnServer } from "./server-process.js";
+import { type StoreKind, createStoreTarget } from "./store-target.js";
 
 /**
- * runCrashTorture: the pool as its own process over a real SQLite file,
- * busy with concurrent Allocate / ReportUsage / Release from several
- * clients, killed with SIGKILL at moments drawn from a seeded generator and
- * restarted, again and again. After every restart, and at the end, the
+ * runCrashTorture: the pool as its own process over a real SQLite file (or
+ * a PostgreSQL schema), busy with concurrent Allocate / ReportUsage /
+ * Release from several clients, killed with SIGKILL at moments drawn from
+ * a seeded generator and restarted, again and again. After every restart, and at the end, the
  * pool's books must match the clients' ledger exactly; while it runs, every
  * status read must be within what was in flight. Calls whose connection
  * died are retried with the same ids after the restart and must count once.
@@ -43,6 +44,14 @@ export interface CrashTortureOptions {
   snapshotEveryRecords?: number;
   /** dist/src/cli/main.js; found from this module by default. */
   cli?: string;
+  /** The store (default sqlite: a file in the run's directory; postgres: a fresh schema on bench/fresh-postgres.ts's server, dropped at the end). */
+  store?: StoreKind;
+  /**
+   * cluster.leaseTtlSeconds (default 2). A restarted pool finds the killed
+   * one's lease still running and stands by until it expires; writes sent
+   * meanwhile wait for it (or answer UNAVAILABLE, which is retried).
+   */
+  leaseTtlSeconds?: number;
   /** Progress lines (default: none). */
   log?: (line: string) => void;
   /** Keep the temp dir (its path is in the result). */
@@ -66,6 +75,8 @@ export interface CrashTortureResult {
   retries: Ledger["retries"];
   /** Calls that were in flight when a kill came, summed over kills, and the most at once. */
   inFlightAtKill: { total: number; max: number };
+  /** Calls a restarted pool answered UNAVAILABLE while the killed one's lease still ran (retried; a violation after it). */
+  unavailableWhileLeaseRan: number;
   startupMs: { count: number; median: number; p95: number; max: number };
   replayedRecords: { median: number; max: number };
   events: { seen: number; lastSequence: number; streams: number };
@@ -114,8 +125,21 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
 }
 
-/** crashTortureConfig is the pool the run uses: big budgets (capacity is what binds), no expiry, frequent snapshots. */
-export function crashTortureConfig(dir: string, o: { subscriptions: number; maxSessions: number; snapshotEveryRecords: number }) {
+/**
+ * crashTortureConfig is the pool the run uses: big budgets (capacity is
+ * what binds), no expiry, frequent snapshots; a SQLite file in `dir` unless
+ * `storeUri` says otherwise, and `cluster` as given.
+ */
+export function crashTortureConfig(
+  dir: string,
+  o: {
+    subscriptions: number;
+    maxSessions: number;
+    snapshotEveryRecords: number;
+    storeUri?: string;
+    cluster?: { leaseTtlSeconds: number; followPollMs: number };
+  },
+) {
   return {
     subscriptions: Array.from({ length: o.subscriptions }, (_, i) => ({
       id: `sub${i + 1}`,
@@ -130,7 +154,8 @@ export function crashTortureConfig(dir: string, o: { subscriptions: number; maxS
     sessions: { activeMinutes: 5, staleMinutes: 7 * 24 * 60 },
     snapshot: { everyRecords: o.snapshotEveryRecords, everySeconds: 3600 },
     server: { host: "127.0.0.1", port: 0 },
-    store: { uri: `sqlite://${path.join(dir, "authpool.sqlite")}` },
+    store: { uri: o.storeUri ?? `sqlite://${path.join(dir, "authpool.sqlite")}` },
+    ...(o.cluster !== undefined ? { cluster: o.cluster } : {}),
   };
 }
 
@@ -148,12 +173,21 @@ export async function runCrashTorture(options: CrashTortureOptions = {}): Promis
   const log = options.log ?? (() => undefined);
   const cli = options.cli ?? defaultCliPath();
 
+  const leaseTtlMs = (options.leaseTtlSeconds ?? 2) * 1000;
+  // A restarted pool may answer UNAVAILABLE until the killed one's lease ran
+  // out and it took over: at most the TTL after the kill, plus the second a
+  // forwarded call waits for a leader, plus 500 ms for a busy CI machine.
+  const takeoverBoundMs = leaseTtlMs + 1000 + 500;
+
   const dir = await mkdtemp(path.join(os.tmpdir(), "authpool-torture-"));
+  const target = await createStoreTarget(options.store ?? "sqlite", dir);
   const configFile = path.join(dir, "pool.json");
   const config = crashTortureConfig(dir, {
     subscriptions: options.subscriptions ?? 3,
     maxSessions: options.maxSessions ?? 10,
     snapshotEveryRecords: options.snapshotEveryRecords ?? 64,
+    storeUri: target.uri,
+    cluster: { leaseTtlSeconds: leaseTtlMs / 1000, followPollMs: 50 },
   });
   for (const s of config.subscriptions) await mkdir(s.configDir, { recursive: true });
   await writeFile(configFile, JSON.stringify(config, null, 2));
@@ -172,6 +206,9 @@ export async function runCrashTorture(options: CrashTortureOptions = {}): Promis
   let checksFailed = 0;
   let liveReads = 0;
   const inFlightAtKill = { total: 0, max: 0 };
+  let unavailableWhileLeaseRan = 0;
+  /** When the last kill came (performance.now()); -Infinity before the first. */
+  let lastKillAt = Number.NEGATIVE_INFINITY;
   let epoch: Epoch | undefined;
   let stopping = false;
   let inFlight = 0;
@@ -222,20 +259,23 @@ export async function runCrashTorture(options: CrashTortureOptions = {}): Promis
 
   /**
    * attempt sends one call (a new one, or the retry of a pending one) and
-   * settles it in the ledger. False when the server died under it (the call
-   * stays pending for the next server).
+   * settles it in the ledger: "ok". "lost" when the server died under it
+   * (the call stays pending for the next server); "retry" when a restarted
+   * server answered UNAVAILABLE while the killed one's lease still ran (the
+   * call stays pending and is sent again shortly).
    */
-  async function attempt(lane: Lane, e: Epoch, op: Pending, retry: boolean): Promise<boolean> {
+  async function attempt(lane: Lane, e: Epoch, op: Pending, retry: boolean): Promise<"ok" | "lost" | "retry"> {
     const c = e.clients[lane.client]!;
-    const lost = (error: unknown): boolean => {
-      if (e.server.killed && isConnectionLoss(error)) {
-        lane.pending = op;
-        return false;
-      }
-      const err = ConnectError.from(error);
-      violation(`${op.kind} (${lane.name}) failed on a live server: ${Code[err.code]} ${err.rawMessage}`);
+    const lost = (error: unknown): "lost" | "retry" => {
       lane.pending = op;
-      return false;
+      if (e.server.killed && isConnectionLoss(error)) return "lost";
+      const err = ConnectError.from(error);
+      if (err.code === Code.Unavailable && performance.now() - lastKillAt < takeoverBoundMs) {
+        unavailableWhileLeaseRan++;
+        return "retry";
+      }
+      violation(`${op.kind} (${lane.name}) failed on a live server: ${Code[err.code]} ${err.rawMessage}`);
+      return "lost";
     };
     switch (op.kind) {
       case "allocate": {
@@ -249,7 +289,7 @@ export async function runCrashTorture(options: CrashTortureOptions = {}): Promis
         } else {
           ledger.allocateFallback(op.sessionId);
         }
-        return true;
+        return "ok";
       }
       case "report": {
         const rec = op.record;
@@ -277,7 +317,7 @@ export async function runCrashTorture(options: CrashTortureOptions = {}): Promis
           countedCostUsd: r.value.countedCostUsd,
           subscriptionId: r.value.subscription?.id ?? "",
         });
-        return true;
+        return "ok";
       }
       case "release": {
         ledger.releaseSent(op.sessionId, retry);
@@ -286,7 +326,7 @@ export async function runCrashTorture(options: CrashTortureOptions = {}): Promis
         lane.pending = undefined;
         ledger.releaseAcked(op.sessionId, r.value.released, retry);
         lane.held = lane.held.filter((id) => id !== op.sessionId);
-        return true;
+        return "ok";
       }
     }
   }
@@ -321,10 +361,11 @@ export async function runCrashTorture(options: CrashTortureOptions = {}): Promis
       }
       lane.busy = true;
       const op = lane.pending ?? draw(lane);
-      const ok = await attempt(lane, e, op, lane.pending !== undefined);
+      const outcome = await attempt(lane, e, op, lane.pending !== undefined);
       lane.busy = false;
       // The server died under the call: wait for the next one.
-      if (!ok) while (!stopping && epoch === e) await phaseChanged;
+      if (outcome === "lost") while (!stopping && epoch === e) await phaseChanged;
+      else if (outcome === "retry") await sleep(25);
     }
   }
 
@@ -356,6 +397,7 @@ export async function runCrashTorture(options: CrashTortureOptions = {}): Promis
     if (e.server.killed) return;
     const busy = inFlight;
     e.server.kill();
+    lastKillAt = performance.now();
     kills++;
     inFlightAtKill.total += busy;
     inFlightAtKill.max = Math.max(inFlightAtKill.max, busy);
@@ -466,7 +508,10 @@ export async function runCrashTorture(options: CrashTortureOptions = {}): Promis
     for (const v of watch.violations) violation(`events: ${v}`);
     for (const v of ledger.violations) violation(`replies: ${v}`);
     if (violationCount > violations.length) violations.push(`... and ${violationCount - violations.length} more`);
-    if (options.keepDir !== true) await rm(dir, { recursive: true, force: true });
+    if (options.keepDir !== true) {
+      await rm(dir, { recursive: true, force: true });
+      await target.drop().catch((error: unknown) => violation(`could not drop the store: ${(error as Error).message}`));
+    }
   }
 
   const sortedStartup = [...startupSamples].sort((a, b) => a - b);
@@ -483,6 +528,7 @@ export async function runCrashTorture(options: CrashTortureOptions = {}): Promis
     outcomes: ledger.outcomes,
     retries: ledger.retries,
     inFlightAtKill,
+    unavailableWhileLeaseRan,
     startupMs: {
       count: sortedStartup.length,
       median: percentile(sortedStartup, 0.5),
@@ -508,7 +554,7 @@ export function formatFigures(r: CrashTortureResult): string[] {
     `checks passed           ${r.checksPassed} exact after restarts, ${r.checksFailed} failed; ${r.liveReads} status reads checked under load`,
     `calls acknowledged      allocate ${r.acknowledged.allocate} (${r.outcomes.granted} granted, ${r.outcomes.fallback} fallback), report ${r.acknowledged.report}, release ${r.acknowledged.release}, status ${r.acknowledged.status}`,
     `unknown-fate retries    allocate ${retried("allocate")}, report ${retried("report")}, release ${retried("release")}`,
-    `in flight at kills      ${r.inFlightAtKill.total} in total, ${r.inFlightAtKill.max} at most`,
+    `in flight at kills      ${r.inFlightAtKill.total} in total, ${r.inFlightAtKill.max} at most; ${r.unavailableWhileLeaseRan} UNAVAILABLE answers while the killed pool's lease ran (retried)`,
     `counted                 ${r.totals.reports} reports, $${r.totals.usd.toFixed(4)}, ${r.totals.tokens.input + r.totals.tokens.output + r.totals.tokens.cacheCreation + r.totals.tokens.cacheRead} tokens`,
     `events                  ${r.events.seen} seen, last sequence ${r.events.lastSequence}, ${r.events.streams} streams`,
     `start-up                median ${ms(r.startupMs.median)}, p95 ${ms(r.startupMs.p95)}, max ${ms(r.startupMs.max)} over ${r.startupMs.count} starts; journal records replayed median ${r.replayedRecords.median}, max ${r.replayedRecords.max}`,

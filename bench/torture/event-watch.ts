@@ -1,5 +1,6 @@
+import { toJsonString } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { type Event, SessionEventKind, createAuthPoolClient } from "../../src/client/index.js";
+import { type Event, EventSchema, SessionEventKind, createAuthPoolClient } from "../../src/client/index.js";
 import type { Ledger } from "./ledger.js";
 
 /**
@@ -18,11 +19,19 @@ export class EventWatch {
   /** Streams opened (one per server that got to serve, plus reconnects). */
   streams = 0;
   readonly violations: string[] = [];
+  /** Every event seen, by sequence, as JSON: what compareWatches lays side by side across instances. */
+  readonly bySequence = new Map<number, string>();
+  /** A name for messages (the instance it follows), or "" for the only one. */
+  readonly name: string;
   private readonly allocated = new Map<string, number>();
   private readonly released = new Map<string, number>();
   private readonly expired = new Map<string, number>();
   private abort: AbortController | undefined;
   private running: Promise<void> | undefined;
+
+  constructor(name = "") {
+    this.name = name;
+  }
 
   /**
    * follow opens a stream on the server at url from the last sequence seen.
@@ -30,6 +39,7 @@ export class EventWatch {
    * expected, before it a violation.
    */
   follow(url: string, dead: () => boolean): void {
+    const at = this.name === "" ? "" : ` (${this.name})`;
     const abort = new AbortController();
     this.abort = abort;
     this.streams++;
@@ -39,14 +49,14 @@ export class EventWatch {
         for await (const res of client.streamEvents({ afterSequence: BigInt(this.lastSeq) }, { signal: abort.signal })) {
           if (res.event !== undefined) this.take(res.event);
         }
-        if (!abort.signal.aborted && !dead()) this.violations.push("the event stream ended while the server was up");
+        if (!abort.signal.aborted && !dead()) this.violations.push(`the event stream ended while the server was up${at}`);
       } catch (error) {
         if (abort.signal.aborted || dead()) return;
         const e = ConnectError.from(error);
         // Resuming past the newest event means events the stream had
         // already delivered (so they were durable) are gone.
         const lost = e.code === Code.OutOfRange ? " (events already delivered are missing after the restart)" : "";
-        this.violations.push(`event stream from after_sequence ${this.lastSeq} failed: ${Code[e.code]} ${e.rawMessage}${lost}`);
+        this.violations.push(`event stream${at} from after_sequence ${this.lastSeq} failed: ${Code[e.code]} ${e.rawMessage}${lost}`);
       }
     })();
   }
@@ -60,13 +70,15 @@ export class EventWatch {
   private take(event: Event): void {
     const seq = Number(event.sequence);
     if (seq <= this.lastSeq) {
+      const at = this.name === "" ? "" : ` (${this.name})`;
       this.violations.push(
-        seq === this.lastSeq ? `event ${seq} delivered twice` : `event ${seq} delivered after ${this.lastSeq}: out of order or repeated`,
+        seq === this.lastSeq ? `event ${seq} delivered twice${at}` : `event ${seq} delivered after ${this.lastSeq}${at}: out of order or repeated`,
       );
       return;
     }
     this.lastSeq = seq;
     this.events++;
+    this.bySequence.set(seq, toJsonString(EventSchema, event));
     if (event.payload.case !== "session") return;
     const { sessionId, kind } = event.payload.value;
     const map = kind === SessionEventKind.ALLOCATED ? this.allocated : kind === SessionEventKind.RELEASED ? this.released : this.expired;
@@ -107,4 +119,28 @@ export class EventWatch {
       await new Promise((r) => setTimeout(r, 10));
     }
   }
+}
+
+/**
+ * compareWatches lays the streams of several instances side by side for the
+ * sequences after `from` up to `upTo` (every watch must have reached it):
+ * each sequence must be on every stream (else one of them has a gap) and
+ * carry the same event on each (else two writers gave one number to two
+ * events). Returns the problems found, at most `max`.
+ */
+export function compareWatches(watches: readonly EventWatch[], from: number, upTo: number, max = 20): string[] {
+  const problems: string[] = [];
+  const seqs = new Set<number>();
+  for (const w of watches) for (const seq of w.bySequence.keys()) if (seq > from && seq <= upTo) seqs.add(seq);
+  for (const seq of [...seqs].sort((a, b) => a - b)) {
+    const seen = watches.map((w) => w.bySequence.get(seq));
+    const missing = watches.filter((_, i) => seen[i] === undefined).map((w) => w.name);
+    if (missing.length > 0) {
+      problems.push(`event ${seq} is missing from the stream of ${missing.join(", ")} (a gap)`);
+    } else if (new Set(seen).size > 1) {
+      problems.push(`event ${seq} differs between instances: ${watches.map((w, i) => `${w.name}: ${seen[i]}`).join(" | ")}`);
+    }
+    if (problems.length >= max) break;
+  }
+  return problems;
 }

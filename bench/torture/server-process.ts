@@ -20,6 +20,10 @@ export interface ServerProcess {
   startupMs: number | undefined;
   /** replayedRecords from the "pool loaded" line. */
   replayedRecords: number | undefined;
+  /** From the "serving" line: this process's instance id, its role then, and (a standby) the leader it named. */
+  instanceId: string | undefined;
+  role: string | undefined;
+  leader: string | undefined;
   /** True once kill() was called: errors seen after this are the kill's doing. */
   killed: boolean;
   /** The last log lines, for a report when something goes wrong. */
@@ -43,12 +47,12 @@ export function defaultCliPath(): string {
   return cli;
 }
 
-/** spawnServer starts `serve --config configFile` and follows its log. */
-export function spawnServer(cli: string, configFile: string): ServerProcess {
+/** spawnServer starts `serve --config configFile` and follows its log; `env` is added to the child's environment. */
+export function spawnServer(cli: string, configFile: string, env: Record<string, string> = {}): ServerProcess {
   const startedAt = performance.now();
   const proc = spawn(process.execPath, [cli, "serve", "--config", configFile], {
     // The file says port 0 already; the env wins over it, so say it here too.
-    env: { ...process.env, AUTHPOOL_PORT: "0", AUTHPOOL_LOG_LEVEL: "info" },
+    env: { ...process.env, AUTHPOOL_PORT: "0", AUTHPOOL_LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "ignore", "pipe"],
   });
   const server: ServerProcess = {
@@ -58,6 +62,9 @@ export function spawnServer(cli: string, configFile: string): ServerProcess {
     startedAt,
     startupMs: undefined,
     replayedRecords: undefined,
+    instanceId: undefined,
+    role: undefined,
+    leader: undefined,
     killed: false,
     tail: [],
     kill() {
@@ -77,7 +84,7 @@ export function spawnServer(cli: string, configFile: string): ServerProcess {
         if (line.trim() === "") continue;
         server.tail.push(line);
         if (server.tail.length > TAIL_LINES) server.tail.shift();
-        let entry: { message?: unknown; url?: unknown; replayedRecords?: unknown };
+        let entry: { message?: unknown; url?: unknown; replayedRecords?: unknown; instance?: unknown; role?: unknown; leader?: unknown };
         try {
           entry = JSON.parse(line) as typeof entry;
         } catch {
@@ -88,6 +95,9 @@ export function spawnServer(cli: string, configFile: string): ServerProcess {
         }
         if (entry.message === "serving" && typeof entry.url === "string") {
           server.startupMs = performance.now() - startedAt;
+          if (typeof entry.instance === "string") server.instanceId = entry.instance;
+          if (typeof entry.role === "string") server.role = entry.role;
+          if (typeof entry.leader === "string") server.leader = entry.leader;
           resolve(entry.url);
         }
       }

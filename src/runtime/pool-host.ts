@@ -89,13 +89,19 @@ export class PoolHost {
    */
   static async start(options: PoolHostOptions): Promise<PoolHost> {
     const host = new PoolHost(options);
+    // Load first, then ask for the lease: an instance that takes it is
+    // ready to write at once (it only reads the last records), so a
+    // restarting instance that wins the lease does not leave the pool
+    // without a writer for the length of its start-up.
+    await host.loadReplica();
     if (options.leaseTimers === false) await host.keeper.reclaimThenTick();
     else await host.keeper.start();
     await host.keeper.settled();
-    if (host.writer === undefined && host.replica === undefined) await host.follow();
+    if (host.writer === undefined && host.replica === undefined) await host.loadReplica();
     if (host.writer === undefined && host.replica === undefined) {
       throw new Error(`cannot load the pool from ${options.log.description}`);
     }
+    if (host.writer === undefined) host.startFollowing();
     return host;
   }
 
@@ -170,7 +176,6 @@ export class PoolHost {
       store: this.options.log.description,
       sessions: state.sessions.size,
       replayedRecords: replayed,
-      role: epoch > 0 ? "leader" : "standby",
     });
     return { pool: new Pool(state, this.options.settings()), journal };
   }
@@ -213,6 +218,7 @@ export class PoolHost {
       // Could not load to write: give the lease back so another instance can.
       this.options.logger.error("takeover failed", { error: String(error) });
       await this.keeper.deposed(`could not load the pool to write: ${String(error)}`);
+      if (this.replica !== undefined) this.startFollowing();
       return;
     }
     this.replica = undefined;
@@ -230,11 +236,11 @@ export class PoolHost {
     this.writer = undefined;
     await this.options.onRole?.("standby");
     await writer.abandon(`this instance stopped writing the pool: ${reason}; retry`);
-    if (!this.closed) await this.follow();
+    if (!this.closed && (await this.loadReplica())) this.startFollowing();
   }
 
-  /** follow starts (or restarts) the replica. */
-  private async follow(): Promise<void> {
+  /** loadReplica loads a replica from the store (not following yet); false when the store could not be read. */
+  private async loadReplica(): Promise<boolean> {
     const from = this.published;
     try {
       this.replica = await Replica.open({
@@ -245,10 +251,16 @@ export class PoolHost {
       });
     } catch (error) {
       this.options.logger.error("standby: cannot load the pool", { error: String(error) });
-      return;
+      return false;
     }
     await this.attach(this.replica, from);
     this.retired = undefined;
+    return true;
+  }
+
+  /** startFollowing makes the replica follow the leader's journal. */
+  private startFollowing(): void {
+    if (this.replica === undefined) return;
     this.replica.start();
     const leader = this.keeper.leader;
     this.options.logger.info("standby: following the leader", {
