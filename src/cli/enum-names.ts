@@ -57,4 +57,5 @@ export const EVENT_TYPE_NAMES: Readonly<Record<string, EventType>> = {
   status_changed: EventType.STATUS_CHANGED,
   rebalance_completed: EventType.REBALANCE_COMPLETED,
   session: EventType.SESSION,
+  cooldown_cleared: EventType.COOLDOWN_CLEARED,
 };

@@ -51,6 +51,12 @@ function describePayload(event: Event): string {
       const v = p.value;
       return `status_changed  ${v.subscriptionId} ${stateName(v.from)} → ${stateName(v.to)}${v.reason === "" ? "" : `: ${v.reason}`}`;
     }
+    case "cooldownCleared": {
+      const v = p.value;
+      const window = windowName(v.window);
+      const what = v.throttle ? "throttle pause" : v.modelScope !== "" ? `${v.modelScope} cooldown` : window !== "" ? `${window} cooldown` : "cooldown";
+      return `cooldown_cleared  ${v.subscriptionId} ${what} (${v.cause})${v.detail === "" ? "" : `: ${v.detail}`}`;
+    }
     case "rebalanceCompleted": {
       const v = p.value;
       const moves = v.moves.length === 0 ? "no moves" : v.moves.map(move).join(", ");

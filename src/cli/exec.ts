@@ -202,6 +202,10 @@ async function report(options: ExecOptions, sessionId: string, stdout: string): 
       requestId: randomUUID(),
       source: { case: "claudeOutput", value: condense(stdout) },
     });
+    // Text output (claude's default) and a run cut short carry no cost: say so, once.
+    if (res.costUnknown && !res.duplicate) {
+      note(options, `usage not counted: ${res.notes[0] ?? "the output carried no cost"} (use --output-format json or stream-json)`);
+    }
     return res.limit;
   } catch (error) {
     if (error instanceof ConnectError && error.code === Code.InvalidArgument) {
@@ -332,15 +336,20 @@ function createStdoutSink(stdout: NodeJS.WritableStream, hold: boolean): StdoutS
 }
 
 /**
- * condense keeps only the `result` and `rate_limit_event` messages of large
- * stream-json output (or of a --verbose JSON array); smaller output is sent
- * as is.
+ * condense keeps only the `result`, `rate_limit_event` and `api_retry`
+ * messages of large stream-json output (or of a --verbose JSON array); the
+ * retries say what a run cut short before its result was retrying (a
+ * throttle, an overload). Smaller output is sent as is.
  */
 function condense(stdout: string): string {
   if (Buffer.byteLength(stdout, "utf8") <= CONDENSE_BYTES) return stdout;
   const kept = (value: unknown) => {
-    const type = typeof value === "object" && value !== null ? (value as Record<string, unknown>)["type"] : undefined;
-    return type === "result" || type === "rate_limit_event";
+    const message = typeof value === "object" && value !== null ? (value as Record<string, unknown>) : {};
+    return (
+      message["type"] === "result" ||
+      message["type"] === "rate_limit_event" ||
+      (message["type"] === "system" && message["subtype"] === "api_retry")
+    );
   };
   const whole = tryJson(stdout.trim());
   if (Array.isArray(whole)) return JSON.stringify(whole.filter(kept));

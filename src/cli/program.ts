@@ -5,6 +5,7 @@ import { ConnectError } from "@connectrpc/connect";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import {
   AllocateResponseSchema,
+  ClearCooldownResponseSchema,
   type EventType,
   Priority,
   RebalanceResponseSchema,
@@ -24,7 +25,15 @@ import type { ExecOptions } from "./exec.js";
 import { ExitCode, exitCodesHelp } from "./exit-codes.js";
 import { followEvents } from "./follow-events.js";
 import type { InitOptions } from "./init.js";
-import { allocationLines, rebalanceLines, releaseLine, reloadLines, reportLines, subscriptionLine } from "./reply-lines.js";
+import {
+  allocationLines,
+  clearedLines,
+  rebalanceLines,
+  releaseLine,
+  reloadLines,
+  reportLines,
+  subscriptionLine,
+} from "./reply-lines.js";
 import { showStatus } from "./show-status.js";
 
 /** DEFAULT_SERVER is the pool `authpool` talks to without --server or AUTHPOOL_URL. */
@@ -242,7 +251,7 @@ A --since older than the pool's retention exits with 1 (OUT_OF_RANGE).`,
       reply(flags, () => toJsonString(AllocateResponseSchema, res, { prettySpaces: 2 }), () => allocationLines(res));
     });
 
-  poolCommand(program, "report", "report what a run consumed: the stdout of `claude -p --output-format json|stream-json`")
+  poolCommand(program, "report", "report what a run consumed: the stdout of `claude -p` (json, stream-json, or text)")
     .requiredOption("--session <id>", "the session the run belonged to")
     .option("--file <file>", "read the output from this file (or - for stdin)")
     .argument("[file]", "the same as --file; - reads stdin")
@@ -302,6 +311,23 @@ A --since older than the pool's retention exits with 1 (OUT_OF_RANGE).`,
         reply(flags, () => toJsonString(SetDrainedResponseSchema, res, { prettySpaces: 2 }), () => subscriptionLine(res.subscription));
       });
   }
+
+  const cooldown = program
+    .command("cooldown")
+    .description("end a subscription's cooldowns early (see `authpool cooldown clear --help`)");
+  poolCommand(
+    cooldown,
+    "clear",
+    "end a subscription's cooldowns and throttle pause now, when you know it works again (recorded as an event)",
+  )
+    .argument("<id>", "subscription id")
+    .option("--model <family>", "clear only this model family's cooldown: opus or sonnet")
+    .option("--reason <text>", "why, in your words; kept in the event")
+    .action(async (id: string, flags: PoolFlags & { model?: string; reason?: string }) => {
+      const { client } = hooks.connect(flags);
+      const res = await client.clearCooldown({ subscriptionId: id, modelScope: flags.model ?? "", reason: flags.reason ?? "" });
+      reply(flags, () => toJsonString(ClearCooldownResponseSchema, res, { prettySpaces: 2 }), () => clearedLines(id, res));
+    });
 
   poolCommand(program, "reload", "make the pool re-read its config file (an invalid file is refused and nothing changes)").action(
     async (flags: PoolFlags) => {

@@ -1,10 +1,13 @@
-import type {
-  AllocateResponse,
-  RebalanceResponse,
-  ReleaseResponse,
-  ReloadConfigResponse,
-  ReportUsageResponse,
-  SubscriptionStatus,
+import {
+  type AllocateResponse,
+  type ClearCooldownResponse,
+  type RebalanceResponse,
+  type ReleaseResponse,
+  type ReloadConfigResponse,
+  ReportFormat,
+  type ReportUsageResponse,
+  type SubscriptionStatus,
+  TransientKind,
 } from "../../gen/authpool/v1/auth_pool_pb.js";
 import { stateName, windowName } from "./enum-names.js";
 import { move } from "./event-line.js";
@@ -35,11 +38,17 @@ export function allocationLines(res: AllocateResponse): string {
   }
 }
 
-/** reportLines: what was counted, and the limit the run hit if any. */
+/** reportLines: what was counted, the limit the run hit if any, and what else the output said. */
 export function reportLines(res: ReportUsageResponse): string {
   const s = res.subscription;
   const where = s === undefined ? "" : ` on ${s.id} (${subscriptionSummary(s)})`;
-  const lines = [res.duplicate ? `duplicate report: nothing counted${where}` : `counted $${res.countedCostUsd.toFixed(4)}${where}`];
+  const lines = [
+    res.duplicate
+      ? `duplicate report: nothing counted${where}`
+      : res.costUnknown
+        ? `nothing counted (${FORMAT_WORDS[res.format] ?? "output"} without a cost)${where}`
+        : `counted $${res.countedCostUsd.toFixed(4)}${where}`,
+  ];
   const l = res.limit;
   if (l !== undefined) {
     const resets = millisOf(l.resetsAt);
@@ -49,7 +58,43 @@ export function reportLines(res: ReportUsageResponse): string {
         (l.message === "" ? "" : `: ${l.message}`),
     );
   }
+  const t = res.transientError;
+  if (t !== undefined) {
+    const paused = millisOf(t.pausedUntil);
+    lines.push(
+      `${TRANSIENT_WORDS[t.kind] ?? "upstream error"}, not a usage limit: ` +
+        (paused === undefined ? "no pause" : `no new sessions there until ${formatTime(paused)}`) +
+        (t.message === "" ? "" : ` (${t.message})`),
+    );
+  }
+  if (res.partial) lines.push("partial: the output ended before Claude's result");
   return lines.join("\n");
+}
+
+const FORMAT_WORDS: Partial<Record<ReportFormat, string>> = {
+  [ReportFormat.TEXT]: "text output",
+  [ReportFormat.EMPTY]: "empty output",
+  [ReportFormat.STREAM_JSON]: "stream-json cut short",
+  [ReportFormat.JSON_VERBOSE]: "JSON array cut short",
+};
+
+const TRANSIENT_WORDS: Partial<Record<TransientKind, string>> = {
+  [TransientKind.THROTTLE]: "throttled",
+  [TransientKind.OVERLOADED]: "overloaded",
+  [TransientKind.BILLING]: "billing refused",
+  [TransientKind.SERVER_ERROR]: "upstream error",
+};
+
+/** clearedLines: which cooldowns ClearCooldown ended, and the subscription now. */
+export function clearedLines(subscriptionId: string, res: ClearCooldownResponse): string {
+  const cleared = res.cleared.map((c) => {
+    const until = millisOf(c.until);
+    const what = c.modelScope !== "" ? `${c.modelScope} limit` : `${windowName(c.window) || "cooldown"}`;
+    return `${what}${until === undefined ? "" : ` (until ${formatTime(until)})`}`;
+  });
+  if (res.throttleCleared) cleared.push("throttle pause");
+  const head = cleared.length === 0 ? `${subscriptionId}: no cooldown in force; nothing cleared` : `${subscriptionId}: cleared ${cleared.join(", ")}`;
+  return `${head}\n${subscriptionLine(res.subscription)}`;
 }
 
 /** releaseLine: released, or not held (which is not an error). */

@@ -156,6 +156,8 @@ function externalCell(s: SubscriptionStatus): string {
 /** warningsOf gathers everything an operator should look at, from the reply's several places. */
 function warningsOf(s: SubscriptionStatus): string[] {
   const warnings = [...s.warnings];
+  const throttledUntil = millisOf(s.throttle?.until);
+  if (throttledUntil !== undefined) warnings.push(`throttled until ${formatTime(throttledUntil)}: ${s.throttle?.reason ?? ""}`);
   if (s.usagePolling !== undefined && s.usagePolling.lastError !== "") warnings.push(`usage polling: ${s.usagePolling.lastError}`);
   if (s.external !== undefined && s.external.scanError !== "") warnings.push(`transcripts: ${s.external.scanError}`);
   return warnings;

@@ -19,7 +19,8 @@ export const configDefaults = deepFreeze({
   lowPriorityShareOfThreshold: 0.9,
   fallback: { enabled: true, provider: "anthropic-api" },
   sessions: { activeMinutes: 5, staleMinutes: 60, sweepIntervalSeconds: 30 },
-  cooldown: { defaultMinutes: 60, timeZone: "UTC" },
+  /** throttleSeconds: the pause after a request throttle that gave no retry-after (DEFAULT_THROTTLE_SECONDS). */
+  cooldown: { defaultMinutes: 60, timeZone: "UTC", throttleSeconds: 60 },
   health: { weights: { weekly: 40, fiveHour: 30, sessions: 15, burnRate: 10, idle: 5 } },
   dedupeRetentionHours: 48,
   pacing: false,
@@ -58,6 +59,27 @@ export const configDefaults = deepFreeze({
     graceMinutes: 10,
   },
   snapshot: { everyRecords: 1_000, everySeconds: 60 },
+  credentials: {
+    /**
+     * Off: managing makes the pool write a file the CLI owns, from a host
+     * that must reach the token endpoint; an operator opts in (see README,
+     * "Managed credentials").
+     */
+    manage: false,
+    tokenEndpoint: "https://platform.claude.com/v1/oauth/token",
+    /** Claude Code's public OAuth client id. */
+    clientId: "9d1c250a-e61b-44d9-88ed-5944d1962f5e",
+    /**
+     * An hour: far ahead of Claude Code's own 5-minute margin, so a failing
+     * endpoint leaves 55 minutes of retries before any `claude` process
+     * would try on its own; about 7 of an access token's 8 hours are used.
+     */
+    refreshBeforeMinutes: 60,
+    checkIntervalSeconds: 60,
+    timeoutSeconds: 15,
+    backoffMinSeconds: 30,
+    backoffMaxSeconds: 600,
+  },
   server: { host: "127.0.0.1", port: 50051, authTokens: [] },
   store: { uri: "sqlite://./data/authpool.sqlite" },
   cluster: { leaseTtlSeconds: 5, followPollMs: 200 },

@@ -108,6 +108,7 @@ export function resolveConfig(raw: RawConfig, source: string, homeDir: string): 
     cooldown: {
       defaultMinutes: raw.cooldown?.defaultMinutes ?? configDefaults.cooldown.defaultMinutes,
       timeZone: raw.cooldown?.timeZone ?? configDefaults.cooldown.timeZone,
+      throttleSeconds: raw.cooldown?.throttleSeconds ?? configDefaults.cooldown.throttleSeconds,
     },
     health: { weights },
     dedupeRetentionHours: raw.dedupeRetentionHours ?? configDefaults.dedupeRetentionHours,
@@ -138,6 +139,7 @@ export function resolveConfig(raw: RawConfig, source: string, homeDir: string): 
       everyRecords: raw.snapshot?.everyRecords ?? configDefaults.snapshot.everyRecords,
       everySeconds: raw.snapshot?.everySeconds ?? configDefaults.snapshot.everySeconds,
     },
+    credentials: resolveCredentials(raw, issues),
     server: resolveServer(raw, homeDir, issues),
     store: { uri: raw.store?.uri ?? configDefaults.store.uri },
     cluster: {
@@ -261,8 +263,55 @@ function resolveSubscriptions(
       maxSessions: maxSessions ?? defaultMaxSessions,
       upstreamUsage: sub.upstreamUsage ?? raw.upstream?.enabled ?? configDefaults.upstream.enabled,
       transcripts: sub.transcripts ?? raw.transcripts?.enabled ?? configDefaults.transcripts.enabled,
+      manageCredentials: manageCredentials(raw, sub, at("manageCredentials"), issues),
     };
   });
+}
+
+/** resolveCredentials: the managed-credentials settings, backoff bounds in order. */
+function resolveCredentials(raw: RawConfig, issues: ConfigIssue[]): PoolConfig["credentials"] {
+  const given = raw.credentials;
+  const defaults = configDefaults.credentials;
+  const credentials = {
+    manage: given?.manage ?? defaults.manage,
+    tokenEndpoint: given?.tokenEndpoint ?? defaults.tokenEndpoint,
+    clientId: given?.clientId ?? defaults.clientId,
+    refreshBeforeMinutes: given?.refreshBeforeMinutes ?? defaults.refreshBeforeMinutes,
+    checkIntervalSeconds: given?.checkIntervalSeconds ?? defaults.checkIntervalSeconds,
+    timeoutSeconds: given?.timeoutSeconds ?? defaults.timeoutSeconds,
+    backoffMinSeconds: given?.backoffMinSeconds ?? defaults.backoffMinSeconds,
+    backoffMaxSeconds: given?.backoffMaxSeconds ?? defaults.backoffMaxSeconds,
+  };
+  if (credentials.backoffMinSeconds > credentials.backoffMaxSeconds) {
+    issues.push(
+      given?.backoffMaxSeconds !== undefined
+        ? {
+            path: "credentials.backoffMaxSeconds",
+            expected: `expected a number >= credentials.backoffMinSeconds (${credentials.backoffMinSeconds}), got ${credentials.backoffMaxSeconds}`,
+          }
+        : {
+            path: "credentials.backoffMinSeconds",
+            expected: `expected a number <= credentials.backoffMaxSeconds (${credentials.backoffMaxSeconds}), got ${credentials.backoffMinSeconds}`,
+          },
+    );
+  }
+  return credentials;
+}
+
+/** manageCredentials: the subscription's own flag, else the pool's; an API-key subscription has no OAuth login to manage. */
+function manageCredentials(
+  raw: RawConfig,
+  sub: RawConfig["subscriptions"][number],
+  path: ConfigPath,
+  issues: ConfigIssue[],
+): boolean {
+  if (sub.type === "api") {
+    if (sub.manageCredentials === true) {
+      issues.push({ path: formatPath(path), expected: 'expected false or nothing for an "api" subscription (it has no OAuth login), got true' });
+    }
+    return false;
+  }
+  return sub.manageCredentials ?? raw.credentials?.manage ?? configDefaults.credentials.manage;
 }
 
 function resolveNotifications(raw: RawConfig, issues: ConfigIssue[]): PoolConfig["notifications"] {

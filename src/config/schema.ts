@@ -73,6 +73,12 @@ const REQUEST_BYTES = "an integer from 1024 to 4294967295 (bytes)";
 const requestBytes = () =>
   z.int({ error: REQUEST_BYTES }).min(1024, { error: REQUEST_BYTES }).max(4_294_967_295, { error: REQUEST_BYTES });
 
+// More than Claude Code's own 5-minute margin (or a `claude` process would refresh first), at most half a token's 8 hours.
+const REFRESH_BEFORE = "an integer from 6 to 240 (minutes)";
+const refreshBeforeMinutes = () =>
+  z.int({ error: REFRESH_BEFORE }).min(6, { error: REFRESH_BEFORE }).max(240, { error: REFRESH_BEFORE });
+const TIMEOUT_SECONDS = "an integer from 1 to 30 (seconds)";
+
 // A YAML section with every line commented out parses as null; treat that as
 // "not given" rather than making users delete the heading.
 const section = <Shape extends z.core.$ZodLooseShape>(shape: Shape) =>
@@ -101,6 +107,7 @@ const subscriptionSchema = z.strictObject(
     maxClientsPerSub: count().optional(),
     upstreamUsage: flag().optional(),
     transcripts: flag().optional(),
+    manageCredentials: flag().optional(),
   },
   { error: "a subscription object" },
 );
@@ -151,7 +158,7 @@ export const rawConfigSchema = z.strictObject(
       staleMinutes: count().optional(),
       sweepIntervalSeconds: count().optional(),
     }),
-    cooldown: section({ defaultMinutes: count().optional(), timeZone: timeZone().optional() }),
+    cooldown: section({ defaultMinutes: count().optional(), timeZone: timeZone().optional(), throttleSeconds: count().optional() }),
     health: section({
       weights: section({
         weekly: nonNegative().optional(),
@@ -199,6 +206,17 @@ export const rawConfigSchema = z.strictObject(
       graceMinutes: nonNegative().optional(),
     }),
     snapshot: section({ everyRecords: count().optional(), everySeconds: count().optional() }),
+    credentials: section({
+      manage: flag().optional(),
+      tokenEndpoint: httpUrl().optional(),
+      clientId: text().optional(),
+      refreshBeforeMinutes: refreshBeforeMinutes().optional(),
+      checkIntervalSeconds: count().optional(),
+      // The refresh lock is held for one request: keep it far under Claude Code's 60 s staleness bound.
+      timeoutSeconds: z.int({ error: TIMEOUT_SECONDS }).min(1, { error: TIMEOUT_SECONDS }).max(30, { error: TIMEOUT_SECONDS }).optional(),
+      backoffMinSeconds: count().optional(),
+      backoffMaxSeconds: count().optional(),
+    }),
     server: section({
       host: text().optional(),
       port: port().optional(),

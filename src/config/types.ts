@@ -27,6 +27,11 @@ export interface SubscriptionConfig {
   readonly upstreamUsage: boolean;
   /** Read this config dir's transcripts for use outside the pool (transcripts.enabled unless set). */
   readonly transcripts: boolean;
+  /**
+   * The pool is the refresher of this config dir's OAuth login
+   * (credentials.manage unless set; never for "api" subscriptions).
+   */
+  readonly manageCredentials: boolean;
 }
 
 /** NotificationType is the event a notification rule fires on. */
@@ -84,7 +89,12 @@ export interface PoolConfig {
     readonly staleMinutes: number;
     readonly sweepIntervalSeconds: number;
   };
-  readonly cooldown: { readonly defaultMinutes: number; readonly timeZone: string };
+  readonly cooldown: {
+    readonly defaultMinutes: number;
+    readonly timeZone: string;
+    /** Seconds new placements pause after a request throttle that gave no retry-after. */
+    readonly throttleSeconds: number;
+  };
   readonly health: { readonly weights: HealthWeights };
   readonly dedupeRetentionHours: number;
   /**
@@ -129,6 +139,27 @@ export interface PoolConfig {
     readonly graceMinutes: number;
   };
   readonly snapshot: { readonly everyRecords: number; readonly everySeconds: number };
+  /**
+   * Managed credentials: the pool renews each managed subscription's OAuth
+   * login in `<configDir>/.credentials.json` well before it expires, so no
+   * `claude` process has to (and none races another for the single-use
+   * refresh token).
+   */
+  readonly credentials: {
+    /** The default of subscriptions[].manageCredentials. */
+    readonly manage: boolean;
+    readonly tokenEndpoint: string;
+    readonly clientId: string;
+    /** Renew when less than this is left; Claude Code itself renews at 5 minutes. */
+    readonly refreshBeforeMinutes: number;
+    /** How often each file is looked at (a login fixed by hand is noticed within it). */
+    readonly checkIntervalSeconds: number;
+    /** Per token request. */
+    readonly timeoutSeconds: number;
+    /** Retries after a failed renewal wait between these bounds (doubling, jittered). */
+    readonly backoffMinSeconds: number;
+    readonly backoffMaxSeconds: number;
+  };
   readonly server: {
     readonly host: string;
     readonly port: number;

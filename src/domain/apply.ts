@@ -109,6 +109,20 @@ export function applyEvent(state: PoolState, event: PoolEvent): void {
       sub.cooldowns = sub.cooldowns.filter((c) => !(c.modelScope === event.modelScope && c.until <= event.at));
       return;
     }
+    case "throttled":
+      subscription(state, event.subscriptionId).throttle = { since: event.at, until: event.until, reason: event.reason };
+      return;
+    case "cooldown_cleared": {
+      const sub = subscription(state, event.subscriptionId);
+      if (event.target === "throttle") {
+        delete sub.throttle;
+        return;
+      }
+      sub.cooldowns = sub.cooldowns.filter((c) => c.modelScope !== event.modelScope);
+      // A rejection still on record would keep excluding the window (a capped 5-hour window, a model limit).
+      if (sub.upstream[event.window]?.status === "rejected") delete sub.upstream[event.window];
+      return;
+    }
     case "paused_set":
       subscription(state, event.subscriptionId).paused = event.paused;
       return;

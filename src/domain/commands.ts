@@ -2,8 +2,9 @@ import type { Exclusion } from "./events.js";
 import type { RebalanceMove } from "./rebalance.js";
 import type { PoolSettings } from "./settings.js";
 import type { Priority, SessionState } from "./state.js";
+import type { Cooldown } from "./state.js";
 import type { TranscriptRow } from "./transcript.js";
-import type { LimitSignal, RateLimitReading, UsageReport } from "./usage.js";
+import type { LimitSignal, ModelScope, RateLimitReading, UsageReport } from "./usage.js";
 import type { SubscriptionView } from "./view.js";
 
 /**
@@ -52,6 +53,17 @@ export type Command =
     }
   | {
       /**
+       * An operator ends a subscription's cooldowns now: the one of
+       * modelScope, or (without it) every cooldown and the throttle pause.
+       */
+      kind: "clear_cooldown";
+      subscriptionId: string;
+      modelScope?: ModelScope;
+      /** The operator's words, kept in the event. */
+      reason: string;
+    }
+  | {
+      /**
        * Rows read from a subscription's transcripts: usage the pool did not
        * record is counted as external, usage-limit rows cool it down.
        */
@@ -90,6 +102,19 @@ export interface ReportResult {
   view: SubscriptionView;
   limit?: LimitSignal & { resetsAt: number };
   countedCostUsd: number;
+  /** Set when the report carried a throttle: new placements pause until then. */
+  throttle?: { until: number; estimated: boolean };
+  /** Estimated cooldowns a fresher reading in the report showed allowed, now ended. */
+  healed?: Cooldown[];
+}
+
+/** ClearedResult is what clear_cooldown ended. */
+export interface ClearedResult {
+  kind: "cleared";
+  /** The cooldowns that were in force, as they were. */
+  cleared: Cooldown[];
+  throttleCleared: boolean;
+  view: SubscriptionView;
 }
 
 export interface ReleaseResult {
@@ -136,6 +161,8 @@ export interface RebalanceResult {
 export interface ObservedResult {
   kind: "observed";
   view: SubscriptionView;
+  /** Estimated cooldowns the readings showed allowed, now ended. */
+  healed?: Cooldown[];
 }
 
 export interface ReconciledResult {
@@ -164,6 +191,7 @@ export interface ResultMap {
   rebalance: RebalanceResult;
   observe: ObservedResult | Rejection;
   reconcile: ReconciledResult | Rejection;
+  clear_cooldown: ClearedResult | Rejection;
 }
 
 export type ResultOf<C extends Command> = ResultMap[C["kind"]];

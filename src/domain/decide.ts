@@ -1,6 +1,7 @@
 import { applyEvent } from "./apply.js";
 import type {
   AllocateResult,
+  ClearedResult,
   Command,
   ObservedResult,
   PausedResult,
@@ -22,12 +23,12 @@ import { modelFamily } from "./model-family.js";
 import { observeSubscription } from "./observe.js";
 import { planRebalance } from "./rebalance.js";
 import type { EventBody, Exclusion, PoolEvent, TranscriptUsage } from "./events.js";
-import type { PoolSettings, SubscriptionSettings } from "./settings.js";
-import { type PoolState, ensureSubscriptions, sessionsOf } from "./state.js";
+import { DEFAULT_THROTTLE_SECONDS, type PoolSettings, type SubscriptionSettings } from "./settings.js";
+import { type Cooldown, type PoolState, ensureSubscriptions, sessionsOf } from "./state.js";
 import { HOUR_MS, MINUTE_MS, WEEK_MS, floorHour } from "./time.js";
 import { maxTokens, tokenGrowth, tokenTotal } from "./tokens.js";
 import { dedupeTranscriptRows } from "./transcript.js";
-import type { LimitSignal, TokenCounts } from "./usage.js";
+import type { LimitSignal, LimitWindow, RateLimitReading, TokenCounts, UsageReport } from "./usage.js";
 import { type SubscriptionView, exclusionOf, viewSubscription } from "./view.js";
 
 /**
@@ -135,10 +136,13 @@ export class Pool {
     const touched = new Set<string>();
     if (command.kind === "sweep") for (const s of this.settings.subscriptions) touched.add(s.id);
     for (const e of events) for (const id of subscriptionsOf(e)) touched.add(id);
+    // A cooldown cleared before its time says why in the status change it causes.
+    const cleared = new Map<string, string>();
+    for (const e of events) if (e.type === "cooldown_cleared" && e.target === "cooldown") cleared.set(e.subscriptionId, e.detail);
     for (const id of touched) {
       const view = this.view(id, now);
       if (view === undefined) continue;
-      for (const body of observeSubscription(view, this.settings)) emit(body);
+      for (const body of observeSubscription(view, this.settings, cleared.get(id))) emit(body);
     }
     // Announcements are about the subscription they were derived from, so
     // the views now cached are current: the next allocation ranks by them.
@@ -215,6 +219,8 @@ export class Pool {
         return this.observe(command, now, emit);
       case "reconcile":
         return this.reconcile(command, now, emit);
+      case "clear_cooldown":
+        return this.clearCooldown(command, now, emit);
     }
   }
 
@@ -358,20 +364,28 @@ export class Pool {
       const subscriptionIds = [...new Set([...external].map((key) => key.slice(0, key.indexOf("|"))))];
       emit({ type: "transcript_reattributed", claudeSessionId: r.claudeSessionId, subscriptionIds });
     }
-    emit({
-      type: "usage_recorded",
-      sessionId: cmd.sessionId,
-      subscriptionId,
-      dedupeKeys: keys,
-      costUsd: r.costUsd,
-      tokens: r.tokens,
-      models: r.models,
-      durationMs: r.durationMs,
-      sessionOpen: open !== undefined,
-      ...(r.claudeSessionId !== undefined ? { claudeSessionId: r.claudeSessionId } : {}),
-    });
+    const recorded = provesUse(r);
+    if (recorded) {
+      emit({
+        type: "usage_recorded",
+        sessionId: cmd.sessionId,
+        subscriptionId,
+        dedupeKeys: keys,
+        costUsd: r.costUsd,
+        tokens: r.tokens,
+        models: r.models,
+        durationMs: r.durationMs,
+        sessionOpen: open !== undefined,
+        ...(r.claudeSessionId !== undefined ? { claudeSessionId: r.claudeSessionId } : {}),
+      });
+    }
     if (r.readings.some((x) => x.utilization !== undefined)) {
       emit({ type: "upstream_observed", subscriptionId, readings: r.readings });
+    }
+    const healed = this.heal(subscriptionId, r.readings, now, emit);
+    let throttle: ReportResult["throttle"];
+    if (r.transient?.kind === "throttle" && r.limit === undefined) {
+      throttle = this.throttle(subscriptionId, r.transient.retryAfterMs, r.transient.message, now, emit);
     }
     let limit: ReportResult["limit"];
     if (r.limit !== undefined) {
@@ -389,7 +403,96 @@ export class Pool {
     }
     const view = this.view(subscriptionId, now);
     if (view === undefined) return notConfigured(subscriptionId);
-    return { kind: "reported", duplicate: false, view, countedCostUsd: r.costUsd, ...(limit ? { limit } : {}) };
+    return {
+      kind: "reported",
+      duplicate: false,
+      view,
+      countedCostUsd: recorded ? r.costUsd : 0,
+      ...(limit ? { limit } : {}),
+      ...(throttle ? { throttle } : {}),
+      ...(healed.length > 0 ? { healed } : {}),
+    };
+  }
+
+  /**
+   * throttle pauses new placements on a subscription after a request-scoped
+   * 429, for the retry-after upstream gave, else cooldown.throttleSeconds. A
+   * pause already reaching as far is not extended or announced again.
+   */
+  private throttle(
+    subscriptionId: string,
+    retryAfterMs: number | undefined,
+    reason: string,
+    now: number,
+    emit: (e: EventBody) => void,
+  ): { until: number; estimated: boolean } {
+    const estimated = retryAfterMs === undefined;
+    const until = now + (retryAfterMs ?? (this.settings.cooldown.throttleSeconds ?? DEFAULT_THROTTLE_SECONDS) * 1000);
+    const current = this.state.subscriptions.get(subscriptionId)?.throttle;
+    if (current !== undefined && current.until >= until) return { until: current.until, estimated };
+    emit({ type: "throttled", subscriptionId, until, estimated, reason });
+    return { until, estimated };
+  }
+
+  /**
+   * heal ends the cooldowns in force whose reset was only estimated (a text
+   * without a zone, no reset at all) when a reading taken now shows their
+   * window allowed: upstream's word beats a guess. A model-scoped cooldown
+   * heals on its model's window; one of an unknown window when the readings
+   * hold a window of the whole subscription and none of those is rejected.
+   * Exact resets stand: upstream itself gave them.
+   */
+  private heal(subscriptionId: string, readings: readonly RateLimitReading[], now: number, emit: (e: EventBody) => void): Cooldown[] {
+    const sub = this.state.subscriptions.get(subscriptionId);
+    if (sub === undefined || readings.length === 0) return [];
+    const healed: Cooldown[] = [];
+    for (const c of sub.cooldowns) {
+      if (!c.estimated || c.until <= now || c.since >= now) continue;
+      const proof = allowedProof(c, readings);
+      if (proof === undefined) continue;
+      healed.push(c);
+      emit({
+        type: "cooldown_cleared",
+        subscriptionId,
+        target: "cooldown",
+        window: c.window,
+        ...(c.modelScope !== undefined ? { modelScope: c.modelScope } : {}),
+        cause: "upstream",
+        detail: `cooldown cleared: ${describeReading(proof)} (its reset was estimated)`,
+      });
+    }
+    return healed;
+  }
+
+  /**
+   * clearCooldown: an operator who knows the account works again ends its
+   * cooldowns (or one model family's) and its throttle pause, each recorded.
+   */
+  private clearCooldown(
+    cmd: Extract<Command, { kind: "clear_cooldown" }>,
+    now: number,
+    emit: (e: EventBody) => void,
+  ): ClearedResult | Rejection {
+    if (!this.configured.has(cmd.subscriptionId)) return notConfigured(cmd.subscriptionId);
+    const sub = this.state.subscriptions.get(cmd.subscriptionId)!;
+    const detail = `cleared by an operator${cmd.reason.trim() === "" ? "" : `: ${cmd.reason.trim()}`}`;
+    const cleared = sub.cooldowns.filter((c) => c.until > now && (cmd.modelScope === undefined || c.modelScope === cmd.modelScope));
+    for (const c of cleared) {
+      emit({
+        type: "cooldown_cleared",
+        subscriptionId: cmd.subscriptionId,
+        target: "cooldown",
+        window: c.window,
+        ...(c.modelScope !== undefined ? { modelScope: c.modelScope } : {}),
+        cause: "operator",
+        detail,
+      });
+    }
+    const throttleCleared = cmd.modelScope === undefined && sub.throttle !== undefined && sub.throttle.until > now;
+    if (throttleCleared) {
+      emit({ type: "cooldown_cleared", subscriptionId: cmd.subscriptionId, target: "throttle", window: "unknown", cause: "operator", detail });
+    }
+    return { kind: "cleared", cleared, throttleCleared, view: this.view(cmd.subscriptionId, now)! };
   }
 
   /** resolveLimit gives a limit without a reset time the configured default cooldown. */
@@ -476,6 +579,7 @@ export class Pool {
     if (cmd.readings.some((r) => r.utilization !== undefined)) {
       emit({ type: "upstream_observed", subscriptionId: cmd.subscriptionId, readings: cmd.readings });
     }
+    const healed = this.heal(cmd.subscriptionId, cmd.readings, now, emit);
     const sub = this.state.subscriptions.get(cmd.subscriptionId)!;
     for (const r of cmd.readings) {
       if (r.status !== "rejected" || r.resetsAt === undefined || r.resetsAt <= now) continue;
@@ -492,7 +596,7 @@ export class Pool {
         ...(scope !== undefined ? { modelScope: scope } : {}),
       });
     }
-    return { kind: "observed", view: this.view(cmd.subscriptionId, now)! };
+    return { kind: "observed", view: this.view(cmd.subscriptionId, now)!, ...(healed.length > 0 ? { healed } : {}) };
   }
 
   /**
@@ -702,6 +806,37 @@ function dedupeKeys(sessionId: string, requestId: string, resultUuid: string | u
   if (requestId !== "") keys.push(`r:${sessionId}:${requestId}`);
   if (resultUuid !== undefined && resultUuid !== "") keys.push(`u:${resultUuid}`);
   return keys;
+}
+
+/**
+ * provesUse: what a report shows was used. A report read from output that
+ * carried no cost (text, empty, a stream cut short) counts nothing; nor
+ * does a throttle or an overload that used nothing (upstream refused the
+ * request), which must not move a window or a request count.
+ */
+function provesUse(r: UsageReport): boolean {
+  if (r.costUnknown === true) return false;
+  if (r.transient !== undefined && r.costUsd === 0 && tokenTotal(r.tokens) === 0) return false;
+  return true;
+}
+
+const WHOLE_WINDOWS: readonly LimitWindow[] = ["five_hour", "seven_day"];
+
+/** allowedProof finds the reading that shows a cooldown's window allowed, if one does. */
+function allowedProof(c: Cooldown, readings: readonly RateLimitReading[]): RateLimitReading | undefined {
+  const allowed = (window: string) => readings.find((r) => r.window === window && r.status !== "rejected");
+  if (c.modelScope !== undefined) return allowed(`seven_day_${c.modelScope}`);
+  // Overage "allowed" says nothing about the subscription's own windows.
+  if (c.window === "overage") return undefined;
+  if (c.window !== "unknown") return allowed(c.window);
+  const whole = readings.filter((r) => WHOLE_WINDOWS.includes(r.window));
+  if (whole.some((r) => r.status === "rejected")) return undefined;
+  return whole[0];
+}
+
+function describeReading(r: RateLimitReading): string {
+  const used = r.utilization === undefined ? "" : ` at ${Math.round(r.utilization * 100)}%`;
+  return `${r.source ?? "report"} reading: ${r.window} ${r.status}${used}`;
 }
 
 function someOlder(rows: Iterable<{ at: number }>, before: number): boolean {

@@ -17,7 +17,8 @@ export type ExclusionReason =
   | "model_limit"
   | "weekly_threshold"
   | "five_hour_exhausted"
-  | "sessions_full";
+  | "sessions_full"
+  | "throttled";
 
 export interface Exclusion {
   subscriptionId: string;
@@ -111,6 +112,34 @@ export type EventBody =
       modelScope?: ModelScope;
     }
   | { type: "cooldown_ended"; subscriptionId: string; window: LimitWindow; modelScope?: ModelScope }
+  | {
+      /**
+       * Upstream throttled requests (a request-scoped 429: a per-minute rate
+       * limit, "not your usage limit"): no new placements until `until`.
+       * Never a cooldown; usage figures are untouched.
+       */
+      type: "throttled";
+      subscriptionId: string;
+      until: number;
+      /** True when upstream gave no retry-after and cooldown.throttleSeconds was used. */
+      estimated: boolean;
+      reason: string;
+    }
+  | {
+      /**
+       * A cooldown (target "cooldown", the one of modelScope) or the throttle
+       * pause (target "throttle") ended before its time: an operator cleared
+       * it, or a fresher upstream reading showed an estimated cooldown's
+       * window allowed.
+       */
+      type: "cooldown_cleared";
+      subscriptionId: string;
+      target: "cooldown" | "throttle";
+      window: LimitWindow;
+      modelScope?: ModelScope;
+      cause: "operator" | "upstream";
+      detail: string;
+    }
   | { type: "paused_set"; subscriptionId: string; paused: boolean }
   | {
       /**

@@ -15,6 +15,7 @@ export type {
   Priority,
   SessionState,
   SubscriptionState,
+  Throttle,
   UpstreamObservation,
   UsageBucket,
 } from "./state.js";
@@ -29,6 +30,7 @@ export type {
 } from "./events.js";
 export type {
   AllocateResult,
+  ClearedResult,
   Command,
   ObservedResult,
   PausedResult,
@@ -46,6 +48,7 @@ export type { RebalanceMove } from "./rebalance.js";
 export { observeSubscription, usageThresholds } from "./observe.js";
 export { subscriptionsOf } from "./decide.js";
 export type { PoolSettings, SubscriptionSettings, HealthWeights } from "./settings.js";
+export { DEFAULT_THROTTLE_SECONDS } from "./settings.js";
 export { computeHealth } from "./health.js";
 export type { Health, HealthComponent, HealthInput } from "./health.js";
 export { viewSubscription, exclusionOf, thresholdFor } from "./view.js";
@@ -72,7 +75,10 @@ export type {
   ModelUsage,
   ObservationSource,
   RateLimitReading,
+  ReportFormat,
   TokenCounts,
+  TransientKind,
+  TransientSignal,
   UsageReport,
 } from "./usage.js";
 export { costOfTokens, priceOf } from "./pricing.js";

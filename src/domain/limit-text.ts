@@ -1,26 +1,36 @@
 /**
  * Claude's human-readable usage-limit messages, across CLI versions, read into
- * LimitSignals; and the look-alike texts that are NOT usage limits (server
+ * LimitSignals; and the look-alike texts that are NOT usage limits (request
  * throttles, overload, billing), which must never cool an account down.
  */
 
 import { epochSecondsToMs, parseResetTime, type ResetTimeOptions } from "./reset-time.js";
 import type { LimitSignal, LimitWindow, ModelScope } from "./usage.js";
 
-/** LimitTextKind classifies an upstream error text. */
-export type LimitTextKind = "usage_limit" | "server_throttle" | "billing" | "none";
+/**
+ * LimitTextKind classifies an upstream error text: a usage limit; a
+ * request-scoped throttle (a per-minute rate limit, "not your usage limit",
+ * an API key's "Request rejected (429)"); a 529 overload; billing (extra
+ * usage); or none of them.
+ */
+export type LimitTextKind = "usage_limit" | "server_throttle" | "overloaded" | "billing" | "none";
 
 /** MAX_MESSAGE_LENGTH caps the text kept in LimitSignal.message and error notes. */
 export const MAX_MESSAGE_LENGTH = 300;
 
 // Checked before the limit patterns: "(not your usage limit)" contains "usage limit".
+// Claude Code 2.1.328 with an API key prints "API Error: Request rejected (429) · This
+// request would exceed your account's rate limit…" for any 429 (captures limit*-apikey-*):
+// an API key's rate limits are per minute, never a subscription window.
 const THROTTLE_PATTERNS = [
   /temporarily limiting requests/,
   /not your usage limit/,
-  /\boverloaded/,
-  /\b529\b/,
   /per[- ]minute/,
+  /request rejected \(429\)/,
+  /exceed your (?:account's|organization's|org's) rate limit/,
 ];
+
+const OVERLOAD_PATTERNS = [/\boverloaded/, /\b529\b/];
 
 // "Extra usage" is pay-as-you-go billing (disabled, capped, out of funds), not the subscription window.
 const BILLING_PATTERNS = [/\bextra usage\b/, /credit balance/];
@@ -32,18 +42,35 @@ const LIMIT_PATTERNS = [
   /\bout of usage credits\b/,
 ];
 
+// How the CLI's own notices begin (a limit, an API error), as opposed to an answer.
+const NOTICE_START =
+  /^(?:api error\b|you(?:'ve| have) (?:hit|reached) your\b|you(?:'re| are) out of\b|claude ai usage limit reached|(?:5|five)[- ]?hour limit reached|(?:usage|session|weekly|opus|sonnet) limit reached|server is temporarily limiting)/;
+
 /** classifyLimitText says whether an upstream error text is a usage limit, a transient throttle, billing, or neither. */
 export function classifyLimitText(text: string): LimitTextKind {
   const normalized = normalize(text);
   if (THROTTLE_PATTERNS.some((pattern) => pattern.test(normalized))) return "server_throttle";
+  if (OVERLOAD_PATTERNS.some((pattern) => pattern.test(normalized))) return "overloaded";
   if (BILLING_PATTERNS.some((pattern) => pattern.test(normalized))) return "billing";
   if (LIMIT_PATTERNS.some((pattern) => pattern.test(normalized))) return "usage_limit";
   return "none";
 }
 
-/** isTransientThrottle is true for server-side throttling / overload texts that are not the account's usage limit. */
+/** isTransientThrottle is true for request throttles and overload texts: transient, not the account's usage limit. */
 export function isTransientThrottle(text: string): boolean {
-  return classifyLimitText(text) === "server_throttle";
+  const kind = classifyLimitText(text);
+  return kind === "server_throttle" || kind === "overloaded";
+}
+
+/**
+ * isCliNotice says whether plain text output is one of the CLI's own notices
+ * (a limit, an API error) rather than an answer: one line that begins as
+ * those do. Only such text is read for limits, so an answer that merely
+ * talks about limits never benches an account.
+ */
+export function isCliNotice(text: string): boolean {
+  const trimmed = text.trim();
+  return trimmed !== "" && !/[\r\n]/.test(trimmed) && NOTICE_START.test(normalize(trimmed));
 }
 
 /**

@@ -9,14 +9,17 @@ import type { SubscriptionView } from "./view.js";
  * last announced and returns the events that announce the difference: a
  * status change (with the safeguard that caused a "limited"), and usage
  * thresholds crossed upwards (once per crossing) or dropped below (silently
- * re-arming them). Pure: the caller emits and applies them.
+ * re-arming them). Pure: the caller emits and applies them. `cleared` is
+ * why a cooldown was cleared by the command being announced, if it was: the
+ * reason a status change out of cooldown gives.
  */
-export function observeSubscription(v: SubscriptionView, settings: PoolSettings): EventBody[] {
+export function observeSubscription(v: SubscriptionView, settings: PoolSettings, cleared?: string): EventBody[] {
   const events: EventBody[] = [];
   const id = v.cfg.id;
   const previous: SubscriptionStatusName = v.state.status ?? "available";
   if (v.status !== previous) {
-    events.push({ type: "status_changed", subscriptionId: id, from: previous, to: v.status, reason: reasonFor(v, previous, settings) });
+    const reason = previous === "cooldown" && cleared !== undefined ? cleared : reasonFor(v, previous, settings);
+    events.push({ type: "status_changed", subscriptionId: id, from: previous, to: v.status, reason });
     if (v.status === "limited") {
       const full = v.sessionCount >= v.cfg.maxSessions;
       events.push({

@@ -5,13 +5,13 @@
  */
 
 import { epochSecondsToMs } from "./reset-time.js";
-import type { LimitSignal, LimitWindow, ModelScope, RateLimitReading } from "./usage.js";
+import type { LimitSignal, LimitWindow, ModelScope, RateLimitReading, TransientSignal } from "./usage.js";
 
 /** RateLimitHeaderResult is what the headers of one HTTP response say. */
 export interface RateLimitHeaderResult {
   readings: RateLimitReading[];
   limit?: LimitSignal;
-  transientError?: string;
+  transient?: TransientSignal;
 }
 
 /** HeaderMap accepts plain records and Node's IncomingHttpHeaders alike. */
@@ -79,8 +79,9 @@ export function parseFraction(value: unknown): number | undefined {
  * parseRateLimitHeaders reads one response's status and headers (names in
  * any case). A 429 is a usage limit only when the unified headers say
  * rejected; the representative-claim names the binding window. A 429 without
- * them (request-scoped, `x-should-retry: true`) and any 5xx such as 529
- * overloaded give transientError and no limit.
+ * them (request-scoped, `x-should-retry: true`) is a throttle with its
+ * retry-after; any 5xx such as 529 overloaded is transient too; neither is a
+ * limit.
  */
 export function parseRateLimitHeaders(
   status: number,
@@ -117,9 +118,16 @@ export function parseRateLimitHeaders(
     result.limit = limitFrom(readings, claimed, unifiedReset, get("retry-after"), options.now);
   } else if (status === 429) {
     const retryAfter = get("retry-after");
-    result.transientError = `HTTP 429 request-scoped rate limit${retryAfter ? ` (retry-after ${retryAfter}s)` : ""}`;
+    const until = retryAfterMs(retryAfter, options.now);
+    result.transient = {
+      kind: "throttle",
+      message: `HTTP 429 request-scoped rate limit${retryAfter ? ` (retry-after ${retryAfter}s)` : ""}`,
+      ...(until !== undefined ? { retryAfterMs: Math.max(0, until - options.now) } : {}),
+    };
+  } else if (status === 529) {
+    result.transient = { kind: "overloaded", message: "HTTP 529 overloaded" };
   } else if (status >= 500) {
-    result.transientError = status === 529 ? "HTTP 529 overloaded" : `HTTP ${status} upstream error`;
+    result.transient = { kind: "server_error", message: `HTTP ${status} upstream error` };
   }
   return result;
 }
@@ -156,8 +164,30 @@ function windowReading(
   const status = parseRateLimitStatus(get(`${PREFIX}${infix}-status`));
   const utilization = parseFraction(get(`${PREFIX}${infix}-utilization`));
   const resetsAt = epochSecondsToMs(get(`${PREFIX}${infix}-reset`));
+  const surpassedThreshold = parseThreshold(get(`${PREFIX}${infix}-surpassed-threshold`));
   if (status === undefined && utilization === undefined && resetsAt === undefined) return undefined;
-  return withDefined({ window, source: "headers" as const, status: status ?? "allowed", utilization, resetsAt });
+  return withDefined({
+    window,
+    source: "headers" as const,
+    status: status ?? "allowed",
+    utilization: utilization ?? floorFromThreshold(status, surpassedThreshold),
+    resetsAt,
+    surpassedThreshold,
+  });
+}
+
+/**
+ * floorFromThreshold: a window in allowed_warning past a threshold is used at
+ * least that much, which is a reading when upstream gave no utilization.
+ */
+export function floorFromThreshold(status: Status | undefined, surpassedThreshold: number | undefined): number | undefined {
+  return status === "allowed_warning" ? surpassedThreshold : undefined;
+}
+
+/** parseThreshold reads a warning threshold: a 0-1 fraction; undefined otherwise. */
+export function parseThreshold(value: unknown): number | undefined {
+  const n = parseFraction(value);
+  return n !== undefined && n <= 1 ? n : undefined;
 }
 
 function isWorse(a: RateLimitReading, b: RateLimitReading): boolean {

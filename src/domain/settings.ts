@@ -1,3 +1,6 @@
+/** DEFAULT_THROTTLE_SECONDS: a per-minute rate limit is over within a minute. */
+export const DEFAULT_THROTTLE_SECONDS = 60;
+
 /**
  * PoolSettings is what the domain needs from the configuration. The config
  * module's PoolConfig satisfies it structurally; the domain does not import
@@ -33,7 +36,15 @@ export interface PoolSettings {
     readonly activeMinutes: number;
     readonly staleMinutes: number;
   };
-  readonly cooldown: { readonly defaultMinutes: number; readonly timeZone: string };
+  readonly cooldown: {
+    readonly defaultMinutes: number;
+    readonly timeZone: string;
+    /**
+     * Seconds new placements pause on a subscription after a request
+     * throttle that gave no retry-after. Default: DEFAULT_THROTTLE_SECONDS.
+     */
+    readonly throttleSeconds?: number;
+  };
   readonly health: { readonly weights: HealthWeights };
   readonly dedupeRetentionHours: number;
   readonly rebalancing: {

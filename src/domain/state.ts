@@ -40,6 +40,17 @@ export interface Cooldown {
   modelScope?: ModelScope;
 }
 
+/**
+ * Throttle pauses new placements on a subscription after a request-scoped
+ * 429 (a per-minute rate limit, not the usage limit): seconds, not a
+ * cooldown. Sessions it holds go on.
+ */
+export interface Throttle {
+  since: number;
+  until: number;
+  reason: string;
+}
+
 /** UpstreamObservation is the freshest utilization upstream reported for a window. */
 export interface UpstreamObservation {
   /** 0-1 fraction. */
@@ -92,6 +103,8 @@ export interface SubscriptionState {
   window?: FiveHourWindow;
   /** At most one whole-subscription cooldown (no modelScope) plus one per model scope. */
   cooldowns: Cooldown[];
+  /** The last throttle pause; in force while `until` is ahead. */
+  throttle?: Throttle;
   paused: boolean;
   /** Set while draining; "removed" keeps the settings of a subscription a reload dropped. */
   drain?: { cause: "operator" | "removed"; settings?: SubscriptionSettings };

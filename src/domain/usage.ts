@@ -46,6 +46,11 @@ export interface RateLimitReading {
   utilization?: number;
   /** Epoch ms, when known. */
   resetsAt?: number;
+  /**
+   * The warning threshold (0-1) upstream says the window has passed, with
+   * status allowed_warning. Without a utilization it is the floor of one.
+   */
+  surpassedThreshold?: number;
 }
 
 /** LimitSignal says the run hit a usage limit: the subscription must cool down. */
@@ -74,8 +79,36 @@ export interface UsageReport {
   readings: RateLimitReading[];
   limit?: LimitSignal;
   /**
-   * A transient upstream error that is not a usage limit (server throttle,
-   * 529 overloaded, request-scoped 429): recorded, never a cooldown.
+   * A transient upstream refusal that is not a usage limit (server
+   * throttle, request-scoped 429, 529 overloaded, billing): never a
+   * cooldown; a throttle pauses new placements briefly.
    */
-  transientError?: string;
+  transient?: TransientSignal;
+  /** What the report was read from; absent: structured usage. */
+  format?: ReportFormat;
+  /** True when Claude's output ended before its result: what it proved is kept, its cost is unknown. */
+  partial?: boolean;
+  /** True when the report carried no cost figure (text, empty or partial output): costUsd 0 means unknown. */
+  costUnknown?: boolean;
+  /** What the parser understood or left out, in words, for the reply. */
+  notes?: string[];
+}
+
+/** ReportFormat names what a report was read from. */
+export type ReportFormat = "structured" | "json" | "json_verbose" | "stream_json" | "text" | "empty";
+
+/**
+ * TransientKind: "throttle" is a request-scoped 429 (a per-minute rate
+ * limit, "not your usage limit", an API key's rate limit), which pauses new
+ * placements for its retry-after; the others are recorded and nothing more.
+ */
+export type TransientKind = "throttle" | "overloaded" | "billing" | "server_error";
+
+/** TransientSignal is an upstream refusal that is not a usage limit. */
+export interface TransientSignal {
+  kind: TransientKind;
+  /** The text or signal it was read from. */
+  message: string;
+  /** How long upstream asked to wait (retry-after), when it said. */
+  retryAfterMs?: number;
 }

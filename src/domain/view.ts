@@ -24,6 +24,7 @@ import type {
   PoolState,
   Priority,
   SubscriptionState,
+  Throttle,
   UpstreamObservation,
 } from "./state.js";
 import { sessionsOf } from "./state.js";
@@ -63,6 +64,8 @@ export interface SubscriptionView {
   cooldown?: Cooldown;
   /** Model-scoped cooldowns in force. */
   scopedCooldowns: Cooldown[];
+  /** The throttle pause in force, if any: no new placements until it ends. */
+  throttle?: Throttle;
   /** Observations whose window has not reset, with whether each is past the staleness limit. */
   upstream: { window: LimitWindow; observation: UpstreamObservation; stale: boolean }[];
   /** Hours until weekly use reaches 100% at the current burn rate; undefined when not burning. */
@@ -158,6 +161,7 @@ export function viewSubscription(
     idleSessions: idle,
     cooldown,
     scopedCooldowns: inForce.filter((c) => c.modelScope !== undefined),
+    ...(sub.throttle !== undefined && sub.throttle.until > now ? { throttle: sub.throttle } : {}),
     upstream,
     hoursToExhaustion: burn > 0 ? remainingUsd / burn : undefined,
     validUntil: validUntil(
@@ -201,6 +205,7 @@ function validUntil(sub: SubscriptionState, now: number, staleAfterMs: number, i
   };
   later(sub.window?.end);
   for (const c of sub.cooldowns) later(c.until);
+  later(sub.throttle?.until);
   for (const window of Object.keys(sub.upstream) as LimitWindow[]) {
     const o = sub.upstream[window]!;
     later(o.resetsAt);
@@ -216,7 +221,7 @@ function validUntil(sub: SubscriptionState, now: number, staleAfterMs: number, i
 /**
  * statusOf: paused and cooldown first (an operator's or upstream's word),
  * then limited (a safeguard stops new sessions), then approaching (80% of
- * the way to a safeguard).
+ * the way to a safeguard, or upstream's own allowed_warning).
  */
 function statusOf(v: SubscriptionView, settings: PoolSettings): SubscriptionStatusName {
   if (v.state.paused) return "paused";
@@ -224,11 +229,18 @@ function statusOf(v: SubscriptionView, settings: PoolSettings): SubscriptionStat
   if (v.cooldown !== undefined) return "cooldown";
   const threshold = settings.weeklyBudgetThreshold;
   if (v.weekly.value >= threshold || v.fiveHourCapped || v.sessionCount >= v.cfg.maxSessions) return "limited";
-  if (v.weekly.value >= threshold * APPROACHING || v.fiveHour.value >= APPROACHING) return "approaching";
+  if (v.weekly.value >= threshold * APPROACHING || v.fiveHour.value >= APPROACHING || upstreamWarns(v)) return "approaching";
   return "available";
 }
 
 const APPROACHING = 0.8;
+
+/** upstreamWarns: a fresh reading says a window of the whole subscription passed upstream's warning threshold. */
+function upstreamWarns(v: SubscriptionView): boolean {
+  return v.upstream.some(
+    (u) => !u.stale && u.observation.status === "allowed_warning" && (u.window === "five_hour" || u.window === "seven_day"),
+  );
+}
 
 /** thresholdFor: high priority may spend the reserve the threshold keeps; low stops earlier. */
 export function thresholdFor(priority: Priority, settings: PoolSettings): number {
@@ -266,6 +278,14 @@ export function exclusionOf(
       subscriptionId: id,
       reason: "cooldown",
       detail: `cooling down until ${formatTime(v.cooldown.until)}${v.cooldown.estimated ? " (estimated)" : ""}: ${v.cooldown.reason}`,
+    };
+  }
+  // A throttle is seconds long: sessions held go on, new ones go elsewhere meanwhile.
+  if (v.throttle !== undefined && !need.holdsSlot) {
+    return {
+      subscriptionId: id,
+      reason: "throttled",
+      detail: `throttled until ${formatTime(v.throttle.until)}: ${v.throttle.reason}`,
     };
   }
   const family = modelFamily(need.model);

@@ -18,13 +18,16 @@ import type { StreamGauge } from "./metrics.js";
 import { parseClaudeOutput } from "../domain/claude-output.js";
 import type { PoolHandle } from "../runtime/pool-handle.js";
 import {
+  cooldownToProto,
   exclusionsToProto,
   moveToProto,
   percent,
   priorityFromProto,
+  reportFormatToProto,
   sessionToProto,
   type SubscriptionExtras,
   subscriptionToProto,
+  transientKindToProto,
   windowToProto,
 } from "./to-proto.js";
 import { usageFromProto } from "./usage-from-proto.js";
@@ -33,6 +36,8 @@ import {
   estimatedTokensSchema,
   invalidArgument,
   modelSchema,
+  modelScopeSchema,
+  operatorReasonSchema,
   optionalIdSchema,
   reportProblem,
   sessionIdSchema,
@@ -133,6 +138,7 @@ export function createAuthPoolService(
       const requestId = check(optionalIdSchema, req.requestId, "request_id");
       const report = toReport(req.source, options);
       const result: ReportResult = orThrow(await writer.submit({ kind: "report", sessionId, requestId, report }));
+      const transient = report.transient;
       return {
         duplicate: result.duplicate,
         countedCostUsd: result.countedCostUsd,
@@ -145,6 +151,19 @@ export function createAuthPoolService(
                 resetsAt: timestampFromMs(result.limit.resetsAt),
                 estimated: result.limit.estimated,
                 message: result.limit.message,
+              },
+        format: reportFormatToProto[report.format ?? "structured"],
+        partial: report.partial === true,
+        costUnknown: report.costUnknown === true,
+        notes: replyNotes(report, result),
+        transientError:
+          transient === undefined || result.limit !== undefined
+            ? undefined
+            : {
+                kind: transientKindToProto[transient.kind],
+                message: transient.message,
+                pausedUntil: result.throttle === undefined ? undefined : timestampFromMs(result.throttle.until),
+                estimated: result.throttle?.estimated ?? false,
               },
       };
     },
@@ -267,6 +286,25 @@ export function createAuthPoolService(
       return { subscription: render(result.view) };
     },
 
+    async clearCooldown(req) {
+      const subscriptionId = check(subscriptionIdSchema, req.subscriptionId, "subscription_id");
+      const modelScope = check(modelScopeSchema, req.modelScope, "model_scope");
+      const reason = check(operatorReasonSchema, req.reason, "reason");
+      const result = orThrow(
+        await writer.submit({
+          kind: "clear_cooldown",
+          subscriptionId,
+          ...(modelScope !== "" ? { modelScope } : {}),
+          reason,
+        }),
+      );
+      return {
+        cleared: result.cleared.map(cooldownToProto),
+        throttleCleared: result.throttleCleared,
+        subscription: render(result.view),
+      };
+    },
+
     async reloadConfig() {
       if (options.reload === undefined) {
         throw new ConnectError("this pool was started without a config file to reload", Code.FailedPrecondition);
@@ -311,6 +349,27 @@ function toReport(
     default:
       throw invalidArgument("source", "one of usage or claude_output is required");
   }
+}
+
+/**
+ * replyNotes says in words what a report was understood as, beyond the
+ * parser's own notes: what a transient refusal did, which cooldowns a
+ * fresher reading ended.
+ */
+function replyNotes(report: UsageReport, result: ReportResult): string[] {
+  const notes = [...(report.notes ?? [])];
+  const t = report.transient;
+  if (t !== undefined && result.limit === undefined && !result.duplicate) {
+    notes.push(
+      result.throttle !== undefined
+        ? `${t.kind}, not a usage limit: no new sessions on ${result.view.cfg.id} until ${new Date(result.throttle.until).toISOString()}`
+        : `${t.kind}, not a usage limit: no pause`,
+    );
+  }
+  for (const c of result.healed ?? []) {
+    notes.push(`${c.modelScope ?? c.window} cooldown ended early: a fresher reading shows the window allowed`);
+  }
+  return notes;
 }
 
 /** preciseDuration keeps sub-millisecond precision (durationFromMs wants whole milliseconds). */

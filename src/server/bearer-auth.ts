@@ -17,6 +17,7 @@ export const METHOD_ROLES: Readonly<Record<string, BearerRole>> = Object.freeze(
   SetPaused: "admin",
   SetDrained: "admin",
   ReloadConfig: "admin",
+  ClearCooldown: "admin",
 });
 
 /** METRICS_ROLE is the role GET /metrics needs besides admin. */

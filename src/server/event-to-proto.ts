@@ -85,6 +85,18 @@ export function toPublicEvent(e: PoolEvent): PublicEvent | undefined {
         case: "session",
         value: { sessionId: e.sessionId, subscriptionId: e.subscriptionId, kind: SessionEventKind.ALLOCATED },
       });
+    case "cooldown_cleared":
+      return make(EventType.COOLDOWN_CLEARED, {
+        case: "cooldownCleared",
+        value: {
+          subscriptionId: e.subscriptionId,
+          window: windowToProto[e.window],
+          modelScope: e.modelScope ?? "",
+          cause: e.cause,
+          detail: e.detail,
+          throttle: e.target === "throttle",
+        },
+      });
     case "session_released":
       return make(EventType.SESSION, {
         case: "session",

@@ -1,16 +1,20 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
+  type CooldownSchema,
   ExclusionReason,
   Priority,
+  ReportFormat,
   RotationReason,
   type SessionSchema,
   SessionState,
   SubscriptionState,
   type SubscriptionStatusSchema,
   SubscriptionType,
+  TransientKind,
 } from "../../gen/authpool/v1/auth_pool_pb.js";
 import type {
+  Cooldown as DomainCooldown,
   Exclusion,
   PoolSettings,
   Priority as DomainPriority,
@@ -18,6 +22,7 @@ import type {
   SessionState as DomainSession,
   SubscriptionStatusName,
   SubscriptionView,
+  UsageReport,
 } from "../domain/index.js";
 import { sessionActivity } from "../domain/index.js";
 import type { TranscriptScanStatus } from "../transcripts/index.js";
@@ -50,7 +55,36 @@ const exclusionToProto: Record<Exclusion["reason"], ExclusionReason> = {
   five_hour_exhausted: ExclusionReason.FIVE_HOUR_EXHAUSTED,
   sessions_full: ExclusionReason.SESSIONS_FULL,
   draining: ExclusionReason.DRAINING,
+  throttled: ExclusionReason.THROTTLED,
 };
+
+export const reportFormatToProto: Record<NonNullable<UsageReport["format"]>, ReportFormat> = {
+  structured: ReportFormat.STRUCTURED,
+  json: ReportFormat.JSON,
+  json_verbose: ReportFormat.JSON_VERBOSE,
+  stream_json: ReportFormat.STREAM_JSON,
+  text: ReportFormat.TEXT,
+  empty: ReportFormat.EMPTY,
+};
+
+export const transientKindToProto: Record<NonNullable<UsageReport["transient"]>["kind"], TransientKind> = {
+  throttle: TransientKind.THROTTLE,
+  overloaded: TransientKind.OVERLOADED,
+  billing: TransientKind.BILLING,
+  server_error: TransientKind.SERVER_ERROR,
+};
+
+/** cooldownToProto renders one cooldown (status, and what ClearCooldown cleared). */
+export function cooldownToProto(c: DomainCooldown): MessageInitShape<typeof CooldownSchema> {
+  return {
+    until: timestampFromMs(c.until),
+    since: timestampFromMs(c.since),
+    window: windowToProto[c.window],
+    estimated: c.estimated,
+    reason: c.reason,
+    modelScope: c.modelScope ?? "",
+  };
+}
 
 const typeToProto = {
   "claude-pro": SubscriptionType.CLAUDE_PRO,
@@ -139,17 +173,11 @@ export function subscriptionToProto(
     activeSessions: v.activeSessions,
     idleSessions: v.idleSessions,
     cooldownUntil: v.cooldown === undefined ? undefined : timestampFromMs(v.cooldown.until),
-    cooldown:
-      v.cooldown === undefined
+    cooldown: v.cooldown === undefined ? undefined : cooldownToProto(v.cooldown),
+    throttle:
+      v.throttle === undefined
         ? undefined
-        : {
-            until: timestampFromMs(v.cooldown.until),
-            since: timestampFromMs(v.cooldown.since),
-            window: windowToProto[v.cooldown.window],
-            estimated: v.cooldown.estimated,
-            reason: v.cooldown.reason,
-            modelScope: v.cooldown.modelScope ?? "",
-          },
+        : { since: timestampFromMs(v.throttle.since), until: timestampFromMs(v.throttle.until), reason: v.throttle.reason },
     warnings: [
       ...extras.warnings,
       ...v.scopedCooldowns.map(

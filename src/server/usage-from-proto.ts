@@ -1,6 +1,13 @@
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { LimitWindow, RateLimitStatus, type Usage } from "../../gen/authpool/v1/auth_pool_pb.js";
-import type { LimitSignal, LimitWindow as DomainWindow, ModelUsage, RateLimitReading, UsageReport } from "../domain/index.js";
+import type {
+  LimitSignal,
+  LimitWindow as DomainWindow,
+  ModelUsage,
+  RateLimitReading,
+  TransientSignal,
+  UsageReport,
+} from "../domain/index.js";
 import { modelFamily, zeroTokens } from "../domain/index.js";
 import { parseRateLimitHeaders } from "../domain/rate-limit-headers.js";
 import { epochSecondsToMs } from "../domain/reset-time.js";
@@ -18,7 +25,8 @@ const windowFromProto: Record<LimitWindow, DomainWindow> = {
 /**
  * usageFromProto validates the structured Usage of a report and converts it
  * to the domain's UsageReport. A reading with status REJECTED is the
- * structured form of "you hit your limit".
+ * structured form of "you hit your limit" (except the overage window's:
+ * rejected there only means pay-as-you-go is off).
  */
 export function usageFromProto(u: Usage, now: number): UsageReport {
   check(
@@ -50,7 +58,7 @@ export function usageFromProto(u: Usage, now: number): UsageReport {
     ...(r.resetsAt !== undefined ? { resetsAt: timestampMs(r.resetsAt) } : {}),
   }));
   let limit: LimitSignal | undefined;
-  let transientError: string | undefined;
+  let transient: TransientSignal | undefined;
   if (u.response !== undefined) {
     checkHeaders(u.response.headers, now);
     const fromHeaders = parseRateLimitHeaders(u.response.status, u.response.headers, { now });
@@ -62,9 +70,9 @@ export function usageFromProto(u: Usage, now: number): UsageReport {
     if (problem !== undefined) throw invalidArgument("usage.response.headers", problem);
     readings.push(...fromHeaders.readings);
     limit = fromHeaders.limit;
-    transientError = fromHeaders.transientError;
+    transient = fromHeaders.transient;
   }
-  const rejected = readings.find((r) => r.status === "rejected");
+  const rejected = readings.find((r) => r.status === "rejected" && r.window !== "overage");
   if (limit === undefined && rejected !== undefined) {
     const scope = modelFamily(rejected.window);
     limit = {
@@ -84,7 +92,8 @@ export function usageFromProto(u: Usage, now: number): UsageReport {
     readings,
     ...(u.claudeSessionId !== "" ? { claudeSessionId: u.claudeSessionId } : {}),
     ...(limit !== undefined ? { limit } : {}),
-    ...(transientError !== undefined ? { transientError } : {}),
+    ...(transient !== undefined ? { transient } : {}),
+    format: "structured",
   };
 }
 

@@ -47,6 +47,17 @@ export const modelSchema = z
   .max(MAX_NAME, `must be at most ${MAX_NAME} characters`)
   .refine(noControl, "must not contain control characters");
 
+/** modelScopeSchema: a model family a cooldown can be scoped to, or "" for all. */
+export const modelScopeSchema = z.enum(["", "opus", "sonnet"], { error: 'must be "opus", "sonnet" or empty (every cooldown)' });
+
+const MAX_REASON = 300;
+
+/** operatorReasonSchema: an operator's note, kept in an event and shown by the CLI. */
+export const operatorReasonSchema = z
+  .string()
+  .max(MAX_REASON, `must be at most ${MAX_REASON} characters`)
+  .refine(noControl, "must not contain control characters");
+
 const tokens = z
   .bigint()
   .nonnegative("must be >= 0")

@@ -220,6 +220,7 @@ const HAS_CROSSED = 16;
 const HAS_CALIBRATION = 32;
 const HAS_EXTERNAL_SEEN = 64;
 const PAUSED = 128;
+const HAS_THROTTLE = 256;
 
 function writeSubscription(w: Writer, sub: SubscriptionState): void {
   w.str(sub.id);
@@ -231,7 +232,8 @@ function writeSubscription(w: Writer, sub: SubscriptionState): void {
       (sub.crossed !== undefined ? HAS_CROSSED : 0) |
       (sub.calibration !== undefined ? HAS_CALIBRATION : 0) |
       (sub.externalSeenAt !== undefined ? HAS_EXTERNAL_SEEN : 0) |
-      (sub.paused ? PAUSED : 0),
+      (sub.paused ? PAUSED : 0) |
+      (sub.throttle !== undefined ? HAS_THROTTLE : 0),
   );
   w.num(sub.buckets.length);
   for (const b of sub.buckets) {
@@ -302,6 +304,11 @@ function writeSubscription(w: Writer, sub: SubscriptionState): void {
     }
   }
   if (sub.externalSeenAt !== undefined) w.num(sub.externalSeenAt);
+  if (sub.throttle !== undefined) {
+    w.num(sub.throttle.since);
+    w.num(sub.throttle.until);
+    w.str(sub.throttle.reason);
+  }
 }
 
 function readSubscription(r: Reader): SubscriptionState {
@@ -360,6 +367,7 @@ function readSubscription(r: Reader): SubscriptionState {
     sub.calibration = calibration;
   }
   if ((flags & HAS_EXTERNAL_SEEN) !== 0) sub.externalSeenAt = r.num();
+  if ((flags & HAS_THROTTLE) !== 0) sub.throttle = { since: r.num(), until: r.num(), reason: r.str() };
   return sub;
 }
 

@@ -1,5 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
+import { EventType } from "../../src/client/index.js";
+import { formatEvent } from "../../src/cli/event-line.js";
 import { type TestPool, fixture, startTestPool } from "../support/test-server.js";
 import { runCli } from "./cli-process.js";
 
@@ -30,7 +32,7 @@ describe("authpool --help", () => {
   it("should list every command and the exit codes", async () => {
     const res = await runCli(["--help"]);
     expect(res.code).toBe(0);
-    for (const command of COMMANDS) expect(res.stdout).toMatch(new RegExp(`^  ${command} `, "m"));
+    for (const command of [...COMMANDS, "cooldown"]) expect(res.stdout).toMatch(new RegExp(`^  ${command} `, "m"));
     for (const code of ["0", "1", "2", "3", "4", "5", "75", "78"]) expect(res.stdout).toMatch(new RegExp(`^  ${code} +\\S`, "m"));
   });
 
@@ -41,6 +43,15 @@ describe("authpool --help", () => {
     // Commands that call a pool take the common options; --url is a hidden alias.
     if (!["serve", "init"].includes(command)) expect(res.stdout).toContain("--server <url>");
     expect(res.stdout).not.toContain("--url");
+  });
+});
+
+describe("authpool cooldown clear --help", () => {
+  it("should explain the command and take the common options", async () => {
+    const res = await runCli(["cooldown", "clear", "--help"]);
+    expect(res.code).toBe(0);
+    expect(res.stdout).toContain("Usage: authpool cooldown clear [options] <id>");
+    for (const option of ["--server <url>", "--model <family>", "--reason <text>", "--json"]) expect(res.stdout).toContain(option);
   });
 });
 
@@ -97,6 +108,49 @@ describe("authpool commands against a pool", () => {
     });
     expect(res.code).toBe(0);
     expect(res.stdout).toMatch(/\nlimit reached( \(\w+\))? until \d{4}-\d\d-\d\d \d\d:\d\dZ/);
+  });
+
+  it("should say what text output and a throttle were understood as", async () => {
+    pool = await startTestPool();
+    await pool.grpc.allocate({ sessionId: "s1" });
+    const server = ["--server", pool.server.url];
+    const text = await runCli(["report", "--session", "s1", "-", ...server], { input: "4\n" });
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/^nothing counted \(text output without a cost\) on sub[123] /);
+    const throttle = await runCli(["report", "--session", "s1", "-", ...server], {
+      input: await fixture("claude-cli-real/throttle-retries2-oauth-text.stdout"),
+    });
+    expect(throttle.code, throttle.stderr).toBe(0);
+    expect(throttle.stdout).toMatch(/\nthrottled, not a usage limit: no new sessions there until 2026-11-23 10:01Z \(API Error: Server is temporarily limiting/);
+  });
+
+  it("should clear a cooldown, say what it cleared, and record it as an event", async () => {
+    pool = await startTestPool();
+    const server = ["--server", pool.server.url];
+    const grant = await pool.grpc.allocate({ sessionId: "s1" });
+    const id = grant.outcome.case === "subscription" ? grant.outcome.value.subscriptionId : "";
+    await pool.grpc.reportUsage({ sessionId: "s1", source: { case: "claudeOutput", value: await fixture("claude-cli/limit-weekly.json") } });
+
+    const cleared = await runCli(["cooldown", "clear", id, "--reason", "support lifted it", ...server]);
+    expect(cleared.code, cleared.stderr).toBe(0);
+    expect(cleared.stdout).toBe(`${id}: cleared seven_day (until 2026-11-28 09:00Z)\n${id}: available, 1/15 sessions, weekly 0%\n`);
+    const again = await runCli(["cooldown", "clear", id, "--json", ...server]);
+    expect(JSON.parse(again.stdout)).toMatchObject({ subscription: { id, status: "SUBSCRIPTION_STATE_AVAILABLE" } });
+    expect(JSON.parse(again.stdout).cleared).toBeUndefined();
+
+    // On the public stream, as `authpool events` prints it.
+    const stop = new AbortController();
+    let line = "";
+    for await (const { event } of pool.grpc.streamEvents({ types: [EventType.COOLDOWN_CLEARED] }, { signal: AbortSignal.any([stop.signal, AbortSignal.timeout(5000)]) })) {
+      line = event === undefined ? "" : formatEvent(event);
+      stop.abort();
+      break;
+    }
+    expect(line).toMatch(new RegExp(`  cooldown_cleared  ${id} seven_day cooldown \\(operator\\): cleared by an operator: support lifted it$`));
+
+    const bad = await runCli(["cooldown", "clear", id, "--model", "haiku", ...server]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/model_scope/);
   });
 
   it("should pause and resume a subscription", async () => {

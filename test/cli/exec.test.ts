@@ -251,7 +251,7 @@ describe("runExec()", () => {
 
     expect(result.code).toBe(4);
     expect(result.stdout).toBe("hello, not json\n");
-    expect(result.stderr).toMatch(/^authpool: usage not reported: .+$/m);
+    expect(result.stderr).toMatch(/^authpool: usage not counted: text output: no cost or tokens in it; .+$/m);
   });
 
   it("should forward SIGTERM to the command and exit with 128 + 15", async () => {
@@ -263,7 +263,7 @@ describe("runExec()", () => {
 
     expect(result.code).toBe(143);
     expect(result.stdout).toBe("waiting\n");
-    expect(result.stderr).toMatch(/authpool: usage not reported/);
+    expect(result.stderr).toMatch(/authpool: usage not counted: text output/);
     expect(process.listenerCount("SIGTERM")).toBe(0);
   });
 });

@@ -1,7 +1,7 @@
 import { readFileSync, readdirSync } from "node:fs";
 import { describe, it, expect } from "vitest";
 import { parseClaudeOutput } from "../../src/domain/claude-output.js";
-import type { LimitSignal, RateLimitReading, TokenCounts, UsageReport } from "../../src/domain/usage.js";
+import type { LimitSignal, RateLimitReading, TokenCounts, TransientSignal, UsageReport } from "../../src/domain/usage.js";
 
 const FIXTURES = new URL("../fixtures/claude-cli/", import.meta.url);
 const fixture = (name: string) => readFileSync(new URL(name, FIXTURES), "utf8");
@@ -30,9 +30,9 @@ interface FixtureCase {
   models: string[];
   durationMs: number;
   resultUuid: string | undefined;
-  readings: Array<{ window: string; source?: string; status: string; utilization?: number; resetsAt?: string }>;
+  readings: Array<{ window: string; source?: string; status: string; utilization?: number; resetsAt?: string; surpassedThreshold?: number }>;
   limit?: { window: string; resetsAt: string | undefined; estimated: boolean; message: string; modelScope?: string };
-  transientError?: RegExp;
+  transient?: TransientSignal;
 }
 
 const FIXTURE_CASES: FixtureCase[] = [
@@ -71,7 +71,17 @@ const FIXTURE_CASES: FixtureCase[] = [
     models: ["claude-sonnet-4-5-20250929"],
     durationMs: 9120,
     resultUuid: "e1e2e3e4-0000-4000-8000-000000000003",
-    readings: [{ window: "five_hour", source: "stream", status: "allowed_warning", utilization: 0.82, resetsAt: "2026-11-23T17:00:00.000Z" }],
+    readings: [
+      {
+        window: "five_hour",
+        source: "stream",
+        status: "allowed_warning",
+        utilization: 0.82,
+        resetsAt: "2026-11-23T17:00:00.000Z",
+        surpassedThreshold: 0.75,
+      },
+      { window: "overage", source: "stream", status: "rejected" },
+    ],
   },
   {
     file: "stream-limit.ndjson",
@@ -80,7 +90,10 @@ const FIXTURE_CASES: FixtureCase[] = [
     models: [],
     durationMs: 700,
     resultUuid: "f0f0f0f0-0000-4000-8000-000000000003",
-    readings: [{ window: "five_hour", source: "stream", status: "rejected", utilization: 1, resetsAt: "2026-11-23T18:00:00.000Z" }],
+    readings: [
+      { window: "five_hour", source: "stream", status: "rejected", utilization: 1, resetsAt: "2026-11-23T18:00:00.000Z" },
+      { window: "overage", source: "stream", status: "rejected" },
+    ],
     limit: {
       window: "five_hour",
       resetsAt: "2026-11-23T18:00:00.000Z",
@@ -167,7 +180,10 @@ const FIXTURE_CASES: FixtureCase[] = [
     durationMs: 2210,
     resultUuid: "11111111-2222-4333-8444-555555555555",
     readings: [],
-    transientError: /^API Error: Server is temporarily limiting requests \(not your usage limit\)/,
+    transient: {
+      kind: "throttle",
+      message: "API Error: Server is temporarily limiting requests (not your usage limit) · Rate limited",
+    },
   },
 ];
 
@@ -193,8 +209,7 @@ describe("parseClaudeOutput: fixtures", () => {
     } else {
       expect(report.limit).toBeUndefined();
     }
-    if (expected.transientError) expect(report.transientError).toMatch(expected.transientError);
-    else expect(report.transientError).toBeUndefined();
+    expect(report.transient).toEqual(expected.transient);
   });
 
   it("reads the Claude session id, which ties transcript rows to the report", () => {
@@ -222,16 +237,8 @@ const result = (fields: Record<string, unknown>) =>
 
 const rateLimitEvent = (info: Record<string, unknown>) => JSON.stringify({ type: "rate_limit_event", rate_limit_info: info });
 
-describe("parseClaudeOutput: rejected output", () => {
+describe("parseClaudeOutput: refused output (a result whose numbers are unusable)", () => {
   it.each([
-    { name: "empty", stdout: "", reason: /^no Claude result message found \(empty output\)/ },
-    { name: "whitespace", stdout: "  \n\n ", reason: /^no Claude result message found/ },
-    { name: "garbage text", stdout: "Error: command not found: claude", reason: /^no Claude result message found \(output is not JSON\)/ },
-    { name: "JSON without a result", stdout: '{"type":"system","subtype":"init"}', reason: /^no Claude result message found \(1 JSON message/ },
-    { name: "verbose array without a result", stdout: '[{"type":"system"},{"type":"assistant"}]', reason: /^no Claude result message found \(2 JSON message/ },
-    { name: "JSON scalar", stdout: "42", reason: /^no Claude result message found/ },
-    // NaN is not JSON: the only line is malformed, so there is no result.
-    { name: "NaN cost (invalid JSON)", stdout: '{"type":"result","total_cost_usd":NaN}', reason: /^no Claude result message found/ },
     { name: "negative cost", stdout: result({ total_cost_usd: -0.5 }), reason: /^total_cost_usd: expected a finite number >= 0/ },
     { name: "infinite cost (1e999)", stdout: result({}).replace('"total_cost_usd":0.01', '"total_cost_usd":1e999'), reason: /^total_cost_usd: expected a finite number >= 0, got Infinity/ },
     { name: "string cost", stdout: result({ total_cost_usd: "0.01" }), reason: /^total_cost_usd: expected a finite number >= 0/ },
@@ -248,6 +255,88 @@ describe("parseClaudeOutput: rejected output", () => {
     const parsed = parseClaudeOutput(stdout, OPTIONS);
     expect(parsed.ok).toBe(false);
     if (!parsed.ok) expect(parsed.reason).toMatch(reason);
+  });
+});
+
+describe("parseClaudeOutput: output without a result is answered, not refused", () => {
+  it.each([
+    { name: "empty", stdout: "", format: "empty", partial: undefined },
+    { name: "whitespace", stdout: "  \n\n ", format: "empty", partial: undefined },
+    { name: "garbage text", stdout: "Error: command not found: claude", format: "text", partial: undefined },
+    { name: "an answer in text format", stdout: "4\n", format: "text", partial: undefined },
+    { name: "JSON scalar", stdout: "42", format: "text", partial: undefined },
+    { name: "JSON that is no Claude message", stdout: '{"answer":4}', format: "text", partial: undefined },
+    // NaN is not JSON: the only line is malformed, so this is text.
+    { name: "NaN cost (invalid JSON)", stdout: '{"type":"result","total_cost_usd":NaN}', format: "text", partial: undefined },
+    { name: "stream cut after init", stdout: '{"type":"system","subtype":"init"}', format: "stream_json", partial: true },
+    { name: "verbose array without a result", stdout: '[{"type":"system"},{"type":"assistant"}]', format: "json_verbose", partial: true },
+  ])("$name -> $format, nothing counted", ({ stdout, format, partial }) => {
+    const report = parseOk(stdout);
+    expect(report.format).toBe(format);
+    expect(report.partial).toBe(partial);
+    expect(report.costUnknown).toBe(true);
+    expect(report.costUsd).toBe(0);
+    expect(report.tokens).toEqual(zero);
+    expect(report.limit).toBeUndefined();
+    expect(report.transient).toBeUndefined();
+    expect(report.notes?.length).toBeGreaterThan(0);
+  });
+
+  it("reads a limit from text output only when it is the CLI's own one-line notice", () => {
+    const notice = parseOk("You've hit your weekly limit · resets Nov 28, 4am (America/New_York)\n");
+    expect(notice.format).toBe("text");
+    expect(notice.limit?.window).toBe("seven_day");
+    expect(iso(notice.limit?.resetsAt)).toBe("2026-11-28T09:00:00.000Z");
+    const answer = parseOk("Sure. When you see \"You've hit your weekly limit · resets Nov 28, 4am (America/New_York)\", wait.");
+    expect(answer.limit).toBeUndefined();
+  });
+
+  it("reads a throttle from text output, and a 529 as overloaded", () => {
+    expect(parseOk("API Error: Request rejected (429) · Number of request tokens has exceeded your per-minute rate limit").transient?.kind).toBe(
+      "throttle",
+    );
+    expect(parseOk("API Error: 529 Overloaded. This is a server-side issue, usually temporary").transient?.kind).toBe("overloaded");
+  });
+
+  it("keeps what a cut-short stream proved: readings, the retried error, the session", () => {
+    const stdout = [
+      '{"type":"system","subtype":"init","session_id":"s-1"}',
+      rateLimitEvent({ status: "allowed", rateLimitType: "five_hour", resetsAt: 1795456800, unifiedWindows: { five_hour: { utilization: 0.3, resetsAt: 1795456800, status: "allowed" } } }),
+      '{"type":"system","subtype":"api_retry","attempt":1,"max_retries":10,"retry_delay_ms":3557,"error_status":429,"error":"rate_limit","session_id":"s-1"}',
+      '{"type":"system","subtype":"api_retry","attempt":2,"max_retries":10,"retry_delay_ms":3262,"error_status":429,"error":"rate_limit","session_id":"s-1"}',
+    ].join("\n");
+    const report = parseOk(stdout);
+    expect(report).toMatchObject({ format: "stream_json", partial: true, costUnknown: true, costUsd: 0, claudeSessionId: "s-1" });
+    expect(report.readings).toEqual([{ window: "five_hour", source: "stream", status: "allowed", utilization: 0.3, resetsAt: 1795456800000 }]);
+    expect(report.transient).toEqual({ kind: "throttle", message: "the CLI retried 2 times after HTTP 429 (rate_limit)" });
+    expect(report.limit).toBeUndefined();
+  });
+
+  it("keeps a limit a cut-short stream carried", () => {
+    const stdout = [
+      '{"type":"system","subtype":"init","session_id":"s-2"}',
+      rateLimitEvent({ status: "rejected", rateLimitType: "seven_day", resetsAt: 1795766400 }),
+    ].join("\n");
+    const report = parseOk(stdout);
+    expect(report.partial).toBe(true);
+    expect(report.limit).toEqual<LimitSignal>({
+      window: "seven_day",
+      resetsAt: 1795766400000,
+      estimated: false,
+      message: "rate_limit_event: seven_day rejected",
+    });
+  });
+
+  it("marks a stream that goes on after its last result partial, keeping that result's cost", () => {
+    const stdout = [
+      result({ total_cost_usd: 0.2, uuid: "turn-1" }),
+      '{"type":"assistant","message":{"id":"m2","usage":{"input_tokens":1,"output_tokens":1}}}',
+      '{"type":"system","subtype":"api_retry","attempt":1,"error_status":529,"error":"overloaded"}',
+    ].join("\n");
+    const report = parseOk(stdout);
+    expect(report).toMatchObject({ partial: true, costUsd: 0.2, resultUuid: "turn-1" });
+    expect(report.costUnknown).toBeUndefined();
+    expect(report.transient?.kind).toBe("overloaded");
   });
 });
 
@@ -302,6 +391,7 @@ describe("parseClaudeOutput: behaviour", () => {
       { window: "seven_day", source: "stream", status: "allowed", utilization: 0.4, resetsAt: 1795766400000 },
       { window: "five_hour", source: "stream", status: "rejected", utilization: 1, resetsAt: 1795456800000 },
     ]);
+    expect(report.transient).toBeUndefined();
     expect(report.limit).toEqual<LimitSignal>({
       window: "five_hour",
       resetsAt: Date.parse("2026-11-23T18:00:00Z"),
@@ -359,35 +449,103 @@ describe("parseClaudeOutput: behaviour", () => {
   it("does not read a limit from a successful answer's text", () => {
     const report = parseOk(result({ is_error: false, result: "You've hit your limit · resets 3pm (Europe/Berlin)" }));
     expect(report.limit).toBeUndefined();
-    expect(report.transientError).toBeUndefined();
+    expect(report.transient).toBeUndefined();
   });
 
-  it.each([
+  it.each<{ name: string; fields: Record<string, unknown>; transient: TransientSignal }>([
     {
       name: "529 overloaded",
       fields: { api_error_status: 529, result: 'API Error: 529 {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}' },
-      transient: /overloaded_error/,
+      transient: { kind: "overloaded", message: 'API Error: 529 {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}' },
     },
     {
       name: "request-scoped 429",
       fields: { api_error_status: 429, result: "API Error: 429 Number of request tokens has exceeded your per-minute rate limit" },
-      transient: /per-minute rate limit/,
+      transient: { kind: "throttle", message: "API Error: 429 Number of request tokens has exceeded your per-minute rate limit" },
     },
     {
       name: "unrecognised 429 text",
       fields: { api_error_status: 429, result: "API Error: 429 something else" },
-      transient: /^429: API Error: 429 something else$/,
+      transient: { kind: "throttle", message: "429: API Error: 429 something else" },
     },
     {
       name: "extra usage billing",
       fields: { api_error_status: 400, result: "API Error: 400 Extra usage is not enabled for this organization" },
-      transient: /Extra usage is not enabled/,
+      transient: { kind: "billing", message: "API Error: 400 Extra usage is not enabled for this organization" },
     },
-    { name: "529 without text", fields: { api_error_status: 529 }, transient: /^api_error_status 529$/ },
-  ])("$name -> transientError, no limit", ({ fields, transient }) => {
+    { name: "529 without text", fields: { api_error_status: 529 }, transient: { kind: "overloaded", message: "api_error_status 529" } },
+    { name: "502 without text", fields: { api_error_status: 502 }, transient: { kind: "server_error", message: "api_error_status 502" } },
+  ])("$name -> transient, no limit", ({ fields, transient }) => {
     const report = parseOk(result({ is_error: true, total_cost_usd: 0, ...fields }));
     expect(report.limit).toBeUndefined();
-    expect(report.transientError).toMatch(transient);
+    expect(report.transient).toEqual(transient);
+  });
+
+  it("a rejected rate_limit_event without a window or reset is a throttle, never a limit (2.1.328)", () => {
+    const stdout = [
+      rateLimitEvent({ status: "rejected", isUsingOverage: false }),
+      result({ is_error: true, total_cost_usd: 0, api_error_status: 429, result: "API Error: 429" }),
+    ].join("\n");
+    const report = parseOk(stdout);
+    expect(report.limit).toBeUndefined();
+    expect(report.readings).toEqual([]);
+    expect(report.transient?.kind).toBe("throttle");
+  });
+
+  it("api_error usage_limit_reached is a limit even in a wording no pattern knows", () => {
+    const report = parseOk(result({ is_error: true, total_cost_usd: 0, api_error: "usage_limit_reached", result: "Quota gone until later" }));
+    expect(report.limit).toEqual<LimitSignal>({ window: "unknown", estimated: true, message: "Quota gone until later" });
+    expect(report.transient).toBeUndefined();
+  });
+
+  it("reads unifiedWindows, the representative window and overage of one event (2.1.328)", () => {
+    const stdout = [
+      rateLimitEvent({
+        status: "allowed_warning",
+        resetsAt: 1796558400,
+        rateLimitType: "seven_day",
+        utilization: 0.85,
+        overageStatus: "rejected",
+        overageDisabledReason: "org_level_disabled",
+        isUsingOverage: false,
+        surpassedThreshold: 0.75,
+        unifiedWindows: {
+          five_hour: { utilization: 0.4, resetsAt: 1796221800, status: "allowed" },
+          seven_day: { utilization: 0.85, resetsAt: 1796558400, status: "allowed_warning", surpassedThreshold: 0.75 },
+        },
+      }),
+      result({}),
+    ].join("\n");
+    const report = parseOk(stdout);
+    expect(report.readings).toEqual<RateLimitReading[]>([
+      { window: "five_hour", source: "stream", status: "allowed", utilization: 0.4, resetsAt: 1796221800000 },
+      { window: "seven_day", source: "stream", status: "allowed_warning", utilization: 0.85, resetsAt: 1796558400000, surpassedThreshold: 0.75 },
+      { window: "overage", source: "stream", status: "rejected" },
+    ]);
+    expect(report.notes).toEqual(["upstream warns: seven_day at 85%, past the 75% warning threshold", "overage rejected (org_level_disabled)"]);
+  });
+
+  it("a model-scoped rejection does not hide a rejected window of the whole subscription", () => {
+    const stdout = [
+      rateLimitEvent({
+        status: "rejected",
+        rateLimitType: "seven_day_opus",
+        resetsAt: 1796385600,
+        unifiedWindows: { five_hour: { utilization: 1, resetsAt: 1796218200, status: "rejected" } },
+      }),
+      result({ is_error: true, total_cost_usd: 0 }),
+    ].join("\n");
+    const limit = parseOk(stdout).limit;
+    expect(limit?.window).toBe("five_hour");
+    expect(limit?.modelScope).toBeUndefined();
+  });
+
+  it("takes tokens from the result, never from assistant messages (they carry the stream's start)", () => {
+    const stdout = [
+      '{"type":"assistant","message":{"id":"m1","model":"claude-sonnet-5-5","usage":{"input_tokens":3,"output_tokens":1,"cache_creation_input_tokens":1234,"cache_read_input_tokens":15000}}}',
+      result({ usage: { input_tokens: 3, output_tokens: 12, cache_creation_input_tokens: 1234, cache_read_input_tokens: 15000 } }),
+    ].join("\n");
+    expect(parseOk(stdout).tokens).toEqual(tokens(3, 12, 1234, 15000));
   });
 
   it("error subtypes read limit text from errors[]", () => {

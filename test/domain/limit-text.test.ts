@@ -3,6 +3,7 @@ import {
   MAX_MESSAGE_LENGTH,
   classifyLimitText,
   clipMessage,
+  isCliNotice,
   isTransientThrottle,
   parseLimitText,
 } from "../../src/domain/limit-text.js";
@@ -128,8 +129,28 @@ describe("parseLimitText: usage limits", () => {
 describe("parseLimitText: not usage limits", () => {
   it.each([
     { name: "server throttle", text: "API Error: Server is temporarily limiting requests (not your usage limit) · Rate limited", kind: "server_throttle" },
-    { name: "529 overloaded", text: 'API Error: 529 {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}', kind: "server_throttle" },
+    { name: "529 overloaded", text: 'API Error: 529 {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}', kind: "overloaded" },
+    {
+      name: "2.1.328 529 overloaded",
+      text: "API Error: 529 Overloaded. This is a server-side issue, usually temporary — try again in a moment. If it persists, check https://status.claude.com.",
+      kind: "overloaded",
+    },
     { name: "request-scoped 429", text: "API Error: 429 Number of request tokens has exceeded your per-minute rate limit", kind: "server_throttle" },
+    {
+      name: "2.1.328 throttle, subscription",
+      text: "API Error: Server is temporarily limiting requests (not your usage limit) · Number of request tokens has exceeded your per-minute rate limit",
+      kind: "server_throttle",
+    },
+    {
+      name: "2.1.328 throttle, API key",
+      text: "API Error: Request rejected (429) · Number of request tokens has exceeded your per-minute rate limit",
+      kind: "server_throttle",
+    },
+    {
+      name: "2.1.328 API key's rate limit (request-scoped, not a window)",
+      text: "API Error: Request rejected (429) · This request would exceed your account's rate limit. Please try again later.",
+      kind: "server_throttle",
+    },
     { name: "extra usage billing", text: "You're out of extra usage · resets Dec 1 (UTC)", kind: "billing" },
     { name: "extra usage disabled", text: "API Error: 400 Extra usage is not enabled for this organization", kind: "billing" },
     { name: "ordinary answer", text: "The limit of f(x) as x approaches 0 is 1.", kind: "none" },
@@ -137,12 +158,37 @@ describe("parseLimitText: not usage limits", () => {
   ])("$name", ({ text, kind }) => {
     expect(parseLimitText(text, OPTIONS)).toBeUndefined();
     expect(classifyLimitText(text)).toBe(kind);
-    expect(isTransientThrottle(text)).toBe(kind === "server_throttle");
+    expect(isTransientThrottle(text)).toBe(kind === "server_throttle" || kind === "overloaded");
   });
 
   it("classifies real limits as usage_limit", () => {
     expect(classifyLimitText("You've hit your limit · resets 3pm (Europe/Berlin)")).toBe("usage_limit");
     expect(isTransientThrottle("You've hit your limit · resets 3pm (Europe/Berlin)")).toBe(false);
+  });
+});
+
+describe("isCliNotice: what plain text output is read for", () => {
+  it.each([
+    "You've hit your 5-hour limit · resets 2:30pm (Europe/Berlin)\n",
+    "You've hit your weekly limit · resets Dec 5, 1pm (Europe/Berlin)",
+    "You’ve hit your Opus limit · resets Dec 4, 1pm (Europe/Berlin)",
+    "You're out of usage credits · resets Dec 1, 12am (UTC)",
+    "API Error: Request rejected (429) · This request would exceed your account's rate limit. Please try again later.",
+    "API Error: 529 Overloaded. This is a server-side issue, usually temporary",
+    "Claude AI usage limit reached|1750708800",
+    "5-hour limit reached ∙ resets 5am",
+  ])("a notice: %s", (text) => {
+    expect(isCliNotice(text)).toBe(true);
+  });
+
+  it.each([
+    "4",
+    "",
+    "The answer: You've hit your 5-hour limit · resets 2:30pm (Europe/Berlin)",
+    "You've hit your 5-hour limit · resets 2:30pm (Europe/Berlin)\nand then the model went on",
+    "Rate limits are how APIs say no. API Error: 429 is one of them.",
+  ])("an answer: %j", (text) => {
+    expect(isCliNotice(text)).toBe(false);
   });
 });
 

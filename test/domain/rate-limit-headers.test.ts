@@ -1,7 +1,7 @@
 import { readFileSync, readdirSync } from "node:fs";
 import { describe, it, expect } from "vitest";
 import { limitWindowFromName, parseRateLimitHeaders } from "../../src/domain/rate-limit-headers.js";
-import type { LimitSignal, RateLimitReading } from "../../src/domain/usage.js";
+import type { LimitSignal, RateLimitReading, TransientSignal } from "../../src/domain/usage.js";
 
 const FIXTURES = new URL("../fixtures/headers/", import.meta.url);
 
@@ -19,13 +19,20 @@ const FIXTURE_CASES: Array<{
   file: string;
   readings: RateLimitReading[];
   limit?: LimitSignal;
-  transientError?: RegExp;
+  transient?: TransientSignal;
 }> = [
   {
     file: "200-allowed-warning.json",
     readings: [
       { window: "five_hour", source: "headers", status: "allowed", utilization: 0.41, resetsAt: at("2026-11-23T18:00:00Z") },
-      { window: "seven_day", source: "headers", status: "allowed_warning", utilization: 0.91, resetsAt: at("2026-11-27T08:00:00Z") },
+      {
+        window: "seven_day",
+        source: "headers",
+        status: "allowed_warning",
+        utilization: 0.91,
+        resetsAt: at("2026-11-27T08:00:00Z"),
+        surpassedThreshold: 0.9,
+      },
     ],
   },
   {
@@ -42,8 +49,12 @@ const FIXTURE_CASES: Array<{
       message: "HTTP 429: five_hour rejected, retry-after 2094s",
     },
   },
-  { file: "429-request-scoped.json", readings: [], transientError: /^HTTP 429 request-scoped rate limit \(retry-after 3s\)$/ },
-  { file: "529-overloaded.json", readings: [], transientError: /^HTTP 529 overloaded$/ },
+  {
+    file: "429-request-scoped.json",
+    readings: [],
+    transient: { kind: "throttle", message: "HTTP 429 request-scoped rate limit (retry-after 3s)", retryAfterMs: 3000 },
+  },
+  { file: "529-overloaded.json", readings: [], transient: { kind: "overloaded", message: "HTTP 529 overloaded" } },
 ];
 
 describe("parseRateLimitHeaders: fixtures", () => {
@@ -51,13 +62,12 @@ describe("parseRateLimitHeaders: fixtures", () => {
     expect(FIXTURE_CASES.map((c) => c.file).sort()).toEqual(readdirSync(FIXTURES).sort());
   });
 
-  it.each(FIXTURE_CASES)("$file", ({ file, readings, limit, transientError }) => {
+  it.each(FIXTURE_CASES)("$file", ({ file, readings, limit, transient }) => {
     const { status, headers } = fixture(file);
     const parsed = parseRateLimitHeaders(status, headers, { now: NOW });
     expect(parsed.readings).toEqual(readings);
     expect(parsed.limit).toEqual(limit);
-    if (transientError) expect(parsed.transientError).toMatch(transientError);
-    else expect(parsed.transientError).toBeUndefined();
+    expect(parsed.transient).toEqual(transient);
   });
 });
 
@@ -151,13 +161,30 @@ describe("parseRateLimitHeaders: behaviour", () => {
     expect(parsed.limit).toBeUndefined();
   });
 
-  it.each([
-    { name: "503", status: 503, transient: /^HTTP 503 upstream error$/ },
-    { name: "429 without retry-after", status: 429, transient: /^HTTP 429 request-scoped rate limit$/ },
-  ])("$name -> transientError", ({ status, transient }) => {
+  it.each<{ name: string; status: number; transient: TransientSignal }>([
+    { name: "503", status: 503, transient: { kind: "server_error", message: "HTTP 503 upstream error" } },
+    { name: "429 without retry-after", status: 429, transient: { kind: "throttle", message: "HTTP 429 request-scoped rate limit" } },
+  ])("$name -> transient, no limit", ({ status, transient }) => {
     const parsed = parseRateLimitHeaders(status, {}, { now: NOW });
     expect(parsed.limit).toBeUndefined();
-    expect(parsed.transientError).toMatch(transient);
+    expect(parsed.transient).toEqual(transient);
+  });
+
+  it("a 429's retry-after (seconds or an HTTP date) is the throttle's pause", () => {
+    const seconds = parseRateLimitHeaders(429, { "retry-after": "42" }, { now: NOW });
+    expect(seconds.transient?.retryAfterMs).toBe(42_000);
+    const date = parseRateLimitHeaders(429, { "Retry-After": new Date(NOW + 90_000).toUTCString() }, { now: NOW });
+    expect(date.transient?.retryAfterMs).toBe(90_000);
+  });
+
+  it("an allowed_warning window without a utilization is used at least its surpassed threshold", () => {
+    const parsed = parseRateLimitHeaders(200, { [`${P}7d-status`]: "allowed_warning", [`${P}7d-surpassed-threshold`]: "0.75" }, { now: NOW });
+    expect(parsed.readings).toEqual([
+      { window: "seven_day", source: "headers", status: "allowed_warning", utilization: 0.75, surpassedThreshold: 0.75 },
+    ]);
+    // A threshold that is not a fraction is not one.
+    const bad = parseRateLimitHeaders(200, { [`${P}7d-status`]: "allowed_warning", [`${P}7d-surpassed-threshold`]: "75" }, { now: NOW });
+    expect(bad.readings).toEqual([{ window: "seven_day", source: "headers", status: "allowed_warning" }]);
   });
 
   it("ignores malformed values", () => {
@@ -167,7 +194,7 @@ describe("parseRateLimitHeaders: behaviour", () => {
       { now: NOW },
     );
     expect(parsed.readings).toEqual([]);
-    expect(parsed.transientError).toBeUndefined();
+    expect(parsed.transient).toBeUndefined();
   });
 
   it("accepts array header values (Node IncomingHttpHeaders)", () => {

@@ -1,6 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
-import { type AuthPoolClient, Priority, SubscriptionState } from "../../src/client/index.js";
+import { type AuthPoolClient, LimitWindow, Priority, ReportFormat, SubscriptionState, TransientKind } from "../../src/client/index.js";
 import { HOUR_MS, MINUTE_MS } from "../../src/domain/index.js";
 import { type TestPool, fixture, startTestPool } from "../support/test-server.js";
 
@@ -171,6 +171,54 @@ describe("ReportUsage with API response headers", () => {
   });
 });
 
+describe("ReportUsage: estimated cooldowns heal", () => {
+  it("ends a cooldown whose reset was a guess when a real CLI's rate_limit_event shows the window allowed", async () => {
+    const p = await start();
+    const { subscriptionId } = grantOf(await p.grpc.allocate({ sessionId: "s1" }));
+    // 1.0.89-era wording, no zone: 5am in cooldown.timeZone, estimated.
+    const limited = await p.grpc.reportUsage({ sessionId: "s1", source: { case: "claudeOutput", value: await fixture("claude-cli/limit-legacy-5h.json") } });
+    expect(limited.limit).toMatchObject({ window: LimitWindow.FIVE_HOUR, estimated: true });
+    expect(limited.subscription?.status).toBe(SubscriptionState.COOLDOWN);
+    // A run already on it (or a gateway's probe) comes back with five_hour allowed at 12% (Claude Code 2.1.328).
+    p.clock.advance(10 * MINUTE_MS);
+    const healed = await p.grpc.reportUsage({
+      sessionId: "s1",
+      source: { case: "claudeOutput", value: await fixture("claude-cli-real/ok-oauth-stream-json.stdout") },
+    });
+    expect(healed.subscription?.status).toBe(SubscriptionState.AVAILABLE);
+    expect(healed.subscription?.cooldown).toBeUndefined();
+    expect(healed.notes).toContain("five_hour cooldown ended early: a fresher reading shows the window allowed");
+    expect(healed.countedCostUsd).toBe(0.004711);
+    expect(grantOf(await p.grpc.allocate({ sessionId: "s1" }))).toMatchObject({ subscriptionId, resumed: true });
+  });
+});
+
+describe("ReportUsage: throttles from response headers", () => {
+  it("pauses new placements for the retry-after a request-scoped 429 gave, records no usage, and is no cooldown", async () => {
+    const p = await start();
+    const { subscriptionId } = grantOf(await p.grpc.allocate({ sessionId: "h" }));
+    const captured = JSON.parse(await fixture("headers/429-request-scoped.json")) as { status: number; headers: Record<string, string> };
+    const res = await p.grpc.reportUsage({
+      sessionId: "h",
+      source: { case: "usage", value: { costUsd: 0, response: { status: captured.status, headers: captured.headers } } },
+    });
+    expect(res.format).toBe(ReportFormat.STRUCTURED);
+    expect(res.limit).toBeUndefined();
+    expect(res.transientError).toMatchObject({ kind: TransientKind.THROTTLE, estimated: false });
+    // retry-after: 3 in the fixture.
+    expect(Number(res.transientError?.pausedUntil?.seconds) * 1000).toBe(p.clock.now() + 3000);
+    expect(res.subscription?.status).toBe(SubscriptionState.AVAILABLE);
+    expect(res.subscription?.throttle?.reason).toMatch(/^HTTP 429 request-scoped rate limit/);
+    const status = await p.grpc.getPoolStatus({ includeSessions: true });
+    expect(status.sessions.find((s) => s.sessionId === "h")?.requests).toBe(0);
+    for (let i = 0; i < 4; i++) expect(grantOf(await p.grpc.allocate({ sessionId: `n${i}` })).subscriptionId).not.toBe(subscriptionId);
+    expect(grantOf(await p.grpc.allocate({ sessionId: "h" }))).toMatchObject({ subscriptionId, resumed: true });
+    p.clock.advance(3000);
+    const after = await p.grpc.getPoolStatus({});
+    expect(after.subscriptions.find((s) => s.id === subscriptionId)?.throttle).toBeUndefined();
+  });
+});
+
 describe("Allocate safeguards", () => {
   it("answers RESOURCE_EXHAUSTED when every subscription is full and fallback is off", async () => {
     const p = await start({ fallbackWhenExhausted: false });
@@ -281,8 +329,12 @@ describe("bad input", () => {
     ["ReportUsage: negative tokens", (c) => c.reportUsage({ sessionId: "held", source: { case: "usage", value: { costUsd: 1, outputTokens: -5n } } }), Code.InvalidArgument, /usage\.output_tokens/],
     ["ReportUsage: negative model cost", (c) => c.reportUsage({ sessionId: "held", source: { case: "usage", value: { costUsd: 1, modelUsage: { m: { costUsd: -2 } } } } }), Code.InvalidArgument, /usage\.model_usage\.m\.cost_usd/],
     ["ReportUsage: 2 MB claude_output", (c) => c.reportUsage({ sessionId: "held", source: { case: "claudeOutput", value: big } }), Code.InvalidArgument, /claude_output/],
-    ["ReportUsage: garbage claude_output", (c) => c.reportUsage({ sessionId: "held", source: { case: "claudeOutput", value: "garbage \u0000 text {" } }), Code.InvalidArgument, /claude_output/],
-    ["ReportUsage: empty claude_output", (c) => c.reportUsage({ sessionId: "held", source: { case: "claudeOutput", value: "" } }), Code.InvalidArgument, /claude_output/],
+    [
+      "ReportUsage: claude_output result with a negative cost",
+      (c) => c.reportUsage({ sessionId: "held", source: { case: "claudeOutput", value: '{"type":"result","is_error":false,"total_cost_usd":-1}' } }),
+      Code.InvalidArgument,
+      /claude_output/,
+    ],
     ["Release: missing session id", (c) => c.release({}), Code.InvalidArgument, /session_id/],
     ["Release: overlong session id", (c) => c.release({ sessionId: "x".repeat(300) }), Code.InvalidArgument, /session_id/],
     ["SetPaused: unknown subscription", (c) => c.setPaused({ subscriptionId: "nope", paused: true }), Code.NotFound, /nope/],

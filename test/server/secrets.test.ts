@@ -206,7 +206,7 @@ describe("secrets", () => {
         await client.reportUsage({ sessionId: "s1", requestId: "r1", source: { case: "claudeOutput", value: JSON.stringify(answer) } });
         await client.reportUsage({ sessionId: "s2", requestId: "r2", source: { case: "claudeOutput", value: await fixture("claude-cli/limit-current.json") } });
         record("refused report (malformed output quoting the key)", await errorText(
-          client.reportUsage({ sessionId: "s3", requestId: "r3", source: { case: "claudeOutput", value: `{"type":"result","total_cost_usd":"${SECRETS.apiKey}"` } }),
+          client.reportUsage({ sessionId: "s3", requestId: "r3", source: { case: "claudeOutput", value: `{"type":"result","total_cost_usd":"${SECRETS.apiKey}"}` } }),
         ));
         await client.release({ sessionId: "s4" });
         record("rebalance", JSON.stringify(await admin.rebalance({ dryRun: false }), (_k, v: unknown) => (typeof v === "bigint" ? String(v) : v)));
