@@ -13,6 +13,7 @@ const STATE_NAMES: Record<SubscriptionState, string> = {
   [SubscriptionState.COOLDOWN]: "cooldown",
   [SubscriptionState.PAUSED]: "paused",
   [SubscriptionState.DRAINING]: "draining",
+  [SubscriptionState.SIGNED_OUT]: "signed out",
 };
 
 /** stateName is a SubscriptionState as operators say it: "available", "cooldown". */

@@ -109,6 +109,12 @@ export function applyEvent(state: PoolState, event: PoolEvent): void {
       sub.cooldowns = sub.cooldowns.filter((c) => !(c.modelScope === event.modelScope && c.until <= event.at));
       return;
     }
+    case "credentials_changed": {
+      const sub = subscription(state, event.subscriptionId);
+      if (event.status === "ok") delete sub.login;
+      else sub.login = { status: event.status, reason: event.reason, since: event.at };
+      return;
+    }
     case "throttled":
       subscription(state, event.subscriptionId).throttle = { since: event.at, until: event.until, reason: event.reason };
       return;

@@ -1,7 +1,7 @@
 import type { Exclusion } from "./events.js";
 import type { RebalanceMove } from "./rebalance.js";
 import type { PoolSettings } from "./settings.js";
-import type { Priority, SessionState } from "./state.js";
+import type { LoginStatus, Priority, SessionState } from "./state.js";
 import type { Cooldown } from "./state.js";
 import type { TranscriptRow } from "./transcript.js";
 import type { LimitSignal, ModelScope, RateLimitReading, UsageReport } from "./usage.js";
@@ -60,6 +60,16 @@ export type Command =
       subscriptionId: string;
       modelScope?: ModelScope;
       /** The operator's words, kept in the event. */
+      reason: string;
+    }
+  | {
+      /**
+       * What a check of the config dir and credentials found: "ok", or why
+       * Claude cannot run there. Recorded only when it changes.
+       */
+      kind: "credentials";
+      subscriptionId: string;
+      status: LoginStatus | "ok";
       reason: string;
     }
   | {
@@ -192,6 +202,7 @@ export interface ResultMap {
   observe: ObservedResult | Rejection;
   reconcile: ReconciledResult | Rejection;
   clear_cooldown: ClearedResult | Rejection;
+  credentials: { kind: "credentials"; changed: boolean } | Rejection;
 }
 
 export type ResultOf<C extends Command> = ResultMap[C["kind"]];

@@ -221,6 +221,17 @@ export class Pool {
         return this.reconcile(command, now, emit);
       case "clear_cooldown":
         return this.clearCooldown(command, now, emit);
+      case "credentials": {
+        const sub = this.state.subscriptions.get(command.subscriptionId);
+        if (sub === undefined || this.settingsOf(command.subscriptionId) === undefined) {
+          return { kind: "rejected", code: "not_found", message: `unknown subscription ${command.subscriptionId}` };
+        }
+        const same =
+          command.status === "ok" ? sub.login === undefined : sub.login?.status === command.status && sub.login?.reason === command.reason;
+        if (same) return { kind: "credentials", changed: false };
+        emit({ type: "credentials_changed", subscriptionId: command.subscriptionId, status: command.status, reason: command.reason });
+        return { kind: "credentials", changed: true };
+      }
     }
   }
 

@@ -1,5 +1,5 @@
 import type { SubscriptionSettings } from "./settings.js";
-import type { Priority } from "./state.js";
+import type { LoginStatus, Priority } from "./state.js";
 import type { LimitWindow, ModelScope, ModelUsage, RateLimitReading, TokenCounts } from "./usage.js";
 
 /**
@@ -18,7 +18,8 @@ export type ExclusionReason =
   | "weekly_threshold"
   | "five_hour_exhausted"
   | "sessions_full"
-  | "throttled";
+  | "throttled"
+  | LoginStatus;
 
 export interface Exclusion {
   subscriptionId: string;
@@ -28,7 +29,7 @@ export interface Exclusion {
 
 export type RotationReason = "rebalance" | "cooldown" | "drain" | "not_eligible";
 
-export type SubscriptionStatusName = "available" | "approaching" | "limited" | "cooldown" | "paused" | "draining";
+export type SubscriptionStatusName = "available" | "approaching" | "limited" | "cooldown" | "paused" | "draining" | "signed_out";
 
 export type EventBody =
   | {
@@ -139,6 +140,16 @@ export type EventBody =
       modelScope?: ModelScope;
       cause: "operator" | "upstream";
       detail: string;
+    }
+  | {
+      /**
+       * A check of the subscription's config dir and credentials found it
+       * unusable (status) or usable again ("ok"); only changes are recorded.
+       */
+      type: "credentials_changed";
+      subscriptionId: string;
+      status: LoginStatus | "ok";
+      reason: string;
     }
   | { type: "paused_set"; subscriptionId: string; paused: boolean }
   | {

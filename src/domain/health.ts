@@ -38,6 +38,8 @@ export interface HealthInput {
   weights: HealthWeights;
   /** The trailing hour's cost when the caller has already summed it; derived from sub otherwise. */
   burnRateUsdPerHour?: number;
+  /** Why the subscription can take nothing now (paused, signed out, cooling down): every component scores 0. */
+  blockedBy?: string;
 }
 
 /** computeHealth scores one subscription; deterministic in its input. */
@@ -71,6 +73,12 @@ export function computeHealth(input: HealthInput): Health {
       detail: idle === 1 ? "no active session" : `${input.activeSessions} active sessions`,
     },
   ];
+  if (input.blockedBy !== undefined) {
+    for (const c of components) {
+      c.points = 0;
+      c.detail = `${c.detail}; 0 while ${input.blockedBy}`;
+    }
+  }
   const score = round2(components.reduce((s, c) => s + c.points, 0));
   return { score: Math.min(100, Math.max(0, score)), components };
 }

@@ -66,6 +66,8 @@ function reasonFor(v: SubscriptionView, previous: SubscriptionStatusName, settin
   switch (v.status) {
     case "paused":
       return "paused by an operator";
+    case "signed_out":
+      return v.state.login?.reason ?? "cannot sign in";
     case "draining":
       return v.state.drain?.cause === "removed" ? "removed from the config; finishing its sessions" : "drained by an operator";
     case "cooldown":
@@ -80,6 +82,7 @@ function reasonFor(v: SubscriptionView, previous: SubscriptionStatusName, settin
       if (previous === "cooldown") return "cooldown ended";
       if (previous === "paused") return "resumed by an operator";
       if (previous === "draining") return "no longer draining";
+      if (previous === "signed_out") return "signed in again";
       return "below every safeguard";
   }
 }

@@ -51,6 +51,15 @@ export interface Throttle {
   reason: string;
 }
 
+/** LoginProblem: why Claude cannot sign in with a subscription's config dir. */
+export interface LoginProblem {
+  status: LoginStatus;
+  reason: string;
+  since: number;
+}
+
+export type LoginStatus = "no_credentials" | "credentials_expired" | "login_required";
+
 /** UpstreamObservation is the freshest utilization upstream reported for a window. */
 export interface UpstreamObservation {
   /** 0-1 fraction. */
@@ -105,6 +114,12 @@ export interface SubscriptionState {
   cooldowns: Cooldown[];
   /** The last throttle pause; in force while `until` is ahead. */
   throttle?: Throttle;
+  /**
+   * Set while Claude cannot run on this subscription: its config dir or
+   * credentials are missing, its token expired with no way to refresh, or
+   * its refresh token is dead. Cleared when a check finds it usable.
+   */
+  login?: LoginProblem;
   paused: boolean;
   /** Set while draining; "removed" keeps the settings of a subscription a reload dropped. */
   drain?: { cause: "operator" | "removed"; settings?: SubscriptionSettings };

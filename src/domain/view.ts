@@ -126,6 +126,7 @@ export function viewSubscription(
     now,
     weights: settings.health.weights,
     burnRateUsdPerHour: burn,
+    ...(blockedBy(sub, cooldown) !== undefined ? { blockedBy: blockedBy(sub, cooldown)! } : {}),
   });
   const upstream: SubscriptionView["upstream"] = [];
   for (const window of Object.keys(sub.upstream) as LimitWindow[]) {
@@ -223,8 +224,21 @@ function validUntil(sub: SubscriptionState, now: number, staleAfterMs: number, i
  * then limited (a safeguard stops new sessions), then approaching (80% of
  * the way to a safeguard, or upstream's own allowed_warning).
  */
+/**
+ * blockedBy says why the subscription can take no session at all now
+ * (paused, signed out, cooling down): its health is then 0, whatever its
+ * windows say, so a score never reads healthy for an account that cannot run.
+ */
+function blockedBy(sub: SubscriptionState, cooldown: Cooldown | undefined): string | undefined {
+  if (sub.paused) return "paused";
+  if (sub.login !== undefined) return sub.login.status.replaceAll("_", " ");
+  if (cooldown !== undefined) return "cooling down";
+  return undefined;
+}
+
 function statusOf(v: SubscriptionView, settings: PoolSettings): SubscriptionStatusName {
   if (v.state.paused) return "paused";
+  if (v.state.login !== undefined) return "signed_out";
   if (v.state.drain !== undefined) return "draining";
   if (v.cooldown !== undefined) return "cooldown";
   const threshold = settings.weeklyBudgetThreshold;
@@ -265,6 +279,8 @@ export function exclusionOf(
 ): Exclusion | undefined {
   const id = v.cfg.id;
   if (v.state.paused) return { subscriptionId: id, reason: "paused", detail: "paused by an operator" };
+  // Claude cannot run there at all: sessions held there must move too.
+  if (v.state.login !== undefined) return { subscriptionId: id, reason: v.state.login.status, detail: v.state.login.reason };
   // A session already there finishes there; only new ones go elsewhere.
   if (v.state.drain !== undefined && !need.holdsSlot) {
     return {

@@ -45,6 +45,7 @@ export const statusToProto: Record<SubscriptionStatusName, SubscriptionState> = 
   cooldown: SubscriptionState.COOLDOWN,
   paused: SubscriptionState.PAUSED,
   draining: SubscriptionState.DRAINING,
+  signed_out: SubscriptionState.SIGNED_OUT,
 };
 
 const exclusionToProto: Record<Exclusion["reason"], ExclusionReason> = {
@@ -56,6 +57,9 @@ const exclusionToProto: Record<Exclusion["reason"], ExclusionReason> = {
   sessions_full: ExclusionReason.SESSIONS_FULL,
   draining: ExclusionReason.DRAINING,
   throttled: ExclusionReason.THROTTLED,
+  no_credentials: ExclusionReason.NO_CREDENTIALS,
+  credentials_expired: ExclusionReason.CREDENTIALS_EXPIRED,
+  login_required: ExclusionReason.LOGIN_REQUIRED,
 };
 
 export const reportFormatToProto: Record<NonNullable<UsageReport["format"]>, ReportFormat> = {
