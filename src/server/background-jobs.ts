@@ -1,4 +1,5 @@
 import type { PoolConfig } from "../config/index.js";
+import { type CredentialSettings, type CredentialSnapshot, type CredentialStatus, CredentialManager } from "../credentials/index.js";
 import { type Clock, MINUTE_MS, nextCooldownEnd } from "../domain/index.js";
 import { startLogNotifier } from "../notify/log-notifier.js";
 import { WebhookDispatcher } from "../notify/webhook-dispatcher.js";
@@ -13,10 +14,11 @@ import type { NotificationSnapshot } from "./notification-status.js";
 
 /**
  * BackgroundJobs is the work only the writer of a store does: the sweep,
- * rebalancing, upstream polling, transcript reading, webhook delivery (with
- * its cursor) and log notifications. It runs on the instance holding the
- * lease and moves with it: started at a takeover, stopped at a step-down,
- * so nothing runs on two instances and nothing stops after a failover.
+ * rebalancing, upstream polling, transcript reading, managed credential
+ * refresh, webhook delivery (with its cursor) and log notifications. It
+ * runs on the instance holding the lease and moves with it: started at a
+ * takeover, stopped at a step-down, so nothing runs on two instances and
+ * nothing stops after a failover.
  */
 export interface BackgroundJobsOptions {
   pool: PoolHandle;
@@ -29,12 +31,18 @@ export interface BackgroundJobsOptions {
   /** Real-time poll of the scheduler in ms; 0: tests call runDue(). */
   schedulerPollMs: number;
   webhookBackoff?: { baseMs: number; maxMs: number };
+  /**
+   * Hears every change of a managed login's status (and every refresh the
+   * pool made). Default: a log line. No secrets are passed.
+   */
+  onCredentialStatus?: (subscriptionId: string, status: CredentialStatus) => void;
 }
 
 export class BackgroundJobs {
   private readonly options: BackgroundJobsOptions;
   private poller: UsagePoller | undefined;
   private reconciler: TranscriptReconciler | undefined;
+  private credentials: CredentialManager | undefined;
   private scheduler: Scheduler | undefined;
   private dispatcher: WebhookDispatcher | undefined;
   private stopLogNotifier: (() => void) | undefined;
@@ -83,6 +91,8 @@ export class BackgroundJobs {
     this.dispatcher = undefined;
     this.poller = undefined;
     this.reconciler = undefined;
+    // A check in flight finishes under Claude Code's refresh lock; the next leader waits for that lock.
+    this.credentials = undefined;
   }
 
   /** configure rebuilds the pollers from a (reloaded) config. */
@@ -90,6 +100,9 @@ export class BackgroundJobs {
     if (!this.running) return;
     this.poller = this.createPoller(config);
     this.reconciler = this.createReconciler(config);
+    // Reconfigured, not replaced: per config dir one refresh at a time, also across a reload.
+    if (this.credentials === undefined) this.credentials = this.createCredentialManager(config);
+    else this.credentials.configure(credentialSettings(config));
   }
 
   /** runDue runs the jobs the clock says are due (tests). */
@@ -103,6 +116,11 @@ export class BackgroundJobs {
 
   transcriptStatus(id: string) {
     return this.reconciler?.status(id);
+  }
+
+  /** credentialStatus is a managed login's state (no secrets); undefined when not managed or not leading. */
+  credentialStatus(id: string): CredentialSnapshot | undefined {
+    return this.credentials?.status(id);
   }
 
   notificationStatus(): NotificationSnapshot | undefined {
@@ -146,6 +164,13 @@ export class BackgroundJobs {
         wakeAt: () => (this.reconciler?.neverScanned === true ? 0 : undefined),
       },
       {
+        name: "credentials",
+        // Each managed login has its own next check; the manager knows it.
+        everyMs: config().credentials.checkIntervalSeconds * 1000,
+        run: async () => this.credentials?.checkDue(),
+        wakeAt: () => this.credentials?.nextDueAt(),
+      },
+      {
         name: "rebalance",
         everyMs: config().rebalancing.intervalSeconds * 1000,
         run: async () => {
@@ -173,6 +198,23 @@ export class BackgroundJobs {
     });
   }
 
+  private createCredentialManager(cfg: PoolConfig): CredentialManager {
+    const { clock, logger } = this.options;
+    const onStatus =
+      this.options.onCredentialStatus ??
+      ((subscriptionId: string, status: CredentialStatus) => {
+        const fields = {
+          subscriptionId,
+          status: status.kind,
+          ...(status.reason !== undefined ? { reason: status.reason } : {}),
+          ...(status.expiresAt !== undefined ? { expiresAt: new Date(status.expiresAt).toISOString() } : {}),
+        };
+        if (status.kind === "ok" || status.kind === "refreshed") logger.info("credentials status", fields);
+        else logger.warn("credentials status", fields);
+      });
+    return new CredentialManager({ ...credentialSettings(cfg), clock, logger, onStatus });
+  }
+
   private createReconciler(cfg: PoolConfig): TranscriptReconciler | undefined {
     const followed = cfg.subscriptions.filter((s) => s.transcripts);
     if (followed.length === 0) return undefined;
@@ -190,4 +232,18 @@ export class BackgroundJobs {
       },
     });
   }
+}
+
+/** credentialSettings: the managed subscriptions and the refresh settings of a config. */
+function credentialSettings(cfg: PoolConfig): CredentialSettings {
+  const c = cfg.credentials;
+  return {
+    subscriptions: cfg.subscriptions.filter((s) => s.manageCredentials).map((s) => ({ id: s.id, configDir: s.configDir })),
+    tokenEndpoint: c.tokenEndpoint,
+    clientId: c.clientId,
+    refreshBeforeMs: c.refreshBeforeMinutes * MINUTE_MS,
+    checkIntervalMs: c.checkIntervalSeconds * 1000,
+    timeoutMs: c.timeoutSeconds * 1000,
+    backoff: { minMs: c.backoffMinSeconds * 1000, maxMs: c.backoffMaxSeconds * 1000 },
+  };
 }

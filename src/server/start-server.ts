@@ -162,6 +162,16 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
       config: () => config,
       schedulerPollMs: options.schedulerPollMs ?? 1000,
       ...(options.webhookBackoff !== undefined ? { webhookBackoff: options.webhookBackoff } : {}),
+      // A managed login's status is journaled: a dead one is excluded (and
+      // announced) until it works again; only changes are recorded.
+      onCredentialStatus: (subscriptionId, status) => {
+        host
+          .submit({ kind: "credentials", subscriptionId, status: status.kind === "refreshed" ? "ok" : status.kind, reason: status.reason ?? "" })
+          .catch((error: unknown) => logger.warn("credentials status not recorded", { subscription: subscriptionId, error: String(error) }));
+        if (status.kind !== "ok" && status.kind !== "refreshed") {
+          logger.warn("managed credentials", { subscription: subscriptionId, status: status.kind, ...(status.reason !== undefined ? { reason: status.reason } : {}) });
+        }
+      },
     });
     if (host.role === "leader") await jobs.start();
     else logger.warn(standbyMessage(host), { role: "standby", leader: host.lease?.holder ?? "none", address: host.lease?.address ?? "" });
@@ -237,8 +247,12 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
               const list = warnings.get(id) ?? [];
               const polling = backgroundJobs.pollingStatus(id);
               const transcripts = backgroundJobs.transcriptStatus(id);
+              const login = backgroundJobs.credentialStatus(id);
+              const shown = [...list];
+              if (polling?.lastError !== undefined) shown.push(`usage endpoint: ${polling.lastError}`);
+              if (login?.lastError !== undefined) shown.push(`managed credentials: ${login.lastError}`);
               return {
-                warnings: polling?.lastError === undefined ? list : [...list, `usage endpoint: ${polling.lastError}`],
+                warnings: shown,
                 ...(polling !== undefined ? { polling } : {}),
                 ...(transcripts !== undefined ? { transcripts } : {}),
               };

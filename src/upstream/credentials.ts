@@ -1,9 +1,10 @@
 /**
  * The OAuth access token Claude Code keeps in `<configDir>/.credentials.json`,
- * read strictly read-only. The pool never writes or refreshes it: the CLI
- * rotates refresh tokens itself, and a second party refreshing would log the
- * CLI out. Failure reasons are shown to operators, so they never carry the
- * token (nor parser messages, which may quote the file).
+ * read strictly read-only here, for the usage poll. Only the credential
+ * manager (src/credentials/, opt-in per subscription) ever renews it, under
+ * Claude Code's own refresh lock so the CLI never races it. Failure reasons
+ * are shown to operators, so they never carry the token (nor parser
+ * messages, which may quote the file).
  */
 
 import { readFile } from "node:fs/promises";
