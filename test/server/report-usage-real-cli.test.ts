@@ -6,8 +6,8 @@
  * throttle as a short pause and never a cooldown, a 529 as nothing at all,
  * partial and text output answered with what they proved.
  *
- * The captures (test/fixtures/claude-cli-real/, copied from
- * ../shared/claude-cli-real/captures/) were made on 2026-12-02 around
+ * The captures (test/fixtures/claude-cli-real/, copied from the
+ * team's claude-cli-real capture set) were made on 2026-12-02 around
  * 11:20 UTC with TZ=Europe/Berlin; index.json gives each run's request
  * times, and the clock is set to one second after its last request.
  */
