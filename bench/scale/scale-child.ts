@@ -1,22 +1,28 @@
 import { readdir, stat, writeFile, readFile } from "node:fs/promises";
 import path from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
+import pg from "pg";
 import { GetPoolStatusResponseSchema } from "../../gen/authpool/v1/auth_pool_pb.js";
 import type { PoolConfig } from "../../src/config/index.js";
-import { type Command, DAY_MS, HOUR_MS, MINUTE_MS, Pool, type UsageReport } from "../../src/domain/index.js";
+import { type Command, DAY_MS, HOUR_MS, MINUTE_MS, Pool, type UsageReport, applyEvent, ensureSubscriptions } from "../../src/domain/index.js";
 import { PoolWriter } from "../../src/runtime/pool-writer.js";
 import { subscriptionToProto } from "../../src/server/to-proto.js";
-import { Journal, type PoolStore, openStore } from "../../src/store/index.js";
+import { Journal, type JournalRecord, type PoolStore, applyRecord, decodeState, openStore } from "../../src/store/index.js";
 import { createRng } from "../sim/prng.js";
 import { SteppedClock } from "../stepped-clock.js";
 import { HISTORY_DAYS, HISTORY_START, REPORTS_PER_SUBSCRIPTION, SCALE_SESSIONS, scaleConfig } from "./scale-config.js";
 
 /**
- * One size of the scale benchmark, in a process of its own:
- *   scale-child.js build <dir> <subscriptions>    writes 30 days of history through the real writer
- *   scale-child.js measure <dir> <subscriptions>  starts from that store and measures
- * Each sends its figures to the parent over IPC.
+ * One size of the scale benchmark on one store, in a process of its own:
+ *   scale-child.js build <dir> <subscriptions> <store uri> [minute|history]
+ *                                                            writes 30 days of history through the real writer
+ *   scale-child.js startup <dir> <subscriptions> <store uri>  starts from that store phase by phase, timing each
+ *   scale-child.js measure <dir> <subscriptions> <store uri>  starts from that store as the server does and measures
+ * Each sends its figures to the parent over IPC (and prints them when run by hand).
  */
+
+/** Tail: what the build leaves after its last snapshot (see build). */
+export type Tail = "minute" | "history";
 
 /** BuildResult is what the build reports (and leaves in <dir>/meta.json for the measurement). */
 export interface BuildResult {
@@ -29,9 +35,37 @@ export interface BuildResult {
   buildMs: number;
 }
 
+/**
+ * StartupResult: start-up phase by phase, the steps of PoolHost's load
+ * (Journal.open, then the Pool) taken one at a time in a fresh process.
+ */
+export interface StartupResult {
+  /** openStore: connect, create the tables if missing. */
+  openStoreMs: number;
+  leaseMs: number;
+  /** readSnapshot: the query and the transfer of the snapshot's bytes. */
+  readSnapshotMs: number;
+  snapshotMb: number;
+  /** decodeState, including the derived indexes it builds. */
+  decodeMs: number;
+  /** readRecords of the records after the snapshot. */
+  readRecordsMs: number;
+  /** Parsing those records and applying their events. */
+  replayMs: number;
+  replayedRecords: number;
+  /** Journal.open's last steps: an entry for every configured subscription, and the journal's bounds. */
+  boundsMs: number;
+  poolMs: number;
+  totalMs: number;
+  /** Process CPU time of it all. */
+  cpuMs: number;
+}
+
 /** MeasureResult is what one size measured. */
 export interface MeasureResult {
   startupMs: number;
+  /** Process CPU time of the start-up (garbage collector threads included). */
+  startupCpuMs: number;
   journalOpenMs: number;
   replayedRecords: number;
   sessions: number;
@@ -82,16 +116,27 @@ async function openWriter(config: PoolConfig, clock: SteppedClock, store: PoolSt
  * (a claude_output-shaped report: cost, tokens by model, the Claude
  * session, a result uuid, and upstream readings on one in ten); a session
  * that has made its reports is released and a new one allocated in its
- * place; a sweep every hour prunes dedupe keys and ended sessions. It stops
- * without a final snapshot, as a crash would, so start-up replays the
- * records written since the last one.
+ * place; a sweep every hour prunes dedupe keys and ended sessions.
+ *
+ * Then it crashes: it stops without a final snapshot, so start-up replays
+ * the records written since the last one. Which records those are is the
+ * `tail`:
+ * - "minute" (the default): the snapshot a server would have written (it
+ *   snapshots every `snapshot.everySeconds`, 60 s by default, as well as
+ *   every 1,000 records; the history's records are 10 minutes apart, so
+ *   the build turns the timer off), then one more minute of reports at the
+ *   history's mean rate, each its own record as reports that far apart are:
+ *   what a server with default settings replays after a crash.
+ * - "history": nothing more; start-up replays every record since the last
+ *   snapshot of 1,000 records, up to 1,000 records of 10 minutes each
+ *   (days of traffic), a tail no server with the time trigger on has.
  */
-async function build(dir: string, subscriptions: number): Promise<BuildResult> {
+async function build(dir: string, subscriptions: number, uri: string, tail: Tail): Promise<BuildResult> {
   const started = performance.now();
-  const config = scaleConfig(dir, subscriptions, SCALE_SESSIONS);
+  const config = scaleConfig(dir, uri, subscriptions, SCALE_SESSIONS);
   const clock = new SteppedClock(HISTORY_START);
-  // synchronous=normal only to build faster; the file is the same.
-  const store = await openStore(`${config.store.uri}?synchronous=normal`);
+  // No flush per commit, only to build faster; what is stored is the same.
+  const store = await openStore(uri.startsWith("sqlite:") ? `${uri}?synchronous=normal` : `${uri}&options=-c%20synchronous_commit%3Doff`);
   const writer = await openWriter(config, clock, store);
   const rng = createRng(subscriptions);
   const lanes = subscriptions * SCALE_SESSIONS;
@@ -133,6 +178,18 @@ async function build(dir: string, subscriptions: number): Promise<BuildResult> {
     }
     if (now % HOUR_MS === 0) commands.push({ kind: "sweep" });
     await Promise.all(commands.map((c) => writer.submit(c)));
+  }
+  if (tail === "minute") {
+    await writer.currentJournal.snapshot(writer.currentPool.state);
+    const perMinute = Math.max(1, Math.round(totalReports / (HISTORY_DAYS * DAY_MS / MINUTE_MS)));
+    const from = clock.now();
+    for (let k = 0; k < perMinute; k++) {
+      const now = from + Math.floor(((k + 1) * MINUTE_MS) / (perMinute + 1));
+      clock.set(now);
+      const s = open[cursor++ % lanes]!;
+      await writer.submit({ kind: "report", sessionId: s.id, requestId: `r${reports}`, report: usageReport(rng, s.id, reports, now) });
+      reports++;
+    }
   }
   const journal = writer.currentJournal;
   const result: BuildResult = {
@@ -184,19 +241,21 @@ function usageReport(rng: ReturnType<typeof createRng>, sessionId: string, n: nu
  * rebalance plan (dry run) over every idle session. Costs are process CPU
  * time, which other processes on the machine do not inflate.
  */
-async function measure(dir: string, subscriptions: number): Promise<MeasureResult> {
+async function measure(dir: string, subscriptions: number, uri: string): Promise<MeasureResult> {
   const meta = JSON.parse(await readFile(path.join(dir, "meta.json"), "utf8")) as BuildResult;
-  const config = scaleConfig(dir, subscriptions, Math.round(SCALE_SESSIONS * 1.5));
+  const config = scaleConfig(dir, uri, subscriptions, Math.round(SCALE_SESSIONS * 1.5));
   const clock = new SteppedClock(meta.end + MINUTE_MS);
   let replayedRecords = 0;
   let journalOpenMs = 0;
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   const store = await openStore(config.store.uri);
   const writer = await openWriter(config, clock, store, (replayed, ms) => {
     replayedRecords = replayed;
     journalOpenMs = ms;
   });
   const startupMs = performance.now() - t0;
+  const startupCpu = process.cpuUsage(cpu0);
   fullGc();
   const memory = process.memoryUsage();
   const pool = writer.currentPool;
@@ -286,11 +345,11 @@ async function measure(dir: string, subscriptions: number): Promise<MeasureResul
     return { ms: (used.user + used.system) / 1000, moves: result.moves.length };
   });
 
-  let storeBytes = 0;
-  for (const f of await readdir(dir)) if (f.startsWith("authpool.sqlite")) storeBytes += (await stat(path.join(dir, f))).size;
   await store.close();
+  const storeBytes = await storeSize(dir, uri);
   return {
     startupMs,
+    startupCpuMs: (startupCpu.user + startupCpu.system) / 1000,
     journalOpenMs,
     replayedRecords,
     sessions: sessions.length,
@@ -305,6 +364,98 @@ async function measure(dir: string, subscriptions: number): Promise<MeasureResul
     rebalanceMs: median(rebalances.map((r) => r.ms)),
     rebalanceMoves: rebalances[0]!.moves,
   };
+}
+
+/**
+ * startup takes PoolHost's load apart (Journal.open on the store, then the
+ * Pool) and times each step, cold, in a fresh process: opening the store,
+ * the lease, reading the snapshot, decoding it, reading and replaying the
+ * records after it, the index rebuild and bounds, the Pool. Its total
+ * should match the start-up that measure times on the real path.
+ */
+async function startup(dir: string, subscriptions: number, uri: string): Promise<StartupResult> {
+  const config = scaleConfig(dir, uri, subscriptions, Math.round(SCALE_SESSIONS * 1.5));
+  const ids = config.subscriptions.map((s) => s.id);
+  const lap = (() => {
+    let t = performance.now();
+    return () => {
+      const now = performance.now();
+      const ms = now - t;
+      t = now;
+      return ms;
+    };
+  })();
+  const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
+  const store = await openStore(uri);
+  const openStoreMs = lap();
+  await store.log.acquireLease("scale-bench", "", Date.now(), 24 * HOUR_MS);
+  const leaseMs = lap();
+  const snap = await store.log.readSnapshot();
+  const readSnapshotMs = lap();
+  if (snap === undefined) throw new Error(`${store.description}: no snapshot`);
+  const state = decodeState(snap.data, ids);
+  const decodeMs = lap();
+  let readRecordsMs = 0;
+  let replayMs = 0;
+  let record = snap.record;
+  let replayedRecords = 0;
+  for (;;) {
+    const page = await store.log.readRecords(record, 1_000);
+    readRecordsMs += lap();
+    for (const stored of page) {
+      if (stored.n !== record + 1) break;
+      applyRecord(state, JSON.parse(stored.data) as JournalRecord, applyEvent);
+      record = stored.n;
+      replayedRecords++;
+    }
+    replayMs += lap();
+    if (page.length < 1_000) break;
+  }
+  ensureSubscriptions(state, ids);
+  await store.log.bounds();
+  const boundsMs = lap();
+  new Pool(state, config);
+  const poolMs = lap();
+  const totalMs = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  await store.close();
+  return {
+    openStoreMs,
+    leaseMs,
+    readSnapshotMs,
+    snapshotMb: snap.data.byteLength / 2 ** 20,
+    decodeMs,
+    readRecordsMs,
+    replayMs,
+    replayedRecords,
+    boundsMs,
+    poolMs,
+    totalMs,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+  };
+}
+
+/** storeSize: the SQLite file with its WAL and shared memory, or the PostgreSQL schema's tables (with TOAST and indexes). */
+async function storeSize(dir: string, uri: string): Promise<number> {
+  if (uri.startsWith("sqlite:")) {
+    let bytes = 0;
+    for (const f of await readdir(dir)) if (f.startsWith("authpool.sqlite")) bytes += (await stat(path.join(dir, f))).size;
+    return bytes;
+  }
+  const schema = /[?&]schema=([^&]+)/.exec(uri)?.[1] ?? "authpool";
+  const client = new pg.Client({ connectionString: uri.replace(/\?.*$/, "") });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ bytes: string | null }>(
+      `SELECT sum(pg_total_relation_size(c.oid)) AS bytes FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE n.nspname = $1 AND c.relkind = 'r'`,
+      [schema.toLowerCase()],
+    );
+    return Number(rows[0]?.bytes ?? 0);
+  } finally {
+    await client.end();
+  }
 }
 
 /** wholeSeconds: Claude reports reset times in epoch seconds. */
@@ -324,9 +475,11 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-const [mode, dir, size] = process.argv.slice(2);
-if (mode !== undefined && dir !== undefined && size !== undefined) {
+const [mode, dir, size, uri, tail = "minute"] = process.argv.slice(2);
+if (mode !== undefined && dir !== undefined && size !== undefined && uri !== undefined) {
   const n = Number(size);
-  const result = mode === "build" ? await build(dir, n) : await measure(dir, n);
-  process.send?.(result);
+  const result =
+    mode === "build" ? await build(dir, n, uri, tail as Tail) : mode === "startup" ? await startup(dir, n, uri) : await measure(dir, n, uri);
+  if (process.send !== undefined) process.send(result);
+  else console.log(JSON.stringify(result, null, 1));
 }

@@ -14,13 +14,13 @@ export const HISTORY_START = Date.parse("2026-10-01T00:00:00Z");
 /**
  * scaleConfig is the pool for one size: `subscriptions` Max accounts of 100
  * sessions each (the build fills exactly that many; the measurement allows
- * 150 so new allocations are granted, not sent to the fallback), SQLite in
- * `dir`. Sessions go stale after 7 days rather than an hour, so the sweep
+ * 150 so new allocations are granted, not sent to the fallback), in the
+ * store at `uri` (configDirs under `dir`). Sessions go stale after 7 days rather than an hour, so the sweep
  * that prunes dedupe keys does not also release the 100 sessions per
  * account that the history keeps open; snapshots every 1,000 records (the
  * default), and never by time (the build's clock jumps).
  */
-export function scaleConfig(dir: string, subscriptions: number, maxSessions: number): PoolConfig {
+export function scaleConfig(dir: string, uri: string, subscriptions: number, maxSessions: number): PoolConfig {
   return parseConfig(
     {
       subscriptions: Array.from({ length: subscriptions }, (_, i) => ({
@@ -34,7 +34,7 @@ export function scaleConfig(dir: string, subscriptions: number, maxSessions: num
       sessions: { staleMinutes: 7 * 24 * 60 },
       snapshot: { everyRecords: 1_000, everySeconds: 365 * 24 * 3600 },
       server: { host: "127.0.0.1", port: 0 },
-      store: { uri: `sqlite://${path.join(dir, "authpool.sqlite")}` },
+      store: { uri },
     },
     "<scale bench>",
   );

@@ -14,7 +14,7 @@ import { type Protocol, RawRpcClient } from "./raw-rpc.js";
 /**
  * The load generator: a process of its own (forked by the speed bench) so
  * that its CPU is not the server's. It runs one cell at a time on the
- * parent's request over one HTTP/2 connection per protocol, keeps
+ * parent's request over one HTTP/2 connection per server and protocol, keeps
  * `inFlight` calls outstanding for `durationMs`, and answers with the
  * count, errors, latency percentiles and its own CPU time.
  */
@@ -25,6 +25,8 @@ export type Method = "floor" | "allocate" | "resume" | "report" | "status" | "re
 /** CellRequest is the parent's order for one cell. */
 export interface CellRequest {
   kind: "cell";
+  /** The server to call. */
+  url: string;
   protocol: Protocol;
   method: Method;
   inFlight: number;
@@ -46,10 +48,13 @@ export interface CellResult {
   exhausted: boolean;
 }
 
-/** LoadInit tells the child where the server is and which sessions the pool already holds. */
+/**
+ * LoadInit tells the child which sessions the pool it is about to load
+ * already holds; sent again for each pool, it forgets the sessions made in
+ * the previous one.
+ */
 export interface LoadInit {
   kind: "init";
-  url: string;
   heldSessions: string[];
 }
 
@@ -63,9 +68,9 @@ const PATHS: Record<Method, string> = {
   release: svc("Release"),
 };
 
-let url = "";
 let held: string[] = [];
-const clients = new Map<Protocol, RawRpcClient>();
+/** One client (one HTTP/2 connection) per server URL and protocol. */
+const clients = new Map<string, RawRpcClient>();
 /** Sessions the allocate cells created, released by the release cells. */
 const created: string[] = [];
 let sequence = 0;
@@ -123,10 +128,11 @@ let cells = 0;
 
 async function runCell(req: CellRequest): Promise<CellResult> {
   const cell = ++cells;
-  let client = clients.get(req.protocol);
+  const key = `${req.protocol} ${req.url}`;
+  let client = clients.get(key);
   if (client === undefined) {
-    client = new RawRpcClient(url, req.protocol);
-    clients.set(req.protocol, client);
+    client = new RawRpcClient(req.url, req.protocol);
+    clients.set(key, client);
   }
   const path = PATHS[req.method];
   const latencies: number[] = [];
@@ -176,9 +182,9 @@ async function runCell(req: CellRequest): Promise<CellResult> {
 process.on("message", (m: LoadInit | CellRequest | { kind: "stop" }) => {
   void (async () => {
     if (m.kind === "init") {
-      url = m.url;
       held = m.heldSessions;
-      claudeOutput = await outputTemplate();
+      created.length = 0;
+      claudeOutput ??= await outputTemplate();
       process.send?.({ kind: "ready" });
     } else if (m.kind === "cell") {
       process.send?.({ kind: "result", result: await runCell(m) });

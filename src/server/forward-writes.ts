@@ -1,7 +1,7 @@
-import type { DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, type HandlerContext, type ServiceImpl, type Transport } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
+import type { DescMethodUnary, DescService } from "@bufbuild/protobuf";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { Lease } from "../store/index.js";
+import { createLeaderClient } from "./leader-client.js";
 
 /**
  * forwardWrites makes any instance answer every call: on a standby, a call
@@ -44,22 +44,8 @@ const PASSED_HEADERS = ["authorization"];
 
 export function forwardWrites<S extends DescService>(service: S, impl: ServiceImpl<S>, options: ForwardWritesOptions): ServiceImpl<S> {
   const now = options.now ?? Date.now;
-  const transports = new Map<string, Transport>();
-  const transportFor = (address: string): Transport => {
-    let t = transports.get(address);
-    if (t === undefined) {
-      // Connect's binary protocol over HTTP/2: one connection per leader,
-      // and cheaper per call than gRPC framing through connect-node.
-      t = createConnectTransport({
-        baseUrl: address,
-        httpVersion: "2",
-        useBinaryFormat: true,
-        ...(options.ca !== undefined && address.startsWith("https:") ? { nodeOptions: { ca: options.ca } } : {}),
-      });
-      transports.set(address, t);
-    }
-    return t;
-  };
+  // Connect's binary protocol over HTTP/2: one connection per leader.
+  const client = createLeaderClient(options.ca !== undefined ? { ca: options.ca } : {});
   /** A lease whose holder refused the connection is dead to us until the lease changes hands. */
   const liveLeader = (refused: Lease | undefined): Lease | undefined => {
     const lease = options.leader();
@@ -102,8 +88,7 @@ export function forwardWrites<S extends DescService>(service: S, impl: ServiceIm
       // Took the lease while waiting: answer here.
       if (lease === undefined) return undefined;
       try {
-        const res = await transportFor(lease.address).unary(method as never, ctx.signal, undefined, header, message as never);
-        return res.message;
+        return await client.unary(lease.address, method as DescMethodUnary, message as never, header, ctx.signal);
       } catch (error) {
         const e = ConnectError.from(error);
         // A leader that refused the connection never saw the call: it died

@@ -454,6 +454,26 @@ describe("PostgresJournalStore", () => {
     stop();
   });
 
+  it("stores a snapshot deflated and reads it back as written", async () => {
+    const { uri, schema } = await freshStore();
+    const log = (await track(openStore(uri))).log;
+    await log.acquireLease("a", "", T0, TTL);
+    const data = new Uint8Array(1 << 20).map((_, i) => i % 251);
+    await log.writeSnapshot(1, 7, data);
+    const stored = await withClient((c) => c.query(`SELECT octet_length(data)::int AS n, substring(data from 1 for 4) AS head FROM ${schema}.snapshot`));
+    expect(stored.rows[0].n).toBeLessThan(data.length / 4);
+    expect(Buffer.from(stored.rows[0].head).toString("latin1")).toBe("APz1");
+    expect(await log.readSnapshot()).toEqual({ record: 7, data });
+  });
+
+  it("reads a snapshot stored before snapshots were deflated as it is", async () => {
+    const { uri, schema } = await freshStore();
+    const log = (await track(openStore(uri))).log;
+    const data = Buffer.from("APst plain bytes");
+    await withClient((c) => c.query(`INSERT INTO ${schema}.snapshot (id, record, epoch, data) VALUES (1, 3, 0, $1)`, [data]));
+    expect(await log.readSnapshot()).toEqual({ record: 3, data: new Uint8Array(data) });
+  });
+
   it("survives its idle connections being killed", async () => {
     const { uri, schema } = await freshStore();
     const store = await track(openStore(uri));
