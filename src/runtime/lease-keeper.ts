@@ -39,7 +39,6 @@ export class LeaseKeeper {
   private ticking: Promise<void> = Promise.resolve();
   private transitions: Promise<void> = Promise.resolve();
   private lastError: string | undefined;
-  private lastReachedAt: number | undefined;
 
   constructor(options: LeaseKeeperOptions) {
     this.options = options;
@@ -64,11 +63,6 @@ export class LeaseKeeper {
   /** storeError is the last failure to reach the store, until the next success. */
   get storeError(): string | undefined {
     return this.lastError;
-  }
-
-  /** lastReached is when the store last answered. */
-  get lastReached(): number | undefined {
-    return this.lastReachedAt;
   }
 
   /** renewEveryMs: a third of the lease, so two renewals can fail before it lapses. */
@@ -228,7 +222,6 @@ export class LeaseKeeper {
 
   private reached(): void {
     this.lastError = undefined;
-    this.lastReachedAt = this.now();
   }
 
   private failed(error: unknown): void {

@@ -132,11 +132,6 @@ export class PoolHost {
     return this.writer?.durableSeq ?? this.replica?.pool.state.eventSeq ?? this.retired?.durableSeq ?? 0;
   }
 
-  /** currentWriter: the writer while leading. */
-  get currentWriter(): PoolWriter | undefined {
-    return this.writer;
-  }
-
   /** currentReplica: the replica while standing by. */
   get currentReplica(): Replica | undefined {
     return this.replica;

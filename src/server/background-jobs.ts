@@ -52,10 +52,6 @@ export class BackgroundJobs {
     this.options = options;
   }
 
-  get active(): boolean {
-    return this.running;
-  }
-
   /** start begins the work (idempotent). */
   async start(): Promise<void> {
     if (this.running) return;
@@ -129,10 +125,6 @@ export class BackgroundJobs {
 
   get webhookFailures(): number {
     return this.dispatcher?.failedAttempts ?? 0;
-  }
-
-  get hasWebhook(): boolean {
-    return this.dispatcher !== undefined;
   }
 
   private jobs() {

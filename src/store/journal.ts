@@ -107,11 +107,6 @@ export class Journal {
     this.writeEpoch = epoch;
   }
 
-  /** store is the JournalStore under this journal. */
-  get store(): JournalStore {
-    return this.log;
-  }
-
   /** headRecord is the number of the last record written or followed. */
   get headRecord(): number {
     return this.head;

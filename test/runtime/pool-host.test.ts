@@ -31,9 +31,9 @@ class LeaseTime {
   now = () => this.t;
 }
 
-async function host(holder: string, time: LeaseTime): Promise<PoolHost> {
+async function host(holder: string, time: LeaseTime, log = store.log): Promise<PoolHost> {
   const h = await PoolHost.start({
-    log: store.log,
+    log,
     kv: store,
     clock,
     settings: () => settings,
@@ -143,21 +143,7 @@ describe("PoolHost", () => {
     const flaky = Object.create(log) as typeof log;
     flaky.readRecords = (after, limit) => (down ? Promise.reject(new Error("connection refused")) : log.readRecords(after, limit));
     flaky.acquireLease = (...args) => (down ? Promise.reject(new Error("connection refused")) : log.acquireLease(...args));
-    const b = await PoolHost.start({
-      log: flaky,
-      kv: store,
-      clock,
-      settings: () => settings,
-      holder: "b",
-      address: "",
-      leaseTtlMs: TTL,
-      leaseNow: time.now,
-      followPollMs: 0,
-      leaseTimers: false,
-      writer: { snapshot: { everyRecords: 1_000, everySeconds: 3_600 }, retentionMs: 86_400_000 },
-      logger: silentLogger,
-    });
-    hosts.push(b);
+    const b = await host("b", time, flaky);
     expect(b.healthy).toBe(true);
     down = true;
     await b.currentReplica!.follow();
