@@ -1,3 +1,4 @@
+import { encodeFormat1 } from "../../bench/codec/format1.js";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { HOUR_MS, Pool, createPoolState } from "../../src/domain/index.js";
@@ -274,16 +275,7 @@ describe("Journal over sqlite", () => {
       const { events } = earlier.run(allocate(`old${i}`), T0 + i * HOUR_MS);
       records.push({ n: i, events });
       if (i === 2) {
-        const st = earlier.state;
-        const legacy = {
-          v: 1,
-          eventSeq: st.eventSeq,
-          subscriptions: [...st.subscriptions.values()],
-          sessions: [...st.sessions.values()],
-          dedupe: [...st.dedupe],
-          ended: [...st.ended],
-        };
-        await old.set("snapshot", JSON.stringify({ record: 2, state: JSON.stringify(legacy) }));
+        await old.set("snapshot", JSON.stringify({ record: 2, state: encodeFormat1(earlier.state) }));
       }
     }
     for (const rec of records.slice(2)) await old.set(recordKey(rec.n), JSON.stringify(rec));

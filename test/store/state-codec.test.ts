@@ -1,3 +1,4 @@
+import { encodeFormat1 } from "../../bench/codec/format1.js";
 import { describe, expect, it } from "vitest";
 import {
   type Command,
@@ -153,20 +154,6 @@ function session(id: string, over: Partial<SessionState>): SessionState {
   };
 }
 
-/** format1 is the encoder of format 1 snapshots (state-codec.ts before format 2). */
-function format1(state: PoolState): string {
-  return JSON.stringify({
-    v: 1,
-    eventSeq: state.eventSeq,
-    subscriptions: [...state.subscriptions.values()],
-    sessions: [...state.sessions.values()],
-    dedupe: [...state.dedupe],
-    ended: [...state.ended],
-    claudeSessions: [...state.claudeSessions],
-    transcriptRows: [...state.transcriptRows],
-  });
-}
-
 /** mapOrders lists every map's keys in order: pruning relies on insertion order. */
 function mapOrders(state: PoolState): Record<string, string[]> {
   return Object.fromEntries(
@@ -298,7 +285,7 @@ describe("encodeState() and decodeState()", () => {
   it.each([
     { name: "a newer format version", bytes: () => withVersion(STATE_FORMAT_VERSION + 1), reason: "unsupported_version" },
     { name: "format 1 in a binary header", bytes: () => withVersion(1), reason: "unsupported_version" },
-    { name: "a format 1 (JSON) snapshot", bytes: () => new TextEncoder().encode(format1(poolState())), reason: "not_a_snapshot" },
+    { name: "a format 1 (JSON) snapshot", bytes: () => new TextEncoder().encode(encodeFormat1(poolState())), reason: "not_a_snapshot" },
     { name: "no bytes", bytes: () => new Uint8Array(0), reason: "not_a_snapshot" },
     { name: "truncated bytes", bytes: () => corrupt((b) => b.subarray(0, b.length - 1)), reason: "corrupt" },
     { name: "a trailing byte", bytes: () => corrupt((b) => Uint8Array.of(...b, 0)), reason: "corrupt" },
@@ -342,7 +329,7 @@ describe("encodeState() and decodeState()", () => {
 describe("decodeLegacyState()", () => {
   it("reads a full state as format 1 wrote it, maps in order", () => {
     const state = poolState();
-    const decoded = decodeLegacyState(format1(state), CONFIGURED);
+    const decoded = decodeLegacyState(encodeFormat1(state), CONFIGURED);
     expect(decoded).toEqual(state);
     expect(mapOrders(decoded)).toEqual(mapOrders(state));
   });
@@ -366,7 +353,7 @@ describe("decodeLegacyState()", () => {
   });
 
   it("gives the same state through format 2 once re-encoded", () => {
-    const state = decodeLegacyState(format1(poolState()), CONFIGURED);
+    const state = decodeLegacyState(encodeFormat1(poolState()), CONFIGURED);
     expect(decodeState(encodeState(state), CONFIGURED)).toEqual(state);
   });
 
