@@ -10,7 +10,7 @@ import { type ScaleStateOptions, buildScaleState } from "./scale-state.js";
 
 /**
  * The snapshot codec at scale: encode and decode time and size of format 1
- * (the JSON snapshots were before) and format 2 (state-codec.ts).
+ * (the JSON snapshots were before) and the binary format (state-codec.ts).
  *
  *   npm run build && node dist/bench/codec/codec-bench.js [--runs 5] [--markdown]
  *     [--subscriptions 1000] [--sessions 100000] [--dedupe 1000000] [--ended 100000] [--transcript-rows 100000]
@@ -114,7 +114,7 @@ async function main(args: string[]): Promise<void> {
   try {
     const formats: { format: Format; name: string; encode: () => string | Uint8Array }[] = [
       { format: "json", name: "format 1 (JSON)", encode: () => encodeFormat1(state) },
-      { format: "binary", name: "format 2 (binary)", encode: () => encodeState(state) },
+      { format: "binary", name: "format 3 (binary)", encode: () => encodeState(state) },
     ];
     const rows: Row[] = formats.map((f) => ({ name: f.name, encode: [], encodeCpu: [], decode: [], decodeCpu: [] }));
     const floor: Row = { name: "maps floor", decode: [], decodeCpu: [] };

@@ -150,7 +150,9 @@ function cooldownCell(s: SubscriptionStatus, now: number, colors: Colors): strin
 function externalCell(s: SubscriptionStatus): string {
   const e = s.external;
   if (e === undefined || (e.weeklyUsd <= 0 && e.fiveHourUsd <= 0)) return "";
-  return `$${e.weeklyUsd.toFixed(2)} this week\n$${e.fiveHourUsd.toFixed(2)} this 5h`;
+  // "~" marks dollars the pool priced itself: no figure of the CLI's covered them.
+  const estimated = e.weeklyEstimatedUsd > 0.005 ? ` (~$${e.weeklyEstimatedUsd.toFixed(2)} est.)` : "";
+  return `$${e.weeklyUsd.toFixed(2)} this week${estimated}\n$${e.fiveHourUsd.toFixed(2)} this 5h`;
 }
 
 /** warningsOf gathers everything an operator should look at, from the reply's several places. */

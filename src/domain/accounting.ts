@@ -27,21 +27,25 @@ export function weeklyUsedUsd(sub: SubscriptionState, now: number): number {
 export interface BucketTotals {
   costUsd: number;
   externalUsd: number;
+  /** The part of externalUsd the pool priced itself, not by the CLI's figures. */
+  externalEstimatedUsd: number;
 }
 
 /** bucketTotals adds the buckets whose hour lies in [from, to), cost and external part in one pass. */
 export function bucketTotals(sub: SubscriptionState, from: number, to: number): BucketTotals {
   let costUsd = 0;
   let externalUsd = 0;
+  let externalEstimatedUsd = 0;
   for (let i = sub.buckets.length - 1; i >= 0; i--) {
     const b = sub.buckets[i]!;
     if (b.hour < from) break;
     if (b.hour < to) {
       costUsd += b.costUsd;
       externalUsd += b.externalCostUsd ?? 0;
+      externalEstimatedUsd += b.externalEstimatedUsd ?? 0;
     }
   }
-  return { costUsd, externalUsd };
+  return { costUsd, externalUsd, externalEstimatedUsd };
 }
 
 /** weeklyTotals is weeklyUsedUsd and its external part, in one pass over the buckets. */

@@ -1,6 +1,7 @@
 import { BUCKET_RETENTION_MS, nextWindow } from "./accounting.js";
 import { recordCalibrationCost, updateCalibration } from "./calibration.js";
 import type { EventOf, PoolEvent } from "./events.js";
+import { isEstimate, learnPrice, type LearnedPrice } from "./pricing.js";
 import { type PoolState, type SubscriptionState, type UsageBucket, ensureSubscriptions } from "./state.js";
 import { FIVE_HOURS_MS, floorHour } from "./time.js";
 import { addTokens, subtractTokens, zeroTokens } from "./tokens.js";
@@ -199,6 +200,10 @@ function applyUsage(state: PoolState, event: EventOf<"usage_recorded">): void {
   if (event.claudeSessionId !== undefined && event.claudeSessionId !== event.sessionId) {
     touchClaudeSession(state, event.claudeSessionId, event.at);
   }
+  for (const [model, usage] of Object.entries(event.models)) {
+    const price = learnPrice(model, usage, event.at);
+    if (price !== undefined) rememberPrice(state, model, price);
+  }
   const sub = subscription(state, event.subscriptionId);
   const t = event.tokens;
   if (event.sessionOpen) {
@@ -237,11 +242,13 @@ function addCostSince(sub: SubscriptionState, costUsd: number, at: number): void
  * window that has ended).
  */
 function applyTranscript(state: PoolState, event: EventOf<"transcript_read">): void {
+  for (const p of event.prices ?? []) rememberPrice(state, p.model, { scale: p.scale, at: p.at });
   const sub = subscription(state, event.subscriptionId);
   for (const key of event.limitKeys) {
     state.transcriptRows.set(`${event.subscriptionId}|${key}`, { at: event.at, tokens: zeroTokens(), costUsd: 0 });
   }
   for (const row of event.usage) {
+    const estimated = row.basis !== undefined && isEstimate(row.basis);
     if (row.key !== undefined) {
       const key = `${event.subscriptionId}|${row.key}`;
       state.transcriptRows.set(key, {
@@ -249,6 +256,7 @@ function applyTranscript(state: PoolState, event: EventOf<"transcript_read">): v
         tokens: { ...row.total.tokens },
         costUsd: row.total.costUsd,
         ...(row.sessionId !== undefined ? { sessionId: row.sessionId } : {}),
+        ...(estimated ? { estimated } : {}),
       });
       if (row.sessionId !== undefined) {
         let keys = state.externalBySession.get(row.sessionId);
@@ -260,6 +268,7 @@ function applyTranscript(state: PoolState, event: EventOf<"transcript_read">): v
     const bucket = bucketFor(sub, floorHour(row.at), event.at);
     bucket.costUsd += row.costUsd;
     bucket.externalCostUsd = (bucket.externalCostUsd ?? 0) + row.costUsd;
+    if (estimated) bucket.externalEstimatedUsd = (bucket.externalEstimatedUsd ?? 0) + row.costUsd;
     addTokens(bucket.tokens, row.tokens);
     bucket.requests += 1;
     if (sub.window === undefined || row.at >= sub.window.start) sub.window = nextWindow(sub.window, row.at);
@@ -288,6 +297,7 @@ function applyReattribution(state: PoolState, event: EventOf<"transcript_reattri
     if (bucket !== undefined) {
       bucket.costUsd = Math.max(0, bucket.costUsd - row.costUsd);
       bucket.externalCostUsd = Math.max(0, (bucket.externalCostUsd ?? 0) - row.costUsd);
+      if (row.estimated === true) bucket.externalEstimatedUsd = Math.max(0, (bucket.externalEstimatedUsd ?? 0) - row.costUsd);
       subtractTokens(bucket.tokens, row.tokens);
       bucket.requests = Math.max(0, bucket.requests - 1);
     }
@@ -328,3 +338,25 @@ function bucketFor(sub: SubscriptionState, hour: number, now: number): UsageBuck
 }
 
 
+
+/** Models whose learned price is kept; the oldest goes first (reports may name any model). */
+const MAX_LEARNED_PRICES = 100;
+
+/** rememberPrice keeps the latest price per model: reading the same figure again changes nothing. */
+function rememberPrice(state: PoolState, model: string, price: LearnedPrice): void {
+  const known = state.prices.get(model);
+  if (known !== undefined && known.at > price.at) return;
+  state.prices.delete(model);
+  state.prices.set(model, price);
+  if (state.prices.size > MAX_LEARNED_PRICES) {
+    let oldest: string | undefined;
+    let oldestAt = Infinity;
+    for (const [m, p] of state.prices) {
+      if (p.at < oldestAt) {
+        oldest = m;
+        oldestAt = p.at;
+      }
+    }
+    if (oldest !== undefined) state.prices.delete(oldest);
+  }
+}

@@ -3,6 +3,7 @@ import type { RebalanceMove } from "./rebalance.js";
 import type { PoolSettings } from "./settings.js";
 import type { LoginStatus, Priority, SessionState } from "./state.js";
 import type { Cooldown } from "./state.js";
+import type { LearnedPrice } from "./pricing.js";
 import type { TranscriptRow } from "./transcript.js";
 import type { LimitSignal, ModelScope, RateLimitReading, UsageReport } from "./usage.js";
 import type { SubscriptionView } from "./view.js";
@@ -140,6 +141,8 @@ export interface StatusResult {
   totalSessions: number;
   /** Copies taken at decision time (empty unless asked for): later batches cannot leak in. */
   sessions: SessionState[];
+  /** The prices the CLI's figures taught, per model. */
+  prices: Array<LearnedPrice & { model: string }>;
 }
 
 export interface PausedResult {
@@ -186,6 +189,8 @@ export interface ReconciledResult {
   skipped: number;
   /** Usage-limit rows that started a cooldown. */
   limits: number;
+  /** Models whose price a cost-state row taught (or retaught). */
+  learnedPrices?: number;
 }
 
 /** ResultOf maps a command kind to what it answers. */

@@ -15,7 +15,7 @@ import type {
   SubscriptionHealthSummary,
   SweepResult,
 } from "./commands.js";
-import { BUCKET_RETENTION_MS, weeklyTotals } from "./accounting.js";
+import { BUCKET_RETENTION_MS, type BucketTotals, weeklyTotals } from "./accounting.js";
 import { CandidateIndex } from "./candidate-index.js";
 import { SessionLists } from "./session-lists.js";
 import { computeHealth } from "./health.js";
@@ -27,7 +27,8 @@ import { DEFAULT_THROTTLE_SECONDS, type PoolSettings, type SubscriptionSettings 
 import { type Cooldown, type PoolState, ensureSubscriptions, sessionsOf } from "./state.js";
 import { HOUR_MS, MINUTE_MS, WEEK_MS, floorHour } from "./time.js";
 import { maxTokens, tokenGrowth, tokenTotal } from "./tokens.js";
-import { dedupeTranscriptRows } from "./transcript.js";
+import { type LearnedPrice, type PriceBasis, learnPrice, priceOf, priceTokens } from "./pricing.js";
+import { type TranscriptRow, type TranscriptUsageRow, dedupeTranscriptRows } from "./transcript.js";
 import type { LimitSignal, LimitWindow, RateLimitReading, TokenCounts, UsageReport } from "./usage.js";
 import { type SubscriptionView, exclusionOf, viewSubscription } from "./view.js";
 
@@ -55,7 +56,7 @@ export class Pool {
    * buckets change (a usage or transcript event) or the hour turns: an
    * allocation changes neither, so it does not sum them again.
    */
-  private readonly weekTotals = new Map<string, { end: number; totals: { costUsd: number; externalUsd: number } }>();
+  private readonly weekTotals = new Map<string, { end: number; totals: BucketTotals }>();
 
   constructor(state: PoolState, settings: PoolSettings) {
     this.state = state;
@@ -210,6 +211,7 @@ export class Pool {
           sessions: command.includeSessions
             ? [...this.state.sessions.values()].map((s) => ({ ...s, tokens: { ...s.tokens } }))
             : [],
+          prices: [...this.state.prices].map(([model, price]) => ({ model, ...price })),
         } satisfies StatusResult;
       case "sweep":
         return this.sweep(now, emit);
@@ -629,7 +631,13 @@ export class Pool {
     const limits: LimitSignal[] = [];
     const rowKey = (key: string) => `${cmd.subscriptionId}|${key}`;
     const sub = this.state.subscriptions.get(cmd.subscriptionId)!;
-    for (const row of dedupeTranscriptRows(cmd.rows)) {
+    const rows = dedupeTranscriptRows(cmd.rows);
+    // The CLI's own figures go first: a session's cost-state row follows its
+    // usage rows, and should price them in the same read.
+    const learned = learnedFromCostRows(rows, now);
+    const priceFor = (model: string) => learned.get(model) ?? this.state.prices.get(model);
+    for (const row of rows) {
+      if (row.kind === "costs") continue;
       if (row.kind === "limit") {
         if (this.state.transcriptRows.has(rowKey(row.key)) || limitKeys.includes(row.key)) {
           result.skipped++;
@@ -652,7 +660,8 @@ export class Pool {
       }
       const seen = row.key === undefined ? undefined : this.state.transcriptRows.get(rowKey(row.key));
       const tokens = seen === undefined ? row.tokens : tokenGrowth(row.tokens, seen.tokens);
-      const costUsd = Math.max(0, row.costUsd - (seen?.costUsd ?? 0));
+      const priced = priceRow(row, priceFor(row.model));
+      const costUsd = Math.max(0, priced.costUsd - (seen?.costUsd ?? 0));
       if (seen !== undefined && costUsd === 0 && tokenTotal(tokens) === 0) {
         result.skipped++;
         continue;
@@ -664,14 +673,23 @@ export class Pool {
         model: row.model,
         tokens,
         costUsd,
-        total: { tokens: maxTokens(row.tokens, seen?.tokens), costUsd: Math.max(row.costUsd, seen?.costUsd ?? 0) },
+        total: { tokens: maxTokens(row.tokens, seen?.tokens), costUsd: Math.max(priced.costUsd, seen?.costUsd ?? 0) },
+        basis: priced.basis,
       });
       result.external++;
       result.externalCostUsd += costUsd;
     }
-    if (usage.length > 0 || limitKeys.length > 0) {
-      emit({ type: "transcript_read", subscriptionId: cmd.subscriptionId, usage, limitKeys });
+    const prices = [...learned].filter(([model, p]) => !samePrice(p, this.state.prices.get(model)));
+    if (usage.length > 0 || limitKeys.length > 0 || prices.length > 0) {
+      emit({
+        type: "transcript_read",
+        subscriptionId: cmd.subscriptionId,
+        usage,
+        limitKeys,
+        ...(prices.length > 0 ? { prices: prices.map(([model, p]) => ({ model, scale: p.scale, at: p.at })) } : {}),
+      });
     }
+    result.learnedPrices = prices.length;
     for (const limit of limits) {
       emit({
         type: "limit_reached",
@@ -863,3 +881,29 @@ function notConfigured(subscriptionId: string): Rejection {
   };
 }
 
+
+/** priceRow: the line's own figure, else what the CLI taught for the model, else the parser's table price. */
+function priceRow(row: TranscriptUsageRow, learned: LearnedPrice | undefined): { costUsd: number; basis: PriceBasis } {
+  if (row.costSource === "line") return { costUsd: row.costUsd, basis: "line" };
+  if (learned !== undefined) return priceTokens(row.model, row.tokens, learned);
+  return { costUsd: row.costUsd, basis: priceOf(row.model).known ? "list" : "estimate" };
+}
+
+/** learnedFromCostRows: the prices cost-state rows teach, the latest figure per model. */
+function learnedFromCostRows(rows: readonly TranscriptRow[], now: number): Map<string, LearnedPrice> {
+  const learned = new Map<string, LearnedPrice>();
+  for (const row of rows) {
+    if (row.kind !== "costs") continue;
+    for (const [model, usage] of Object.entries(row.models)) {
+      const price = learnPrice(model, usage, row.at ?? now);
+      const known = learned.get(model);
+      if (price !== undefined && (known === undefined || price.at >= known.at)) learned.set(model, price);
+    }
+  }
+  return learned;
+}
+
+/** samePrice: re-reading a figure already learned is no news (and no journal record). */
+function samePrice(a: LearnedPrice, b: LearnedPrice | undefined): boolean {
+  return b !== undefined && (b.at > a.at || (b.at === a.at && b.scale === a.scale));
+}

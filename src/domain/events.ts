@@ -1,3 +1,4 @@
+import type { PriceBasis } from "./pricing.js";
 import type { SubscriptionSettings } from "./settings.js";
 import type { LoginStatus, Priority } from "./state.js";
 import type { LimitWindow, ModelScope, ModelUsage, RateLimitReading, TokenCounts } from "./usage.js";
@@ -87,6 +88,8 @@ export type EventBody =
       subscriptionId: string;
       usage: TranscriptUsage[];
       limitKeys: string[];
+      /** Per-model prices taught by the CLI's cost-state rows in this read (absent: none). */
+      prices?: Array<{ model: string; scale: number; at: number }>;
     }
   | {
       /**
@@ -212,6 +215,8 @@ export interface TranscriptUsage {
   costUsd: number;
   /** What the row held in all: remembered for the next copy of it. */
   total: { tokens: TokenCounts; costUsd: number };
+  /** Where costUsd came from (absent in records written before it was kept: not marked as an estimate). */
+  basis?: PriceBasis;
 }
 
 /** PoolEvent is an EventBody stamped with its sequence and time. */

@@ -81,8 +81,14 @@ export type {
   TransientSignal,
   UsageReport,
 } from "./usage.js";
-export { costOfTokens, priceOf } from "./pricing.js";
-export type { ModelPrice } from "./pricing.js";
+export { costOfTokens, isEstimate, learnPrice, priceOf, priceTokens, ratesOf } from "./pricing.js";
+export type { LearnedPrice, ModelPrice, PriceBasis } from "./pricing.js";
 export { dedupeTranscriptRows, parseTranscriptLine } from "./transcript.js";
 export { tokenTotal, zeroTokens } from "./tokens.js";
-export type { TranscriptLimitRow, TranscriptLineOptions, TranscriptRow, TranscriptUsageRow } from "./transcript.js";
+export type {
+  TranscriptCostRow,
+  TranscriptLimitRow,
+  TranscriptLineOptions,
+  TranscriptRow,
+  TranscriptUsageRow,
+} from "./transcript.js";

@@ -1,11 +1,21 @@
 /**
- * Anthropic API list prices by model id, for pricing token counts that came
- * without a dollar figure (transcript lines written since `costUSD` was
- * dropped). Like the CLI's own `total_cost_usd`, the result is an API-price
- * estimate, not a bill: subscriptions are limited by utilization.
+ * Prices for token counts that came without a dollar figure (transcript
+ * lines written since `costUSD` was dropped). Like the CLI's own
+ * `total_cost_usd`, the result is an API-price figure, not a bill:
+ * subscriptions are limited by utilization.
+ *
+ * The CLI knows prices we do not (a model newer than this table), and it
+ * writes its own figures: `modelUsage[model].costUSD` in every result and in
+ * a transcript's `cost-state` row. Those teach the pool a price per model
+ * (LearnedPrice), which wins over the table. One figure per model and run
+ * cannot fix four rates, so what is learned is a scale on the family's list
+ * rates: Anthropic's rates keep fixed ratios (cache write 1.25 × input,
+ * cache read 0.1 ×, output 5 × on every current model), so a scale is exact
+ * whenever the ratios hold, and reproduces the CLI's figure for the mix it
+ * was learned from in any case.
  */
 
-import type { TokenCounts } from "./usage.js";
+import type { ModelUsage, TokenCounts } from "./usage.js";
 
 /** ModelPrice is a model's list price in USD per million tokens. */
 export interface ModelPrice {
@@ -74,7 +84,71 @@ export function priceOf(model: string): { price: ModelPrice; known: boolean } {
  * count that is negative or not finite counts as 0.
  */
 export function costOfTokens(model: string, tokens: TokenCounts): number {
-  const { price } = priceOf(model);
+  return costAt(priceOf(model).price, tokens);
+}
+
+/** LearnedPrice is what the CLI's own figures for a model taught: a scale on the table's rates. */
+export interface LearnedPrice {
+  /** CLI cost ÷ the table's cost for the same tokens. */
+  scale: number;
+  /** Epoch ms of the figure it was learned from. */
+  at: number;
+}
+
+/**
+ * PriceBasis says where a dollar figure came from: the CLI's own figure
+ * (`line`: a transcript line's costUSD), a rate learned from the CLI's
+ * figures (`cli`), the table for a model it lists (`list`), or the table's
+ * guess for a model it does not (`estimate`).
+ */
+export type PriceBasis = "line" | "cli" | "list" | "estimate";
+
+/** isEstimate: the figure is the pool's own table price, not the CLI's. */
+export function isEstimate(basis: PriceBasis): boolean {
+  return basis === "list" || basis === "estimate";
+}
+
+/**
+ * learnPrice reads a price from one model's entry of a `modelUsage` the CLI
+ * wrote. Undefined when the entry cannot teach one: no cost (the CLI did not
+ * know the price either, or the run was free) or no tokens.
+ */
+export function learnPrice(model: string, usage: ModelUsage, at: number): LearnedPrice | undefined {
+  const table = costOfTokens(model, usage);
+  if (!(usage.costUsd > 0) || !Number.isFinite(usage.costUsd) || !(table > 0)) return undefined;
+  const scale = usage.costUsd / table;
+  return Number.isFinite(scale) ? { scale, at } : undefined;
+}
+
+/** priceTokens prices tokens by what the CLI taught for the model, else by the table. */
+export function priceTokens(
+  model: string,
+  tokens: TokenCounts,
+  learned: LearnedPrice | undefined,
+): { costUsd: number; basis: PriceBasis } {
+  const { price, known } = priceOf(model);
+  const listed = costAt(price, tokens);
+  if (learned !== undefined) return { costUsd: listed * learned.scale, basis: "cli" };
+  return { costUsd: listed, basis: known ? "list" : "estimate" };
+}
+
+/** ratesOf is the per-million-token rates a model is priced at, learned scale applied. */
+export function ratesOf(model: string, learned: LearnedPrice | undefined): { price: ModelPrice; basis: PriceBasis } {
+  const { price, known } = priceOf(model);
+  if (learned === undefined) return { price, basis: known ? "list" : "estimate" };
+  const k = learned.scale;
+  return {
+    price: {
+      inputPerMTok: price.inputPerMTok * k,
+      outputPerMTok: price.outputPerMTok * k,
+      cacheWritePerMTok: price.cacheWritePerMTok * k,
+      cacheReadPerMTok: price.cacheReadPerMTok * k,
+    },
+    basis: "cli",
+  };
+}
+
+function costAt(price: ModelPrice, tokens: TokenCounts): number {
   // Sum in "USD × 1e6" and divide once: fewer rounding steps than per-token dollar rates.
   const micro =
     count(tokens.inputTokens) * price.inputPerMTok +

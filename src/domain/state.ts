@@ -1,4 +1,5 @@
 import type { SubscriptionStatusName } from "./events.js";
+import type { LearnedPrice } from "./pricing.js";
 import type { SubscriptionSettings } from "./settings.js";
 import type { LimitWindow, ModelScope, ObservationSource, RateLimitReading, TokenCounts } from "./usage.js";
 
@@ -20,6 +21,8 @@ export interface UsageBucket {
   requests: number;
   /** The part of costUsd found in transcripts that the pool never saw reported (absent: 0). */
   externalCostUsd?: number;
+  /** The part of externalCostUsd priced by the pool's own table, not by the CLI's figures (absent: 0). */
+  externalEstimatedUsd?: number;
 }
 
 /** FiveHourWindow is the current (or last) 5-hour window of a subscription. */
@@ -100,6 +103,8 @@ export interface CountedRow {
   sessionId?: string;
   /** True once a report showed the row was the pool's own: no longer counted as external. */
   pool?: boolean;
+  /** True when costUsd is the pool's own estimate (table price), not the CLI's figure or a rate it taught. */
+  estimated?: boolean;
 }
 
 /** CalibratedWindow names the windows whose dollar ratio is learned. */
@@ -175,6 +180,8 @@ export interface PoolState {
    * of the same message adds only the difference).
    */
   transcriptRows: Map<string, CountedRow>;
+  /** Per model, the price the CLI's own cost figures taught (reports' modelUsage, transcripts' cost-state). */
+  prices: Map<string, LearnedPrice>;
   /**
    * Derived: keys of rows counted as external, per Claude session. When a
    * report later names one of these sessions, the rows were the pool's own
@@ -195,6 +202,7 @@ export function createPoolState(subscriptionIds: readonly string[]): PoolState {
     ended: new Map(),
     claudeSessions: new Map(),
     transcriptRows: new Map(),
+    prices: new Map(),
     externalBySession: new Map(),
     bySubscription: new Map(),
   };

@@ -11,7 +11,7 @@ import { costOfTokens } from "./pricing.js";
 import { tokenTotal } from "./tokens.js";
 import { limitWindowFromName, modelScopeOf, parseRateLimitStatus } from "./rate-limit-headers.js";
 import { epochSecondsToMs } from "./reset-time.js";
-import type { LimitSignal, TokenCounts } from "./usage.js";
+import type { LimitSignal, ModelUsage, TokenCounts } from "./usage.js";
 
 /** TranscriptUsageRow is one assistant line's token usage and its cost. */
 export interface TranscriptUsageRow {
@@ -41,8 +41,23 @@ export interface TranscriptLimitRow {
   signal: LimitSignal;
 }
 
+/**
+ * TranscriptCostRow is a `cost-state` line: the CLI's own running figures
+ * for one Claude session (cumulative, so a later one supersedes an earlier
+ * one). The pool learns per-model prices from it; it books nothing itself.
+ */
+export interface TranscriptCostRow {
+  kind: "costs";
+  sessionId?: string;
+  /** Epoch ms: the session's start plus its duration, when the line says. */
+  at?: number;
+  totalCostUsd: number;
+  /** Per model: tokens and the CLI's cost for them. */
+  models: Record<string, ModelUsage>;
+}
+
 /** TranscriptRow is what one transcript line contributes. */
-export type TranscriptRow = TranscriptUsageRow | TranscriptLimitRow;
+export type TranscriptRow = TranscriptUsageRow | TranscriptLimitRow | TranscriptCostRow;
 
 /** TranscriptLineOptions configures parseTranscriptLine. */
 export interface TranscriptLineOptions {
@@ -65,6 +80,7 @@ const ISO_TIMESTAMP = /^[+-]?\d{4,6}-\d{2}-\d{2}T/;
  */
 export function parseTranscriptLine(line: string, options: TranscriptLineOptions): TranscriptRow | undefined {
   const row = parseRecord(line);
+  if (row?.type === "cost-state") return costRowOf(row);
   if (!row || row.type !== "assistant") return undefined;
   const at = timestampOf(row.timestamp);
   if (at === undefined) return undefined;
@@ -95,6 +111,10 @@ export function dedupeTranscriptRows(rows: readonly TranscriptRow[]): Transcript
   const usageAt = new Map<string, number>();
   const limitKeys = new Set<string>();
   for (const row of rows) {
+    if (row.kind === "costs") {
+      out.push(row);
+      continue;
+    }
     if (row.kind === "limit") {
       if (limitKeys.has(row.key)) continue;
       limitKeys.add(row.key);
@@ -182,6 +202,34 @@ function limitSignalOf(row: Json, message: Json, at: number, options: Transcript
   return undefined;
 }
 
+/**
+ * A cost-state line the CLI flagged as holding a model it could not price
+ * teaches nothing: its figure for that model is no price.
+ */
+function costRowOf(row: Json): TranscriptCostRow | undefined {
+  if (row.hasUnknownModelCost === true || !isRecord(row.modelUsage)) return undefined;
+  const models: Record<string, ModelUsage> = {};
+  for (const [model, entry] of Object.entries(row.modelUsage)) {
+    if (model === SYNTHETIC_MODEL || !isRecord(entry)) continue;
+    models[model] = {
+      inputTokens: tokenCount(entry.inputTokens),
+      outputTokens: tokenCount(entry.outputTokens),
+      cacheCreationInputTokens: tokenCount(entry.cacheCreationInputTokens),
+      cacheReadInputTokens: tokenCount(entry.cacheReadInputTokens),
+      costUsd: tokenCount(entry.costUSD),
+    };
+  }
+  if (Object.keys(models).length === 0) return undefined;
+  const cost: TranscriptCostRow = { kind: "costs", totalCostUsd: tokenCount(row.totalCostUSD), models };
+  const start = row.startTime;
+  if (typeof start === "number" && Number.isFinite(start) && start > 0) {
+    cost.at = start + tokenCount(row.totalDuration);
+  }
+  const sessionId = nonEmptyString(row.sessionId);
+  if (sessionId !== undefined) cost.sessionId = sessionId;
+  return cost;
+}
+
 function limitFromText(text: string, at: number, options: TranscriptLineOptions): LimitSignal | undefined {
   if (classifyLimitText(text) !== "usage_limit") return undefined;
   try {
@@ -221,7 +269,7 @@ function timestampOf(value: unknown): number | undefined {
   return Number.isFinite(ms) ? ms : undefined;
 }
 
-/** A count beyond 2^53 is no real token count, and would make sums lose precision: it counts as 0 too. */
+/** A count (or dollar figure) beyond 2^53 is no real one, and would make sums lose precision: it counts as 0 too. */
 function tokenCount(value: unknown): number {
   return typeof value === "number" && Number.isFinite(value) && value > 0 && value <= Number.MAX_SAFE_INTEGER
     ? value

@@ -3,6 +3,7 @@ import {
   type Fraction,
   burnRateUsdPerHour,
   currentWindow,
+  type BucketTotals,
   bucketTotals,
   fiveHourFraction,
   freshUpstream,
@@ -47,6 +48,8 @@ export interface SubscriptionView {
   weeklyUsedUsd: number;
   /** The part of weeklyUsedUsd found in transcripts, not reported through the pool. */
   weeklyExternalUsd: number;
+  /** The part of weeklyExternalUsd priced by the pool's own table rather than the CLI's figures. */
+  weeklyExternalEstimatedUsd: number;
   /** Weekly share used (0-1, may exceed 1) and how it was reached: basis, observation, staleness, dollar ratio. */
   weekly: Fraction;
   /** The current 5-hour window's share used, likewise. */
@@ -103,7 +106,7 @@ export function viewSubscription(
   cfg: SubscriptionSettings,
   now: number,
   activity: ActivityCounts = countActivity(state, cfg.id, now, settings),
-  week: { costUsd: number; externalUsd: number } = weeklyTotals(state.subscriptions.get(cfg.id)!, now),
+  week: BucketTotals = weeklyTotals(state.subscriptions.get(cfg.id)!, now),
 ): SubscriptionView {
   const sub = state.subscriptions.get(cfg.id)!;
   const ids = sessionsOf(state, cfg.id);
@@ -149,6 +152,7 @@ export function viewSubscription(
     rank: paced ? pacedRank(health, windows, now) : health.score,
     weeklyUsedUsd: week.costUsd,
     weeklyExternalUsd: week.externalUsd,
+    weeklyExternalEstimatedUsd: week.externalEstimatedUsd,
     weekly,
     fiveHour,
     // Only upstream-based use benches an account: a dollar estimate against a guessed budget is too rough.

@@ -31,6 +31,7 @@ import {
   windowToProto,
 } from "./to-proto.js";
 import { usageFromProto } from "./usage-from-proto.js";
+import { modelPricesToProto } from "./upstream-to-proto.js";
 import {
   check,
   estimatedTokensSchema,
@@ -189,6 +190,7 @@ export function createAuthPoolService(
         eligibleSubscriptions: eligible,
         notifications: notificationsToProto(options.notificationStatus?.()),
         ...(options.cluster !== undefined ? { cluster: options.cluster() } : {}),
+        modelPrices: modelPricesToProto(result.prices),
       };
     },
 

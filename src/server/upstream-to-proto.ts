@@ -3,13 +3,23 @@ import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
   type ExternalUsageSchema,
   FigureBasis,
+  type ModelPriceSchema,
   ObservationSource,
+  PriceBasis as ProtoPriceBasis,
   RateLimitStatus,
   type UpstreamUtilizationSchema,
   type UsageFigureSchema,
   type UsagePollingSchema,
 } from "../../gen/authpool/v1/auth_pool_pb.js";
-import type { CalibratedWindow, Fraction, ObservationSource as DomainSource, SubscriptionView } from "../domain/index.js";
+import type {
+  CalibratedWindow,
+  Fraction,
+  ObservationSource as DomainSource,
+  LearnedPrice,
+  PriceBasis,
+  SubscriptionView,
+} from "../domain/index.js";
+import { ratesOf } from "../domain/index.js";
 import type { TranscriptScanStatus } from "../transcripts/index.js";
 import type { PollStatus } from "../upstream/index.js";
 import { percent, windowToProto } from "./proto-values.js";
@@ -85,6 +95,7 @@ export function externalToProto(
   if (scan === undefined && v.state.externalSeenAt === undefined) return undefined;
   return {
     weeklyUsd: round6(v.weeklyExternalUsd),
+    weeklyEstimatedUsd: round6(v.weeklyExternalEstimatedUsd),
     fiveHourUsd: round6(v.windowExternalUsd),
     lastSeenAt: v.state.externalSeenAt === undefined ? undefined : timestampFromMs(v.state.externalSeenAt),
     scannedAt: scan?.scannedAt === undefined ? undefined : timestampFromMs(scan.scannedAt),
@@ -110,4 +121,31 @@ function round2(n: number): number {
 // Money below a millionth of a dollar is float noise.
 function round6(n: number): number {
   return Math.round(n * 1e6) / 1e6;
+}
+
+const basisToProto: Record<PriceBasis, ProtoPriceBasis> = {
+  line: ProtoPriceBasis.CLI,
+  cli: ProtoPriceBasis.CLI,
+  list: ProtoPriceBasis.LIST,
+  estimate: ProtoPriceBasis.ESTIMATE,
+};
+
+/** modelPricesToProto shows what each learned model's tokens are priced at, and on what basis. */
+export function modelPricesToProto(
+  prices: ReadonlyArray<LearnedPrice & { model: string }>,
+): MessageInitShape<typeof ModelPriceSchema>[] {
+  return prices
+    .map(({ model, ...learned }) => {
+      const { price, basis } = ratesOf(model, learned);
+      return {
+        model,
+        basis: basisToProto[basis],
+        inputUsdPerMtok: round6(price.inputPerMTok),
+        outputUsdPerMtok: round6(price.outputPerMTok),
+        cacheWriteUsdPerMtok: round6(price.cacheWritePerMTok),
+        cacheReadUsdPerMtok: round6(price.cacheReadPerMTok),
+        learnedAt: timestampFromMs(learned.at),
+      };
+    })
+    .sort((a, b) => a.model.localeCompare(b.model));
 }

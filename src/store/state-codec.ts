@@ -15,7 +15,8 @@ import { createPoolState, ensureSubscriptions } from "../domain/index.js";
  * The snapshot's encoding of PoolState. Derived indexes (bySubscription,
  * externalBySession) are not written; decoding rebuilds them.
  *
- * Layout (format version 2), little-endian:
+ * Layout (format version 3; 2 is the same without the learned prices at
+ * the end and without external-estimate parts in buckets), little-endian:
  *
  *   0   "APst"             magic
  *   4   u32 version        STATE_FORMAT_VERSION
@@ -63,7 +64,10 @@ import { createPoolState, ensureSubscriptions } from "../domain/index.js";
  */
 
 /** STATE_FORMAT_VERSION is the snapshot format encodeState writes and decodeState reads. */
-export const STATE_FORMAT_VERSION = 2;
+export const STATE_FORMAT_VERSION = 3;
+
+/** The oldest binary format decodeState still reads (2 lacks learned prices and estimated parts). */
+const OLDEST_BINARY_FORMAT = 2;
 
 /** StateFormatError: bytes that are not a snapshot decodeState can read. Nothing was loaded. */
 export class StateFormatError extends Error {
@@ -128,8 +132,19 @@ export function encodeState(state: PoolState): Uint8Array {
     w.num(row.at);
     w.tokens(row.tokens);
     w.num(row.costUsd);
-    w.num((row.sessionId !== undefined ? 1 : 0) | (row.pool !== undefined ? 2 : 0) | (row.pool === true ? 4 : 0));
+    w.num(
+      (row.sessionId !== undefined ? 1 : 0) |
+        (row.pool !== undefined ? 2 : 0) |
+        (row.pool === true ? 4 : 0) |
+        (row.estimated === true ? 8 : 0),
+    );
     if (row.sessionId !== undefined) w.str(row.sessionId);
+  });
+  w.num(state.prices.size);
+  state.prices.forEach((price, model) => {
+    w.sym(model);
+    w.num(price.scale);
+    w.num(price.at);
   });
   return w.finish();
 }
@@ -184,7 +199,12 @@ export function decodeState(data: Uint8Array, subscriptionIds: readonly string[]
     const flags = r.num();
     if ((flags & 1) !== 0) row.sessionId = r.str();
     if ((flags & 2) !== 0) row.pool = (flags & 4) !== 0;
+    if ((flags & 8) !== 0) row.estimated = true;
     state.transcriptRows.set(key, row);
+  }
+  // Format 2 ended here: it had no learned prices.
+  if (r.version >= 3) {
+    for (let n = r.count(); n > 0; n--) state.prices.set(r.sym(), { scale: r.num(), at: r.num() });
   }
   r.end();
   rebuildExternal(state);
@@ -241,10 +261,12 @@ function writeSubscription(w: Writer, sub: SubscriptionState): void {
     w.num(b.costUsd);
     w.tokens(b.tokens);
     w.num(b.requests);
+    // 0: no external use; 1: external cost; 3: external cost and its estimated part.
     if (b.externalCostUsd === undefined) w.num(0);
     else {
-      w.num(1);
+      w.num(b.externalEstimatedUsd === undefined ? 1 : 3);
       w.num(b.externalCostUsd);
+      if (b.externalEstimatedUsd !== undefined) w.num(b.externalEstimatedUsd);
     }
   }
   if (sub.window !== undefined) {
@@ -317,7 +339,9 @@ function readSubscription(r: Reader): SubscriptionState {
   const buckets: UsageBucket[] = [];
   for (let n = r.count(); n > 0; n--) {
     const bucket: UsageBucket = { hour: r.num(), costUsd: r.num(), tokens: r.tokens(), requests: r.num() };
-    if (r.num() === 1) bucket.externalCostUsd = r.num();
+    const external = r.num();
+    if (external === 1 || external === 3) bucket.externalCostUsd = r.num();
+    if (external === 3) bucket.externalEstimatedUsd = r.num();
     buckets.push(bucket);
   }
   const sub: SubscriptionState = { id, buckets, cooldowns: [], paused: (flags & PAUSED) !== 0, upstream: {} };
@@ -435,6 +459,7 @@ class Writer {
 
 /** Reader walks the two streams of a snapshot in the order Writer wrote them. */
 class Reader {
+  readonly version: number;
   private readonly nums: Float64Array;
   private n = 0;
   private readonly strs: string[];
@@ -448,13 +473,14 @@ class Reader {
     }
     const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
     const version = view.getUint32(4, true);
-    if (version !== STATE_FORMAT_VERSION) {
+    if (version < OLDEST_BINARY_FORMAT || version > STATE_FORMAT_VERSION) {
       throw new StateFormatError(
-        `state snapshot format ${version} is not supported: this version of Auth Pool reads format ${STATE_FORMAT_VERSION}` +
+        `state snapshot format ${version} is not supported: this version of Auth Pool reads formats ${OLDEST_BINARY_FORMAT}-${STATE_FORMAT_VERSION}` +
           (version > STATE_FORMAT_VERSION ? " (the snapshot was written by a newer version)" : ""),
         "unsupported_version",
       );
     }
+    this.version = version;
     const count = view.getUint32(8, true);
     const textBytes = view.getUint32(12, true);
     if (data.length !== HEADER_BYTES + count * 8 + textBytes) {

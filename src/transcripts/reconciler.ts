@@ -118,8 +118,10 @@ export class TranscriptReconciler {
         const row = line.text === "" ? undefined : parseTranscriptLine(line.text, { defaultTimeZone });
         if (row?.kind === "usage" && row.at > holdAfter) held = true;
         // A limit row is acted on at once, even past a held row: the pool
-        // remembers its key, so reading it again later does nothing.
-        if (row?.kind === "limit") rows.push(row);
+        // remembers its key, so reading it again later does nothing. A
+        // cost-state row too: it teaches prices, and the same figure taught
+        // twice is no news.
+        if (row?.kind === "limit" || row?.kind === "costs") rows.push(row);
         else if (row?.kind === "usage" && !held && row.at >= horizon) rows.push(row);
         if (!held) commit = line.end;
       }

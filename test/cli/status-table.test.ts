@@ -75,7 +75,7 @@ describe("renderStatus()", () => {
         status: SubscriptionState.PAUSED,
         maxSessions: 15,
         weekly: { basis: FigureBasis.LEARNED_ESTIMATE },
-        external: { weeklyUsd: 1.2, fiveHourUsd: 0.3 },
+        external: { weeklyUsd: 1.2, fiveHourUsd: 0.3, weeklyEstimatedUsd: 0.4 },
         warnings: ["config dir /x does not exist"],
         usagePolling: { lastError: "no credentials" },
       },
@@ -99,7 +99,7 @@ describe("renderStatus()", () => {
       "1h 20m left",
       "until 2026-11-23 11:20Z",
       "five_hour, estimated",
-      "$1.20 this week",
+      "$1.20 this week (~$0.40 est.)",
       "usage polling: no credentials",
     ]) {
       expect(text).toContain(expected);

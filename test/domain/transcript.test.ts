@@ -391,7 +391,8 @@ describe("dedupeTranscriptRows()", () => {
     at: 0,
     signal: { window: "five_hour", estimated: true, message: tag },
   });
-  const tags = (rows: TranscriptRow[]) => rows.map((row) => (row.kind === "usage" ? row.model : row.signal.message));
+  const tags = (rows: TranscriptRow[]) =>
+    rows.map((row) => (row.kind === "usage" ? row.model : row.kind === "limit" ? row.signal.message : `costs:${row.totalCostUsd}`));
 
   it.each([
     { name: "empty", rows: [], expected: [] },

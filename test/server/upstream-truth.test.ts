@@ -9,6 +9,7 @@ import {
   FigureBasis,
   LimitWindow,
   ObservationSource,
+  PriceBasis,
   RateLimitStatus,
   SubscriptionState,
 } from "../../src/client/index.js";
@@ -120,6 +121,9 @@ describe("ground truth for an account fed by the fixtures", () => {
 
     // External: config-a's rows were never reported through the pool.
     expect(sub1.external?.weeklyUsd).toBeCloseTo(SONNET_USD + OPUS_USD + HAIKU_USD, 6);
+    // No figure of the CLI's covers them (hand-written rows, no cost-state): all the pool's estimate.
+    expect(sub1.external?.weeklyEstimatedUsd).toBeCloseTo(SONNET_USD + OPUS_USD + HAIKU_USD, 6);
+    expect(status.modelPrices).toEqual([]);
     expect(sub1.external?.files).toBe(2);
     expect(sub1.external?.scanError).toBe("");
     expect(sub1.weeklyUsedUsd).toBeCloseTo(SONNET_USD + OPUS_USD + HAIKU_USD, 6);
@@ -233,5 +237,47 @@ describe("ground truth for an account fed by the fixtures", () => {
     expect(next.value?.event?.time?.seconds).toBe(1795456800n);
     const g = await pool.grpc.allocate({ sessionId: "after-reset" });
     expect(g.outcome.case).toBe("subscription");
+  });
+  it("books the real CLI's transcripts at its own figures, says which dollars are estimates, and lists learned prices", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "authpool-truth-"));
+    const configDir = path.join(dir, "sub1");
+    const project = path.join(configDir, "projects", "-home-dev-runs-tooluse-oauth-json-work");
+    await mkdir(project, { recursive: true });
+    // Two requests of claude-sonnet-5-5, a model Auth Pool's table does not list; the CLI says $0.009422.
+    await cp(new URL("../fixtures/claude-cli-real/transcripts/tooluse-oauth-json/", import.meta.url), project, { recursive: true });
+    // And one line of a model nothing has priced yet: the pool's own estimate (as Sonnet list price).
+    const unknown = {
+      type: "assistant",
+      timestamp: "2026-12-02T11:30:00.000Z",
+      sessionId: "7c0f3a5e-0000-4000-8000-000000000001",
+      requestId: "req_nova_1",
+      message: { id: "msg_nova_1", model: "claude-nova-1", usage: { input_tokens: 1000, output_tokens: 100 } },
+    };
+    await appendFile(path.join(project, "nova.jsonl"), `${JSON.stringify(unknown)}\n`);
+    pool = await startTestPool({
+      dir,
+      config: {
+        subscriptions: [{ id: "sub1", type: "claude-max", configDir, weeklyBudgetUsd: 100, transcripts: true }],
+      },
+    });
+    pool.clock.set(Date.parse("2026-12-02T12:30:00Z"));
+    await pool.server.runJobs();
+
+    const status = await pool.grpc.getPoolStatus({});
+    const sub1 = status.subscriptions.find((s) => s.id === "sub1")!;
+    const novaUsd = (1000 * 3 + 100 * 15) / 1e6;
+    expect(sub1.external?.weeklyUsd).toBeCloseTo(0.009422 + novaUsd, 9);
+    expect(sub1.external?.weeklyEstimatedUsd).toBeCloseTo(novaUsd, 9);
+    expect(status.modelPrices.map((p) => [p.model, p.basis])).toEqual([["claude-sonnet-5-5", PriceBasis.CLI]]);
+    const sonnet55 = status.modelPrices[0]!;
+    // One request: 3 in, 12 out, 1,234 cache writes, 15,000 cache reads = $0.004711 at the learned rates.
+    const oneRequest =
+      (3 * sonnet55.inputUsdPerMtok +
+        12 * sonnet55.outputUsdPerMtok +
+        1234 * sonnet55.cacheWriteUsdPerMtok +
+        15000 * sonnet55.cacheReadUsdPerMtok) /
+      1e6;
+    expect(oneRequest).toBeCloseTo(0.004711, 6);
+    expect(new Date(Number(sonnet55.learnedAt!.seconds) * 1000).toISOString().slice(0, 16)).toBe("2026-12-02T11:24");
   });
 });

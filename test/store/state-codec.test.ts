@@ -4,7 +4,7 @@ import {
   type Command,
   type PoolState,
   type SessionState,
-  type TranscriptRow,
+  type TranscriptUsageRow,
   HOUR_MS,
   MINUTE_MS,
   Pool,
@@ -32,7 +32,7 @@ const allocate = (sessionId: string, model = "claude-sonnet-4-5"): Command => ({
   estimatedTokens: 0,
 });
 
-function row(key: string | undefined, at: number, output: number, sessionId?: string): TranscriptRow {
+function row(key: string | undefined, at: number, output: number, sessionId?: string): TranscriptUsageRow {
   return {
     kind: "usage",
     ...(key !== undefined ? { key } : {}),
@@ -116,6 +116,15 @@ function poolState(): PoolState {
       row("m2:r2", now - 20 * MINUTE_MS, 2000, "claude-late"),
       row("m3:r3", now - 10 * MINUTE_MS, 500),
       row(undefined, now - 5 * MINUTE_MS, 300, "outside-1"),
+      // A model the table does not know, and the CLI's own figures for another: an estimate and a learned price.
+      { ...row("m4:r4", now - 4 * MINUTE_MS, 100), model: "claude-nova-1" },
+      {
+        kind: "costs",
+        sessionId: "outside-2",
+        at: now - 3 * MINUTE_MS,
+        totalCostUsd: 0.01,
+        models: { "claude-sonnet-5-5": { inputTokens: 10, outputTokens: 100, cacheCreationInputTokens: 0, cacheReadInputTokens: 0, costUsd: 0.01 } },
+      },
       {
         kind: "limit",
         key: "limit-1",
@@ -190,6 +199,9 @@ describe("poolState() (the fixture)", () => {
     expect(rows.map((r) => r.pool)).toEqual(expect.arrayContaining([true, undefined]));
     expect(rows.some((r) => r.sessionId === undefined)).toBe(true);
     expect(state.externalBySession.size).toBeGreaterThan(0);
+    expect(rows.some((r) => r.estimated === true)).toBe(true);
+    expect(subs.some((s) => s.buckets.some((b) => (b.externalEstimatedUsd ?? 0) > 0))).toBe(true);
+    expect(state.prices.size).toBeGreaterThan(0);
   });
 });
 
@@ -282,6 +294,27 @@ describe("encodeState() and decodeState()", () => {
     return bytes;
   };
   const corrupt = (edit: (bytes: Uint8Array) => Uint8Array) => edit(encodeState(poolState()).slice());
+
+  it("reads format 2, which had no learned prices nor estimated parts", () => {
+    // Format 2 is format 3 without the trailing count of learned prices, and
+    // with bucket external flags 0 or 1 only: a state without either encodes alike.
+    const state = poolState();
+    state.prices.clear();
+    for (const sub of state.subscriptions.values()) for (const b of sub.buckets) delete b.externalEstimatedUsd;
+    for (const r of state.transcriptRows.values()) delete r.estimated;
+    const three = encodeState(state);
+    const view = new DataView(three.buffer, three.byteOffset);
+    const count = view.getUint32(8, true);
+    expect(three[16 + (count - 1) * 8 + 7]).toBe(0); // the last number is the empty price count
+    const two = Uint8Array.of(...three.subarray(0, 16 + (count - 1) * 8), ...three.subarray(16 + count * 8));
+    const twoView = new DataView(two.buffer);
+    twoView.setUint32(4, 2, true);
+    twoView.setUint32(8, count - 1, true);
+    expect(decodeState(two, CONFIGURED)).toEqual(state);
+    // The same bytes claiming format 3 are one number short.
+    twoView.setUint32(4, 3, true);
+    expect(() => decodeState(two, CONFIGURED)).toThrow(expect.objectContaining({ reason: "corrupt" }));
+  });
   it.each([
     { name: "a newer format version", bytes: () => withVersion(STATE_FORMAT_VERSION + 1), reason: "unsupported_version" },
     { name: "format 1 in a binary header", bytes: () => withVersion(1), reason: "unsupported_version" },
@@ -321,7 +354,7 @@ describe("encodeState() and decodeState()", () => {
 
   it("names both versions when the snapshot is newer", () => {
     expect(() => decodeState(withVersion(7), CONFIGURED)).toThrowErrorMatchingInlineSnapshot(
-      `[StateFormatError: state snapshot format 7 is not supported: this version of Auth Pool reads format 2 (the snapshot was written by a newer version)]`,
+      `[StateFormatError: state snapshot format 7 is not supported: this version of Auth Pool reads formats 2-3 (the snapshot was written by a newer version)]`,
     );
   });
 });
@@ -329,6 +362,7 @@ describe("encodeState() and decodeState()", () => {
 describe("decodeLegacyState()", () => {
   it("reads a full state as format 1 wrote it, maps in order", () => {
     const state = poolState();
+    state.prices.clear(); // format 1 came before learned prices
     const decoded = decodeLegacyState(encodeFormat1(state), CONFIGURED);
     expect(decoded).toEqual(state);
     expect(mapOrders(decoded)).toEqual(mapOrders(state));
@@ -352,7 +386,7 @@ describe("decodeLegacyState()", () => {
     expect([...decoded.subscriptions.keys()]).toEqual(CONFIGURED);
   });
 
-  it("gives the same state through format 2 once re-encoded", () => {
+  it("gives the same state through the binary format once re-encoded", () => {
     const state = decodeLegacyState(encodeFormat1(poolState()), CONFIGURED);
     expect(decodeState(encodeState(state), CONFIGURED)).toEqual(state);
   });
