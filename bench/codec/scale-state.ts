@@ -44,8 +44,9 @@ const NOW = Date.parse("2026-10-31T00:00:00Z");
  * minutes and the codec only sees the result. Every subscription has an
  * hourly bucket for each hour of the retention, upstream readings with
  * calibration anchors, and one in ten a cooldown; dedupe keys are the two
- * forms decide.ts makes ("r:<session>:<request>", "u:<result uuid>");
- * every open and recently ended session is a known Claude session.
+ * forms a report makes (src/domain/pool/usage-report.ts:
+ * "r:<session>:<request>", "u:<result uuid>"); every open and recently
+ * ended session is a known Claude session.
  */
 export function buildScaleState(options: Partial<ScaleStateOptions> = {}): PoolState {
   const o = { ...defaults, ...options };

@@ -3,6 +3,7 @@ import { toJsonString } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { type EventType, EventSchema } from "../../gen/authpool/v1/auth_pool_pb.js";
 import type { AuthPoolClient } from "../client/index.js";
+import { backoffDelay } from "../domain/index.js";
 import { codeName, describeConnectError, isUnreachable } from "./connect-errors.js";
 import { formatEvent } from "./event-line.js";
 import { ExitCode, type ExitCodeValue } from "./exit-codes.js";
@@ -59,13 +60,15 @@ const TRANSIENT = new Set([
 export async function followEvents(options: FollowEventsOptions): Promise<ExitCodeValue> {
   const { client, stdout, stderr, signal } = options;
   const { initialMs, maxMs } = options.backoff ?? { initialMs: 250, maxMs: 5000 };
+  const backoff = { baseMs: initialMs, maxMs };
   // With --tail the cursor means nothing until the first live event.
   let cursor = options.tail ? 0n : options.afterSequence;
   // Until a --tail follower has seen an event it has no cursor, so a
   // reconnect asks for live events again; the API offers no "current
   // sequence" to resume from instead.
   let tail = options.tail;
-  let delay = initialMs;
+  // Reconnects since the stream last held: the backoff's attempt.
+  let failures = 0;
   let connectedOnce = false;
   let inOutage = false;
   // A function, not an expression: TypeScript would narrow `aborted` across the awaits.
@@ -113,7 +116,8 @@ export async function followEvents(options: FollowEventsOptions): Promise<ExitCo
       return fail(stderr, report.message + hint, report.exitCode);
     }
     connectedOnce = connectedOnce || !isUnreachable(failure);
-    if (received || Date.now() - started >= maxMs) delay = initialMs;
+    if (received || Date.now() - started >= maxMs) failures = 0;
+    failures++;
     // One note per outage: refused connections while the pool is still down
     // are the same outage; any other failure means we had got through again.
     if (!inOutage || !isUnreachable(failure)) {
@@ -125,11 +129,10 @@ export async function followEvents(options: FollowEventsOptions): Promise<ExitCo
       inOutage = true;
     }
     try {
-      await sleep(delay, undefined, signal !== undefined ? { signal } : {});
+      await sleep(backoffDelay(failures, backoff), undefined, signal !== undefined ? { signal } : {});
     } catch {
       break; // aborted while waiting
     }
-    delay = Math.min(delay * 2, maxMs);
   }
   return ExitCode.ok;
 }

@@ -4,6 +4,8 @@
  * facts about them), so every case is a table row in the tests.
  */
 
+import { backoffDelay } from "../domain/index.js";
+
 /**
  * CredentialStatusKind is the state of a login as the pool sees it:
  * `ok` (usable; someone else may have renewed it), `refreshed` (usable, and
@@ -112,8 +114,7 @@ export interface RefreshBackoff {
  * accounts failing together spread out.
  */
 export function retryDelay(failures: number, backoff: RefreshBackoff, random: () => number): number {
-  const ceiling = Math.min(backoff.maxMs, backoff.minMs * 2 ** Math.max(0, failures - 1));
-  return Math.round(ceiling / 2 + random() * (ceiling / 2));
+  return backoffDelay(failures, { baseMs: backoff.minMs, maxMs: backoff.maxMs }, "equal", random);
 }
 
 function wait(status: CredentialStatus, nextCheckAt: number): CredentialDecision {

@@ -54,14 +54,15 @@ export class CandidateIndex {
   /**
    * best returns the top-ranked configured subscription that can take a new
    * session (skipping `skip`), or undefined when none can: the caller then
-   * derives every view to say why. derive returns the view at `now`.
+   * derives every view to say why. derive returns a subscription's view at
+   * `now` (one function for every call: nothing is allocated per call).
    */
   best(
     now: number,
     need: AllocationNeed,
     skip: string | undefined,
     settings: PoolSettings,
-    derive: (cfg: SubscriptionSettings) => SubscriptionView,
+    derive: (cfg: SubscriptionSettings, now: number) => SubscriptionView,
   ): SubscriptionView | undefined {
     this.refresh(now, settings.subscriptions, derive);
     for (const e of this.ranked) {
@@ -74,12 +75,14 @@ export class CandidateIndex {
   private refresh(
     now: number,
     subscriptions: readonly SubscriptionSettings[],
-    derive: (cfg: SubscriptionSettings) => SubscriptionView,
+    derive: (cfg: SubscriptionSettings, now: number) => SubscriptionView,
   ): void {
     // A view derived at a later instant than now (the clock stepped back) cannot stand for now.
     if (!this.built || now < this.lastNow) {
       this.clear();
-      subscriptions.forEach((cfg, order) => this.byId.set(cfg.id, { id: cfg.id, order, view: derive(cfg) }));
+      subscriptions.forEach((cfg, order) => {
+        this.byId.set(cfg.id, { id: cfg.id, order, view: derive(cfg, now) });
+      });
       this.ranked = [...this.byId.values()].sort(compare);
       for (const e of this.ranked) this.nextExpiry = Math.min(this.nextExpiry, e.view.validUntil);
       this.built = true;
@@ -89,20 +92,16 @@ export class CandidateIndex {
     this.lastNow = now;
     for (const id of this.touched) {
       const e = this.byId.get(id);
-      if (e !== undefined) this.rederive(e, subscriptions[e.order]!, derive);
+      if (e !== undefined) this.replace(e, derive(subscriptions[e.order]!, now));
     }
     this.touched.clear();
     if (now < this.nextExpiry) return;
     let next = Infinity;
     for (const e of [...this.ranked]) {
-      if (e.view.validUntil <= now) this.rederive(e, subscriptions[e.order]!, derive);
+      if (e.view.validUntil <= now) this.replace(e, derive(subscriptions[e.order]!, now));
       if (e.view.validUntil < next) next = e.view.validUntil;
     }
     this.nextExpiry = next;
-  }
-
-  private rederive(e: Entry, cfg: SubscriptionSettings, derive: (cfg: SubscriptionSettings) => SubscriptionView): void {
-    this.replace(e, derive(cfg));
   }
 
   /** replace moves an entry to where its new view ranks it, shifting only the entries in between. */
@@ -141,7 +140,7 @@ export class CandidateIndex {
   }
 }
 
-/** compare ranks as Pool.choose does: higher rank, then fewer sessions, then config order. */
+/** compare ranks as allocation chooses (pool/allocation.ts): higher rank, then fewer sessions, then config order. */
 function compare(a: Entry, b: Entry): number {
   return b.view.rank - a.view.rank || a.view.sessionCount - b.view.sessionCount || a.order - b.order;
 }

@@ -145,9 +145,28 @@ export interface StatusResult {
   prices: Array<LearnedPrice & { model: string }>;
 }
 
+/** PausedResult answers set_paused: the subscription as it is now. */
 export interface PausedResult {
   kind: "paused";
   view: SubscriptionView;
+}
+
+/** DrainedResult answers set_drained: the subscription as it is now. */
+export interface DrainedResult {
+  kind: "drained";
+  view: SubscriptionView;
+}
+
+/** ReconfiguredResult answers reconfigure: the removed subscriptions left draining the sessions they hold. */
+export interface ReconfiguredResult {
+  kind: "reconfigured";
+  draining: string[];
+}
+
+/** CredentialsResult answers credentials: whether the login status recorded changed. */
+export interface CredentialsResult {
+  kind: "credentials";
+  changed: boolean;
 }
 
 export interface SweepResult {
@@ -199,15 +218,15 @@ export interface ResultMap {
   report: ReportResult | Rejection;
   release: ReleaseResult;
   set_paused: PausedResult | Rejection;
-  set_drained: PausedResult | Rejection;
-  reconfigure: { kind: "reconfigured"; draining: string[] };
+  set_drained: DrainedResult | Rejection;
+  reconfigure: ReconfiguredResult;
   status: StatusResult;
   sweep: SweepResult;
   rebalance: RebalanceResult;
   observe: ObservedResult | Rejection;
   reconcile: ReconciledResult | Rejection;
   clear_cooldown: ClearedResult | Rejection;
-  credentials: { kind: "credentials"; changed: boolean } | Rejection;
+  credentials: CredentialsResult | Rejection;
 }
 
 export type ResultOf<C extends Command> = ResultMap[C["kind"]];

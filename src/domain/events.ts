@@ -223,3 +223,22 @@ export interface TranscriptUsage {
 export type PoolEvent = EventBody & { seq: number; at: number };
 
 export type EventOf<T extends EventBody["type"]> = Extract<PoolEvent, { type: T }>;
+
+/** subscriptionsOf lists the subscriptions an event is about. */
+export function subscriptionsOf(e: EventBody): string[] {
+  switch (e.type) {
+    case "session_rotated":
+      return [e.from, e.to];
+    case "rebalance_completed":
+      return [...new Set(e.moves.flatMap((m) => [m.from, m.to]))];
+    case "transcript_reattributed":
+      return e.subscriptionIds;
+    case "fallback_used":
+      // A fallback changes no subscription: nothing to re-announce.
+      return [];
+    case "pruned":
+      return [];
+    default:
+      return [e.subscriptionId];
+  }
+}

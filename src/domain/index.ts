@@ -1,7 +1,7 @@
 /**
  * The domain: pure types and decisions. No I/O, no timers, no system time.
  */
-export { Pool } from "./decide.js";
+export { Pool } from "./pool/index.js";
 export { applyEvent } from "./apply.js";
 export { createPoolState, ensureSubscriptions, nextCooldownEnd, sessionsOf } from "./state.js";
 export type {
@@ -32,9 +32,13 @@ export type {
   AllocateResult,
   ClearedResult,
   Command,
+  CredentialsResult,
+  DrainedResult,
   ObservedResult,
   PausedResult,
   RebalanceResult,
+  ReconciledResult,
+  ReconfiguredResult,
   Rejection,
   ReleaseResult,
   ReportResult,
@@ -46,7 +50,7 @@ export type {
 export { planRebalance, loadUsd } from "./rebalance.js";
 export type { RebalanceMove } from "./rebalance.js";
 export { observeSubscription, usageThresholds } from "./observe.js";
-export { subscriptionsOf } from "./decide.js";
+export { subscriptionsOf } from "./events.js";
 export type { PoolSettings, SubscriptionSettings, HealthWeights } from "./settings.js";
 export { DEFAULT_THROTTLE_SECONDS } from "./settings.js";
 export { computeHealth } from "./health.js";
@@ -65,6 +69,8 @@ export {
   windowCostUsd,
   BUCKET_RETENTION_MS,
 } from "./accounting.js";
+export { backoffDelay, spreadDelay } from "./backoff.js";
+export type { Backoff, Jitter } from "./backoff.js";
 export type { Clock } from "./clock.js";
 export { systemClock } from "./clock.js";
 export { HOUR_MS, MINUTE_MS, DAY_MS, FIVE_HOURS_MS, WEEK_MS, floorHour } from "./time.js";

@@ -1,11 +1,11 @@
 import type { NotificationRule, WebhookConfig } from "../config/index.js";
-import type { PoolEvent } from "../domain/index.js";
+import { type Backoff, type PoolEvent, backoffDelay } from "../domain/index.js";
 import type { EventFeed } from "../runtime/event-feed.js";
 import type { Logger } from "../runtime/logger.js";
 import { toPublicEvent } from "../server/event-to-proto.js";
 import type { NotificationSnapshot } from "../server/notification-status.js";
 import type { KvStore } from "../store/index.js";
-import { type Backoff, DEFAULT_WEBHOOK_BACKOFF, backoffDelay, linkedAbort, sleep } from "./backoff.js";
+import { linkedAbort, sleep } from "./retry.js";
 import { routed } from "./rules.js";
 import { type WebhookTarget, postWebhook, webhookBody, webhookTarget } from "./webhook-request.js";
 
@@ -26,6 +26,9 @@ export const WEBHOOK_CURSOR_KEY = "notify:webhook:cursor";
 // Advancing over events no rule routes needs no write per event: losing such
 // progress in a crash only means scanning them again, never a lost delivery.
 const SKIP_PERSIST_EVERY_MS = 1_000;
+
+/** DEFAULT_WEBHOOK_BACKOFF: half a second doubling up to a minute. */
+const DEFAULT_WEBHOOK_BACKOFF: Backoff = Object.freeze({ baseMs: 500, maxMs: 60_000 });
 
 /**
  * WebhookDispatcher delivers routed events to the configured webhook, one at
@@ -213,10 +216,12 @@ export class WebhookDispatcher {
         }
         this.recordError(outcome.error);
         if (attempt < this.maxAttempts) {
+          // The receiver's Retry-After, else full jitter: many pools retrying a
+          // recovering receiver do not arrive in lockstep.
           const wait =
             outcome.retryAfterMs !== undefined
               ? Math.min(outcome.retryAfterMs, this.backoff.maxMs)
-              : backoffDelay(attempt, this.backoff);
+              : backoffDelay(attempt, this.backoff, "full");
           await sleep(wait, signal);
         }
       }

@@ -2,7 +2,7 @@ import { toJson } from "@bufbuild/protobuf";
 import { EventSchema, EventType } from "../../gen/authpool/v1/auth_pool_pb.js";
 import type { WebhookConfig } from "../config/index.js";
 import type { PublicEvent } from "../server/event-to-proto.js";
-import { linkedAbort, retryAfterMs } from "./backoff.js";
+import { linkedAbort, retryAfterMs } from "./retry.js";
 import { SIGNATURE_HEADER, signWebhook } from "./signature.js";
 
 /** EVENT_ID_HEADER carries the event's sequence: receivers dedupe on it (delivery is at-least-once). */

@@ -1,6 +1,7 @@
 import { promisify } from "node:util";
 import zlib from "node:zlib";
 import pg from "pg";
+import { type Backoff, backoffDelay } from "../domain/index.js";
 import { FencedError, type JournalStore, type Lease, type StoredRecord, type StoredSnapshot } from "./journal-store.js";
 
 /** PostgresJournalStoreOptions configures PostgresJournalStore.open. */
@@ -346,8 +347,8 @@ interface Listener {
   stop(): Promise<void>;
 }
 
-const FIRST_RETRY_MS = 100;
-const MAX_RETRY_MS = 5000;
+/** LISTEN_BACKOFF: a dropped LISTEN connection is retried after 100 ms, doubling up to 5 s. */
+const LISTEN_BACKOFF: Backoff = { baseMs: 100, maxMs: 5000 };
 
 /**
  * listen keeps one connection LISTENing on `channel`, reconnecting with
@@ -358,7 +359,8 @@ function listen(config: pg.ClientConfig, channel: string, notify: () => void): L
   let stopped = false;
   let client: pg.Client | undefined;
   let timer: NodeJS.Timeout | undefined;
-  let delay = FIRST_RETRY_MS;
+  // Drops since the last good connect: the backoff's attempt.
+  let failures = 0;
 
   const connect = async (): Promise<void> => {
     timer = undefined;
@@ -372,10 +374,10 @@ function listen(config: pg.ClientConfig, channel: string, notify: () => void): L
       c.end().catch(() => undefined);
       if (client === c) client = undefined;
       if (stopped) return;
-      timer = setTimeout(() => void connect(), delay);
+      failures++;
+      timer = setTimeout(() => void connect(), backoffDelay(failures, LISTEN_BACKOFF));
       // A process with nothing else to do need not wait for this retry.
       timer.unref();
-      delay = Math.min(delay * 2, MAX_RETRY_MS);
     };
     c.on("error", drop);
     c.on("end", drop);
@@ -390,7 +392,7 @@ function listen(config: pg.ClientConfig, channel: string, notify: () => void): L
       return;
     }
     if (stopped || dropped) return;
-    delay = FIRST_RETRY_MS;
+    failures = 0;
     notify();
   };
 

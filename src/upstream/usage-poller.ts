@@ -7,8 +7,8 @@
  * the config dir for every poll and never logged, stored or refreshed.
  */
 
-import type { Clock, RateLimitReading } from "../domain/index.js";
-import { retryAfterMs } from "../notify/backoff.js";
+import { type Backoff, type Clock, type RateLimitReading, backoffDelay, spreadDelay } from "../domain/index.js";
+import { retryAfterMs } from "../notify/retry.js";
 import type { Logger } from "../runtime/logger.js";
 import { readAccessToken } from "./credentials.js";
 import { parseOAuthUsage } from "./oauth-usage.js";
@@ -89,6 +89,8 @@ export class UsagePoller {
   private readonly entries = new Map<string, Entry>();
   private readonly endpoint: string;
   private readonly intervalMs: number;
+  /** After transient failures: two intervals after the first, doubling up to MAX_POLL_BACKOFF_MS. */
+  private readonly failureBackoff: Backoff;
   private readonly clock: Clock;
   private readonly logger: Logger;
   private readonly onReadings: UsagePollerOptions["onReadings"];
@@ -100,6 +102,7 @@ export class UsagePoller {
   constructor(options: UsagePollerOptions) {
     this.endpoint = options.endpoint;
     this.intervalMs = options.intervalMs;
+    this.failureBackoff = { baseMs: 2 * options.intervalMs, maxMs: MAX_POLL_BACKOFF_MS };
     this.clock = options.clock;
     this.logger = options.logger;
     this.onReadings = options.onReadings;
@@ -252,13 +255,12 @@ export class UsagePoller {
 
   /** backoff is the exponential delay after a transient failure: interval × 2^n, n counting this one. */
   private backoff(entry: Entry): { delayMs: number; transient: true } {
-    const n = entry.failures + 1;
-    const delayMs = Math.min(MAX_POLL_BACKOFF_MS, this.jittered(this.intervalMs * 2 ** Math.min(n, 30)));
+    const delayMs = backoffDelay(entry.failures + 1, this.failureBackoff, { spread: JITTER }, this.random);
     return { delayMs, transient: true };
   }
 
   private jittered(ms: number): number {
-    return Math.round(ms * (1 + (this.random() * 2 - 1) * JITTER));
+    return spreadDelay(ms, JITTER, this.random);
   }
 }
 

@@ -18,7 +18,7 @@ describe("Pool.run(set_drained)", () => {
     expect(first.view.cfg.id).toBe("a");
     const drained = pool.run({ kind: "set_drained", subscriptionId: "a", drained: true }, T0);
     expect(types(drained.events)).toEqual(["drained_set", "status_changed"]);
-    expect(drained.result).toMatchObject({ view: { status: "draining" } });
+    expect(drained.result).toMatchObject({ kind: "drained", view: { status: "draining" } });
     // The session on a resumes there; a new one goes to b.
     expect(granted(allocate(pool, "s1", T0 + MIN).result)).toMatchObject({ resumed: true, view: { cfg: { id: "a" } } });
     expect(granted(allocate(pool, "s2", T0 + MIN).result).view.cfg.id).toBe("b");

@@ -4,7 +4,7 @@ import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { backoffDelay, retryAfterMs } from "../../src/notify/backoff.js";
+import { retryAfterMs } from "../../src/notify/retry.js";
 import { signWebhook, verifyWebhook } from "../../src/notify/signature.js";
 import { postWebhook, webhookTarget } from "../../src/notify/webhook-request.js";
 import { createAuthPoolClient } from "../../src/client/index.js";
@@ -157,15 +157,7 @@ describe("webhook signatures", () => {
   });
 });
 
-describe("backoff", () => {
-  it("grows exponentially with full jitter, capped", () => {
-    const b = { baseMs: 100, maxMs: 1000 };
-    expect(backoffDelay(1, b, () => 0.999)).toBe(99);
-    expect(backoffDelay(3, b, () => 0.5)).toBe(200);
-    expect(backoffDelay(30, b, () => 0.999)).toBe(999);
-    expect(backoffDelay(2, b, () => 0)).toBe(0);
-  });
-
+describe("retryAfterMs()", () => {
   it("reads Retry-After as seconds or a date", () => {
     expect(retryAfterMs("3", 0)).toBe(3000);
     expect(retryAfterMs(new Date(10_000).toUTCString(), 4_000)).toBe(6000);

@@ -1,22 +1,3 @@
-/** Backoff bounds retry delays, in ms. */
-export interface Backoff {
-  baseMs: number;
-  maxMs: number;
-}
-
-/** DEFAULT_WEBHOOK_BACKOFF: half a second doubling up to a minute. */
-export const DEFAULT_WEBHOOK_BACKOFF: Backoff = Object.freeze({ baseMs: 500, maxMs: 60_000 });
-
-/**
- * backoffDelay is the wait before retry number `attempt` (1 = after the
- * first failure): exponential with full jitter, so many pools retrying a
- * recovering receiver do not arrive in lockstep.
- */
-export function backoffDelay(attempt: number, backoff: Backoff, random: () => number = Math.random): number {
-  const ceiling = Math.min(backoff.maxMs, backoff.baseMs * 2 ** Math.max(0, attempt - 1));
-  return Math.floor(random() * ceiling);
-}
-
 /**
  * retryAfterMs reads a Retry-After header (delay seconds or an HTTP date)
  * as ms from now; undefined when absent or unreadable.

@@ -1,0 +1,151 @@
+import type { AllocateResult, Command, Rejection, ReleaseResult } from "../commands.js";
+import type { Exclusion } from "../events.js";
+import { type SubscriptionView, exclusionOf } from "../view.js";
+import type { Emit, PoolContext } from "./pool-context.js";
+
+type AllocateCommand = Extract<Command, { kind: "allocate" }>;
+
+/** AllocationContext is what placing a session reads of the pool. */
+type AllocationContext = Pick<PoolContext, "state" | "settings" | "view" | "views" | "bestCandidate">;
+
+/**
+ * allocate places a session: a session already held resumes where it is,
+ * or moves to another subscription when its own can no longer take it; a
+ * new one goes to the best eligible subscription; with none, the fallback
+ * (or a refusal listing why each subscription was excluded).
+ */
+export function allocate(
+  pool: AllocationContext,
+  cmd: AllocateCommand,
+  now: number,
+  emit: Emit,
+): AllocateResult | Rejection {
+  const existing = pool.state.sessions.get(cmd.sessionId);
+  if (existing !== undefined) {
+    const current = pool.view(existing.subscriptionId, now);
+    const excluded =
+      current === undefined
+        ? { subscriptionId: existing.subscriptionId, reason: "paused" as const, detail: "no longer configured" }
+        : exclusionOf(current, { priority: cmd.priority, model: cmd.model, holdsSlot: true }, pool.settings);
+    if (current !== undefined && excluded === undefined) {
+      const rotatedFrom = existing.rotatedFrom;
+      emit({ type: "session_resumed", sessionId: cmd.sessionId, subscriptionId: current.cfg.id });
+      return {
+        kind: "granted",
+        sessionId: cmd.sessionId,
+        view: pool.view(current.cfg.id, now)!,
+        resumed: true,
+        ...(rotatedFrom !== undefined ? { rotatedFrom } : {}),
+      };
+    }
+    // Its subscription can no longer take it: move it if another can.
+    // (Read before emitting: applying the events mutates the session.)
+    const from = existing.subscriptionId;
+    const { best, exclusions } = choose(pool, cmd, from, now);
+    if (best !== undefined) {
+      emit({
+        type: "session_rotated",
+        sessionId: cmd.sessionId,
+        from,
+        to: best.cfg.id,
+        reason: excluded?.reason === "cooldown" ? "cooldown" : "not_eligible",
+        detail: excluded?.detail ?? "",
+      });
+      emit({ type: "session_resumed", sessionId: cmd.sessionId, subscriptionId: best.cfg.id });
+      return {
+        kind: "granted",
+        sessionId: cmd.sessionId,
+        view: pool.view(best.cfg.id, now)!,
+        resumed: false,
+        rotatedFrom: from,
+      };
+    }
+    emit({ type: "session_released", sessionId: cmd.sessionId, subscriptionId: from, reason: "fallback" });
+    return fallback(pool, cmd.sessionId, excluded !== undefined ? [excluded, ...exclusions] : exclusions, emit);
+  }
+
+  const { best, exclusions } = choose(pool, cmd, undefined, now);
+  if (best === undefined) return fallback(pool, cmd.sessionId, exclusions, emit);
+  emit({
+    type: "session_allocated",
+    sessionId: cmd.sessionId,
+    subscriptionId: best.cfg.id,
+    priority: cmd.priority,
+    model: cmd.model,
+    estimatedTokens: cmd.estimatedTokens,
+  });
+  return { kind: "granted", sessionId: cmd.sessionId, view: pool.view(best.cfg.id, now)!, resumed: false };
+}
+
+/** release ends a session: on request, or (`expired`) when the sweep finds it stale. */
+export function release(
+  pool: Pick<PoolContext, "state">,
+  sessionId: string,
+  reason: "released" | "expired",
+  emit: Emit,
+): ReleaseResult {
+  const s = pool.state.sessions.get(sessionId);
+  if (s === undefined) return { kind: "released", released: false, subscriptionId: "" };
+  emit({ type: "session_released", sessionId, subscriptionId: s.subscriptionId, reason });
+  return { kind: "released", released: true, subscriptionId: s.subscriptionId };
+}
+
+/**
+ * choose picks the eligible subscription with the best rank (its health
+ * score, or with settings.pacing that score paced against each window's
+ * reset; see pacedRank); ties go to fewer sessions, then config order, so
+ * the choice is deterministic. The
+ * candidate index finds it without deriving every view; only when it finds
+ * none are all views derived, to list why each one was excluded.
+ */
+function choose(
+  pool: AllocationContext,
+  cmd: AllocateCommand,
+  skip: string | undefined,
+  now: number,
+): { best?: SubscriptionView; exclusions: Exclusion[] } {
+  const need = { priority: cmd.priority, model: cmd.model, holdsSlot: false };
+  const best = pool.bestCandidate(need, skip, now);
+  if (best !== undefined) return { best, exclusions: [] };
+  return chooseAmong(pool, pool.views(now), cmd, skip);
+}
+
+function chooseAmong(
+  pool: Pick<PoolContext, "settings">,
+  views: SubscriptionView[],
+  cmd: AllocateCommand,
+  skip: string | undefined,
+): { best?: SubscriptionView; exclusions: Exclusion[] } {
+  let best: SubscriptionView | undefined;
+  const exclusions: Exclusion[] = [];
+  for (const v of views) {
+    if (v.cfg.id === skip) continue;
+    const ex = exclusionOf(v, { priority: cmd.priority, model: cmd.model, holdsSlot: false }, pool.settings);
+    if (ex !== undefined) {
+      exclusions.push(ex);
+      continue;
+    }
+    if (best === undefined || v.rank > best.rank || (v.rank === best.rank && v.sessionCount < best.sessionCount)) {
+      best = v;
+    }
+  }
+  return { best, exclusions };
+}
+
+function fallback(
+  pool: Pick<PoolContext, "settings">,
+  sessionId: string,
+  exclusions: Exclusion[],
+  emit: Emit,
+): AllocateResult | Rejection {
+  const reason =
+    exclusions.length === 0
+      ? "no subscription is configured"
+      : `no eligible subscription: ${exclusions.map((e) => `${e.subscriptionId}: ${e.detail}`).join("; ")}`;
+  if (!pool.settings.fallback.enabled) {
+    return { kind: "rejected", code: "resource_exhausted", message: reason, exclusions };
+  }
+  const provider = pool.settings.fallback.provider;
+  emit({ type: "fallback_used", sessionId, provider, reason, exclusions });
+  return { kind: "fallback", sessionId, provider, reason, exclusions };
+}
