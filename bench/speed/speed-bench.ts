@@ -5,6 +5,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseConfig } from "../../src/config/index.js";
 import { type AuthPoolServer, startAuthPoolServer } from "../../src/server/start-server.js";
+import { writeFakeLogin } from "../fake-login.js";
 import { type FreshSchema, cpuBetween, freshSchema, postgresBackendCpuMs } from "../fresh-postgres.js";
 import { machineLine } from "../machine.js";
 import { formatTable } from "../table.js";
@@ -114,6 +115,8 @@ interface Target {
  */
 export async function runSpeed(options: SpeedOptions): Promise<void> {
   const dir = await mkdtemp(path.join(os.tmpdir(), "authpool-bench-"));
+  // Logged in (fake tokens): the pool offers only subscriptions with a usable login (configInput's dirs).
+  for (let i = 0; i < SUBSCRIPTIONS; i++) await writeFakeLogin(path.join(dir, `sub${i}`));
   // The load generator must not inherit a --cpu-prof given to this process.
   const load = fork(LOAD_PROCESS, [], { stdio: ["ignore", "inherit", "inherit", "ipc"], execArgv: [] });
   const rows: Row[] = [];

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -8,6 +8,7 @@ import { Ledger, type LedgerOptions, type ReportRecord, type Tokens, checkStatus
 import { Prng, weighted } from "./prng.js";
 import { type ServerProcess, defaultCliPath, spawnServer } from "./server-process.js";
 import { type StoreKind, createStoreTarget } from "./store-target.js";
+import { writeFakeLogin } from "../fake-login.js";
 
 /**
  * runCrashTorture: the pool as its own process over a real SQLite file (or
@@ -189,7 +190,8 @@ export async function runCrashTorture(options: CrashTortureOptions = {}): Promis
     storeUri: target.uri,
     cluster: { leaseTtlSeconds: leaseTtlMs / 1000, followPollMs: 50 },
   });
-  for (const s of config.subscriptions) await mkdir(s.configDir, { recursive: true });
+  // Logged in (fake tokens): the pool offers only subscriptions with a usable login.
+  for (const s of config.subscriptions) await writeFakeLogin(s.configDir);
   await writeFile(configFile, JSON.stringify(config, null, 2));
 
   const rng = new Prng(seed);

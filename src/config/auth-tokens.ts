@@ -1,7 +1,9 @@
 /**
  * Bearer tokens and their roles, as written in a token file, in
- * AUTHPOOL_TOKENS or (discouraged) in server.authTokens: `role:token`, or a
- * bare token, which means admin (what a token meant before roles existed).
+ * AUTHPOOL_TOKENS or (discouraged) in server.authTokens: `role:name:token`
+ * (the name is the client the token's calls are booked to), `role:token`,
+ * or a bare token, which means admin (what a token meant before roles
+ * existed).
  * Nothing here ever puts a token, or a part of one, into an error text:
  * problems are located by line or entry number instead.
  */
@@ -14,24 +16,41 @@ export const BEARER_ROLES: readonly BearerRole[] = ["client", "reader", "admin"]
 /** MIN_TOKEN_LENGTH: shorter tokens are refused, as guessable. */
 export const MIN_TOKEN_LENGTH = 16;
 
+/** CLIENT_NAME_PATTERN is what a client's name must match (as a subscription id). */
+export const CLIENT_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
 /** TOKEN_ENTRY_PHRASE completes "expected ..." for one token entry. */
 export const TOKEN_ENTRY_PHRASE =
-  `"role:token" (role client, reader or admin; a bare token means admin) with a token of at least ${MIN_TOKEN_LENGTH} printable characters without spaces`;
+  `"role:name:token" or "role:token" (role client, reader or admin; name the client the token's calls are booked to; a bare token means admin) with a token of at least ${MIN_TOKEN_LENGTH} printable characters without spaces`;
 
 /** TokenEntryResult is a parsed entry, or what was wrong with it (never quoting it). */
 export type TokenEntryResult =
-  | { readonly ok: true; readonly role: BearerRole; readonly token: string }
+  | { readonly ok: true; readonly role: BearerRole; readonly token: string; readonly client?: string }
   | { readonly ok: false; readonly expected: string; readonly found: string };
 
 /**
- * parseTokenEntry reads one `role:token` or bare-token entry. A bare token
- * may not contain ":" (the part before it would be taken for a role); the
- * role is matched case-insensitively.
+ * parseTokenEntry reads one `role:name:token`, `role:token` or bare-token
+ * entry. A bare token may not contain ":" (the part before it would be
+ * taken for a role); the role is matched case-insensitively. After the
+ * role, a part that is a client name followed by ":" and a whole token is
+ * the name: a `role:token` whose token has a ":" with 16 or more characters
+ * after it reads as named, so generate tokens without one (hex, base64url).
  */
 export function parseTokenEntry(text: string): TokenEntryResult {
   const colon = text.indexOf(":");
   const role = colon < 0 ? "admin" : text.slice(0, colon).trim().toLowerCase();
-  const token = colon < 0 ? text : text.slice(colon + 1).trim();
+  let token = colon < 0 ? text : text.slice(colon + 1).trim();
+  let client: string | undefined;
+  const second = token.indexOf(":");
+  if (
+    colon >= 0 &&
+    second > 0 &&
+    CLIENT_NAME_PATTERN.test(token.slice(0, second)) &&
+    token.length - second - 1 >= MIN_TOKEN_LENGTH
+  ) {
+    client = token.slice(0, second);
+    token = token.slice(second + 1).trim();
+  }
   if (!(BEARER_ROLES as readonly string[]).includes(role)) {
     return { ok: false, expected: 'a role of client, reader or admin before the ":"', found: "an unknown role" };
   }
@@ -45,7 +64,14 @@ export function parseTokenEntry(text: string): TokenEntryResult {
       found: token.length === 0 ? "an empty token" : `a token of ${token.length} characters`,
     };
   }
-  return { ok: true, role: role as BearerRole, token };
+  return client === undefined ? { ok: true, role: role as BearerRole, token } : { ok: true, role: role as BearerRole, token, client };
+}
+
+/** bearerToken is a parsed entry as the server keeps it. */
+export function bearerToken(entry: Extract<TokenEntryResult, { ok: true }>, from: BearerToken["from"]): BearerToken {
+  return entry.client === undefined
+    ? { role: entry.role, token: entry.token, from }
+    : { role: entry.role, token: entry.token, from, client: entry.client };
 }
 
 /** TokenFileResult is the tokens of a token file, or its problems (each naming the file, and the line). */
@@ -76,7 +102,7 @@ export function readTokenFile(file: string): TokenFileResult {
       const line = raw.replace(/\s+#.*$/, "").trim();
       if (line === "" || line.startsWith("#")) return;
       const entry = parseTokenEntry(line);
-      if (entry.ok) tokens.push({ role: entry.role, token: entry.token, from: "file" });
+      if (entry.ok) tokens.push(bearerToken(entry, "file"));
       else problems.push(`expected ${entry.expected}, got ${entry.found} on line ${index + 1} of ${file}`);
     });
   if (problems.length > 0) return { ok: false, problems };

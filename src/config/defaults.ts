@@ -31,6 +31,13 @@ export const configDefaults = deepFreeze({
    */
   limits: { maxClaudeOutputBytes: 1_048_576, maxRequestBytes: 4_194_304 },
   rebalancing: { enabled: false, intervalSeconds: 300, costGapThreshold: 5, maxMovesPerCycle: 3 },
+  /**
+   * Allocate calls that asked to wait: at most this many in all and per
+   * client, each for at most maxWaitSeconds unless its deadline is sooner.
+   */
+  queue: { maxWaiting: 1000, maxWaitingPerClient: 200, maxWaitSeconds: 300 },
+  /** A client's weight in the wait queue, and whether its over-limit sessions fall back. */
+  client: { weight: 1, fallback: true },
   webhook: { timeoutMs: 5_000, maxAttempts: 3 },
   notificationChannels: ["log"],
   events: { retentionDays: 7 },

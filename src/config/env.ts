@@ -3,7 +3,7 @@
  * the same config file (listen address, store location, bearer tokens).
  */
 import path from "node:path";
-import { TOKEN_ENTRY_PHRASE, parseTokenEntry, readTokenFile } from "./auth-tokens.js";
+import { TOKEN_ENTRY_PHRASE, bearerToken, parseTokenEntry, readTokenFile } from "./auth-tokens.js";
 import { deepFreeze } from "./defaults.js";
 import { type ConfigIssue, ConfigError, describeValue } from "./errors.js";
 import { isPort } from "./schema.js";
@@ -44,7 +44,7 @@ export function applyEnv(config: PoolConfig, env: NodeJS.ProcessEnv): PoolConfig
     authTokens = [];
     entries.forEach((text, index) => {
       const entry = parseTokenEntry(text);
-      if (entry.ok) authTokens!.push({ role: entry.role, token: entry.token, from: "env" });
+      if (entry.ok) authTokens!.push(bearerToken(entry, "env"));
       else issues.push({ path: "AUTHPOOL_TOKENS", expected: `expected ${entry.expected}, got ${entry.found} in entry ${index + 1} of ${entries.length}` });
     });
     const [first, ...rest] = issues;

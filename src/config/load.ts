@@ -39,15 +39,16 @@ export async function loadConfigFile(file: string, options: LoadOptions = {}): P
 
 /**
  * parseConfig validates and resolves an already-parsed config document;
- * `source` names it in errors and becomes PoolConfig.source. Throws
- * ConfigError.
+ * `source` names it in errors and becomes PoolConfig.source, and `./`
+ * config dirs are taken from its directory. Throws ConfigError.
  */
 export function parseConfig(raw: unknown, source: string, options: LoadOptions = {}): PoolConfig {
   const parsed = rawConfigSchema.safeParse(raw, { error: fallbackPhrase });
   if (!parsed.success) fail(source, issuesFromZod(parsed.error, raw, rawConfigSchema));
 
   const homeDir = path.resolve(options.homeDir ?? os.homedir());
-  const resolved = resolveConfig(parsed.data, source, homeDir);
+  const baseDir = path.resolve(options.baseDir ?? (source === INLINE_SOURCE ? "." : path.dirname(source)));
+  const resolved = resolveConfig(parsed.data, source, homeDir, baseDir);
   if (!resolved.ok) fail(source, resolved.issues);
   return resolved.config;
 }

@@ -1,8 +1,10 @@
 /**
  * Subscription config dirs become CLAUDE_CONFIG_DIR for spawned Claude
- * processes, so only plain absolute directory paths are accepted: anything
- * clever (URLs, `..` hops, control characters) is more likely a mistake or an
- * injection than an intent.
+ * processes, so only plain directory paths are accepted: absolute, `~/...`,
+ * or `./...` (relative to the config file, so a config shipped with its
+ * dirs, like config/example.yaml, works from any working directory).
+ * Anything clever (URLs, `..` hops, control characters) is more likely a
+ * mistake or an injection than an intent.
  */
 import path from "node:path";
 
@@ -22,20 +24,29 @@ export function configDirProblem(raw: string): string | undefined {
   if (raw.split(/[\\/]/).includes("..")) {
     return 'a directory path without ".." segments';
   }
-  if (!isHomeRelative(raw) && !path.isAbsolute(raw)) {
-    return 'an absolute directory path or one starting with "~/"';
+  // A bare relative path ("claude-a") is more likely a forgotten "~/" than meant: "./" says it is.
+  if (!isHomeRelative(raw) && !isFileRelative(raw) && !path.isAbsolute(raw)) {
+    return 'an absolute directory path, or one starting with "~/" or "./" (relative to the config file)';
   }
   return undefined;
 }
 
-/** expandConfigDir expands a leading `~` against homeDir and normalises the result. */
-export function expandConfigDir(raw: string, homeDir: string): string {
+/**
+ * expandConfigDir expands a leading `~` against homeDir, resolves a relative
+ * path against baseDir (default: the working directory) and normalises the
+ * result.
+ */
+export function expandConfigDir(raw: string, homeDir: string, baseDir?: string): string {
   if (isHomeRelative(raw)) return path.resolve(homeDir, `.${raw.slice(1)}`);
-  return path.resolve(raw);
+  return baseDir === undefined ? path.resolve(raw) : path.resolve(baseDir, raw);
 }
 
 // Only "~" and "~/..." are supported; "~user" needs a passwd lookup and is
 // rejected as relative instead.
 function isHomeRelative(raw: string): boolean {
   return raw === "~" || raw.startsWith("~/");
+}
+
+function isFileRelative(raw: string): boolean {
+  return raw.startsWith("./");
 }

@@ -4,11 +4,12 @@
  * that span several keys. Problems are returned, not thrown, so the loader
  * can report them all with the file name.
  */
-import { parseTokenEntry, readTokenFile } from "./auth-tokens.js";
+import { bearerToken, parseTokenEntry, readTokenFile } from "./auth-tokens.js";
 import { configDefaults, deepFreeze } from "./defaults.js";
 import { describeFound, formatPath, type ConfigIssue, type ConfigPath } from "./errors.js";
 import { expandConfigDir } from "./paths.js";
 import type { RawConfig } from "./schema.js";
+import type { ClientSettings } from "../domain/settings.js";
 import { readTlsCredentials } from "./tls-files.js";
 import type { BearerToken, NotificationRule, PoolConfig, SubscriptionConfig, TlsConfig, WebhookConfig } from "./types.js";
 
@@ -17,10 +18,14 @@ export type ResolveResult =
   | { readonly ok: true; readonly config: PoolConfig }
   | { readonly ok: false; readonly issues: readonly ConfigIssue[] };
 
-/** resolveConfig applies aliases, defaults and cross-key rules to a raw config. */
-export function resolveConfig(raw: RawConfig, source: string, homeDir: string): ResolveResult {
+/**
+ * resolveConfig applies aliases, defaults and cross-key rules to a raw
+ * config; `./` config dirs are taken from baseDir (the config file's
+ * directory).
+ */
+export function resolveConfig(raw: RawConfig, source: string, homeDir: string, baseDir: string): ResolveResult {
   const issues: ConfigIssue[] = [];
-  const subscriptions = resolveSubscriptions(raw, homeDir, issues);
+  const subscriptions = resolveSubscriptions(raw, homeDir, baseDir, issues);
 
   const weeklyBudgetThreshold = raw.weeklyBudgetThreshold ?? configDefaults.weeklyBudgetThreshold;
   const lowPriorityThreshold =
@@ -121,6 +126,12 @@ export function resolveConfig(raw: RawConfig, source: string, homeDir: string): 
     rebalancing,
     notifications,
     events: { retentionDays: raw.events?.retentionDays ?? configDefaults.events.retentionDays },
+    clients: resolveClients(raw.clients ?? {}, issues),
+    queue: {
+      maxWaiting: raw.queue?.maxWaiting ?? configDefaults.queue.maxWaiting,
+      maxWaitingPerClient: raw.queue?.maxWaitingPerClient ?? configDefaults.queue.maxWaitingPerClient,
+      maxWaitSeconds: raw.queue?.maxWaitSeconds ?? configDefaults.queue.maxWaitSeconds,
+    },
     upstream: {
       enabled: raw.upstream?.enabled ?? configDefaults.upstream.enabled,
       intervalSeconds: raw.upstream?.intervalSeconds ?? configDefaults.upstream.intervalSeconds,
@@ -163,7 +174,7 @@ export function resolveConfig(raw: RawConfig, source: string, homeDir: string): 
 function resolveServer(raw: RawConfig, homeDir: string, issues: ConfigIssue[]): PoolConfig["server"] {
   const inline: BearerToken[] = (raw.server?.authTokens ?? []).flatMap((text) => {
     const entry = parseTokenEntry(text);
-    return entry.ok ? [{ role: entry.role, token: entry.token, from: "config" as const }] : [];
+    return entry.ok ? [bearerToken(entry, "config")] : [];
   });
   let fromFile: readonly BearerToken[] = [];
   let authTokensFile: string | undefined;
@@ -194,6 +205,7 @@ function resolveServer(raw: RawConfig, homeDir: string, issues: ConfigIssue[]): 
 function resolveSubscriptions(
   raw: RawConfig,
   homeDir: string,
+  baseDir: string,
   issues: ConfigIssue[],
 ): SubscriptionConfig[] {
   const defaultMaxSessions =
@@ -241,7 +253,7 @@ function resolveSubscriptions(
     }
 
     // Two entries on one config dir would be one account booked twice.
-    const configDir = expandConfigDir(sub.configDir, homeDir);
+    const configDir = expandConfigDir(sub.configDir, homeDir, baseDir);
     const previousDir = firstWithDir.get(configDir);
     if (previousDir === undefined) firstWithDir.set(configDir, index);
     else {
@@ -415,3 +427,33 @@ function upstreamEndpoint(raw: RawConfig, issues: ConfigIssue[]): string {
 
 /** OAUTH_USAGE_PATH is where the usage endpoint lives under the API's base URL. */
 const OAUTH_USAGE_PATH = "/api/oauth/usage";
+
+/**
+ * resolveClients applies each client's defaults (weight 1, falls back) and
+ * refuses a model both allowed and denied, which would leave the reader
+ * guessing which wins.
+ */
+function resolveClients(raw: NonNullable<RawConfig["clients"]>, issues: ConfigIssue[]): PoolConfig["clients"] {
+  const clients: Record<string, ClientSettings> = {};
+  for (const [name, c] of Object.entries(raw)) {
+    const both = (c.allowModels ?? []).filter((m) => (c.denyModels ?? []).includes(m));
+    if (both.length > 0) {
+      issues.push({
+        path: formatPath(["clients", name, "denyModels"]),
+        expected: `expected models not also in allowModels, got ${both.map((m) => JSON.stringify(m)).join(", ")} in both`,
+      });
+    }
+    clients[name] = {
+      weight: c.weight ?? configDefaults.client.weight,
+      fallback: c.fallback ?? configDefaults.client.fallback,
+      ...(c.weeklyUsd !== undefined ? { weeklyUsd: c.weeklyUsd } : {}),
+      ...(c.fiveHourUsd !== undefined ? { fiveHourUsd: c.fiveHourUsd } : {}),
+      ...(c.maxSessions !== undefined ? { maxSessions: c.maxSessions } : {}),
+      ...(c.share !== undefined ? { share: c.share } : {}),
+      ...(c.allowModels !== undefined ? { allowModels: c.allowModels } : {}),
+      ...(c.denyModels !== undefined ? { denyModels: c.denyModels } : {}),
+      ...(c.maxPriority !== undefined ? { maxPriority: c.maxPriority } : {}),
+    };
+  }
+  return clients;
+}

@@ -9,7 +9,7 @@
  * was actually found.
  */
 import { z } from "zod";
-import { TOKEN_ENTRY_PHRASE, parseTokenEntry } from "./auth-tokens.js";
+import { CLIENT_NAME_PATTERN, TOKEN_ENTRY_PHRASE, parseTokenEntry } from "./auth-tokens.js";
 import { configDirProblem } from "./paths.js";
 
 /** SUBSCRIPTION_ID_PATTERN is what a subscription id must match. */
@@ -139,6 +139,25 @@ const ruleSchema = z.strictObject(
   { error: "a notification rule object" },
 );
 
+const CLIENT_NAME = "a client name: letters, digits, '.', '_' or '-' (at most 64), starting with a letter or digit";
+const MODEL_LIST = 'a list of model families or id prefixes, e.g. ["opus"]';
+const modelList = () => z.array(text(), { error: MODEL_LIST }).min(1, { error: MODEL_LIST });
+const PRIORITY = 'one of "low", "normal", "high"';
+const clientSchema = z.strictObject(
+  {
+    weeklyUsd: positive().optional(),
+    fiveHourUsd: positive().optional(),
+    maxSessions: count().optional(),
+    share: fraction().optional(),
+    weight: positive().optional(),
+    allowModels: modelList().optional(),
+    denyModels: modelList().optional(),
+    maxPriority: z.enum(["low", "normal", "high"], { error: PRIORITY }).optional(),
+    fallback: flag().optional(),
+  },
+  { error: "an object of client limits" },
+);
+
 /** rawConfigSchema validates a config file's content before defaults and aliases. */
 export const rawConfigSchema = z.strictObject(
   {
@@ -228,6 +247,14 @@ export const rawConfigSchema = z.strictObject(
         .nullish(),
     }),
     store: section({ uri: text().optional() }),
+    clients: z
+      .record(z.string().regex(CLIENT_NAME_PATTERN, { error: CLIENT_NAME }), clientSchema, { error: "a map of client names to their limits" })
+      .nullish(),
+    queue: section({
+      maxWaiting: count().optional(),
+      maxWaitingPerClient: count().optional(),
+      maxWaitSeconds: count().optional(),
+    }),
     cluster: section({
       leaseTtlSeconds: positive().optional(),
       instanceId: z

@@ -4,6 +4,8 @@
  * only these types, never the raw file shape.
  */
 
+import type { ClientSettings } from "../domain/settings.js";
+
 /** SubscriptionType says how a subscription is billed upstream. */
 export type SubscriptionType = "claude-pro" | "claude-max" | "api";
 
@@ -118,6 +120,13 @@ export interface PoolConfig {
     readonly webhook?: WebhookConfig;
   };
   readonly events: { readonly retentionDays: number };
+  /** Limits per client, by name; a client not listed has none. */
+  readonly clients: Readonly<Record<string, ClientSettings>>;
+  readonly queue: {
+    readonly maxWaiting: number;
+    readonly maxWaitingPerClient: number;
+    readonly maxWaitSeconds: number;
+  };
   /**
    * Polling Claude's OAuth usage endpoint with each subscription's own
    * (read-only) token: the utilization Claude itself shows, which replaces
@@ -201,10 +210,12 @@ export interface PoolConfig {
  */
 export type BearerRole = "client" | "reader" | "admin";
 
-/** BearerToken is one accepted token and its role. */
+/** BearerToken is one accepted token, its role, and the client its calls are booked to. */
 export interface BearerToken {
   readonly role: BearerRole;
   readonly token: string;
+  /** The client's name (`role:name:token`); absent: calls name their client, else "default". */
+  readonly client?: string;
   /** Where it came from: a token file, the environment, or (discouraged) the config file itself. */
   readonly from: "file" | "env" | "config";
 }
@@ -220,4 +231,9 @@ export interface TlsConfig {
 export interface LoadOptions {
   /** Directory `~` expands to; defaults to os.homedir(). */
   readonly homeDir?: string;
+  /**
+   * Directory `./` config dirs are relative to; defaults to the directory of
+   * the config's source file (the working directory for INLINE_SOURCE).
+   */
+  readonly baseDir?: string;
 }

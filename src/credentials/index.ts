@@ -2,7 +2,8 @@
  * Managed credentials: the pool as the one refresher of each managed
  * subscription's Claude Code OAuth login (`<configDir>/.credentials.json`),
  * renewing it well before any running `claude` process would, under Claude
- * Code's own refresh lock, written atomically, never logged.
+ * Code's own refresh lock, written atomically, never logged. For the other
+ * (unmanaged) subscriptions, only a login check: is there a usable login?
  */
 export { CredentialManager, LOCK_BUSY_RETRY_MS } from "./credential-manager.js";
 export type { CredentialManagerOptions, CredentialSettings, CredentialSnapshot, ManagedSubscription } from "./credential-manager.js";
@@ -15,6 +16,8 @@ export type {
   RefreshBackoff,
   RefreshPolicy,
 } from "./credential-decision.js";
+export { loginStatus, readLoginFacts } from "./login-check.js";
+export type { LoginCheck, LoginFacts } from "./login-check.js";
 export { credentialsPath, readCredentialsFile, withRenewedTokens, writeCredentialsFile } from "./credentials-file.js";
 export type { CredentialsFile, RenewedTokens, StoredOAuth, WriteResult } from "./credentials-file.js";
 export { CLAUDE_REFRESH_LOCK, LOCK_STALE_MS, createClaudeRefreshLock } from "./refresh-lock.js";

@@ -72,4 +72,33 @@ export interface PoolSettings {
   readonly notifications: {
     readonly rules: readonly { readonly type: string; readonly threshold?: number; readonly enabled: boolean }[];
   };
+  /** Limits per client, by name (absent: no client has limits). */
+  readonly clients?: Readonly<Record<string, ClientSettings>>;
+}
+
+/**
+ * ClientSettings are one client's limits (absent: none) and its weight in
+ * the wait queue's fair share. Exceeding one sends a new session to the paid
+ * API with the reason (or refuses it when `fallback` is false); sessions the
+ * client holds go on.
+ */
+export interface ClientSettings {
+  /** USD of recorded use over a rolling 7 days. */
+  readonly weeklyUsd?: number;
+  /** USD of recorded use over the last 5 hours. */
+  readonly fiveHourUsd?: number;
+  /** Concurrent sessions. */
+  readonly maxSessions?: number;
+  /** Share (0-1] of the pool's session slots. */
+  readonly share?: number;
+  /** Relative weight in the wait queue (default 1): twice the weight, twice the slots before it waits behind others. */
+  readonly weight: number;
+  /** Model families or id prefixes it may use (absent: any); a session that names no model is allowed. */
+  readonly allowModels?: readonly string[];
+  /** Model families or id prefixes it may not use. */
+  readonly denyModels?: readonly string[];
+  /** The highest priority its sessions get; higher asks are lowered to it. */
+  readonly maxPriority?: "low" | "normal" | "high";
+  /** Over a limit: the paid API (true, default) or RESOURCE_EXHAUSTED. */
+  readonly fallback: boolean;
 }

@@ -1,5 +1,13 @@
 import type { PoolConfig } from "../config/index.js";
-import { type CredentialSettings, type CredentialSnapshot, type CredentialStatus, CredentialManager } from "../credentials/index.js";
+import {
+  type CredentialSettings,
+  type CredentialSnapshot,
+  type CredentialStatus,
+  type LoginCheck,
+  CredentialManager,
+  loginStatus,
+  readLoginFacts,
+} from "../credentials/index.js";
 import { type Clock, MINUTE_MS, nextCooldownEnd } from "../domain/index.js";
 import { startLogNotifier } from "../notify/log-notifier.js";
 import { WebhookDispatcher } from "../notify/webhook-dispatcher.js";
@@ -15,10 +23,11 @@ import type { NotificationSnapshot } from "./notification-status.js";
 /**
  * BackgroundJobs is the work only the writer of a store does: the sweep,
  * rebalancing, upstream polling, transcript reading, managed credential
- * refresh, webhook delivery (with its cursor) and log notifications. It
- * runs on the instance holding the lease and moves with it: started at a
- * takeover, stopped at a step-down, so nothing runs on two instances and
- * nothing stops after a failover.
+ * refresh, the login check of unmanaged subscriptions, webhook delivery
+ * (with its cursor) and log notifications. It runs on the instance holding
+ * the lease and moves with it: started at a takeover, stopped at a
+ * step-down, so nothing runs on two instances and nothing stops after a
+ * failover.
  */
 export interface BackgroundJobsOptions {
   pool: PoolHandle;
@@ -36,6 +45,12 @@ export interface BackgroundJobsOptions {
    * pool made). Default: a log line. No secrets are passed.
    */
   onCredentialStatus?: (subscriptionId: string, status: CredentialStatus) => void;
+  /**
+   * The OS whose Claude Code logs in the config dirs (default
+   * process.platform): on macOS the login is in the Keychain, so a missing
+   * credentials file does not exclude a subscription there.
+   */
+  platform?: NodeJS.Platform;
 }
 
 export class BackgroundJobs {
@@ -47,6 +62,8 @@ export class BackgroundJobs {
   private dispatcher: WebhookDispatcher | undefined;
   private stopLogNotifier: (() => void) | undefined;
   private running = false;
+  /** False until the login check ran since start or the last reload: the check is due at once then. */
+  private loginsChecked = false;
 
   constructor(options: BackgroundJobsOptions) {
     this.options = options;
@@ -56,6 +73,7 @@ export class BackgroundJobs {
   async start(): Promise<void> {
     if (this.running) return;
     this.running = true;
+    this.loginsChecked = false;
     const { pool, feed, store, clock, logger } = this.options;
     const config = this.options.config();
     this.configure(config);
@@ -99,6 +117,8 @@ export class BackgroundJobs {
     // Reconfigured, not replaced: per config dir one refresh at a time, also across a reload.
     if (this.credentials === undefined) this.credentials = this.createCredentialManager(config);
     else this.credentials.configure(credentialSettings(config));
+    // A subscription added (or made unmanaged) by a reload is looked at now, not a sweep later.
+    this.loginsChecked = false;
   }
 
   /** runDue runs the jobs the clock says are due (tests). */
@@ -163,6 +183,13 @@ export class BackgroundJobs {
         wakeAt: () => this.credentials?.nextDueAt(),
       },
       {
+        name: "logins",
+        // Unmanaged logins are only looked at (the CLI renews them): at start, then every sweep.
+        everyMs: config().sessions.sweepIntervalSeconds * 1000,
+        run: () => this.checkLogins(),
+        wakeAt: () => (this.loginsChecked ? undefined : 0),
+      },
+      {
         name: "rebalance",
         everyMs: config().rebalancing.intervalSeconds * 1000,
         run: async () => {
@@ -170,6 +197,41 @@ export class BackgroundJobs {
         },
       },
     ];
+  }
+
+  /**
+   * checkLogins looks at the login of every unmanaged subscription (managed
+   * ones are the credential manager's) and records a status only when it
+   * differs from the journaled one, so the journal does not grow every sweep.
+   * An api subscription has no OAuth login: it is only ever cleared.
+   */
+  private async checkLogins(): Promise<void> {
+    this.loginsChecked = true;
+    const { pool, clock, logger } = this.options;
+    const platform = this.options.platform ?? process.platform;
+    const unmanaged = this.options.config().subscriptions.filter((s) => !s.manageCredentials);
+    await Promise.all(
+      unmanaged.map(async (sub) => {
+        const status: LoginCheck =
+          sub.type === "api" ? { kind: "ok" } : loginStatus(await readLoginFacts(sub.configDir), clock.now(), platform);
+        const recorded = pool.currentPool.state.subscriptions.get(sub.id)?.login;
+        const same =
+          status.kind === "ok"
+            ? recorded === undefined
+            : recorded?.status === status.kind && recorded.reason === status.reason;
+        if (same) return;
+        const reason = status.reason ?? "";
+        const result = await pool.submit({ kind: "credentials", subscriptionId: sub.id, status: status.kind, reason });
+        // Rejected only for a subscription a reload is adding or removing right now: the next check settles it.
+        if (result.kind === "rejected") {
+          logger.warn("login check not recorded", { subscription: sub.id, reason: result.message });
+        } else if (status.kind === "ok") {
+          logger.info("login check", { subscription: sub.id, status: "ok" });
+        } else {
+          logger.warn("login check", { subscription: sub.id, status: status.kind, reason });
+        }
+      }),
+    );
   }
 
   private createPoller(cfg: PoolConfig): UsagePoller | undefined {

@@ -83,8 +83,11 @@ export interface AuthPoolServer {
 }
 
 /** Methods a standby answers itself; every other AuthPoolService call is forwarded to the leader. */
-const READ_METHODS = new Set(["GetPoolStatus", "StreamEvents"]);
+const READ_METHODS = new Set(["GetPoolStatus", "StreamEvents", "GetUsage"]);
 
+
+/** CONFIG_DIR_RECHECK_MS: how stale a status's "config dir does not exist" may be. */
+const CONFIG_DIR_RECHECK_MS = 30_000;
 /**
  * startAuthPoolServer opens the store, listens, takes the store's lease (or
  * stands by for it) and serves the pool on config.server.
@@ -184,6 +187,15 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
       return found;
     };
     let warnings = checkConfigDirs(config);
+    // A dir created after start must not stay reported missing: looked at again at most this often.
+    let warningsAt = clock.now();
+    const currentWarnings = () => {
+      if (clock.now() - warningsAt >= CONFIG_DIR_RECHECK_MS) {
+        warnings = configDirWarnings(config.subscriptions);
+        warningsAt = clock.now();
+      }
+      return warnings;
+    };
 
     const reload = createReloader({
       ...(options.loadConfig !== undefined ? { loadConfig: options.loadConfig } : {}),
@@ -196,6 +208,7 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
         else host.adoptSettings(next);
         backgroundJobs.configure(next);
         warnings = checkConfigDirs(next);
+        warningsAt = clock.now();
       },
       logger,
     });
@@ -244,7 +257,7 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
             limits: () => ({ maxClaudeOutputBytes: config.limits.maxClaudeOutputBytes, timeZone: config.cooldown.timeZone }),
             ...(options.loadConfig !== undefined ? { reload } : {}),
             extras: (id) => {
-              const list = warnings.get(id) ?? [];
+              const list = currentWarnings().get(id) ?? [];
               const polling = backgroundJobs.pollingStatus(id);
               const transcripts = backgroundJobs.transcriptStatus(id);
               const login = backgroundJobs.credentialStatus(id);

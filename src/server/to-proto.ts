@@ -183,6 +183,7 @@ export function subscriptionToProto(
         ? undefined
         : { since: timestampFromMs(v.throttle.since), until: timestampFromMs(v.throttle.until), reason: v.throttle.reason },
     warnings: [
+      ...(v.state.login !== undefined ? [`signed out (${v.state.login.status}): ${v.state.login.reason}`] : []),
       ...extras.warnings,
       ...v.scopedCooldowns.map(
         (c) => `${c.modelScope ?? ""} limit until ${new Date(c.until).toISOString()}${c.estimated ? " (estimated)" : ""}`,

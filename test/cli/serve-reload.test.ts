@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { testConfigRaw } from "../support/test-server.js";
+import { loggedInConfigRaw } from "../support/test-server.js";
 import { type RunningCli, runCli, startCli } from "./cli-process.js";
 
 /**
@@ -23,7 +23,7 @@ afterEach(async () => {
 async function serve(): Promise<{ url: string; file: string }> {
   dir = await mkdtemp(path.join(os.tmpdir(), "authpool-serve-reload-"));
   const file = path.join(dir, "pool.json");
-  await writeFile(file, JSON.stringify({ ...testConfigRaw(dir), server: { host: "127.0.0.1", port: 0 } }));
+  await writeFile(file, JSON.stringify({ ...(await loggedInConfigRaw(dir)), server: { host: "127.0.0.1", port: 0 } }));
   server = startCli(["serve", "--config", file]);
   const deadline = Date.now() + 15_000;
   for (;;) {

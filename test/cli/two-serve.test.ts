@@ -5,7 +5,7 @@ import { toJsonString } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
 import { type AuthPoolClient, EventSchema, createAuthPoolClient } from "../../src/client/index.js";
-import { fixture, testConfigRaw } from "../support/test-server.js";
+import { fixture, loggedInConfigRaw } from "../support/test-server.js";
 import { type RunningCli, freePort, runCli, startCli, waitFor } from "./cli-process.js";
 
 /**
@@ -93,7 +93,7 @@ const short = (id: string) => (id.length > 12 ? `${id.slice(0, 8)}…` : id);
 describe("two `authpool serve` on one SQLite file", () => {
   it("the second stands by naming the leader, both take calls, and a restart keeps every acknowledged one", async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), "authpool-two-serve-"));
-    const raw = testConfigRaw(dir);
+    const raw = await loggedInConfigRaw(dir);
     const [portA, portB] = [await freePort(), await freePort()];
     const fileA = path.join(dir, "pool-a.json");
     const fileB = path.join(dir, "pool-b.json");

@@ -12,6 +12,7 @@ import {
   parseConfig,
   type PoolConfig,
 } from "../../src/config/index.js";
+import { loginStatus, readLoginFacts } from "../../src/credentials/index.js";
 
 const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
 const homeDir = "/home/pooluser";
@@ -124,13 +125,48 @@ describe("config/example.yaml", () => {
   it("is the default path and loads", async () => {
     expect(defaultConfigPath).toBe("config/example.yaml");
     const config = await loadConfigFile(path.join(repoRoot, defaultConfigPath), { homeDir });
+    const demo = path.join(repoRoot, "config/demo-pool");
     expect(config.subscriptions.map((s) => [s.id, s.type, s.configDir])).toEqual([
-      ["pro-1", "claude-pro", path.join(homeDir, ".claude-pro-1")],
-      ["pro-2", "claude-pro", path.join(homeDir, ".claude-pro-2")],
-      ["max-1", "claude-max", path.join(homeDir, ".claude-max-1")],
+      ["pro-1", "claude-pro", path.join(demo, ".claude-pro-1")],
+      ["pro-2", "claude-pro", path.join(demo, ".claude-pro-2")],
+      ["max-1", "claude-max", path.join(demo, ".claude-max-1")],
     ]);
     expect(config.server).toEqual({ host: "127.0.0.1", port: 50051, authTokens: [] });
     expect(config.notifications.webhook).toBeUndefined();
+  });
+
+  // The README's quick start: `npm start` serves this file and Allocate answers with a grant.
+  it("ships demo config dirs that pass the login check", async () => {
+    const config = await loadConfigFile(path.join(repoRoot, defaultConfigPath), { homeDir });
+    for (const sub of config.subscriptions) {
+      const status = loginStatus(await readLoginFacts(sub.configDir), Date.now(), "linux");
+      expect(status.kind, sub.id).toBe("ok");
+    }
+  });
+});
+
+describe("relative config dirs", () => {
+  it("takes ./ from the config file's directory, wherever the pool runs", async () => {
+    const file = await write("relative.yaml", ["subscriptions:", "  - id: a", "    type: claude-pro", "    configDir: ./dirs/a", "    weeklyBudgetUsd: 1"].join("\n"));
+    const config = await loadConfigFile(file, { homeDir });
+    expect(config.subscriptions[0]?.configDir).toBe(path.join(tmp, "dirs/a"));
+  });
+
+  it("takes ./ from the working directory for an inline config, and from baseDir when given", () => {
+    const raw = validRaw();
+    sub(raw, 0).configDir = "./a";
+    expect(parseConfig(raw, "<inline>", { homeDir }).subscriptions[0]?.configDir).toBe(path.resolve("a"));
+    expect(parseConfig(raw, "<inline>", { homeDir, baseDir: "/srv/pool" }).subscriptions[0]?.configDir).toBe("/srv/pool/a");
+  });
+
+  it.each([
+    ["a bare relative path (a forgotten ~/?)", "claude-a", /"\.\/" \(relative to the config file\)/],
+    ["a hop out of the config's directory", "./../claude-a", /"\.\."/],
+  ])("rejects %s", (_name, configDir, message) => {
+    const raw = validRaw();
+    sub(raw, 0).configDir = configDir;
+    const error = parseError(() => parseConfig(raw, "<inline>", { homeDir }));
+    expect(error.issues[0]).toMatchObject({ path: "subscriptions[0].configDir", expected: expect.stringMatching(message) });
   });
 });
 
@@ -205,6 +241,8 @@ describe("formats and defaults", () => {
       rebalancing: { enabled: false, intervalSeconds: 300, costGapThreshold: 5, maxMovesPerCycle: 3 },
       notifications: { rules: [] },
       events: { retentionDays: 7 },
+      clients: {},
+      queue: { maxWaiting: 1000, maxWaitingPerClient: 200, maxWaitSeconds: 300 },
       upstream: {
         enabled: false,
         intervalSeconds: 90,

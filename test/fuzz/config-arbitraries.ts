@@ -53,6 +53,8 @@ export function richConfig(): Raw {
       webhook: { url: "https://hooks.example.com/authpool", secret: "webhook-secret-value", timeoutMs: 5000, maxAttempts: 3 },
     },
     events: { retentionDays: 7 },
+    clients: { "ci-bot": { weeklyUsd: 50, maxSessions: 4, share: 0.5, weight: 2, denyModels: ["opus"], maxPriority: "normal", fallback: false } },
+    queue: { maxWaiting: 100, maxWaitingPerClient: 20, maxWaitSeconds: 60 },
     upstream: {
       enabled: false,
       intervalSeconds: 90,

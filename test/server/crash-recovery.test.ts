@@ -5,7 +5,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { createAuthPoolClient } from "../../src/client/index.js";
-import { testConfigRaw } from "../support/test-server.js";
+import { loggedInConfigRaw } from "../support/test-server.js";
 
 /**
  * kill -9 in a busy hour: the pool runs as its own process (the built CLI,
@@ -50,7 +50,7 @@ describe("crash recovery (kill -9)", () => {
   it("keeps every acknowledged allocation and never over-allocates", async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), "authpool-crash-"));
     const configFile = path.join(dir, "pool.json");
-    await writeFile(configFile, JSON.stringify({ ...testConfigRaw(dir), server: { host: "127.0.0.1", port: 0 } }));
+    await writeFile(configFile, JSON.stringify({ ...(await loggedInConfigRaw(dir)), server: { host: "127.0.0.1", port: 0 } }));
 
     const first = await serve(configFile);
     child = first.proc;

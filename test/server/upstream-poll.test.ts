@@ -3,7 +3,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { LimitWindow, SubscriptionState } from "../../src/client/index.js";
+import { ExclusionReason, LimitWindow, SubscriptionState } from "../../src/client/index.js";
 import { type TestPool, startTestPool } from "../support/test-server.js";
 
 let pool: TestPool | undefined;
@@ -32,6 +32,7 @@ describe("upstream usage polling", () => {
     const endpoint = await usageEndpoint(body);
     pool = await startTestPool({
       config: { upstream: { enabled: true, endpoint: endpoint.url, intervalSeconds: 90 } },
+      loggedIn: false,
     });
     // sub1 is logged in; sub2 and sub3 have no credentials file.
     const dir = path.join(pool.dir, "sub1");
@@ -59,9 +60,11 @@ describe("upstream usage polling", () => {
     expect(sub1.usagePolling?.lastPolledAt).toBeDefined();
     expect(JSON.stringify(status.subscriptions.flatMap((s) => s.warnings))).not.toContain(token);
 
-    // New sessions avoid the exhausted subscription.
-    const grant = await pool.grpc.allocate({ sessionId: "s" });
-    expect(grant.outcome.value).toMatchObject({ subscriptionId: expect.not.stringMatching(/^sub1$/) });
+    // New sessions avoid the exhausted subscription (and the two without a login: none is left).
+    const fallback = await pool.grpc.allocate({ sessionId: "s" });
+    expect(fallback.outcome.case).toBe("fallback");
+    const excluded = fallback.outcome.case === "fallback" ? fallback.outcome.value.exclusions : [];
+    expect(excluded.find((e) => e.subscriptionId === "sub1")?.reason).toBe(ExclusionReason.COOLDOWN);
 
     // Polled again only when its interval has passed.
     await pool.server.runJobs();

@@ -4,6 +4,7 @@ import path from "node:path";
 import { type AuthPoolClient, createAuthPoolClient } from "../../src/client/index.js";
 import { type PoolConfig, loadConfigFile, parseConfig } from "../../src/config/index.js";
 import { type AuthPoolServer, startAuthPoolServer } from "../../src/server/start-server.js";
+import { writeFakeLogins } from "./fake-login.js";
 import { ManualClock } from "./manual-clock.js";
 
 /** TestPool is a real server on port 0 over a real SQLite file in a temp dir. */
@@ -33,6 +34,13 @@ export interface TestPoolOptions {
   configFile?: boolean;
   /** With configFile: reload when the file changes. */
   watchConfig?: boolean;
+  /**
+   * Give each OAuth subscription whose config dir is under `dir` a fake
+   * logged-in .credentials.json (default true), as a real pool's dirs have;
+   * false: the dirs stay as the test makes them (the login check excludes
+   * those without a usable login).
+   */
+  loggedIn?: boolean;
 }
 
 /** testConfig: three subscriptions × 15 sessions, the issue's reference pool. */
@@ -52,6 +60,16 @@ export function testConfigRaw(dir: string): Record<string, unknown> {
   };
 }
 
+/**
+ * loggedInConfigRaw is testConfigRaw(dir) with every config dir logged in
+ * (fake tokens), for a server started from a file rather than startTestPool.
+ */
+export async function loggedInConfigRaw(dir: string): Promise<Record<string, unknown>> {
+  const raw = testConfigRaw(dir);
+  await writeFakeLogins(raw.subscriptions as { type: string; configDir: string }[], dir);
+  return raw;
+}
+
 /** startTestPool starts a pool; call close() in afterEach. */
 export async function startTestPool(options: TestPoolOptions = {}): Promise<TestPool> {
   const dir = options.dir ?? (await mkdtemp(path.join(os.tmpdir(), "authpool-test-")));
@@ -61,6 +79,7 @@ export async function startTestPool(options: TestPoolOptions = {}): Promise<Test
   if (raw.subscriptions === undefined) raw.subscriptions = testConfigRaw(dir).subscriptions;
   const configPath = path.join(dir, "config.json");
   const config = parseConfig(raw, configPath);
+  if (options.loggedIn !== false) await writeFakeLogins(config.subscriptions, dir);
   if (options.configFile === true) await writeFile(configPath, JSON.stringify(raw, null, 2));
   const serverOptions = {
     config,

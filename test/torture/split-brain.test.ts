@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -10,6 +10,7 @@ import { Ledger, type LedgerOptions, type ReportRecord, checkStatus } from "../.
 import { type ServerProcess, spawnServer } from "../../bench/torture/server-process.js";
 import { type AuthPoolClient, type GetPoolStatusResponse, InstanceRole, createAuthPoolClient } from "../../src/client/index.js";
 import { freshPostgresUri } from "../support/postgres.js";
+import { writeFakeLogin } from "../support/fake-login.js";
 
 /**
  * Split brain with real processes: two `authpool serve` on one store, lease
@@ -94,7 +95,7 @@ describe.each(["postgres", "sqlite"] as const)("split brain on %s: a leader froz
       ...(storeUri !== undefined ? { storeUri } : {}),
       cluster: { leaseTtlSeconds: TTL_SECONDS, followPollMs: 20 },
     });
-    for (const s of config.subscriptions) await mkdir(s.configDir, { recursive: true });
+    for (const s of config.subscriptions) await writeFakeLogin(s.configDir);
     const configFile = path.join(dir, "pool.json");
     await writeFile(configFile, JSON.stringify(config));
 
