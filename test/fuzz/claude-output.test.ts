@@ -247,9 +247,13 @@ const rateLimitEvent = fc
     const util = typeof info.utilization === "number" ? info.utilization : typeof info.utilization === "string" ? Number(info.utilization) : Number.NaN;
     const badReset = resetMs !== undefined && resetMs > (NOW_S + 366 * 86_400) * 1000;
     const badUtil = Number.isFinite(util) && util >= 0 && util > 10;
+    // A rejection naming no window and no reset is a per-minute throttle, as the real CLI prints one:
+    // none of its numbers is read, so none can make it invalid.
+    const typeless = typeof info.rateLimitType !== "string" || info.rateLimitType.trim() === "";
+    const throttle = parsed === "rejected" && typeless && resetMs === undefined;
     return {
       line: JSON.stringify({ type: "rate_limit_event", rate_limit_info: info, uuid: "e-1", session_id: "s" }),
-      bad: used && (badReset || badUtil),
+      bad: used && !throttle && (badReset || badUtil),
     };
   });
 
