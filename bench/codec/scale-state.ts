@@ -118,6 +118,7 @@ export function buildScaleState(options: Partial<ScaleStateOptions> = {}): PoolS
       priority: "normal",
       model: "sonnet",
       estimatedTokens: 0,
+      client: n % 3 === 0 ? "default" : `client-${n % 7}`,
     };
     if (n % 50 === 0) session.rotatedFrom = ids[(n + 1) % ids.length]!;
     state.sessions.set(id, session);

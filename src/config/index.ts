@@ -9,6 +9,7 @@ export { ConfigError } from "./errors.js";
 export type { ConfigIssue } from "./errors.js";
 export { INLINE_SOURCE, loadConfigFile, parseConfig } from "./load.js";
 export { configAliases, SUBSCRIPTION_ID_PATTERN } from "./schema.js";
+export { CLIENT_NAME_PATTERN } from "./auth-tokens.js";
 export { BEARER_ROLES, MIN_TOKEN_LENGTH } from "./auth-tokens.js";
 export { type TlsCredentials, readTlsCredentials } from "./tls-files.js";
 export type {

@@ -1,6 +1,7 @@
 import { BUCKET_RETENTION_MS, nextWindow } from "./accounting.js";
 import { recordCalibrationCost, updateCalibration } from "./calibration.js";
 import type { EventOf, PoolEvent } from "./events.js";
+import { DEFAULT_CLIENT, EXTERNAL_CLIENT, bookUsage, unbookUsage } from "./ledger.js";
 import { isEstimate, learnPrice, type LearnedPrice } from "./pricing.js";
 import { type PoolState, type SubscriptionState, type UsageBucket, ensureSubscriptions } from "./state.js";
 import { FIVE_HOURS_MS, floorHour } from "./time.js";
@@ -28,7 +29,9 @@ export function applyEvent(state: PoolState, event: PoolEvent): void {
         priority: event.priority,
         model: event.model,
         estimatedTokens: event.estimatedTokens,
+        client: event.client ?? DEFAULT_CLIENT,
       });
+      countClientSession(state, event.client ?? DEFAULT_CLIENT, 1);
       state.bySubscription.get(event.subscriptionId)!.add(event.sessionId);
       state.ended.delete(event.sessionId);
       // Gateways often run claude with --session-id set to the pool's id.
@@ -54,11 +57,17 @@ export function applyEvent(state: PoolState, event: PoolEvent): void {
       return;
     }
     case "session_released": {
+      const client = state.sessions.get(event.sessionId)?.client;
+      if (client !== undefined) countClientSession(state, client, -1);
       state.sessions.delete(event.sessionId);
       state.bySubscription.get(event.subscriptionId)?.delete(event.sessionId);
       // Re-insert so the map stays in time order, which pruning relies on.
       state.ended.delete(event.sessionId);
-      state.ended.set(event.sessionId, { subscriptionId: event.subscriptionId, endedAt: event.at });
+      state.ended.set(event.sessionId, {
+        subscriptionId: event.subscriptionId,
+        endedAt: event.at,
+        ...(client !== undefined && client !== DEFAULT_CLIENT ? { client } : {}),
+      });
       return;
     }
     case "usage_recorded":
@@ -219,6 +228,20 @@ function applyUsage(state: PoolState, event: EventOf<"usage_recorded">): void {
   bucket.costUsd += event.costUsd;
   addTokens(bucket.tokens, t);
   bucket.requests += 1;
+  const session = state.sessions.get(event.sessionId);
+  bookUsage(
+    state,
+    {
+      at: event.at,
+      client: session?.client ?? state.ended.get(event.sessionId)?.client ?? DEFAULT_CLIENT,
+      subscriptionId: event.subscriptionId,
+      costUsd: event.costUsd,
+      tokens: t,
+      models: event.models,
+      model: session?.model ?? "",
+    },
+    event.at,
+  );
   sub.window = nextWindow(sub.window, event.at);
   sub.lastUsedAt = event.at;
   addCostSince(sub, event.costUsd, event.at);
@@ -257,6 +280,7 @@ function applyTranscript(state: PoolState, event: EventOf<"transcript_read">): v
         costUsd: row.total.costUsd,
         ...(row.sessionId !== undefined ? { sessionId: row.sessionId } : {}),
         ...(estimated ? { estimated } : {}),
+        model: row.model,
       });
       if (row.sessionId !== undefined) {
         let keys = state.externalBySession.get(row.sessionId);
@@ -270,6 +294,11 @@ function applyTranscript(state: PoolState, event: EventOf<"transcript_read">): v
     bucket.externalCostUsd = (bucket.externalCostUsd ?? 0) + row.costUsd;
     if (estimated) bucket.externalEstimatedUsd = (bucket.externalEstimatedUsd ?? 0) + row.costUsd;
     addTokens(bucket.tokens, row.tokens);
+    bookUsage(
+      state,
+      { at: row.at, client: EXTERNAL_CLIENT, subscriptionId: event.subscriptionId, costUsd: row.costUsd, tokens: row.tokens, model: row.model },
+      event.at,
+    );
     bucket.requests += 1;
     if (sub.window === undefined || row.at >= sub.window.start) sub.window = nextWindow(sub.window, row.at);
     if (sub.lastUsedAt === undefined || row.at > sub.lastUsedAt) sub.lastUsedAt = row.at;
@@ -305,6 +334,14 @@ function applyReattribution(state: PoolState, event: EventOf<"transcript_reattri
       if (o !== undefined && o.observedAt <= row.at) o.costSinceUsd = Math.max(0, o.costSinceUsd - row.costUsd);
     }
     recordCalibrationCost(sub, -row.costUsd, row.at);
+    unbookUsage(state, {
+      at: row.at,
+      client: EXTERNAL_CLIENT,
+      subscriptionId: sub.id,
+      costUsd: row.costUsd,
+      tokens: row.tokens,
+      model: row.model ?? "",
+    });
   }
 }
 
@@ -359,4 +396,10 @@ function rememberPrice(state: PoolState, model: string, price: LearnedPrice): vo
     }
     if (oldest !== undefined) state.prices.delete(oldest);
   }
+}
+
+function countClientSession(state: PoolState, client: string, delta: number): void {
+  const n = (state.clientSessions.get(client) ?? 0) + delta;
+  if (n > 0) state.clientSessions.set(client, n);
+  else state.clientSessions.delete(client);
 }

@@ -3,6 +3,7 @@ import type { RebalanceMove } from "./rebalance.js";
 import type { PoolSettings } from "./settings.js";
 import type { LoginStatus, Priority, SessionState } from "./state.js";
 import type { Cooldown } from "./state.js";
+import type { ClientLimitHit } from "./client-limits.js";
 import type { LearnedPrice } from "./pricing.js";
 import type { TranscriptRow } from "./transcript.js";
 import type { LimitSignal, ModelScope, RateLimitReading, UsageReport } from "./usage.js";
@@ -20,6 +21,13 @@ export type Command =
       priority: Priority;
       model: string;
       estimatedTokens: number;
+      /** Who the session is for (absent: the default client). */
+      client?: string;
+      /**
+       * The caller will wait for a slot: when none is free, answer
+       * `unavailable` and change nothing, rather than fall back.
+       */
+      wait?: boolean;
     }
   | {
       kind: "report";
@@ -89,6 +97,8 @@ export interface Rejection {
   code: "not_found" | "resource_exhausted" | "failed_precondition";
   message: string;
   exclusions?: Exclusion[];
+  /** Set when a limit of the calling client refused it. */
+  clientLimit?: ClientLimitHit;
 }
 
 export type AllocateResult =
@@ -103,6 +113,15 @@ export type AllocateResult =
       kind: "fallback";
       sessionId: string;
       provider: string;
+      reason: string;
+      exclusions: Exclusion[];
+      /** Set when a limit of the calling client, not the pool, sent it to the paid API. */
+      clientLimit?: ClientLimitHit;
+    }
+  | {
+      /** Nothing is free now and the caller waits (the command's `wait`): nothing changed. */
+      kind: "unavailable";
+      sessionId: string;
       reason: string;
       exclusions: Exclusion[];
     };

@@ -1,3 +1,4 @@
+import type { ClientLimitHit } from "./client-limits.js";
 import type { PriceBasis } from "./pricing.js";
 import type { SubscriptionSettings } from "./settings.js";
 import type { LoginStatus, Priority } from "./state.js";
@@ -40,6 +41,8 @@ export type EventBody =
       priority: Priority;
       model: string;
       estimatedTokens: number;
+      /** Absent in records from before clients: the default client. */
+      client?: string;
     }
   | { type: "session_resumed"; sessionId: string; subscriptionId: string }
   | {
@@ -62,6 +65,10 @@ export type EventBody =
       provider: string;
       reason: string;
       exclusions: Exclusion[];
+      /** The client the call was for (absent in records from before clients). */
+      client?: string;
+      /** Set when a limit of the client, not the pool, sent it to the paid API. */
+      clientLimit?: ClientLimitHit;
     }
   | {
       type: "usage_recorded";

@@ -51,7 +51,7 @@ export { planRebalance, loadUsd } from "./rebalance.js";
 export type { RebalanceMove } from "./rebalance.js";
 export { observeSubscription, usageThresholds } from "./observe.js";
 export { subscriptionsOf } from "./events.js";
-export type { PoolSettings, SubscriptionSettings, HealthWeights } from "./settings.js";
+export type { ClientSettings, PoolSettings, SubscriptionSettings, HealthWeights } from "./settings.js";
 export { DEFAULT_THROTTLE_SECONDS } from "./settings.js";
 export { computeHealth } from "./health.js";
 export type { Health, HealthComponent, HealthInput } from "./health.js";
@@ -98,3 +98,17 @@ export type {
   TranscriptRow,
   TranscriptUsageRow,
 } from "./transcript.js";
+export {
+  DEFAULT_CLIENT,
+  EXTERNAL_CLIENT,
+  UNKNOWN_MODEL,
+  bookUsage,
+  clientSpend,
+  ledgerKey,
+  rebuildClientIndexes,
+  unbookUsage,
+  usageBy,
+} from "./ledger.js";
+export type { Booking, LedgerEntry, UsageGroup, UsageTotal } from "./ledger.js";
+export { cappedPriority, clientLimitHit, clientSettingsOf, fairShareUse, poolSlots } from "./client-limits.js";
+export type { ClientLimitHit, ClientLimitKind } from "./client-limits.js";

@@ -1,4 +1,5 @@
 import type { SubscriptionStatusName } from "./events.js";
+import type { LedgerEntry } from "./ledger.js";
 import type { LearnedPrice } from "./pricing.js";
 import type { SubscriptionSettings } from "./settings.js";
 import type { LimitWindow, ModelScope, ObservationSource, RateLimitReading, TokenCounts } from "./usage.js";
@@ -105,6 +106,8 @@ export interface CountedRow {
   pool?: boolean;
   /** True when costUsd is the pool's own estimate (table price), not the CLI's figure or a rate it taught. */
   estimated?: boolean;
+  /** The row's model (absent in snapshots from before the ledger). */
+  model?: string;
 }
 
 /** CalibratedWindow names the windows whose dollar ratio is learned. */
@@ -152,12 +155,16 @@ export interface SessionState {
   estimatedTokens: number;
   /** Set when the session was moved; cleared once the gateway has been told on its next Allocate. */
   rotatedFrom?: string;
+  /** Who the session is for: its use is booked to this client. */
+  client: string;
 }
 
 /** EndedSession remembers where a released session ran, so a late report still counts. */
 export interface EndedSession {
   subscriptionId: string;
   endedAt: number;
+  /** The session's client (absent in snapshots from before clients: the default client). */
+  client?: string;
 }
 
 export interface PoolState {
@@ -182,6 +189,12 @@ export interface PoolState {
   transcriptRows: Map<string, CountedRow>;
   /** Per model, the price the CLI's own cost figures taught (reports' modelUsage, transcripts' cost-state). */
   prices: Map<string, LearnedPrice>;
+  /** Recorded use per hour, client, subscription and model (see ledger.ts), roughly in hour order. */
+  ledger: Map<string, LedgerEntry>;
+  /** Derived: each client's recorded cost per hour, for its budgets. */
+  clientSpend: Map<string, Map<number, number>>;
+  /** Derived: sessions held per client. */
+  clientSessions: Map<string, number>;
   /**
    * Derived: keys of rows counted as external, per Claude session. When a
    * report later names one of these sessions, the rows were the pool's own
@@ -203,6 +216,9 @@ export function createPoolState(subscriptionIds: readonly string[]): PoolState {
     claudeSessions: new Map(),
     transcriptRows: new Map(),
     prices: new Map(),
+    ledger: new Map(),
+    clientSpend: new Map(),
+    clientSessions: new Map(),
     externalBySession: new Map(),
     bySubscription: new Map(),
   };

@@ -1,5 +1,5 @@
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { type AuthPoolService, type ClusterStatusSchema, EventType, type ReportUsageRequest } from "../../gen/authpool/v1/auth_pool_pb.js";
 import type {
@@ -11,6 +11,7 @@ import type {
   SubscriptionView,
   UsageReport,
 } from "../domain/index.js";
+import { DEFAULT_CLIENT, HOUR_MS, WEEK_MS, floorHour, usageBy } from "../domain/index.js";
 import type { EventFeed } from "../runtime/event-feed.js";
 import { type EventFilter, matches, toPublicEvent } from "./event-to-proto.js";
 import { type NotificationSnapshot, notificationsToProto } from "./notification-status.js";
@@ -32,9 +33,16 @@ import {
 } from "./to-proto.js";
 import { usageFromProto } from "./usage-from-proto.js";
 import { modelPricesToProto } from "./upstream-to-proto.js";
+import type { AllocationWaits } from "./allocation-waits.js";
+import { CALLER, type Caller } from "./bearer-auth.js";
+import { clientLimitToProto, clientsToProto } from "./client-to-proto.js";
 import {
   check,
+  clientSchema,
   estimatedTokensSchema,
+  maxWaitMsSchema,
+  usageGroupFromProto,
+  usageSinceSchema,
   invalidArgument,
   modelSchema,
   modelScopeSchema,
@@ -61,6 +69,8 @@ export interface AuthPoolServiceOptions {
   /** What the status shows beyond the pool's state: warnings (e.g. a missing config dir), polling, transcripts. */
   extras: (subscriptionId: string) => SubscriptionExtras;
   newSessionId: () => string;
+  /** Holds Allocate calls that asked to wait (absent: waiting is off and they fall back at once). */
+  waits?: AllocationWaits;
   /** Re-reads the config file and applies it; absent when the pool has no file (tests, embedding). */
   reload?: () => Promise<ReloadSummary>;
   /** Told when an event stream opens and ends (the subscribers gauge). */
@@ -95,30 +105,44 @@ export function createAuthPoolService(
   const render = (v: SubscriptionView) => subscriptionToProto(v, settings(), options.extras(v.cfg.id));
 
   return {
-    async allocate(req) {
+    async allocate(req, ctx) {
       const sessionId = check(optionalIdSchema, req.sessionId, "session_id") || options.newSessionId();
       check(estimatedTokensSchema, req.estimatedTokens, "estimated_tokens");
       check(modelSchema, req.model, "model");
-      const result = orThrow(
-        await writer.submit({
-          kind: "allocate",
-          sessionId,
-          priority: priorityFromProto(req.priority),
-          model: req.model,
-          estimatedTokens: Number(req.estimatedTokens),
-        }),
-      );
+      const client = callerClient(check(clientSchema, req.client, "client"), ctx.values.get(CALLER));
+      const maxWaitMs = req.maxWait === undefined ? undefined : check(maxWaitMsSchema, durationMs(req.maxWait), "max_wait");
+      const wait = (req.wait || (maxWaitMs ?? 0) > 0) && options.waits !== undefined;
+      const command = {
+        kind: "allocate" as const,
+        sessionId,
+        priority: priorityFromProto(req.priority),
+        model: req.model,
+        estimatedTokens: Number(req.estimatedTokens),
+        client,
+        ...(wait ? { wait } : {}),
+      };
+      const startedAt = options.clock.now();
+      const first = orThrow(await writer.submit(command));
+      // Unavailable only comes back to a call that waits: it joins the queue.
+      const result = first.kind === "unavailable" ? await options.waits!.wait(command, ctx.signal, maxWaitMs || undefined) : first;
+      const waited = first.kind === "unavailable" ? options.clock.now() - startedAt : 0;
+      const common = { sessionId, client, ...(waited > 0 ? { waited: durationFromMs(waited) } : {}) };
       if (result.kind === "fallback") {
         return {
-          sessionId,
+          ...common,
           outcome: {
             case: "fallback",
-            value: { provider: result.provider, reason: result.reason, exclusions: exclusionsToProto(result.exclusions) },
+            value: {
+              provider: result.provider,
+              reason: result.reason,
+              exclusions: exclusionsToProto(result.exclusions),
+              ...(result.clientLimit !== undefined ? { clientLimit: clientLimitToProto(result.clientLimit) } : {}),
+            },
           },
         };
       }
       return {
-        sessionId,
+        ...common,
         outcome: {
           case: "subscription",
           value: {
@@ -175,6 +199,26 @@ export function createAuthPoolService(
       return { released: result.released, subscriptionId: result.subscriptionId };
     },
 
+    async getUsage(req) {
+      const sinceMs = req.since === undefined ? WEEK_MS : check(usageSinceSchema, durationMs(req.since), "since");
+      const now = options.clock.now();
+      const from = now - sinceMs;
+      const rows = usageBy(writer.currentPool.state, usageGroupFromProto(req.groupBy), from, floorHour(now) + HOUR_MS);
+      return {
+        from: timestampFromMs(floorHour(from)),
+        to: timestampFromMs(now),
+        rows: rows.map((r) => ({
+          key: r.key,
+          costUsd: Math.round(r.costUsd * 1e6) / 1e6,
+          inputTokens: BigInt(r.tokens.inputTokens),
+          outputTokens: BigInt(r.tokens.outputTokens),
+          cacheCreationInputTokens: BigInt(r.tokens.cacheCreationInputTokens),
+          cacheReadInputTokens: BigInt(r.tokens.cacheReadInputTokens),
+          requests: r.requests,
+        })),
+      };
+    },
+
     async getPoolStatus(req) {
       const result = await writer.submit({ kind: "status", includeSessions: req.includeSessions });
       const current = settings();
@@ -191,6 +235,8 @@ export function createAuthPoolService(
         notifications: notificationsToProto(options.notificationStatus?.()),
         ...(options.cluster !== undefined ? { cluster: options.cluster() } : {}),
         modelPrices: modelPricesToProto(result.prices),
+        clients: clientsToProto(writer.currentPool.state, current, result.now, (c) => options.waits?.queue.waiting(c) ?? 0),
+        waiting: options.waits?.queue.size ?? 0,
       };
     },
 
@@ -381,6 +427,25 @@ function preciseDuration(ms: number) {
 }
 
 /** orThrow maps a domain rejection to its status code; anything else passes through. */
+/**
+ * callerClient is the client a call is booked to: what it asked for when
+ * its token allows (no token, an admin token, an unnamed token), else the
+ * token's own name; "default" when neither says.
+ */
+function callerClient(asked: string, caller: Caller): string {
+  if (caller.bound && asked !== "" && asked !== caller.client) {
+    throw new ConnectError(
+      `client: this token is client ${caller.client}'s and may not act for client ${asked}`,
+      Code.PermissionDenied,
+    );
+  }
+  return asked || caller.client || DEFAULT_CLIENT;
+}
+
+function durationMs(d: { seconds: bigint; nanos: number }): number {
+  return Number(d.seconds) * 1000 + Math.floor(d.nanos / 1e6);
+}
+
 function orThrow<T>(result: T | Rejection): T {
   if (typeof result === "object" && result !== null && (result as Rejection).kind === "rejected") {
     const r = result as Rejection;

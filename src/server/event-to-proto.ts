@@ -7,6 +7,8 @@ import {
   SessionEventKind,
 } from "../../gen/authpool/v1/auth_pool_pb.js";
 import { type PoolEvent, subscriptionsOf } from "../domain/index.js";
+import { DEFAULT_CLIENT } from "../domain/index.js";
+import { clientLimitToProto } from "./client-to-proto.js";
 import { exclusionsToProto, moveToProto, rotationReasonToProto, statusToProto, windowToProto } from "./to-proto.js";
 
 /**
@@ -41,7 +43,14 @@ export function toPublicEvent(e: PoolEvent): PublicEvent | undefined {
     case "fallback_used":
       return make(EventType.FAILOVER, {
         case: "failover",
-        value: { sessionId: e.sessionId, provider: e.provider, reason: e.reason, exclusions: exclusionsToProto(e.exclusions) },
+        value: {
+          sessionId: e.sessionId,
+          provider: e.provider,
+          reason: e.reason,
+          exclusions: exclusionsToProto(e.exclusions),
+          client: e.client ?? DEFAULT_CLIENT,
+          ...(e.clientLimit !== undefined ? { clientLimit: clientLimitToProto(e.clientLimit) } : {}),
+        },
       });
     case "usage_threshold":
       return make(EventType.USAGE_THRESHOLD, {
@@ -83,7 +92,7 @@ export function toPublicEvent(e: PoolEvent): PublicEvent | undefined {
     case "session_allocated":
       return make(EventType.SESSION, {
         case: "session",
-        value: { sessionId: e.sessionId, subscriptionId: e.subscriptionId, kind: SessionEventKind.ALLOCATED },
+        value: { sessionId: e.sessionId, subscriptionId: e.subscriptionId, kind: SessionEventKind.ALLOCATED, client: e.client ?? DEFAULT_CLIENT },
       });
     case "cooldown_cleared":
       return make(EventType.COOLDOWN_CLEARED, {

@@ -17,6 +17,7 @@ import { type ReloadSummary, createAuthPoolService } from "./auth-pool-service.j
 import { BackgroundJobs } from "./background-jobs.js";
 import { createBearerAuth } from "./bearer-auth.js";
 import { advertisedAddress, clusterStatus } from "./cluster-status.js";
+import { AllocationWaits } from "./allocation-waits.js";
 import { configDirWarnings } from "./config-dir-warnings.js";
 import { createReloader } from "./config-reload.js";
 import { edgeErrors } from "./edge-errors.js";
@@ -156,6 +157,8 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
     teardown.add("pool", () => host.close());
     const feed = new EventFeed(host);
     teardown.add("feed", () => feed.close());
+    const waits = new AllocationWaits({ writer: host, clock, limits: () => config.queue });
+    teardown.add("waits", () => waits.close());
     jobs = new BackgroundJobs({
       pool: host,
       feed,
@@ -271,6 +274,7 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
               };
             },
             newSessionId: randomUUID,
+            waits,
             cluster: () => clusterStatus(host, instanceId, store.log.description),
           });
         // A standby forwards what writes to the leader (after the token was checked).

@@ -223,6 +223,7 @@ export function sessionToProto(
     model: s.model,
     estimatedTokens: BigInt(s.estimatedTokens),
     rotatedFrom: s.rotatedFrom ?? "",
+    client: s.client,
   };
 }
 

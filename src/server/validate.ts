@@ -1,7 +1,8 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { z } from "zod";
-import { SUBSCRIPTION_ID_PATTERN } from "../config/index.js";
-import type { UsageReport } from "../domain/index.js";
+import { CLIENT_NAME_PATTERN, SUBSCRIPTION_ID_PATTERN } from "../config/index.js";
+import { UsageGroupBy } from "../../gen/authpool/v1/auth_pool_pb.js";
+import { BUCKET_RETENTION_MS, type UsageGroup, type UsageReport } from "../domain/index.js";
 
 /**
  * Request rules protobuf types cannot express, as zod schemas over the
@@ -46,6 +47,26 @@ export const modelSchema = z
   .string()
   .max(MAX_NAME, `must be at most ${MAX_NAME} characters`)
   .refine(noControl, "must not contain control characters");
+
+/** clientSchema: a client's name, as tokens and the config spell it; empty: the caller's token says. */
+export const clientSchema = z.union([
+  z.literal(""),
+  z.string().regex(CLIENT_NAME_PATTERN, "must be 1-64 letters, digits, '.', '_' or '-' starting with a letter or digit"),
+]);
+
+/** maxWaitSchema: how long an Allocate may wait, in ms (0: the server's bound). */
+export const maxWaitMsSchema = z.number().min(0, "must not be negative");
+
+/** usageSinceSchema: how far back GetUsage sums, in ms: more than nothing, at most what the ledger keeps. */
+export const usageSinceSchema = z
+  .number()
+  .gt(0, "must be more than 0")
+  .max(BUCKET_RETENTION_MS, `must be at most ${BUCKET_RETENTION_MS / 86_400_000} days (what the ledger keeps)`);
+
+/** usageGroupFromProto: what GetUsage sums by (unspecified: by client). */
+export function usageGroupFromProto(group: UsageGroupBy): UsageGroup {
+  return group === UsageGroupBy.SUBSCRIPTION ? "subscription" : group === UsageGroupBy.MODEL ? "model" : "client";
+}
 
 /** modelScopeSchema: a model family a cooldown can be scoped to, or "" for all. */
 export const modelScopeSchema = z.enum(["", "opus", "sonnet"], { error: 'must be "opus", "sonnet" or empty (every cooldown)' });

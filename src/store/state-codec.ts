@@ -2,6 +2,8 @@ import type {
   Calibration,
   CountedRow,
   Cooldown,
+  EndedSession,
+  LedgerEntry,
   PoolState,
   SessionState,
   SubscriptionState,
@@ -9,7 +11,7 @@ import type {
   UpstreamObservation,
   UsageBucket,
 } from "../domain/index.js";
-import { createPoolState, ensureSubscriptions } from "../domain/index.js";
+import { DEFAULT_CLIENT, createPoolState, ensureSubscriptions, ledgerKey, rebuildClientIndexes } from "../domain/index.js";
 
 /**
  * The snapshot's encoding of PoolState. Derived indexes (bySubscription,
@@ -86,11 +88,14 @@ const CHUNK = 1 << 16;
 const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** encodeState serialises the state for a snapshot. */
-export function encodeState(state: PoolState): Uint8Array {
-  const w = new Writer();
+export function encodeState(state: PoolState, options: { format?: 2 | 3 } = {}): Uint8Array {
+  const format = options.format ?? STATE_FORMAT_VERSION;
+  // Format 2 is what versions before clients and learned prices read: tests write it to prove it still loads.
+  const v3 = format >= 3;
+  const w = new Writer(format);
   w.num(state.eventSeq);
   w.num(state.subscriptions.size);
-  for (const sub of state.subscriptions.values()) writeSubscription(w, sub);
+  for (const sub of state.subscriptions.values()) writeSubscription(w, sub, v3);
   w.num(state.sessions.size);
   for (const s of state.sessions.values()) {
     w.str(s.id);
@@ -103,6 +108,7 @@ export function encodeState(state: PoolState): Uint8Array {
     w.sym(s.priority);
     w.sym(s.model);
     w.num(s.estimatedTokens);
+    if (v3) w.sym(s.client);
     if (s.rotatedFrom === undefined) w.num(0);
     else {
       w.num(1);
@@ -120,6 +126,7 @@ export function encodeState(state: PoolState): Uint8Array {
     w.str(id);
     w.sym(e.subscriptionId);
     w.num(e.endedAt);
+    if (v3) w.sym(e.client ?? "");
   });
   w.num(state.claudeSessions.size);
   state.claudeSessions.forEach((at, id) => {
@@ -136,15 +143,28 @@ export function encodeState(state: PoolState): Uint8Array {
       (row.sessionId !== undefined ? 1 : 0) |
         (row.pool !== undefined ? 2 : 0) |
         (row.pool === true ? 4 : 0) |
-        (row.estimated === true ? 8 : 0),
+        (v3 && row.estimated === true ? 8 : 0) |
+        (v3 && row.model !== undefined ? 16 : 0),
     );
     if (row.sessionId !== undefined) w.str(row.sessionId);
+    if (v3 && row.model !== undefined) w.sym(row.model);
   });
+  if (!v3) return w.finish();
   w.num(state.prices.size);
   state.prices.forEach((price, model) => {
     w.sym(model);
     w.num(price.scale);
     w.num(price.at);
+  });
+  w.num(state.ledger.size);
+  state.ledger.forEach((e) => {
+    w.num(e.hour);
+    w.sym(e.client);
+    w.sym(e.subscriptionId);
+    w.sym(e.model);
+    w.num(e.costUsd);
+    w.tokens(e.tokens);
+    w.num(e.requests);
   });
   return w.finish();
 }
@@ -156,6 +176,7 @@ export function encodeState(state: PoolState): Uint8Array {
  */
 export function decodeState(data: Uint8Array, subscriptionIds: readonly string[]): PoolState {
   const r = new Reader(data);
+  const v3 = r.version >= 3;
   const state = createPoolState([]);
   state.eventSeq = r.num();
   for (let n = r.count(); n > 0; n--) {
@@ -180,6 +201,7 @@ export function decodeState(data: Uint8Array, subscriptionIds: readonly string[]
       priority: r.sym() as SessionState["priority"],
       model: r.sym(),
       estimatedTokens: r.num(),
+      client: v3 ? r.sym() : DEFAULT_CLIENT,
     };
     if (r.num() === 1) session.rotatedFrom = r.sym();
     state.sessions.set(id, session);
@@ -191,7 +213,13 @@ export function decodeState(data: Uint8Array, subscriptionIds: readonly string[]
     held.add(id);
   }
   for (let n = r.count(); n > 0; n--) state.dedupe.set(r.str(), r.num());
-  for (let n = r.count(); n > 0; n--) state.ended.set(r.str(), { subscriptionId: r.sym(), endedAt: r.num() });
+  for (let n = r.count(); n > 0; n--) {
+    const id = r.str();
+    const ended: EndedSession = { subscriptionId: r.sym(), endedAt: r.num() };
+    const client = v3 ? r.sym() : "";
+    if (client !== "") ended.client = client;
+    state.ended.set(id, ended);
+  }
   for (let n = r.count(); n > 0; n--) state.claudeSessions.set(r.str(), r.num());
   for (let n = r.count(); n > 0; n--) {
     const key = r.str();
@@ -200,14 +228,28 @@ export function decodeState(data: Uint8Array, subscriptionIds: readonly string[]
     if ((flags & 1) !== 0) row.sessionId = r.str();
     if ((flags & 2) !== 0) row.pool = (flags & 4) !== 0;
     if ((flags & 8) !== 0) row.estimated = true;
+    if ((flags & 16) !== 0) row.model = r.sym();
     state.transcriptRows.set(key, row);
   }
   // Format 2 ended here: it had no learned prices.
-  if (r.version >= 3) {
+  if (v3) {
     for (let n = r.count(); n > 0; n--) state.prices.set(r.sym(), { scale: r.num(), at: r.num() });
+    for (let n = r.count(); n > 0; n--) {
+      const entry: LedgerEntry = {
+        hour: r.num(),
+        client: r.sym(),
+        subscriptionId: r.sym(),
+        model: r.sym(),
+        costUsd: r.num(),
+        tokens: r.tokens(),
+        requests: r.num(),
+      };
+      state.ledger.set(ledgerKey(entry.hour, entry.client, entry.subscriptionId, entry.model), entry);
+    }
   }
   r.end();
   rebuildExternal(state);
+  rebuildClientIndexes(state);
   return state;
 }
 
@@ -218,6 +260,7 @@ export function rebuildIndexes(state: PoolState, subscriptionIds: readonly strin
   for (const s of state.sessions.values()) ids.add(s.subscriptionId);
   ensureSubscriptions(state, [...ids]);
   for (const s of state.sessions.values()) state.bySubscription.get(s.subscriptionId)!.add(s.id);
+  rebuildClientIndexes(state);
 }
 
 /** rebuildExternal recomputes the rows counted as external per Claude session. */
@@ -242,7 +285,7 @@ const HAS_EXTERNAL_SEEN = 64;
 const PAUSED = 128;
 const HAS_THROTTLE = 256;
 
-function writeSubscription(w: Writer, sub: SubscriptionState): void {
+function writeSubscription(w: Writer, sub: SubscriptionState, v3: boolean): void {
   w.str(sub.id);
   w.num(
     (sub.window !== undefined ? HAS_WINDOW : 0) |
@@ -264,9 +307,10 @@ function writeSubscription(w: Writer, sub: SubscriptionState): void {
     // 0: no external use; 1: external cost; 3: external cost and its estimated part.
     if (b.externalCostUsd === undefined) w.num(0);
     else {
-      w.num(b.externalEstimatedUsd === undefined ? 1 : 3);
+      const estimated = v3 && b.externalEstimatedUsd !== undefined;
+      w.num(estimated ? 3 : 1);
       w.num(b.externalCostUsd);
-      if (b.externalEstimatedUsd !== undefined) w.num(b.externalEstimatedUsd);
+      if (estimated) w.num(b.externalEstimatedUsd!);
     }
   }
   if (sub.window !== undefined) {
@@ -401,11 +445,16 @@ function readSubscription(r: Reader): SubscriptionState {
  * an array that becomes one JSON text.
  */
 class Writer {
+  private readonly format: number;
   private readonly chunks: Float64Array[] = [];
   private chunk = new Float64Array(CHUNK);
   private n = 0;
   private readonly strs: string[] = [];
   private readonly syms = new Map<string, number>();
+
+  constructor(format: number) {
+    this.format = format;
+  }
 
   num(x: number): void {
     if (this.n === CHUNK) {
@@ -442,7 +491,7 @@ class Writer {
     const count = this.chunks.length * CHUNK + this.n;
     const out = Buffer.allocUnsafeSlow(HEADER_BYTES + count * 8 + textBytes);
     out.set(MAGIC, 0);
-    out.writeUInt32LE(STATE_FORMAT_VERSION, 4);
+    out.writeUInt32LE(this.format, 4);
     out.writeUInt32LE(count, 8);
     out.writeUInt32LE(textBytes, 12);
     let at = HEADER_BYTES;
@@ -576,12 +625,13 @@ export function decodeLegacyState(text: string, subscriptionIds: readonly string
   const state = createPoolState([]);
   state.eventSeq = encoded.eventSeq;
   for (const sub of encoded.subscriptions) state.subscriptions.set(sub.id, sub);
-  for (const session of encoded.sessions) state.sessions.set(session.id, session);
+  for (const session of encoded.sessions) state.sessions.set(session.id, { ...session, client: session.client ?? DEFAULT_CLIENT });
   for (const [k, t] of encoded.dedupe) state.dedupe.set(k, t);
   for (const [k, e] of encoded.ended) state.ended.set(k, e);
   for (const [k, t] of encoded.claudeSessions ?? []) state.claudeSessions.set(k, t);
   for (const [k, r] of encoded.transcriptRows ?? []) state.transcriptRows.set(k, r);
   rebuildExternal(state);
+  rebuildClientIndexes(state);
   rebuildIndexes(state, subscriptionIds);
   return state;
 }

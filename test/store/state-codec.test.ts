@@ -159,6 +159,7 @@ function session(id: string, over: Partial<SessionState>): SessionState {
     priority: "normal",
     model: "",
     estimatedTokens: 0,
+    client: "default",
     ...over,
   };
 }
@@ -295,25 +296,24 @@ describe("encodeState() and decodeState()", () => {
   };
   const corrupt = (edit: (bytes: Uint8Array) => Uint8Array) => edit(encodeState(poolState()).slice());
 
-  it("reads format 2, which had no learned prices nor estimated parts", () => {
-    // Format 2 is format 3 without the trailing count of learned prices, and
-    // with bucket external flags 0 or 1 only: a state without either encodes alike.
+  it("reads format 2, which had no clients, ledger, learned prices nor estimated parts", () => {
     const state = poolState();
+    const two = encodeState(state, { format: 2 });
+    expect(new DataView(two.buffer, two.byteOffset).getUint32(4, true)).toBe(2);
+    // What format 2 cannot hold comes back empty or as the default.
     state.prices.clear();
+    state.ledger.clear();
+    state.clientSpend.clear();
     for (const sub of state.subscriptions.values()) for (const b of sub.buckets) delete b.externalEstimatedUsd;
-    for (const r of state.transcriptRows.values()) delete r.estimated;
-    const three = encodeState(state);
-    const view = new DataView(three.buffer, three.byteOffset);
-    const count = view.getUint32(8, true);
-    expect(three[16 + (count - 1) * 8 + 7]).toBe(0); // the last number is the empty price count
-    const two = Uint8Array.of(...three.subarray(0, 16 + (count - 1) * 8), ...three.subarray(16 + count * 8));
-    const twoView = new DataView(two.buffer);
-    twoView.setUint32(4, 2, true);
-    twoView.setUint32(8, count - 1, true);
+    for (const r of state.transcriptRows.values()) {
+      delete r.estimated;
+      delete r.model;
+    }
+    for (const e of state.ended.values()) delete e.client;
+    for (const s of state.sessions.values()) s.client = "default";
+    state.clientSessions.clear();
+    state.clientSessions.set("default", state.sessions.size);
     expect(decodeState(two, CONFIGURED)).toEqual(state);
-    // The same bytes claiming format 3 are one number short.
-    twoView.setUint32(4, 3, true);
-    expect(() => decodeState(two, CONFIGURED)).toThrow(expect.objectContaining({ reason: "corrupt" }));
   });
   it.each([
     { name: "a newer format version", bytes: () => withVersion(STATE_FORMAT_VERSION + 1), reason: "unsupported_version" },
@@ -362,7 +362,10 @@ describe("encodeState() and decodeState()", () => {
 describe("decodeLegacyState()", () => {
   it("reads a full state as format 1 wrote it, maps in order", () => {
     const state = poolState();
-    state.prices.clear(); // format 1 came before learned prices
+    // Format 1 came before learned prices and the ledger.
+    state.prices.clear();
+    state.ledger.clear();
+    state.clientSpend.clear();
     const decoded = decodeLegacyState(encodeFormat1(state), CONFIGURED);
     expect(decoded).toEqual(state);
     expect(mapOrders(decoded)).toEqual(mapOrders(state));

@@ -1,5 +1,7 @@
+import { type ClientLimitHit, cappedPriority, clientLimitHit } from "../client-limits.js";
 import type { AllocateResult, Command, Rejection, ReleaseResult } from "../commands.js";
 import type { Exclusion } from "../events.js";
+import { DEFAULT_CLIENT } from "../ledger.js";
 import { type SubscriptionView, exclusionOf } from "../view.js";
 import type { Emit, PoolContext } from "./pool-context.js";
 
@@ -11,8 +13,9 @@ type AllocationContext = Pick<PoolContext, "state" | "settings" | "view" | "view
 /**
  * allocate places a session: a session already held resumes where it is,
  * or moves to another subscription when its own can no longer take it; a
- * new one goes to the best eligible subscription; with none, the fallback
- * (or a refusal listing why each subscription was excluded).
+ * new one goes to the best eligible subscription, once its client's limits
+ * allow it; with none, the fallback (or a refusal listing why each
+ * subscription was excluded), or `unavailable` when the caller waits.
  */
 export function allocate(
   pool: AllocationContext,
@@ -42,6 +45,7 @@ export function allocate(
     // (Read before emitting: applying the events mutates the session.)
     const from = existing.subscriptionId;
     const { best, exclusions } = choose(pool, cmd, from, now);
+    if (best === undefined && cmd.wait === true) return unavailable(cmd.sessionId, exclusions);
     if (best !== undefined) {
       emit({
         type: "session_rotated",
@@ -61,18 +65,27 @@ export function allocate(
       };
     }
     emit({ type: "session_released", sessionId: cmd.sessionId, subscriptionId: from, reason: "fallback" });
-    return fallback(pool, cmd.sessionId, excluded !== undefined ? [excluded, ...exclusions] : exclusions, emit);
+    const all = excluded !== undefined ? [excluded, ...exclusions] : exclusions;
+    return fallback(pool, cmd.sessionId, existing.client, all, emit);
   }
 
-  const { best, exclusions } = choose(pool, cmd, undefined, now);
-  if (best === undefined) return fallback(pool, cmd.sessionId, exclusions, emit);
+  const client = cmd.client ?? DEFAULT_CLIENT;
+  const limit = clientLimitHit(pool.state, pool.settings, client, cmd.model, now);
+  if (limit !== undefined) return clientRefusal(pool, cmd.sessionId, limit, emit);
+  const priority = cappedPriority(pool.settings, client, cmd.priority);
+  const asked = priority === cmd.priority ? cmd : { ...cmd, priority };
+  const { best, exclusions } = choose(pool, asked, undefined, now);
+  if (best === undefined) {
+    return cmd.wait === true ? unavailable(cmd.sessionId, exclusions) : fallback(pool, cmd.sessionId, client, exclusions, emit);
+  }
   emit({
     type: "session_allocated",
     sessionId: cmd.sessionId,
     subscriptionId: best.cfg.id,
-    priority: cmd.priority,
+    priority,
     model: cmd.model,
     estimatedTokens: cmd.estimatedTokens,
+    ...(client !== DEFAULT_CLIENT ? { client } : {}),
   });
   return { kind: "granted", sessionId: cmd.sessionId, view: pool.view(best.cfg.id, now)!, resumed: false };
 }
@@ -135,17 +148,45 @@ function chooseAmong(
 function fallback(
   pool: Pick<PoolContext, "settings">,
   sessionId: string,
+  client: string,
   exclusions: Exclusion[],
   emit: Emit,
 ): AllocateResult | Rejection {
-  const reason =
-    exclusions.length === 0
-      ? "no subscription is configured"
-      : `no eligible subscription: ${exclusions.map((e) => `${e.subscriptionId}: ${e.detail}`).join("; ")}`;
+  const reason = noneEligible(exclusions);
   if (!pool.settings.fallback.enabled) {
     return { kind: "rejected", code: "resource_exhausted", message: reason, exclusions };
   }
   const provider = pool.settings.fallback.provider;
-  emit({ type: "fallback_used", sessionId, provider, reason, exclusions });
+  emit({ type: "fallback_used", sessionId, provider, reason, exclusions, ...(client !== DEFAULT_CLIENT ? { client } : {}) });
   return { kind: "fallback", sessionId, provider, reason, exclusions };
+}
+
+/**
+ * clientRefusal answers a new session its client's limit refuses: the paid
+ * API with the reason, unless the pool or the client has fallback off.
+ * Never a silent placement, and never a wait: the limit holds until the
+ * client's own use drops, which no slot opening changes.
+ */
+function clientRefusal(
+  pool: Pick<PoolContext, "settings">,
+  sessionId: string,
+  limit: ClientLimitHit,
+  emit: Emit,
+): AllocateResult | Rejection {
+  const reason = `${limit.detail} (${limit.kind} limit)`;
+  const mayFallBack = pool.settings.fallback.enabled && pool.settings.clients?.[limit.client]?.fallback !== false;
+  if (!mayFallBack) return { kind: "rejected", code: "resource_exhausted", message: reason, clientLimit: limit };
+  const provider = pool.settings.fallback.provider;
+  emit({ type: "fallback_used", sessionId, provider, reason, exclusions: [], client: limit.client, clientLimit: limit });
+  return { kind: "fallback", sessionId, provider, reason, exclusions: [], clientLimit: limit };
+}
+
+function unavailable(sessionId: string, exclusions: Exclusion[]): AllocateResult {
+  return { kind: "unavailable", sessionId, reason: noneEligible(exclusions), exclusions };
+}
+
+function noneEligible(exclusions: Exclusion[]): string {
+  return exclusions.length === 0
+    ? "no subscription is configured"
+    : `no eligible subscription: ${exclusions.map((e) => `${e.subscriptionId}: ${e.detail}`).join("; ")}`;
 }

@@ -1,0 +1,132 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { AllocateResult, Clock, Command, PoolEvent, Rejection } from "../domain/index.js";
+import { fairShareUse, modelFamily } from "../domain/index.js";
+import type { PoolHandle } from "../runtime/pool-handle.js";
+import { WaitQueue, WaitRefusal } from "../runtime/wait-queue.js";
+
+/**
+ * AllocationWaits is where Allocate calls that asked to wait are held (see
+ * WaitQueue) and woken: at once after any durable record that may have
+ * freed a slot (a release, a cooldown or throttle ending, a subscription
+ * resumed, undrained or added), and every tick while calls wait, for what
+ * only time frees (a 5-hour window rolling over, a throttle running out).
+ */
+export interface AllocationWaitsOptions {
+  writer: PoolHandle;
+  clock: Clock;
+  /** The queue's bounds in force (a reload changes them). */
+  limits: () => { maxWaiting: number; maxWaitingPerClient: number; maxWaitSeconds: number };
+  /** Real-time period of the wake-up while calls wait (default 1 s). */
+  tickMs?: number;
+}
+
+type AllocateCommand = Extract<Command, { kind: "allocate" }>;
+
+/** Placed is what a wait ends with: a grant or a fallback (a limit of the client reached meanwhile). */
+export type Placed = Exclude<AllocateResult, { kind: "unavailable" }>;
+
+// Events after which a slot may be free.
+const FREEING: ReadonlySet<PoolEvent["type"]> = new Set<PoolEvent["type"]>([
+  "session_released",
+  "session_rotated",
+  "cooldown_ended",
+  "cooldown_cleared",
+  "paused_set",
+  "drained_set",
+  "status_changed",
+  "credentials_changed",
+  "upstream_observed",
+  "rebalance_completed",
+]);
+
+export class AllocationWaits {
+  private readonly options: AllocationWaitsOptions;
+  readonly queue: WaitQueue;
+  private readonly unsubscribe: () => void;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(options: AllocationWaitsOptions) {
+    this.options = options;
+    const { writer } = options;
+    this.queue = new WaitQueue({
+      clock: options.clock,
+      maxTotal: () => options.limits().maxWaiting,
+      maxPerClient: () => options.limits().maxWaitingPerClient,
+      shareOf: (client, granted) => fairShareUse(writer.currentPool.state, writer.currentPool.settings, client, granted),
+    });
+    this.unsubscribe = writer.subscribe((record) => {
+      if (this.queue.size > 0 && record.events.some((e) => FREEING.has(e.type))) void this.queue.wake();
+    });
+  }
+
+  /**
+   * wait holds an allocation nothing could take now until a slot opens; it
+   * resolves with the placement, or throws the ConnectError the call ends
+   * with: RESOURCE_EXHAUSTED when the queue is full or the wait ran out,
+   * CANCELED/DEADLINE_EXCEEDED when the caller left.
+   */
+  async wait(cmd: AllocateCommand, signal: AbortSignal, maxWaitMs: number | undefined): Promise<Placed> {
+    const { writer, clock } = this.options;
+    const client = cmd.client ?? "default";
+    const bound = this.options.limits().maxWaitSeconds * 1000;
+    const waitMs = Math.min(maxWaitMs ?? bound, bound);
+    this.startTicking();
+    try {
+      return await this.queue.enqueue<Placed>({
+        client,
+        priority: cmd.priority === "high" ? 2 : cmd.priority === "low" ? 0 : 1,
+        kind: modelFamily(cmd.model) ?? "",
+        signal,
+        waitUntil: clock.now() + waitMs,
+        attempt: async () => {
+          const result = await writer.submit(cmd);
+          if (result.kind === "rejected") throw rejectionError(result);
+          return result.kind === "unavailable" ? undefined : result;
+        },
+        onAbandoned: (placed) => {
+          if (placed.kind === "granted" && !placed.resumed) void writer.submit({ kind: "release", sessionId: placed.sessionId }).catch(() => {});
+        },
+      });
+    } catch (error) {
+      throw waitError(error, client, waitMs, signal);
+    } finally {
+      if (this.queue.size === 0) this.stopTicking();
+    }
+  }
+
+  close(): void {
+    this.unsubscribe();
+    this.stopTicking();
+    this.queue.close();
+  }
+
+  private startTicking(): void {
+    if (this.timer !== undefined) return;
+    this.timer = setInterval(() => void this.queue.wake(), this.options.tickMs ?? 1000);
+    this.timer.unref();
+  }
+
+  private stopTicking(): void {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+}
+
+function rejectionError(r: Rejection): ConnectError {
+  const code = r.code === "not_found" ? Code.NotFound : r.code === "failed_precondition" ? Code.FailedPrecondition : Code.ResourceExhausted;
+  return new ConnectError(r.message, code);
+}
+
+function waitError(error: unknown, client: string, waitMs: number, signal: AbortSignal): unknown {
+  if (!(error instanceof WaitRefusal)) return error;
+  switch (error.reason) {
+    case "cancelled": {
+      const deadline = signal.reason instanceof ConnectError && signal.reason.code === Code.DeadlineExceeded;
+      return new ConnectError(error.message, deadline ? Code.DeadlineExceeded : Code.Canceled);
+    }
+    case "expired":
+      return new ConnectError(`client ${client} waited ${Math.round(waitMs / 1000)} s and no slot opened (max_wait)`, Code.ResourceExhausted);
+    default:
+      return new ConnectError(error.message, Code.ResourceExhausted);
+  }
+}
