@@ -20,7 +20,8 @@ export const configDefaults = deepFreeze({
   fallback: { enabled: true, provider: "anthropic-api" },
   sessions: { activeMinutes: 5, staleMinutes: 60, sweepIntervalSeconds: 30 },
   /** throttleSeconds: the pause after a request throttle that gave no retry-after (DEFAULT_THROTTLE_SECONDS). */
-  cooldown: { defaultMinutes: 60, timeZone: "UTC", throttleSeconds: 60 },
+  /** rampMinutes: how long a subscription back from a limit takes to be admitted up to maxSessions (DEFAULT_RAMP_MINUTES). */
+  cooldown: { defaultMinutes: 60, timeZone: "UTC", throttleSeconds: 60, rampMinutes: 15 },
   health: { weights: { weekly: 40, fiveHour: 30, sessions: 15, burnRate: 10, idle: 5 } },
   dedupeRetentionHours: 48,
   pacing: false,

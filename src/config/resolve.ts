@@ -114,6 +114,7 @@ export function resolveConfig(raw: RawConfig, source: string, homeDir: string, b
       defaultMinutes: raw.cooldown?.defaultMinutes ?? configDefaults.cooldown.defaultMinutes,
       timeZone: raw.cooldown?.timeZone ?? configDefaults.cooldown.timeZone,
       throttleSeconds: raw.cooldown?.throttleSeconds ?? configDefaults.cooldown.throttleSeconds,
+      rampMinutes: raw.cooldown?.rampMinutes ?? configDefaults.cooldown.rampMinutes,
     },
     health: { weights },
     dedupeRetentionHours: raw.dedupeRetentionHours ?? configDefaults.dedupeRetentionHours,

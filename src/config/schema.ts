@@ -177,7 +177,12 @@ export const rawConfigSchema = z.strictObject(
       staleMinutes: count().optional(),
       sweepIntervalSeconds: count().optional(),
     }),
-    cooldown: section({ defaultMinutes: count().optional(), timeZone: timeZone().optional(), throttleSeconds: count().optional() }),
+    cooldown: section({
+      defaultMinutes: count().optional(),
+      timeZone: timeZone().optional(),
+      throttleSeconds: count().optional(),
+      rampMinutes: nonNegative().optional(),
+    }),
     health: section({
       weights: section({
         weekly: nonNegative().optional(),

@@ -96,6 +96,8 @@ export interface PoolConfig {
     readonly timeZone: string;
     /** Seconds new placements pause after a request throttle that gave no retry-after. */
     readonly throttleSeconds: number;
+    /** Minutes over which a subscription back from a limit is admitted up to maxSessions (0: at once). */
+    readonly rampMinutes: number;
   };
   readonly health: { readonly weights: HealthWeights };
   readonly dedupeRetentionHours: number;

@@ -100,7 +100,9 @@ export function applyEvent(state: PoolState, event: PoolEvent): void {
     case "limit_reached": {
       if (event.kind !== "upstream" || event.resetsAt === undefined) return;
       const sub = subscription(state, event.subscriptionId);
+      const ended = sub.cooldowns.some((c) => c.modelScope === undefined && c.until > event.at);
       sub.cooldowns = sub.cooldowns.filter((c) => c.modelScope !== event.modelScope);
+      if (event.modelScope === undefined && ended) sub.recoveredAt = event.at;
       sub.cooldowns.push({
         since: event.at,
         until: event.resetsAt,
@@ -117,6 +119,7 @@ export function applyEvent(state: PoolState, event: PoolEvent): void {
     case "cooldown_ended": {
       const sub = subscription(state, event.subscriptionId);
       sub.cooldowns = sub.cooldowns.filter((c) => !(c.modelScope === event.modelScope && c.until <= event.at));
+      if (event.modelScope === undefined) sub.recoveredAt = event.at;
       return;
     }
     case "credentials_changed": {

@@ -2,6 +2,13 @@
 export const DEFAULT_THROTTLE_SECONDS = 60;
 
 /**
+ * DEFAULT_RAMP_MINUTES: after a limit ends, a subscription's session cap
+ * grows from one session to all of them over this long, so the sessions
+ * waiting for it do not all land at once and hit the limit again.
+ */
+export const DEFAULT_RAMP_MINUTES = 15;
+
+/**
  * PoolSettings is what the domain needs from the configuration. The config
  * module's PoolConfig satisfies it structurally; the domain does not import
  * the config module so it stays free of I/O and file concerns.
@@ -44,6 +51,8 @@ export interface PoolSettings {
      * throttle that gave no retry-after. Default: DEFAULT_THROTTLE_SECONDS.
      */
     readonly throttleSeconds?: number;
+    /** Minutes over which a subscription back from a limit is admitted up to its maxSessions (0: at once). Default: DEFAULT_RAMP_MINUTES. */
+    readonly rampMinutes?: number;
   };
   readonly health: { readonly weights: HealthWeights };
   readonly dedupeRetentionHours: number;

@@ -122,6 +122,8 @@ export interface SubscriptionState {
   cooldowns: Cooldown[];
   /** The last throttle pause; in force while `until` is ahead. */
   throttle?: Throttle;
+  /** When its last whole-subscription cooldown ended: new sessions are admitted gradually from then on. */
+  recoveredAt?: number;
   /**
    * Set while Claude cannot run on this subscription: its config dir or
    * credentials are missing, its token expired with no way to refresh, or

@@ -17,7 +17,7 @@ import type { Exclusion, SubscriptionStatusName } from "./events.js";
 import { type Health, computeHealth } from "./health.js";
 import { modelFamily } from "./model-family.js";
 import { pacedRank } from "./pacing.js";
-import type { PoolSettings, SubscriptionSettings } from "./settings.js";
+import { DEFAULT_RAMP_MINUTES, type PoolSettings, type SubscriptionSettings } from "./settings.js";
 import type { ActivityCounts } from "./session-lists.js";
 import type {
   Cooldown,
@@ -61,6 +61,13 @@ export interface SubscriptionView {
   windowExternalUsd: number;
   burnRateUsdPerHour: number;
   sessionCount: number;
+  /**
+   * Sessions it takes now: maxSessions, or fewer while it ramps back up
+   * after a limit (see DEFAULT_RAMP_MINUTES).
+   */
+  sessionCap: number;
+  /** Set while the cap ramps up after a limit: when it reaches maxSessions. */
+  rampUntil?: number;
   activeSessions: number;
   idleSessions: number;
   /** The whole-subscription cooldown in force, if any. */
@@ -143,6 +150,7 @@ export function viewSubscription(
     { component: "five_hour_use" as const, fraction: fiveHour, lengthMs: FIVE_HOURS_MS },
   ];
   const paced = settings.pacing === true;
+  const ramp = rampOf(sub, cfg, settings, now);
   const view: SubscriptionView = {
     at: now,
     cfg,
@@ -162,6 +170,8 @@ export function viewSubscription(
     windowExternalUsd: window === undefined ? 0 : bucketTotals(sub, floorHour(window.start), window.end).externalUsd,
     burnRateUsdPerHour: burn,
     sessionCount: ids.size,
+    sessionCap: ramp.cap,
+    ...(ramp.until !== undefined ? { rampUntil: ramp.until } : {}),
     activeSessions: active,
     idleSessions: idle,
     cooldown,
@@ -175,6 +185,7 @@ export function viewSubscription(
       staleAfterMs,
       active > 0 ? lastActiveAt + settings.sessions.activeMinutes * MINUTE_MS : Infinity,
       paced && windows.some((w) => w.fraction.basis === "upstream" && w.fraction.observation?.resetsAt !== undefined),
+      ramp.next,
     ),
   };
   view.status = statusOf(view, settings);
@@ -202,7 +213,14 @@ function countActivity(state: PoolState, subscriptionId: string, now: number, se
  * last active session turns idle, which ends the idle bonus's absence;
  * paced says the rank counts the time left until a reset.
  */
-function validUntil(sub: SubscriptionState, now: number, staleAfterMs: number, idleFrom: number, paced: boolean): number {
+function validUntil(
+  sub: SubscriptionState,
+  now: number,
+  staleAfterMs: number,
+  idleFrom: number,
+  paced: boolean,
+  rampStep: number | undefined,
+): number {
   const hour = floorHour(now);
   let until = Math.min(hour + HOUR_MS, idleFrom);
   const later = (t: number | undefined): void => {
@@ -211,6 +229,7 @@ function validUntil(sub: SubscriptionState, now: number, staleAfterMs: number, i
   later(sub.window?.end);
   for (const c of sub.cooldowns) later(c.until);
   later(sub.throttle?.until);
+  later(rampStep);
   for (const window of Object.keys(sub.upstream) as LimitWindow[]) {
     const o = sub.upstream[window]!;
     later(o.resetsAt);
@@ -343,11 +362,14 @@ export function exclusionOf(
       detail: `5-hour window at ${formatPercent(v.fiveHour.value)} >= ${formatPercent(settings.upstream.fiveHourCap)} cap${untilText(v.window?.end)}`,
     };
   }
-  if (!need.holdsSlot && v.sessionCount >= v.cfg.maxSessions) {
+  if (!need.holdsSlot && v.sessionCount >= v.sessionCap) {
     return {
       subscriptionId: id,
       reason: "sessions_full",
-      detail: `${v.sessionCount} of ${v.cfg.maxSessions} sessions`,
+      detail:
+        v.rampUntil === undefined
+          ? `${v.sessionCount} of ${v.cfg.maxSessions} sessions`
+          : `${v.sessionCount} of ${v.sessionCap} sessions while it ramps back up after a limit (all ${v.cfg.maxSessions} from ${formatTime(v.rampUntil)})`,
     };
   }
   return undefined;
@@ -355,4 +377,26 @@ export function exclusionOf(
 
 function untilText(at: number | undefined): string {
   return at === undefined ? "" : ` until ${formatTime(at)}`;
+}
+
+/**
+ * rampOf is a subscription's session cap while it ramps back up after a
+ * limit: from one session when the cooldown ended up to maxSessions over
+ * rampMinutes, in even steps, so sessions held back by the limit spread
+ * over the ramp instead of landing together and tripping it again. `next`
+ * is when the cap grows next.
+ */
+function rampOf(
+  sub: SubscriptionState,
+  cfg: SubscriptionSettings,
+  settings: PoolSettings,
+  now: number,
+): { cap: number; until?: number; next?: number } {
+  const rampMs = (settings.cooldown.rampMinutes ?? DEFAULT_RAMP_MINUTES) * MINUTE_MS;
+  const since = sub.recoveredAt;
+  if (since === undefined || rampMs <= 0 || now >= since + rampMs || now < since || cfg.maxSessions <= 1) {
+    return { cap: cfg.maxSessions };
+  }
+  const cap = Math.max(1, Math.ceil((cfg.maxSessions * (now - since)) / rampMs));
+  return { cap, until: since + rampMs, next: since + Math.ceil((rampMs * cap) / cfg.maxSessions) };
 }

@@ -284,6 +284,8 @@ const HAS_CALIBRATION = 32;
 const HAS_EXTERNAL_SEEN = 64;
 const PAUSED = 128;
 const HAS_THROTTLE = 256;
+/** Format 3 on. */
+const HAS_RECOVERED = 512;
 
 function writeSubscription(w: Writer, sub: SubscriptionState, v3: boolean): void {
   w.str(sub.id);
@@ -296,7 +298,8 @@ function writeSubscription(w: Writer, sub: SubscriptionState, v3: boolean): void
       (sub.calibration !== undefined ? HAS_CALIBRATION : 0) |
       (sub.externalSeenAt !== undefined ? HAS_EXTERNAL_SEEN : 0) |
       (sub.paused ? PAUSED : 0) |
-      (sub.throttle !== undefined ? HAS_THROTTLE : 0),
+      (sub.throttle !== undefined ? HAS_THROTTLE : 0) |
+      (v3 && sub.recoveredAt !== undefined ? HAS_RECOVERED : 0),
   );
   w.num(sub.buckets.length);
   for (const b of sub.buckets) {
@@ -375,6 +378,7 @@ function writeSubscription(w: Writer, sub: SubscriptionState, v3: boolean): void
     w.num(sub.throttle.until);
     w.str(sub.throttle.reason);
   }
+  if (v3 && sub.recoveredAt !== undefined) w.num(sub.recoveredAt);
 }
 
 function readSubscription(r: Reader): SubscriptionState {
@@ -436,6 +440,7 @@ function readSubscription(r: Reader): SubscriptionState {
   }
   if ((flags & HAS_EXTERNAL_SEEN) !== 0) sub.externalSeenAt = r.num();
   if ((flags & HAS_THROTTLE) !== 0) sub.throttle = { since: r.num(), until: r.num(), reason: r.str() };
+  if ((flags & HAS_RECOVERED) !== 0) sub.recoveredAt = r.num();
   return sub;
 }
 

@@ -233,7 +233,7 @@ describe("formats and defaults", () => {
       lowPriorityThreshold: 0.85 * 0.9,
       fallback: { enabled: true, provider: "anthropic-api" },
       sessions: { activeMinutes: 5, staleMinutes: 60, sweepIntervalSeconds: 30 },
-      cooldown: { defaultMinutes: 60, timeZone: "UTC", throttleSeconds: 60 },
+      cooldown: { defaultMinutes: 60, timeZone: "UTC", throttleSeconds: 60, rampMinutes: 15 },
       health: { weights: { weekly: 40, fiveHour: 30, sessions: 15, burnRate: 10, idle: 5 } },
       dedupeRetentionHours: 48,
       pacing: false,

@@ -44,7 +44,7 @@ export function allocate(
     // Its subscription can no longer take it: move it if another can.
     // (Read before emitting: applying the events mutates the session.)
     const from = existing.subscriptionId;
-    const { best, exclusions } = choose(pool, cmd, from, now);
+    const { best, exclusions } = chooseByRoom(pool, cmd, from, now);
     if (best === undefined && cmd.wait === true) return unavailable(cmd.sessionId, exclusions);
     if (best !== undefined) {
       emit({
@@ -121,6 +121,40 @@ function choose(
   const best = pool.bestCandidate(need, skip, now);
   if (best !== undefined) return { best, exclusions: [] };
   return chooseAmong(pool, pool.views(now), cmd, skip);
+}
+
+/**
+ * chooseByRoom picks where a session that must move goes: the eligible
+ * subscription with the most room (free session slots times the share of
+ * its windows left), best rank on ties. When a limit or a pause moves many
+ * sessions at once, each move takes room from its target, so they spread
+ * over the pool instead of all landing on the current best and exhausting
+ * it in turn (the herd). Costs a view per subscription: moves are rare.
+ */
+function chooseByRoom(
+  pool: AllocationContext,
+  cmd: AllocateCommand,
+  skip: string,
+  now: number,
+): { best?: SubscriptionView; exclusions: Exclusion[] } {
+  const need = { priority: cmd.priority, model: cmd.model, holdsSlot: false };
+  let best: SubscriptionView | undefined;
+  let bestRoom = -1;
+  const exclusions: Exclusion[] = [];
+  for (const v of pool.views(now)) {
+    if (v.cfg.id === skip) continue;
+    const ex = exclusionOf(v, need, pool.settings);
+    if (ex !== undefined) {
+      exclusions.push(ex);
+      continue;
+    }
+    const room = (v.sessionCap - v.sessionCount) * Math.max(0, 1 - Math.max(v.fiveHour.value, v.weekly.value));
+    if (best === undefined || room > bestRoom || (room === bestRoom && v.rank > best.rank)) {
+      best = v;
+      bestRoom = room;
+    }
+  }
+  return { best, exclusions };
 }
 
 function chooseAmong(
