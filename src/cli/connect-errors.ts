@@ -65,7 +65,8 @@ export function describeConnectError(error: ConnectError, url: string): ErrorRep
     case Code.NotFound:
       return { exitCode: ExitCode.notFound, message: `authpool: ${detail}` };
     case Code.ResourceExhausted:
-      return { exitCode: ExitCode.noSubscription, message: `authpool: no subscription available (${detail})` };
+      // Nothing free and no fallback, a client limit, a full queue or a wait that ran out: the detail says which.
+      return { exitCode: ExitCode.noSubscription, message: `authpool: no session granted (${detail})` };
     case Code.Unimplemented:
       return {
         exitCode: ExitCode.error,

@@ -1,4 +1,12 @@
-import { EventType, LimitWindow, Priority, SessionState, SubscriptionState } from "../../gen/authpool/v1/auth_pool_pb.js";
+import {
+  ClientLimitKind,
+  EventType,
+  LimitWindow,
+  Priority,
+  SessionState,
+  SubscriptionState,
+  UsageGroupBy,
+} from "../../gen/authpool/v1/auth_pool_pb.js";
 
 /**
  * The words the CLI uses for the proto enums: lower case, without the
@@ -60,3 +68,18 @@ export const EVENT_TYPE_NAMES: Readonly<Record<string, EventType>> = {
   session: EventType.SESSION,
   cooldown_cleared: EventType.COOLDOWN_CLEARED,
 };
+
+/** USAGE_GROUP_NAMES are the `usage --by` spellings of UsageGroupBy. */
+export const USAGE_GROUP_NAMES: Readonly<Record<string, UsageGroupBy>> = {
+  client: UsageGroupBy.CLIENT,
+  subscription: UsageGroupBy.SUBSCRIPTION,
+  model: UsageGroupBy.MODEL,
+};
+
+/**
+ * limitName is a ClientLimitKind as the domain's refusals spell it:
+ * "weekly_usd", "max_sessions"; "" for none.
+ */
+export function limitName(kind: ClientLimitKind): string {
+  return kind === ClientLimitKind.UNSPECIFIED ? "" : (ClientLimitKind[kind]?.toLowerCase() ?? String(kind));
+}

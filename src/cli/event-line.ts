@@ -4,6 +4,7 @@ import {
   type RebalanceMove,
   SessionEventKind,
 } from "../../gen/authpool/v1/auth_pool_pb.js";
+import { DEFAULT_CLIENT } from "../domain/index.js";
 import { formatDuration, formatTime, millisOf, secondsOf } from "./format-time.js";
 import { stateName, windowName } from "./enum-names.js";
 
@@ -24,12 +25,12 @@ function describePayload(event: Event): string {
     case "session": {
       const kind = (SessionEventKind[p.value.kind] ?? "unknown").toLowerCase();
       const where = p.value.kind === SessionEventKind.ALLOCATED ? "on" : "from";
-      return `session  ${kind} ${p.value.sessionId} ${where} ${p.value.subscriptionId}`;
+      return `session  ${kind} ${p.value.sessionId}${clientOf(p.value.client)} ${where} ${p.value.subscriptionId}`;
     }
     case "rotation":
       return `rotation  ${move(p.value)}`;
     case "failover":
-      return `failover  ${p.value.sessionId} → ${p.value.provider}: ${p.value.reason}`;
+      return `failover  ${p.value.sessionId}${clientOf(p.value.client)} → ${p.value.provider}: ${p.value.reason}`;
     case "usageThreshold": {
       const v = p.value;
       const exhaustion = secondsOf(v.timeToExhaustion);
@@ -71,6 +72,11 @@ function describePayload(event: Event): string {
 export function move(m: Pick<RebalanceMove, "sessionId" | "fromSubscriptionId" | "toSubscriptionId" | "reason" | "detail">): string {
   const reason = (RotationReason[m.reason] ?? "unknown").toLowerCase();
   return `${m.sessionId} ${m.fromSubscriptionId} → ${m.toSubscriptionId} (${reason}${m.detail === "" ? "" : `: ${m.detail}`})`;
+}
+
+/** clientOf names a session's client after its id, " (client ci-bot)"; nothing for the default client (or none). */
+function clientOf(client: string): string {
+  return client === "" || client === DEFAULT_CLIENT ? "" : ` (client ${client})`;
 }
 
 function pct(fraction: number): string {

@@ -17,7 +17,10 @@ export const ExitCode = {
   unauthenticated: 4,
   /** NOT_FOUND: no such subscription or session. */
   notFound: 5,
-  /** RESOURCE_EXHAUSTED: no subscription can take the session (EX_TEMPFAIL). */
+  /**
+   * RESOURCE_EXHAUSTED: no subscription can take the session, a limit of the
+   * client refuses it (with its fallback off), or a wait ran out (EX_TEMPFAIL).
+   */
   noSubscription: 75,
   /** The configuration (or its store) cannot be used (EX_CONFIG). */
   config: 78,
@@ -34,5 +37,6 @@ export const exitCodesHelp = `Exit codes:
   3   server unreachable (start it with \`authpool serve\` or \`npm start\`)
   4   UNAUTHENTICATED or PERMISSION_DENIED (pass --token or set AUTHPOOL_TOKEN)
   5   NOT_FOUND (no such subscription or session)
-  75  RESOURCE_EXHAUSTED: no subscription available (exec: and no fallback)
+  75  RESOURCE_EXHAUSTED: no subscription available, a client limit, or the
+      wait ran out (exec: and no fallback)
   78  configuration error (serve)`;

@@ -1,12 +1,14 @@
 import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { toJsonString } from "@bufbuild/protobuf";
+import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { ConnectError } from "@connectrpc/connect";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import {
   AllocateResponseSchema,
   ClearCooldownResponseSchema,
   type EventType,
+  GetUsageResponseSchema,
   Priority,
   RebalanceResponseSchema,
   ReleaseResponseSchema,
@@ -16,11 +18,12 @@ import {
   SetPausedResponseSchema,
 } from "../../gen/authpool/v1/auth_pool_pb.js";
 import { type AuthPoolClient, createAuthPoolClient } from "../client/index.js";
-import { ConfigError } from "../config/index.js";
+import { CLIENT_NAME_PATTERN, ConfigError } from "../config/index.js";
+import { BUCKET_RETENTION_MS, DAY_MS, HOUR_MS, MINUTE_MS } from "../domain/index.js";
 import { StoreError } from "../store/index.js";
 import { colorsFor } from "./colors.js";
 import { describeConnectError } from "./connect-errors.js";
-import { EVENT_TYPE_NAMES, PRIORITY_NAMES } from "./enum-names.js";
+import { EVENT_TYPE_NAMES, PRIORITY_NAMES, USAGE_GROUP_NAMES } from "./enum-names.js";
 import type { ExecOptions } from "./exec.js";
 import { ExitCode, exitCodesHelp } from "./exit-codes.js";
 import { followEvents } from "./follow-events.js";
@@ -35,6 +38,7 @@ import {
   subscriptionLine,
 } from "./reply-lines.js";
 import { showStatus } from "./show-status.js";
+import { renderUsage } from "./usage-table.js";
 
 /** DEFAULT_SERVER is the pool `authpool` talks to without --server or AUTHPOOL_URL. */
 export const DEFAULT_SERVER = "http://127.0.0.1:50051";
@@ -241,14 +245,65 @@ A --since older than the pool's retention exits with 1 (OUT_OF_RANGE).`,
     .option("--session <id>", "the session id (default: the pool makes one)")
     .option("--model <model>", 'model hint: "opus", "sonnet" or a model id')
     .addOption(priorityOption())
-    .action(async (flags: PoolFlags & { session?: string; model?: string; priority?: Priority }) => {
+    .option("--client <name>", "the client to book the session to (default: the token's name, else default)", parseClientName)
+    .addOption(
+      new Option(
+        "--wait [seconds]",
+        "when no subscription is free, wait for a slot instead of falling back: up to SECONDS (default: the pool's queue.maxWaitSeconds)",
+      ).argParser(parseSeconds),
+    )
+    .addHelpText(
+      "after",
+      `
+Prints the session, the client it was booked to (and how long it waited),
+the subscription and the CLAUDE_CONFIG_DIR to run Claude with; or the paid
+API and why (a client limit names the client and the limit). A token given
+a name (role:name:token) may only name its own client with --client. A wait
+that runs out, a full queue, or a client limit with fallback off exits with
+75 (RESOURCE_EXHAUSTED).`,
+    )
+    // --wait alone is `true`: wait as long as the pool allows.
+    .action(async (flags: PoolFlags & { session?: string; model?: string; priority?: Priority; client?: string; wait?: number | true }) => {
       const { client } = hooks.connect(flags);
-      const res = await client.allocate({
-        sessionId: flags.session ?? "",
-        model: flags.model ?? "",
-        priority: flags.priority ?? Priority.NORMAL,
-      });
+      const { wait } = flags;
+      const res = await client.allocate(
+        {
+          sessionId: flags.session ?? "",
+          model: flags.model ?? "",
+          priority: flags.priority ?? Priority.NORMAL,
+          client: flags.client ?? "",
+          ...(wait !== undefined ? { wait: true } : {}),
+          ...(typeof wait === "number" ? { maxWait: durationFromMs(Math.round(wait * 1000)) } : {}),
+        },
+        // A wait outlives the client's 5 s deadline. The pool ends it (at SECONDS,
+        // else at its own bound) and says why, which a deadline here would not.
+        wait === undefined ? {} : { timeoutMs: typeof wait === "number" ? Math.round(wait * 1000) + WAIT_GRACE_MS : 0 },
+      );
       reply(flags, () => toJsonString(AllocateResponseSchema, res, { prettySpaces: 2 }), () => allocationLines(res));
+    });
+
+  poolCommand(program, "usage", "who spent the pool: cost, tokens and requests by client, subscription or model")
+    .addOption(new Option("--by <group>", "what to sum by").choices(Object.keys(USAGE_GROUP_NAMES)).default("client"))
+    .option("--since <span>", "how far back: minutes, hours or days such as 30m, 5h, 7d; at most 8d (default 7d)", parseSpan)
+    .addHelpText(
+      "after",
+      `
+Sums the pool's durable usage ledger (GetUsage), the same figures the
+clients' budgets are checked against, by the hour: the period starts at the
+top of the hour SPAN ago. One row per client, subscription or model, largest
+cost first: cost (USD at API prices), input and output tokens, cache writes
+and reads, requests, and the share of the total cost. Use found in
+transcripts is the client "(outside the pool)". --json prints GetUsage's
+reply unchanged.`,
+    )
+    .action(async (flags: PoolFlags & { by: string; since?: number }) => {
+      const { client } = hooks.connect(flags);
+      const res = await client.getUsage({
+        groupBy: USAGE_GROUP_NAMES[flags.by],
+        ...(flags.since !== undefined ? { since: durationFromMs(flags.since) } : {}),
+      });
+      const colors = colorsFor({ stream: stdout, env });
+      reply(flags, () => toJsonString(GetUsageResponseSchema, res, { prettySpaces: 2 }), () => renderUsage(res, { by: flags.by, colors }));
     });
 
   poolCommand(program, "report", "report what a run consumed: the stdout of `claude -p` (json, stream-json, or text)")
@@ -452,6 +507,27 @@ function collectEventTypes(value: string, previous: EventType[] | undefined): Ev
 function parseSequence(value: string): bigint {
   if (!/^[0-9]{1,20}$/.test(value)) throw new InvalidArgumentError("expected a sequence number (0 or more).");
   return BigInt(value);
+}
+
+/** WAIT_GRACE_MS is how long past its --wait SECONDS allocate waits for the pool's answer. */
+const WAIT_GRACE_MS = 5_000;
+
+const SPAN_UNIT_MS: Readonly<Record<string, number>> = { m: MINUTE_MS, h: HOUR_MS, d: DAY_MS };
+
+/** parseSpan reads `usage --since` (30m, 5h, 7d) as milliseconds, no more than the ledger keeps. */
+function parseSpan(value: string): number {
+  const m = /^([1-9][0-9]{0,5})([mhd])$/.exec(value);
+  if (m === null) throw new InvalidArgumentError("expected minutes, hours or days such as 30m, 5h or 7d.");
+  const ms = Number(m[1]) * SPAN_UNIT_MS[m[2]!]!;
+  if (ms > BUCKET_RETENTION_MS) throw new InvalidArgumentError(`expected at most ${BUCKET_RETENTION_MS / DAY_MS}d: the usage ledger keeps no more.`);
+  return ms;
+}
+
+function parseClientName(value: string): string {
+  if (!CLIENT_NAME_PATTERN.test(value)) {
+    throw new InvalidArgumentError("expected a client name: 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit.");
+  }
+  return value;
 }
 
 function parseSeconds(value: string): number {

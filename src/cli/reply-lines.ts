@@ -1,3 +1,4 @@
+import { durationMs } from "@bufbuild/protobuf/wkt";
 import {
   type AllocateResponse,
   type ClearCooldownResponse,
@@ -9,33 +10,47 @@ import {
   type SubscriptionStatus,
   TransientKind,
 } from "../../gen/authpool/v1/auth_pool_pb.js";
+import { DEFAULT_CLIENT } from "../domain/index.js";
 import { stateName, windowName } from "./enum-names.js";
 import { move } from "./event-line.js";
-import { formatTime, millisOf } from "./format-time.js";
+import { formatDuration, formatTime, millisOf } from "./format-time.js";
 
 /**
  * The short human answers of the RPC commands, for when --json is not
  * given. Each says what happened in a line or two; --json has the rest.
  */
 
-/** allocationLines: where the session went, and the config dir to run Claude with. */
+/**
+ * allocationLines: where the session went, and the config dir to run Claude
+ * with. The session is followed by the client it was booked to and, after a
+ * wait in the queue, how long it waited: `s1 (client ci, waited 12s) → pro-1 (…)`.
+ */
 export function allocationLines(res: AllocateResponse): string {
+  const call = [`client ${res.client || DEFAULT_CLIENT}`];
+  const waited = res.waited === undefined ? 0 : durationMs(res.waited);
+  if (waited > 0) call.push(`waited ${formatWait(waited)}`);
+  const session = `${res.sessionId} (${call.join(", ")})`;
   const o = res.outcome;
   switch (o.case) {
     case "subscription": {
       const g = o.value;
       const how = g.rotatedFrom !== "" ? `; moved from ${g.rotatedFrom}` : g.resumed ? "; resumed" : "";
       return (
-        `${res.sessionId} → ${g.subscriptionId} (health ${g.healthScore.toFixed(1)}, ` +
+        `${session} → ${g.subscriptionId} (health ${g.healthScore.toFixed(1)}, ` +
         `5-hour ${Math.round(g.fiveHourPercentUsed)}%, weekly ${Math.round(g.weeklyPercentUsed)}%${how})\n` +
         `CLAUDE_CONFIG_DIR=${g.configDir}`
       );
     }
     case "fallback":
-      return `${res.sessionId} → fallback ${o.value.provider}: ${o.value.reason}`;
+      return `${session} → fallback ${o.value.provider}: ${o.value.reason}`;
     default:
-      return `${res.sessionId}: no outcome`;
+      return `${session}: no outcome`;
   }
+}
+
+/** formatWait: tenths of a second under 10 s ("0.4s"), else formatDuration's "42s", "3m". */
+function formatWait(ms: number): string {
+  return ms < 10_000 ? `${(ms / 1000).toFixed(1)}s` : formatDuration(ms);
 }
 
 /** reportLines: what was counted, the limit the run hit if any, and what else the output said. */

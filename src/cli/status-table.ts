@@ -6,6 +6,7 @@ import {
   SubscriptionState,
   type SubscriptionStatus,
 } from "../../gen/authpool/v1/auth_pool_pb.js";
+import { clientsTable } from "./clients-table.js";
 import type { Colors } from "./colors.js";
 import { priorityName, sessionStateName, stateName, windowName } from "./enum-names.js";
 import { formatDuration, formatTime, millisOf } from "./format-time.js";
@@ -21,8 +22,9 @@ export interface StatusTableOptions {
 /**
  * renderStatus renders a GetPoolStatus reply for a person: a summary line,
  * one table row per subscription and, when the reply has them, a table of
- * sessions. Columns that would be empty on every row (cooldown, external
- * use, warnings) are left out so the common case fits a terminal.
+ * clients and one of sessions. Columns that would be empty on every row
+ * (cooldown, external use, warnings) are left out so the common case fits
+ * a terminal.
  */
 export function renderStatus(res: GetPoolStatusResponse, options: StatusTableOptions): string {
   const { colors } = options;
@@ -66,6 +68,7 @@ export function renderStatus(res: GetPoolStatusResponse, options: StatusTableOpt
     table.push(row);
   }
   out.push(table.toString());
+  if (res.clients.length > 0) out.push(clientsTable(res.clients, colors));
   if (res.sessions.length > 0) out.push(sessionsTable(res.sessions, now, colors));
   return out.join("\n");
 }
@@ -74,6 +77,8 @@ function summaryLine(res: GetPoolStatusResponse, now: number, colors: Colors): s
   const parts = [
     `${res.subscriptions.length} subscription${res.subscriptions.length === 1 ? "" : "s"} (${res.eligibleSubscriptions} eligible)`,
     `${res.totalSessions} session${res.totalSessions === 1 ? "" : "s"}`,
+    // Calls waiting for a slot: said only when there are any, like the optional columns.
+    ...(res.waiting > 0 ? [`${res.waiting} waiting`] : []),
     res.fallbackEnabled ? `fallback ${res.fallbackProvider}` : "fallback off",
   ];
   const n = res.notifications;

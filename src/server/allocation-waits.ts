@@ -1,6 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { AllocateResult, Clock, Command, PoolEvent, Rejection } from "../domain/index.js";
-import { fairShareUse, modelFamily } from "../domain/index.js";
+import { cappedPriority, fairShareUse, modelFamily } from "../domain/index.js";
 import type { PoolHandle } from "../runtime/pool-handle.js";
 import { WaitQueue, WaitRefusal } from "../runtime/wait-queue.js";
 
@@ -68,13 +68,15 @@ export class AllocationWaits {
   async wait(cmd: AllocateCommand, signal: AbortSignal, maxWaitMs: number | undefined): Promise<Placed> {
     const { writer, clock } = this.options;
     const client = cmd.client ?? "default";
+    // The queue honours the client's priority ceiling as placement does: asking for high does not jump it.
+    const priority = cappedPriority(writer.currentPool.settings, client, cmd.priority);
     const bound = this.options.limits().maxWaitSeconds * 1000;
     const waitMs = Math.min(maxWaitMs ?? bound, bound);
     this.startTicking();
     try {
       return await this.queue.enqueue<Placed>({
         client,
-        priority: cmd.priority === "high" ? 2 : cmd.priority === "low" ? 0 : 1,
+        priority: priority === "high" ? 2 : priority === "low" ? 0 : 1,
         kind: modelFamily(cmd.model) ?? "",
         signal,
         waitUntil: clock.now() + waitMs,
@@ -125,7 +127,7 @@ function waitError(error: unknown, client: string, waitMs: number, signal: Abort
       return new ConnectError(error.message, deadline ? Code.DeadlineExceeded : Code.Canceled);
     }
     case "expired":
-      return new ConnectError(`client ${client} waited ${Math.round(waitMs / 1000)} s and no slot opened (max_wait)`, Code.ResourceExhausted);
+      return new ConnectError(`client ${client} waited ${waitMs / 1000} s and no slot opened (max_wait)`, Code.ResourceExhausted);
     default:
       return new ConnectError(error.message, Code.ResourceExhausted);
   }

@@ -1,9 +1,17 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { AuthPoolService } from "../../gen/authpool/v1/auth_pool_pb.js";
-import type { PoolEvent, StatusResult, SubscriptionView } from "../domain/index.js";
+import {
+  type ClientLimitKind,
+  type ClientSettings,
+  DEFAULT_CLIENT,
+  type PoolEvent,
+  type StatusResult,
+  type SubscriptionView,
+} from "../domain/index.js";
 import type { PoolHandle } from "../runtime/pool-handle.js";
 import { type BearerAuth, METRICS_ROLE } from "./bearer-auth.js";
+import { createClientLabels } from "./client-labels.js";
 
 /** A minimal view of Node's request and response, HTTP/1.1 and HTTP/2 alike. */
 interface Request {
@@ -31,6 +39,8 @@ export interface PoolMetricsOptions {
   webhookPending?: () => number | undefined;
   /** Webhook deliveries that failed since start (a count that only grows); absent: no series. */
   webhookFailures?: () => number | undefined;
+  /** Allocate calls waiting for a slot (the wait queue's size); absent: no series. */
+  waiting?: () => number;
 }
 
 /**
@@ -62,6 +72,9 @@ const PREFIX = "authpool_";
 const OUTCOMES = ["grant", "resume", "fallback", "exhausted"] as const;
 
 const STATUSES = ["available", "approaching", "limited", "cooldown", "paused", "draining"] as const;
+
+/** Per-client outcomes of a new session, pre-created at 0 for every configured client. */
+const CLIENT_OUTCOMES = ["grant", "fallback"] as const;
 
 // Unary calls take milliseconds; event streams last minutes to hours, so the
 // tail buckets are there to keep their durations from all landing in +Inf.
@@ -130,11 +143,54 @@ export function createPoolMetrics(options: PoolMetricsOptions): PoolMetrics {
     },
   });
 
+  // Clients are named by the config and the tokens, but also by the calls of
+  // unnamed tokens: past a bound, unknown names share one label.
+  const configuredClients = (): string[] => Object.keys(writer.currentPool.settings.clients ?? {});
+  const clientLabel = createClientLabels({
+    isKnown: (client) => client === DEFAULT_CLIENT || writer.currentPool.settings.clients?.[client] !== undefined,
+  });
+  const clientAllocations = new Counter({
+    name: `${PREFIX}client_allocations_total`,
+    help: "New sessions by client and outcome: grant (a subscription) or fallback (the paid API, a client limit's included).",
+    labelNames: ["client", "outcome"] as const,
+    registers,
+    collect() {
+      // A client added by a reload shows at 0 from the next scrape, so rate() works from its first session.
+      for (const client of configuredClients()) {
+        for (const outcome of CLIENT_OUTCOMES) this.inc({ client: clientLabel(client), outcome }, 0);
+      }
+    },
+  });
+  const clientUsageUsd = new Counter({
+    name: `${PREFIX}client_usage_usd_total`,
+    help: "Cost reported through the pool by client (USD, API-price estimate); use outside the pool is not in it.",
+    labelNames: ["client"] as const,
+    registers,
+    collect() {
+      for (const client of configuredClients()) this.inc({ client: clientLabel(client) }, 0);
+    },
+  });
+  const clientRefusals = new Counter({
+    name: `${PREFIX}client_limit_refusals_total`,
+    help:
+      "New sessions a client limit sent to the paid API, by client and limit (weekly_usd, five_hour_usd, max_sessions, share, model); " +
+      "one refused with RESOURCE_EXHAUSTED (fallback off) writes no event and is in allocations_total{outcome=\"exhausted\"}.",
+    labelNames: ["client", "limit"] as const,
+    registers,
+    collect() {
+      const clients = writer.currentPool.settings.clients ?? {};
+      for (const [client, limits] of Object.entries(clients)) {
+        for (const limit of configuredLimits(limits)) this.inc({ client: clientLabel(client), limit }, 0);
+      }
+    },
+  });
+
   const count = (e: PoolEvent): void => {
     switch (e.type) {
       case "session_allocated":
         grants++;
         allocations.inc({ outcome: "grant" });
+        clientAllocations.inc({ client: clientLabel(e.client ?? DEFAULT_CLIENT), outcome: "grant" });
         break;
       case "session_resumed":
         allocations.inc({ outcome: "resume" });
@@ -142,6 +198,8 @@ export function createPoolMetrics(options: PoolMetricsOptions): PoolMetrics {
       case "fallback_used":
         fallbacks++;
         allocations.inc({ outcome: "fallback" });
+        clientAllocations.inc({ client: clientLabel(e.client ?? DEFAULT_CLIENT), outcome: "fallback" });
+        if (e.clientLimit !== undefined) clientRefusals.inc({ client: clientLabel(e.clientLimit.client), limit: e.clientLimit.kind });
         break;
       case "session_rotated":
         rotations.inc({ reason: e.reason });
@@ -151,6 +209,7 @@ export function createPoolMetrics(options: PoolMetricsOptions): PoolMetrics {
         break;
       case "usage_recorded": {
         usageUsd.inc({ subscription: e.subscriptionId }, finite(e.costUsd));
+        clientUsageUsd.inc({ client: clientLabel(sessionClient(e.sessionId)) }, finite(e.costUsd));
         const models = Object.entries(e.models);
         // A report without a per-model breakdown still counts its tokens.
         for (const [model, t] of models.length > 0 ? models : [["unknown", e.tokens] as const]) {
@@ -164,6 +223,13 @@ export function createPoolMetrics(options: PoolMetricsOptions): PoolMetrics {
       default:
         break;
     }
+  };
+  // The client a usage event's session was booked to, as the ledger books it (usage
+  // events do not carry it). Called from the record listener: the state holds
+  // this record's events, so a session it released is among the ended ones.
+  const sessionClient = (sessionId: string): string => {
+    const { state } = writer.currentPool;
+    return state.sessions.get(sessionId)?.client ?? state.ended.get(sessionId)?.client ?? DEFAULT_CLIENT;
   };
   const unsubscribe = writer.subscribe((record) => {
     for (const e of record.events) count(e);
@@ -251,6 +317,23 @@ export function createPoolMetrics(options: PoolMetricsOptions): PoolMetrics {
       this.set((await status()).totalSessions);
     },
   });
+  const clientSessions: Gauge<"client"> = new Gauge({
+    name: `${PREFIX}client_sessions`,
+    help: "Sessions held by client (every configured client, 0 when it holds none).",
+    labelNames: ["client"] as const,
+    registers,
+    async collect() {
+      // Read after the scrape's status decision, as GetPoolStatus reads its clients: between batches.
+      await status();
+      const held = new Map<string, number>(configuredClients().map((client) => [clientLabel(client), 0]));
+      for (const [client, n] of writer.currentPool.state.clientSessions) {
+        const label = clientLabel(client);
+        held.set(label, (held.get(label) ?? 0) + n);
+      }
+      clientSessions.reset();
+      for (const [client, n] of held) clientSessions.set({ client }, n);
+    },
+  });
   new Gauge({
     name: `${PREFIX}event_sequence`,
     help: "Sequence of the last durable event.",
@@ -264,17 +347,21 @@ export function createPoolMetrics(options: PoolMetricsOptions): PoolMetrics {
     help: "Open StreamEvents calls.",
     registers,
   });
-  const { webhookPending, webhookFailures } = options;
-  if (webhookPending !== undefined) {
+  // A gauge read at scrape time from a hook of the server's; no hook, no series.
+  const hookGauge = (name: string, help: string, read: (() => number | undefined) | undefined) => {
+    if (read === undefined) return;
     new Gauge({
-      name: `${PREFIX}webhook_pending_events`,
-      help: "Events after the webhook's delivered cursor.",
+      name: `${PREFIX}${name}`,
+      help,
       registers,
       collect() {
-        this.set(finite(webhookPending() ?? 0));
+        this.set(finite(read() ?? 0));
       },
     });
-  }
+  };
+  hookGauge("queue_waiting", "Allocate calls waiting for a slot.", options.waiting);
+  hookGauge("webhook_pending_events", "Events after the webhook's delivered cursor.", options.webhookPending);
+  const { webhookFailures } = options;
   if (webhookFailures !== undefined) {
     new Counter({
       name: `${PREFIX}webhook_failures_total`,
@@ -389,6 +476,18 @@ function metricsFallback(registry: Registry, auth: BearerAuth): (req: Request, r
       (error: unknown) => reply(res, 503, { "content-type": "text/plain" }, `${String(error)}\n`),
     );
   };
+}
+
+/** configuredLimits are the limits a client's settings set, as refusals name them. */
+function configuredLimits(c: ClientSettings | undefined): ClientLimitKind[] {
+  if (c === undefined) return [];
+  const limits: ClientLimitKind[] = [];
+  if (c.weeklyUsd !== undefined) limits.push("weekly_usd");
+  if (c.fiveHourUsd !== undefined) limits.push("five_hour_usd");
+  if (c.maxSessions !== undefined) limits.push("max_sessions");
+  if (c.share !== undefined) limits.push("share");
+  if (c.allowModels !== undefined || c.denyModels !== undefined) limits.push("model");
+  return limits;
 }
 
 /** finite keeps NaN and ±Infinity (an empty ratio, a missing figure) out of the exposition. */

@@ -233,6 +233,7 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
     const metrics = createPoolMetrics({
       writer: host,
       auth,
+      waiting: () => waits.queue.size,
       ...(config.notifications.webhook !== undefined
         ? { webhookPending: () => backgroundJobs.notificationStatus()?.pending, webhookFailures: () => backgroundJobs.webhookFailures }
         : {}),

@@ -1,9 +1,10 @@
 import { fileURLToPath } from "node:url";
+import { toJsonString } from "@bufbuild/protobuf";
 import { afterEach, describe, expect, it } from "vitest";
-import { EventType } from "../../src/client/index.js";
+import { EventType, GetUsageResponseSchema, UsageGroupBy } from "../../src/client/index.js";
 import { formatEvent } from "../../src/cli/event-line.js";
 import { type TestPool, fixture, startTestPool } from "../support/test-server.js";
-import { runCli } from "./cli-process.js";
+import { runCli, waitFor } from "./cli-process.js";
 
 let pool: TestPool | undefined;
 afterEach(async () => {
@@ -16,6 +17,7 @@ const COMMANDS = [
   "status",
   "events",
   "allocate",
+  "usage",
   "report",
   "release",
   "rebalance",
@@ -61,7 +63,7 @@ describe("authpool commands against a pool", () => {
     const server = ["--server", pool.server.url];
     const allocated = await runCli(["allocate", "--session", "s1", "--model", "opus", "--priority", "high", ...server]);
     expect(allocated.code).toBe(0);
-    expect(allocated.stdout).toMatch(/^s1 → sub[123] \(health [\d.]+, 5-hour 0%, weekly 0%\)\nCLAUDE_CONFIG_DIR=\S+sub[123]\n$/);
+    expect(allocated.stdout).toMatch(/^s1 \(client default\) → sub[123] \(health [\d.]+, 5-hour 0%, weekly 0%\)\nCLAUDE_CONFIG_DIR=\S+sub[123]\n$/);
 
     const again = await runCli(["allocate", "--session", "s1", "--json", ...server]);
     const grant = JSON.parse(again.stdout) as { sessionId: string; subscription: { subscriptionId: string; resumed: boolean } };
@@ -74,6 +76,57 @@ describe("authpool commands against a pool", () => {
     expect(released.code).toBe(0);
     expect(JSON.parse(released.stdout)).toEqual({ released: true, subscriptionId: grant.subscription.subscriptionId });
     expect((await pool.grpc.getPoolStatus({ includeSessions: true })).sessions).toEqual([]);
+  });
+
+  it("should book a session to --client and say how long a --wait waited", async () => {
+    pool = await startTestPool();
+    const server = ["--server", pool.server.url];
+    const named = await runCli(["allocate", "--session", "a1", "--client", "alice", ...server]);
+    expect(named.code, named.stderr).toBe(0);
+    expect(named.stdout).toMatch(/^a1 \(client alice\) → sub[123] /);
+    for (const id of ["sub1", "sub2", "sub3"]) await pool.grpc.setPaused({ subscriptionId: id, paused: true });
+
+    const waiting = runCli(["allocate", "--session", "w1", "--client", "bob", "--wait", "60", ...server]);
+    await waitFor("the call to wait", async () => (await pool!.grpc.getPoolStatus({})).waiting === 1);
+    pool.clock.advance(12_000);
+    await pool.grpc.setPaused({ subscriptionId: "sub2", paused: false });
+    const granted = await waiting;
+    expect(granted.code, granted.stderr).toBe(0);
+    expect(granted.stdout).toMatch(/^w1 \(client bob, waited 12s\) → sub2 /);
+
+    // The pool ends a wait at --wait SECONDS: exit 75, with its reason.
+    await pool.grpc.setPaused({ subscriptionId: "sub2", paused: true });
+    const expiring = runCli(["allocate", "--session", "w2", "--wait", "5", "--json", ...server]);
+    await waitFor("the call to wait", async () => (await pool!.grpc.getPoolStatus({})).waiting === 1);
+    pool.clock.advance(5_000);
+    const expired = await expiring;
+    expect(expired.code).toBe(75);
+    expect(expired.stderr).toMatch(/^authpool: no session granted \(RESOURCE_EXHAUSTED: client default waited 5 s/);
+  });
+
+  it("should sum usage by client, subscription and model, in a table and as GetUsage's JSON", async () => {
+    pool = await startTestPool();
+    const server = ["--server", pool.server.url];
+    await pool.grpc.allocate({ sessionId: "a", client: "alice", model: "opus" });
+    await pool.grpc.allocate({ sessionId: "b", client: "bob" });
+    await pool.grpc.reportUsage({ sessionId: "a", requestId: "1", source: { case: "usage", value: { costUsd: 3, inputTokens: 1500n } } });
+    await pool.grpc.reportUsage({ sessionId: "b", requestId: "1", source: { case: "usage", value: { costUsd: 1 } } });
+
+    const table = await runCli(["usage", ...server]);
+    expect(table.code, table.stderr).toBe(0);
+    const lines = table.stdout.split("\n");
+    expect(lines[0]).toBe("Usage by client · 2026-11-16 10:00Z to 2026-11-23 10:00Z · $4.00 in 2 requests");
+    expect(lines.find((l) => l.startsWith("│ alice "))).toMatch(/^│ alice +│ +\$3\.00 │ +1\.5k │ +0 │ +0 │ +0 │ +1 │ +75\.0% │$/);
+    expect(lines.filter((l) => /^│ [a-z]/.test(l)).map((l) => l.split(" ")[1])).toEqual(["client", "alice", "bob", "total"]);
+
+    const byModel = await runCli(["usage", "--by", "model", "--since", "30m", ...server]);
+    expect(byModel.stdout).toMatch(/^Usage by model · 2026-11-23 09:00Z to 2026-11-23 10:00Z · /);
+    expect(byModel.stdout).toMatch(/^│ opus /m);
+
+    const json = await runCli(["usage", "--by", "subscription", "--since", "8d", "--json", ...server]);
+    expect(json.code, json.stderr).toBe(0);
+    const expected = await pool.grpc.getUsage({ groupBy: UsageGroupBy.SUBSCRIPTION, since: { seconds: 8n * 86_400n } });
+    expect(json.stdout).toBe(`${toJsonString(GetUsageResponseSchema, expected, { prettySpaces: 2 })}\n`);
   });
 
   it("should let the pool name the session when --session is left out", async () => {

@@ -1,6 +1,7 @@
 import { type MessageInitShape, create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import {
+  ClientLimitKind,
   EventSchema,
   LimitWindow,
   RotationReason,
@@ -22,6 +23,11 @@ describe("formatEvent()", () => {
       line: `${at}  #7  session  allocated s1 on sub1`,
     },
     {
+      name: "a session of a named client",
+      payload: { case: "session", value: { sessionId: "s1", subscriptionId: "sub1", kind: SessionEventKind.ALLOCATED, client: "ci-bot" } },
+      line: `${at}  #7  session  allocated s1 (client ci-bot) on sub1`,
+    },
+    {
       name: "a rotation",
       payload: {
         case: "rotation",
@@ -33,6 +39,20 @@ describe("formatEvent()", () => {
       name: "a failover",
       payload: { case: "failover", value: { sessionId: "s1", provider: "anthropic-api", reason: "every subscription is paused" } },
       line: `${at}  #7  failover  s1 → anthropic-api: every subscription is paused`,
+    },
+    {
+      name: "a failover a client limit made",
+      payload: {
+        case: "failover",
+        value: {
+          sessionId: "s2",
+          provider: "anthropic-api",
+          reason: "client ci-bot: holds 4 sessions, its most (maxSessions 4) (max_sessions limit)",
+          client: "ci-bot",
+          clientLimit: { client: "ci-bot", kind: ClientLimitKind.MAX_SESSIONS },
+        },
+      },
+      line: `${at}  #7  failover  s2 (client ci-bot) → anthropic-api: client ci-bot: holds 4 sessions, its most (maxSessions 4) (max_sessions limit)`,
     },
     {
       name: "a usage threshold",

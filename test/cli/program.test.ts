@@ -153,3 +153,21 @@ describe("runCli() --server", () => {
     expect(h.calls.exec[0]?.server).toBe(url);
   });
 });
+
+describe("runCli() usage and allocate flags", () => {
+  it.each([
+    { name: "a --since without a unit", argv: ["usage", "--since", "7"], flag: "--since" },
+    { name: "a --since in weeks", argv: ["usage", "--since", "1w"], flag: "--since" },
+    { name: "a --since of nothing", argv: ["usage", "--since", "0h"], flag: "--since" },
+    { name: "a --since past the ledger's 8 days", argv: ["usage", "--since", "9d"], flag: "--since" },
+    { name: "a --since of 193 hours", argv: ["usage", "--since", "193h"], flag: "--since" },
+    { name: "an unknown --by", argv: ["usage", "--by", "team"], flag: "--by" },
+    { name: "a --client that is no client name", argv: ["allocate", "--client", "two words"], flag: "--client" },
+    { name: "a --wait that is no number of seconds", argv: ["allocate", "--wait", "soon"], flag: "--wait" },
+  ])("should refuse $name with exit 2, naming the flag", async ({ argv, flag }) => {
+    const h = harness();
+    // Refused before any call: nothing listens at the default URL.
+    expect(await h.run(argv)).toBe(2);
+    expect(h.stderr.text()).toContain(`option '${flag} `);
+  });
+});

@@ -2,6 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import pc from "picocolors";
 import { describe, expect, it } from "vitest";
 import {
+  ClientLimitKind,
   FigureBasis,
   GetPoolStatusResponseSchema,
   InstanceRole,
@@ -158,5 +159,56 @@ describe("renderStatus() cluster line", () => {
   it("prints no cluster line for a server that sends none", () => {
     const res = create(GetPoolStatusResponseSchema, base);
     expect(renderStatus(res, { colors: plain })).not.toMatch(/instance|leader|standby/);
+  });
+});
+
+describe("renderStatus() clients", () => {
+  const res = create(GetPoolStatusResponseSchema, {
+    now: ts(NOW),
+    subscriptions: [{ id: "only", status: SubscriptionState.AVAILABLE }],
+    totalSessions: 4,
+    waiting: 3,
+    clients: [
+      {
+        name: "ci-bot",
+        sessions: 2,
+        maxSessions: 2,
+        weeklyUsd: 41.2,
+        weeklyLimitUsd: 40,
+        fiveHourUsd: 8.5,
+        fiveHourLimitUsd: 10,
+        share: 0.25,
+        weight: 1,
+        waiting: 3,
+        limitedBy: { client: "ci-bot", kind: ClientLimitKind.WEEKLY_USD, detail: "client ci-bot: spent $41.20 in 7 days, its limit is $40.00" },
+      },
+      { name: "default", sessions: 2, weeklyUsd: 1.25, fiveHourUsd: 0.5, weight: 1 },
+    ],
+  });
+  const text = renderStatus(res, { colors: plain });
+  const cells = (name: string) =>
+    (text.split("\n").find((l) => l.startsWith(`│ ${name} `)) ?? "").split("│").slice(1, -1).map((c) => c.trim());
+
+  it("should count the waiting calls in the summary line", () => {
+    expect(text.split("\n")[0]).toBe("Auth Pool at 2026-11-23 10:00Z · 1 subscription (0 eligible) · 4 sessions · 3 waiting · fallback off");
+  });
+
+  it("should show each client's sessions, spend against its limits, waiting calls and the limit refusing it", () => {
+    expect(cells("client")).toEqual(["client", "sessions", "weekly", "5-hour", "waiting", "limited by"]);
+    expect(cells("ci-bot")).toEqual(["ci-bot", "2/2", "$41.20 of $40.00", "$8.50 of $10.00", "3", "weekly_usd"]);
+    expect(text).toContain("share 25%");
+    // No limit: the spend alone, no "of $0.00".
+    expect(cells("default")).toEqual(["default", "2", "$1.25", "$0.50", "", ""]);
+  });
+
+  it("should colour spend red at the limit and yellow from 80% of it", () => {
+    const coloured = renderStatus(res, { colors: colored });
+    expect(coloured).toContain("\x1b[31m$41.20 of $40.00\x1b[39m");
+    expect(coloured).toContain("\x1b[33m$8.50 of $10.00\x1b[39m");
+  });
+
+  it("should print no clients table and no waiting count when there are none", () => {
+    const quiet = renderStatus(create(GetPoolStatusResponseSchema, { now: ts(NOW), subscriptions: [{ id: "only" }] }), { colors: plain });
+    expect(quiet).not.toMatch(/limited by|waiting/);
   });
 });

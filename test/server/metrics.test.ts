@@ -1,6 +1,8 @@
 import * as http2 from "node:http2";
 import { Code } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
+import { createAuthPoolClient } from "../../src/client/index.js";
+import { MAX_CLIENT_LABELS, OTHER_CLIENTS } from "../../src/server/client-labels.js";
 import { type TestPool, fixture, startTestPool } from "../support/test-server.js";
 
 let pools: TestPool[] = [];
@@ -213,5 +215,66 @@ describe("GET /metrics", () => {
     expect((await fetch(`${pool.server.url}/metrics`, { headers: { authorization: "Bearer wrong-token-0123456789" } })).status).toBe(401);
     const samples = await scrape(pool, { authorization: "Bearer tok-0123456789abcdef" });
     expect(value(samples, "authpool_event_stream_subscribers")).toBe(0);
+  });
+});
+
+describe("GET /metrics per client", () => {
+  const usage = (costUsd: number) => ({ case: "usage" as const, value: { costUsd } });
+
+  it("should count new sessions, cost and limit refusals by client, and the sessions each holds", async () => {
+    const pool = await start({ config: { clients: { bot: { weeklyUsd: 5 }, capped: { maxSessions: 1, denyModels: ["opus"] } } } });
+    await pool.grpc.allocate({ sessionId: "a1", client: "alice" });
+    await pool.grpc.allocate({ sessionId: "d1" });
+    await pool.grpc.allocate({ sessionId: "b1", client: "bot" });
+    await pool.grpc.reportUsage({ sessionId: "b1", requestId: "r1", source: usage(4) });
+    await pool.grpc.release({ sessionId: "b1" });
+    // A late report on a released session still counts for its client, as the ledger books it.
+    await pool.grpc.reportUsage({ sessionId: "b1", requestId: "r2", source: usage(2) });
+    expect((await pool.grpc.allocate({ sessionId: "b2", client: "bot" })).outcome.case).toBe("fallback");
+    await pool.grpc.allocate({ sessionId: "c1", client: "capped" });
+    expect((await pool.grpc.allocate({ sessionId: "c2", client: "capped" })).outcome.case).toBe("fallback");
+
+    const samples = await scrape(pool);
+    const allocations = (client: string, outcome: string) => value(samples, "authpool_client_allocations_total", { client, outcome });
+    expect([allocations("alice", "grant"), allocations("default", "grant"), allocations("bot", "grant"), allocations("capped", "grant")]).toEqual([1, 1, 1, 1]);
+    expect([allocations("bot", "fallback"), allocations("capped", "fallback")]).toEqual([1, 1]);
+    // Configured clients show at 0 before their first event; others only once seen.
+    expect(allocations("alice", "fallback")).toBeUndefined();
+    expect(value(samples, "authpool_client_usage_usd_total", { client: "bot" })).toBe(6);
+    expect(value(samples, "authpool_client_usage_usd_total", { client: "capped" })).toBe(0);
+    const refusals = (client: string, limit: string) => value(samples, "authpool_client_limit_refusals_total", { client, limit });
+    expect(refusals("bot", "weekly_usd")).toBe(1);
+    expect(refusals("capped", "max_sessions")).toBe(1);
+    // Limits the client has are there at 0; one it does not have is not.
+    expect(refusals("capped", "model")).toBe(0);
+    expect(refusals("bot", "max_sessions")).toBeUndefined();
+    const sessions = (client: string) => value(samples, "authpool_client_sessions", { client });
+    expect([sessions("alice"), sessions("default"), sessions("bot"), sessions("capped")]).toEqual([1, 1, 0, 1]);
+  });
+
+  it(`should give the first ${MAX_CLIENT_LABELS} unconfigured clients a label each and fold the rest into ${OTHER_CLIENTS}`, async () => {
+    const pool = await start({ config: { clients: { late: {} } } });
+    for (let i = 0; i <= MAX_CLIENT_LABELS; i++) await pool.grpc.allocate({ sessionId: `s${i}`, client: `c${i}` });
+    await pool.grpc.allocate({ sessionId: "late-1", client: "late" });
+    const samples = (await scrape(pool)).filter((s) => s.name === "authpool_client_allocations_total" && s.value > 0);
+    const labels = samples.map((s) => s.labels.client);
+    expect(labels).not.toContain(`c${MAX_CLIENT_LABELS}`);
+    // A configured client keeps its own label past the bound.
+    expect(labels).toContain("late");
+    expect(new Set(labels).size).toBe(MAX_CLIENT_LABELS + 2);
+    expect(samples.filter((s) => s.labels.client === OTHER_CLIENTS).reduce((n, s) => n + s.value, 0)).toBe(1);
+  });
+
+  it("should show the calls waiting for a slot", async () => {
+    const pool = await start();
+    expect(value(await scrape(pool), "authpool_queue_waiting")).toBe(0);
+    await pauseAll(pool);
+    const c = createAuthPoolClient(pool.server.url, { timeoutMs: 30_000 });
+    const waiting = c.allocate({ sessionId: "w1", client: "alice", wait: true });
+    await eventually(pool, (s) => value(s, "authpool_queue_waiting") === 1);
+    await pool.grpc.setPaused({ subscriptionId: "sub1", paused: false });
+    expect((await waiting).outcome.case).toBe("subscription");
+    const samples = await eventually(pool, (s) => value(s, "authpool_queue_waiting") === 0);
+    expect(value(samples, "authpool_client_sessions", { client: "alice" })).toBe(1);
   });
 });
