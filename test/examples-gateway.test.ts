@@ -27,7 +27,9 @@ describe("the README's gateway example", () => {
     const result = await runPrompt(pool.grpc, "What is 2+2?", { claudeBin });
     expect(result.text).toBe("4");
     const { readFile } = await import("node:fs/promises");
-    expect((await readFile(path.join(pool.dir, "ran-with"), "utf8")).trim()).toBe(path.join(pool.dir, result.subscriptionId));
+    expect((await readFile(path.join(pool.dir, "ran-with"), "utf8")).trim()).toBe(
+      path.join(pool.dir, result.subscriptionId),
+    );
     const status = await pool.grpc.getPoolStatus({});
     expect(status.totalSessions).toBe(0);
     expect(status.subscriptions.find((s) => s.id === result.subscriptionId)?.weeklyUsedUsd).toBeCloseTo(0.0612955, 9);

@@ -10,7 +10,14 @@ export interface ErrorReport {
 
 // Socket errors that mean no server answered at all: nothing listening,
 // a name that does not resolve, no route. Everything else came from a server.
-const UNREACHABLE_CODES = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "EADDRNOTAVAIL"]);
+const UNREACHABLE_CODES = new Set([
+  "ECONNREFUSED",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EADDRNOTAVAIL",
+]);
 
 /**
  * isUnreachable tells whether a call failed because nothing answered at the

@@ -55,7 +55,13 @@ function describePayload(event: Event): string {
     case "cooldownCleared": {
       const v = p.value;
       const window = windowName(v.window);
-      const what = v.throttle ? "throttle pause" : v.modelScope !== "" ? `${v.modelScope} cooldown` : window !== "" ? `${window} cooldown` : "cooldown";
+      const what = v.throttle
+        ? "throttle pause"
+        : v.modelScope !== ""
+          ? `${v.modelScope} cooldown`
+          : window !== ""
+            ? `${window} cooldown`
+            : "cooldown";
       return `cooldown_cleared  ${v.subscriptionId} ${what} (${v.cause})${v.detail === "" ? "" : `: ${v.detail}`}`;
     }
     case "rebalanceCompleted": {
@@ -69,7 +75,9 @@ function describePayload(event: Event): string {
 }
 
 /** move renders a session move: "s1 sub1 → sub2 (rebalance: detail)". */
-export function move(m: Pick<RebalanceMove, "sessionId" | "fromSubscriptionId" | "toSubscriptionId" | "reason" | "detail">): string {
+export function move(
+  m: Pick<RebalanceMove, "sessionId" | "fromSubscriptionId" | "toSubscriptionId" | "reason" | "detail">,
+): string {
   const reason = (RotationReason[m.reason] ?? "unknown").toLowerCase();
   return `${m.sessionId} ${m.fromSubscriptionId} → ${m.toSubscriptionId} (${reason}${m.detail === "" ? "" : `: ${m.detail}`})`;
 }

@@ -120,7 +120,10 @@ async function execSession(options: ExecOptions, sessionId: string): Promise<num
   if (next.kind !== "grant") return runWithoutSubscription(options, next);
   if (next.grant.subscriptionId === placement.grant.subscriptionId) {
     // E.g. a model-scoped limit with no model hint: a second run would hit it again.
-    note(options, `no other subscription took the session; showing the output of the run on ${placement.grant.subscriptionId}`);
+    note(
+      options,
+      `no other subscription took the session; showing the output of the run on ${placement.grant.subscriptionId}`,
+    );
     first.flush();
     return first.code;
   }
@@ -178,7 +181,10 @@ async function runWithoutSubscription(
   }
   if (placement.kind === "exhausted" && present.length > 0) {
     // The server's fallback is off: the operator does not want work on the paid API.
-    note(options, `no subscription available: ${placement.reason}; the pool has fallback disabled, so ${present.join(", ")} is not used`);
+    note(
+      options,
+      `no subscription available: ${placement.reason}; the pool has fallback disabled, so ${present.join(", ")} is not used`,
+    );
   } else if (options.fallbackEnv.length === 0) {
     note(options, `no subscription available: ${placement.reason}`);
   } else {
@@ -204,7 +210,10 @@ async function report(options: ExecOptions, sessionId: string, stdout: string): 
     });
     // Text output (claude's default) and a run cut short carry no cost: say so, once.
     if (res.costUnknown && !res.duplicate) {
-      note(options, `usage not counted: ${res.notes[0] ?? "the output carried no cost"} (use --output-format json or stream-json)`);
+      note(
+        options,
+        `usage not counted: ${res.notes[0] ?? "the output carried no cost"} (use --output-format json or stream-json)`,
+      );
     }
     return res.limit;
   } catch (error) {
@@ -382,7 +391,9 @@ function modelFromCommand(command: readonly string[]): string {
 function limitNote(subscriptionId: string, limit: LimitDetected): string {
   const until =
     limit.resetsAt !== undefined
-      ? ` until ${timestampDate(limit.resetsAt).toISOString().replace(/\.000Z$/, "Z")}${limit.estimated ? " (estimated)" : ""}`
+      ? ` until ${timestampDate(limit.resetsAt)
+          .toISOString()
+          .replace(/\.000Z$/, "Z")}${limit.estimated ? " (estimated)" : ""}`
       : "";
   return `subscription ${subscriptionId} hit its ${windowName(limit.window)} limit${until}`;
 }

@@ -114,7 +114,8 @@ export async function runInit(options: InitOptions): Promise<number> {
     // 0600: the file may later hold bearer tokens and webhook secrets.
     await writeFile(output, text, { flag: options.force ? "w" : "wx", mode: 0o600 });
   } catch (error) {
-    if (errorCode(error) === "EEXIST") return fail(INIT_OUTPUT_EXISTS, `${output} exists; pass --force to overwrite it`);
+    if (errorCode(error) === "EEXIST")
+      return fail(INIT_OUTPUT_EXISTS, `${output} exists; pass --force to overwrite it`);
     throw error;
   }
 
@@ -133,7 +134,11 @@ export async function runInit(options: InitOptions): Promise<number> {
 async function homeCandidates(home: string): Promise<string[]> {
   const entries = await readdir(home).catch(() => [] as string[]);
   const named = entries.filter((name) => name.startsWith(".claude-")).sort();
-  const candidates = [path.join(home, ".claude"), ...named.map((name) => path.join(home, name)), path.join(home, ".config", "claude")];
+  const candidates = [
+    path.join(home, ".claude"),
+    ...named.map((name) => path.join(home, name)),
+    path.join(home, ".config", "claude"),
+  ];
   const dirs: string[] = [];
   for (const dir of candidates) {
     // stat, not lstat: a symlink to a config dir counts.

@@ -88,12 +88,17 @@ export async function runCli(argv: readonly string[], options: CliOptions): Prom
         try {
           ca = readFileSync(caFile);
         } catch (error) {
-          throw new UsageError(`--ca ${caFile}: cannot read it (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+          throw new UsageError(
+            `--ca ${caFile}: cannot read it (${(error as NodeJS.ErrnoException).code ?? String(error)})`,
+          );
         }
       }
       return {
         url: server,
-        client: createAuthPoolClient(server, { ...(token !== undefined ? { token } : {}), ...(ca !== undefined ? { ca } : {}) }),
+        client: createAuthPoolClient(server, {
+          ...(token !== undefined ? { token } : {}),
+          ...(ca !== undefined ? { ca } : {}),
+        }),
       };
     },
     exit(code) {
@@ -142,7 +147,8 @@ function createProgram(options: CliOptions, hooks: ProgramHooks): Command {
   const { stdout, stderr, env } = options;
   const print = (text: string) => stdout.write(`${text}\n`);
   // Prints the reply as exact protobuf JSON with --json, else as the short human line.
-  const reply = (flags: PoolFlags, json: () => string, human: () => string) => print(flags.json === true ? json() : human());
+  const reply = (flags: PoolFlags, json: () => string, human: () => string) =>
+    print(flags.json === true ? json() : human());
 
   const program = new Command("authpool")
     .description("Run many Claude subscriptions as one pool: serve it, or operate a running pool.")
@@ -208,10 +214,18 @@ the configured budget). --json prints GetPoolStatus's reply unchanged.`,
       );
     });
 
-  poolCommand(program, "events", "print pool events, then follow live ones; reconnects and resumes if the pool restarts")
+  poolCommand(
+    program,
+    "events",
+    "print pool events, then follow live ones; reconnects and resumes if the pool restarts",
+  )
     .option("--since <seq>", "start after this sequence (default 0: the oldest event the pool keeps)", parseSequence)
     .addOption(new Option("--after <seq>").hideHelp().argParser(parseSequence))
-    .option(`--type <type>`, `only events of this type (repeatable): ${Object.keys(EVENT_TYPE_NAMES).join(", ")}`, collectEventTypes)
+    .option(
+      `--type <type>`,
+      `only events of this type (repeatable): ${Object.keys(EVENT_TYPE_NAMES).join(", ")}`,
+      collectEventTypes,
+    )
     .option("--subscription <id>", "only events about this subscription (repeatable)", collect)
     .option("--tail", "only live events, none from history")
     .addHelpText(
@@ -223,7 +237,15 @@ protobuf-JSON Event per line. After a dropped stream it reconnects (backoff
 A --since older than the pool's retention exits with 1 (OUT_OF_RANGE).`,
     )
     .action(
-      async (flags: PoolFlags & { since?: bigint; after?: bigint; type?: EventType[]; subscription?: string[]; tail?: boolean }) => {
+      async (
+        flags: PoolFlags & {
+          since?: bigint;
+          after?: bigint;
+          type?: EventType[];
+          subscription?: string[];
+          tail?: boolean;
+        },
+      ) => {
         const { client, url } = hooks.connect(flags);
         hooks.exit(
           await followEvents({
@@ -245,7 +267,11 @@ A --since older than the pool's retention exits with 1 (OUT_OF_RANGE).`,
     .option("--session <id>", "the session id (default: the pool makes one)")
     .option("--model <model>", 'model hint: "opus", "sonnet" or a model id')
     .addOption(priorityOption())
-    .option("--client <name>", "the client to book the session to (default: the token's name, else default)", parseClientName)
+    .option(
+      "--client <name>",
+      "the client to book the session to (default: the token's name, else default)",
+      parseClientName,
+    )
     .addOption(
       new Option(
         "--wait [seconds]",
@@ -263,28 +289,48 @@ that runs out, a full queue, or a client limit with fallback off exits with
 75 (RESOURCE_EXHAUSTED).`,
     )
     // --wait alone is `true`: wait as long as the pool allows.
-    .action(async (flags: PoolFlags & { session?: string; model?: string; priority?: Priority; client?: string; wait?: number | true }) => {
-      const { client } = hooks.connect(flags);
-      const { wait } = flags;
-      const res = await client.allocate(
-        {
-          sessionId: flags.session ?? "",
-          model: flags.model ?? "",
-          priority: flags.priority ?? Priority.NORMAL,
-          client: flags.client ?? "",
-          ...(wait !== undefined ? { wait: true } : {}),
-          ...(typeof wait === "number" ? { maxWait: durationFromMs(Math.round(wait * 1000)) } : {}),
+    .action(
+      async (
+        flags: PoolFlags & {
+          session?: string;
+          model?: string;
+          priority?: Priority;
+          client?: string;
+          wait?: number | true;
         },
-        // A wait outlives the client's 5 s deadline. The pool ends it (at SECONDS,
-        // else at its own bound) and says why, which a deadline here would not.
-        wait === undefined ? {} : { timeoutMs: typeof wait === "number" ? Math.round(wait * 1000) + WAIT_GRACE_MS : 0 },
-      );
-      reply(flags, () => toJsonString(AllocateResponseSchema, res, { prettySpaces: 2 }), () => allocationLines(res));
-    });
+      ) => {
+        const { client } = hooks.connect(flags);
+        const { wait } = flags;
+        const res = await client.allocate(
+          {
+            sessionId: flags.session ?? "",
+            model: flags.model ?? "",
+            priority: flags.priority ?? Priority.NORMAL,
+            client: flags.client ?? "",
+            ...(wait !== undefined ? { wait: true } : {}),
+            ...(typeof wait === "number" ? { maxWait: durationFromMs(Math.round(wait * 1000)) } : {}),
+          },
+          // A wait outlives the client's 5 s deadline. The pool ends it (at SECONDS,
+          // else at its own bound) and says why, which a deadline here would not.
+          wait === undefined
+            ? {}
+            : { timeoutMs: typeof wait === "number" ? Math.round(wait * 1000) + WAIT_GRACE_MS : 0 },
+        );
+        reply(
+          flags,
+          () => toJsonString(AllocateResponseSchema, res, { prettySpaces: 2 }),
+          () => allocationLines(res),
+        );
+      },
+    );
 
   poolCommand(program, "usage", "who spent the pool: cost, tokens and requests by client, subscription or model")
     .addOption(new Option("--by <group>", "what to sum by").choices(Object.keys(USAGE_GROUP_NAMES)).default("client"))
-    .option("--since <span>", "how far back: minutes, hours or days such as 30m, 5h, 7d; at most 8d (default 7d)", parseSpan)
+    .option(
+      "--since <span>",
+      "how far back: minutes, hours or days such as 30m, 5h, 7d; at most 8d (default 7d)",
+      parseSpan,
+    )
     .addHelpText(
       "after",
       `
@@ -303,7 +349,11 @@ reply unchanged.`,
         ...(flags.since !== undefined ? { since: durationFromMs(flags.since) } : {}),
       });
       const colors = colorsFor({ stream: stdout, env });
-      reply(flags, () => toJsonString(GetUsageResponseSchema, res, { prettySpaces: 2 }), () => renderUsage(res, { by: flags.by, colors }));
+      reply(
+        flags,
+        () => toJsonString(GetUsageResponseSchema, res, { prettySpaces: 2 }),
+        () => renderUsage(res, { by: flags.by, colors }),
+      );
     });
 
   poolCommand(program, "report", "report what a run consumed: the stdout of `claude -p` (json, stream-json, or text)")
@@ -311,25 +361,35 @@ reply unchanged.`,
     .option("--file <file>", "read the output from this file (or - for stdin)")
     .argument("[file]", "the same as --file; - reads stdin")
     .option("--request-id <key>", "idempotency key: a report sent again with it counts once")
-    .action(async (file: string | undefined, flags: PoolFlags & { session: string; file?: string; requestId?: string }) => {
-      const source = flags.file ?? file;
-      if (source === undefined) throw new UsageError("report: give the output as --file FILE, FILE, or - for stdin");
-      const output = await readInput(source, options.stdin ?? process.stdin);
-      const { client } = hooks.connect(flags);
-      const res = await client.reportUsage({
-        sessionId: flags.session,
-        requestId: flags.requestId ?? "",
-        source: { case: "claudeOutput", value: output },
-      });
-      reply(flags, () => toJsonString(ReportUsageResponseSchema, res, { prettySpaces: 2 }), () => reportLines(res));
-    });
+    .action(
+      async (file: string | undefined, flags: PoolFlags & { session: string; file?: string; requestId?: string }) => {
+        const source = flags.file ?? file;
+        if (source === undefined) throw new UsageError("report: give the output as --file FILE, FILE, or - for stdin");
+        const output = await readInput(source, options.stdin ?? process.stdin);
+        const { client } = hooks.connect(flags);
+        const res = await client.reportUsage({
+          sessionId: flags.session,
+          requestId: flags.requestId ?? "",
+          source: { case: "claudeOutput", value: output },
+        });
+        reply(
+          flags,
+          () => toJsonString(ReportUsageResponseSchema, res, { prettySpaces: 2 }),
+          () => reportLines(res),
+        );
+      },
+    );
 
   poolCommand(program, "release", "free a session's slot (releasing a session that is not held is not an error)")
     .requiredOption("--session <id>", "the session to release")
     .action(async (flags: PoolFlags & { session: string }) => {
       const { client } = hooks.connect(flags);
       const res = await client.release({ sessionId: flags.session });
-      reply(flags, () => toJsonString(ReleaseResponseSchema, res, { prettySpaces: 2 }), () => releaseLine(flags.session, res));
+      reply(
+        flags,
+        () => toJsonString(ReleaseResponseSchema, res, { prettySpaces: 2 }),
+        () => releaseLine(flags.session, res),
+      );
     });
 
   poolCommand(program, "rebalance", "move idle sessions off the most loaded subscriptions now")
@@ -337,11 +397,19 @@ reply unchanged.`,
     .action(async (flags: PoolFlags & { dryRun?: boolean }) => {
       const { client } = hooks.connect(flags);
       const res = await client.rebalance({ dryRun: flags.dryRun === true });
-      reply(flags, () => toJsonString(RebalanceResponseSchema, res, { prettySpaces: 2 }), () => rebalanceLines(res));
+      reply(
+        flags,
+        () => toJsonString(RebalanceResponseSchema, res, { prettySpaces: 2 }),
+        () => rebalanceLines(res),
+      );
     });
 
   const toggles = [
-    { name: "pause", about: "stop placing new sessions on a subscription; its sessions move on their next allocate", paused: true },
+    {
+      name: "pause",
+      about: "stop placing new sessions on a subscription; its sessions move on their next allocate",
+      paused: true,
+    },
     { name: "resume", about: "place sessions on a paused subscription again", paused: false },
   ];
   for (const t of toggles) {
@@ -350,7 +418,11 @@ reply unchanged.`,
       .action(async (id: string, flags: PoolFlags) => {
         const { client } = hooks.connect(flags);
         const res = await client.setPaused({ subscriptionId: id, paused: t.paused });
-        reply(flags, () => toJsonString(SetPausedResponseSchema, res, { prettySpaces: 2 }), () => subscriptionLine(res.subscription));
+        reply(
+          flags,
+          () => toJsonString(SetPausedResponseSchema, res, { prettySpaces: 2 }),
+          () => subscriptionLine(res.subscription),
+        );
       });
   }
   const drains = [
@@ -363,7 +435,11 @@ reply unchanged.`,
       .action(async (id: string, flags: PoolFlags) => {
         const { client } = hooks.connect(flags);
         const res = await client.setDrained({ subscriptionId: id, drained: d.drained });
-        reply(flags, () => toJsonString(SetDrainedResponseSchema, res, { prettySpaces: 2 }), () => subscriptionLine(res.subscription));
+        reply(
+          flags,
+          () => toJsonString(SetDrainedResponseSchema, res, { prettySpaces: 2 }),
+          () => subscriptionLine(res.subscription),
+        );
       });
   }
 
@@ -380,21 +456,40 @@ reply unchanged.`,
     .option("--reason <text>", "why, in your words; kept in the event")
     .action(async (id: string, flags: PoolFlags & { model?: string; reason?: string }) => {
       const { client } = hooks.connect(flags);
-      const res = await client.clearCooldown({ subscriptionId: id, modelScope: flags.model ?? "", reason: flags.reason ?? "" });
-      reply(flags, () => toJsonString(ClearCooldownResponseSchema, res, { prettySpaces: 2 }), () => clearedLines(id, res));
+      const res = await client.clearCooldown({
+        subscriptionId: id,
+        modelScope: flags.model ?? "",
+        reason: flags.reason ?? "",
+      });
+      reply(
+        flags,
+        () => toJsonString(ClearCooldownResponseSchema, res, { prettySpaces: 2 }),
+        () => clearedLines(id, res),
+      );
     });
 
-  poolCommand(program, "reload", "make the pool re-read its config file (an invalid file is refused and nothing changes)").action(
-    async (flags: PoolFlags) => {
-      const { client } = hooks.connect(flags);
-      const res = await client.reloadConfig({});
-      reply(flags, () => toJsonString(ReloadConfigResponseSchema, res, { prettySpaces: 2 }), () => reloadLines(res));
-    },
-  );
+  poolCommand(
+    program,
+    "reload",
+    "make the pool re-read its config file (an invalid file is refused and nothing changes)",
+  ).action(async (flags: PoolFlags) => {
+    const { client } = hooks.connect(flags);
+    const res = await client.reloadConfig({});
+    reply(
+      flags,
+      () => toJsonString(ReloadConfigResponseSchema, res, { prettySpaces: 2 }),
+      () => reloadLines(res),
+    );
+  });
 
-  poolCommand(program, "exec", "run a command (e.g. claude -p ...) on a pooled subscription: allocate, run, report, release", {
-    json: false,
-  })
+  poolCommand(
+    program,
+    "exec",
+    "run a command (e.g. claude -p ...) on a pooled subscription: allocate, run, report, release",
+    {
+      json: false,
+    },
+  )
     .usage("[options] -- <command...>")
     .argument("<command...>", "the command and its arguments, after --")
     .option("--session <id>", "session id (default: a new random one)")
@@ -461,7 +556,9 @@ Example:
     .option("--force", "overwrite the output file if it exists")
     .action(async (paths: string[], flags: { output: string; force?: boolean }) => {
       const runInit = options.runInit ?? (await import("./init.js")).runInit;
-      hooks.exit(await runInit({ home: options.home, paths, output: flags.output, force: flags.force === true, stdout, stderr }));
+      hooks.exit(
+        await runInit({ home: options.home, paths, output: flags.output, force: flags.force === true, stdout, stderr }),
+      );
     });
 
   return program;
@@ -498,7 +595,8 @@ function collectEventTypes(value: string, previous: EventType[] | undefined): Ev
   // Comma lists too (`--type failover,limit_reached`), and either spelling of the separator.
   for (const name of value.split(",")) {
     const type = EVENT_TYPE_NAMES[name.trim().toLowerCase().replaceAll("-", "_")];
-    if (type === undefined) throw new InvalidArgumentError(`expected one of ${Object.keys(EVENT_TYPE_NAMES).join(", ")}.`);
+    if (type === undefined)
+      throw new InvalidArgumentError(`expected one of ${Object.keys(EVENT_TYPE_NAMES).join(", ")}.`);
     types.push(type);
   }
   return types;
@@ -519,13 +617,18 @@ function parseSpan(value: string): number {
   const m = /^([1-9][0-9]{0,5})([mhd])$/.exec(value);
   if (m === null) throw new InvalidArgumentError("expected minutes, hours or days such as 30m, 5h or 7d.");
   const ms = Number(m[1]) * SPAN_UNIT_MS[m[2]!]!;
-  if (ms > BUCKET_RETENTION_MS) throw new InvalidArgumentError(`expected at most ${BUCKET_RETENTION_MS / DAY_MS}d: the usage ledger keeps no more.`);
+  if (ms > BUCKET_RETENTION_MS)
+    throw new InvalidArgumentError(
+      `expected at most ${BUCKET_RETENTION_MS / DAY_MS}d: the usage ledger keeps no more.`,
+    );
   return ms;
 }
 
 function parseClientName(value: string): string {
   if (!CLIENT_NAME_PATTERN.test(value)) {
-    throw new InvalidArgumentError("expected a client name: 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit.");
+    throw new InvalidArgumentError(
+      "expected a client name: 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit.",
+    );
   }
   return value;
 }

@@ -108,13 +108,18 @@ export function clearedLines(subscriptionId: string, res: ClearCooldownResponse)
     return `${what}${until === undefined ? "" : ` (until ${formatTime(until)})`}`;
   });
   if (res.throttleCleared) cleared.push("throttle pause");
-  const head = cleared.length === 0 ? `${subscriptionId}: no cooldown in force; nothing cleared` : `${subscriptionId}: cleared ${cleared.join(", ")}`;
+  const head =
+    cleared.length === 0
+      ? `${subscriptionId}: no cooldown in force; nothing cleared`
+      : `${subscriptionId}: cleared ${cleared.join(", ")}`;
   return `${head}\n${subscriptionLine(res.subscription)}`;
 }
 
 /** releaseLine: released, or not held (which is not an error). */
 export function releaseLine(sessionId: string, res: ReleaseResponse): string {
-  return res.released ? `released ${sessionId} from ${res.subscriptionId}` : `session ${sessionId} was not held: nothing to release`;
+  return res.released
+    ? `released ${sessionId} from ${res.subscriptionId}`
+    : `session ${sessionId} was not held: nothing to release`;
 }
 
 /** rebalanceLines: one line per move, or that there was nothing to move. */

@@ -34,7 +34,8 @@ export async function serve(configFlag: string | undefined, options: ServeOption
   const reloadOnSignal = () => {
     server.reload().then(
       (summary) => logger.info("reload (SIGHUP)", { ...summary }),
-      (error: unknown) => logger.error("reload refused (SIGHUP)", { reason: error instanceof Error ? error.message : String(error) }),
+      (error: unknown) =>
+        logger.error("reload refused (SIGHUP)", { reason: error instanceof Error ? error.message : String(error) }),
     );
   };
   logger.info("serving", {
@@ -44,11 +45,15 @@ export async function serve(configFlag: string | undefined, options: ServeOption
     subscriptions: config.subscriptions.map((s) => s.id),
     instance: server.instanceId,
     role: server.writer.role,
-    ...(server.writer.role === "standby" ? { leader: server.writer.lease?.holder ?? "none", leaderAddress: server.writer.lease?.address ?? "" } : {}),
+    ...(server.writer.role === "standby"
+      ? { leader: server.writer.lease?.holder ?? "none", leaderAddress: server.writer.lease?.address ?? "" }
+      : {}),
   });
   for (const w of exposureWarnings(config.server, server)) {
     if (w.kind === "open") {
-      stderr.write(`authpool: WARNING: serving on ${String(w.fields.address)} without authentication; anyone who can reach it controls the pool (set AUTHPOOL_TOKENS or server.authTokensFile)\n`);
+      stderr.write(
+        `authpool: WARNING: serving on ${String(w.fields.address)} without authentication; anyone who can reach it controls the pool (set AUTHPOOL_TOKENS or server.authTokensFile)\n`,
+      );
     }
   }
   let cleanup = () => {};

@@ -55,7 +55,10 @@ export function renderStatus(res: GetPoolStatusResponse, options: StatusTableOpt
         },
         colors,
       ),
-      usageCell({ percent: s.weeklyPercentUsed, figure: s.weekly, resetsAt: millisOf(s.weekly?.resetsAt), now }, colors),
+      usageCell(
+        { percent: s.weeklyPercentUsed, figure: s.weekly, resetsAt: millisOf(s.weekly?.resetsAt), now },
+        colors,
+      ),
       sessionsCell(s, colors),
     ];
     if (showCooldown) row.push(cooldownCell(s, now, colors));
@@ -63,7 +66,9 @@ export function renderStatus(res: GetPoolStatusResponse, options: StatusTableOpt
     if (showWarnings) {
       const warnings = warningsOf(s);
       // One warning per line (wrapped), so each reads on its own.
-      row.push(warnings.length === 0 ? "" : colors.yellow(warnings.map((w) => wrap(w, options.warningWidth ?? 40)).join("\n")));
+      row.push(
+        warnings.length === 0 ? "" : colors.yellow(warnings.map((w) => wrap(w, options.warningWidth ?? 40)).join("\n")),
+      );
     }
     table.push(row);
   }
@@ -107,7 +112,9 @@ function clusterLine(res: GetPoolStatusResponse, now: number, colors: Colors): s
       : [
           `instance ${short(c.instanceId)}`,
           colors.yellow("standby"),
-          c.leaderId === "" ? "no leader" : `leader ${short(c.leaderId)}${c.leaderAddress !== "" ? ` at ${c.leaderAddress}` : ""}`,
+          c.leaderId === ""
+            ? "no leader"
+            : `leader ${short(c.leaderId)}${c.leaderAddress !== "" ? ` at ${c.leaderAddress}` : ""}`,
           lease,
           `journal #${c.journalRecord}`,
         ];
@@ -164,8 +171,10 @@ function externalCell(s: SubscriptionStatus): string {
 function warningsOf(s: SubscriptionStatus): string[] {
   const warnings = [...s.warnings];
   const throttledUntil = millisOf(s.throttle?.until);
-  if (throttledUntil !== undefined) warnings.push(`throttled until ${formatTime(throttledUntil)}: ${s.throttle?.reason ?? ""}`);
-  if (s.usagePolling !== undefined && s.usagePolling.lastError !== "") warnings.push(`usage polling: ${s.usagePolling.lastError}`);
+  if (throttledUntil !== undefined)
+    warnings.push(`throttled until ${formatTime(throttledUntil)}: ${s.throttle?.reason ?? ""}`);
+  if (s.usagePolling !== undefined && s.usagePolling.lastError !== "")
+    warnings.push(`usage polling: ${s.usagePolling.lastError}`);
   if (s.external !== undefined && s.external.scanError !== "") warnings.push(`transcripts: ${s.external.scanError}`);
   return warnings;
 }

@@ -12,7 +12,9 @@ export function usageBar(percent: number, colors: Colors): string {
   const filled = Math.min(BAR_CELLS, Math.max(0, Math.round((percent / 100) * BAR_CELLS)));
   const paint = percent >= 100 ? colors.red : percent >= 80 ? colors.yellow : colors.green;
   // Empty runs stay unpainted: no stray escape codes around nothing.
-  const bar = (filled > 0 ? paint("█".repeat(filled)) : "") + (filled < BAR_CELLS ? colors.dim("░".repeat(BAR_CELLS - filled)) : "");
+  const bar =
+    (filled > 0 ? paint("█".repeat(filled)) : "") +
+    (filled < BAR_CELLS ? colors.dim("░".repeat(BAR_CELLS - filled)) : "");
   return `${bar} ${`${Math.round(percent)}%`.padStart(4)}`;
 }
 

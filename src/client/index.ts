@@ -52,7 +52,12 @@ export function createAuthPoolClient(url: string, options: AuthPoolClientOptions
   // Passed to http2.connect or https.request alike; both take `ca`.
   const nodeOptions = options.ca !== undefined ? { nodeOptions: { ca: options.ca } } : {};
   const transport = (defaultTimeoutMs: number | undefined) => {
-    const common = { baseUrl: url, interceptors, ...nodeOptions, ...(defaultTimeoutMs !== undefined ? { defaultTimeoutMs } : {}) };
+    const common = {
+      baseUrl: url,
+      interceptors,
+      ...nodeOptions,
+      ...(defaultTimeoutMs !== undefined ? { defaultTimeoutMs } : {}),
+    };
     return options.protocol === "connect"
       ? createConnectTransport({ ...common, httpVersion })
       : options.protocol === "grpc-web"

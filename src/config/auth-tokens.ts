@@ -20,8 +20,7 @@ export const MIN_TOKEN_LENGTH = 16;
 export const CLIENT_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 /** TOKEN_ENTRY_PHRASE completes "expected ..." for one token entry. */
-export const TOKEN_ENTRY_PHRASE =
-  `"role:name:token" or "role:token" (role client, reader or admin; name the client the token's calls are booked to; a bare token means admin) with a token of at least ${MIN_TOKEN_LENGTH} printable characters without spaces`;
+export const TOKEN_ENTRY_PHRASE = `"role:name:token" or "role:token" (role client, reader or admin; name the client the token's calls are booked to; a bare token means admin) with a token of at least ${MIN_TOKEN_LENGTH} printable characters without spaces`;
 
 /** TokenEntryResult is a parsed entry, or what was wrong with it (never quoting it). */
 export type TokenEntryResult =
@@ -55,7 +54,11 @@ export function parseTokenEntry(text: string): TokenEntryResult {
     return { ok: false, expected: 'a role of client, reader or admin before the ":"', found: "an unknown role" };
   }
   if (!/^[\x21-\x7e]*$/.test(token)) {
-    return { ok: false, expected: "a token of printable characters without spaces", found: "a token with a space or control character" };
+    return {
+      ok: false,
+      expected: "a token of printable characters without spaces",
+      found: "a token with a space or control character",
+    };
   }
   if (token.length < MIN_TOKEN_LENGTH) {
     return {
@@ -64,7 +67,9 @@ export function parseTokenEntry(text: string): TokenEntryResult {
       found: token.length === 0 ? "an empty token" : `a token of ${token.length} characters`,
     };
   }
-  return client === undefined ? { ok: true, role: role as BearerRole, token } : { ok: true, role: role as BearerRole, token, client };
+  return client === undefined
+    ? { ok: true, role: role as BearerRole, token }
+    : { ok: true, role: role as BearerRole, token, client };
 }
 
 /** bearerToken is a parsed entry as the server keeps it. */
@@ -91,7 +96,10 @@ export function readTokenFile(file: string): TokenFileResult {
   try {
     text = readFileSync(file, "utf8");
   } catch (error) {
-    return { ok: false, problems: [`expected a readable file of "role:token" lines, got ${file}: ${fileErrorText(error)}`] };
+    return {
+      ok: false,
+      problems: [`expected a readable file of "role:token" lines, got ${file}: ${fileErrorText(error)}`],
+    };
   }
   const tokens: BearerToken[] = [];
   const problems: string[] = [];
@@ -106,7 +114,8 @@ export function readTokenFile(file: string): TokenFileResult {
       else problems.push(`expected ${entry.expected}, got ${entry.found} on line ${index + 1} of ${file}`);
     });
   if (problems.length > 0) return { ok: false, problems };
-  if (tokens.length === 0) return { ok: false, problems: [`expected at least one "role:token" line, got none in ${file}`] };
+  if (tokens.length === 0)
+    return { ok: false, problems: [`expected at least one "role:token" line, got none in ${file}`] };
   return { ok: true, tokens };
 }
 

@@ -36,16 +36,25 @@ export function applyEnv(config: PoolConfig, env: NodeJS.ProcessEnv): PoolConfig
   const tokensFile = nonEmpty(env.AUTHPOOL_TOKENS_FILE);
   let authTokens: BearerToken[] | undefined;
   if (tokensText !== undefined) {
-    const entries = tokensText.split(",").map((t) => t.trim()).filter((t) => t !== "");
+    const entries = tokensText
+      .split(",")
+      .map((t) => t.trim())
+      .filter((t) => t !== "");
     if (entries.length === 0) {
-      throw new ConfigError(ENV_SOURCE, [{ path: "AUTHPOOL_TOKENS", expected: `expected comma-separated entries, each ${TOKEN_ENTRY_PHRASE}, got none` }]);
+      throw new ConfigError(ENV_SOURCE, [
+        { path: "AUTHPOOL_TOKENS", expected: `expected comma-separated entries, each ${TOKEN_ENTRY_PHRASE}, got none` },
+      ]);
     }
     const issues: ConfigIssue[] = [];
     authTokens = [];
     entries.forEach((text, index) => {
       const entry = parseTokenEntry(text);
       if (entry.ok) authTokens!.push(bearerToken(entry, "env"));
-      else issues.push({ path: "AUTHPOOL_TOKENS", expected: `expected ${entry.expected}, got ${entry.found} in entry ${index + 1} of ${entries.length}` });
+      else
+        issues.push({
+          path: "AUTHPOOL_TOKENS",
+          expected: `expected ${entry.expected}, got ${entry.found} in entry ${index + 1} of ${entries.length}`,
+        });
     });
     const [first, ...rest] = issues;
     if (first !== undefined) throw new ConfigError(ENV_SOURCE, [first, ...rest]);
@@ -55,8 +64,13 @@ export function applyEnv(config: PoolConfig, env: NodeJS.ProcessEnv): PoolConfig
     authTokensFile = path.resolve(tokensFile);
     const read = readTokenFile(authTokensFile);
     if (!read.ok) {
-      const [first, ...rest] = read.problems.map((expected): ConfigIssue => ({ path: "AUTHPOOL_TOKENS_FILE", expected }));
-      throw new ConfigError(ENV_SOURCE, [first ?? { path: "AUTHPOOL_TOKENS_FILE", expected: "expected a token file" }, ...rest]);
+      const [first, ...rest] = read.problems.map(
+        (expected): ConfigIssue => ({ path: "AUTHPOOL_TOKENS_FILE", expected }),
+      );
+      throw new ConfigError(ENV_SOURCE, [
+        first ?? { path: "AUTHPOOL_TOKENS_FILE", expected: "expected a token file" },
+        ...rest,
+      ]);
     }
     authTokens = [...read.tokens.map((t) => ({ ...t, from: "env" as const })), ...(authTokens ?? [])];
   }
@@ -72,7 +86,11 @@ export function applyEnv(config: PoolConfig, env: NodeJS.ProcessEnv): PoolConfig
   }
 
   if (host === undefined && port === undefined && storeUri === undefined && authTokens === undefined) return config;
-  let server: PoolConfig["server"] = { ...config.server, host: host ?? config.server.host, port: port ?? config.server.port };
+  let server: PoolConfig["server"] = {
+    ...config.server,
+    host: host ?? config.server.host,
+    port: port ?? config.server.port,
+  };
   if (authTokens !== undefined) {
     // The config's token file no longer supplies any token.
     const { authTokensFile: _replaced, ...rest } = server;
@@ -86,7 +104,5 @@ function nonEmpty(value: string | undefined): string | undefined {
 }
 
 function envError(variable: string, expected: string, got: string): ConfigError {
-  return new ConfigError(ENV_SOURCE, [
-    { path: variable, expected: `expected ${expected}, got ${describeValue(got)}` },
-  ]);
+  return new ConfigError(ENV_SOURCE, [{ path: variable, expected: `expected ${expected}, got ${describeValue(got)}` }]);
 }

@@ -93,7 +93,9 @@ export function describeValue(value: unknown): string {
  * (`authTokensFile`) holds only a path, which is shown.
  */
 export function describeFound(path: ConfigPath, value: unknown): string {
-  const secret = path.some((key) => typeof key === "string" && /secret|token|password/i.test(key) && !/File$/.test(key));
+  const secret = path.some(
+    (key) => typeof key === "string" && /secret|token|password/i.test(key) && !/File$/.test(key),
+  );
   if (secret && value !== undefined) return "a hidden value";
   return describeValue(value);
 }

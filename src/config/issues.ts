@@ -25,16 +25,10 @@ export const fallbackPhrase: z.core.$ZodErrorMap = (issue) => {
 };
 
 /** issuesFromZod converts a failed parse of input against schema into ConfigIssues. */
-export function issuesFromZod(
-  error: z.ZodError,
-  input: unknown,
-  schema: z.ZodType,
-): ConfigIssue[] {
+export function issuesFromZod(error: z.ZodError, input: unknown, schema: z.ZodType): ConfigIssue[] {
   const out: ConfigIssue[] = [];
   for (const issue of error.issues) {
-    const path: ConfigPath = issue.path.map((key) =>
-      typeof key === "symbol" ? String(key) : key,
-    );
+    const path: ConfigPath = issue.path.map((key) => (typeof key === "symbol" ? String(key) : key));
     if (issue.code === "unrecognized_keys") {
       const known = knownKeysAt(schema, path);
       for (const key of issue.keys) {
@@ -46,8 +40,7 @@ export function issuesFromZod(
       continue;
     }
     const value = valueAt(input, path);
-    const found =
-      value === undefined ? "but it is missing" : `got ${describeFound(path, value)}`;
+    const found = value === undefined ? "but it is missing" : `got ${describeFound(path, value)}`;
     out.push({ path: formatPath(path), expected: `expected ${issue.message}, ${found}` });
   }
   return out;
@@ -99,8 +92,7 @@ function closest(word: string, candidates: readonly string[]): string | undefine
   let best: string | undefined;
   let bestDistance = Math.max(1, Math.floor(word.length / 3)) + 1;
   for (const candidate of candidates) {
-    const distance =
-      candidate.toLowerCase() === word.toLowerCase() ? 0 : editDistance(word, candidate);
+    const distance = candidate.toLowerCase() === word.toLowerCase() ? 0 : editDistance(word, candidate);
     if (distance < bestDistance) {
       best = candidate;
       bestDistance = distance;

@@ -30,9 +30,7 @@ export async function loadConfigFile(file: string, options: LoadOptions = {}): P
   try {
     text = await readFile(file, "utf8");
   } catch (error) {
-    throw new ConfigError(file, [
-      { path: "", expected: `expected a readable config file, got ${errorText(error)}` },
-    ]);
+    throw new ConfigError(file, [{ path: "", expected: `expected a readable config file, got ${errorText(error)}` }]);
   }
   return parseConfig(parseText(file, text.replace(/^\uFEFF/, "")), file, options);
 }
@@ -108,9 +106,7 @@ function parseYaml(file: string, text: string): unknown {
     return doc.toJS() as unknown;
   } catch (error) {
     // toJS throws for alias bombs (too many *anchor expansions).
-    throw new ConfigError(file, [
-      { path: "", expected: `expected valid YAML, got: ${errorText(error)}` },
-    ]);
+    throw new ConfigError(file, [{ path: "", expected: `expected valid YAML, got: ${errorText(error)}` }]);
   }
 }
 

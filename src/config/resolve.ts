@@ -11,7 +11,14 @@ import { expandConfigDir } from "./paths.js";
 import type { RawConfig } from "./schema.js";
 import type { ClientSettings } from "../domain/settings.js";
 import { readTlsCredentials } from "./tls-files.js";
-import type { BearerToken, NotificationRule, PoolConfig, SubscriptionConfig, TlsConfig, WebhookConfig } from "./types.js";
+import type {
+  BearerToken,
+  NotificationRule,
+  PoolConfig,
+  SubscriptionConfig,
+  TlsConfig,
+  WebhookConfig,
+} from "./types.js";
 
 /** ResolveResult is either a usable config or the problems that prevent one. */
 export type ResolveResult =
@@ -29,8 +36,7 @@ export function resolveConfig(raw: RawConfig, source: string, homeDir: string, b
 
   const weeklyBudgetThreshold = raw.weeklyBudgetThreshold ?? configDefaults.weeklyBudgetThreshold;
   const lowPriorityThreshold =
-    raw.lowPriorityThreshold ??
-    weeklyBudgetThreshold * configDefaults.lowPriorityShareOfThreshold;
+    raw.lowPriorityThreshold ?? weeklyBudgetThreshold * configDefaults.lowPriorityShareOfThreshold;
   if (lowPriorityThreshold > weeklyBudgetThreshold) {
     issues.push({
       path: "lowPriorityThreshold",
@@ -40,22 +46,23 @@ export function resolveConfig(raw: RawConfig, source: string, homeDir: string, b
 
   const fallback = {
     enabled:
-      pickOne(issues, [["fallback", "enabled"], raw.fallback?.enabled], [
-        ["fallbackWhenExhausted"],
-        raw.fallbackWhenExhausted,
-      ]) ?? configDefaults.fallback.enabled,
+      pickOne(
+        issues,
+        [["fallback", "enabled"], raw.fallback?.enabled],
+        [["fallbackWhenExhausted"], raw.fallbackWhenExhausted],
+      ) ?? configDefaults.fallback.enabled,
     provider:
-      pickOne(issues, [["fallback", "provider"], raw.fallback?.provider], [
-        ["fallbackProvider"],
-        raw.fallbackProvider,
-      ]) ?? configDefaults.fallback.provider,
+      pickOne(
+        issues,
+        [["fallback", "provider"], raw.fallback?.provider],
+        [["fallbackProvider"], raw.fallbackProvider],
+      ) ?? configDefaults.fallback.provider,
   };
 
   const sessions = {
     activeMinutes: raw.sessions?.activeMinutes ?? configDefaults.sessions.activeMinutes,
     staleMinutes: raw.sessions?.staleMinutes ?? configDefaults.sessions.staleMinutes,
-    sweepIntervalSeconds:
-      raw.sessions?.sweepIntervalSeconds ?? configDefaults.sessions.sweepIntervalSeconds,
+    sweepIntervalSeconds: raw.sessions?.sweepIntervalSeconds ?? configDefaults.sessions.sweepIntervalSeconds,
   };
   // A session cannot go stale before it stops counting as active; blame the
   // key the user actually wrote.
@@ -92,13 +99,13 @@ export function resolveConfig(raw: RawConfig, source: string, homeDir: string, b
   const rebalancing = {
     enabled: raw.rebalancing?.enabled ?? configDefaults.rebalancing.enabled,
     intervalSeconds: raw.rebalancing?.intervalSeconds ?? configDefaults.rebalancing.intervalSeconds,
-    costGapThreshold:
-      raw.rebalancing?.costGapThreshold ?? configDefaults.rebalancing.costGapThreshold,
+    costGapThreshold: raw.rebalancing?.costGapThreshold ?? configDefaults.rebalancing.costGapThreshold,
     maxMovesPerCycle:
-      pickOne(issues, [["rebalancing", "maxMovesPerCycle"], raw.rebalancing?.maxMovesPerCycle], [
-        ["rebalancing", "maxClientsToMovePerCycle"],
-        raw.rebalancing?.maxClientsToMovePerCycle,
-      ]) ?? configDefaults.rebalancing.maxMovesPerCycle,
+      pickOne(
+        issues,
+        [["rebalancing", "maxMovesPerCycle"], raw.rebalancing?.maxMovesPerCycle],
+        [["rebalancing", "maxClientsToMovePerCycle"], raw.rebalancing?.maxClientsToMovePerCycle],
+      ) ?? configDefaults.rebalancing.maxMovesPerCycle,
   };
 
   const notifications = resolveNotifications(raw, issues);
@@ -120,8 +127,7 @@ export function resolveConfig(raw: RawConfig, source: string, homeDir: string, b
     dedupeRetentionHours: raw.dedupeRetentionHours ?? configDefaults.dedupeRetentionHours,
     pacing: raw.pacing ?? configDefaults.pacing,
     limits: {
-      maxClaudeOutputBytes:
-        raw.limits?.maxClaudeOutputBytes ?? configDefaults.limits.maxClaudeOutputBytes,
+      maxClaudeOutputBytes: raw.limits?.maxClaudeOutputBytes ?? configDefaults.limits.maxClaudeOutputBytes,
       maxRequestBytes: raw.limits?.maxRequestBytes ?? configDefaults.limits.maxRequestBytes,
     },
     rebalancing,
@@ -210,10 +216,11 @@ function resolveSubscriptions(
   issues: ConfigIssue[],
 ): SubscriptionConfig[] {
   const defaultMaxSessions =
-    pickOne(issues, [["maxSessionsPerSubscription"], raw.maxSessionsPerSubscription], [
-      ["maxClientsPerSubscription"],
-      raw.maxClientsPerSubscription,
-    ]) ?? configDefaults.maxSessionsPerSubscription;
+    pickOne(
+      issues,
+      [["maxSessionsPerSubscription"], raw.maxSessionsPerSubscription],
+      [["maxClientsPerSubscription"], raw.maxClientsPerSubscription],
+    ) ?? configDefaults.maxSessionsPerSubscription;
   const defaultWeekly = raw.defaults?.weeklyBudgetUsd;
   const firstWithId = new Map<string, number>();
   const firstWithDir = new Map<string, number>();
@@ -221,16 +228,16 @@ function resolveSubscriptions(
   return raw.subscriptions.map((sub, index): SubscriptionConfig => {
     const at = (key: string): ConfigPath => ["subscriptions", index, key];
 
-    const weekly = pickOne(issues, [at("weeklyBudgetUsd"), sub.weeklyBudgetUsd], [
-      at("weeklyBudget"),
-      sub.weeklyBudget,
-    ]);
+    const weekly = pickOne(
+      issues,
+      [at("weeklyBudgetUsd"), sub.weeklyBudgetUsd],
+      [at("weeklyBudget"), sub.weeklyBudget],
+    );
     const weeklyBudgetUsd = weekly ?? defaultWeekly;
     if (weeklyBudgetUsd === undefined) {
       issues.push({
         path: formatPath(at("weeklyBudgetUsd")),
-        expected:
-          "expected a number > 0 (required unless defaults.weeklyBudgetUsd is set), but it is missing",
+        expected: "expected a number > 0 (required unless defaults.weeklyBudgetUsd is set), but it is missing",
       });
     }
     const fiveHour = pickOne(
@@ -239,10 +246,11 @@ function resolveSubscriptions(
       [at("fiveHourBudget"), sub.fiveHourBudget],
       [at("expectedWindowCost"), sub.expectedWindowCost],
     );
-    const maxSessions = pickOne(issues, [at("maxSessions"), sub.maxSessions], [
-      at("maxClientsPerSub"),
-      sub.maxClientsPerSub,
-    ]);
+    const maxSessions = pickOne(
+      issues,
+      [at("maxSessions"), sub.maxSessions],
+      [at("maxClientsPerSub"), sub.maxClientsPerSub],
+    );
 
     const previousId = firstWithId.get(sub.id);
     if (previousId === undefined) firstWithId.set(sub.id, index);
@@ -320,7 +328,10 @@ function manageCredentials(
 ): boolean {
   if (sub.type === "api") {
     if (sub.manageCredentials === true) {
-      issues.push({ path: formatPath(path), expected: 'expected false or nothing for an "api" subscription (it has no OAuth login), got true' });
+      issues.push({
+        path: formatPath(path),
+        expected: 'expected false or nothing for an "api" subscription (it has no OAuth login), got true',
+      });
     }
     return false;
   }
@@ -329,10 +340,11 @@ function manageCredentials(
 
 function resolveNotifications(raw: RawConfig, issues: ConfigIssue[]): PoolConfig["notifications"] {
   const section = raw.notifications;
-  const url = pickOne(issues, [["notifications", "webhook", "url"], section?.webhook?.url], [
-    ["notifications", "webhookUrl"],
-    section?.webhookUrl,
-  ]);
+  const url = pickOne(
+    issues,
+    [["notifications", "webhook", "url"], section?.webhook?.url],
+    [["notifications", "webhookUrl"], section?.webhookUrl],
+  );
   const secret = pickOne(
     issues,
     [["notifications", "webhook", "secret"], section?.webhook?.secret],
@@ -368,8 +380,7 @@ function resolveNotifications(raw: RawConfig, issues: ConfigIssue[]): PoolConfig
     if (enabled && channels.includes("webhook") && url === undefined) {
       issues.push({
         path: at("channels"),
-        expected:
-          'expected notifications.webhook.url to be set for the "webhook" channel, but it is missing',
+        expected: 'expected notifications.webhook.url to be set for the "webhook" channel, but it is missing',
       });
     }
     return {

@@ -38,14 +38,12 @@ const POSITIVE = "a number > 0";
 const NON_NEGATIVE = "a number >= 0";
 const COUNT = "an integer >= 1";
 const TEXT = "a non-empty string";
-const ID =
-  "an id of 1-64 letters, digits, '.', '_' or '-' starting with a letter or digit";
+const ID = "an id of 1-64 letters, digits, '.', '_' or '-' starting with a letter or digit";
 const PORT = "an integer port 0-65535";
 const HTTP_URL = "an http:// or https:// URL";
 const TIME_ZONE = 'an IANA time zone such as "UTC" or "Europe/Berlin"';
 
-const fraction = () =>
-  z.number({ error: FRACTION }).gt(0, { error: FRACTION }).lte(1, { error: FRACTION });
+const fraction = () => z.number({ error: FRACTION }).gt(0, { error: FRACTION }).lte(1, { error: FRACTION });
 const positive = () => z.number({ error: POSITIVE }).gt(0, { error: POSITIVE });
 const nonNegative = () => z.number({ error: NON_NEGATIVE }).min(0, { error: NON_NEGATIVE });
 const count = () => z.int({ error: COUNT }).min(1, { error: COUNT });
@@ -66,7 +64,10 @@ const authTokens = () =>
   );
 const FILE_PATH = "a file path without control characters";
 const filePath = () =>
-  z.string({ error: FILE_PATH }).min(1, { error: FILE_PATH }).regex(/^[^\u0000-\u001f\u007f]+$/, { error: FILE_PATH });
+  z
+    .string({ error: FILE_PATH })
+    .min(1, { error: FILE_PATH })
+    .regex(/^[^\u0000-\u001f\u007f]+$/, { error: FILE_PATH });
 const timeZone = () => z.string({ error: TIME_ZONE }).refine(isTimeZone, { error: TIME_ZONE });
 // Below 1 KiB not even a status request fits; above 2^32-1 Connect refuses to start.
 const REQUEST_BYTES = "an integer from 1024 to 4294967295 (bytes)";
@@ -237,7 +238,11 @@ export const rawConfigSchema = z.strictObject(
       refreshBeforeMinutes: refreshBeforeMinutes().optional(),
       checkIntervalSeconds: count().optional(),
       // The refresh lock is held for one request: keep it far under Claude Code's 60 s staleness bound.
-      timeoutSeconds: z.int({ error: TIMEOUT_SECONDS }).min(1, { error: TIMEOUT_SECONDS }).max(30, { error: TIMEOUT_SECONDS }).optional(),
+      timeoutSeconds: z
+        .int({ error: TIMEOUT_SECONDS })
+        .min(1, { error: TIMEOUT_SECONDS })
+        .max(30, { error: TIMEOUT_SECONDS })
+        .optional(),
       backoffMinSeconds: count().optional(),
       backoffMaxSeconds: count().optional(),
     }),
@@ -253,7 +258,9 @@ export const rawConfigSchema = z.strictObject(
     }),
     store: section({ uri: text().optional() }),
     clients: z
-      .record(z.string().regex(CLIENT_NAME_PATTERN, { error: CLIENT_NAME }), clientSchema, { error: "a map of client names to their limits" })
+      .record(z.string().regex(CLIENT_NAME_PATTERN, { error: CLIENT_NAME }), clientSchema, {
+        error: "a map of client names to their limits",
+      })
       .nullish(),
     queue: section({
       maxWaiting: count().optional(),

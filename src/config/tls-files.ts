@@ -33,11 +33,17 @@ export function readTlsCredentials(tls: TlsConfig): TlsReadResult {
     try {
       content = readFileSync(file);
     } catch (error) {
-      issues.push({ path: `server.tls.${key}`, expected: `expected a readable ${what} file, got ${file}: ${fileErrorText(error)}` });
+      issues.push({
+        path: `server.tls.${key}`,
+        expected: `expected a readable ${what} file, got ${file}: ${fileErrorText(error)}`,
+      });
       return undefined;
     }
     if (!marker.test(content.toString("latin1"))) {
-      issues.push({ path: `server.tls.${key}`, expected: `expected a ${what} file, got ${file} without a PEM block of that kind` });
+      issues.push({
+        path: `server.tls.${key}`,
+        expected: `expected a ${what} file, got ${file} without a PEM block of that kind`,
+      });
       return undefined;
     }
     return content;
@@ -51,7 +57,12 @@ export function readTlsCredentials(tls: TlsConfig): TlsReadResult {
     const reason = error instanceof Error ? error.message : String(error);
     return {
       ok: false,
-      issues: [{ path: "server.tls", expected: `expected keyFile to hold the private key of certFile's certificate, got: ${reason}` }],
+      issues: [
+        {
+          path: "server.tls",
+          expected: `expected keyFile to hold the private key of certFile's certificate, got: ${reason}`,
+        },
+      ],
     };
   }
   return { ok: true, credentials: { cert, key } };

@@ -64,18 +64,34 @@ export function decideCredentials(facts: CredentialFacts, now: number, policy: R
     return wait({ kind: "login_required", reason, ...expiry }, later);
   }
   if (facts.refreshTokenDead) {
-    return wait({ kind: "login_required", reason: "the refresh token was refused (invalid_grant); run claude /login in this config dir", ...expiry }, later);
+    return wait(
+      {
+        kind: "login_required",
+        reason: "the refresh token was refused (invalid_grant); run claude /login in this config dir",
+        ...expiry,
+      },
+      later,
+    );
   }
   if (!facts.hasRefreshToken) {
     if (expired) {
       const reason = `expired at ${iso(facts.expiresAt)} and there is no refresh token; run claude /login in this config dir`;
       return wait({ kind: "credentials_expired", reason, ...expiry }, later);
     }
-    return wait({ kind: "ok", reason: "no refresh token: this login cannot be renewed and ends when its access token expires", ...expiry }, later);
+    return wait(
+      {
+        kind: "ok",
+        reason: "no refresh token: this login cannot be renewed and ends when its access token expires",
+        ...expiry,
+      },
+      later,
+    );
   }
   // A refresh token without a recorded expiry: Claude Code does not refresh such a login either.
-  if (facts.expiresAt === undefined) return wait({ kind: "ok", reason: "no expiry recorded: not renewed ahead of time" }, later);
-  if (!facts.hasAccessToken || facts.expiresAt - now <= policy.refreshBeforeMs) return { action: "refresh", expired: expired || !facts.hasAccessToken };
+  if (facts.expiresAt === undefined)
+    return wait({ kind: "ok", reason: "no expiry recorded: not renewed ahead of time" }, later);
+  if (!facts.hasAccessToken || facts.expiresAt - now <= policy.refreshBeforeMs)
+    return { action: "refresh", expired: expired || !facts.hasAccessToken };
   return wait({ kind: "ok", ...expiry }, Math.min(later, facts.expiresAt - policy.refreshBeforeMs));
 }
 

@@ -90,7 +90,8 @@ export interface CredentialSnapshot extends CredentialStatus {
 /** LOCK_BUSY_RETRY_MS: someone else holds the refresh lock; look again soon (they are done within seconds). */
 export const LOCK_BUSY_RETRY_MS = 5_000;
 
-const SHORT_LIVED = "the endpoint hands out tokens that live less than credentials.refreshBeforeMinutes: renewed at half their life";
+const SHORT_LIVED =
+  "the endpoint hands out tokens that live less than credentials.refreshBeforeMinutes: renewed at half their life";
 
 interface Entry {
   sub: ManagedSubscription;
@@ -220,7 +221,8 @@ export class CredentialManager {
       return;
     }
     if (!decision.expired && entry.refreshNotBefore !== undefined && now < entry.refreshNotBefore) {
-      const expiry = file.kind === "present" && file.oauth.expiresAt !== undefined ? { expiresAt: file.oauth.expiresAt } : {};
+      const expiry =
+        file.kind === "present" && file.oauth.expiresAt !== undefined ? { expiresAt: file.oauth.expiresAt } : {};
       const status: CredentialStatus = { kind: "ok", reason: SHORT_LIVED, ...expiry };
       this.settle(entry, file, status, Math.min(now + this.settings.checkIntervalMs, entry.refreshNotBefore));
       entry.nextRefreshAt = entry.refreshNotBefore;
@@ -279,7 +281,12 @@ export class CredentialManager {
     await this.afterRefresh(entry, file, spent, result);
   }
 
-  private async afterRefresh(entry: Entry, file: CredentialsFile, spent: string, result: TokenRefreshResult): Promise<void> {
+  private async afterRefresh(
+    entry: Entry,
+    file: CredentialsFile,
+    spent: string,
+    result: TokenRefreshResult,
+  ): Promise<void> {
     const dir = entry.sub.configDir;
     switch (result.kind) {
       case "granted": {
@@ -304,7 +311,11 @@ export class CredentialManager {
       }
       case "refused": {
         const code = result.error !== undefined ? ` ${result.error}` : "";
-        this.fail(entry, file, `token endpoint refused the refresh (HTTP ${result.status}${code}; check credentials.tokenEndpoint and credentials.clientId)`);
+        this.fail(
+          entry,
+          file,
+          `token endpoint refused the refresh (HTTP ${result.status}${code}; check credentials.tokenEndpoint and credentials.clientId)`,
+        );
         return;
       }
       case "unavailable":
@@ -348,11 +359,15 @@ export class CredentialManager {
     entry.written = fingerprint(unsaved.tokens.accessToken);
     const expiresAt = unsaved.tokens.expiresAt;
     const lifetime = expiresAt - now;
-    if (lifetime <= this.settings.refreshBeforeMs) entry.refreshNotBefore = now + Math.max(this.settings.checkIntervalMs, lifetime / 2);
+    if (lifetime <= this.settings.refreshBeforeMs)
+      entry.refreshNotBefore = now + Math.max(this.settings.checkIntervalMs, lifetime / 2);
     else delete entry.refreshNotBefore;
     entry.nextRefreshAt = Math.max(entry.refreshNotBefore ?? now, expiresAt - this.settings.refreshBeforeMs);
     entry.nextCheckAt = Math.min(now + this.settings.checkIntervalMs, entry.nextRefreshAt);
-    this.logger.info("credentials refreshed", { subscriptionId: entry.sub.id, expiresAt: new Date(expiresAt).toISOString() });
+    this.logger.info("credentials refreshed", {
+      subscriptionId: entry.sub.id,
+      expiresAt: new Date(expiresAt).toISOString(),
+    });
     // Every refresh is reported, even refreshed → refreshed: the expiry moved.
     this.report(entry, { kind: "refreshed", expiresAt }, true);
     return true;
@@ -380,7 +395,11 @@ export class CredentialManager {
     entry.failures = 0;
     delete entry.lastError;
     // The token the pool wrote is still there: it stays "refreshed" rather than flipping to "ok".
-    const ours = status.kind === "ok" && file.kind === "present" && entry.written !== undefined && entry.written === fingerprint(file.oauth.accessToken);
+    const ours =
+      status.kind === "ok" &&
+      file.kind === "present" &&
+      entry.written !== undefined &&
+      entry.written === fingerprint(file.oauth.accessToken);
     this.report(entry, ours ? { ...status, kind: "refreshed" } : status, false);
   }
 
@@ -393,7 +412,13 @@ export class CredentialManager {
     entry.nextRefreshAt = entry.nextCheckAt;
     const changed = entry.lastError !== reason;
     entry.lastError = reason;
-    if (changed) this.logger.warn("credentials refresh failed", { subscriptionId: entry.sub.id, reason, failures: entry.failures, retryInMs: delay });
+    if (changed)
+      this.logger.warn("credentials refresh failed", {
+        subscriptionId: entry.sub.id,
+        reason,
+        failures: entry.failures,
+        retryInMs: delay,
+      });
     const facts: CredentialFacts = file === undefined ? { kind: "absent", reason } : this.facts(entry, file);
     this.report(entry, statusWhileFailing(facts, now, entry.status, reason), false);
   }
@@ -405,7 +430,10 @@ export class CredentialManager {
     try {
       this.onStatus(entry.sub.id, status);
     } catch (error) {
-      this.logger.error("credentials status listener failed", { subscriptionId: entry.sub.id, error: error instanceof Error ? error.name : "unknown" });
+      this.logger.error("credentials status listener failed", {
+        subscriptionId: entry.sub.id,
+        error: error instanceof Error ? error.name : "unknown",
+      });
     }
   }
 

@@ -75,7 +75,8 @@ export async function readCredentialsFile(configDir: string): Promise<Credential
   }
   if (!isRecord(data)) return { kind: "absent", reason: `${file} is not a JSON object` };
   const oauth = data["claudeAiOauth"];
-  if (!isRecord(oauth)) return { kind: "absent", reason: `${file} has no claudeAiOauth login (an API key login cannot be refreshed)` };
+  if (!isRecord(oauth))
+    return { kind: "absent", reason: `${file} has no claudeAiOauth login (an API key login cannot be refreshed)` };
   const expiresAt = oauth["expiresAt"];
   const loginEnded = oauth["loginEnded"];
   return {
@@ -84,7 +85,9 @@ export async function readCredentialsFile(configDir: string): Promise<Credential
       accessToken: stringOr(oauth["accessToken"]),
       refreshToken: stringOr(oauth["refreshToken"]),
       // Beyond Date's range is not a time: treat it as no expiry rather than compute with it.
-      ...(typeof expiresAt === "number" && Number.isFinite(expiresAt) && Math.abs(expiresAt) <= 8.64e15 ? { expiresAt } : {}),
+      ...(typeof expiresAt === "number" && Number.isFinite(expiresAt) && Math.abs(expiresAt) <= 8.64e15
+        ? { expiresAt }
+        : {}),
       scopes: Array.isArray(oauth["scopes"]) ? oauth["scopes"].filter((s): s is string => typeof s === "string") : [],
       ...(typeof loginEnded === "string" && loginEnded !== "" ? { loginEnded } : {}),
     },
@@ -99,7 +102,10 @@ export async function readCredentialsFile(configDir: string): Promise<Credential
  * in `claudeAiOauth`; every other key is kept. `loginEnded` goes: it marks
  * the login the new tokens just renewed as ended.
  */
-export function withRenewedTokens(data: Readonly<Record<string, unknown>>, tokens: RenewedTokens): Record<string, unknown> {
+export function withRenewedTokens(
+  data: Readonly<Record<string, unknown>>,
+  tokens: RenewedTokens,
+): Record<string, unknown> {
   const previous = isRecord(data["claudeAiOauth"]) ? data["claudeAiOauth"] : {};
   const oauth: Record<string, unknown> = {
     ...previous,

@@ -6,7 +6,12 @@
  * (unmanaged) subscriptions, only a login check: is there a usable login?
  */
 export { CredentialManager, LOCK_BUSY_RETRY_MS } from "./credential-manager.js";
-export type { CredentialManagerOptions, CredentialSettings, CredentialSnapshot, ManagedSubscription } from "./credential-manager.js";
+export type {
+  CredentialManagerOptions,
+  CredentialSettings,
+  CredentialSnapshot,
+  ManagedSubscription,
+} from "./credential-manager.js";
 export { decideCredentials, retryDelay, statusWhileFailing } from "./credential-decision.js";
 export type {
   CredentialDecision,

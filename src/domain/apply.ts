@@ -129,7 +129,11 @@ export function applyEvent(state: PoolState, event: PoolEvent): void {
       return;
     }
     case "throttled":
-      subscription(state, event.subscriptionId).throttle = { since: event.at, until: event.until, reason: event.reason };
+      subscription(state, event.subscriptionId).throttle = {
+        since: event.at,
+        until: event.until,
+        reason: event.reason,
+      };
       return;
     case "cooldown_cleared": {
       const sub = subscription(state, event.subscriptionId);
@@ -299,7 +303,14 @@ function applyTranscript(state: PoolState, event: EventOf<"transcript_read">): v
     addTokens(bucket.tokens, row.tokens);
     bookUsage(
       state,
-      { at: row.at, client: EXTERNAL_CLIENT, subscriptionId: event.subscriptionId, costUsd: row.costUsd, tokens: row.tokens, model: row.model },
+      {
+        at: row.at,
+        client: EXTERNAL_CLIENT,
+        subscriptionId: event.subscriptionId,
+        costUsd: row.costUsd,
+        tokens: row.tokens,
+        model: row.model,
+      },
       event.at,
     );
     bucket.requests += 1;
@@ -329,7 +340,8 @@ function applyReattribution(state: PoolState, event: EventOf<"transcript_reattri
     if (bucket !== undefined) {
       bucket.costUsd = Math.max(0, bucket.costUsd - row.costUsd);
       bucket.externalCostUsd = Math.max(0, (bucket.externalCostUsd ?? 0) - row.costUsd);
-      if (row.estimated === true) bucket.externalEstimatedUsd = Math.max(0, (bucket.externalEstimatedUsd ?? 0) - row.costUsd);
+      if (row.estimated === true)
+        bucket.externalEstimatedUsd = Math.max(0, (bucket.externalEstimatedUsd ?? 0) - row.costUsd);
       subtractTokens(bucket.tokens, row.tokens);
       bucket.requests = Math.max(0, bucket.requests - 1);
     }
@@ -347,7 +359,6 @@ function applyReattribution(state: PoolState, event: EventOf<"transcript_reattri
     });
   }
 }
-
 
 /** touchClaudeSession re-inserts, so the map stays in time order for pruning. */
 function touchClaudeSession(state: PoolState, id: string, at: number): void {
@@ -376,8 +387,6 @@ function bucketFor(sub: SubscriptionState, hour: number, now: number): UsageBuck
   if (drop > 0) sub.buckets.splice(0, drop);
   return bucket;
 }
-
-
 
 /** Models whose learned price is kept; the oldest goes first (reports may name any model). */
 const MAX_LEARNED_PRICES = 100;

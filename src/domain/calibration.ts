@@ -73,7 +73,8 @@ export function updateCalibration(
 export function recordCalibrationCost(sub: SubscriptionState, costUsd: number, at: number): void {
   if (sub.calibration === undefined) return;
   for (const cal of Object.values(sub.calibration)) {
-    if (cal?.anchor !== undefined && cal.anchor.at <= at) cal.anchor.costUsd = Math.max(0, cal.anchor.costUsd + costUsd);
+    if (cal?.anchor !== undefined && cal.anchor.at <= at)
+      cal.anchor.costUsd = Math.max(0, cal.anchor.costUsd + costUsd);
   }
 }
 

@@ -65,7 +65,9 @@ export function parseClaudeOutput(stdout: string, options: ResetTimeOptions): Cl
   const last = messages.findLastIndex((message) => message.type === "result");
   try {
     const report =
-      last < 0 ? partialReport(messages, format, options) : resultReport(messages[last]!, messages, last, format, options);
+      last < 0
+        ? partialReport(messages, format, options)
+        : resultReport(messages[last]!, messages, last, format, options);
     return { ok: true, report };
   } catch (error) {
     if (error instanceof FieldError) return { ok: false, reason: error.message };
@@ -112,7 +114,16 @@ function isRecord(value: unknown): value is Json {
 }
 
 function emptyReport(format: ReportFormat, notes: string[]): UsageReport {
-  return { costUsd: 0, tokens: zeroTokens(), models: {}, durationMs: 0, readings: [], format, costUnknown: true, notes };
+  return {
+    costUsd: 0,
+    tokens: zeroTokens(),
+    models: {},
+    durationMs: 0,
+    readings: [],
+    format,
+    costUnknown: true,
+    notes,
+  };
 }
 
 /**
@@ -174,14 +185,18 @@ function resultReport(
   }
 
   const text = resultText(result);
-  const usageLimit = isError && (result.api_error === "usage_limit_reached" || (text !== undefined && classifyLimitText(text) === "usage_limit"));
+  const usageLimit =
+    isError &&
+    (result.api_error === "usage_limit_reached" || (text !== undefined && classifyLimitText(text) === "usage_limit"));
   const textLimit = usageLimit ? limitFromText(text, options) : undefined;
   const limit = mergeLimit(events, textLimit);
   // A successful answer's text is the model's, never an error notice.
   const transient = limit
     ? undefined
     : isError
-      ? (transientFromText(text ?? "", result.api_error_status) ?? throttleFromEvents(events) ?? transientFromRetries(after))
+      ? (transientFromText(text ?? "", result.api_error_status) ??
+        throttleFromEvents(events) ??
+        transientFromRetries(after))
       : transientFromRetries(after);
   if (limit) report.limit = limit;
   if (transient) report.transient = transient;
@@ -206,10 +221,13 @@ function partialReport(messages: Json[], format: ReportFormat, options: ResetTim
   const sessionId = sessionIdOf(messages);
   if (sessionId !== undefined) report.claudeSessionId = sessionId;
   // The synthetic message the CLI prints for an API error carries its text.
-  const notice = messages.findLast((m) => m.type === "assistant" && (m.is_api_error_message === true || typeof m.error === "string"));
+  const notice = messages.findLast(
+    (m) => m.type === "assistant" && (m.is_api_error_message === true || typeof m.error === "string"),
+  );
   const text = notice === undefined ? undefined : assistantText(notice);
   const usageLimit =
-    notice !== undefined && (notice.api_error === "usage_limit_reached" || (text !== undefined && classifyLimitText(text) === "usage_limit"));
+    notice !== undefined &&
+    (notice.api_error === "usage_limit_reached" || (text !== undefined && classifyLimitText(text) === "usage_limit"));
   const limit = mergeLimit(events, usageLimit ? limitFromText(text, options) : undefined);
   if (limit) report.limit = limit;
   else {
@@ -225,11 +243,13 @@ function partialReport(messages: Json[], format: ReportFormat, options: ResetTim
 
 function limitFromText(text: string | undefined, options: ResetTimeOptions): LimitSignal {
   // api_error "usage_limit_reached" with a wording no pattern knows is still a limit: its reset is unknown.
-  return (text === undefined ? undefined : parseLimitText(text, options)) ?? {
-    window: "unknown",
-    estimated: true,
-    message: clipMessage(text ?? "usage_limit_reached"),
-  };
+  return (
+    (text === undefined ? undefined : parseLimitText(text, options)) ?? {
+      window: "unknown",
+      estimated: true,
+      message: clipMessage(text ?? "usage_limit_reached"),
+    }
+  );
 }
 
 function sessionIdOf(messages: Json[]): string | undefined {
@@ -265,7 +285,8 @@ function optionalAmount(value: unknown, field: string): number {
 
 /** show names a refused value without echoing its text: output may quote secrets. */
 function show(value: unknown): string {
-  if (typeof value === "number" || typeof value === "boolean" || value === null || value === undefined) return String(value);
+  if (typeof value === "number" || typeof value === "boolean" || value === null || value === undefined)
+    return String(value);
   if (typeof value === "string") return `a string of ${value.length} characters`;
   return Array.isArray(value) ? "an array" : "an object";
 }
@@ -345,7 +366,13 @@ function readEvent(info: Json): StreamEvent {
   if (status === "rejected" && !hasType && epochSecondsToMs(info.resetsAt) === undefined) {
     event.throttle = true;
   } else if (status !== undefined) {
-    const top = windowReading(limitWindowFromName(info.rateLimitType), status, info.utilization, info.resetsAt, info.surpassedThreshold)!;
+    const top = windowReading(
+      limitWindowFromName(info.rateLimitType),
+      status,
+      info.utilization,
+      info.resetsAt,
+      info.surpassedThreshold,
+    )!;
     const seen = byWindow.get(top.window);
     const merged: RateLimitReading = seen === undefined ? top : { ...seen, ...top };
     byWindow.set(top.window, merged);
@@ -453,7 +480,9 @@ function transientFromText(text: string, apiErrorStatus: unknown): TransientSign
       break;
   }
   if (typeof apiErrorStatus !== "number") return undefined;
-  const described = clipMessage(text.trim() === "" ? `api_error_status ${apiErrorStatus}` : `${apiErrorStatus}: ${text}`);
+  const described = clipMessage(
+    text.trim() === "" ? `api_error_status ${apiErrorStatus}` : `${apiErrorStatus}: ${text}`,
+  );
   if (apiErrorStatus === 429) return { kind: "throttle", message: described };
   if (apiErrorStatus === 529) return { kind: "overloaded", message: described };
   if (apiErrorStatus >= 500) return { kind: "server_error", message: described };
@@ -462,7 +491,10 @@ function transientFromText(text: string, apiErrorStatus: unknown): TransientSign
 
 function throttleFromEvents(events: StreamEvent[]): TransientSignal | undefined {
   return events.some((event) => event.throttle)
-    ? { kind: "throttle", message: "rate_limit_event rejected without a window or reset: a request throttle, not a usage limit" }
+    ? {
+        kind: "throttle",
+        message: "rate_limit_event rejected without a window or reset: a request throttle, not a usage limit",
+      }
     : undefined;
 }
 
@@ -488,11 +520,16 @@ function noteReadings(events: StreamEvent[], notes: string[]): void {
   for (const reading of last?.readings ?? []) {
     if (reading.status !== "allowed_warning") continue;
     const used = reading.utilization === undefined ? "" : ` at ${Math.round(reading.utilization * 100)}%`;
-    const past = reading.surpassedThreshold === undefined ? "" : `, past the ${Math.round(reading.surpassedThreshold * 100)}% warning threshold`;
+    const past =
+      reading.surpassedThreshold === undefined
+        ? ""
+        : `, past the ${Math.round(reading.surpassedThreshold * 100)}% warning threshold`;
     notes.push(`upstream warns: ${reading.window}${used}${past}`);
   }
   if (last?.overage !== undefined) {
     const o = last.overage;
-    notes.push(`overage ${o.status}${o.disabledReason === undefined ? "" : ` (${o.disabledReason})`}${o.inUse ? ", in use" : ""}`);
+    notes.push(
+      `overage ${o.status}${o.disabledReason === undefined ? "" : ` (${o.disabledReason})`}${o.inUse ? ", in use" : ""}`,
+    );
   }
 }

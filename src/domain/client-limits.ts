@@ -49,7 +49,11 @@ export function clientLimitHit(
 ): ClientLimitHit | undefined {
   const c = clientSettingsOf(settings, client);
   if (c === undefined) return undefined;
-  const hit = (kind: ClientLimitKind, what: string): ClientLimitHit => ({ client, kind, detail: `client ${client}: ${what}` });
+  const hit = (kind: ClientLimitKind, what: string): ClientLimitHit => ({
+    client,
+    kind,
+    detail: `client ${client}: ${what}`,
+  });
   if (model !== "") {
     const wanted = model.toLowerCase();
     const matches = (entry: string) => wanted.includes(entry.toLowerCase());
@@ -71,11 +75,13 @@ export function clientLimitHit(
   const end = floorHour(now) + HOUR_MS;
   if (c.fiveHourUsd !== undefined) {
     const spent = clientSpend(state, client, now - FIVE_HOURS_MS, end);
-    if (spent >= c.fiveHourUsd) return hit("five_hour_usd", `spent ${usd(spent)} in 5 hours, its limit is ${usd(c.fiveHourUsd)}`);
+    if (spent >= c.fiveHourUsd)
+      return hit("five_hour_usd", `spent ${usd(spent)} in 5 hours, its limit is ${usd(c.fiveHourUsd)}`);
   }
   if (c.weeklyUsd !== undefined) {
     const spent = clientSpend(state, client, end - WEEK_MS, end);
-    if (spent >= c.weeklyUsd) return hit("weekly_usd", `spent ${usd(spent)} in 7 days, its limit is ${usd(c.weeklyUsd)}`);
+    if (spent >= c.weeklyUsd)
+      return hit("weekly_usd", `spent ${usd(spent)} in 7 days, its limit is ${usd(c.weeklyUsd)}`);
   }
   return undefined;
 }

@@ -31,7 +31,14 @@ export interface Exclusion {
 
 export type RotationReason = "rebalance" | "cooldown" | "drain" | "not_eligible";
 
-export type SubscriptionStatusName = "available" | "approaching" | "limited" | "cooldown" | "paused" | "draining" | "signed_out";
+export type SubscriptionStatusName =
+  | "available"
+  | "approaching"
+  | "limited"
+  | "cooldown"
+  | "paused"
+  | "draining"
+  | "signed_out";
 
 export type EventBody =
   | {

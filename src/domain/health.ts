@@ -57,14 +57,25 @@ export function computeHealth(input: HealthInput): Health {
   const idle = input.activeSessions === 0 ? 1 : 0;
 
   const components: HealthComponent[] = [
-    component("weekly_use", weeklyMax, weekly.value,
-      `${formatPercent(weekly.value)} of the weekly ${describeBasis(weekly, "budget")}`),
-    component("five_hour_use", fiveHourMax, fiveHour.value,
-      `${formatPercent(fiveHour.value)} of the 5-hour ${describeBasis(fiveHour, "window budget")}`),
-    component("sessions", sessionsMax, sessionShare,
-      `${input.sessionCount} of ${cfg.maxSessions} sessions`),
-    component("burn_rate", burnMax, burnShare,
-      `$${burn.toFixed(2)}/h against a sustainable $${sustainable.toFixed(2)}/h`),
+    component(
+      "weekly_use",
+      weeklyMax,
+      weekly.value,
+      `${formatPercent(weekly.value)} of the weekly ${describeBasis(weekly, "budget")}`,
+    ),
+    component(
+      "five_hour_use",
+      fiveHourMax,
+      fiveHour.value,
+      `${formatPercent(fiveHour.value)} of the 5-hour ${describeBasis(fiveHour, "window budget")}`,
+    ),
+    component("sessions", sessionsMax, sessionShare, `${input.sessionCount} of ${cfg.maxSessions} sessions`),
+    component(
+      "burn_rate",
+      burnMax,
+      burnShare,
+      `$${burn.toFixed(2)}/h against a sustainable $${sustainable.toFixed(2)}/h`,
+    ),
     {
       name: "idle_bonus",
       maxPoints: idleMax,
@@ -106,7 +117,13 @@ const allotted = new WeakMap<HealthWeights, [number, number, number, number, num
 function maxPointsOf(weights: HealthWeights): [number, number, number, number, number] {
   let points = allotted.get(weights);
   if (points === undefined) {
-    points = allot([weights.weekly, weights.fiveHour, weights.sessions, weights.burnRate, weights.idle]) as [number, number, number, number, number];
+    points = allot([weights.weekly, weights.fiveHour, weights.sessions, weights.burnRate, weights.idle]) as [
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
     allotted.set(weights, points);
   }
   return points;
@@ -132,7 +149,6 @@ function allot(weights: number[]): number[] {
   }
   return cents.map((c) => c / 100);
 }
-
 
 function round2(n: number): number {
   return Math.round(n * 100) / 100;

@@ -97,7 +97,9 @@ export function bookUsage(state: PoolState, booking: Booking, now: number): void
 /** unbookUsage takes a use back out (transcript rows that proved to be the pool's own). */
 export function unbookUsage(state: PoolState, booking: Omit<Booking, "models">): void {
   const hour = floorHour(booking.at);
-  const entry = state.ledger.get(ledgerKey(hour, booking.client, booking.subscriptionId, booking.model || UNKNOWN_MODEL));
+  const entry = state.ledger.get(
+    ledgerKey(hour, booking.client, booking.subscriptionId, booking.model || UNKNOWN_MODEL),
+  );
   if (entry === undefined) return;
   entry.costUsd = Math.max(0, entry.costUsd - booking.costUsd);
   entry.tokens = clampTokens({
@@ -140,7 +142,8 @@ export function rebuildClientIndexes(state: PoolState): void {
   state.clientSpend.clear();
   for (const entry of state.ledger.values()) addClientSpend(state, entry.client, entry.hour, entry.costUsd);
   state.clientSessions.clear();
-  for (const s of state.sessions.values()) state.clientSessions.set(s.client, (state.clientSessions.get(s.client) ?? 0) + 1);
+  for (const s of state.sessions.values())
+    state.clientSessions.set(s.client, (state.clientSessions.get(s.client) ?? 0) + 1);
 }
 
 function entryFor(state: PoolState, hour: number, client: string, subscriptionId: string, model: string): LedgerEntry {

@@ -69,7 +69,9 @@ function reasonFor(v: SubscriptionView, previous: SubscriptionStatusName, settin
     case "signed_out":
       return v.state.login?.reason ?? "cannot sign in";
     case "draining":
-      return v.state.drain?.cause === "removed" ? "removed from the config; finishing its sessions" : "drained by an operator";
+      return v.state.drain?.cause === "removed"
+        ? "removed from the config; finishing its sessions"
+        : "drained by an operator";
     case "cooldown":
       return v.cooldown?.reason ?? "usage limit";
     case "limited":
@@ -86,4 +88,3 @@ function reasonFor(v: SubscriptionView, previous: SubscriptionStatusName, settin
       return "below every safeguard";
   }
 }
-

@@ -33,7 +33,12 @@ const OPUS_4: ModelPrice = { inputPerMTok: 15, outputPerMTok: 75, cacheWritePerM
 const SONNET: ModelPrice = { inputPerMTok: 3, outputPerMTok: 15, cacheWritePerMTok: 3.75, cacheReadPerMTok: 0.3 };
 const HAIKU_4_5: ModelPrice = { inputPerMTok: 1, outputPerMTok: 5, cacheWritePerMTok: 1.25, cacheReadPerMTok: 0.1 };
 const HAIKU_3_5: ModelPrice = { inputPerMTok: 0.8, outputPerMTok: 4, cacheWritePerMTok: 1, cacheReadPerMTok: 0.08 };
-const HAIKU_3: ModelPrice = { inputPerMTok: 0.25, outputPerMTok: 1.25, cacheWritePerMTok: 0.3125, cacheReadPerMTok: 0.025 };
+const HAIKU_3: ModelPrice = {
+  inputPerMTok: 0.25,
+  outputPerMTok: 1.25,
+  cacheWritePerMTok: 0.3125,
+  cacheReadPerMTok: 0.025,
+};
 
 // A version must not run on into a longer one: "opus-4" must not take "opus-4-1" or a
 // future "opus-4-6", yet must take "opus-4-20250514" (an 8-digit date is no version).

@@ -105,7 +105,10 @@ export function parseRateLimitHeaders(
   }
   if (byWindow.size === 0 && unifiedStatus) {
     const window = claimed ?? "unknown";
-    byWindow.set(window, withDefined({ window, source: "headers" as const, status: unifiedStatus, resetsAt: unifiedReset }));
+    byWindow.set(
+      window,
+      withDefined({ window, source: "headers" as const, status: unifiedStatus, resetsAt: unifiedReset }),
+    );
   }
   const readings = [...byWindow.values()];
   const result: RateLimitHeaderResult = { readings };
@@ -180,7 +183,10 @@ function windowReading(
  * floorFromThreshold: a window in allowed_warning past a threshold is used at
  * least that much, which is a reading when upstream gave no utilization.
  */
-export function floorFromThreshold(status: Status | undefined, surpassedThreshold: number | undefined): number | undefined {
+export function floorFromThreshold(
+  status: Status | undefined,
+  surpassedThreshold: number | undefined,
+): number | undefined {
   return status === "allowed_warning" ? surpassedThreshold : undefined;
 }
 

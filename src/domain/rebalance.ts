@@ -60,14 +60,24 @@ export function planRebalance(
     let best: SubscriptionView | undefined;
     for (const v of views) {
       if (v.cfg.id === except || !canTake(v, s)) continue;
-      if (best === undefined || loadUsd(v) < loadUsd(best) || (loadUsd(v) === loadUsd(best) && counts.get(v.cfg.id)! < counts.get(best.cfg.id)!)) {
+      if (
+        best === undefined ||
+        loadUsd(v) < loadUsd(best) ||
+        (loadUsd(v) === loadUsd(best) && counts.get(v.cfg.id)! < counts.get(best.cfg.id)!)
+      ) {
         best = v;
       }
     }
     return best;
   };
 
-  const move = (s: SessionState, from: SubscriptionView, to: SubscriptionView, reason: RotationReason, detail: string) => {
+  const move = (
+    s: SessionState,
+    from: SubscriptionView,
+    to: SubscriptionView,
+    reason: RotationReason,
+    detail: string,
+  ) => {
     moves.push({ sessionId: s.id, from: from.cfg.id, to: to.cfg.id, reason, detail });
     moved.add(s.id);
     counts.set(from.cfg.id, counts.get(from.cfg.id)! - 1);
@@ -80,8 +90,15 @@ export function planRebalance(
       if (moves.length >= max) return moves;
       const to = leastLoaded(s, v.cfg.id);
       if (to === undefined) continue; // another session (other model or priority) may still have a target
-      move(s, v, to, v.status === "cooldown" ? "cooldown" : "drain",
-        v.status === "cooldown" ? `${v.cfg.id} is cooling down: ${v.cooldown?.reason ?? ""}` : `${v.cfg.id} is ${v.status}`);
+      move(
+        s,
+        v,
+        to,
+        v.status === "cooldown" ? "cooldown" : "drain",
+        v.status === "cooldown"
+          ? `${v.cfg.id} is cooling down: ${v.cooldown?.reason ?? ""}`
+          : `${v.cfg.id} is ${v.status}`,
+      );
     }
   }
 
@@ -102,7 +119,13 @@ export function planRebalance(
       if (s === undefined || to === undefined) continue;
       const gap = loadUsd(source) - loadUsd(to);
       if (gap < settings.rebalancing.costGapThreshold) break;
-      move(s, source, to, "rebalance", `5-hour load $${loadUsd(source).toFixed(2)} vs $${loadUsd(to).toFixed(2)} (gap $${gap.toFixed(2)})`);
+      move(
+        s,
+        source,
+        to,
+        "rebalance",
+        `5-hour load $${loadUsd(source).toFixed(2)} vs $${loadUsd(to).toFixed(2)} (gap $${gap.toFixed(2)})`,
+      );
       done = false;
       break;
     }

@@ -75,7 +75,11 @@ function fromMatch(match: RegExpMatchArray, options: ResetTimeOptions): ResetTim
   return { resetsAt, estimated };
 }
 
-function wallTime(hour: number, minute: number, meridiem: string | undefined): { hour: number; minute: number } | undefined {
+function wallTime(
+  hour: number,
+  minute: number,
+  meridiem: string | undefined,
+): { hour: number; minute: number } | undefined {
   if (minute > 59) return undefined;
   if (meridiem === undefined) return hour <= 23 ? { hour, minute } : undefined;
   if (hour < 1 || hour > 12) return undefined;

@@ -145,7 +145,13 @@ export class SessionLists {
    * undefined: it left), as seen at `at`. Counts that no longer hold at
    * `at` are dropped: the next read counts afresh.
    */
-  private count(h: Holder, before: number | undefined, after: number | undefined, at: number, settings: PoolSettings): void {
+  private count(
+    h: Holder,
+    before: number | undefined,
+    after: number | undefined,
+    at: number,
+    settings: PoolSettings,
+  ): void {
     const c = h.counts;
     if (c === undefined) return;
     if (at < c.at || at >= c.until) {

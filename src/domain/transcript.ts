@@ -81,7 +81,7 @@ const ISO_TIMESTAMP = /^[+-]?\d{4,6}-\d{2}-\d{2}T/;
 export function parseTranscriptLine(line: string, options: TranscriptLineOptions): TranscriptRow | undefined {
   const row = parseRecord(line);
   if (row?.type === "cost-state") return costRowOf(row);
-  if (!row || row.type !== "assistant") return undefined;
+  if (row?.type !== "assistant") return undefined;
   const at = timestampOf(row.timestamp);
   if (at === undefined) return undefined;
   const message = isRecord(row.message) ? row.message : {};
@@ -138,7 +138,12 @@ export function dedupeTranscriptRows(rows: readonly TranscriptRow[]): Transcript
   return out;
 }
 
-function usageRowOf(row: Json, message: Json, at: number, sessionId: string | undefined): TranscriptUsageRow | undefined {
+function usageRowOf(
+  row: Json,
+  message: Json,
+  at: number,
+  sessionId: string | undefined,
+): TranscriptUsageRow | undefined {
   const usage = isRecord(message.usage) ? message.usage : {};
   const tokens: TokenCounts = {
     inputTokens: tokenCount(usage.input_tokens),

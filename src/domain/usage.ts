@@ -6,13 +6,7 @@
  */
 
 /** LimitWindow names an upstream limit window; "unknown" when a signal did not say. */
-export type LimitWindow =
-  | "five_hour"
-  | "seven_day"
-  | "seven_day_opus"
-  | "seven_day_sonnet"
-  | "overage"
-  | "unknown";
+export type LimitWindow = "five_hour" | "seven_day" | "seven_day_opus" | "seven_day_sonnet" | "overage" | "unknown";
 
 /** ModelScope narrows a limit to one model family (e.g. the weekly Opus cap). */
 export type ModelScope = "opus" | "sonnet";

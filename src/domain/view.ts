@@ -141,7 +141,8 @@ export function viewSubscription(
   const upstream: SubscriptionView["upstream"] = [];
   for (const window of Object.keys(sub.upstream) as LimitWindow[]) {
     const observation = freshUpstream(sub, window, now);
-    if (observation !== undefined) upstream.push({ window, observation, stale: now - observation.observedAt > staleAfterMs });
+    if (observation !== undefined)
+      upstream.push({ window, observation, stale: now - observation.observedAt > staleAfterMs });
   }
   const window = currentWindow(sub, now);
   const remainingUsd = Math.max(0, (1 - weekly.value) * cfg.weeklyBudgetUsd);
@@ -266,7 +267,8 @@ function statusOf(v: SubscriptionView, settings: PoolSettings): SubscriptionStat
   if (v.cooldown !== undefined) return "cooldown";
   const threshold = settings.weeklyBudgetThreshold;
   if (v.weekly.value >= threshold || v.fiveHourCapped || v.sessionCount >= v.cfg.maxSessions) return "limited";
-  if (v.weekly.value >= threshold * APPROACHING || v.fiveHour.value >= APPROACHING || upstreamWarns(v)) return "approaching";
+  if (v.weekly.value >= threshold * APPROACHING || v.fiveHour.value >= APPROACHING || upstreamWarns(v))
+    return "approaching";
   return "available";
 }
 
@@ -275,7 +277,8 @@ const APPROACHING = 0.8;
 /** upstreamWarns: a fresh reading says a window of the whole subscription passed upstream's warning threshold. */
 function upstreamWarns(v: SubscriptionView): boolean {
   return v.upstream.some(
-    (u) => !u.stale && u.observation.status === "allowed_warning" && (u.window === "five_hour" || u.window === "seven_day"),
+    (u) =>
+      !u.stale && u.observation.status === "allowed_warning" && (u.window === "five_hour" || u.window === "seven_day"),
   );
 }
 
@@ -295,21 +298,21 @@ export interface AllocationNeed {
 }
 
 /** exclusionOf returns why a subscription cannot take the session, or undefined if it can. */
-export function exclusionOf(
-  v: SubscriptionView,
-  need: AllocationNeed,
-  settings: PoolSettings,
-): Exclusion | undefined {
+export function exclusionOf(v: SubscriptionView, need: AllocationNeed, settings: PoolSettings): Exclusion | undefined {
   const id = v.cfg.id;
   if (v.state.paused) return { subscriptionId: id, reason: "paused", detail: "paused by an operator" };
   // Claude cannot run there at all: sessions held there must move too.
-  if (v.state.login !== undefined) return { subscriptionId: id, reason: v.state.login.status, detail: v.state.login.reason };
+  if (v.state.login !== undefined)
+    return { subscriptionId: id, reason: v.state.login.status, detail: v.state.login.reason };
   // A session already there finishes there; only new ones go elsewhere.
   if (v.state.drain !== undefined && !need.holdsSlot) {
     return {
       subscriptionId: id,
       reason: "draining",
-      detail: v.state.drain.cause === "removed" ? "removed from the config; finishing its sessions" : "drained by an operator",
+      detail:
+        v.state.drain.cause === "removed"
+          ? "removed from the config; finishing its sessions"
+          : "drained by an operator",
     };
   }
   if (v.cooldown !== undefined) {

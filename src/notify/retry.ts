@@ -29,7 +29,11 @@ export function sleep(ms: number, signal: AbortSignal): Promise<void> {
  * release() detaches it, so short-lived waits leave nothing behind on a
  * long-lived parent signal.
  */
-export function linkedAbort(parent: AbortSignal): { signal: AbortSignal; abort(reason?: unknown): void; release(): void } {
+export function linkedAbort(parent: AbortSignal): {
+  signal: AbortSignal;
+  abort(reason?: unknown): void;
+  release(): void;
+} {
   const controller = new AbortController();
   const onAbort = () => controller.abort(parent.reason);
   if (parent.aborted) controller.abort(parent.reason);

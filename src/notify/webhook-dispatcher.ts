@@ -248,7 +248,10 @@ export class WebhookDispatcher {
   }
 
   private reportGap(from: number, to: number): void {
-    this.fail("webhook events pruned before delivery", `events ${from}..${to} were pruned before they could be delivered`);
+    this.fail(
+      "webhook events pruned before delivery",
+      `events ${from}..${to} were pruned before they could be delivered`,
+    );
   }
 
   private recordError(error: string): void {

@@ -42,7 +42,9 @@ export function webhookTarget(config: WebhookConfig): WebhookTarget {
   const username = decodeURIComponent(parsed.username);
   const password = decodeURIComponent(parsed.password);
   const authorization =
-    username !== "" || password !== "" ? `Basic ${Buffer.from(`${username}:${password}`).toString("base64")}` : undefined;
+    username !== "" || password !== ""
+      ? `Basic ${Buffer.from(`${username}:${password}`).toString("base64")}`
+      : undefined;
   parsed.username = "";
   parsed.password = "";
   const url = parsed.toString();
@@ -131,7 +133,8 @@ export async function postWebhook(
     }
     return { kind: "refused", status: res.status, error };
   } catch (e) {
-    if (timedOut && !closing.aborted) return { kind: "retry", error: `${where}: no response within ${target.timeoutMs} ms` };
+    if (timedOut && !closing.aborted)
+      return { kind: "retry", error: `${where}: no response within ${target.timeoutMs} ms` };
     return { kind: "retry", error: target.redact(`${where}: ${describeError(e)}`) };
   } finally {
     clearTimeout(timer);

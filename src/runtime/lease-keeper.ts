@@ -134,7 +134,12 @@ export class LeaseKeeper {
     const startedAt = this.now();
     let lease: Lease;
     try {
-      lease = await this.options.store.acquireLease(this.options.holder, this.options.address, startedAt, this.options.ttlMs);
+      lease = await this.options.store.acquireLease(
+        this.options.holder,
+        this.options.address,
+        startedAt,
+        this.options.ttlMs,
+      );
       this.reached();
     } catch (error) {
       this.failed(error);
@@ -211,7 +216,8 @@ export class LeaseKeeper {
     const held = this.held;
     this.held = undefined;
     this.deadline = 0;
-    if (held !== undefined) await this.options.store.releaseLease(held.holder, held.epoch).catch((error: unknown) => this.failed(error));
+    if (held !== undefined)
+      await this.options.store.releaseLease(held.holder, held.epoch).catch((error: unknown) => this.failed(error));
   }
 
   /** stop ends the timer without touching the lease (it expires by itself). */

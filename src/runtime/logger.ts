@@ -90,7 +90,9 @@ function isDestination(value: JsonLoggerOptions | LogDestination): value is LogD
  * reported (by the caller, once there is a logger) rather than fatal: a typo
  * in a log setting should not keep the pool from starting.
  */
-function readLevel(env: Readonly<Record<string, string | undefined>>): { level?: LogLevel; invalid?: string } | undefined {
+function readLevel(
+  env: Readonly<Record<string, string | undefined>>,
+): { level?: LogLevel; invalid?: string } | undefined {
   const raw = env.AUTHPOOL_LOG_LEVEL?.trim();
   if (raw === undefined || raw === "") return undefined;
   const value = raw.toLowerCase();

@@ -1,5 +1,12 @@
 import { type Clock, type Command, Pool, type PoolSettings, type ResultOf } from "../domain/index.js";
-import { type FencedError, Journal, type JournalRecord, type JournalStore, type KvStore, type Lease } from "../store/index.js";
+import {
+  type FencedError,
+  Journal,
+  type JournalRecord,
+  type JournalStore,
+  type KvStore,
+  type Lease,
+} from "../store/index.js";
 import { LeaseKeeper } from "./lease-keeper.js";
 import type { Logger } from "./logger.js";
 import { PoolWriter, WriterUnavailableError } from "./pool-writer.js";
@@ -150,7 +157,8 @@ export class PoolHost {
     if (command.kind === "status" && this.replica !== undefined) {
       return this.replica.pool.run(command, this.options.clock.now()).result;
     }
-    if (this.retired !== undefined) throw new WriterUnavailableError("this instance is stepping down and reloading the pool; retry");
+    if (this.retired !== undefined)
+      throw new WriterUnavailableError("this instance is stepping down and reloading the pool; retry");
     throw new NotLeaderError(`this instance is a standby${this.leaderText()}; writes go to the leader`);
   }
 
@@ -166,7 +174,10 @@ export class PoolHost {
 
   private async load(epoch: number) {
     const ids = this.options.settings().subscriptions.map((s) => s.id);
-    const { journal, state, replayed } = await Journal.open(this.options.log, ids, { epoch, legacyKv: this.options.kv });
+    const { journal, state, replayed } = await Journal.open(this.options.log, ids, {
+      epoch,
+      legacyKv: this.options.kv,
+    });
     this.options.logger.info("pool loaded", {
       store: this.options.log.description,
       sessions: state.sessions.size,
@@ -218,7 +229,11 @@ export class PoolHost {
     }
     this.replica = undefined;
     await this.attach(this.writer, replica === undefined ? 0 : this.published);
-    this.options.logger.info("leading: this instance writes the pool", { epoch: lease.epoch, holder: lease.holder, address: lease.address });
+    this.options.logger.info("leading: this instance writes the pool", {
+      epoch: lease.epoch,
+      holder: lease.holder,
+      address: lease.address,
+    });
     await this.options.onRole?.("leader");
   }
 
@@ -278,7 +293,8 @@ export class PoolHost {
       return;
     }
     this.unsubscribe = source.subscribe((r) => this.publish(r));
-    if (this.published === 0) this.published = source instanceof Replica ? source.journal.headRecord : source.currentJournal.headRecord;
+    if (this.published === 0)
+      this.published = source instanceof Replica ? source.journal.headRecord : source.currentJournal.headRecord;
   }
 
   private publish(record: JournalRecord): void {

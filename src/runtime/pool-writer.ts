@@ -223,7 +223,9 @@ export class PoolWriter {
           this.markBroken();
           const failure =
             error instanceof FencedError
-              ? new WriterUnavailableError(`this instance no longer writes the pool store (${error.message}); retry: another instance holds the lease`)
+              ? new WriterUnavailableError(
+                  `this instance no longer writes the pool store (${error.message}); retry: another instance holds the lease`,
+                )
               : new WriterUnavailableError(`the pool store refused the write: ${(error as Error).message}`);
           for (const p of batch) p.reject(failure);
           if (error instanceof FencedError) this.options.onFenced?.(error);
@@ -235,7 +237,9 @@ export class PoolWriter {
         this.durable = events[events.length - 1]!.seq;
         this.listeners.publish(record);
       }
-      batch.forEach((p, i) => p.resolve(results[i]));
+      batch.forEach((p, i) => {
+        p.resolve(results[i]);
+      });
       this.maybeSnapshot(now);
       await this.pruneSome(now);
     }
@@ -276,7 +280,6 @@ export class PoolWriter {
     // Never the reason the process stays up.
     this.retryTimer.unref();
   }
-
 
   /**
    * pruneSome deletes a few expired journal records after a batch, until the

@@ -150,7 +150,6 @@ export class Replica {
     }
   }
 
-
   private schedule(): void {
     if (this.stopped || this.options.pollMs <= 0) return;
     this.timer = setTimeout(() => {

@@ -52,7 +52,8 @@ export class AllocationWaits {
       clock: options.clock,
       maxTotal: () => options.limits().maxWaiting,
       maxPerClient: () => options.limits().maxWaitingPerClient,
-      shareOf: (client, granted) => fairShareUse(writer.currentPool.state, writer.currentPool.settings, client, granted),
+      shareOf: (client, granted) =>
+        fairShareUse(writer.currentPool.state, writer.currentPool.settings, client, granted),
     });
     this.unsubscribe = writer.subscribe((record) => {
       if (this.queue.size > 0 && record.events.some((e) => FREEING.has(e.type))) void this.queue.wake();
@@ -86,7 +87,8 @@ export class AllocationWaits {
           return result.kind === "unavailable" ? undefined : result;
         },
         onAbandoned: (placed) => {
-          if (placed.kind === "granted" && !placed.resumed) void writer.submit({ kind: "release", sessionId: placed.sessionId }).catch(() => {});
+          if (placed.kind === "granted" && !placed.resumed)
+            void writer.submit({ kind: "release", sessionId: placed.sessionId }).catch(() => {});
         },
       });
     } catch (error) {
@@ -115,7 +117,12 @@ export class AllocationWaits {
 }
 
 function rejectionError(r: Rejection): ConnectError {
-  const code = r.code === "not_found" ? Code.NotFound : r.code === "failed_precondition" ? Code.FailedPrecondition : Code.ResourceExhausted;
+  const code =
+    r.code === "not_found"
+      ? Code.NotFound
+      : r.code === "failed_precondition"
+        ? Code.FailedPrecondition
+        : Code.ResourceExhausted;
   return new ConnectError(r.message, code);
 }
 
@@ -127,7 +134,10 @@ function waitError(error: unknown, client: string, waitMs: number, signal: Abort
       return new ConnectError(error.message, deadline ? Code.DeadlineExceeded : Code.Canceled);
     }
     case "expired":
-      return new ConnectError(`client ${client} waited ${waitMs / 1000} s and no slot opened (max_wait)`, Code.ResourceExhausted);
+      return new ConnectError(
+        `client ${client} waited ${waitMs / 1000} s and no slot opened (max_wait)`,
+        Code.ResourceExhausted,
+      );
     default:
       return new ConnectError(error.message, Code.ResourceExhausted);
   }

@@ -1,7 +1,12 @@
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { type AuthPoolService, type ClusterStatusSchema, EventType, type ReportUsageRequest } from "../../gen/authpool/v1/auth_pool_pb.js";
+import {
+  type AuthPoolService,
+  type ClusterStatusSchema,
+  EventType,
+  type ReportUsageRequest,
+} from "../../gen/authpool/v1/auth_pool_pb.js";
 import type {
   Clock,
   PoolSettings,
@@ -96,9 +101,7 @@ export interface ReloadSummary {
  * createAuthPoolService returns the RPC handlers: validate, submit a command
  * to the one writer, map the result. No decision is made here.
  */
-export function createAuthPoolService(
-  options: AuthPoolServiceOptions,
-): ServiceImpl<typeof AuthPoolService> {
+export function createAuthPoolService(options: AuthPoolServiceOptions): ServiceImpl<typeof AuthPoolService> {
   const { writer } = options;
   // Read at each call: a reload swaps the settings between two decisions.
   const settings = (): PoolSettings => writer.currentPool.settings;
@@ -110,7 +113,8 @@ export function createAuthPoolService(
       check(estimatedTokensSchema, req.estimatedTokens, "estimated_tokens");
       check(modelSchema, req.model, "model");
       const client = callerClient(check(clientSchema, req.client, "client"), ctx.values.get(CALLER));
-      const maxWaitMs = req.maxWait === undefined ? undefined : check(maxWaitMsSchema, durationMs(req.maxWait), "max_wait");
+      const maxWaitMs =
+        req.maxWait === undefined ? undefined : check(maxWaitMsSchema, durationMs(req.maxWait), "max_wait");
       const wait = (req.wait || (maxWaitMs ?? 0) > 0) && options.waits !== undefined;
       const command = {
         kind: "allocate" as const,
@@ -124,7 +128,8 @@ export function createAuthPoolService(
       const startedAt = options.clock.now();
       const first = orThrow(await writer.submit(command));
       // Unavailable only comes back to a call that waits: it joins the queue.
-      const result = first.kind === "unavailable" ? await options.waits!.wait(command, ctx.signal, maxWaitMs || undefined) : first;
+      const result =
+        first.kind === "unavailable" ? await options.waits!.wait(command, ctx.signal, maxWaitMs || undefined) : first;
       const waited = first.kind === "unavailable" ? options.clock.now() - startedAt : 0;
       const common = { sessionId, client, ...(waited > 0 ? { waited: durationFromMs(waited) } : {}) };
       if (result.kind === "fallback") {
@@ -235,7 +240,12 @@ export function createAuthPoolService(
         notifications: notificationsToProto(options.notificationStatus?.()),
         ...(options.cluster !== undefined ? { cluster: options.cluster() } : {}),
         modelPrices: modelPricesToProto(result.prices),
-        clients: clientsToProto(writer.currentPool.state, current, result.now, (c) => options.waits?.queue.waiting(c) ?? 0),
+        clients: clientsToProto(
+          writer.currentPool.state,
+          current,
+          result.now,
+          (c) => options.waits?.queue.waiting(c) ?? 0,
+        ),
         waiting: options.waits?.queue.size ?? 0,
       };
     },
@@ -362,10 +372,7 @@ export function createAuthPoolService(
   };
 }
 
-function toReport(
-  source: ReportUsageRequest["source"],
-  options: AuthPoolServiceOptions,
-): UsageReport {
+function toReport(source: ReportUsageRequest["source"], options: AuthPoolServiceOptions): UsageReport {
   switch (source.case) {
     case "usage":
       return usageFromProto(source.value, options.clock.now());

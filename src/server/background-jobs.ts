@@ -89,7 +89,9 @@ export class BackgroundJobs {
         ...(this.options.webhookBackoff !== undefined ? { backoff: this.options.webhookBackoff } : {}),
       });
     }
-    this.scheduler = new Scheduler(clock, this.jobs(), (job, error) => logger.error("job failed", { job, error: String(error) }));
+    this.scheduler = new Scheduler(clock, this.jobs(), (job, error) =>
+      logger.error("job failed", { job, error: String(error) }),
+    );
     if (this.options.schedulerPollMs > 0) this.scheduler.start(this.options.schedulerPollMs);
   }
 
@@ -193,7 +195,8 @@ export class BackgroundJobs {
         name: "rebalance",
         everyMs: config().rebalancing.intervalSeconds * 1000,
         run: async () => {
-          if (config().rebalancing.enabled) await pool.submit({ kind: "rebalance", dryRun: false, trigger: "periodic" });
+          if (config().rebalancing.enabled)
+            await pool.submit({ kind: "rebalance", dryRun: false, trigger: "periodic" });
         },
       },
     ];
@@ -292,7 +295,9 @@ export class BackgroundJobs {
 function credentialSettings(cfg: PoolConfig): CredentialSettings {
   const c = cfg.credentials;
   return {
-    subscriptions: cfg.subscriptions.filter((s) => s.manageCredentials).map((s) => ({ id: s.id, configDir: s.configDir })),
+    subscriptions: cfg.subscriptions
+      .filter((s) => s.manageCredentials)
+      .map((s) => ({ id: s.id, configDir: s.configDir })),
     tokenEndpoint: c.tokenEndpoint,
     clientId: c.clientId,
     refreshBeforeMs: c.refreshBeforeMinutes * MINUTE_MS,

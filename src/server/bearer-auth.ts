@@ -86,7 +86,11 @@ export function createBearerAuth(tokens: readonly BearerToken[]): BearerAuth {
     if (entries.length === 0) return { ok: true, caller: OPEN };
     const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header ?? "");
     if (match === null) {
-      return { ok: false, code: Code.Unauthenticated, message: "missing bearer token: send authorization: Bearer <token>" };
+      return {
+        ok: false,
+        code: Code.Unauthenticated,
+        message: "missing bearer token: send authorization: Bearer <token>",
+      };
     }
     const { roles, client } = identify(match[1]!);
     if (roles === 0) return { ok: false, code: Code.Unauthenticated, message: "invalid bearer token" };

@@ -1,5 +1,9 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { ClientLimitKind, type ClientLimitSchema, type ClientStatusSchema } from "../../gen/authpool/v1/auth_pool_pb.js";
+import {
+  ClientLimitKind,
+  type ClientLimitSchema,
+  type ClientStatusSchema,
+} from "../../gen/authpool/v1/auth_pool_pb.js";
 import type { ClientLimitHit, PoolSettings, PoolState } from "../domain/index.js";
 import {
   EXTERNAL_CLIENT,

@@ -8,9 +8,7 @@ import { statSync } from "node:fs";
  * login check (src/credentials/login-check.ts, a background job) keeps such
  * a subscription out of allocation, and lets it in once a login is there.
  */
-export function configDirWarnings(
-  subscriptions: readonly { id: string; configDir: string }[],
-): Map<string, string[]> {
+export function configDirWarnings(subscriptions: readonly { id: string; configDir: string }[]): Map<string, string[]> {
   const warnings = new Map<string, string[]>();
   for (const sub of subscriptions) {
     const list: string[] = [];

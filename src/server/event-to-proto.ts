@@ -1,11 +1,6 @@
 import { type MessageInitShape, create } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
-import {
-  type Event,
-  EventSchema,
-  EventType,
-  SessionEventKind,
-} from "../../gen/authpool/v1/auth_pool_pb.js";
+import { type Event, EventSchema, EventType, SessionEventKind } from "../../gen/authpool/v1/auth_pool_pb.js";
 import { type PoolEvent, subscriptionsOf } from "../domain/index.js";
 import { DEFAULT_CLIENT } from "../domain/index.js";
 import { clientLimitToProto } from "./client-to-proto.js";
@@ -17,7 +12,6 @@ import { exclusionsToProto, moveToProto, rotationReasonToProto, statusToProto, w
  * are not part of the public stream; their effects show up as the public
  * events they cause (a status change, a threshold crossed).
  */
-
 
 /** PublicEvent is a domain event as subscribers see it, with what filters need. */
 export interface PublicEvent {
@@ -38,7 +32,13 @@ export function toPublicEvent(e: PoolEvent): PublicEvent | undefined {
     case "session_rotated":
       return make(EventType.ROTATION, {
         case: "rotation",
-        value: { sessionId: e.sessionId, fromSubscriptionId: e.from, toSubscriptionId: e.to, reason: rotationReasonToProto[e.reason], detail: e.detail },
+        value: {
+          sessionId: e.sessionId,
+          fromSubscriptionId: e.from,
+          toSubscriptionId: e.to,
+          reason: rotationReasonToProto[e.reason],
+          detail: e.detail,
+        },
       });
     case "fallback_used":
       return make(EventType.FAILOVER, {
@@ -78,7 +78,12 @@ export function toPublicEvent(e: PoolEvent): PublicEvent | undefined {
     case "status_changed":
       return make(EventType.STATUS_CHANGED, {
         case: "statusChanged",
-        value: { subscriptionId: e.subscriptionId, from: statusToProto[e.from], to: statusToProto[e.to], reason: e.reason },
+        value: {
+          subscriptionId: e.subscriptionId,
+          from: statusToProto[e.from],
+          to: statusToProto[e.to],
+          reason: e.reason,
+        },
       });
     case "rebalance_completed":
       return make(EventType.REBALANCE_COMPLETED, {
@@ -92,7 +97,12 @@ export function toPublicEvent(e: PoolEvent): PublicEvent | undefined {
     case "session_allocated":
       return make(EventType.SESSION, {
         case: "session",
-        value: { sessionId: e.sessionId, subscriptionId: e.subscriptionId, kind: SessionEventKind.ALLOCATED, client: e.client ?? DEFAULT_CLIENT },
+        value: {
+          sessionId: e.sessionId,
+          subscriptionId: e.subscriptionId,
+          kind: SessionEventKind.ALLOCATED,
+          client: e.client ?? DEFAULT_CLIENT,
+        },
       });
     case "cooldown_cleared":
       return make(EventType.COOLDOWN_CLEARED, {

@@ -25,7 +25,10 @@ export interface ExposureWarning {
  * tokens lets anyone allocate, report, pause, drain and reload: that is the
  * loud one.
  */
-export function exposureWarnings(server: PoolConfig["server"], bound: { host: string; port: number }): ExposureWarning[] {
+export function exposureWarnings(
+  server: PoolConfig["server"],
+  bound: { host: string; port: number },
+): ExposureWarning[] {
   const out: ExposureWarning[] = [];
   const address = `${net.isIPv6(bound.host) ? `[${bound.host}]` : bound.host}:${bound.port}`;
   const beyondLoopback = !isLoopbackHost(bound.host);
@@ -81,7 +84,10 @@ export function exposureWarnings(server: PoolConfig["server"], bound: { host: st
  * reachable from elsewhere.
  */
 export function isLoopbackHost(host: string): boolean {
-  const h = host.trim().toLowerCase().replace(/^\[(.*)\]$/, "$1");
+  const h = host
+    .trim()
+    .toLowerCase()
+    .replace(/^\[(.*)\]$/, "$1");
   if (h === "localhost" || h.endsWith(".localhost")) return true;
   if (net.isIPv4(h)) return LOOPBACK.check(h, "ipv4");
   if (net.isIPv6(h)) return LOOPBACK.check(h, "ipv6");

@@ -42,7 +42,11 @@ export const FORWARDED_HEADER = "x-authpool-forwarded";
 
 const PASSED_HEADERS = ["authorization"];
 
-export function forwardWrites<S extends DescService>(service: S, impl: ServiceImpl<S>, options: ForwardWritesOptions): ServiceImpl<S> {
+export function forwardWrites<S extends DescService>(
+  service: S,
+  impl: ServiceImpl<S>,
+  options: ForwardWritesOptions,
+): ServiceImpl<S> {
   const now = options.now ?? Date.now;
   // Connect's binary protocol over HTTP/2: one connection per leader.
   const client = createLeaderClient(options.ca !== undefined ? { ca: options.ca } : {});
@@ -74,7 +78,10 @@ export function forwardWrites<S extends DescService>(service: S, impl: ServiceIm
 
   const forward = async (method: S["methods"][number], message: unknown, ctx: HandlerContext): Promise<unknown> => {
     if (ctx.requestHeader.get(FORWARDED_HEADER) !== null) {
-      throw new ConnectError("this instance no longer writes the pool (the lease moved while the call was forwarded); retry", Code.Unavailable);
+      throw new ConnectError(
+        "this instance no longer writes the pool (the lease moved while the call was forwarded); retry",
+        Code.Unavailable,
+      );
     }
     const header = new Headers();
     for (const name of PASSED_HEADERS) {

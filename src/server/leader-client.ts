@@ -55,7 +55,11 @@ export function createLeaderClient(options: LeaderClientOptions = {}): LeaderCli
     if (leader === undefined) {
       const url = new URL(address);
       leader = {
-        sessions: new Http2SessionManager(url.origin, undefined, options.ca !== undefined && url.protocol === "https:" ? { ca: options.ca } : undefined),
+        sessions: new Http2SessionManager(
+          url.origin,
+          undefined,
+          options.ca !== undefined && url.protocol === "https:" ? { ca: options.ca } : undefined,
+        ),
         prefix: url.pathname.replace(/\/+$/, ""),
       };
       leaders.set(address, leader);
@@ -72,14 +76,22 @@ export function createLeaderClient(options: LeaderClientOptions = {}): LeaderCli
     ): Promise<MessageShape<O>> {
       if (signal.aborted) throw ConnectError.from(signal.reason, Code.Canceled);
       const leader = leaderAt(address);
-      const headers: http2.OutgoingHttpHeaders = { "content-type": "application/proto", "connect-protocol-version": "1" };
+      const headers: http2.OutgoingHttpHeaders = {
+        "content-type": "application/proto",
+        "connect-protocol-version": "1",
+      };
       header.forEach((value, name) => {
         headers[name] = value;
       });
       const body = toBinary(method.input, message);
       let stream: http2.ClientHttp2Stream;
       try {
-        stream = await leader.sessions.request("POST", `${leader.prefix}/${method.parent.typeName}/${method.name}`, headers, {});
+        stream = await leader.sessions.request(
+          "POST",
+          `${leader.prefix}/${method.parent.typeName}/${method.name}`,
+          headers,
+          {},
+        );
       } catch (error) {
         // The session manager's failures are ConnectErrors already (a refused connection: Unavailable, caused by ECONNREFUSED).
         throw fromNodeError(error);
@@ -124,14 +136,20 @@ export function createLeaderClient(options: LeaderClientOptions = {}): LeaderCli
             try {
               return fromBinary(method.output, data);
             } catch (error) {
-              throw new ConnectError(`the leader's reply to ${method.name} does not decode: ${String(error)}`, Code.Internal);
+              throw new ConnectError(
+                `the leader's reply to ${method.name} does not decode: ${String(error)}`,
+                Code.Internal,
+              );
             }
           }),
         );
         // A stream reset before its end (the leader went away mid-call): the call's fate is unknown.
         stream.on("close", () =>
           settle(() => {
-            throw new ConnectError(`the leader closed the call without an answer (HTTP/2 code ${stream.rstCode})`, Code.Unavailable);
+            throw new ConnectError(
+              `the leader closed the call without an answer (HTTP/2 code ${stream.rstCode})`,
+              Code.Unavailable,
+            );
           }),
         );
         stream.end(body);
@@ -154,7 +172,16 @@ function errorFromReply(status: number, data: Buffer): ConnectError {
     // Not JSON: fall through to the status.
   }
   // https://connectrpc.com/docs/protocol#http-to-error-code
-  const byStatus: Record<number, Code> = { 400: Code.Internal, 401: Code.Unauthenticated, 403: Code.PermissionDenied, 404: Code.Unimplemented, 429: Code.Unavailable, 502: Code.Unavailable, 503: Code.Unavailable, 504: Code.Unavailable };
+  const byStatus: Record<number, Code> = {
+    400: Code.Internal,
+    401: Code.Unauthenticated,
+    403: Code.PermissionDenied,
+    404: Code.Unimplemented,
+    429: Code.Unavailable,
+    502: Code.Unavailable,
+    503: Code.Unavailable,
+    504: Code.Unavailable,
+  };
   return new ConnectError(`the leader answered HTTP ${status}`, byStatus[status] ?? Code.Unknown);
 }
 
@@ -172,5 +199,11 @@ function codeFromName(name: string): Code | undefined {
  */
 function fromNodeError(error: unknown): ConnectError {
   if (error instanceof ConnectError) return error;
-  return new ConnectError(error instanceof Error ? error.message : String(error), Code.Unavailable, undefined, undefined, error);
+  return new ConnectError(
+    error instanceof Error ? error.message : String(error),
+    Code.Unavailable,
+    undefined,
+    undefined,
+    error,
+  );
 }

@@ -132,12 +132,20 @@ export async function listen(handler: RequestHandler, options: ListenOptions): P
   const secure =
     options.tls === undefined
       ? undefined
-      : http2.createSecureServer({ cert: options.tls.cert, key: options.tls.key, allowHTTP1: true, handshakeTimeout: SNIFF_TIMEOUT_MS });
+      : http2.createSecureServer({
+          cert: options.tls.cert,
+          key: options.tls.key,
+          allowHTTP1: true,
+          handshakeTimeout: SNIFF_TIMEOUT_MS,
+        });
   secure?.on("session", onSession);
-  secure?.on("request", (req: http2.Http2ServerRequest | http.IncomingMessage, res: http2.Http2ServerResponse | http.ServerResponse) => {
-    if (req instanceof http2.Http2ServerRequest) serveH2(req, res as http2.Http2ServerResponse);
-    else serveH1(req, res as http.ServerResponse);
-  });
+  secure?.on(
+    "request",
+    (req: http2.Http2ServerRequest | http.IncomingMessage, res: http2.Http2ServerResponse | http.ServerResponse) => {
+      if (req instanceof http2.Http2ServerRequest) serveH2(req, res as http2.Http2ServerResponse);
+      else serveH1(req, res as http.ServerResponse);
+    },
+  );
   // A failed handshake (a cleartext client, an untrusted certificate)
   // concerns only that connection; the socket is destroyed by tls itself.
   secure?.on("tlsClientError", () => {});

@@ -174,7 +174,7 @@ export function createPoolMetrics(options: PoolMetricsOptions): PoolMetrics {
     name: `${PREFIX}client_limit_refusals_total`,
     help:
       "New sessions a client limit sent to the paid API, by client and limit (weekly_usd, five_hour_usd, max_sessions, share, model); " +
-      "one refused with RESOURCE_EXHAUSTED (fallback off) writes no event and is in allocations_total{outcome=\"exhausted\"}.",
+      'one refused with RESOURCE_EXHAUSTED (fallback off) writes no event and is in allocations_total{outcome="exhausted"}.',
     labelNames: ["client", "limit"] as const,
     registers,
     collect() {
@@ -199,7 +199,8 @@ export function createPoolMetrics(options: PoolMetricsOptions): PoolMetrics {
         fallbacks++;
         allocations.inc({ outcome: "fallback" });
         clientAllocations.inc({ client: clientLabel(e.client ?? DEFAULT_CLIENT), outcome: "fallback" });
-        if (e.clientLimit !== undefined) clientRefusals.inc({ client: clientLabel(e.clientLimit.client), limit: e.clientLimit.kind });
+        if (e.clientLimit !== undefined)
+          clientRefusals.inc({ client: clientLabel(e.clientLimit.client), limit: e.clientLimit.kind });
         break;
       case "session_rotated":
         rotations.inc({ reason: e.reason });
@@ -248,7 +249,11 @@ export function createPoolMetrics(options: PoolMetricsOptions): PoolMetrics {
       },
     });
   };
-  const perWindow = (name: string, help: string, value: (u: SubscriptionView["upstream"][number], s: StatusResult) => number) => {
+  const perWindow = (
+    name: string,
+    help: string,
+    value: (u: SubscriptionView["upstream"][number], s: StatusResult) => number,
+  ) => {
     const gauge: Gauge<"subscription" | "window"> = new Gauge({
       name: `${PREFIX}subscription_${name}`,
       help,
@@ -267,7 +272,11 @@ export function createPoolMetrics(options: PoolMetricsOptions): PoolMetrics {
   perSubscription("health_score", "Health score 0-100 (higher is healthier).", (v) => v.health.score);
   perSubscription("weekly_used_usd", "Cost in the rolling 7 days (USD, API-price estimate).", (v) => v.weeklyUsedUsd);
   perSubscription("weekly_budget_usd", "Configured weekly budget (USD).", (v) => v.cfg.weeklyBudgetUsd);
-  perSubscription("weekly_used_ratio", "Share of the weekly limit used (upstream when known), 0-1.", (v) => v.weekly.value);
+  perSubscription(
+    "weekly_used_ratio",
+    "Share of the weekly limit used (upstream when known), 0-1.",
+    (v) => v.weekly.value,
+  );
   perSubscription("five_hour_used_ratio", "Share of the current 5-hour window used, 0-1.", (v) => v.fiveHour.value);
   perSubscription(
     "external_weekly_usd",
@@ -279,20 +288,18 @@ export function createPoolMetrics(options: PoolMetricsOptions): PoolMetrics {
     "Latest upstream utilization per window whose reset has not passed, 0-1.",
     (u) => u.observation.utilization,
   );
-  perWindow(
-    "upstream_age_seconds",
-    "Age of the latest upstream observation per window.",
-    (u, s) => Math.max(0, (s.now - u.observation.observedAt) / 1000),
+  perWindow("upstream_age_seconds", "Age of the latest upstream observation per window.", (u, s) =>
+    Math.max(0, (s.now - u.observation.observedAt) / 1000),
   );
   perSubscription("burn_rate_usd_per_hour", "Cost of the trailing hour (USD).", (v) => v.burnRateUsdPerHour);
   perSubscription("sessions", "Sessions held.", (v) => v.sessionCount);
   perSubscription("active_sessions", "Sessions active within sessions.activeMinutes.", (v) => v.activeSessions);
   perSubscription("max_sessions", "Configured session limit.", (v) => v.cfg.maxSessions);
-  perSubscription("cooldown", "1 while a whole-subscription cooldown is in force.", (v) => (v.cooldown === undefined ? 0 : 1));
-  perSubscription(
-    "cooldown_until_seconds",
-    "End of the cooldown in force (Unix seconds), 0 when none.",
-    (v) => (v.cooldown === undefined ? 0 : Math.floor(v.cooldown.until / 1000)),
+  perSubscription("cooldown", "1 while a whole-subscription cooldown is in force.", (v) =>
+    v.cooldown === undefined ? 0 : 1,
+  );
+  perSubscription("cooldown_until_seconds", "End of the cooldown in force (Unix seconds), 0 when none.", (v) =>
+    v.cooldown === undefined ? 0 : Math.floor(v.cooldown.until / 1000),
   );
   const statusGauge: Gauge<"subscription" | "status"> = new Gauge({
     name: `${PREFIX}subscription_status`,
@@ -407,7 +414,11 @@ export function metricsInterceptor(metrics: RpcInstruments): Interceptor {
     const done = (error: unknown) => {
       const code = error === undefined ? undefined : error instanceof ConnectError ? error.code : Code.Internal;
       metrics.rpcDuration.observe({ method, code: codeLabel(code) }, (performance.now() - started) / 1000);
-      if (code === Code.ResourceExhausted && method === "Allocate" && req.service.typeName === AuthPoolService.typeName) {
+      if (
+        code === Code.ResourceExhausted &&
+        method === "Allocate" &&
+        req.service.typeName === AuthPoolService.typeName
+      ) {
         metrics.allocations.inc({ outcome: "exhausted" });
       }
     };
@@ -467,7 +478,8 @@ function metricsFallback(registry: Registry, auth: BearerAuth): (req: Request, r
     }
     const decision = auth.check(req.headers.authorization, METRICS_ROLE, "GET /metrics");
     if (!decision.ok) {
-      if (decision.code === Code.PermissionDenied) reply(res, 403, { "content-type": "text/plain" }, `${decision.message}\n`);
+      if (decision.code === Code.PermissionDenied)
+        reply(res, 403, { "content-type": "text/plain" }, `${decision.message}\n`);
       else reply(res, 401, { "content-type": "text/plain", "www-authenticate": "Bearer" }, "unauthenticated\n");
       return;
     }

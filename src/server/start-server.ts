@@ -86,7 +86,6 @@ export interface AuthPoolServer {
 /** Methods a standby answers itself; every other AuthPoolService call is forwarded to the leader. */
 const READ_METHODS = new Set(["GetPoolStatus", "StreamEvents", "GetUsage"]);
 
-
 /** CONFIG_DIR_RECHECK_MS: how stale a status's "config dir does not exist" may be. */
 const CONFIG_DIR_RECHECK_MS = 30_000;
 /**
@@ -106,7 +105,10 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
     const tls = config.server.tls === undefined ? undefined : readTlsCredentials(config.server.tls);
     if (tls !== undefined && !tls.ok) {
       const [first, ...rest] = tls.issues;
-      throw new ConfigError(config.source, [first ?? { path: "server.tls", expected: "expected readable TLS files" }, ...rest]);
+      throw new ConfigError(config.source, [
+        first ?? { path: "server.tls", expected: "expected readable TLS files" },
+        ...rest,
+      ]);
     }
     const forwardCa = readForwardCa(config);
 
@@ -116,7 +118,12 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
     // Listen first (gated until the pool is loaded): the lease carries the
     // address other instances forward to, and with port 0 only the
     // listener knows it.
-    let serve: ((req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void) | undefined;
+    let serve:
+      | ((
+          req: http.IncomingMessage | http2.Http2ServerRequest,
+          res: http.ServerResponse | http2.Http2ServerResponse,
+        ) => void)
+      | undefined;
     let opened!: () => void;
     const ready = new Promise<void>((resolve) => (opened = resolve));
     const listener: Listener = await listen(
@@ -172,21 +179,38 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
       // announced) until it works again; only changes are recorded.
       onCredentialStatus: (subscriptionId, status) => {
         host
-          .submit({ kind: "credentials", subscriptionId, status: status.kind === "refreshed" ? "ok" : status.kind, reason: status.reason ?? "" })
-          .catch((error: unknown) => logger.warn("credentials status not recorded", { subscription: subscriptionId, error: String(error) }));
+          .submit({
+            kind: "credentials",
+            subscriptionId,
+            status: status.kind === "refreshed" ? "ok" : status.kind,
+            reason: status.reason ?? "",
+          })
+          .catch((error: unknown) =>
+            logger.warn("credentials status not recorded", { subscription: subscriptionId, error: String(error) }),
+          );
         if (status.kind !== "ok" && status.kind !== "refreshed") {
-          logger.warn("managed credentials", { subscription: subscriptionId, status: status.kind, ...(status.reason !== undefined ? { reason: status.reason } : {}) });
+          logger.warn("managed credentials", {
+            subscription: subscriptionId,
+            status: status.kind,
+            ...(status.reason !== undefined ? { reason: status.reason } : {}),
+          });
         }
       },
     });
     if (host.role === "leader") await jobs.start();
-    else logger.warn(standbyMessage(host), { role: "standby", leader: host.lease?.holder ?? "none", address: host.lease?.address ?? "" });
+    else
+      logger.warn(standbyMessage(host), {
+        role: "standby",
+        leader: host.lease?.holder ?? "none",
+        address: host.lease?.address ?? "",
+      });
     const backgroundJobs = jobs;
     teardown.add("background jobs", () => backgroundJobs.stop());
 
     const checkConfigDirs = (cfg: PoolConfig) => {
       const found = configDirWarnings(cfg.subscriptions);
-      for (const [id, list] of found) for (const w of list) logger.warn("subscription", { subscription: id, warning: w });
+      for (const [id, list] of found)
+        for (const w of list) logger.warn("subscription", { subscription: id, warning: w });
       return found;
     };
     let warnings = checkConfigDirs(config);
@@ -217,7 +241,9 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
     });
     if (options.watchConfig === true && options.loadConfig !== undefined) {
       const watcher = watchConfigFile(config.source, () => {
-        reload().catch((error: unknown) => logger.error("config reload refused", { reason: error instanceof Error ? error.message : String(error) }));
+        reload().catch((error: unknown) =>
+          logger.error("config reload refused", { reason: error instanceof Error ? error.message : String(error) }),
+        );
       });
       teardown.add("config watch", () => watcher.close());
     }
@@ -235,7 +261,10 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
       auth,
       waiting: () => waits.queue.size,
       ...(config.notifications.webhook !== undefined
-        ? { webhookPending: () => backgroundJobs.notificationStatus()?.pending, webhookFailures: () => backgroundJobs.webhookFailures }
+        ? {
+            webhookPending: () => backgroundJobs.notificationStatus()?.pending,
+            webhookFailures: () => backgroundJobs.webhookFailures,
+          }
         : {}),
     });
     teardown.add("metrics", () => metrics.close());
@@ -251,33 +280,36 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
       interceptors: [metrics.interceptor, auth.interceptor([AuthPoolService.typeName]), edgeErrors],
       routes(router) {
         const service = createAuthPoolService({
-            writer: host,
-            feed,
-            shutdown: shutdown.signal,
-            streamBufferEvents: options.streamBufferEvents ?? 10_000,
-            notificationStatus: () => backgroundJobs.notificationStatus(),
-            streamGauge: metrics.streams,
-            clock,
-            limits: () => ({ maxClaudeOutputBytes: config.limits.maxClaudeOutputBytes, timeZone: config.cooldown.timeZone }),
-            ...(options.loadConfig !== undefined ? { reload } : {}),
-            extras: (id) => {
-              const list = currentWarnings().get(id) ?? [];
-              const polling = backgroundJobs.pollingStatus(id);
-              const transcripts = backgroundJobs.transcriptStatus(id);
-              const login = backgroundJobs.credentialStatus(id);
-              const shown = [...list];
-              if (polling?.lastError !== undefined) shown.push(`usage endpoint: ${polling.lastError}`);
-              if (login?.lastError !== undefined) shown.push(`managed credentials: ${login.lastError}`);
-              return {
-                warnings: shown,
-                ...(polling !== undefined ? { polling } : {}),
-                ...(transcripts !== undefined ? { transcripts } : {}),
-              };
-            },
-            newSessionId: randomUUID,
-            waits,
-            cluster: () => clusterStatus(host, instanceId, store.log.description),
-          });
+          writer: host,
+          feed,
+          shutdown: shutdown.signal,
+          streamBufferEvents: options.streamBufferEvents ?? 10_000,
+          notificationStatus: () => backgroundJobs.notificationStatus(),
+          streamGauge: metrics.streams,
+          clock,
+          limits: () => ({
+            maxClaudeOutputBytes: config.limits.maxClaudeOutputBytes,
+            timeZone: config.cooldown.timeZone,
+          }),
+          ...(options.loadConfig !== undefined ? { reload } : {}),
+          extras: (id) => {
+            const list = currentWarnings().get(id) ?? [];
+            const polling = backgroundJobs.pollingStatus(id);
+            const transcripts = backgroundJobs.transcriptStatus(id);
+            const login = backgroundJobs.credentialStatus(id);
+            const shown = [...list];
+            if (polling?.lastError !== undefined) shown.push(`usage endpoint: ${polling.lastError}`);
+            if (login?.lastError !== undefined) shown.push(`managed credentials: ${login.lastError}`);
+            return {
+              warnings: shown,
+              ...(polling !== undefined ? { polling } : {}),
+              ...(transcripts !== undefined ? { transcripts } : {}),
+            };
+          },
+          newSessionId: randomUUID,
+          waits,
+          cluster: () => clusterStatus(host, instanceId, store.log.description),
+        });
         // A standby forwards what writes to the leader (after the token was checked).
         router.service(
           AuthPoolService,
@@ -327,7 +359,9 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
  * restart to its predecessor.
  */
 function defaultInstanceId(config: PoolConfig, listener: Listener): string {
-  return config.server.port === 0 ? `${os.hostname()}:${randomUUID().slice(0, 8)}` : `${os.hostname()}:${listener.port}`;
+  return config.server.port === 0
+    ? `${os.hostname()}:${randomUUID().slice(0, 8)}`
+    : `${os.hostname()}:${listener.port}`;
 }
 
 /** PROBE_KEY is the store key the writer sets to prove the store takes writes. */
@@ -356,7 +390,9 @@ function readForwardCa(config: PoolConfig): Buffer | undefined {
   try {
     return readFileSync(file);
   } catch (error) {
-    throw new ConfigError(config.source, [{ path: "cluster.caFile", expected: `a readable PEM file (${(error as Error).message})` }]);
+    throw new ConfigError(config.source, [
+      { path: "cluster.caFile", expected: `a readable PEM file (${(error as Error).message})` },
+    ]);
   }
 }
 

@@ -37,7 +37,6 @@ export { percent, windowToProto };
  * knows both vocabularies.
  */
 
-
 export const statusToProto: Record<SubscriptionStatusName, SubscriptionState> = {
   available: SubscriptionState.AVAILABLE,
   approaching: SubscriptionState.APPROACHING,
@@ -124,7 +123,6 @@ export function exclusionsToProto(exclusions: readonly Exclusion[]) {
   }));
 }
 
-
 function round(n: number, digits: number): number {
   const f = 10 ** digits;
   return Math.round(n * f) / f;
@@ -181,12 +179,17 @@ export function subscriptionToProto(
     throttle:
       v.throttle === undefined
         ? undefined
-        : { since: timestampFromMs(v.throttle.since), until: timestampFromMs(v.throttle.until), reason: v.throttle.reason },
+        : {
+            since: timestampFromMs(v.throttle.since),
+            until: timestampFromMs(v.throttle.until),
+            reason: v.throttle.reason,
+          },
     warnings: [
       ...(v.state.login !== undefined ? [`signed out (${v.state.login.status}): ${v.state.login.reason}`] : []),
       ...extras.warnings,
       ...v.scopedCooldowns.map(
-        (c) => `${c.modelScope ?? ""} limit until ${new Date(c.until).toISOString()}${c.estimated ? " (estimated)" : ""}`,
+        (c) =>
+          `${c.modelScope ?? ""} limit until ${new Date(c.until).toISOString()}${c.estimated ? " (estimated)" : ""}`,
       ),
     ],
     lastUsedAt: v.state.lastUsedAt === undefined ? undefined : timestampFromMs(v.state.lastUsedAt),
@@ -209,8 +212,7 @@ export function sessionToProto(
   return {
     sessionId: s.id,
     subscriptionId: s.subscriptionId,
-    state:
-      activity === "active" ? SessionState.ACTIVE : activity === "idle" ? SessionState.IDLE : SessionState.STALE,
+    state: activity === "active" ? SessionState.ACTIVE : activity === "idle" ? SessionState.IDLE : SessionState.STALE,
     allocatedAt: timestampFromMs(s.allocatedAt),
     lastActivityAt: timestampFromMs(s.lastActivityAt),
     costUsd: s.costUsd,
@@ -228,7 +230,13 @@ export function sessionToProto(
 }
 
 /** moveToProto renders one rebalance move (report and event alike). */
-export function moveToProto(m: { sessionId: string; from: string; to: string; reason: DomainRotationReason; detail: string }) {
+export function moveToProto(m: {
+  sessionId: string;
+  from: string;
+  to: string;
+  reason: DomainRotationReason;
+  detail: string;
+}) {
   return {
     sessionId: m.sessionId,
     fromSubscriptionId: m.from,

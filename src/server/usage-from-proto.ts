@@ -11,7 +11,15 @@ import type {
 import { modelFamily, zeroTokens } from "../domain/index.js";
 import { parseRateLimitHeaders } from "../domain/rate-limit-headers.js";
 import { epochSecondsToMs } from "../domain/reset-time.js";
-import { check, durationMs as readDurationMs, invalidArgument, plausibleReset, quote, reportProblem, usageSchema } from "./validate.js";
+import {
+  check,
+  durationMs as readDurationMs,
+  invalidArgument,
+  plausibleReset,
+  quote,
+  reportProblem,
+  usageSchema,
+} from "./validate.js";
 
 const windowFromProto: Record<LimitWindow, DomainWindow> = {
   [LimitWindow.UNSPECIFIED]: "unknown",
@@ -64,7 +72,14 @@ export function usageFromProto(u: Usage, now: number): UsageReport {
     const fromHeaders = parseRateLimitHeaders(u.response.status, u.response.headers, { now });
     // A safety net behind checkHeaders: whatever the headers were read into obeys the report rules.
     const problem = reportProblem(
-      { costUsd: 0, tokens: zeroTokens(), models: {}, durationMs: 0, readings: fromHeaders.readings, ...(fromHeaders.limit ? { limit: fromHeaders.limit } : {}) },
+      {
+        costUsd: 0,
+        tokens: zeroTokens(),
+        models: {},
+        durationMs: 0,
+        readings: fromHeaders.readings,
+        ...(fromHeaders.limit ? { limit: fromHeaders.limit } : {}),
+      },
       now,
     );
     if (problem !== undefined) throw invalidArgument("usage.response.headers", problem);
@@ -124,7 +139,6 @@ function counted(c: Counted): ModelUsage {
     cacheReadInputTokens: Number(c.cacheReadInputTokens),
   };
 }
-
 
 const RESET_HEADER = /^anthropic-ratelimit-unified-(?:.+-)?reset$/;
 const UTILIZATION_HEADER = /^anthropic-ratelimit-unified-.+-utilization$/;

@@ -51,7 +51,9 @@ export const modelSchema = z
 /** clientSchema: a client's name, as tokens and the config spell it; empty: the caller's token says. */
 export const clientSchema = z.union([
   z.literal(""),
-  z.string().regex(CLIENT_NAME_PATTERN, "must be 1-64 letters, digits, '.', '_' or '-' starting with a letter or digit"),
+  z
+    .string()
+    .regex(CLIENT_NAME_PATTERN, "must be 1-64 letters, digits, '.', '_' or '-' starting with a letter or digit"),
 ]);
 
 /** maxWaitSchema: how long an Allocate may wait, in ms (0: the server's bound). */
@@ -69,7 +71,9 @@ export function usageGroupFromProto(group: UsageGroupBy): UsageGroup {
 }
 
 /** modelScopeSchema: a model family a cooldown can be scoped to, or "" for all. */
-export const modelScopeSchema = z.enum(["", "opus", "sonnet"], { error: 'must be "opus", "sonnet" or empty (every cooldown)' });
+export const modelScopeSchema = z.enum(["", "opus", "sonnet"], {
+  error: 'must be "opus", "sonnet" or empty (every cooldown)',
+});
 
 const MAX_REASON = 300;
 
@@ -79,10 +83,7 @@ export const operatorReasonSchema = z
   .max(MAX_REASON, `must be at most ${MAX_REASON} characters`)
   .refine(noControl, "must not contain control characters");
 
-const tokens = z
-  .bigint()
-  .nonnegative("must be >= 0")
-  .max(BigInt(MAX_TOKENS), "is implausibly large (> 1e12)");
+const tokens = z.bigint().nonnegative("must be >= 0").max(BigInt(MAX_TOKENS), "is implausibly large (> 1e12)");
 
 /** estimatedTokensSchema: the caller's estimate is kept as a number; past 1e12 it is garbage (and loses precision). */
 export const estimatedTokensSchema = tokens;
@@ -106,7 +107,10 @@ const counted = {
 const durationSchema = z
   .object({ seconds: z.bigint(), nanos: z.number() })
   .refine((d) => d.nanos > -1e9 && d.nanos < 1e9, "nanos must be between -999999999 and 999999999")
-  .refine((d) => !(d.seconds > 0n && d.nanos < 0) && !(d.seconds < 0n && d.nanos > 0), "seconds and nanos must have the same sign")
+  .refine(
+    (d) => !(d.seconds > 0n && d.nanos < 0) && !(d.seconds < 0n && d.nanos > 0),
+    "seconds and nanos must have the same sign",
+  )
   .refine((d) => durationMs(d) >= 0, "must be >= 0")
   .refine((d) => durationMs(d) <= MAX_DURATION_MS, "is implausibly long (> 7 days)");
 

@@ -39,7 +39,14 @@ export class Journal {
   /** Set when the state came from a pre-lease store: it must be snapshotted before anything is appended. */
   private legacy: boolean;
 
-  private constructor(log: JournalStore, epoch: number, head: number, first: number, snapshotRecord: number, legacy: boolean) {
+  private constructor(
+    log: JournalStore,
+    epoch: number,
+    head: number,
+    first: number,
+    snapshotRecord: number,
+    legacy: boolean,
+  ) {
     this.log = log;
     this.writeEpoch = epoch;
     this.head = head;
@@ -55,7 +62,11 @@ export class Journal {
    * when the journal surface is empty: a store written before leases kept
    * its snapshot and records as plain values there.
    */
-  static async open(log: JournalStore, subscriptionIds: readonly string[], options: { epoch?: number; legacyKv?: KvStore } = {}): Promise<OpenedJournal> {
+  static async open(
+    log: JournalStore,
+    subscriptionIds: readonly string[],
+    options: { epoch?: number; legacyKv?: KvStore } = {},
+  ): Promise<OpenedJournal> {
     const snap = await log.readSnapshot();
     let state: PoolState;
     let record = 0;
@@ -64,7 +75,10 @@ export class Journal {
       state = decodeState(snap.data, subscriptionIds);
       record = snap.record;
     } else {
-      const old = options.legacyKv !== undefined && (await log.bounds()).last === 0 ? await readLegacy(options.legacyKv, subscriptionIds) : undefined;
+      const old =
+        options.legacyKv !== undefined && (await log.bounds()).last === 0
+          ? await readLegacy(options.legacyKv, subscriptionIds)
+          : undefined;
       if (old !== undefined) {
         ({ state, record } = old);
         legacy = true;
@@ -200,7 +214,11 @@ export class Journal {
  * nothing; the guard only protects against a snapshot taken mid-record by
  * an older writer.
  */
-export function applyRecord(state: PoolState, record: JournalRecord, apply: (state: PoolState, event: PoolEvent) => void): void {
+export function applyRecord(
+  state: PoolState,
+  record: JournalRecord,
+  apply: (state: PoolState, event: PoolEvent) => void,
+): void {
   for (const event of record.events) if (event.seq > state.eventSeq) apply(state, event);
 }
 
@@ -213,7 +231,10 @@ function parseRecord(text: string): JournalRecord {
  * before the journal had its own surface (same keys as kvJournalStore, with
  * the snapshot's state as JSON text).
  */
-async function readLegacy(kv: KvStore, subscriptionIds: readonly string[]): Promise<{ state: PoolState; record: number } | undefined> {
+async function readLegacy(
+  kv: KvStore,
+  subscriptionIds: readonly string[],
+): Promise<{ state: PoolState; record: number } | undefined> {
   const snapText = await kv.get("snapshot");
   let state: PoolState | undefined;
   let record = 0;

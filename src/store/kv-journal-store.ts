@@ -13,7 +13,10 @@ export function kvJournalStore(kv: KvStore): JournalStore {
   const serial = <T>(op: () => Promise<T>): Promise<T> => {
     const prev = queues.get(kv) ?? Promise.resolve();
     const run = prev.then(op, op);
-    queues.set(kv, run.catch(() => undefined));
+    queues.set(
+      kv,
+      run.catch(() => undefined),
+    );
     return run;
   };
   const readLease = async (): Promise<Lease | undefined> => {
@@ -58,7 +61,8 @@ export function kvJournalStore(kv: KvStore): JournalStore {
     append: (epoch, n, _at, data) =>
       serial(async () => {
         await fence(epoch, `append record ${n}`);
-        if ((await kv.get(recordKey(n))) !== undefined) throw new FencedError(`append record ${n}: it exists already`, "exists");
+        if ((await kv.get(recordKey(n))) !== undefined)
+          throw new FencedError(`append record ${n}: it exists already`, "exists");
         await kv.set(recordKey(n), data);
       }),
     async readRecords(after, limit) {
@@ -94,7 +98,10 @@ export function kvJournalStore(kv: KvStore): JournalStore {
         await fence(epoch, `snapshot of record ${record}`);
         const current = await kv.get(SNAPSHOT_KEY);
         if (current !== undefined && (JSON.parse(current) as EncodedSnapshot).record > record) return;
-        const encoded: EncodedSnapshot = { record, data: Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString("base64") };
+        const encoded: EncodedSnapshot = {
+          record,
+          data: Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString("base64"),
+        };
         await kv.set(SNAPSHOT_KEY, JSON.stringify(encoded));
       }),
     async readSnapshot(): Promise<StoredSnapshot | undefined> {

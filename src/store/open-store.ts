@@ -40,7 +40,11 @@ export async function openStore(uri: string): Promise<PoolStore> {
   }
   if (scheme === "memory") {
     const keyv = new Keyv({ namespace: NAMESPACE, throwOnErrors: true });
-    const kv = wrap(() => keyv, "memory", async () => {});
+    const kv = wrap(
+      () => keyv,
+      "memory",
+      async () => {},
+    );
     return poolStore(kv, kvJournalStore(kv));
   }
   if (scheme === "sqlite") return openSqlite(uri);
@@ -102,7 +106,12 @@ async function openSqliteKv(uri: string, file: string, synchronous: string): Pro
     return { adapter, keyv: new Keyv({ store: adapter, namespace: NAMESPACE, throwOnErrors: true }) };
   };
   let current = await connect();
-  if (file === ":memory:") return wrap(() => current.keyv, `sqlite ${file}`, () => current.adapter.disconnect());
+  if (file === ":memory:")
+    return wrap(
+      () => current.keyv,
+      `sqlite ${file}`,
+      () => current.adapter.disconnect(),
+    );
   // A connection keeps the mode it was opened with: one opened on a
   // read-only file (or before a disk was remounted) refuses writes for good,
   // even once the file is writable again. After any failure the next
@@ -126,12 +135,17 @@ async function openSqliteKv(uri: string, file: string, synchronous: string): Pro
     }
     return current.keyv;
   };
-  return wrap(connection, `sqlite ${file}`, async () => {
-    await reconnecting?.catch(() => undefined);
-    await current.adapter.disconnect();
-  }, () => {
-    stale = true;
-  });
+  return wrap(
+    connection,
+    `sqlite ${file}`,
+    async () => {
+      await reconnecting?.catch(() => undefined);
+      await current.adapter.disconnect();
+    },
+    () => {
+      stale = true;
+    },
+  );
 }
 
 /**
@@ -158,7 +172,11 @@ async function openPostgres(uri: string): Promise<PoolStore> {
   }
   const keyv = new Keyv({ store: keyvPostgresOn(log.pool, schema), namespace: NAMESPACE, throwOnErrors: true });
   // The pool is the journal store's: its close() ends it.
-  const kv = wrap(() => keyv, description, async () => {});
+  const kv = wrap(
+    () => keyv,
+    description,
+    async () => {},
+  );
   return poolStore(kv, log);
 }
 
@@ -264,17 +282,20 @@ function wrap(
   };
   return {
     description,
-    get: (key) => run(async (keyv) => {
-      const v: unknown = await keyv.get(key);
-      return typeof v === "string" ? v : undefined;
-    }),
-    set: (key, value) => run(async (keyv) => {
-      // A false from Keyv is a write that did not happen, even without a throw.
-      if ((await keyv.set(key, value)) === false) throw new StoreError(`store ${description}: set ${key} failed`);
-    }),
-    delete: (key) => run(async (keyv) => {
-      await keyv.delete(key);
-    }),
+    get: (key) =>
+      run(async (keyv) => {
+        const v: unknown = await keyv.get(key);
+        return typeof v === "string" ? v : undefined;
+      }),
+    set: (key, value) =>
+      run(async (keyv) => {
+        // A false from Keyv is a write that did not happen, even without a throw.
+        if ((await keyv.set(key, value)) === false) throw new StoreError(`store ${description}: set ${key} failed`);
+      }),
+    delete: (key) =>
+      run(async (keyv) => {
+        await keyv.delete(key);
+      }),
     close,
   };
 }

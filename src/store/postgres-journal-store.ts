@@ -67,7 +67,8 @@ export class PostgresJournalStore implements JournalStore {
    * when two sessions create the same name concurrently.
    */
   static async open(options: PostgresJournalStoreOptions): Promise<PostgresJournalStore> {
-    if (!isSchemaName(options.schema)) throw new Error(`schema "${options.schema}": expected a plain identifier of at most 48 characters`);
+    if (!isSchemaName(options.schema))
+      throw new Error(`schema "${options.schema}": expected a plain identifier of at most 48 characters`);
     const pool = new pg.Pool({
       connectionString: options.connectionString,
       max: options.maxConnections ?? 10,
@@ -114,7 +115,10 @@ export class PostgresJournalStore implements JournalStore {
   }
 
   async releaseLease(holder: string, epoch: number): Promise<void> {
-    await this.query(`UPDATE ${this.t.lease} SET expires_at = 0 WHERE id = 1 AND holder = $1 AND epoch = $2`, [holder, epoch]);
+    await this.query(`UPDATE ${this.t.lease} SET expires_at = 0 WHERE id = 1 AND holder = $1 AND epoch = $2`, [
+      holder,
+      epoch,
+    ]);
   }
 
   async readLease(): Promise<Lease | undefined> {
@@ -194,7 +198,9 @@ export class PostgresJournalStore implements JournalStore {
     const row = rows[0];
     if (row === undefined) return undefined;
     const bytes = Buffer.from(row.data, "base64");
-    const data = bytes.subarray(0, COMPRESSED.length).equals(COMPRESSED) ? await inflateRaw(bytes.subarray(COMPRESSED.length)) : bytes;
+    const data = bytes.subarray(0, COMPRESSED.length).equals(COMPRESSED)
+      ? await inflateRaw(bytes.subarray(COMPRESSED.length))
+      : bytes;
     return { record: Number(row.record), data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
   }
 
@@ -262,7 +268,10 @@ export class PostgresJournalStore implements JournalStore {
     return rows[0];
   }
 
-  private async query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<R[]> {
+  private async query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    sql: string,
+    params: unknown[] = [],
+  ): Promise<R[]> {
     return (await this.pool.query<R>(sql, params)).rows;
   }
 
@@ -288,7 +297,9 @@ export class PostgresJournalStore implements JournalStore {
            expires_at bigint NOT NULL,
            address text NOT NULL)`,
       );
-      await client.query(`INSERT INTO ${lease} (id, holder, epoch, expires_at, address) VALUES (1, '', 0, 0, '') ON CONFLICT (id) DO NOTHING`);
+      await client.query(
+        `INSERT INTO ${lease} (id, holder, epoch, expires_at, address) VALUES (1, '', 0, 0, '') ON CONFLICT (id) DO NOTHING`,
+      );
       await client.query(
         `CREATE TABLE IF NOT EXISTS ${journal} (n bigint PRIMARY KEY, epoch bigint NOT NULL, at bigint NOT NULL, data text NOT NULL)`,
       );

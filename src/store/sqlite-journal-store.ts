@@ -75,7 +75,10 @@ export class SqliteJournalStore implements JournalStore {
 
   releaseLease(holder: string, epoch: number): Promise<void> {
     return this.use(async (db) => {
-      await db.run("UPDATE authpool_lease SET expires_at = 0 WHERE id = 1 AND holder = ? AND epoch = ?", [holder, epoch]);
+      await db.run("UPDATE authpool_lease SET expires_at = 0 WHERE id = 1 AND holder = ? AND epoch = ?", [
+        holder,
+        epoch,
+      ]);
     });
   }
 
@@ -104,7 +107,10 @@ export class SqliteJournalStore implements JournalStore {
 
   readRecords(after: number, limit: number): Promise<StoredRecord[]> {
     return this.use((db) =>
-      db.all<StoredRecord>("SELECT n, data FROM authpool_journal WHERE n > ? ORDER BY n LIMIT ?", [after, clampCount(limit)]),
+      db.all<StoredRecord>("SELECT n, data FROM authpool_journal WHERE n > ? ORDER BY n LIMIT ?", [
+        after,
+        clampCount(limit),
+      ]),
     );
   }
 
@@ -143,7 +149,9 @@ export class SqliteJournalStore implements JournalStore {
 
   readSnapshot(): Promise<StoredSnapshot | undefined> {
     return this.use(async (db) => {
-      const rows = await db.all<{ record: number; data: Buffer }>("SELECT record, data FROM authpool_snapshot WHERE id = 1");
+      const rows = await db.all<{ record: number; data: Buffer }>(
+        "SELECT record, data FROM authpool_snapshot WHERE id = 1",
+      );
       const row = rows[0];
       if (row === undefined) return undefined;
       return { record: row.record, data: new Uint8Array(row.data.buffer, row.data.byteOffset, row.data.byteLength) };
@@ -269,7 +277,9 @@ interface Connection {
 
 async function connect(options: Required<SqliteJournalStoreOptions>): Promise<Connection> {
   const db = await new Promise<sqlite3.Database>((resolve, reject) => {
-    const opened: sqlite3.Database = new sqlite3.Database(options.file, (error) => (error ? reject(error) : resolve(opened)));
+    const opened: sqlite3.Database = new sqlite3.Database(options.file, (error) =>
+      error ? reject(error) : resolve(opened),
+    );
   });
   const connection: Connection = {
     all: <T>(sql: string, params: unknown[] = []) =>

@@ -11,7 +11,13 @@ import type {
   UpstreamObservation,
   UsageBucket,
 } from "../domain/index.js";
-import { DEFAULT_CLIENT, createPoolState, ensureSubscriptions, ledgerKey, rebuildClientIndexes } from "../domain/index.js";
+import {
+  DEFAULT_CLIENT,
+  createPoolState,
+  ensureSubscriptions,
+  ledgerKey,
+  rebuildClientIndexes,
+} from "../domain/index.js";
 
 /**
  * The snapshot's encoding of PoolState. Derived indexes (bySubscription,
@@ -406,7 +412,10 @@ function readSubscription(r: Reader): SubscriptionState {
   if ((flags & HAS_DRAIN) !== 0) {
     const cause = r.sym() as NonNullable<SubscriptionState["drain"]>["cause"];
     const settings = r.str();
-    sub.drain = settings === "" ? { cause } : { cause, settings: JSON.parse(settings) as NonNullable<SubscriptionState["drain"]>["settings"] };
+    sub.drain =
+      settings === ""
+        ? { cause }
+        : { cause, settings: JSON.parse(settings) as NonNullable<SubscriptionState["drain"]>["settings"] };
   }
   for (let n = r.count(); n > 0; n--) {
     const window = r.sym() as keyof SubscriptionState["upstream"];
@@ -477,7 +486,10 @@ class Writer {
   /** sym writes a string of few distinct values: its index, and the string itself the first time. */
   sym(s: string): void {
     const i = this.syms.get(s);
-    if (i !== undefined) return this.num(i);
+    if (i !== undefined) {
+      this.num(i);
+      return;
+    }
     this.num(this.syms.size);
     this.syms.set(s, this.syms.size);
     this.str(s);
@@ -538,12 +550,17 @@ class Reader {
     const count = view.getUint32(8, true);
     const textBytes = view.getUint32(12, true);
     if (data.length !== HEADER_BYTES + count * 8 + textBytes) {
-      throw new StateFormatError(`state snapshot is ${data.length} bytes, its header says ${HEADER_BYTES + count * 8 + textBytes}`, "corrupt");
+      throw new StateFormatError(
+        `state snapshot is ${data.length} bytes, its header says ${HEADER_BYTES + count * 8 + textBytes}`,
+        "corrupt",
+      );
     }
     const start = data.byteOffset + HEADER_BYTES;
     // A Float64Array needs an 8-byte aligned offset: Buffers from a pool or a driver often are not.
     const aligned = start % 8 === 0 && littleEndian;
-    const nums = aligned ? new Uint8Array(data.buffer, start, count * 8) : data.slice(HEADER_BYTES, HEADER_BYTES + count * 8);
+    const nums = aligned
+      ? new Uint8Array(data.buffer, start, count * 8)
+      : data.slice(HEADER_BYTES, HEADER_BYTES + count * 8);
     if (!littleEndian) swap64(nums);
     this.nums = new Float64Array(nums.buffer, nums.byteOffset, count);
     const text = Buffer.from(data.buffer, start + count * 8, textBytes).toString("utf8");
@@ -586,7 +603,12 @@ class Reader {
   }
 
   tokens(): TokenCounts {
-    return { inputTokens: this.num(), outputTokens: this.num(), cacheCreationInputTokens: this.num(), cacheReadInputTokens: this.num() };
+    return {
+      inputTokens: this.num(),
+      outputTokens: this.num(),
+      cacheCreationInputTokens: this.num(),
+      cacheReadInputTokens: this.num(),
+    };
   }
 
   /** end checks that both streams were read to their end. */
@@ -626,11 +648,13 @@ interface LegacyState {
  */
 export function decodeLegacyState(text: string, subscriptionIds: readonly string[]): PoolState {
   const encoded = JSON.parse(text) as LegacyState;
-  if (encoded.v !== 1) throw new StateFormatError(`legacy snapshot version ${String(encoded.v)} is not supported`, "unsupported_version");
+  if (encoded.v !== 1)
+    throw new StateFormatError(`legacy snapshot version ${String(encoded.v)} is not supported`, "unsupported_version");
   const state = createPoolState([]);
   state.eventSeq = encoded.eventSeq;
   for (const sub of encoded.subscriptions) state.subscriptions.set(sub.id, sub);
-  for (const session of encoded.sessions) state.sessions.set(session.id, { ...session, client: session.client ?? DEFAULT_CLIENT });
+  for (const session of encoded.sessions)
+    state.sessions.set(session.id, { ...session, client: session.client ?? DEFAULT_CLIENT });
   for (const [k, t] of encoded.dedupe) state.dedupe.set(k, t);
   for (const [k, e] of encoded.ended) state.ended.set(k, e);
   for (const [k, t] of encoded.claudeSessions ?? []) state.claudeSessions.set(k, t);

@@ -28,7 +28,10 @@ export async function readAccessToken(configDir: string, now: number): Promise<A
   } catch (error) {
     const code = errorCode(error);
     if (code === "ENOENT" || code === "ENOTDIR") {
-      return { ok: false, reason: `no credentials: no ${CREDENTIALS_FILE} in the config dir (macOS keeps the token in the keychain)` };
+      return {
+        ok: false,
+        reason: `no credentials: no ${CREDENTIALS_FILE} in the config dir (macOS keeps the token in the keychain)`,
+      };
     }
     return { ok: false, reason: `cannot read ${CREDENTIALS_FILE} (${code ?? "unknown error"})` };
   }

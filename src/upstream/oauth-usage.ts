@@ -12,7 +12,12 @@ import type { LimitWindow, RateLimitReading } from "../domain/index.js";
 type Status = RateLimitReading["status"];
 
 /** The windows the endpoint reports, in the order readings are returned. */
-const WINDOWS = ["five_hour", "seven_day", "seven_day_opus", "seven_day_sonnet"] as const satisfies readonly LimitWindow[];
+const WINDOWS = [
+  "five_hour",
+  "seven_day",
+  "seven_day_opus",
+  "seven_day_sonnet",
+] as const satisfies readonly LimitWindow[];
 
 type UsageWindow = (typeof WINDOWS)[number];
 

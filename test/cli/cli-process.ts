@@ -94,7 +94,8 @@ export async function waitFor(
 ): Promise<void> {
   const deadline = Date.now() + (options.timeoutMs ?? 15_000);
   while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${options.detail ? `\n${options.detail()}` : ""}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${options.detail ? `\n${options.detail()}` : ""}`);
     await new Promise((r) => setTimeout(r, 25));
   }
 }

@@ -35,7 +35,8 @@ describe("authpool --help", () => {
     const res = await runCli(["--help"]);
     expect(res.code).toBe(0);
     for (const command of [...COMMANDS, "cooldown"]) expect(res.stdout).toMatch(new RegExp(`^  ${command} `, "m"));
-    for (const code of ["0", "1", "2", "3", "4", "5", "75", "78"]) expect(res.stdout).toMatch(new RegExp(`^  ${code} +\\S`, "m"));
+    for (const code of ["0", "1", "2", "3", "4", "5", "75", "78"])
+      expect(res.stdout).toMatch(new RegExp(`^  ${code} +\\S`, "m"));
   });
 
   it.each(COMMANDS)("should explain %s", async (command) => {
@@ -53,7 +54,8 @@ describe("authpool cooldown clear --help", () => {
     const res = await runCli(["cooldown", "clear", "--help"]);
     expect(res.code).toBe(0);
     expect(res.stdout).toContain("Usage: authpool cooldown clear [options] <id>");
-    for (const option of ["--server <url>", "--model <family>", "--reason <text>", "--json"]) expect(res.stdout).toContain(option);
+    for (const option of ["--server <url>", "--model <family>", "--reason <text>", "--json"])
+      expect(res.stdout).toContain(option);
   });
 });
 
@@ -63,14 +65,21 @@ describe("authpool commands against a pool", () => {
     const server = ["--server", pool.server.url];
     const allocated = await runCli(["allocate", "--session", "s1", "--model", "opus", "--priority", "high", ...server]);
     expect(allocated.code).toBe(0);
-    expect(allocated.stdout).toMatch(/^s1 \(client default\) → sub[123] \(health [\d.]+, 5-hour 0%, weekly 0%\)\nCLAUDE_CONFIG_DIR=\S+sub[123]\n$/);
+    expect(allocated.stdout).toMatch(
+      /^s1 \(client default\) → sub[123] \(health [\d.]+, 5-hour 0%, weekly 0%\)\nCLAUDE_CONFIG_DIR=\S+sub[123]\n$/,
+    );
 
     const again = await runCli(["allocate", "--session", "s1", "--json", ...server]);
-    const grant = JSON.parse(again.stdout) as { sessionId: string; subscription: { subscriptionId: string; resumed: boolean } };
+    const grant = JSON.parse(again.stdout) as {
+      sessionId: string;
+      subscription: { subscriptionId: string; resumed: boolean };
+    };
     expect(grant.sessionId).toBe("s1");
     expect(grant.subscription.resumed).toBe(true);
     const status = await pool.grpc.getPoolStatus({ includeSessions: true });
-    expect(status.sessions.map((s) => [s.sessionId, s.subscriptionId, s.model])).toEqual([["s1", grant.subscription.subscriptionId, "opus"]]);
+    expect(status.sessions.map((s) => [s.sessionId, s.subscriptionId, s.model])).toEqual([
+      ["s1", grant.subscription.subscriptionId, "opus"],
+    ]);
 
     const released = await runCli(["release", "--session", "s1", "--json", ...server]);
     expect(released.code).toBe(0);
@@ -109,15 +118,26 @@ describe("authpool commands against a pool", () => {
     const server = ["--server", pool.server.url];
     await pool.grpc.allocate({ sessionId: "a", client: "alice", model: "opus" });
     await pool.grpc.allocate({ sessionId: "b", client: "bob" });
-    await pool.grpc.reportUsage({ sessionId: "a", requestId: "1", source: { case: "usage", value: { costUsd: 3, inputTokens: 1500n } } });
+    await pool.grpc.reportUsage({
+      sessionId: "a",
+      requestId: "1",
+      source: { case: "usage", value: { costUsd: 3, inputTokens: 1500n } },
+    });
     await pool.grpc.reportUsage({ sessionId: "b", requestId: "1", source: { case: "usage", value: { costUsd: 1 } } });
 
     const table = await runCli(["usage", ...server]);
     expect(table.code, table.stderr).toBe(0);
     const lines = table.stdout.split("\n");
     expect(lines[0]).toBe("Usage by client · 2026-11-16 10:00Z to 2026-11-23 10:00Z · $4.00 in 2 requests");
-    expect(lines.find((l) => l.startsWith("│ alice "))).toMatch(/^│ alice +│ +\$3\.00 │ +1\.5k │ +0 │ +0 │ +0 │ +1 │ +75\.0% │$/);
-    expect(lines.filter((l) => /^│ [a-z]/.test(l)).map((l) => l.split(" ")[1])).toEqual(["client", "alice", "bob", "total"]);
+    expect(lines.find((l) => l.startsWith("│ alice "))).toMatch(
+      /^│ alice +│ +\$3\.00 │ +1\.5k │ +0 │ +0 │ +0 │ +1 │ +75\.0% │$/,
+    );
+    expect(lines.filter((l) => /^│ [a-z]/.test(l)).map((l) => l.split(" ")[1])).toEqual([
+      "client",
+      "alice",
+      "bob",
+      "total",
+    ]);
 
     const byModel = await runCli(["usage", "--by", "model", "--since", "30m", ...server]);
     expect(byModel.stdout).toMatch(/^Usage by model · 2026-11-23 09:00Z to 2026-11-23 10:00Z · /);
@@ -135,7 +155,9 @@ describe("authpool commands against a pool", () => {
     expect(res.code).toBe(0);
     const { sessionId } = JSON.parse(res.stdout) as { sessionId: string };
     expect(sessionId).not.toBe("");
-    expect((await pool.grpc.getPoolStatus({ includeSessions: true })).sessions.map((s) => s.sessionId)).toEqual([sessionId]);
+    expect((await pool.grpc.getPoolStatus({ includeSessions: true })).sessions.map((s) => s.sessionId)).toEqual([
+      sessionId,
+    ]);
   });
 
   it("should report claude output from stdin and from --file, counting a repeated request id once", async () => {
@@ -143,12 +165,24 @@ describe("authpool commands against a pool", () => {
     const server = ["--server", pool.server.url];
     await pool.grpc.allocate({ sessionId: "s1" });
     const output = await fixture("claude-cli/success.json");
-    const fromStdin = await runCli(["report", "--session", "s1", "--request-id", "r1", "-", ...server], { input: output });
+    const fromStdin = await runCli(["report", "--session", "s1", "--request-id", "r1", "-", ...server], {
+      input: output,
+    });
     expect(fromStdin.code, fromStdin.stderr).toBe(0);
     expect(fromStdin.stdout).toMatch(/^counted \$0\.0613 on sub[123] \(available, 1\/15 sessions, weekly 0%\)\n$/);
 
     const file = fileURLToPath(new URL("../fixtures/claude-cli/success.json", import.meta.url));
-    const fromFile = await runCli(["report", "--session", "s1", "--request-id", "r1", "--file", file, "--json", ...server]);
+    const fromFile = await runCli([
+      "report",
+      "--session",
+      "s1",
+      "--request-id",
+      "r1",
+      "--file",
+      file,
+      "--json",
+      ...server,
+    ]);
     expect(fromFile.code).toBe(0);
     expect(JSON.parse(fromFile.stdout)).toMatchObject({ duplicate: true });
   });
@@ -174,7 +208,9 @@ describe("authpool commands against a pool", () => {
       input: await fixture("claude-cli-real/throttle-retries2-oauth-text.stdout"),
     });
     expect(throttle.code, throttle.stderr).toBe(0);
-    expect(throttle.stdout).toMatch(/\nthrottled, not a usage limit: no new sessions there until 2026-11-23 10:01Z \(API Error: Server is temporarily limiting/);
+    expect(throttle.stdout).toMatch(
+      /\nthrottled, not a usage limit: no new sessions there until 2026-11-23 10:01Z \(API Error: Server is temporarily limiting/,
+    );
   });
 
   it("should clear a cooldown, say what it cleared, and record it as an event", async () => {
@@ -182,11 +218,16 @@ describe("authpool commands against a pool", () => {
     const server = ["--server", pool.server.url];
     const grant = await pool.grpc.allocate({ sessionId: "s1" });
     const id = grant.outcome.case === "subscription" ? grant.outcome.value.subscriptionId : "";
-    await pool.grpc.reportUsage({ sessionId: "s1", source: { case: "claudeOutput", value: await fixture("claude-cli/limit-weekly.json") } });
+    await pool.grpc.reportUsage({
+      sessionId: "s1",
+      source: { case: "claudeOutput", value: await fixture("claude-cli/limit-weekly.json") },
+    });
 
     const cleared = await runCli(["cooldown", "clear", id, "--reason", "support lifted it", ...server]);
     expect(cleared.code, cleared.stderr).toBe(0);
-    expect(cleared.stdout).toBe(`${id}: cleared seven_day (until 2026-11-28 09:00Z)\n${id}: available, 1/15 sessions, weekly 0%\n`);
+    expect(cleared.stdout).toBe(
+      `${id}: cleared seven_day (until 2026-11-28 09:00Z)\n${id}: available, 1/15 sessions, weekly 0%\n`,
+    );
     const again = await runCli(["cooldown", "clear", id, "--json", ...server]);
     expect(JSON.parse(again.stdout)).toMatchObject({ subscription: { id, status: "SUBSCRIPTION_STATE_AVAILABLE" } });
     expect(JSON.parse(again.stdout).cleared).toBeUndefined();
@@ -194,12 +235,19 @@ describe("authpool commands against a pool", () => {
     // On the public stream, as `authpool events` prints it.
     const stop = new AbortController();
     let line = "";
-    for await (const { event } of pool.grpc.streamEvents({ types: [EventType.COOLDOWN_CLEARED] }, { signal: AbortSignal.any([stop.signal, AbortSignal.timeout(5000)]) })) {
+    for await (const { event } of pool.grpc.streamEvents(
+      { types: [EventType.COOLDOWN_CLEARED] },
+      { signal: AbortSignal.any([stop.signal, AbortSignal.timeout(5000)]) },
+    )) {
       line = event === undefined ? "" : formatEvent(event);
       stop.abort();
       break;
     }
-    expect(line).toMatch(new RegExp(`  cooldown_cleared  ${id} seven_day cooldown \\(operator\\): cleared by an operator: support lifted it$`));
+    expect(line).toMatch(
+      new RegExp(
+        `  cooldown_cleared  ${id} seven_day cooldown \\(operator\\): cleared by an operator: support lifted it$`,
+      ),
+    );
 
     const bad = await runCli(["cooldown", "clear", id, "--model", "haiku", ...server]);
     expect(bad.code).not.toBe(0);
@@ -214,7 +262,9 @@ describe("authpool commands against a pool", () => {
     expect(paused.stdout).toBe("sub2: paused, 0/15 sessions, weekly 0%\n");
     const resumed = await runCli(["resume", "sub2", "--json", ...server]);
     expect(resumed.code).toBe(0);
-    expect(JSON.parse(resumed.stdout)).toMatchObject({ subscription: { id: "sub2", status: "SUBSCRIPTION_STATE_AVAILABLE" } });
+    expect(JSON.parse(resumed.stdout)).toMatchObject({
+      subscription: { id: "sub2", status: "SUBSCRIPTION_STATE_AVAILABLE" },
+    });
   });
 
   it("should drain and undrain a subscription", async () => {
@@ -248,8 +298,22 @@ describe("authpool commands against a pool", () => {
 
   it("should run exec's command with its own flags and exit with its code", async () => {
     pool = await startTestPool();
-    const script = "process.stdout.write(JSON.stringify([process.env.CLAUDE_CONFIG_DIR, ...process.argv.slice(1)])); process.exit(3)";
-    const res = await runCli(["exec", "--session", "e1", "--server", pool.server.url, "--", "node", "-e", script, "--", "--keep", "-x"]);
+    const script =
+      "process.stdout.write(JSON.stringify([process.env.CLAUDE_CONFIG_DIR, ...process.argv.slice(1)])); process.exit(3)";
+    const res = await runCli([
+      "exec",
+      "--session",
+      "e1",
+      "--server",
+      pool.server.url,
+      "--",
+      "node",
+      "-e",
+      script,
+      "--",
+      "--keep",
+      "-x",
+    ]);
     expect(res.code, res.stderr).toBe(3);
     const [configDir, ...args] = JSON.parse(res.stdout) as string[];
     expect(configDir).toMatch(/sub[123]$/);

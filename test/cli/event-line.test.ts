@@ -19,25 +19,40 @@ describe("formatEvent()", () => {
   it.each([
     {
       name: "a session",
-      payload: { case: "session", value: { sessionId: "s1", subscriptionId: "sub1", kind: SessionEventKind.ALLOCATED } },
+      payload: {
+        case: "session",
+        value: { sessionId: "s1", subscriptionId: "sub1", kind: SessionEventKind.ALLOCATED },
+      },
       line: `${at}  #7  session  allocated s1 on sub1`,
     },
     {
       name: "a session of a named client",
-      payload: { case: "session", value: { sessionId: "s1", subscriptionId: "sub1", kind: SessionEventKind.ALLOCATED, client: "ci-bot" } },
+      payload: {
+        case: "session",
+        value: { sessionId: "s1", subscriptionId: "sub1", kind: SessionEventKind.ALLOCATED, client: "ci-bot" },
+      },
       line: `${at}  #7  session  allocated s1 (client ci-bot) on sub1`,
     },
     {
       name: "a rotation",
       payload: {
         case: "rotation",
-        value: { sessionId: "s1", fromSubscriptionId: "sub1", toSubscriptionId: "sub2", reason: RotationReason.COOLDOWN, detail: "" },
+        value: {
+          sessionId: "s1",
+          fromSubscriptionId: "sub1",
+          toSubscriptionId: "sub2",
+          reason: RotationReason.COOLDOWN,
+          detail: "",
+        },
       },
       line: `${at}  #7  rotation  s1 sub1 → sub2 (cooldown)`,
     },
     {
       name: "a failover",
-      payload: { case: "failover", value: { sessionId: "s1", provider: "anthropic-api", reason: "every subscription is paused" } },
+      payload: {
+        case: "failover",
+        value: { sessionId: "s1", provider: "anthropic-api", reason: "every subscription is paused" },
+      },
       line: `${at}  #7  failover  s1 → anthropic-api: every subscription is paused`,
     },
     {
@@ -56,20 +71,44 @@ describe("formatEvent()", () => {
     },
     {
       name: "a usage threshold",
-      payload: { case: "usageThreshold", value: { subscriptionId: "sub1", value: 0.812, threshold: 0.8, basis: "weekly_budget", timeToExhaustion: { seconds: 7200n } } },
+      payload: {
+        case: "usageThreshold",
+        value: {
+          subscriptionId: "sub1",
+          value: 0.812,
+          threshold: 0.8,
+          basis: "weekly_budget",
+          timeToExhaustion: { seconds: 7200n },
+        },
+      },
       line: `${at}  #7  usage_threshold  sub1 weekly_budget at 81.2% (threshold 80%), exhausted in 2h`,
     },
     {
       name: "a limit",
       payload: {
         case: "limitReached",
-        value: { subscriptionId: "sub1", kind: "upstream", window: LimitWindow.FIVE_HOUR, resetsAt: { seconds: time.seconds + 3600n }, estimated: true, message: "5-hour limit reached" },
+        value: {
+          subscriptionId: "sub1",
+          kind: "upstream",
+          window: LimitWindow.FIVE_HOUR,
+          resetsAt: { seconds: time.seconds + 3600n },
+          estimated: true,
+          message: "5-hour limit reached",
+        },
       },
       line: `${at}  #7  limit_reached  sub1 upstream five_hour until 2026-11-23 11:00Z (estimated): 5-hour limit reached`,
     },
     {
       name: "a status change",
-      payload: { case: "statusChanged", value: { subscriptionId: "sub1", from: SubscriptionState.AVAILABLE, to: SubscriptionState.DRAINING, reason: "drained by an operator" } },
+      payload: {
+        case: "statusChanged",
+        value: {
+          subscriptionId: "sub1",
+          from: SubscriptionState.AVAILABLE,
+          to: SubscriptionState.DRAINING,
+          reason: "drained by an operator",
+        },
+      },
       line: `${at}  #7  status_changed  sub1 available → draining: drained by an operator`,
     },
     {

@@ -23,7 +23,9 @@ function parsed(cli: RunningCli): SessionLine[] {
 }
 
 function sessionKinds(lines: SessionLine[]): string[] {
-  return lines.filter((l) => l.session !== undefined).map((l) => `${l.session!.sessionId} ${l.session!.kind.replace("SESSION_EVENT_KIND_", "")}`);
+  return lines
+    .filter((l) => l.session !== undefined)
+    .map((l) => `${l.session!.sessionId} ${l.session!.kind.replace("SESSION_EVENT_KIND_", "")}`);
 }
 
 describe("authpool events", () => {
@@ -33,7 +35,9 @@ describe("authpool events", () => {
     await pool.grpc.release({ sessionId: "s1" });
     follower = startCli(["events", "--json", "--since", "0", "--server", pool.server.url]);
     const cli = follower;
-    await waitFor("both session events", () => sessionKinds(parsed(cli)).length >= 2, { detail: () => cli.stdout() + cli.stderr() });
+    await waitFor("both session events", () => sessionKinds(parsed(cli)).length >= 2, {
+      detail: () => cli.stdout() + cli.stderr(),
+    });
     expect(sessionKinds(parsed(cli))).toEqual(["s1 ALLOCATED", "s1 RELEASED"]);
     const [allocated] = parsed(cli);
     expect(allocated?.session?.subscriptionId).toMatch(/^sub[123]$/);
@@ -88,7 +92,9 @@ describe("authpool events", () => {
     // Made while the follower is still backing off: it must pick them up from its cursor.
     await c().release({ sessionId: "a1" });
     await c().allocate({ sessionId: "a3" });
-    await waitFor("the follower to catch up", () => parsed(cli).length >= 4, { detail: () => cli.stdout() + cli.stderr() });
+    await waitFor("the follower to catch up", () => parsed(cli).length >= 4, {
+      detail: () => cli.stdout() + cli.stderr(),
+    });
     await pool.restart();
     await c().release({ sessionId: "a2" });
     await c().release({ sessionId: "a3" });
@@ -121,7 +127,9 @@ describe("authpool events", () => {
   });
 
   it("should exit with 1 and say why when --since is older than retention", async () => {
-    pool = await startTestPool({ config: { events: { retentionDays: 1 }, snapshot: { everyRecords: 1, everySeconds: 1 } } });
+    pool = await startTestPool({
+      config: { events: { retentionDays: 1 }, snapshot: { everyRecords: 1, everySeconds: 1 } },
+    });
     for (const id of ["old1", "old2", "old3"]) await pool.grpc.allocate({ sessionId: id });
     pool.clock.advance(2 * DAY_MS);
     await pool.grpc.allocate({ sessionId: "new1" });

@@ -173,15 +173,25 @@ describe("runExec()", () => {
 
     expect(result.code).toBe(0);
     expect(result.stdout).toBe(await fixture("claude-cli/success.json"));
-    expect(result.runs.map((run) => path.basename(run.configDir ?? ""))).toEqual([limited, expect.not.stringMatching(limited)]);
-    expect(result.stderr).toContain(`authpool: subscription ${limited} hit its 5-hour limit until 2026-11-23T18:00:00Z`);
+    expect(result.runs.map((run) => path.basename(run.configDir ?? ""))).toEqual([
+      limited,
+      expect.not.stringMatching(limited),
+    ]);
+    expect(result.stderr).toContain(
+      `authpool: subscription ${limited} hit its 5-hour limit until 2026-11-23T18:00:00Z`,
+    );
     const second = path.basename(result.runs[1]?.configDir ?? "");
-    expect(result.stderr).toContain(`authpool: running again on ${second} (the pool moved the session from ${limited})`);
+    expect(result.stderr).toContain(
+      `authpool: running again on ${second} (the pool moved the session from ${limited})`,
+    );
     const s = await status();
     const session = s.sessions.find((x) => x.sessionId === "s-retry");
     expect(session?.subscriptionId).toBe(second);
     expect(s.subscriptions.find((sub) => sub.id === limited)?.status).toBe(SubscriptionState.COOLDOWN);
-    expect(s.subscriptions.find((sub) => sub.id === session?.subscriptionId)?.weeklyUsedUsd).toBeCloseTo(SUCCESS_COST, 6);
+    expect(s.subscriptions.find((sub) => sub.id === session?.subscriptionId)?.weeklyUsedUsd).toBeCloseTo(
+      SUCCESS_COST,
+      6,
+    );
   });
 
   it("should flush the held output when the first run hit no limit", async () => {
@@ -197,12 +207,17 @@ describe("runExec()", () => {
 
     expect(result.stdout).toBe(await fixture("claude-cli/stream-limit.ndjson"));
     expect(result.runs).toHaveLength(1);
-    expect(result.stderr).toMatch(/authpool: subscription sub[123] hit its 5-hour limit until .*; the next run goes to another subscription/);
+    expect(result.stderr).toMatch(
+      /authpool: subscription sub[123] hit its 5-hour limit until .*; the next run goes to another subscription/,
+    );
   });
 
   it("should run on the fallback without CLAUDE_CONFIG_DIR and report nothing when a fallback var is set", async () => {
     await pauseAll();
-    const result = await exec({ sessionId: "s-fallback" }, { ANTHROPIC_API_KEY: "sk-ant-api03-SECRET-VALUE", CLAUDE_CONFIG_DIR: "/elsewhere" });
+    const result = await exec(
+      { sessionId: "s-fallback" },
+      { ANTHROPIC_API_KEY: "sk-ant-api03-SECRET-VALUE", CLAUDE_CONFIG_DIR: "/elsewhere" },
+    );
 
     expect(result.code).toBe(0);
     expect(result.runs).toEqual([expect.objectContaining({ configDir: null, apiKey: true })]);

@@ -52,17 +52,20 @@ describe("authpool exit codes", () => {
     });
   });
 
-  it.each(["pause", "resume", "drain", "undrain"])("should exit with 5 for %s of an unknown subscription", async (command) => {
-    pool = await startTestPool();
-    const res = await runCli([command, "no-such-sub", "--server", pool.server.url]);
-    if (/UNIMPLEMENTED/.test(res.stderr)) {
-      // A server without SetDrained yet: "an error the server answered".
-      expect(res.code).toBe(1);
-      return;
-    }
-    expect(res.code, res.stderr).toBe(5);
-    expect(res.stderr).toContain("no-such-sub");
-  });
+  it.each(["pause", "resume", "drain", "undrain"])(
+    "should exit with 5 for %s of an unknown subscription",
+    async (command) => {
+      pool = await startTestPool();
+      const res = await runCli([command, "no-such-sub", "--server", pool.server.url]);
+      if (/UNIMPLEMENTED/.test(res.stderr)) {
+        // A server without SetDrained yet: "an error the server answered".
+        expect(res.code).toBe(1);
+        return;
+      }
+      expect(res.code, res.stderr).toBe(5);
+      expect(res.stderr).toContain("no-such-sub");
+    },
+  );
 
   it("should exit with 0 when releasing a session that is not held", async () => {
     pool = await startTestPool();

@@ -23,7 +23,8 @@ describe("runInit()", () => {
     home = await mkdtemp(path.join(os.tmpdir(), "authpool-init-"));
     output = path.join(home, "out", "authpool.yaml");
     credentials = await fixture("credentials/config-a/.credentials.json");
-    const oauth = (JSON.parse(credentials) as { claudeAiOauth: { accessToken: string; refreshToken: string } }).claudeAiOauth;
+    const oauth = (JSON.parse(credentials) as { claudeAiOauth: { accessToken: string; refreshToken: string } })
+      .claudeAiOauth;
     tokens = [oauth.accessToken, oauth.refreshToken];
 
     // ~/.claude: the fixture's credentials (max) and an account file.
@@ -32,7 +33,10 @@ describe("runInit()", () => {
     // ~/.claude-work: max, no account file: the e-mail stays empty.
     await put(".claude-work/.credentials.json", credentials);
     // ~/.claude-side: pro.
-    await put(".claude-side/.credentials.json", credentials.replace('"subscriptionType":"max"', '"subscriptionType":"pro"'));
+    await put(
+      ".claude-side/.credentials.json",
+      credentials.replace('"subscriptionType":"max"', '"subscriptionType":"pro"'),
+    );
     // ~/.config/claude: only .claude.json (macOS-style: the token is in the keychain).
     await put(".config/claude/.claude.json", JSON.stringify({ oauthAccount: { emailAddress: "xdg@example.com" } }));
     // Unrelated dirs, one with a claude-like name but nothing in it.
@@ -68,12 +72,30 @@ describe("runInit()", () => {
     expect(result.code).toBe(0);
     const config = await loadConfigFile(output, { homeDir: home });
     expect(
-      config.subscriptions.map(({ id, type, email, configDir, weeklyBudgetUsd }) => ({ id, type, email, configDir, weeklyBudgetUsd })),
+      config.subscriptions.map(({ id, type, email, configDir, weeklyBudgetUsd }) => ({
+        id,
+        type,
+        email,
+        configDir,
+        weeklyBudgetUsd,
+      })),
     ).toEqual([
-      { id: "default", type: "claude-max", email: "me@example.com", configDir: path.join(home, ".claude"), weeklyBudgetUsd: 2280 },
+      {
+        id: "default",
+        type: "claude-max",
+        email: "me@example.com",
+        configDir: path.join(home, ".claude"),
+        weeklyBudgetUsd: 2280,
+      },
       { id: "side", type: "claude-pro", email: "", configDir: path.join(home, ".claude-side"), weeklyBudgetUsd: 456 },
       { id: "work", type: "claude-max", email: "", configDir: path.join(home, ".claude-work"), weeklyBudgetUsd: 2280 },
-      { id: "config", type: "claude-pro", email: "xdg@example.com", configDir: path.join(home, ".config", "claude"), weeklyBudgetUsd: 456 },
+      {
+        id: "config",
+        type: "claude-pro",
+        email: "xdg@example.com",
+        configDir: path.join(home, ".config", "claude"),
+        weeklyBudgetUsd: 456,
+      },
     ]);
     const text = await readFile(output, "utf8");
     expect(text).toContain("config/example.yaml");

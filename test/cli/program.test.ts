@@ -108,7 +108,11 @@ describe("runCli() exec", () => {
 
   it.each([
     { name: "ANTHROPIC_API_KEY by default", env: {}, expected: ["ANTHROPIC_API_KEY"] },
-    { name: "AUTHPOOL_FALLBACK_ENV, comma-separated", env: { AUTHPOOL_FALLBACK_ENV: "A_KEY, B_KEY," }, expected: ["A_KEY", "B_KEY"] },
+    {
+      name: "AUTHPOOL_FALLBACK_ENV, comma-separated",
+      env: { AUTHPOOL_FALLBACK_ENV: "A_KEY, B_KEY," },
+      expected: ["A_KEY", "B_KEY"],
+    },
   ])("should default --fallback-env to $name", async ({ env, expected }) => {
     const h = harness(env);
     await h.run(["exec", "--", "true"]);
@@ -130,7 +134,14 @@ describe("runCli() init", () => {
     const h = harness();
     expect(await h.run(["init", "--force", "--output", "pool.yaml", "/a/.claude", "/b/.claude"])).toBe(0);
     expect(h.calls.init).toEqual([
-      { home: "/home/tester", paths: ["/a/.claude", "/b/.claude"], output: "pool.yaml", force: true, stdout: h.stdout, stderr: h.stderr },
+      {
+        home: "/home/tester",
+        paths: ["/a/.claude", "/b/.claude"],
+        output: "pool.yaml",
+        force: true,
+        stdout: h.stdout,
+        stderr: h.stderr,
+      },
     ]);
   });
 
@@ -143,7 +154,12 @@ describe("runCli() init", () => {
 
 describe("runCli() --server", () => {
   it.each([
-    { name: "--server over AUTHPOOL_URL", argv: ["--server", "http://a:1"], env: { AUTHPOOL_URL: "http://b:2" }, url: "http://a:1" },
+    {
+      name: "--server over AUTHPOOL_URL",
+      argv: ["--server", "http://a:1"],
+      env: { AUTHPOOL_URL: "http://b:2" },
+      url: "http://a:1",
+    },
     { name: "the hidden --url alias", argv: ["--url", "http://c:3"], env: {}, url: "http://c:3" },
     { name: "a bare host:port as http", argv: ["--server", "10.0.0.5:50051"], env: {}, url: "http://10.0.0.5:50051" },
     { name: "the default", argv: [], env: {}, url: "http://127.0.0.1:50051" },

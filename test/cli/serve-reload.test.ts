@@ -40,7 +40,9 @@ async function serve(): Promise<{ url: string; file: string }> {
   }
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: each test edits a different part of the config tree in place
 async function edit(file: string, change: (raw: Record<string, any>) => void): Promise<void> {
+  // biome-ignore lint/suspicious/noExplicitAny: as above
   const raw = JSON.parse(await readFile(file, "utf8")) as Record<string, any>;
   change(raw);
   await writeFile(file, JSON.stringify(raw));

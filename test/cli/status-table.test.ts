@@ -32,9 +32,25 @@ describe("usageBar()", () => {
 
 describe("figureTag()", () => {
   it.each([
-    { name: "a fresh OAuth reading", figure: { basis: FigureBasis.UPSTREAM, source: ObservationSource.OAUTH_USAGE, age: { seconds: 42n } }, tag: "oauth 42s" },
-    { name: "a stale header reading", figure: { basis: FigureBasis.UPSTREAM_STALE, source: ObservationSource.RESPONSE_HEADERS, age: { seconds: 1200n } }, tag: "stale headers 20m" },
-    { name: "an old transcript reading", figure: { basis: FigureBasis.UPSTREAM, source: ObservationSource.TRANSCRIPT, age: { seconds: 10800n } }, tag: "transcript 3h" },
+    {
+      name: "a fresh OAuth reading",
+      figure: { basis: FigureBasis.UPSTREAM, source: ObservationSource.OAUTH_USAGE, age: { seconds: 42n } },
+      tag: "oauth 42s",
+    },
+    {
+      name: "a stale header reading",
+      figure: {
+        basis: FigureBasis.UPSTREAM_STALE,
+        source: ObservationSource.RESPONSE_HEADERS,
+        age: { seconds: 1200n },
+      },
+      tag: "stale headers 20m",
+    },
+    {
+      name: "an old transcript reading",
+      figure: { basis: FigureBasis.UPSTREAM, source: ObservationSource.TRANSCRIPT, age: { seconds: 10800n } },
+      tag: "transcript 3h",
+    },
     { name: "the learned ratio", figure: { basis: FigureBasis.LEARNED_ESTIMATE }, tag: "learned" },
     { name: "the budget", figure: { basis: FigureBasis.BUDGET_ESTIMATE }, tag: "budget" },
   ])("should tag $name as $tag", ({ figure, tag }) => {
@@ -59,16 +75,31 @@ describe("renderStatus()", () => {
         activeSessions: 2,
         maxSessions: 15,
         fiveHourWindow: { percentUsed: 52, end: ts(NOW + 3 * 3600_000) },
-        fiveHour: { percentUsed: 52, basis: FigureBasis.UPSTREAM, source: ObservationSource.OAUTH_USAGE, age: { seconds: 42n } },
+        fiveHour: {
+          percentUsed: 52,
+          basis: FigureBasis.UPSTREAM,
+          source: ObservationSource.OAUTH_USAGE,
+          age: { seconds: 42n },
+        },
         weeklyPercentUsed: 12,
-        weekly: { percentUsed: 12, basis: FigureBasis.UPSTREAM, source: ObservationSource.OAUTH_USAGE, age: { seconds: 42n }, resetsAt: ts(NOW + 2 * 86_400_000) },
+        weekly: {
+          percentUsed: 12,
+          basis: FigureBasis.UPSTREAM,
+          source: ObservationSource.OAUTH_USAGE,
+          age: { seconds: 42n },
+          resetsAt: ts(NOW + 2 * 86_400_000),
+        },
       },
       {
         id: "pro-2",
         status: SubscriptionState.COOLDOWN,
         maxSessions: 15,
         fiveHourWindow: { percentUsed: 100 },
-        weekly: { basis: FigureBasis.UPSTREAM_STALE, source: ObservationSource.RESPONSE_HEADERS, age: { seconds: 1200n } },
+        weekly: {
+          basis: FigureBasis.UPSTREAM_STALE,
+          source: ObservationSource.RESPONSE_HEADERS,
+          age: { seconds: 1200n },
+        },
         cooldown: { until: ts(NOW + 80 * 60_000), window: LimitWindow.FIVE_HOUR, estimated: true },
       },
       {
@@ -80,13 +111,20 @@ describe("renderStatus()", () => {
         warnings: ["config dir /x does not exist"],
         usagePolling: { lastError: "no credentials" },
       },
-      { id: "max-2", status: SubscriptionState.DRAINING, maxSessions: 15, weekly: { basis: FigureBasis.BUDGET_ESTIMATE } },
+      {
+        id: "max-2",
+        status: SubscriptionState.DRAINING,
+        maxSessions: 15,
+        weekly: { basis: FigureBasis.BUDGET_ESTIMATE },
+      },
     ],
   });
 
   it("should show every figure with what it rests on", () => {
     const text = renderStatus(res, { colors: plain });
-    expect(text.split("\n")[0]).toBe("Auth Pool at 2026-11-23 10:00Z · 4 subscriptions (1 eligible) · 3 sessions · fallback anthropic-api");
+    expect(text.split("\n")[0]).toBe(
+      "Auth Pool at 2026-11-23 10:00Z · 4 subscriptions (1 eligible) · 3 sessions · fallback anthropic-api",
+    );
     for (const expected of [
       "█████░░░░░  52%",
       "resets in 3h",
@@ -105,13 +143,21 @@ describe("renderStatus()", () => {
     ]) {
       expect(text).toContain(expected);
     }
-    for (const [id, state] of [["pro-1", "available"], ["pro-2", "cooldown"], ["max-1", "paused"], ["max-2", "draining"]]) {
+    for (const [id, state] of [
+      ["pro-1", "available"],
+      ["pro-2", "cooldown"],
+      ["max-1", "paused"],
+      ["max-2", "draining"],
+    ]) {
       expect(text.split("\n").find((line) => line.includes(` ${id} `))).toContain(state);
     }
   });
 
   it("should leave out columns no subscription needs", () => {
-    const quiet = create(GetPoolStatusResponseSchema, { now: ts(NOW), subscriptions: [{ id: "only", status: SubscriptionState.AVAILABLE }] });
+    const quiet = create(GetPoolStatusResponseSchema, {
+      now: ts(NOW),
+      subscriptions: [{ id: "only", status: SubscriptionState.AVAILABLE }],
+    });
     const text = renderStatus(quiet, { colors: plain });
     expect(text).not.toMatch(/cooldown|outside the pool|warnings/);
     expect(text).toContain("fallback off");
@@ -132,7 +178,13 @@ describe("renderStatus() cluster line", () => {
   it("names a leader by its instance and epoch", () => {
     const res = create(GetPoolStatusResponseSchema, {
       ...base,
-      cluster: { role: InstanceRole.LEADER, instanceId: "pool-a:50051", leaderId: "pool-a:50051", epoch: 4n, journalRecord: 12n },
+      cluster: {
+        role: InstanceRole.LEADER,
+        instanceId: "pool-a:50051",
+        leaderId: "pool-a:50051",
+        epoch: 4n,
+        journalRecord: 12n,
+      },
     });
     expect(renderStatus(res, { colors: plain }).split("\n")[1]).toBe("instance pool-a:50051 · leader · epoch 4");
   });
@@ -180,17 +232,26 @@ describe("renderStatus() clients", () => {
         share: 0.25,
         weight: 1,
         waiting: 3,
-        limitedBy: { client: "ci-bot", kind: ClientLimitKind.WEEKLY_USD, detail: "client ci-bot: spent $41.20 in 7 days, its limit is $40.00" },
+        limitedBy: {
+          client: "ci-bot",
+          kind: ClientLimitKind.WEEKLY_USD,
+          detail: "client ci-bot: spent $41.20 in 7 days, its limit is $40.00",
+        },
       },
       { name: "default", sessions: 2, weeklyUsd: 1.25, fiveHourUsd: 0.5, weight: 1 },
     ],
   });
   const text = renderStatus(res, { colors: plain });
   const cells = (name: string) =>
-    (text.split("\n").find((l) => l.startsWith(`│ ${name} `)) ?? "").split("│").slice(1, -1).map((c) => c.trim());
+    (text.split("\n").find((l) => l.startsWith(`│ ${name} `)) ?? "")
+      .split("│")
+      .slice(1, -1)
+      .map((c) => c.trim());
 
   it("should count the waiting calls in the summary line", () => {
-    expect(text.split("\n")[0]).toBe("Auth Pool at 2026-11-23 10:00Z · 1 subscription (0 eligible) · 4 sessions · 3 waiting · fallback off");
+    expect(text.split("\n")[0]).toBe(
+      "Auth Pool at 2026-11-23 10:00Z · 1 subscription (0 eligible) · 4 sessions · 3 waiting · fallback off",
+    );
   });
 
   it("should show each client's sessions, spend against its limits, waiting calls and the limit refusing it", () => {
@@ -208,7 +269,9 @@ describe("renderStatus() clients", () => {
   });
 
   it("should print no clients table and no waiting count when there are none", () => {
-    const quiet = renderStatus(create(GetPoolStatusResponseSchema, { now: ts(NOW), subscriptions: [{ id: "only" }] }), { colors: plain });
+    const quiet = renderStatus(create(GetPoolStatusResponseSchema, { now: ts(NOW), subscriptions: [{ id: "only" }] }), {
+      colors: plain,
+    });
     expect(quiet).not.toMatch(/limited by|waiting/);
   });
 });

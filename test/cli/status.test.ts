@@ -43,7 +43,11 @@ describe("authpool status", () => {
   it("should list the clients with their sessions and spend against their limits", async () => {
     pool = await startTestPool({ config: { clients: { alice: { maxSessions: 2, weeklyUsd: 10 } } } });
     await pool.grpc.allocate({ sessionId: "a1", client: "alice" });
-    await pool.grpc.reportUsage({ sessionId: "a1", requestId: "r1", source: { case: "usage", value: { costUsd: 2.5 } } });
+    await pool.grpc.reportUsage({
+      sessionId: "a1",
+      requestId: "r1",
+      source: { case: "usage", value: { costUsd: 2.5 } },
+    });
     const res = await runCli(["status", "--server", pool.server.url]);
     expect(res.code, res.stderr).toBe(0);
     const row = res.stdout.split("\n").find((line) => line.startsWith("│ alice ")) ?? "";

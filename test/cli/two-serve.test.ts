@@ -110,12 +110,16 @@ describe("two `authpool serve` on one SQLite file", () => {
     // `authpool status` against the standby says which it is and who leads.
     const statusB = await runCli(["status", "--server", b.url]);
     expect(statusB.code, statusB.stderr).toBe(0);
-    const roleLine = statusB.stdout.split("\n").find((line) => line.startsWith(`instance ${short(b.line.instance)} · `));
+    const roleLine = statusB.stdout
+      .split("\n")
+      .find((line) => line.startsWith(`instance ${short(b.line.instance)} · `));
     expect(roleLine, statusB.stdout).toBeDefined();
     expect(roleLine).toContain(" · standby · ");
     expect(roleLine).toContain(`leader ${short(a.line.instance)} at ${addressA}`);
     const statusA = await runCli(["status", "--server", a.url]);
-    expect(statusA.stdout).toMatch(new RegExp(`^instance ${short(a.line.instance).replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} · leader · epoch 1`, "m"));
+    expect(statusA.stdout).toMatch(
+      new RegExp(`^instance ${short(a.line.instance).replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} · leader · epoch 1`, "m"),
+    );
 
     // A mix of calls through both, by the CLI and by the client library.
     const viaA = createAuthPoolClient(a.url);
@@ -125,9 +129,12 @@ describe("two `authpool serve` on one SQLite file", () => {
     const allocatedByCli = await runCli(["allocate", "--session", "cli-1", "--json", "--server", b.url]);
     expect(allocatedByCli.code, allocatedByCli.stderr).toBe(0);
     held.add("cli-1");
-    const reportedByCli = await runCli(["report", "--session", "cli-1", "--request-id", "cli-r1", "--json", "-", "--server", b.url], {
-      input: await fixture("claude-cli/success.json"),
-    });
+    const reportedByCli = await runCli(
+      ["report", "--session", "cli-1", "--request-id", "cli-r1", "--json", "-", "--server", b.url],
+      {
+        input: await fixture("claude-cli/success.json"),
+      },
+    );
     expect(reportedByCli.code, reportedByCli.stderr).toBe(0);
     counted += (JSON.parse(reportedByCli.stdout) as { countedCostUsd: number }).countedCostUsd;
     for (let i = 0; i < 6; i++) {
@@ -144,7 +151,11 @@ describe("two `authpool serve` on one SQLite file", () => {
       counted += report.countedCostUsd;
     }
     // The same report again through the other instance counts once.
-    const again = await viaA.reportUsage({ sessionId: "s1", requestId: "r1", source: { case: "usage", value: { costUsd: 2 / 8, inputTokens: 100n, outputTokens: 10n } } });
+    const again = await viaA.reportUsage({
+      sessionId: "s1",
+      requestId: "r1",
+      source: { case: "usage", value: { costUsd: 2 / 8, inputTokens: 100n, outputTokens: 10n } },
+    });
     expect(again.duplicate).toBe(true);
     expect((await viaB.release({ sessionId: "s2" })).released).toBe(true);
     held.delete("s2");
@@ -153,11 +164,16 @@ describe("two `authpool serve` on one SQLite file", () => {
     held.delete("s3");
 
     // Both instances stream the same events under the same numbers.
-    await waitFor("the standby caught up", async () => (await viaB.getPoolStatus({})).cluster?.journalRecord === (await viaA.getPoolStatus({})).cluster?.journalRecord);
+    await waitFor(
+      "the standby caught up",
+      async () =>
+        (await viaB.getPoolStatus({})).cluster?.journalRecord === (await viaA.getPoolStatus({})).cluster?.journalRecord,
+    );
     // At least an "allocated" for each of the 7 sessions and a "released" for 2 of them.
     const before = await events(viaA, 9);
     expect(before.length).toBeGreaterThanOrEqual(9);
     expect(await events(viaB, before.length)).toEqual(before);
+    // biome-ignore lint/complexity/useMathMinMax: bigints, which Math.max does not take
     const lastSeq = before.reduce((max, [seq]) => (seq > max ? seq : max), 0n);
 
     // Both stop; one starts again.

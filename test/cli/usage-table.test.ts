@@ -12,22 +12,49 @@ describe("renderUsage()", () => {
     from: ts("2026-11-16T10:00:00Z"),
     to: ts("2026-11-23T10:00:00Z"),
     rows: [
-      { key: "ci-bot", costUsd: 30, inputTokens: 1_200_000n, outputTokens: 45_000n, cacheCreationInputTokens: 2_000n, cacheReadInputTokens: 9_000_000n, requests: 120 },
+      {
+        key: "ci-bot",
+        costUsd: 30,
+        inputTokens: 1_200_000n,
+        outputTokens: 45_000n,
+        cacheCreationInputTokens: 2_000n,
+        cacheReadInputTokens: 9_000_000n,
+        requests: 120,
+      },
       { key: "alice", costUsd: 10, inputTokens: 900n, outputTokens: 12n, requests: 3 },
       { key: "(outside the pool)", costUsd: 0, inputTokens: 50n, requests: 1 },
     ],
   });
   const lines = renderUsage(res, { by: "client", colors: plain }).split("\n");
   const rowOf = (key: string) => lines.find((l) => l.startsWith(`│ ${key} `)) ?? "";
-  const cells = (line: string) => line.split("│").slice(1, -1).map((c) => c.trim());
+  const cells = (line: string) =>
+    line
+      .split("│")
+      .slice(1, -1)
+      .map((c) => c.trim());
 
   it("should head the table with the period and the total", () => {
     expect(lines[0]).toBe("Usage by client · 2026-11-16 10:00Z to 2026-11-23 10:00Z · $40.00 in 124 requests");
-    expect(cells(lines[2]!)).toEqual(["client", "cost", "input", "output", "cache write", "cache read", "requests", "share"]);
+    expect(cells(lines[2]!)).toEqual([
+      "client",
+      "cost",
+      "input",
+      "output",
+      "cache write",
+      "cache read",
+      "requests",
+      "share",
+    ]);
   });
 
   it("should keep the server's order and give each key its figures and share of the cost", () => {
-    expect(lines.filter((l) => /^│ \S/.test(l)).map((l) => cells(l)[0])).toEqual(["client", "ci-bot", "alice", "(outside the pool)", "total"]);
+    expect(lines.filter((l) => /^│ \S/.test(l)).map((l) => cells(l)[0])).toEqual([
+      "client",
+      "ci-bot",
+      "alice",
+      "(outside the pool)",
+      "total",
+    ]);
     expect(cells(rowOf("ci-bot"))).toEqual(["ci-bot", "$30.00", "1.2M", "45.0k", "2.0k", "9.0M", "120", "75.0%"]);
     expect(cells(rowOf("alice"))).toEqual(["alice", "$10.00", "900", "12", "0", "0", "3", "25.0%"]);
     expect(cells(rowOf("total"))).toEqual(["total", "$40.00", "1.2M", "45.0k", "2.0k", "9.0M", "124", "100.0%"]);

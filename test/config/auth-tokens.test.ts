@@ -24,12 +24,18 @@ afterAll(async () => {
 });
 
 /** withTokenFile writes a token file and a config naming it, and loads the config. */
-async function load(tokenText: string | undefined, server: Record<string, unknown> = {}): Promise<ReturnType<typeof loadConfigFile>> {
+async function load(
+  tokenText: string | undefined,
+  server: Record<string, unknown> = {},
+): Promise<ReturnType<typeof loadConfigFile>> {
   const sub = await mkdtemp(path.join(dir, "case-"));
   const tokenFile = path.join(sub, "tokens");
   if (tokenText !== undefined) await writeFile(tokenFile, tokenText);
   const configFile = path.join(sub, "pool.json");
-  await writeFile(configFile, JSON.stringify({ ...testConfigRaw(sub), server: { authTokensFile: tokenFile, ...server } }));
+  await writeFile(
+    configFile,
+    JSON.stringify({ ...testConfigRaw(sub), server: { authTokensFile: tokenFile, ...server } }),
+  );
   return loadConfigFile(configFile);
 }
 
@@ -66,16 +72,38 @@ describe("server.authTokensFile", () => {
     const error = await refusal(load(undefined));
     expect(error.path).toBe("server.authTokensFile");
     expect(error.file).toMatch(/pool\.json$/);
-    expect(error.message).toMatch(/pool\.json: server\.authTokensFile: expected a readable file of "role:token" lines, got \/.*\/tokens: no such file$/);
+    expect(error.message).toMatch(
+      /pool\.json: server\.authTokensFile: expected a readable file of "role:token" lines, got \/.*\/tokens: no such file$/,
+    );
   });
 
   it.each([
-    { name: "an unknown role", text: `client:${GOOD}\nwriter:${SECRETISH}\n`, want: /got an unknown role on line 2 of / },
-    { name: "a token shorter than 16 characters", text: `# c\n\nclient:Zq9-short\n`, want: /expected a token of at least 16 characters, got a token of 9 characters on line 3 of / },
+    {
+      name: "an unknown role",
+      text: `client:${GOOD}\nwriter:${SECRETISH}\n`,
+      want: /got an unknown role on line 2 of /,
+    },
+    {
+      name: "a token shorter than 16 characters",
+      text: `# c\n\nclient:Zq9-short\n`,
+      want: /expected a token of at least 16 characters, got a token of 9 characters on line 3 of /,
+    },
     { name: "an empty token", text: `reader:\n`, want: /got an empty token on line 1 of / },
-    { name: "a space inside the token", text: `client:${SECRETISH} ${SECRETISH}\n`, want: /got a token with a space or control character on line 1 of / },
-    { name: "a bare token with a colon", text: `${SECRETISH}:${SECRETISH}\n`, want: /got an unknown role on line 1 of / },
-    { name: "no token at all", text: "# nothing yet\n\n", want: /expected at least one "role:token" line, got none in / },
+    {
+      name: "a space inside the token",
+      text: `client:${SECRETISH} ${SECRETISH}\n`,
+      want: /got a token with a space or control character on line 1 of /,
+    },
+    {
+      name: "a bare token with a colon",
+      text: `${SECRETISH}:${SECRETISH}\n`,
+      want: /got an unknown role on line 1 of /,
+    },
+    {
+      name: "no token at all",
+      text: "# nothing yet\n\n",
+      want: /expected at least one "role:token" line, got none in /,
+    },
   ])("refuses $name, showing the line, never the token", async ({ text, want }) => {
     const error = await refusal(load(text));
     expect(error.path).toBe("server.authTokensFile");
@@ -92,7 +120,9 @@ describe("server.authTokensFile", () => {
   it("expands ~/ against the home directory", async () => {
     const home = await mkdtemp(path.join(dir, "home-"));
     await writeFile(path.join(home, "tokens"), `admin:${GOOD}\n`);
-    const config = parseConfig({ ...testConfigRaw(home), server: { authTokensFile: "~/tokens" } }, "<inline>", { homeDir: home });
+    const config = parseConfig({ ...testConfigRaw(home), server: { authTokensFile: "~/tokens" } }, "<inline>", {
+      homeDir: home,
+    });
     expect(config.server.authTokensFile).toBe(path.join(home, "tokens"));
   });
 });
@@ -163,7 +193,9 @@ describe("AUTHPOOL_TOKENS and AUTHPOOL_TOKENS_FILE", () => {
     const next = applyEnv(base(), { AUTHPOOL_TOKENS_FILE: file, AUTHPOOL_TOKENS: `client:${GOOD}-x` });
     expect(next.server.authTokens.map((t) => t.role)).toEqual(["reader", "client"]);
     const missing = path.join(dir, "absent");
-    expect(() => applyEnv(base(), { AUTHPOOL_TOKENS_FILE: missing })).toThrow(`env: AUTHPOOL_TOKENS_FILE: expected a readable file of "role:token" lines, got ${missing}: no such file`);
+    expect(() => applyEnv(base(), { AUTHPOOL_TOKENS_FILE: missing })).toThrow(
+      `env: AUTHPOOL_TOKENS_FILE: expected a readable file of "role:token" lines, got ${missing}: no such file`,
+    );
   });
 });
 

@@ -147,7 +147,12 @@ describe("config/example.yaml", () => {
 
 describe("relative config dirs", () => {
   it("takes ./ from the config file's directory, wherever the pool runs", async () => {
-    const file = await write("relative.yaml", ["subscriptions:", "  - id: a", "    type: claude-pro", "    configDir: ./dirs/a", "    weeklyBudgetUsd: 1"].join("\n"));
+    const file = await write(
+      "relative.yaml",
+      ["subscriptions:", "  - id: a", "    type: claude-pro", "    configDir: ./dirs/a", "    weeklyBudgetUsd: 1"].join(
+        "\n",
+      ),
+    );
     const config = await loadConfigFile(file, { homeDir });
     expect(config.subscriptions[0]?.configDir).toBe(path.join(tmp, "dirs/a"));
   });
@@ -156,7 +161,9 @@ describe("relative config dirs", () => {
     const raw = validRaw();
     sub(raw, 0).configDir = "./a";
     expect(parseConfig(raw, "<inline>", { homeDir }).subscriptions[0]?.configDir).toBe(path.resolve("a"));
-    expect(parseConfig(raw, "<inline>", { homeDir, baseDir: "/srv/pool" }).subscriptions[0]?.configDir).toBe("/srv/pool/a");
+    expect(parseConfig(raw, "<inline>", { homeDir, baseDir: "/srv/pool" }).subscriptions[0]?.configDir).toBe(
+      "/srv/pool/a",
+    );
   });
 
   it.each([
@@ -166,7 +173,10 @@ describe("relative config dirs", () => {
     const raw = validRaw();
     sub(raw, 0).configDir = configDir;
     const error = parseError(() => parseConfig(raw, "<inline>", { homeDir }));
-    expect(error.issues[0]).toMatchObject({ path: "subscriptions[0].configDir", expected: expect.stringMatching(message) });
+    expect(error.issues[0]).toMatchObject({
+      path: "subscriptions[0].configDir",
+      expected: expect.stringMatching(message),
+    });
   });
 });
 
@@ -436,7 +446,12 @@ describe("invalid configs", () => {
     ["bad id", (r) => void (sub(r, 0).id = "-a"), "subscriptions[0].id", /got "-a"$/],
     ["bad type", (r) => void (sub(r, 0).type = "claude-ultra"), "subscriptions[0].type", /"claude-max"/],
     ["maxSessions 0", (r) => void (sub(r, 0).maxSessions = 0), "subscriptions[0].maxSessions", /integer >= 1/],
-    ["maxSessions 1.5", (r) => void (sub(r, 0).maxClientsPerSub = 1.5), "subscriptions[0].maxClientsPerSub", /integer >= 1/],
+    [
+      "maxSessions 1.5",
+      (r) => void (sub(r, 0).maxClientsPerSub = 1.5),
+      "subscriptions[0].maxClientsPerSub",
+      /integer >= 1/,
+    ],
     ["no subscriptions", (r) => void (r.subscriptions = []), "subscriptions", /at least one/],
     [
       "non-http webhook",
@@ -458,8 +473,7 @@ describe("invalid configs", () => {
     ],
     [
       "all health weights 0",
-      (r) =>
-        void (r.health = { weights: { weekly: 0, fiveHour: 0, sessions: 0, burnRate: 0, idle: 0 } }),
+      (r) => void (r.health = { weights: { weekly: 0, fiveHour: 0, sessions: 0, burnRate: 0, idle: 0 } }),
       "health.weights",
       /> 0/,
     ],
@@ -510,7 +524,7 @@ describe("unreadable files", () => {
     const file = path.join(tmp, "does-not-exist.yaml");
     const error = await loadError(file);
     expect(error.file).toBe(file);
-    expect(error.message).toMatch(new RegExp(`^${escape(file)}: expected a readable config file, got .*ENOENT`));
+    expect(error.message).toMatch(new RegExp(`^${escapeRegExp(file)}: expected a readable config file, got .*ENOENT`));
   });
 
   it("gives line and column for bad JSON", async () => {
@@ -585,19 +599,14 @@ describe("applyEnv", () => {
     expect(same.server).toEqual({ host: "127.0.0.1", port: 50051, authTokens: [] });
   });
 
-  it.each(["70000", "abc", "80.5", " 80", "1e3", "-1", "0x50"])(
-    "rejects AUTHPOOL_PORT=%j",
-    (value) => {
-      const error = parseError(() => applyEnv(base(), { AUTHPOOL_PORT: value }));
-      expect(error.file).toBe("env");
-      expect(error.path).toBe("AUTHPOOL_PORT");
-      expect(error.message).toBe(
-        `env: AUTHPOOL_PORT: expected an integer port 0-65535, got ${JSON.stringify(value)}`,
-      );
-    },
-  );
+  it.each(["70000", "abc", "80.5", " 80", "1e3", "-1", "0x50"])("rejects AUTHPOOL_PORT=%j", (value) => {
+    const error = parseError(() => applyEnv(base(), { AUTHPOOL_PORT: value }));
+    expect(error.file).toBe("env");
+    expect(error.path).toBe("AUTHPOOL_PORT");
+    expect(error.message).toBe(`env: AUTHPOOL_PORT: expected an integer port 0-65535, got ${JSON.stringify(value)}`);
+  });
 });
 
-function escape(text: string): string {
+function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }

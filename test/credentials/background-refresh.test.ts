@@ -2,7 +2,12 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { FakeTokenEndpoint, type TokenServer, type TokenSet, serveTokenEndpoint } from "../support/fake-token-endpoint.js";
+import {
+  FakeTokenEndpoint,
+  type TokenServer,
+  type TokenSet,
+  serveTokenEndpoint,
+} from "../support/fake-token-endpoint.js";
 import { EventType, SubscriptionState } from "../../gen/authpool/v1/auth_pool_pb.js";
 import { ManualClock } from "../support/manual-clock.js";
 import { type TestPool, startTestPool, testConfigRaw } from "../support/test-server.js";
@@ -24,11 +29,16 @@ afterEach(async () => {
 
 async function writeLogin(dir: string, tokens: TokenSet): Promise<void> {
   await mkdir(dir, { recursive: true });
-  await writeFile(path.join(dir, ".credentials.json"), JSON.stringify({ claudeAiOauth: { ...tokens, scopes: ["user:inference"] } }), { mode: 0o600 });
+  await writeFile(
+    path.join(dir, ".credentials.json"),
+    JSON.stringify({ claudeAiOauth: { ...tokens, scopes: ["user:inference"] } }),
+    { mode: 0o600 },
+  );
 }
 
 async function refreshToken(dir: string): Promise<string> {
-  return (JSON.parse(await readFile(path.join(dir, ".credentials.json"), "utf8")) as { claudeAiOauth: TokenSet }).claudeAiOauth.refreshToken;
+  return (JSON.parse(await readFile(path.join(dir, ".credentials.json"), "utf8")) as { claudeAiOauth: TokenSet })
+    .claudeAiOauth.refreshToken;
 }
 
 describe("managed credentials in the server's background jobs", () => {
@@ -40,7 +50,11 @@ describe("managed credentials in the server's background jobs", () => {
     const subscriptions = (testConfigRaw(tmp).subscriptions as Record<string, unknown>[]).map((s) =>
       s["id"] === "sub3" ? { ...s, manageCredentials: false } : s,
     );
-    pool = await startTestPool({ clock, dir: tmp, config: { credentials: { manage: true, tokenEndpoint: server.url }, subscriptions } });
+    pool = await startTestPool({
+      clock,
+      dir: tmp,
+      config: { credentials: { manage: true, tokenEndpoint: server.url }, subscriptions },
+    });
     const dir = (id: string) => path.join(tmp!, id);
 
     await writeLogin(dir("sub1"), endpoint.login(START + 30 * 60_000));
@@ -79,7 +93,11 @@ describe("managed credentials in the server's background jobs", () => {
     const endpoint = new FakeTokenEndpoint({ now: () => clock.now() });
     server = await serveTokenEndpoint(endpoint);
     tmp = await mkdtemp(path.join(os.tmpdir(), "authpool-managed-"));
-    pool = await startTestPool({ clock, dir: tmp, config: { credentials: { manage: true, tokenEndpoint: server.url } } });
+    pool = await startTestPool({
+      clock,
+      dir: tmp,
+      config: { credentials: { manage: true, tokenEndpoint: server.url } },
+    });
     const dir = (id: string) => path.join(tmp!, id);
     for (const id of ["sub2", "sub3"]) await writeLogin(dir(id), endpoint.login(START + 5 * HOUR));
     // sub1's refresh token was spent elsewhere: the pool's renewal gets invalid_grant.
@@ -98,7 +116,10 @@ describe("managed credentials in the server's background jobs", () => {
     const timer = setTimeout(() => ac.abort(), 300);
     const reasons: string[] = [];
     try {
-      for await (const res of pool.grpc.streamEvents({ afterSequence: 0n, types: [EventType.STATUS_CHANGED] }, { signal: ac.signal })) {
+      for await (const res of pool.grpc.streamEvents(
+        { afterSequence: 0n, types: [EventType.STATUS_CHANGED] },
+        { signal: ac.signal },
+      )) {
         const p = res.event?.payload;
         if (p?.case === "statusChanged" && p.value.subscriptionId === "sub1") reasons.push(p.value.reason);
       }

@@ -41,7 +41,9 @@ describe("config: credentials", () => {
   });
 
   it("credentials.manage is every OAuth subscription's default; each may say otherwise; api subscriptions never", () => {
-    const config = parseConfig(raw({ credentials: { manage: true } }, [{}, { manageCredentials: false }]), "<inline>", { homeDir });
+    const config = parseConfig(raw({ credentials: { manage: true } }, [{}, { manageCredentials: false }]), "<inline>", {
+      homeDir,
+    });
     expect(config.subscriptions.map((s) => [s.id, s.manageCredentials])).toEqual([
       ["a", true],
       ["b", false],
@@ -68,16 +70,51 @@ describe("config: credentials", () => {
       "<inline>",
       { homeDir },
     );
-    expect(config.credentials).toMatchObject({ tokenEndpoint: "http://127.0.0.1:9999/v1/oauth/token", clientId: "my-client", refreshBeforeMinutes: 120, timeoutSeconds: 5 });
+    expect(config.credentials).toMatchObject({
+      tokenEndpoint: "http://127.0.0.1:9999/v1/oauth/token",
+      clientId: "my-client",
+      refreshBeforeMinutes: 120,
+      timeoutSeconds: 5,
+    });
   });
 
   it.each<[string, Record<string, unknown>, Record<string, unknown>[], string]>([
-    ["a margin inside Claude Code's own 5 minutes", { credentials: { refreshBeforeMinutes: 5 } }, [], "credentials.refreshBeforeMinutes"],
-    ["a margin over half a token's life", { credentials: { refreshBeforeMinutes: 241 } }, [], "credentials.refreshBeforeMinutes"],
-    ["a timeout that could outlast the refresh lock", { credentials: { timeoutSeconds: 31 } }, [], "credentials.timeoutSeconds"],
-    ["an endpoint that is not a URL", { credentials: { tokenEndpoint: "platform.claude.com" } }, [], "credentials.tokenEndpoint"],
-    ["backoff bounds out of order", { credentials: { backoffMinSeconds: 60, backoffMaxSeconds: 30 } }, [], "credentials.backoffMaxSeconds"],
-    ["a min backoff over the default max", { credentials: { backoffMinSeconds: 601 } }, [], "credentials.backoffMinSeconds"],
+    [
+      "a margin inside Claude Code's own 5 minutes",
+      { credentials: { refreshBeforeMinutes: 5 } },
+      [],
+      "credentials.refreshBeforeMinutes",
+    ],
+    [
+      "a margin over half a token's life",
+      { credentials: { refreshBeforeMinutes: 241 } },
+      [],
+      "credentials.refreshBeforeMinutes",
+    ],
+    [
+      "a timeout that could outlast the refresh lock",
+      { credentials: { timeoutSeconds: 31 } },
+      [],
+      "credentials.timeoutSeconds",
+    ],
+    [
+      "an endpoint that is not a URL",
+      { credentials: { tokenEndpoint: "platform.claude.com" } },
+      [],
+      "credentials.tokenEndpoint",
+    ],
+    [
+      "backoff bounds out of order",
+      { credentials: { backoffMinSeconds: 60, backoffMaxSeconds: 30 } },
+      [],
+      "credentials.backoffMaxSeconds",
+    ],
+    [
+      "a min backoff over the default max",
+      { credentials: { backoffMinSeconds: 601 } },
+      [],
+      "credentials.backoffMinSeconds",
+    ],
     ["an unknown key", { credentials: { refreshBefore: 60 } }, [], "credentials.refreshBefore"],
     ["managing an api subscription", {}, [{}, {}, { manageCredentials: true }], "subscriptions[2].manageCredentials"],
     ["a flag that is not a boolean", {}, [{ manageCredentials: "yes" }], "subscriptions[0].manageCredentials"],

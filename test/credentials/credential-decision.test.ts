@@ -11,19 +11,57 @@ const MIN = 60_000;
 const policy = { refreshBeforeMs: 60 * MIN, checkIntervalMs: MIN };
 
 function stored(over: Partial<Extract<CredentialFacts, { kind: "stored" }>> = {}): CredentialFacts {
-  return { kind: "stored", hasAccessToken: true, hasRefreshToken: true, refreshTokenDead: false, expiresAt: NOW + 8 * 60 * MIN, ...over };
+  return {
+    kind: "stored",
+    hasAccessToken: true,
+    hasRefreshToken: true,
+    refreshTokenDead: false,
+    expiresAt: NOW + 8 * 60 * MIN,
+    ...over,
+  };
 }
 
 describe("decideCredentials()", () => {
   it.each<[string, CredentialFacts, string, string | RegExp | undefined]>([
-    ["no file", { kind: "absent", reason: "no .credentials.json in /x" }, "no_credentials", "no .credentials.json in /x"],
+    [
+      "no file",
+      { kind: "absent", reason: "no .credentials.json in /x" },
+      "no_credentials",
+      "no .credentials.json in /x",
+    ],
     ["fresh login", stored(), "ok", undefined],
-    ["blanked by Claude Code", stored({ hasAccessToken: false, hasRefreshToken: false, expiresAt: 0 }), "login_required", /tokens are blank/],
-    ["ended by time limit", stored({ hasAccessToken: false, hasRefreshToken: false, loginEnded: "time_limit" }), "login_required", /loginEnded: time_limit/],
+    [
+      "blanked by Claude Code",
+      stored({ hasAccessToken: false, hasRefreshToken: false, expiresAt: 0 }),
+      "login_required",
+      /tokens are blank/,
+    ],
+    [
+      "ended by time limit",
+      stored({ hasAccessToken: false, hasRefreshToken: false, loginEnded: "time_limit" }),
+      "login_required",
+      /loginEnded: time_limit/,
+    ],
     ["refresh token refused before", stored({ refreshTokenDead: true }), "login_required", /invalid_grant/],
     ["no refresh token, still valid", stored({ hasRefreshToken: false }), "ok", /cannot be renewed/],
-    ["no refresh token, expired", stored({ hasRefreshToken: false, expiresAt: NOW - 1 }), "credentials_expired", /no refresh token/],
-    ["no refresh token, no access token", stored({ hasAccessToken: false, hasRefreshToken: false, refreshTokenDead: false, expiresAt: NOW + MIN, loginEnded: undefined }), "login_required", /blank/],
+    [
+      "no refresh token, expired",
+      stored({ hasRefreshToken: false, expiresAt: NOW - 1 }),
+      "credentials_expired",
+      /no refresh token/,
+    ],
+    [
+      "no refresh token, no access token",
+      stored({
+        hasAccessToken: false,
+        hasRefreshToken: false,
+        refreshTokenDead: false,
+        expiresAt: NOW + MIN,
+        loginEnded: undefined,
+      }),
+      "login_required",
+      /blank/,
+    ],
     ["no expiry recorded", stored({ expiresAt: undefined }), "ok", /no expiry recorded/],
   ])("%s: %s", (_name, facts, kind, reason) => {
     const decision = decideCredentials(facts, NOW, policy);
@@ -46,7 +84,9 @@ describe("decideCredentials()", () => {
 
   it("looks again at the check interval, or at the margin when that comes first", () => {
     expect(decideCredentials(stored(), NOW, policy)).toMatchObject({ nextCheckAt: NOW + MIN });
-    expect(decideCredentials(stored({ expiresAt: NOW + 60 * MIN + 30_000 }), NOW, policy)).toMatchObject({ nextCheckAt: NOW + 30_000 });
+    expect(decideCredentials(stored({ expiresAt: NOW + 60 * MIN + 30_000 }), NOW, policy)).toMatchObject({
+      nextCheckAt: NOW + 30_000,
+    });
     expect(decideCredentials({ kind: "absent", reason: "x" }, NOW, policy)).toMatchObject({ nextCheckAt: NOW + MIN });
   });
 
@@ -65,7 +105,12 @@ describe("statusWhileFailing()", () => {
     ["no access token", stored({ hasAccessToken: false }), "ok", "credentials_expired"],
     ["file gone", { kind: "absent", reason: "gone" }, "ok", "credentials_expired"],
   ])("%s", (_name, facts, previous, kind) => {
-    const status = statusWhileFailing(facts, NOW, previous === undefined ? undefined : { kind: previous }, "token endpoint answered 503");
+    const status = statusWhileFailing(
+      facts,
+      NOW,
+      previous === undefined ? undefined : { kind: previous },
+      "token endpoint answered 503",
+    );
     expect(status.kind).toBe(kind);
     expect(status.reason).toContain("token endpoint answered 503");
   });

@@ -14,7 +14,12 @@ import {
   createClaudeRefreshLock,
 } from "../../src/credentials/index.js";
 import { createJsonLogger } from "../../src/runtime/logger.js";
-import { FakeTokenEndpoint, type TokenServer, type TokenSet, serveTokenEndpoint } from "../support/fake-token-endpoint.js";
+import {
+  FakeTokenEndpoint,
+  type TokenServer,
+  type TokenSet,
+  serveTokenEndpoint,
+} from "../support/fake-token-endpoint.js";
 import { ManualClock } from "../support/manual-clock.js";
 
 const START = Date.parse("2026-11-23T10:00:00Z");
@@ -67,14 +72,24 @@ const credentialsFile = (configDir = dir) => path.join(configDir, ".credentials.
 /** writeLogin writes a login as Claude Code keeps it, with keys of its own the pool must keep. */
 async function writeLogin(tokens: TokenSet, configDir = dir): Promise<void> {
   const data = {
-    claudeAiOauth: { ...tokens, scopes: SCOPES, subscriptionType: "max", rateLimitTier: "default_claude_max_20x", accountUuid: "acc-1" },
+    claudeAiOauth: {
+      ...tokens,
+      scopes: SCOPES,
+      subscriptionType: "max",
+      rateLimitTier: "default_claude_max_20x",
+      accountUuid: "acc-1",
+    },
     mcpOAuth: { keep: "me" },
   };
   await writeFile(credentialsFile(configDir), JSON.stringify(data), { mode: 0o600 });
 }
 
-async function readLogin(configDir = dir): Promise<{ claudeAiOauth: Record<string, unknown> & TokenSet; mcpOAuth?: unknown }> {
-  return JSON.parse(await readFile(credentialsFile(configDir), "utf8")) as { claudeAiOauth: Record<string, unknown> & TokenSet };
+async function readLogin(
+  configDir = dir,
+): Promise<{ claudeAiOauth: Record<string, unknown> & TokenSet; mcpOAuth?: unknown }> {
+  return JSON.parse(await readFile(credentialsFile(configDir), "utf8")) as {
+    claudeAiOauth: Record<string, unknown> & TokenSet;
+  };
 }
 
 const kinds = () => statuses.map(([, s]) => s.kind);
@@ -96,7 +111,12 @@ describe("CredentialManager", () => {
 
     await m.checkDue();
     expect(endpoint.requests).toEqual([]);
-    expect(m.status("sub1")).toMatchObject({ kind: "ok", expiresAt: START + 3 * HOUR, nextCheckAt: START + MIN, failures: 0 });
+    expect(m.status("sub1")).toMatchObject({
+      kind: "ok",
+      expiresAt: START + 3 * HOUR,
+      nextCheckAt: START + MIN,
+      failures: 0,
+    });
 
     clock.set(START + 2 * HOUR + 1_000);
     await m.checkDue();
@@ -106,12 +126,21 @@ describe("CredentialManager", () => {
     expect(endpoint.accessTokenValid(after.claudeAiOauth.accessToken)).toBe(true);
     expect(after.claudeAiOauth.expiresAt).toBe(clock.now() + 8 * HOUR);
     expect(after).toMatchObject({
-      claudeAiOauth: { scopes: SCOPES, subscriptionType: "max", rateLimitTier: "default_claude_max_20x", accountUuid: "acc-1" },
+      claudeAiOauth: {
+        scopes: SCOPES,
+        subscriptionType: "max",
+        rateLimitTier: "default_claude_max_20x",
+        accountUuid: "acc-1",
+      },
       mcpOAuth: { keep: "me" },
     });
     expect((await stat(credentialsFile())).mode & 0o777).toBe(0o600);
     expect(endpoint.requests[0]?.scope).toBe(SCOPES.join(" "));
-    expect(m.status("sub1")).toMatchObject({ kind: "refreshed", lastRefreshAt: clock.now(), expiresAt: clock.now() + 8 * HOUR });
+    expect(m.status("sub1")).toMatchObject({
+      kind: "refreshed",
+      lastRefreshAt: clock.now(),
+      expiresAt: clock.now() + 8 * HOUR,
+    });
     expect(kinds()).toEqual(["ok", "refreshed"]);
 
     // Still the pool's token at the next looks: no flip back to "ok", no second refresh.
@@ -125,7 +154,9 @@ describe("CredentialManager", () => {
   it("holds Claude Code's refresh lock while it refreshes, and releases it", async () => {
     await writeLogin(endpoint.login(START + 10 * MIN));
     const seen: boolean[] = [];
-    const m = manager({ fetch: fetchWith({ before: async () => void seen.push(existsSync(path.join(dir, CLAUDE_REFRESH_LOCK))) }) });
+    const m = manager({
+      fetch: fetchWith({ before: async () => void seen.push(existsSync(path.join(dir, CLAUDE_REFRESH_LOCK))) }),
+    });
     await m.checkDue();
     expect(seen).toEqual([true]);
     expect(existsSync(path.join(dir, CLAUDE_REFRESH_LOCK))).toBe(false);
@@ -165,7 +196,11 @@ describe("CredentialManager", () => {
 
     it("writes over a file Claude Code blanked after losing the race to the pool", async () => {
       await writeLogin(endpoint.login(START + 10 * MIN));
-      const blank = () => writeFile(credentialsFile(), JSON.stringify({ claudeAiOauth: { accessToken: "", refreshToken: "", expiresAt: 0, scopes: SCOPES } }));
+      const blank = () =>
+        writeFile(
+          credentialsFile(),
+          JSON.stringify({ claudeAiOauth: { accessToken: "", refreshToken: "", expiresAt: 0, scopes: SCOPES } }),
+        );
       const m = manager({ fetch: fetchWith({ after: blank }) });
       await m.checkDue();
       const after = await readLogin();
@@ -202,7 +237,10 @@ describe("CredentialManager", () => {
 
     await m.checkDue();
     expect(endpoint.requests.map((r) => r.outcome)).toEqual(["invalid_grant"]);
-    expect(m.status("sub1")).toMatchObject({ kind: "login_required", reason: expect.stringMatching(/invalid_grant.*claude \/login/) });
+    expect(m.status("sub1")).toMatchObject({
+      kind: "login_required",
+      reason: expect.stringMatching(/invalid_grant.*claude \/login/),
+    });
     // The pool leaves the file as it is (Claude Code would blank it).
     expect((await readLogin()).claudeAiOauth).toMatchObject({ ...login });
 
@@ -219,8 +257,16 @@ describe("CredentialManager", () => {
 
   it.each<[string, string | undefined, string]>([
     ["no file", undefined, "no_credentials"],
-    ["a blanked login", JSON.stringify({ claudeAiOauth: { accessToken: "", refreshToken: "", expiresAt: 0 } }), "login_required"],
-    ["an expired token without a refresh token", JSON.stringify({ claudeAiOauth: { accessToken: "sk-ant-oat01-x", expiresAt: START - 1 } }), "credentials_expired"],
+    [
+      "a blanked login",
+      JSON.stringify({ claudeAiOauth: { accessToken: "", refreshToken: "", expiresAt: 0 } }),
+      "login_required",
+    ],
+    [
+      "an expired token without a refresh token",
+      JSON.stringify({ claudeAiOauth: { accessToken: "sk-ant-oat01-x", expiresAt: START - 1 } }),
+      "credentials_expired",
+    ],
     ["an API key login", JSON.stringify({ primaryApiKey: "sk-ant-api03-x" }), "no_credentials"],
   ])("reports %s without calling the endpoint", async (_name, text, kind) => {
     if (text !== undefined) await writeFile(credentialsFile(), text, { mode: 0o600 });
@@ -237,7 +283,12 @@ describe("CredentialManager", () => {
 
     await m.checkDue();
     // Failure 1: between half and all of 30 s; random 0 gives the half.
-    expect(m.status("sub1")).toMatchObject({ kind: "ok", failures: 1, nextCheckAt: START + 15_000, lastError: "token endpoint answered 503 overloaded_error" });
+    expect(m.status("sub1")).toMatchObject({
+      kind: "ok",
+      failures: 1,
+      nextCheckAt: START + 15_000,
+      lastError: "token endpoint answered 503 overloaded_error",
+    });
     expect(m.status("sub1")?.reason).toMatch(/renewal failing/);
 
     clock.advance(14_000);
@@ -255,7 +306,11 @@ describe("CredentialManager", () => {
     expect(m.status("sub1")!.nextCheckAt).toBeLessThan(START + 2 * MIN);
     clock.set(START + 2 * MIN + 1_000);
     await m.checkDue();
-    expect(m.status("sub1")).toMatchObject({ kind: "credentials_expired", failures: 4, reason: expect.stringMatching(/^expired at .*renewal failing/) });
+    expect(m.status("sub1")).toMatchObject({
+      kind: "credentials_expired",
+      failures: 4,
+      reason: expect.stringMatching(/^expired at .*renewal failing/),
+    });
 
     for (let i = 0; i < 10; i++) {
       clock.set(m.status("sub1")!.nextCheckAt);
@@ -277,7 +332,11 @@ describe("CredentialManager", () => {
   it("honours retry-after when it is longer than the backoff", async () => {
     await writeLogin(endpoint.login(START + 2 * MIN));
     const m = manager({
-      fetch: async () => new Response('{"type":"error","error":{"type":"rate_limit_error"}}', { status: 429, headers: { "retry-after": "900" } }),
+      fetch: async () =>
+        new Response('{"type":"error","error":{"type":"rate_limit_error"}}', {
+          status: 429,
+          headers: { "retry-after": "900" },
+        }),
     });
     await m.checkDue();
     expect(m.status("sub1")).toMatchObject({ failures: 1, nextCheckAt: START + 900_000 });
@@ -329,8 +388,21 @@ describe("CredentialManager", () => {
       await m.checkDue();
       expect(m.status("sub1")?.kind).toBe("refreshed");
 
-      const settings = { tokenEndpoint: server.url, clientId: CLAUDE_CODE_CLIENT_ID, refreshBeforeMs: HOUR, checkIntervalMs: MIN, timeoutMs: 5_000, backoff: { minMs: 30_000, maxMs: 600_000 } };
-      m.configure({ ...settings, subscriptions: [{ id: "sub1", configDir: dir }, { id: "sub2", configDir: dirB }] });
+      const settings = {
+        tokenEndpoint: server.url,
+        clientId: CLAUDE_CODE_CLIENT_ID,
+        refreshBeforeMs: HOUR,
+        checkIntervalMs: MIN,
+        timeoutMs: 5_000,
+        backoff: { minMs: 30_000, maxMs: 600_000 },
+      };
+      m.configure({
+        ...settings,
+        subscriptions: [
+          { id: "sub1", configDir: dir },
+          { id: "sub2", configDir: dirB },
+        ],
+      });
       expect(m.status("sub1")).toMatchObject({ kind: "refreshed", lastRefreshAt: START });
       expect(m.status("sub2")).toMatchObject({ nextCheckAt: START });
       await m.checkDue();
@@ -388,7 +460,11 @@ describe("CredentialManager", () => {
     await m.checkDue();
     expect(endpoint.requests).toEqual([]);
     expect(endpoint.isLive(login.refreshToken)).toBe(true);
-    expect(m.status("sub1")).toMatchObject({ kind: "ok", failures: 1, lastError: expect.stringMatching(/^not renewed: .* is a symlink/) });
+    expect(m.status("sub1")).toMatchObject({
+      kind: "ok",
+      failures: 1,
+      lastError: expect.stringMatching(/^not renewed: .* is a symlink/),
+    });
   });
 
   it("keeps granted tokens it could not write and saves them at the next check (no second refresh)", async () => {
@@ -405,7 +481,11 @@ describe("CredentialManager", () => {
 
     await m.checkDue();
     expect(endpoint.granted).toBe(1);
-    expect(m.status("sub1")).toMatchObject({ kind: "ok", failures: 1, lastError: expect.stringMatching(/^refreshed, but .* is a symlink/) });
+    expect(m.status("sub1")).toMatchObject({
+      kind: "ok",
+      failures: 1,
+      lastError: expect.stringMatching(/^refreshed, but .* is a symlink/),
+    });
     expect(endpoint.isLive(login.refreshToken)).toBe(false);
 
     // The operator replaces the link with the file itself.
@@ -478,14 +558,22 @@ describe("CredentialManager", () => {
       }),
     });
     await m.checkDue();
-    expect(endpoint.requests.map((r) => r.outcome)).toEqual(["granted", "invalid_grant", "unavailable", "invalid_grant"]);
-    expect(subscriptions.map((s) => m.status(s.id)?.kind)).toEqual(["refreshed", "login_required", "credentials_expired", "ok"]);
+    expect(endpoint.requests.map((r) => r.outcome)).toEqual([
+      "granted",
+      "invalid_grant",
+      "unavailable",
+      "invalid_grant",
+    ]);
+    expect(subscriptions.map((s) => m.status(s.id)?.kind)).toEqual([
+      "refreshed",
+      "login_required",
+      "credentials_expired",
+      "ok",
+    ]);
 
-    const said = [
-      ...logLines,
-      JSON.stringify(statuses),
-      JSON.stringify(subscriptions.map((s) => m.status(s.id))),
-    ].join("\n");
+    const said = [...logLines, JSON.stringify(statuses), JSON.stringify(subscriptions.map((s) => m.status(s.id)))].join(
+      "\n",
+    );
     expect(logLines.length).toBeGreaterThan(0);
     for (const token of endpoint.issued) {
       expect(said).not.toContain(token);

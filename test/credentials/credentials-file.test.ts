@@ -59,9 +59,15 @@ describe("readCredentialsFile()", () => {
   });
 
   it("reads a blanked login as empty tokens and keeps loginEnded", async () => {
-    await writeFile(file(), JSON.stringify({ claudeAiOauth: { accessToken: "", refreshToken: "", expiresAt: 0, loginEnded: "time_limit" } }));
+    await writeFile(
+      file(),
+      JSON.stringify({ claudeAiOauth: { accessToken: "", refreshToken: "", expiresAt: 0, loginEnded: "time_limit" } }),
+    );
     const read = await readCredentialsFile(dir);
-    expect(read).toMatchObject({ kind: "present", oauth: { accessToken: "", refreshToken: "", expiresAt: 0, loginEnded: "time_limit" } });
+    expect(read).toMatchObject({
+      kind: "present",
+      oauth: { accessToken: "", refreshToken: "", expiresAt: 0, loginEnded: "time_limit" },
+    });
   });
 
   it("reports a config dir that does not exist", async () => {
@@ -71,10 +77,18 @@ describe("readCredentialsFile()", () => {
 });
 
 describe("writeCredentialsFile()", () => {
-  const renewed = { accessToken: "sk-ant-oat01-new-access", refreshToken: "sk-ant-ort01-new-refresh", expiresAt: 1_795_500_000_000 };
+  const renewed = {
+    accessToken: "sk-ant-oat01-new-access",
+    refreshToken: "sk-ant-ort01-new-refresh",
+    expiresAt: 1_795_500_000_000,
+  };
 
   it("replaces the three token fields, keeps every other key, mode 0600, no temp file left", async () => {
-    await writeFile(file(), JSON.stringify({ ...stored, claudeAiOauth: { ...stored.claudeAiOauth, loginEnded: "time_limit" } }), { mode: 0o644 });
+    await writeFile(
+      file(),
+      JSON.stringify({ ...stored, claudeAiOauth: { ...stored.claudeAiOauth, loginEnded: "time_limit" } }),
+      { mode: 0o644 },
+    );
     const read = await readCredentialsFile(dir);
     if (read.kind !== "present") throw new Error("expected a login");
     const result = await writeCredentialsFile(dir, withRenewedTokens(read.data, renewed), read);

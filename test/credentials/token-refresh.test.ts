@@ -17,7 +17,11 @@ async function serve(endpoint: FakeTokenEndpoint): Promise<TokenServer> {
 }
 
 /** A server answering every request with one fixed reply, recording the bodies it got. */
-async function fixedAnswer(status: number, body: string, headers: Record<string, string> = {}): Promise<{ url: string; bodies: unknown[] }> {
+async function fixedAnswer(
+  status: number,
+  body: string,
+  headers: Record<string, string> = {},
+): Promise<{ url: string; bodies: unknown[] }> {
   const bodies: unknown[] = [];
   const server = http.createServer((req, res) => {
     let raw = "";
@@ -47,7 +51,11 @@ function request(url: string, refreshToken: string, over: Partial<Parameters<typ
 
 describe("requestTokenRefresh()", () => {
   it("trades a refresh token for a new pair, once (refresh tokens are single use)", async () => {
-    const endpoint = new FakeTokenEndpoint({ clientId: CLAUDE_CODE_CLIENT_ID, accessTtlSeconds: 28_800, now: () => NOW });
+    const endpoint = new FakeTokenEndpoint({
+      clientId: CLAUDE_CODE_CLIENT_ID,
+      accessTtlSeconds: 28_800,
+      now: () => NOW,
+    });
     const server = await serve(endpoint);
     const login = endpoint.login(NOW + 60_000);
 
@@ -66,7 +74,12 @@ describe("requestTokenRefresh()", () => {
     const fixed = await fixedAnswer(200, JSON.stringify({ access_token: "a", refresh_token: "r", expires_in: 60 }));
     await request(fixed.url, "sk-ant-ort01-x");
     expect(fixed.bodies).toEqual([
-      { grant_type: "refresh_token", refresh_token: "sk-ant-ort01-x", client_id: CLAUDE_CODE_CLIENT_ID, scope: "user:inference user:profile" },
+      {
+        grant_type: "refresh_token",
+        refresh_token: "sk-ant-ort01-x",
+        client_id: CLAUDE_CODE_CLIENT_ID,
+        scope: "user:inference user:profile",
+      },
     ]);
     await request(fixed.url, "sk-ant-ort01-y", { scopes: [] });
     expect(fixed.bodies[1]).not.toHaveProperty("scope");
@@ -81,14 +94,44 @@ describe("requestTokenRefresh()", () => {
   });
 
   it.each<[string, number, string, Record<string, string>, unknown]>([
-    ["invalid_grant on 400", 400, '{"error":"invalid_grant","error_description":"Refresh token not found or invalid"}', {}, { kind: "invalid_grant" }],
+    [
+      "invalid_grant on 400",
+      400,
+      '{"error":"invalid_grant","error_description":"Refresh token not found or invalid"}',
+      {},
+      { kind: "invalid_grant" },
+    ],
     ["invalid_grant on 401", 401, '{"error":"invalid_grant"}', {}, { kind: "invalid_grant" }],
-    ["invalid_client", 400, '{"error":"invalid_client"}', {}, { kind: "refused", status: 400, error: "invalid_client" }],
+    [
+      "invalid_client",
+      400,
+      '{"error":"invalid_client"}',
+      {},
+      { kind: "refused", status: 400, error: "invalid_client" },
+    ],
     ["404 without a body", 404, "", {}, { kind: "refused", status: 404 }],
-    ["503 with retry-after", 503, '{"type":"error","error":{"type":"overloaded_error"}}', { "retry-after": "120" }, { kind: "unavailable", reason: "token endpoint answered 503 overloaded_error", retryAfterMs: 120_000 }],
+    [
+      "503 with retry-after",
+      503,
+      '{"type":"error","error":{"type":"overloaded_error"}}',
+      { "retry-after": "120" },
+      { kind: "unavailable", reason: "token endpoint answered 503 overloaded_error", retryAfterMs: 120_000 },
+    ],
     ["429", 429, "{}", {}, { kind: "unavailable", reason: "token endpoint answered 429" }],
-    ["200 without tokens", 200, '{"access_token":"sk-ant-oat01-only"}', {}, { kind: "unavailable", reason: "token endpoint answered 200 without usable tokens" }],
-    ["200 not JSON", 200, "<html>", {}, { kind: "unavailable", reason: "token endpoint answered 200 without usable tokens" }],
+    [
+      "200 without tokens",
+      200,
+      '{"access_token":"sk-ant-oat01-only"}',
+      {},
+      { kind: "unavailable", reason: "token endpoint answered 200 without usable tokens" },
+    ],
+    [
+      "200 not JSON",
+      200,
+      "<html>",
+      {},
+      { kind: "unavailable", reason: "token endpoint answered 200 without usable tokens" },
+    ],
   ])("%s", async (_name, status, body, headers, expected) => {
     const fixed = await fixedAnswer(status, body, headers);
     const result = await request(fixed.url, "sk-ant-ort01-z");
@@ -105,7 +148,10 @@ describe("requestTokenRefresh()", () => {
     const endpoint = new FakeTokenEndpoint();
     const server = await serveTokenEndpoint(endpoint);
     await server.close();
-    expect(await request(server.url, "sk-ant-ort01-z")).toMatchObject({ kind: "unavailable", reason: expect.stringMatching(/^token endpoint unreachable \(/) });
+    expect(await request(server.url, "sk-ant-ort01-z")).toMatchObject({
+      kind: "unavailable",
+      reason: expect.stringMatching(/^token endpoint unreachable \(/),
+    });
   });
 
   it("times out", async () => {

@@ -35,19 +35,28 @@ function report(costUsd: number, readings: RateLimitReading[] = []): UsageReport
 
 /** A one-subscription pool with one open session "s", allocated at the first use. */
 class Harness {
-  readonly pool = new Pool(createPoolState(["a"]), poolSettings(["a"], { sessions: { activeMinutes: 5, staleMinutes: 60 * 24 * 30 } }));
+  readonly pool = new Pool(
+    createPoolState(["a"]),
+    poolSettings(["a"], { sessions: { activeMinutes: 5, staleMinutes: 60 * 24 * 30 } }),
+  );
   private allocated = false;
   private n = 0;
 
   use(t: number, costUsd = 1, readings: RateLimitReading[] = []): PoolEvent[] {
     const events: PoolEvent[] = [];
     if (!this.allocated) {
-      const r = this.pool.run({ kind: "allocate", sessionId: "s", priority: "normal", model: "sonnet", estimatedTokens: 0 }, t);
+      const r = this.pool.run(
+        { kind: "allocate", sessionId: "s", priority: "normal", model: "sonnet", estimatedTokens: 0 },
+        t,
+      );
       expect(r.result.kind).toBe("granted");
       events.push(...r.events);
       this.allocated = true;
     }
-    const r = this.pool.run({ kind: "report", sessionId: "s", requestId: `req-${++this.n}`, report: report(costUsd, readings) }, t);
+    const r = this.pool.run(
+      { kind: "report", sessionId: "s", requestId: `req-${++this.n}`, report: report(costUsd, readings) },
+      t,
+    );
     expect(r.result).toMatchObject({ kind: "reported", duplicate: false });
     events.push(...r.events);
     return events;
@@ -150,7 +159,12 @@ describe("5-hour window roll-over", () => {
     ]);
     expect(h.window()).toEqual({ start: iso(at("10:00")), end: iso(at("15:00")), estimated: true });
     expect(windowCostUsd(h.sub, at("11:05"))).toBe(9);
-    expect(h.sub.buckets[0]!.tokens).toEqual({ inputTokens: 20, outputTokens: 40, cacheCreationInputTokens: 0, cacheReadInputTokens: 0 });
+    expect(h.sub.buckets[0]!.tokens).toEqual({
+      inputTokens: 20,
+      outputTokens: 40,
+      cacheCreationInputTokens: 0,
+      cacheReadInputTokens: 0,
+    });
   });
 
   it("the window is gone once it ended, until the next use", () => {
@@ -165,9 +179,30 @@ describe("5-hour window roll-over", () => {
   it.each<{ name: string; previous?: [string, string]; t: string; start: string; end: string; same: boolean }>([
     { name: "no previous window", t: "10:37", start: "10:00", end: "15:00", same: false },
     { name: "inside the previous", previous: ["10:00", "15:00"], t: "12:00", start: "10:00", end: "15:00", same: true },
-    { name: "at the previous start", previous: ["10:00", "15:00"], t: "10:00", start: "10:00", end: "15:00", same: true },
-    { name: "at the previous end", previous: ["10:00", "15:00"], t: "15:00", start: "15:00", end: "20:00", same: false },
-    { name: "before the previous start (clock stepped back)", previous: ["10:00", "15:00"], t: "09:30", start: "09:00", end: "14:00", same: false },
+    {
+      name: "at the previous start",
+      previous: ["10:00", "15:00"],
+      t: "10:00",
+      start: "10:00",
+      end: "15:00",
+      same: true,
+    },
+    {
+      name: "at the previous end",
+      previous: ["10:00", "15:00"],
+      t: "15:00",
+      start: "15:00",
+      end: "20:00",
+      same: false,
+    },
+    {
+      name: "before the previous start (clock stepped back)",
+      previous: ["10:00", "15:00"],
+      t: "09:30",
+      start: "09:00",
+      end: "14:00",
+      same: false,
+    },
   ])("nextWindow(): $name", ({ previous, t, start, end, same }) => {
     const prev = previous && { start: at(previous[0]), end: at(previous[1]), estimated: false };
     const w = nextWindow(prev, at(t));
@@ -211,7 +246,11 @@ describe("weeklyUsedUsd(): the rolling 7 days", () => {
 
   it.each<{ name: string; gap: number; hours: number }>([
     { name: "7 days 12 hours later: kept", gap: 7 * DAY_MS + 12 * HOUR_MS, hours: 2 },
-    { name: "8 days later, same minute: kept (not older than 8 days)", gap: BUCKET_RETENTION_MS - 37 * MINUTE_MS, hours: 2 },
+    {
+      name: "8 days later, same minute: kept (not older than 8 days)",
+      gap: BUCKET_RETENTION_MS - 37 * MINUTE_MS,
+      hours: 2,
+    },
     { name: "8 days 2 hours later: dropped", gap: BUCKET_RETENTION_MS + 2 * HOUR_MS, hours: 1 },
     { name: "30 days later: dropped", gap: 30 * DAY_MS, hours: 1 },
   ])("buckets older than 8 days are dropped on the next usage: $name", ({ gap, hours }) => {
@@ -232,7 +271,15 @@ describe("burnRateUsdPerHour(): the trailing hour", () => {
     { name: "previous hour a quarter past counts three quarters", uses: [["10:10", 6]], now: "11:15", rate: 4.5 },
     { name: "previous hour at half past counts half", uses: [["10:10", 6]], now: "11:30", rate: 3 },
     { name: "two hours back does not count", uses: [["10:10", 6]], now: "12:00", rate: 0 },
-    { name: "current plus pro-rata previous", uses: [["10:10", 6], ["11:05", 1]], now: "11:15", rate: 5.5 },
+    {
+      name: "current plus pro-rata previous",
+      uses: [
+        ["10:10", 6],
+        ["11:05", 1],
+      ],
+      now: "11:15",
+      rate: 5.5,
+    },
   ])("$name", ({ uses, now, rate }) => {
     const h = new Harness();
     for (const [t, cost] of uses) h.use(at(t), cost);
@@ -291,7 +338,10 @@ describe("upstream five_hour readings", () => {
         kind: "report",
         sessionId: "s",
         requestId: "limit",
-        report: { ...report(0), limit: { window: "five_hour", resetsAt: at("14:40"), estimated: false, message: "limit" } },
+        report: {
+          ...report(0),
+          limit: { window: "five_hour", resetsAt: at("14:40"), estimated: false, message: "limit" },
+        },
       },
       at("11:00"),
     );
@@ -306,7 +356,10 @@ describe("upstream five_hour readings", () => {
         kind: "report",
         sessionId: "s",
         requestId: "limit",
-        report: { ...report(0), limit: { window: "five_hour", resetsAt: at("14:40"), estimated: true, message: "limit" } },
+        report: {
+          ...report(0),
+          limit: { window: "five_hour", resetsAt: at("14:40"), estimated: true, message: "limit" },
+        },
       },
       at("11:00"),
     );
@@ -318,8 +371,19 @@ describe("applyEvent(): usage_recorded by hand", () => {
   it("a late report counts on the subscription but not on the (ended) session", () => {
     const state = createPoolState(["a"]);
     let seq = 0;
-    const apply = (e: Record<string, unknown>, t: number) => applyEvent(state, { ...e, seq: ++seq, at: t } as PoolEvent);
-    apply({ type: "session_allocated", sessionId: "s", subscriptionId: "a", priority: "normal", model: "", estimatedTokens: 0 }, at("10:00"));
+    const apply = (e: Record<string, unknown>, t: number) =>
+      applyEvent(state, { ...e, seq: ++seq, at: t } as PoolEvent);
+    apply(
+      {
+        type: "session_allocated",
+        sessionId: "s",
+        subscriptionId: "a",
+        priority: "normal",
+        model: "",
+        estimatedTokens: 0,
+      },
+      at("10:00"),
+    );
     apply({ type: "session_released", sessionId: "s", subscriptionId: "a", reason: "released" }, at("10:05"));
     apply(
       {

@@ -65,7 +65,13 @@ function commands(seed: number, count: number): Step[] {
     const r = rand();
     let command: Command;
     if (r < 0.3) {
-      command = { kind: "allocate", sessionId: session, priority: pick(priorities), model: pick(models), estimatedTokens: int(50_000) };
+      command = {
+        kind: "allocate",
+        sessionId: session,
+        priority: pick(priorities),
+        model: pick(models),
+        estimatedTokens: int(50_000),
+      };
     } else if (r < 0.68) {
       const readings: RateLimitReading[] = [];
       if (chance(0.2)) {
@@ -79,7 +85,12 @@ function commands(seed: number, count: number): Step[] {
       if (chance(0.05)) readings.push({ window: "seven_day_sonnet", status: "allowed" });
       const report: UsageReport = {
         costUsd: Math.round(rand() * 400) / 100,
-        tokens: { inputTokens: int(1000), outputTokens: int(500), cacheCreationInputTokens: int(100), cacheReadInputTokens: int(9000) },
+        tokens: {
+          inputTokens: int(1000),
+          outputTokens: int(500),
+          cacheCreationInputTokens: int(100),
+          cacheReadInputTokens: int(9000),
+        },
         models: {},
         durationMs: int(60_000),
         readings,
@@ -118,7 +129,8 @@ function run(pool: Pool, steps: Step[]): { events: PoolEvent[]; results: unknown
     events.push(...out.events);
     results.push(out.result);
     const wrong = invariants(pool.state, pool.settings);
-    if (wrong.length > 0) throw new Error(`after ${command.kind} at ${new Date(now).toISOString()}: ${wrong.join("; ")}`);
+    if (wrong.length > 0)
+      throw new Error(`after ${command.kind} at ${new Date(now).toISOString()}: ${wrong.join("; ")}`);
   }
   return { events, results };
 }
@@ -144,11 +156,13 @@ function replay(events: PoolEvent[], into: PoolState = createPoolState(IDS)): Po
 function invariants(state: PoolState, settings: PoolSettings): string[] {
   const wrong: string[] = [];
   for (const [id, s] of state.sessions) {
-    if (state.bySubscription.get(s.subscriptionId)?.has(id) !== true) wrong.push(`${id} missing from its subscription's index`);
+    if (state.bySubscription.get(s.subscriptionId)?.has(id) !== true)
+      wrong.push(`${id} missing from its subscription's index`);
     if (state.ended.has(id)) wrong.push(`${id} both open and ended`);
   }
   for (const [sub, ids] of state.bySubscription) {
-    for (const id of ids) if (state.sessions.get(id)?.subscriptionId !== sub) wrong.push(`${sub} indexes ${id} it does not hold`);
+    for (const id of ids)
+      if (state.sessions.get(id)?.subscriptionId !== sub) wrong.push(`${sub} indexes ${id} it does not hold`);
     const max = settings.subscriptions.find((c) => c.id === sub)?.maxSessions ?? Infinity;
     if (ids.size > max) wrong.push(`${sub} holds ${ids.size} sessions, max ${max}`);
   }
@@ -196,7 +210,16 @@ describe("applyEvent(): replaying the events rebuilds the live state", () => {
       expect(seen, type).toContain(type);
     }
     const kinds = new Set(results.map((r) => (r as { kind: string }).kind));
-    expect([...kinds].sort()).toEqual(["fallback", "granted", "paused", "rejected", "released", "reported", "status", "swept"]);
+    expect([...kinds].sort()).toEqual([
+      "fallback",
+      "granted",
+      "paused",
+      "rejected",
+      "released",
+      "reported",
+      "status",
+      "swept",
+    ]);
     expect(results.some((r) => (r as { duplicate?: boolean }).duplicate === true)).toBe(true);
   });
 
@@ -261,11 +284,43 @@ describe("applyEvent(): events on their own", () => {
   const base = { seq: 1, at: T0 };
 
   it.each<{ name: string; event: PoolEvent }>([
-    { name: "resume of an unknown session", event: { ...base, type: "session_resumed", sessionId: "x", subscriptionId: "a" } },
-    { name: "rotation of an unknown session", event: { ...base, type: "session_rotated", sessionId: "x", from: "a", to: "b", reason: "cooldown", detail: "" } },
-    { name: "record-only event", event: { ...base, type: "status_changed", subscriptionId: "a", from: "available", to: "limited", reason: "" } },
-    { name: "limit without reset time", event: { ...base, type: "limit_reached", subscriptionId: "a", kind: "upstream", window: "five_hour", estimated: true, message: "" } },
-    { name: "local safeguard limit", event: { ...base, type: "limit_reached", subscriptionId: "a", kind: "weekly_threshold", window: "seven_day", resetsAt: T0 + HOUR_MS, estimated: false, message: "" } },
+    {
+      name: "resume of an unknown session",
+      event: { ...base, type: "session_resumed", sessionId: "x", subscriptionId: "a" },
+    },
+    {
+      name: "rotation of an unknown session",
+      event: { ...base, type: "session_rotated", sessionId: "x", from: "a", to: "b", reason: "cooldown", detail: "" },
+    },
+    {
+      name: "record-only event",
+      event: { ...base, type: "status_changed", subscriptionId: "a", from: "available", to: "limited", reason: "" },
+    },
+    {
+      name: "limit without reset time",
+      event: {
+        ...base,
+        type: "limit_reached",
+        subscriptionId: "a",
+        kind: "upstream",
+        window: "five_hour",
+        estimated: true,
+        message: "",
+      },
+    },
+    {
+      name: "local safeguard limit",
+      event: {
+        ...base,
+        type: "limit_reached",
+        subscriptionId: "a",
+        kind: "weekly_threshold",
+        window: "seven_day",
+        resetsAt: T0 + HOUR_MS,
+        estimated: false,
+        message: "",
+      },
+    },
   ])("$name changes nothing but the sequence", ({ event }) => {
     const state = createPoolState(IDS);
     const before = comparable(state);
@@ -275,7 +330,16 @@ describe("applyEvent(): events on their own", () => {
 
   it("events naming a subscription the config no longer has still apply", () => {
     const state = createPoolState(["a"]);
-    applyEvent(state, { seq: 1, at: T0, type: "session_allocated", sessionId: "s", subscriptionId: "gone", priority: "normal", model: "", estimatedTokens: 0 });
+    applyEvent(state, {
+      seq: 1,
+      at: T0,
+      type: "session_allocated",
+      sessionId: "s",
+      subscriptionId: "gone",
+      priority: "normal",
+      model: "",
+      estimatedTokens: 0,
+    });
     applyEvent(state, { seq: 2, at: T0, type: "paused_set", subscriptionId: "gone2", paused: true });
     expect(state.sessions.get("s")?.subscriptionId).toBe("gone");
     expect([...state.bySubscription.get("gone")!]).toEqual(["s"]);
@@ -287,9 +351,15 @@ describe("applyEvent(): events on their own", () => {
     let seq = 0;
     const apply = (e: Record<string, unknown>, at: number) => applyEvent(state, { ...e, seq: ++seq, at } as PoolEvent);
     const usage = (key: string) => ({
-      type: "usage_recorded", sessionId: "s", subscriptionId: "a", dedupeKeys: [key], costUsd: 1,
+      type: "usage_recorded",
+      sessionId: "s",
+      subscriptionId: "a",
+      dedupeKeys: [key],
+      costUsd: 1,
       tokens: { inputTokens: 0, outputTokens: 0, cacheCreationInputTokens: 0, cacheReadInputTokens: 0 },
-      models: {}, durationMs: 0, sessionOpen: false,
+      models: {},
+      durationMs: 0,
+      sessionOpen: false,
     });
     apply(usage("k1"), T0);
     apply({ type: "session_released", sessionId: "e1", subscriptionId: "a", reason: "released" }, T0 + 1);

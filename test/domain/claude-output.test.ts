@@ -1,7 +1,13 @@
 import { readFileSync, readdirSync } from "node:fs";
 import { describe, it, expect } from "vitest";
 import { parseClaudeOutput } from "../../src/domain/claude-output.js";
-import type { LimitSignal, RateLimitReading, TokenCounts, TransientSignal, UsageReport } from "../../src/domain/usage.js";
+import type {
+  LimitSignal,
+  RateLimitReading,
+  TokenCounts,
+  TransientSignal,
+  UsageReport,
+} from "../../src/domain/usage.js";
 
 const FIXTURES = new URL("../fixtures/claude-cli/", import.meta.url);
 const fixture = (name: string) => readFileSync(new URL(name, FIXTURES), "utf8");
@@ -18,7 +24,12 @@ function parseOk(stdout: string): UsageReport {
 }
 
 function tokens(input: number, output: number, cacheCreation: number, cacheRead: number): TokenCounts {
-  return { inputTokens: input, outputTokens: output, cacheCreationInputTokens: cacheCreation, cacheReadInputTokens: cacheRead };
+  return {
+    inputTokens: input,
+    outputTokens: output,
+    cacheCreationInputTokens: cacheCreation,
+    cacheReadInputTokens: cacheRead,
+  };
 }
 
 const zero = tokens(0, 0, 0, 0);
@@ -30,7 +41,14 @@ interface FixtureCase {
   models: string[];
   durationMs: number;
   resultUuid: string | undefined;
-  readings: Array<{ window: string; source?: string; status: string; utilization?: number; resetsAt?: string; surpassedThreshold?: number }>;
+  readings: Array<{
+    window: string;
+    source?: string;
+    status: string;
+    utilization?: number;
+    resetsAt?: string;
+    surpassedThreshold?: number;
+  }>;
   limit?: { window: string; resetsAt: string | undefined; estimated: boolean; message: string; modelScope?: string };
   transient?: TransientSignal;
 }
@@ -91,7 +109,13 @@ const FIXTURE_CASES: FixtureCase[] = [
     durationMs: 700,
     resultUuid: "f0f0f0f0-0000-4000-8000-000000000003",
     readings: [
-      { window: "five_hour", source: "stream", status: "rejected", utilization: 1, resetsAt: "2026-11-23T18:00:00.000Z" },
+      {
+        window: "five_hour",
+        source: "stream",
+        status: "rejected",
+        utilization: 1,
+        resetsAt: "2026-11-23T18:00:00.000Z",
+      },
       { window: "overage", source: "stream", status: "rejected" },
     ],
     limit: {
@@ -125,7 +149,12 @@ const FIXTURE_CASES: FixtureCase[] = [
     resultUuid: undefined,
     readings: [],
     // No zone in the text: 5am in the default zone (Berlin), estimated.
-    limit: { window: "five_hour", resetsAt: "2026-11-24T04:00:00.000Z", estimated: true, message: "5-hour limit reached ∙ resets 5am" },
+    limit: {
+      window: "five_hour",
+      resetsAt: "2026-11-24T04:00:00.000Z",
+      estimated: true,
+      message: "5-hour limit reached ∙ resets 5am",
+    },
   },
   {
     file: "limit-legacy-epoch.json",
@@ -235,16 +264,41 @@ const result = (fields: Record<string, unknown>) =>
     ...fields,
   });
 
-const rateLimitEvent = (info: Record<string, unknown>) => JSON.stringify({ type: "rate_limit_event", rate_limit_info: info });
+const rateLimitEvent = (info: Record<string, unknown>) =>
+  JSON.stringify({ type: "rate_limit_event", rate_limit_info: info });
 
 describe("parseClaudeOutput: refused output (a result whose numbers are unusable)", () => {
   it.each([
-    { name: "negative cost", stdout: result({ total_cost_usd: -0.5 }), reason: /^total_cost_usd: expected a finite number >= 0/ },
-    { name: "infinite cost (1e999)", stdout: result({}).replace('"total_cost_usd":0.01', '"total_cost_usd":1e999'), reason: /^total_cost_usd: expected a finite number >= 0, got Infinity/ },
-    { name: "string cost", stdout: result({ total_cost_usd: "0.01" }), reason: /^total_cost_usd: expected a finite number >= 0/ },
-    { name: "missing cost on a success", stdout: result({ total_cost_usd: undefined }), reason: /^total_cost_usd: expected a finite number >= 0/ },
-    { name: "negative tokens", stdout: result({ usage: { input_tokens: -1 } }), reason: /^usage\.input_tokens: expected a finite number >= 0/ },
-    { name: "string tokens", stdout: result({ usage: { output_tokens: "12" } }), reason: /^usage\.output_tokens: expected/ },
+    {
+      name: "negative cost",
+      stdout: result({ total_cost_usd: -0.5 }),
+      reason: /^total_cost_usd: expected a finite number >= 0/,
+    },
+    {
+      name: "infinite cost (1e999)",
+      stdout: result({}).replace('"total_cost_usd":0.01', '"total_cost_usd":1e999'),
+      reason: /^total_cost_usd: expected a finite number >= 0, got Infinity/,
+    },
+    {
+      name: "string cost",
+      stdout: result({ total_cost_usd: "0.01" }),
+      reason: /^total_cost_usd: expected a finite number >= 0/,
+    },
+    {
+      name: "missing cost on a success",
+      stdout: result({ total_cost_usd: undefined }),
+      reason: /^total_cost_usd: expected a finite number >= 0/,
+    },
+    {
+      name: "negative tokens",
+      stdout: result({ usage: { input_tokens: -1 } }),
+      reason: /^usage\.input_tokens: expected a finite number >= 0/,
+    },
+    {
+      name: "string tokens",
+      stdout: result({ usage: { output_tokens: "12" } }),
+      reason: /^usage\.output_tokens: expected/,
+    },
     {
       name: "negative model cost",
       stdout: result({ modelUsage: { "claude-x": { inputTokens: 1, costUSD: -1 } } }),
@@ -267,9 +321,24 @@ describe("parseClaudeOutput: output without a result is answered, not refused", 
     { name: "JSON scalar", stdout: "42", format: "text", partial: undefined },
     { name: "JSON that is no Claude message", stdout: '{"answer":4}', format: "text", partial: undefined },
     // NaN is not JSON: the only line is malformed, so this is text.
-    { name: "NaN cost (invalid JSON)", stdout: '{"type":"result","total_cost_usd":NaN}', format: "text", partial: undefined },
-    { name: "stream cut after init", stdout: '{"type":"system","subtype":"init"}', format: "stream_json", partial: true },
-    { name: "verbose array without a result", stdout: '[{"type":"system"},{"type":"assistant"}]', format: "json_verbose", partial: true },
+    {
+      name: "NaN cost (invalid JSON)",
+      stdout: '{"type":"result","total_cost_usd":NaN}',
+      format: "text",
+      partial: undefined,
+    },
+    {
+      name: "stream cut after init",
+      stdout: '{"type":"system","subtype":"init"}',
+      format: "stream_json",
+      partial: true,
+    },
+    {
+      name: "verbose array without a result",
+      stdout: '[{"type":"system"},{"type":"assistant"}]',
+      format: "json_verbose",
+      partial: true,
+    },
   ])("$name -> $format, nothing counted", ({ stdout, format, partial }) => {
     const report = parseOk(stdout);
     expect(report.format).toBe(format);
@@ -287,28 +356,49 @@ describe("parseClaudeOutput: output without a result is answered, not refused", 
     expect(notice.format).toBe("text");
     expect(notice.limit?.window).toBe("seven_day");
     expect(iso(notice.limit?.resetsAt)).toBe("2026-11-28T09:00:00.000Z");
-    const answer = parseOk("Sure. When you see \"You've hit your weekly limit · resets Nov 28, 4am (America/New_York)\", wait.");
+    const answer = parseOk(
+      'Sure. When you see "You\'ve hit your weekly limit · resets Nov 28, 4am (America/New_York)", wait.',
+    );
     expect(answer.limit).toBeUndefined();
   });
 
   it("reads a throttle from text output, and a 529 as overloaded", () => {
-    expect(parseOk("API Error: Request rejected (429) · Number of request tokens has exceeded your per-minute rate limit").transient?.kind).toBe(
-      "throttle",
+    expect(
+      parseOk("API Error: Request rejected (429) · Number of request tokens has exceeded your per-minute rate limit")
+        .transient?.kind,
+    ).toBe("throttle");
+    expect(parseOk("API Error: 529 Overloaded. This is a server-side issue, usually temporary").transient?.kind).toBe(
+      "overloaded",
     );
-    expect(parseOk("API Error: 529 Overloaded. This is a server-side issue, usually temporary").transient?.kind).toBe("overloaded");
   });
 
   it("keeps what a cut-short stream proved: readings, the retried error, the session", () => {
     const stdout = [
       '{"type":"system","subtype":"init","session_id":"s-1"}',
-      rateLimitEvent({ status: "allowed", rateLimitType: "five_hour", resetsAt: 1795456800, unifiedWindows: { five_hour: { utilization: 0.3, resetsAt: 1795456800, status: "allowed" } } }),
+      rateLimitEvent({
+        status: "allowed",
+        rateLimitType: "five_hour",
+        resetsAt: 1795456800,
+        unifiedWindows: { five_hour: { utilization: 0.3, resetsAt: 1795456800, status: "allowed" } },
+      }),
       '{"type":"system","subtype":"api_retry","attempt":1,"max_retries":10,"retry_delay_ms":3557,"error_status":429,"error":"rate_limit","session_id":"s-1"}',
       '{"type":"system","subtype":"api_retry","attempt":2,"max_retries":10,"retry_delay_ms":3262,"error_status":429,"error":"rate_limit","session_id":"s-1"}',
     ].join("\n");
     const report = parseOk(stdout);
-    expect(report).toMatchObject({ format: "stream_json", partial: true, costUnknown: true, costUsd: 0, claudeSessionId: "s-1" });
-    expect(report.readings).toEqual([{ window: "five_hour", source: "stream", status: "allowed", utilization: 0.3, resetsAt: 1795456800000 }]);
-    expect(report.transient).toEqual({ kind: "throttle", message: "the CLI retried 2 times after HTTP 429 (rate_limit)" });
+    expect(report).toMatchObject({
+      format: "stream_json",
+      partial: true,
+      costUnknown: true,
+      costUsd: 0,
+      claudeSessionId: "s-1",
+    });
+    expect(report.readings).toEqual([
+      { window: "five_hour", source: "stream", status: "allowed", utilization: 0.3, resetsAt: 1795456800000 },
+    ]);
+    expect(report.transient).toEqual({
+      kind: "throttle",
+      message: "the CLI retried 2 times after HTTP 429 (rate_limit)",
+    });
     expect(report.limit).toBeUndefined();
   });
 
@@ -374,7 +464,11 @@ describe("parseClaudeOutput: behaviour", () => {
 
   it("treats a missing cost on an error result as 0 and still reads the limit", () => {
     const report = parseOk(
-      result({ is_error: true, total_cost_usd: undefined, result: "You've hit your weekly limit · resets Nov 28, 4am (America/New_York)" }),
+      result({
+        is_error: true,
+        total_cost_usd: undefined,
+        result: "You've hit your weekly limit · resets Nov 28, 4am (America/New_York)",
+      }),
     );
     expect(report.costUsd).toBe(0);
     expect(report.limit?.window).toBe("seven_day");
@@ -432,7 +526,9 @@ describe("parseClaudeOutput: behaviour", () => {
     { rateLimitType: "seven_day_sonnet", window: "seven_day_sonnet" },
     { rateLimitType: "something_new", window: "unknown" },
   ])("maps rateLimitType $rateLimitType to $window", ({ rateLimitType, window }) => {
-    const report = parseOk([rateLimitEvent({ status: "allowed", rateLimitType, utilization: 0.1 }), result({})].join("\n"));
+    const report = parseOk(
+      [rateLimitEvent({ status: "allowed", rateLimitType, utilization: 0.1 }), result({})].join("\n"),
+    );
     expect(report.readings).toEqual([{ window, source: "stream", status: "allowed", utilization: 0.1 }]);
     expect(report.limit).toBeUndefined();
   });
@@ -455,13 +551,25 @@ describe("parseClaudeOutput: behaviour", () => {
   it.each<{ name: string; fields: Record<string, unknown>; transient: TransientSignal }>([
     {
       name: "529 overloaded",
-      fields: { api_error_status: 529, result: 'API Error: 529 {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}' },
-      transient: { kind: "overloaded", message: 'API Error: 529 {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}' },
+      fields: {
+        api_error_status: 529,
+        result: 'API Error: 529 {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}',
+      },
+      transient: {
+        kind: "overloaded",
+        message: 'API Error: 529 {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}',
+      },
     },
     {
       name: "request-scoped 429",
-      fields: { api_error_status: 429, result: "API Error: 429 Number of request tokens has exceeded your per-minute rate limit" },
-      transient: { kind: "throttle", message: "API Error: 429 Number of request tokens has exceeded your per-minute rate limit" },
+      fields: {
+        api_error_status: 429,
+        result: "API Error: 429 Number of request tokens has exceeded your per-minute rate limit",
+      },
+      transient: {
+        kind: "throttle",
+        message: "API Error: 429 Number of request tokens has exceeded your per-minute rate limit",
+      },
     },
     {
       name: "unrecognised 429 text",
@@ -473,8 +581,16 @@ describe("parseClaudeOutput: behaviour", () => {
       fields: { api_error_status: 400, result: "API Error: 400 Extra usage is not enabled for this organization" },
       transient: { kind: "billing", message: "API Error: 400 Extra usage is not enabled for this organization" },
     },
-    { name: "529 without text", fields: { api_error_status: 529 }, transient: { kind: "overloaded", message: "api_error_status 529" } },
-    { name: "502 without text", fields: { api_error_status: 502 }, transient: { kind: "server_error", message: "api_error_status 502" } },
+    {
+      name: "529 without text",
+      fields: { api_error_status: 529 },
+      transient: { kind: "overloaded", message: "api_error_status 529" },
+    },
+    {
+      name: "502 without text",
+      fields: { api_error_status: 502 },
+      transient: { kind: "server_error", message: "api_error_status 502" },
+    },
   ])("$name -> transient, no limit", ({ fields, transient }) => {
     const report = parseOk(result({ is_error: true, total_cost_usd: 0, ...fields }));
     expect(report.limit).toBeUndefined();
@@ -493,8 +609,14 @@ describe("parseClaudeOutput: behaviour", () => {
   });
 
   it("api_error usage_limit_reached is a limit even in a wording no pattern knows", () => {
-    const report = parseOk(result({ is_error: true, total_cost_usd: 0, api_error: "usage_limit_reached", result: "Quota gone until later" }));
-    expect(report.limit).toEqual<LimitSignal>({ window: "unknown", estimated: true, message: "Quota gone until later" });
+    const report = parseOk(
+      result({ is_error: true, total_cost_usd: 0, api_error: "usage_limit_reached", result: "Quota gone until later" }),
+    );
+    expect(report.limit).toEqual<LimitSignal>({
+      window: "unknown",
+      estimated: true,
+      message: "Quota gone until later",
+    });
     expect(report.transient).toBeUndefined();
   });
 
@@ -519,10 +641,20 @@ describe("parseClaudeOutput: behaviour", () => {
     const report = parseOk(stdout);
     expect(report.readings).toEqual<RateLimitReading[]>([
       { window: "five_hour", source: "stream", status: "allowed", utilization: 0.4, resetsAt: 1796221800000 },
-      { window: "seven_day", source: "stream", status: "allowed_warning", utilization: 0.85, resetsAt: 1796558400000, surpassedThreshold: 0.75 },
+      {
+        window: "seven_day",
+        source: "stream",
+        status: "allowed_warning",
+        utilization: 0.85,
+        resetsAt: 1796558400000,
+        surpassedThreshold: 0.75,
+      },
       { window: "overage", source: "stream", status: "rejected" },
     ]);
-    expect(report.notes).toEqual(["upstream warns: seven_day at 85%, past the 75% warning threshold", "overage rejected (org_level_disabled)"]);
+    expect(report.notes).toEqual([
+      "upstream warns: seven_day at 85%, past the 75% warning threshold",
+      "overage rejected (org_level_disabled)",
+    ]);
   });
 
   it("a model-scoped rejection does not hide a rejected window of the whole subscription", () => {
@@ -543,14 +675,26 @@ describe("parseClaudeOutput: behaviour", () => {
   it("takes tokens from the result, never from assistant messages (they carry the stream's start)", () => {
     const stdout = [
       '{"type":"assistant","message":{"id":"m1","model":"claude-sonnet-5-5","usage":{"input_tokens":3,"output_tokens":1,"cache_creation_input_tokens":1234,"cache_read_input_tokens":15000}}}',
-      result({ usage: { input_tokens: 3, output_tokens: 12, cache_creation_input_tokens: 1234, cache_read_input_tokens: 15000 } }),
+      result({
+        usage: {
+          input_tokens: 3,
+          output_tokens: 12,
+          cache_creation_input_tokens: 1234,
+          cache_read_input_tokens: 15000,
+        },
+      }),
     ].join("\n");
     expect(parseOk(stdout).tokens).toEqual(tokens(3, 12, 1234, 15000));
   });
 
   it("error subtypes read limit text from errors[]", () => {
     const report = parseOk(
-      result({ subtype: "error_during_execution", is_error: true, result: undefined, errors: ["You've hit your session limit · resets 6pm (UTC)"] }),
+      result({
+        subtype: "error_during_execution",
+        is_error: true,
+        result: undefined,
+        errors: ["You've hit your session limit · resets 6pm (UTC)"],
+      }),
     );
     expect(report.limit?.window).toBe("five_hour");
     expect(iso(report.limit?.resetsAt)).toBe("2026-11-23T18:00:00.000Z");

@@ -21,14 +21,22 @@ function client(over: Partial<ClientSettings> = {}): ClientSettings {
 }
 
 function pool(clients: Record<string, ClientSettings>, over: { fallback?: boolean; maxSessions?: number } = {}): Pool {
-  const subs = ["a", "b"].map((id) => subscriptionSettings(id, { maxSessions: over.maxSessions ?? 5, weeklyBudgetUsd: 1000, fiveHourBudgetUsd: 100 }));
+  const subs = ["a", "b"].map((id) =>
+    subscriptionSettings(id, { maxSessions: over.maxSessions ?? 5, weeklyBudgetUsd: 1000, fiveHourBudgetUsd: 100 }),
+  );
   return new Pool(
     createPoolState(["a", "b"]),
     poolSettings(subs, { clients, fallback: { enabled: over.fallback ?? true, provider: "anthropic-api" } }),
   );
 }
 
-function allocate(p: Pool, sessionId: string, who: string | undefined, at = T0, extra: { model?: string; priority?: Priority } = {}) {
+function allocate(
+  p: Pool,
+  sessionId: string,
+  who: string | undefined,
+  at = T0,
+  extra: { model?: string; priority?: Priority } = {},
+) {
   const cmd: Command = {
     kind: "allocate",
     sessionId,
@@ -61,8 +69,11 @@ describe("client limits", () => {
       return;
     }
     expect(result).toMatchObject({ kind: "fallback", clientLimit: { client: "bot", kind } });
-    if (result.kind === "fallback") expect(result.reason).toMatch(/^client bot: spent \$\d+\.\d\d in (7 days|5 hours), its limit is/);
-    expect(events).toEqual([expect.objectContaining({ type: "fallback_used", client: "bot", clientLimit: expect.objectContaining({ kind }) })]);
+    if (result.kind === "fallback")
+      expect(result.reason).toMatch(/^client bot: spent \$\d+\.\d\d in (7 days|5 hours), its limit is/);
+    expect(events).toEqual([
+      expect.objectContaining({ type: "fallback_used", client: "bot", clientLimit: expect.objectContaining({ kind }) }),
+    ]);
   });
 
   it("lets the 5-hour budget come back after five hours, the weekly one after a week", () => {
@@ -88,31 +99,54 @@ describe("client limits", () => {
     expect(allocate(p, "f4", "few").result.kind).toBe("granted");
     // 10 slots in the pool: half of them is 5.
     for (let i = 0; i < 5; i++) expect(allocate(p, `h${i}`, "half").result.kind).toBe("granted");
-    expect(allocate(p, "h5", "half").result).toMatchObject({ clientLimit: { kind: "share", detail: expect.stringContaining("of the pool's 10 session slots") } });
+    expect(allocate(p, "h5", "half").result).toMatchObject({
+      clientLimit: { kind: "share", detail: expect.stringContaining("of the pool's 10 session slots") },
+    });
   });
 
   it.each([
     { name: "a denied family", limit: { denyModels: ["opus"] }, model: "claude-opus-4-5", granted: false },
-    { name: "another family than the denied one", limit: { denyModels: ["opus"] }, model: "claude-sonnet-4-5", granted: true },
-    { name: "a model outside the allowed ones", limit: { allowModels: ["haiku", "sonnet"] }, model: "opus", granted: false },
+    {
+      name: "another family than the denied one",
+      limit: { denyModels: ["opus"] },
+      model: "claude-sonnet-4-5",
+      granted: true,
+    },
+    {
+      name: "a model outside the allowed ones",
+      limit: { allowModels: ["haiku", "sonnet"] },
+      model: "opus",
+      granted: false,
+    },
     { name: "an allowed model", limit: { allowModels: ["haiku", "sonnet"] }, model: "claude-haiku-4-5", granted: true },
     { name: "no model named", limit: { allowModels: ["haiku"] }, model: "", granted: true },
   ])("models: $name is granted $granted", ({ limit, model, granted }) => {
     const p = pool({ bot: client(limit) });
     const { result } = allocate(p, "s1", "bot", T0, { model });
     if (granted) expect(result.kind).toBe("granted");
-    else expect(result).toMatchObject({ kind: "fallback", clientLimit: { kind: "model", detail: expect.stringContaining(model) } });
+    else
+      expect(result).toMatchObject({
+        kind: "fallback",
+        clientLimit: { kind: "model", detail: expect.stringContaining(model) },
+      });
   });
 
   it("refuses with RESOURCE_EXHAUSTED naming the client when its fallback is off, or the pool's", () => {
     const p = pool({ bot: client({ maxSessions: 1, fallback: false }) });
     allocate(p, "s1", "bot");
     const { result, events } = allocate(p, "s2", "bot");
-    expect(result).toMatchObject({ kind: "rejected", code: "resource_exhausted", clientLimit: { client: "bot", kind: "max_sessions" } });
+    expect(result).toMatchObject({
+      kind: "rejected",
+      code: "resource_exhausted",
+      clientLimit: { client: "bot", kind: "max_sessions" },
+    });
     expect(events).toEqual([]);
     const closed = pool({ bot: client({ maxSessions: 1 }) }, { fallback: false });
     allocate(closed, "s1", "bot");
-    expect(allocate(closed, "s2", "bot").result).toMatchObject({ kind: "rejected", message: expect.stringContaining("client bot") });
+    expect(allocate(closed, "s2", "bot").result).toMatchObject({
+      kind: "rejected",
+      message: expect.stringContaining("client bot"),
+    });
   });
 
   it("lowers a priority above the client's ceiling", () => {
@@ -124,15 +158,24 @@ describe("client limits", () => {
 
   it("limits nobody without settings: the default client and unknown ones", () => {
     const p = pool({ bot: client({ maxSessions: 1 }) }, { maxSessions: 3 });
-    for (let i = 0; i < 6; i++) expect(allocate(p, `d${i}`, i % 2 === 0 ? undefined : "someone").result.kind).toBe("granted");
-    expect(p.state.clientSessions).toEqual(new Map([["default", 3], ["someone", 3]]));
+    for (let i = 0; i < 6; i++)
+      expect(allocate(p, `d${i}`, i % 2 === 0 ? undefined : "someone").result.kind).toBe("granted");
+    expect(p.state.clientSessions).toEqual(
+      new Map([
+        ["default", 3],
+        ["someone", 3],
+      ]),
+    );
   });
 
   it("answers unavailable without a change when the caller waits and nothing is free", () => {
     const p = pool({}, { maxSessions: 1 });
     allocate(p, "s1", "x");
     allocate(p, "s2", "x");
-    const { result, events } = p.run({ kind: "allocate", sessionId: "s3", priority: "normal", model: "", estimatedTokens: 0, client: "x", wait: true }, T0);
+    const { result, events } = p.run(
+      { kind: "allocate", sessionId: "s3", priority: "normal", model: "", estimatedTokens: 0, client: "x", wait: true },
+      T0,
+    );
     expect(result).toMatchObject({ kind: "unavailable", sessionId: "s3" });
     expect(events).toEqual([]);
     expect(p.state.sessions.has("s3")).toBe(false);
@@ -144,19 +187,45 @@ describe("the usage ledger", () => {
     const p = pool({ bot: client({ weeklyUsd: 10 }) });
     const events: PoolEvent[] = [];
     const run = (c: Command, at: number) => events.push(...p.run(c, at).events);
-    run({ kind: "allocate", sessionId: "b1", priority: "normal", model: "opus", estimatedTokens: 0, client: "bot" }, T0);
-    run({ kind: "allocate", sessionId: "p1", priority: "normal", model: "sonnet", estimatedTokens: 0, client: "alice" }, T0);
+    run(
+      { kind: "allocate", sessionId: "b1", priority: "normal", model: "opus", estimatedTokens: 0, client: "bot" },
+      T0,
+    );
+    run(
+      { kind: "allocate", sessionId: "p1", priority: "normal", model: "sonnet", estimatedTokens: 0, client: "alice" },
+      T0,
+    );
     const models = {
-      "claude-opus-4-5": { inputTokens: 10, outputTokens: 5, cacheCreationInputTokens: 0, cacheReadInputTokens: 0, costUsd: 8 },
-      "claude-haiku-4-5": { inputTokens: 1, outputTokens: 1, cacheCreationInputTokens: 0, cacheReadInputTokens: 0, costUsd: 1 },
+      "claude-opus-4-5": {
+        inputTokens: 10,
+        outputTokens: 5,
+        cacheCreationInputTokens: 0,
+        cacheReadInputTokens: 0,
+        costUsd: 8,
+      },
+      "claude-haiku-4-5": {
+        inputTokens: 1,
+        outputTokens: 1,
+        cacheCreationInputTokens: 0,
+        cacheReadInputTokens: 0,
+        costUsd: 1,
+      },
     };
     run({ kind: "report", sessionId: "b1", requestId: "1", report: usage(10, { models }) }, T0 + MINUTE);
     run({ kind: "report", sessionId: "p1", requestId: "1", report: usage(2) }, T0 + MINUTE);
     const keys = (group: "client" | "subscription" | "model") =>
       usageBy(p.state, group, T0 - HOUR, T0 + HOUR).map((r) => [r.key, Math.round(r.costUsd * 100) / 100]);
-    expect(keys("client")).toEqual([["bot", 10], ["alice", 2]]);
+    expect(keys("client")).toEqual([
+      ["bot", 10],
+      ["alice", 2],
+    ]);
     // The opus and haiku figures of the run, the dollar no model figure covers on the session's model hint.
-    expect(keys("model")).toEqual([["claude-opus-4-5", 8], ["sonnet", 2], ["claude-haiku-4-5", 1], ["opus", 1]]);
+    expect(keys("model")).toEqual([
+      ["claude-opus-4-5", 8],
+      ["sonnet", 2],
+      ["claude-haiku-4-5", 1],
+      ["opus", 1],
+    ]);
     expect(keys("subscription").reduce((s, [, c]) => s + (c as number), 0)).toBe(12);
     expect(allocate(p, "b2", "bot", T0 + 2 * MINUTE).result).toMatchObject({ clientLimit: { kind: "weekly_usd" } });
 

@@ -11,8 +11,18 @@ import { poolSettings } from "../support/settings.js";
 
 const T0 = Date.parse("2026-12-02T12:00:00Z");
 
-const allocate = (sessionId: string): Command => ({ kind: "allocate", sessionId, priority: "normal", model: "", estimatedTokens: 0 });
-const credentials = (subscriptionId: string, status: "ok" | "no_credentials" | "credentials_expired" | "login_required", reason = ""): Command => ({
+const allocate = (sessionId: string): Command => ({
+  kind: "allocate",
+  sessionId,
+  priority: "normal",
+  model: "",
+  estimatedTokens: 0,
+});
+const credentials = (
+  subscriptionId: string,
+  status: "ok" | "no_credentials" | "credentials_expired" | "login_required",
+  reason = "",
+): Command => ({
   kind: "credentials",
   subscriptionId,
   status,
@@ -29,35 +39,46 @@ function view(p: Pool, id: string) {
 }
 
 describe("credentials", () => {
-  it.each(["no_credentials", "credentials_expired", "login_required"] as const)("excludes a subscription whose check says %s, and takes it back on ok", (status) => {
-    const p = pool();
-    const reason = `${status}: the operator must act`;
-    const { events } = p.run(credentials("a", status, reason), T0);
-    expect(events.map((e) => e.type)).toContain("credentials_changed");
-    expect(events.find((e) => e.type === "status_changed")).toMatchObject({ subscriptionId: "a", to: "signed_out", reason });
-    const v = view(p, "a");
-    expect(v.status).toBe("signed_out");
-    expect(v.health.score).toBe(0);
-    // Every allocation goes to b while a is signed out.
-    for (let i = 0; i < 5; i++) {
-      const r = p.run(allocate(`s${i}`), T0).result;
-      expect(r).toMatchObject({ kind: "granted", view: { cfg: { id: "b" } } });
-    }
-    const fallback = pool();
-    fallback.run(credentials("a", status, reason), T0);
-    fallback.run(credentials("b", status, reason), T0);
-    const none = fallback.run(allocate("x"), T0).result;
-    expect(none.kind).toBe("fallback");
-    expect(JSON.stringify(none)).toContain(status);
+  it.each(["no_credentials", "credentials_expired", "login_required"] as const)(
+    "excludes a subscription whose check says %s, and takes it back on ok",
+    (status) => {
+      const p = pool();
+      const reason = `${status}: the operator must act`;
+      const { events } = p.run(credentials("a", status, reason), T0);
+      expect(events.map((e) => e.type)).toContain("credentials_changed");
+      expect(events.find((e) => e.type === "status_changed")).toMatchObject({
+        subscriptionId: "a",
+        to: "signed_out",
+        reason,
+      });
+      const v = view(p, "a");
+      expect(v.status).toBe("signed_out");
+      expect(v.health.score).toBe(0);
+      // Every allocation goes to b while a is signed out.
+      for (let i = 0; i < 5; i++) {
+        const r = p.run(allocate(`s${i}`), T0).result;
+        expect(r).toMatchObject({ kind: "granted", view: { cfg: { id: "b" } } });
+      }
+      const fallback = pool();
+      fallback.run(credentials("a", status, reason), T0);
+      fallback.run(credentials("b", status, reason), T0);
+      const none = fallback.run(allocate("x"), T0).result;
+      expect(none.kind).toBe("fallback");
+      expect(JSON.stringify(none)).toContain(status);
 
-    // The same finding again records nothing; ok takes it back.
-    expect(p.run(credentials("a", status, reason), T0).events).toEqual([]);
-    const back = p.run(credentials("a", "ok"), T0 + 1000).events;
-    expect(back.find((e) => e.type === "status_changed")).toMatchObject({ subscriptionId: "a", from: "signed_out", reason: "signed in again" });
-    expect(view(p, "a").status).not.toBe("signed_out");
-    expect(view(p, "a").health.score).toBeGreaterThan(0);
-    expect(p.run(credentials("a", "ok"), T0 + 2000).events).toEqual([]);
-  });
+      // The same finding again records nothing; ok takes it back.
+      expect(p.run(credentials("a", status, reason), T0).events).toEqual([]);
+      const back = p.run(credentials("a", "ok"), T0 + 1000).events;
+      expect(back.find((e) => e.type === "status_changed")).toMatchObject({
+        subscriptionId: "a",
+        from: "signed_out",
+        reason: "signed in again",
+      });
+      expect(view(p, "a").status).not.toBe("signed_out");
+      expect(view(p, "a").health.score).toBeGreaterThan(0);
+      expect(p.run(credentials("a", "ok"), T0 + 2000).events).toEqual([]);
+    },
+  );
 
   it("moves a session held by a subscription that signed out when it resumes", () => {
     const p = pool();
@@ -72,7 +93,10 @@ describe("credentials", () => {
 
   it("refuses a check for a subscription the config does not have", () => {
     const p = pool();
-    expect(p.run(credentials("zz", "login_required", "x"), T0).result).toMatchObject({ kind: "rejected", code: "not_found" });
+    expect(p.run(credentials("zz", "login_required", "x"), T0).result).toMatchObject({
+      kind: "rejected",
+      code: "not_found",
+    });
   });
 
   it("scores a subscription cooling down or paused 0, with the reason in every component", () => {

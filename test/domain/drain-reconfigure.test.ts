@@ -36,9 +36,7 @@ describe("Pool.run(set_drained)", () => {
     pool.run({ kind: "set_drained", subscriptionId: "a", drained: true }, T0);
     // Idle after activeMinutes (5).
     const { result } = pool.run({ kind: "rebalance", dryRun: false, trigger: "on_demand" }, T0 + 10 * MIN);
-    expect(result.moves).toEqual([
-      expect.objectContaining({ sessionId: "s1", from: "a", to: "b", reason: "drain" }),
-    ]);
+    expect(result.moves).toEqual([expect.objectContaining({ sessionId: "s1", from: "a", to: "b", reason: "drain" })]);
   });
 
   it("refuses an unknown subscription", () => {
@@ -64,7 +62,11 @@ describe("Pool.run(reconfigure)", () => {
     granted(allocate(pool, "s1").result); // on a
     const { events, result } = pool.run({ kind: "reconfigure", settings: poolSettings(["b", "c"]) }, T0);
     expect(result).toEqual({ kind: "reconfigured", draining: ["a"] });
-    expect(events.find((e) => e.type === "drained_set")).toMatchObject({ subscriptionId: "a", cause: "removed", drained: true });
+    expect(events.find((e) => e.type === "drained_set")).toMatchObject({
+      subscriptionId: "a",
+      cause: "removed",
+      drained: true,
+    });
     // a still shows (draining) while it holds s1, and s1 resumes there; new sessions go to b or c.
     expect(pool.views(T0).map((v) => [v.cfg.id, v.status])).toEqual([
       ["b", "available"],
@@ -88,7 +90,10 @@ describe("Pool.run(reconfigure)", () => {
     pool.run({ kind: "reconfigure", settings: poolSettings(["a"]) }, T0);
     expect(pool.views(T0).map((v) => v.cfg.id)).toEqual(["a"]);
     pool.run({ kind: "reconfigure", settings: poolSettings(["b"]) }, T0);
-    expect(pool.views(T0).map((v) => [v.cfg.id, v.status])).toEqual([["b", "available"], ["a", "draining"]]);
+    expect(pool.views(T0).map((v) => [v.cfg.id, v.status])).toEqual([
+      ["b", "available"],
+      ["a", "draining"],
+    ]);
     const back = pool.run({ kind: "reconfigure", settings: poolSettings(["a", "b"]) }, T0 + MIN);
     expect(back.events.find((e) => e.type === "drained_set")).toMatchObject({ subscriptionId: "a", drained: false });
     expect(pool.view("a", T0 + MIN)!.status).toBe("available");

@@ -291,7 +291,15 @@ describe("computeHealth()", () => {
     expect(computeHealth(structuredClone(hi))).toEqual(first);
   });
 
-  it.each<{ name: string; seven?: UpstreamObservation; five?: UpstreamObservation; weekly: number; weeklyDetail: string; five_hour: number; fiveDetail: string }>([
+  it.each<{
+    name: string;
+    seven?: UpstreamObservation;
+    five?: UpstreamObservation;
+    weekly: number;
+    weeklyDetail: string;
+    five_hour: number;
+    fiveDetail: string;
+  }>([
     {
       name: "no upstream: local budget",
       weekly: 0.1,
@@ -355,23 +363,26 @@ describe("computeHealth()", () => {
       five_hour: 0.9,
       fiveDetail: "90.0% of the 5-hour limit (upstream)",
     },
-  ])("upstream takes precedence over the local budget: $name", ({ seven, five, weekly, weeklyDetail, five_hour, fiveDetail }) => {
-    // Locally: $10 of $100 weekly (10%), $2 of the $10 window (20%).
-    const upstream: SubscriptionState["upstream"] = {};
-    if (seven !== undefined) upstream.seven_day = seven;
-    if (five !== undefined) upstream.five_hour = five;
-    const h = computeHealth(
-      input({ spec: { buckets: { [-48]: 8, [-3]: 2 }, window: { start: -3, end: 2 }, upstream } }),
-    );
-    const w = h.components.find((c) => c.name === "weekly_use")!;
-    const f = h.components.find((c) => c.name === "five_hour_use")!;
-    expect(w.value).toBe(weekly);
-    expect(w.detail).toBe(weeklyDetail);
-    expect(w.points).toBe(Math.round(40 * (1 - weekly) * 100) / 100);
-    expect(f.value).toBe(five_hour);
-    expect(f.detail).toBe(fiveDetail);
-    expect(f.points).toBe(Math.round(30 * (1 - five_hour) * 100) / 100);
-  });
+  ])(
+    "upstream takes precedence over the local budget: $name",
+    ({ seven, five, weekly, weeklyDetail, five_hour, fiveDetail }) => {
+      // Locally: $10 of $100 weekly (10%), $2 of the $10 window (20%).
+      const upstream: SubscriptionState["upstream"] = {};
+      if (seven !== undefined) upstream.seven_day = seven;
+      if (five !== undefined) upstream.five_hour = five;
+      const h = computeHealth(
+        input({ spec: { buckets: { [-48]: 8, [-3]: 2 }, window: { start: -3, end: 2 }, upstream } }),
+      );
+      const w = h.components.find((c) => c.name === "weekly_use")!;
+      const f = h.components.find((c) => c.name === "five_hour_use")!;
+      expect(w.value).toBe(weekly);
+      expect(w.detail).toBe(weeklyDetail);
+      expect(w.points).toBe(Math.round(40 * (1 - weekly) * 100) / 100);
+      expect(f.value).toBe(five_hour);
+      expect(f.detail).toBe(fiveDetail);
+      expect(f.points).toBe(Math.round(30 * (1 - five_hour) * 100) / 100);
+    },
+  );
 
   it.each([
     { name: "no sessions", sessionCount: 0, activeSessions: 0, detail: "0 of 15 sessions", idle: "no active session" },

@@ -13,10 +13,14 @@ const T0 = Date.parse("2026-12-02T10:00:00Z");
 const MINUTE = 60_000;
 
 function pool(ids: string[], rampMinutes?: number): Pool {
-  const subs = ids.map((id) => subscriptionSettings(id, { maxSessions: 15, weeklyBudgetUsd: 1000, fiveHourBudgetUsd: 100 }));
+  const subs = ids.map((id) =>
+    subscriptionSettings(id, { maxSessions: 15, weeklyBudgetUsd: 1000, fiveHourBudgetUsd: 100 }),
+  );
   return new Pool(
     createPoolState(ids),
-    poolSettings(subs, { cooldown: { defaultMinutes: 60, timeZone: "UTC", ...(rampMinutes !== undefined ? { rampMinutes } : {}) } }),
+    poolSettings(subs, {
+      cooldown: { defaultMinutes: 60, timeZone: "UTC", ...(rampMinutes !== undefined ? { rampMinutes } : {}) },
+    }),
   );
 }
 
@@ -39,7 +43,14 @@ function limit(p: Pool, sessionId: string, at: number, minutes = 60) {
       kind: "report",
       sessionId,
       requestId: `limit-${at}`,
-      report: usage(0, { limit: { window: "five_hour", resetsAt: at + minutes * MINUTE, estimated: false, message: "5-hour limit reached" } }),
+      report: usage(0, {
+        limit: {
+          window: "five_hour",
+          resetsAt: at + minutes * MINUTE,
+          estimated: false,
+          message: "5-hour limit reached",
+        },
+      }),
     },
     at,
   );
@@ -85,7 +96,15 @@ describe("no herding", () => {
     // A third of the ramp: a third of the 15 sessions.
     expect(granted(back + 5 * MINUTE, 10)).toBe(4);
     const refused = allocate(p, "over", back + 5 * MINUTE).result;
-    expect(refused).toMatchObject({ kind: "fallback", exclusions: [expect.objectContaining({ reason: "sessions_full", detail: expect.stringContaining("ramps back up after a limit") })] });
+    expect(refused).toMatchObject({
+      kind: "fallback",
+      exclusions: [
+        expect.objectContaining({
+          reason: "sessions_full",
+          detail: expect.stringContaining("ramps back up after a limit"),
+        }),
+      ],
+    });
     expect(granted(back + 15 * MINUTE, 20)).toBe(10);
   });
 

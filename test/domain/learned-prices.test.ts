@@ -40,7 +40,10 @@ function row(key: string, model: string, at: number, extra: Partial<TranscriptUs
 }
 
 function allocate(p: Pool, sessionId: string, at: number): PoolEvent[] {
-  const { events, result } = p.run({ kind: "allocate", sessionId, priority: "normal", model: "sonnet", estimatedTokens: 1000 }, at);
+  const { events, result } = p.run(
+    { kind: "allocate", sessionId, priority: "normal", model: "sonnet", estimatedTokens: 1000 },
+    at,
+  );
   granted(result);
   return events;
 }
@@ -61,7 +64,10 @@ describe("learnPrice() and priceTokens()", () => {
   it("learns a scale that gives back the CLI's figure for the same tokens", () => {
     const learned = learnPrice("claude-sonnet-5-5", modelUsage(CLI_USD), T0)!;
     expect(learned.at).toBe(T0);
-    expect(priceTokens("claude-sonnet-5-5", REQUEST, learned)).toEqual({ costUsd: expect.closeTo(CLI_USD, 12), basis: "cli" });
+    expect(priceTokens("claude-sonnet-5-5", REQUEST, learned)).toEqual({
+      costUsd: expect.closeTo(CLI_USD, 12),
+      basis: "cli",
+    });
     // Two requests cost twice as much.
     const two = { inputTokens: 6, outputTokens: 24, cacheCreationInputTokens: 2468, cacheReadInputTokens: 30000 };
     expect(priceTokens("claude-sonnet-5-5", two, learned).costUsd).toBeCloseTo(2 * CLI_USD, 12);
@@ -69,7 +75,15 @@ describe("learnPrice() and priceTokens()", () => {
 
   it.each([
     { name: "no cost (the CLI did not know the price either)", usage: modelUsage(0) },
-    { name: "no tokens", usage: modelUsage(0.01, { inputTokens: 0, outputTokens: 0, cacheCreationInputTokens: 0, cacheReadInputTokens: 0 }) },
+    {
+      name: "no tokens",
+      usage: modelUsage(0.01, {
+        inputTokens: 0,
+        outputTokens: 0,
+        cacheCreationInputTokens: 0,
+        cacheReadInputTokens: 0,
+      }),
+    },
     { name: "a cost that is not finite", usage: modelUsage(Number.POSITIVE_INFINITY) },
     { name: "a negative cost", usage: modelUsage(-1) },
   ])("learns nothing from $name", ({ usage: u }) => {
@@ -101,7 +115,13 @@ describe("parseTranscriptLine() on cost-state rows", () => {
       totalDuration: 643,
       startTime: 1796210657791,
       modelUsage: {
-        "claude-sonnet-5-5": { inputTokens: 6, outputTokens: 24, cacheReadInputTokens: 30000, cacheCreationInputTokens: 2468, costUSD: 0.009422 },
+        "claude-sonnet-5-5": {
+          inputTokens: 6,
+          outputTokens: 24,
+          cacheReadInputTokens: 30000,
+          cacheCreationInputTokens: 2468,
+          costUSD: 0.009422,
+        },
       },
       hasUnknownModelCost: false,
       ...extra,
@@ -114,7 +134,13 @@ describe("parseTranscriptLine() on cost-state rows", () => {
       at: 1796210657791 + 643,
       totalCostUsd: 0.009422,
       models: {
-        "claude-sonnet-5-5": { inputTokens: 6, outputTokens: 24, cacheReadInputTokens: 30000, cacheCreationInputTokens: 2468, costUsd: 0.009422 },
+        "claude-sonnet-5-5": {
+          inputTokens: 6,
+          outputTokens: 24,
+          cacheReadInputTokens: 30000,
+          cacheCreationInputTokens: 2468,
+          costUsd: 0.009422,
+        },
       },
     });
   });
@@ -134,10 +160,21 @@ describe("Pool: prices the CLI taught", () => {
     const p = pool();
     const run = (c: Command, at: number) => p.run(c, at);
     allocate(p, "s1", T0);
-    run({ kind: "report", sessionId: "s1", requestId: "r1", report: usage(CLI_USD, { models: { "claude-sonnet-5-5": modelUsage(CLI_USD) } }) }, T0 + MINUTE);
+    run(
+      {
+        kind: "report",
+        sessionId: "s1",
+        requestId: "r1",
+        report: usage(CLI_USD, { models: { "claude-sonnet-5-5": modelUsage(CLI_USD) } }),
+      },
+      T0 + MINUTE,
+    );
     expect(p.state.prices.get("claude-sonnet-5-5")).toEqual({ scale: expect.any(Number), at: T0 + MINUTE });
 
-    run({ kind: "reconcile", subscriptionId: "a", rows: [row("m1:r1", "claude-sonnet-5-5", T0 + 2 * MINUTE)] }, T0 + 30 * MINUTE);
+    run(
+      { kind: "reconcile", subscriptionId: "a", rows: [row("m1:r1", "claude-sonnet-5-5", T0 + 2 * MINUTE)] },
+      T0 + 30 * MINUTE,
+    );
     expect(external(p).costUsd).toBeCloseTo(CLI_USD, 12);
     expect(external(p).estimatedUsd).toBe(0);
   });
@@ -145,18 +182,31 @@ describe("Pool: prices the CLI taught", () => {
   it("counts a row priced by the table as an estimate, and takes it back out when the row proves to be the pool's", () => {
     const p = pool();
     const estimate = priceTokens("claude-sonnet-5-5", REQUEST, undefined).costUsd;
-    p.run({ kind: "reconcile", subscriptionId: "a", rows: [row("m1:r1", "claude-sonnet-5-5", T0, { sessionId: "late" })] }, T0 + 30 * MINUTE);
+    p.run(
+      { kind: "reconcile", subscriptionId: "a", rows: [row("m1:r1", "claude-sonnet-5-5", T0, { sessionId: "late" })] },
+      T0 + 30 * MINUTE,
+    );
     expect(external(p)).toEqual({ costUsd: expect.closeTo(estimate, 12), estimatedUsd: expect.closeTo(estimate, 12) });
 
     // A late report names the Claude session: its rows were the pool's own run.
     allocate(p, "s1", T0 + 31 * MINUTE);
-    p.run({ kind: "report", sessionId: "s1", requestId: "r1", report: usage(0.01, { claudeSessionId: "late" }) }, T0 + 32 * MINUTE);
+    p.run(
+      { kind: "report", sessionId: "s1", requestId: "r1", report: usage(0.01, { claudeSessionId: "late" }) },
+      T0 + 32 * MINUTE,
+    );
     expect(external(p)).toEqual({ costUsd: 0, estimatedUsd: 0 });
   });
 
   it("keeps a line's own costUSD, which is the CLI's figure", () => {
     const p = pool();
-    p.run({ kind: "reconcile", subscriptionId: "a", rows: [row("m1:r1", "claude-nova-1", T0, { costUsd: 0.5, costSource: "line" })] }, T0 + 30 * MINUTE);
+    p.run(
+      {
+        kind: "reconcile",
+        subscriptionId: "a",
+        rows: [row("m1:r1", "claude-nova-1", T0, { costUsd: 0.5, costSource: "line" })],
+      },
+      T0 + 30 * MINUTE,
+    );
     expect(external(p)).toEqual({ costUsd: 0.5, estimatedUsd: 0 });
   });
 
@@ -180,12 +230,27 @@ describe("Pool: prices the CLI taught", () => {
     const events: PoolEvent[] = [];
     const run = (c: Command, at: number) => events.push(...p.run(c, at).events);
     events.push(...allocate(p, "s1", T0));
-    run({ kind: "report", sessionId: "s1", requestId: "r1", report: usage(0.01, { models: { "claude-opus-9": modelUsage(0.02) } }) }, T0 + MINUTE);
+    run(
+      {
+        kind: "report",
+        sessionId: "s1",
+        requestId: "r1",
+        report: usage(0.01, { models: { "claude-opus-9": modelUsage(0.02) } }),
+      },
+      T0 + MINUTE,
+    );
     run(
       {
         kind: "reconcile",
         subscriptionId: "a",
-        rows: [{ kind: "costs", at: T0 + 2 * MINUTE, totalCostUsd: CLI_USD, models: { "claude-sonnet-5-5": modelUsage(CLI_USD) } }],
+        rows: [
+          {
+            kind: "costs",
+            at: T0 + 2 * MINUTE,
+            totalCostUsd: CLI_USD,
+            models: { "claude-sonnet-5-5": modelUsage(CLI_USD) },
+          },
+        ],
       },
       T0 + 3 * MINUTE,
     );

@@ -128,14 +128,26 @@ describe("parseLimitText: usage limits", () => {
 
 describe("parseLimitText: not usage limits", () => {
   it.each([
-    { name: "server throttle", text: "API Error: Server is temporarily limiting requests (not your usage limit) · Rate limited", kind: "server_throttle" },
-    { name: "529 overloaded", text: 'API Error: 529 {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}', kind: "overloaded" },
+    {
+      name: "server throttle",
+      text: "API Error: Server is temporarily limiting requests (not your usage limit) · Rate limited",
+      kind: "server_throttle",
+    },
+    {
+      name: "529 overloaded",
+      text: 'API Error: 529 {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}',
+      kind: "overloaded",
+    },
     {
       name: "2.1.328 529 overloaded",
       text: "API Error: 529 Overloaded. This is a server-side issue, usually temporary — try again in a moment. If it persists, check https://status.claude.com.",
       kind: "overloaded",
     },
-    { name: "request-scoped 429", text: "API Error: 429 Number of request tokens has exceeded your per-minute rate limit", kind: "server_throttle" },
+    {
+      name: "request-scoped 429",
+      text: "API Error: 429 Number of request tokens has exceeded your per-minute rate limit",
+      kind: "server_throttle",
+    },
     {
       name: "2.1.328 throttle, subscription",
       text: "API Error: Server is temporarily limiting requests (not your usage limit) · Number of request tokens has exceeded your per-minute rate limit",
@@ -152,7 +164,11 @@ describe("parseLimitText: not usage limits", () => {
       kind: "server_throttle",
     },
     { name: "extra usage billing", text: "You're out of extra usage · resets Dec 1 (UTC)", kind: "billing" },
-    { name: "extra usage disabled", text: "API Error: 400 Extra usage is not enabled for this organization", kind: "billing" },
+    {
+      name: "extra usage disabled",
+      text: "API Error: 400 Extra usage is not enabled for this organization",
+      kind: "billing",
+    },
     { name: "ordinary answer", text: "The limit of f(x) as x approaches 0 is 1.", kind: "none" },
     { name: "empty", text: "", kind: "none" },
   ])("$name", ({ text, kind }) => {

@@ -15,7 +15,12 @@ describe("Pool.run(observe)", () => {
   it("records readings: upstream utilization replaces the local weekly estimate", () => {
     const pool = makePool();
     const { events, result } = pool.run(
-      { kind: "observe", subscriptionId: "a", source: "usage endpoint", readings: [{ window: "seven_day", status: "allowed", utilization: 0.42, resetsAt: T0 + 48 * HOUR }] },
+      {
+        kind: "observe",
+        subscriptionId: "a",
+        source: "usage endpoint",
+        readings: [{ window: "seven_day", status: "allowed", utilization: 0.42, resetsAt: T0 + 48 * HOUR }],
+      },
       T0,
     );
     expect(types(events)).toEqual(["upstream_observed"]);
@@ -24,26 +29,48 @@ describe("Pool.run(observe)", () => {
 
   it("benches a subscription whose window upstream reports rejected, once per limit", () => {
     const pool = makePool();
-    const reading = { window: "five_hour" as const, status: "rejected" as const, utilization: 1, resetsAt: T0 + 2 * HOUR };
+    const reading = {
+      window: "five_hour" as const,
+      status: "rejected" as const,
+      utilization: 1,
+      resetsAt: T0 + 2 * HOUR,
+    };
     const first = pool.run({ kind: "observe", subscriptionId: "a", source: "usage endpoint", readings: [reading] }, T0);
     expect(types(first.events)).toEqual(["upstream_observed", "limit_reached", "status_changed"]);
     expect(first.result).toMatchObject({ view: { status: "cooldown" } });
-    const again = pool.run({ kind: "observe", subscriptionId: "a", source: "usage endpoint", readings: [reading] }, T0 + 90_000);
+    const again = pool.run(
+      { kind: "observe", subscriptionId: "a", source: "usage endpoint", readings: [reading] },
+      T0 + 90_000,
+    );
     expect(types(again.events)).toEqual(["upstream_observed"]);
-    const grant = pool.run({ kind: "allocate", sessionId: "s", priority: "normal", model: "", estimatedTokens: 0 }, T0 + 100_000);
+    const grant = pool.run(
+      { kind: "allocate", sessionId: "s", priority: "normal", model: "", estimatedTokens: 0 },
+      T0 + 100_000,
+    );
     expect(grant.result).toMatchObject({ kind: "granted", view: { cfg: { id: "b" } } });
   });
 
   it("scopes an Opus cap to opus sessions", () => {
     const pool = makePool();
     pool.run(
-      { kind: "observe", subscriptionId: "a", source: "usage endpoint", readings: [{ window: "seven_day_opus", status: "rejected", utilization: 1, resetsAt: T0 + 24 * HOUR }] },
+      {
+        kind: "observe",
+        subscriptionId: "a",
+        source: "usage endpoint",
+        readings: [{ window: "seven_day_opus", status: "rejected", utilization: 1, resetsAt: T0 + 24 * HOUR }],
+      },
       T0,
     );
     pool.run({ kind: "set_paused", subscriptionId: "b", paused: true }, T0);
-    const opus = pool.run({ kind: "allocate", sessionId: "o", priority: "normal", model: "opus", estimatedTokens: 0 }, T0);
+    const opus = pool.run(
+      { kind: "allocate", sessionId: "o", priority: "normal", model: "opus", estimatedTokens: 0 },
+      T0,
+    );
     expect(opus.result).toMatchObject({ kind: "fallback" });
-    const sonnet = pool.run({ kind: "allocate", sessionId: "s", priority: "normal", model: "sonnet", estimatedTokens: 0 }, T0);
+    const sonnet = pool.run(
+      { kind: "allocate", sessionId: "s", priority: "normal", model: "sonnet", estimatedTokens: 0 },
+      T0,
+    );
     expect(sonnet.result).toMatchObject({ kind: "granted", view: { cfg: { id: "a" } } });
   });
 

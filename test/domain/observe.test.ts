@@ -34,7 +34,11 @@ function sub(id: string, overrides: Partial<SubscriptionSettings> = {}): Subscri
   return subscriptionSettings(id, { weeklyBudgetUsd: 100, fiveHourBudgetUsd: 1000, ...overrides });
 }
 
-function makePool(subs: SubscriptionSettings[] = [sub("a")], rules: Rule[] = [], overrides: Partial<PoolSettings> = {}): Pool {
+function makePool(
+  subs: SubscriptionSettings[] = [sub("a")],
+  rules: Rule[] = [],
+  overrides: Partial<PoolSettings> = {},
+): Pool {
   const settings = poolSettings(subs, { notifications: { rules }, ...overrides });
   return new Pool(createPoolState(subs.map((s) => s.id)), settings);
 }
@@ -75,7 +79,13 @@ describe("observe: status transitions", () => {
         at: T0 + 10 * MINUTE_MS,
         cost: 20, // 70% >= 0.8 × 85%
         expected: [
-          { type: "status_changed", subscriptionId: "a", from: "available", to: "approaching", reason: "weekly use 70.0%, 5-hour window 7.0%" },
+          {
+            type: "status_changed",
+            subscriptionId: "a",
+            from: "available",
+            to: "approaching",
+            reason: "weekly use 70.0%, 5-hour window 7.0%",
+          },
         ],
       },
       { at: T0 + 15 * MINUTE_MS, cost: 5, expected: [] }, // 75%: still approaching
@@ -83,7 +93,13 @@ describe("observe: status transitions", () => {
         at: T0 + 20 * MINUTE_MS,
         cost: 10, // 85%: at the threshold
         expected: [
-          { type: "status_changed", subscriptionId: "a", from: "approaching", to: "limited", reason: "weekly use 85.0% >= 85.0%" },
+          {
+            type: "status_changed",
+            subscriptionId: "a",
+            from: "approaching",
+            to: "limited",
+            reason: "weekly use 85.0% >= 85.0%",
+          },
           {
             type: "limit_reached",
             subscriptionId: "a",
@@ -116,7 +132,15 @@ describe("observe: status transitions", () => {
         allocate(p, "s1", T0);
         return report(p, "s1", T0, 8).events;
       },
-      expected: [{ type: "status_changed", subscriptionId: "a", from: "available", to: "approaching", reason: "weekly use 8.0%, 5-hour window 80.0%" }],
+      expected: [
+        {
+          type: "status_changed",
+          subscriptionId: "a",
+          from: "available",
+          to: "approaching",
+          reason: "weekly use 8.0%, 5-hour window 80.0%",
+        },
+      ],
     },
     {
       name: "straight from available to limited (weekly)",
@@ -125,7 +149,13 @@ describe("observe: status transitions", () => {
         return report(p, "s1", T0, 90).events;
       },
       expected: [
-        { type: "status_changed", subscriptionId: "a", from: "available", to: "limited", reason: "weekly use 90.0% >= 85.0%" },
+        {
+          type: "status_changed",
+          subscriptionId: "a",
+          from: "available",
+          to: "limited",
+          reason: "weekly use 90.0% >= 85.0%",
+        },
         {
           type: "limit_reached",
           subscriptionId: "a",
@@ -145,7 +175,14 @@ describe("observe: status transitions", () => {
       },
       expected: [
         { type: "status_changed", subscriptionId: "a", from: "available", to: "limited", reason: "2 of 2 sessions" },
-        { type: "limit_reached", subscriptionId: "a", kind: "sessions", window: "unknown", estimated: false, message: "2 of 2 sessions" },
+        {
+          type: "limit_reached",
+          subscriptionId: "a",
+          kind: "sessions",
+          window: "unknown",
+          estimated: false,
+          message: "2 of 2 sessions",
+        },
       ],
     },
     {
@@ -156,12 +193,28 @@ describe("observe: status transitions", () => {
         allocate(p, "s2", T0);
         return p.run({ kind: "release", sessionId: "s2" }, T0 + MINUTE_MS).events;
       },
-      expected: [{ type: "status_changed", subscriptionId: "a", from: "limited", to: "available", reason: "below every safeguard" }],
+      expected: [
+        {
+          type: "status_changed",
+          subscriptionId: "a",
+          from: "limited",
+          to: "available",
+          reason: "below every safeguard",
+        },
+      ],
     },
     {
       name: "paused → paused by an operator",
       act: (p) => p.run({ kind: "set_paused", subscriptionId: "a", paused: true }, T0).events,
-      expected: [{ type: "status_changed", subscriptionId: "a", from: "available", to: "paused", reason: "paused by an operator" }],
+      expected: [
+        {
+          type: "status_changed",
+          subscriptionId: "a",
+          from: "available",
+          to: "paused",
+          reason: "paused by an operator",
+        },
+      ],
     },
     {
       name: "unpaused → resumed by an operator",
@@ -169,17 +222,38 @@ describe("observe: status transitions", () => {
         p.run({ kind: "set_paused", subscriptionId: "a", paused: true }, T0);
         return p.run({ kind: "set_paused", subscriptionId: "a", paused: false }, T0 + MINUTE_MS).events;
       },
-      expected: [{ type: "status_changed", subscriptionId: "a", from: "paused", to: "available", reason: "resumed by an operator" }],
+      expected: [
+        {
+          type: "status_changed",
+          subscriptionId: "a",
+          from: "paused",
+          to: "available",
+          reason: "resumed by an operator",
+        },
+      ],
     },
     {
       name: "an upstream limit → cooldown, the reason is the limit's message (and no local limit_reached)",
       act: (p) => {
         allocate(p, "s1", T0);
         return report(p, "s1", T0, 1, {
-          limit: { window: "five_hour", resetsAt: T0 + HOUR_MS, estimated: false, message: "You've hit your limit · resets 11am" },
+          limit: {
+            window: "five_hour",
+            resetsAt: T0 + HOUR_MS,
+            estimated: false,
+            message: "You've hit your limit · resets 11am",
+          },
         }).events;
       },
-      expected: [{ type: "status_changed", subscriptionId: "a", from: "available", to: "cooldown", reason: "You've hit your limit · resets 11am" }],
+      expected: [
+        {
+          type: "status_changed",
+          subscriptionId: "a",
+          from: "available",
+          to: "cooldown",
+          reason: "You've hit your limit · resets 11am",
+        },
+      ],
     },
     {
       name: "no change → no announcement",
@@ -223,7 +297,14 @@ describe("observe: usage thresholds", () => {
 
     // 80%: burning $80 in the current hour with $20 left → 15 minutes.
     expect(thresholdEvents(report(pool, "s1", T0 + 30 * MINUTE_MS, 30).events)).toEqual([
-      { type: "usage_threshold", subscriptionId: "a", value: 0.8, threshold: 0.8, basis: "weekly_budget", timeToExhaustionMs: 15 * MINUTE_MS },
+      {
+        type: "usage_threshold",
+        subscriptionId: "a",
+        value: 0.8,
+        threshold: 0.8,
+        basis: "weekly_budget",
+        timeToExhaustionMs: 15 * MINUTE_MS,
+      },
     ]);
     expect(pool.state.subscriptions.get("a")!.crossed).toEqual([0.8]);
 
@@ -233,7 +314,12 @@ describe("observe: usage thresholds", () => {
     // 90%: only the 0.9 threshold; $10 left at $90/h → 400 s.
     const at90 = thresholdEvents(report(pool, "s1", T0 + 50 * MINUTE_MS, 6).events);
     expect(at90).toHaveLength(1);
-    expect(at90[0]).toMatchObject({ type: "usage_threshold", threshold: 0.9, basis: "weekly_budget", timeToExhaustionMs: 400_000 });
+    expect(at90[0]).toMatchObject({
+      type: "usage_threshold",
+      threshold: 0.9,
+      basis: "weekly_budget",
+      timeToExhaustionMs: 400_000,
+    });
     expect((at90[0] as Extract<EventBody, { type: "usage_threshold" }>).value).toBeCloseTo(0.9, 12);
     expect(pool.state.subscriptions.get("a")!.crossed).toEqual([0.8, 0.9]);
 
@@ -267,15 +353,20 @@ describe("observe: usage thresholds", () => {
     { name: "just below 0.8", reports: [{ cost: 79.99 }], fired: [[]] },
     { name: "exactly at 0.8", reports: [{ cost: 80 }], fired: [[0.8]] },
     { name: "straight past both in one report", reports: [{ cost: 95 }], fired: [[0.8, 0.9]] },
-    { name: "one at a time", reports: [{ cost: 80 }, { cost: 5 }, { cost: 5 }, { cost: 5 }], fired: [[0.8], [], [0.9], []] },
+    {
+      name: "one at a time",
+      reports: [{ cost: 80 }, { cost: 5 }, { cost: 5 }, { cost: 5 }],
+      fired: [[0.8], [], [0.9], []],
+    },
     { name: "above 100%", reports: [{ cost: 120 }, { cost: 10 }], fired: [[0.8, 0.9], []] },
   ])("$name → $fired", ({ reports, fired }) => {
     const pool = makePool([sub("a")], THRESHOLD_RULES);
     allocate(pool, "s1", T0);
     const got = reports.map((r, i) =>
-      ofType(announcements(report(pool, "s1", T0 + i * MINUTE_MS, r.cost, { readings: r.readings ?? [] }).events), "usage_threshold").map(
-        (e) => e.threshold,
-      ),
+      ofType(
+        announcements(report(pool, "s1", T0 + i * MINUTE_MS, r.cost, { readings: r.readings ?? [] }).events),
+        "usage_threshold",
+      ).map((e) => e.threshold),
     );
     expect(got).toEqual(fired);
   });
@@ -287,7 +378,9 @@ describe("observe: usage thresholds", () => {
       readings: [{ window: "seven_day", status: "allowed_warning", utilization: 0.82, resetsAt: T0 + 3 * DAY_MS }],
     });
     const fired = ofType(announcements(events), "usage_threshold");
-    expect(fired).toEqual([{ type: "usage_threshold", subscriptionId: "a", value: 0.82, threshold: 0.8, basis: "upstream_seven_day" }]);
+    expect(fired).toEqual([
+      { type: "usage_threshold", subscriptionId: "a", value: 0.82, threshold: 0.8, basis: "upstream_seven_day" },
+    ]);
     expect("timeToExhaustionMs" in fired[0]!).toBe(false);
   });
 });
@@ -303,10 +396,17 @@ describe("observe: which thresholds", () => {
     },
     {
       name: "other rule types are ignored even with a threshold",
-      rules: [{ type: "status_changed", threshold: 0.6, enabled: true }, { type: "limit_reached", threshold: 0.7, enabled: true }],
+      rules: [
+        { type: "status_changed", threshold: 0.6, enabled: true },
+        { type: "limit_reached", threshold: 0.7, enabled: true },
+      ],
       thresholds: [],
     },
-    { name: "a usage_threshold rule without a threshold is ignored", rules: [{ type: "usage_threshold", enabled: true }], thresholds: [] },
+    {
+      name: "a usage_threshold rule without a threshold is ignored",
+      rules: [{ type: "usage_threshold", enabled: true }],
+      thresholds: [],
+    },
     {
       name: "duplicates count once",
       rules: [...THRESHOLD_RULES, { type: "usage_threshold", threshold: 0.8, enabled: true }],
@@ -317,12 +417,15 @@ describe("observe: which thresholds", () => {
   });
 
   it("only enabled usage_threshold rules are announced by the pool", () => {
-    const pool = makePool([sub("a")], [
-      { type: "usage_threshold", threshold: 0.5, enabled: false },
-      { type: "status_changed", threshold: 0.6, enabled: true },
-      { type: "usage_threshold", threshold: 0.7, enabled: true },
-      { type: "usage_threshold", threshold: 0.95, enabled: true },
-    ]);
+    const pool = makePool(
+      [sub("a")],
+      [
+        { type: "usage_threshold", threshold: 0.5, enabled: false },
+        { type: "status_changed", threshold: 0.6, enabled: true },
+        { type: "usage_threshold", threshold: 0.7, enabled: true },
+        { type: "usage_threshold", threshold: 0.95, enabled: true },
+      ],
+    );
     allocate(pool, "s1", T0);
     const fired = ofType(announcements(report(pool, "s1", T0, 75).events), "usage_threshold");
     expect(fired.map((e) => e.threshold)).toEqual([0.7]);
@@ -350,7 +453,9 @@ describe("observe: cooldowns ending", () => {
     const { events } = report(pool, "s1", T0, 0, {
       limit: { window: "five_hour", resetsAt: RESET, estimated: false, message: "limit" },
     });
-    expect(announcements(events)).toEqual([{ type: "status_changed", subscriptionId: "a", from: "available", to: "cooldown", reason: "limit" }]);
+    expect(announcements(events)).toEqual([
+      { type: "status_changed", subscriptionId: "a", from: "available", to: "cooldown", reason: "limit" },
+    ]);
     pool.run({ kind: "release", sessionId: "s1" }, T0);
     return pool;
   }
@@ -396,7 +501,9 @@ describe("observe: cooldowns ending", () => {
     expect(announcements(limited.events)).toEqual([]);
     pool.run({ kind: "release", sessionId: "s1" }, T0);
     const events = pool.run({ kind: "sweep" }, RESET).events.map(({ seq: _s, at: _a, ...body }) => body);
-    expect(events).toEqual([{ type: "cooldown_ended", subscriptionId: "a", window: "seven_day_opus", modelScope: "opus" }]);
+    expect(events).toEqual([
+      { type: "cooldown_ended", subscriptionId: "a", window: "seven_day_opus", modelScope: "opus" },
+    ]);
   });
 });
 
@@ -404,8 +511,14 @@ describe("observe: determinism", () => {
   /** A script of commands at times a manual clock walks through. */
   function script(): { command: Command; advance: number }[] {
     return [
-      { command: { kind: "allocate", sessionId: "s1", priority: "normal", model: "sonnet", estimatedTokens: 10 }, advance: 0 },
-      { command: { kind: "allocate", sessionId: "s2", priority: "low", model: "opus", estimatedTokens: 10 }, advance: MINUTE_MS },
+      {
+        command: { kind: "allocate", sessionId: "s1", priority: "normal", model: "sonnet", estimatedTokens: 10 },
+        advance: 0,
+      },
+      {
+        command: { kind: "allocate", sessionId: "s2", priority: "low", model: "opus", estimatedTokens: 10 },
+        advance: MINUTE_MS,
+      },
       { command: { kind: "report", sessionId: "s1", requestId: "r1", report: usage(70) }, advance: 10 * MINUTE_MS },
       { command: { kind: "report", sessionId: "s2", requestId: "r1", report: usage(85) }, advance: MINUTE_MS },
       {
@@ -413,7 +526,9 @@ describe("observe: determinism", () => {
           kind: "report",
           sessionId: "s1",
           requestId: "r2",
-          report: usage(15, { limit: { window: "five_hour", resetsAt: T0 + 2 * HOUR_MS, estimated: false, message: "limit" } }),
+          report: usage(15, {
+            limit: { window: "five_hour", resetsAt: T0 + 2 * HOUR_MS, estimated: false, message: "limit" },
+          }),
         },
         advance: MINUTE_MS,
       },
@@ -441,7 +556,9 @@ describe("observe: determinism", () => {
     const second = run();
     expect(second).toEqual(first);
     // The script exercises every kind of announcement, so the comparison means something.
-    const kinds = new Set(first.filter(isAnnouncement).map((e) => (e.type === "limit_reached" ? `limit_reached:${e.kind}` : e.type)));
+    const kinds = new Set(
+      first.filter(isAnnouncement).map((e) => (e.type === "limit_reached" ? `limit_reached:${e.kind}` : e.type)),
+    );
     expect([...kinds].sort()).toEqual([
       "limit_reached:weekly_threshold",
       "status_changed",

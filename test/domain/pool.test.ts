@@ -37,12 +37,24 @@ function usage(costUsd: number, extra: Partial<UsageReport> = {}): UsageReport {
 
 function allocate(pool: Pool, sessionId: string, now: number, opts: { priority?: Priority; model?: string } = {}) {
   return pool.run(
-    { kind: "allocate", sessionId, priority: opts.priority ?? "normal", model: opts.model ?? "sonnet", estimatedTokens: 1000 },
+    {
+      kind: "allocate",
+      sessionId,
+      priority: opts.priority ?? "normal",
+      model: opts.model ?? "sonnet",
+      estimatedTokens: 1000,
+    },
     now,
   );
 }
 
-function report(pool: Pool, sessionId: string, now: number, costUsd: number, extra: Partial<UsageReport> & { requestId?: string } = {}) {
+function report(
+  pool: Pool,
+  sessionId: string,
+  now: number,
+  costUsd: number,
+  extra: Partial<UsageReport> & { requestId?: string } = {},
+) {
   const { requestId = "", ...rest } = extra;
   return pool.run({ kind: "report", sessionId, requestId, report: usage(costUsd, rest) }, now);
 }
@@ -91,7 +103,8 @@ function spend(pool: Pool, sub: string, costUsd: number, now: number): void {
   expect(granted(allocate(pool, sid, now).result).view.cfg.id).toBe(sub);
   report(pool, sid, now, costUsd);
   pool.run({ kind: "release", sessionId: sid }, now);
-  for (const id of others) if (!wasPaused.includes(id)) pool.run({ kind: "set_paused", subscriptionId: id, paused: false }, now);
+  for (const id of others)
+    if (!wasPaused.includes(id)) pool.run({ kind: "set_paused", subscriptionId: id, paused: false }, now);
 }
 
 describe("Pool.run(allocate): choosing a subscription", () => {
@@ -108,7 +121,16 @@ describe("Pool.run(allocate): choosing a subscription", () => {
     expect(g.view.cfg.id).toBe("b");
     expect(g.resumed).toBe(false);
     expect(g.rotatedFrom).toBeUndefined();
-    expect(events).toMatchObject([{ type: "session_allocated", sessionId: "s1", subscriptionId: "b", priority: "normal", model: "sonnet", estimatedTokens: 1000 }]);
+    expect(events).toMatchObject([
+      {
+        type: "session_allocated",
+        sessionId: "s1",
+        subscriptionId: "b",
+        priority: "normal",
+        model: "sonnet",
+        estimatedTokens: 1000,
+      },
+    ]);
     expect([...sessionsOf(pool.state, "b")]).toEqual(["s1"]);
   });
 
@@ -172,7 +194,9 @@ describe("Pool.run(allocate): choosing a subscription", () => {
       { subscriptionId: "c", reason: "sessions_full", detail: "15 of 15 sessions" },
     ]);
     for (const id of IDS) expect(f.reason).toContain(`${id}: 15 of 15 sessions`);
-    expect(events).toMatchObject([{ type: "fallback_used", sessionId: "s45", provider: "anthropic-api", reason: f.reason }]);
+    expect(events).toMatchObject([
+      { type: "fallback_used", sessionId: "s45", provider: "anthropic-api", reason: f.reason },
+    ]);
     expect(pool.state.sessions.has("s45")).toBe(false);
   });
 
@@ -184,7 +208,9 @@ describe("Pool.run(allocate): choosing a subscription", () => {
     granted(allocate(pool, "s1", T0).result);
     const { result, events } = allocate(pool, "s2", T0);
     expect(result).toMatchObject({ kind: "rejected", code: "resource_exhausted" });
-    expect((result as Rejection).exclusions).toEqual([{ subscriptionId: "a", reason: "sessions_full", detail: "1 of 1 sessions" }]);
+    expect((result as Rejection).exclusions).toEqual([
+      { subscriptionId: "a", reason: "sessions_full", detail: "1 of 1 sessions" },
+    ]);
     expect((result as Rejection).message).toContain("a: 1 of 1 sessions");
     expect(events).toEqual([]);
   });
@@ -198,7 +224,12 @@ describe("Pool.run(allocate): choosing a subscription", () => {
 });
 
 describe("Pool.run(report): cooldowns from usage limits", () => {
-  const LIMIT: LimitSignal = { window: "five_hour", resetsAt: T0 + 2 * HOUR_MS, estimated: false, message: "You've hit your limit · resets 12pm (UTC)" };
+  const LIMIT: LimitSignal = {
+    window: "five_hour",
+    resetsAt: T0 + 2 * HOUR_MS,
+    estimated: false,
+    message: "You've hit your limit · resets 12pm (UTC)",
+  };
 
   function limited(ids: string[], limit: LimitSignal = LIMIT): Pool {
     const pool = makePool(ids);
@@ -245,7 +276,11 @@ describe("Pool.run(report): cooldowns from usage limits", () => {
   it("a limit without a reset time gets the default cooldown, estimated", () => {
     const pool = limited(["a"], { window: "unknown", estimated: false, message: "You've hit your usage limit" });
     const v = pool.view("a", T0)!;
-    expect(v.cooldown).toMatchObject({ until: T0 + 60 * MINUTE_MS, estimated: true, reason: "You've hit your usage limit" });
+    expect(v.cooldown).toMatchObject({
+      until: T0 + 60 * MINUTE_MS,
+      estimated: true,
+      reason: "You've hit your usage limit",
+    });
     const f = fallback(allocate(pool, "s1", T0 + 59 * MINUTE_MS).result);
     expect(f.exclusions[0]!.detail).toContain("(estimated)");
     expect(granted(allocate(pool, "s2", T0 + 60 * MINUTE_MS).result).view.cfg.id).toBe("a");
@@ -254,9 +289,15 @@ describe("Pool.run(report): cooldowns from usage limits", () => {
   it.each([15, 240])("the default cooldown follows settings.cooldown.defaultMinutes = %i", (minutes) => {
     const pool = makePool(["a"], { cooldown: { defaultMinutes: minutes, timeZone: "UTC" } });
     allocate(pool, "x", T0);
-    const { result, events } = report(pool, "x", T0, 0, { limit: { window: "five_hour", estimated: false, message: "limit" } });
+    const { result, events } = report(pool, "x", T0, 0, {
+      limit: { window: "five_hour", estimated: false, message: "limit" },
+    });
     expect(result).toMatchObject({ kind: "reported", limit: { resetsAt: T0 + minutes * MINUTE_MS, estimated: true } });
-    expect(eventOf(events, "limit_reached")).toMatchObject({ resetsAt: T0 + minutes * MINUTE_MS, estimated: true, kind: "upstream" });
+    expect(eventOf(events, "limit_reached")).toMatchObject({
+      resetsAt: T0 + minutes * MINUTE_MS,
+      estimated: true,
+      kind: "upstream",
+    });
   });
 
   it.each<{ name: string; model: string; excluded: boolean }>([
@@ -286,16 +327,34 @@ describe("Pool.run(report): cooldowns from usage limits", () => {
   });
 
   it("a scoped limit and a whole-subscription limit coexist; a new one of the same scope replaces the old", () => {
-    const pool = limited(["a"], { window: "seven_day_opus", resetsAt: T0 + 10 * HOUR_MS, estimated: false, message: "opus", modelScope: "opus" });
-    report(pool, "x", T0, 0, { limit: { window: "five_hour", resetsAt: T0 + HOUR_MS, estimated: false, message: "5h" } });
-    report(pool, "x", T0, 0, { limit: { window: "seven_day_opus", resetsAt: T0 + 20 * HOUR_MS, estimated: false, message: "opus2", modelScope: "opus" } });
+    const pool = limited(["a"], {
+      window: "seven_day_opus",
+      resetsAt: T0 + 10 * HOUR_MS,
+      estimated: false,
+      message: "opus",
+      modelScope: "opus",
+    });
+    report(pool, "x", T0, 0, {
+      limit: { window: "five_hour", resetsAt: T0 + HOUR_MS, estimated: false, message: "5h" },
+    });
+    report(pool, "x", T0, 0, {
+      limit: {
+        window: "seven_day_opus",
+        resetsAt: T0 + 20 * HOUR_MS,
+        estimated: false,
+        message: "opus2",
+        modelScope: "opus",
+      },
+    });
     const cooldowns = pool.state.subscriptions.get("a")!.cooldowns;
     expect(cooldowns.map((c) => [c.modelScope ?? "all", c.until])).toEqual([
       ["all", T0 + HOUR_MS],
       ["opus", T0 + 20 * HOUR_MS],
     ]);
     expect(granted(allocate(pool, "s1", T0 + HOUR_MS, { model: "sonnet" }).result).view.cfg.id).toBe("a");
-    expect(fallback(allocate(pool, "s2", T0 + HOUR_MS, { model: "opus" }).result).exclusions[0]!.reason).toBe("model_limit");
+    expect(fallback(allocate(pool, "s2", T0 + HOUR_MS, { model: "opus" }).result).exclusions[0]!.reason).toBe(
+      "model_limit",
+    );
   });
 
   it("a session whose subscription went into cooldown is rotated on its next allocate", () => {
@@ -307,7 +366,12 @@ describe("Pool.run(report): cooldowns from usage limits", () => {
     expect(g).toMatchObject({ resumed: false, rotatedFrom: "a", sessionId: "s1" });
     expect(g.view.cfg.id).toBe("b");
     expect(types(events)).toEqual(["session_rotated", "session_resumed"]);
-    expect(eventOf(events, "session_rotated")).toMatchObject({ sessionId: "s1", from: "a", to: "b", reason: "cooldown" });
+    expect(eventOf(events, "session_rotated")).toMatchObject({
+      sessionId: "s1",
+      from: "a",
+      to: "b",
+      reason: "cooldown",
+    });
     expect(eventOf(events, "session_rotated").detail).toContain("cooling down until");
     expect(pool.state.sessions.get("s1")!.subscriptionId).toBe("b");
     expect([...sessionsOf(pool.state, "a")]).toEqual([]);
@@ -327,7 +391,12 @@ describe("Pool.run(report): cooldowns from usage limits", () => {
     pool.run({ kind: "set_paused", subscriptionId: "a", paused: true }, T0);
     const { result, events } = allocate(pool, "s1", T0 + MINUTE_MS);
     expect(granted(result)).toMatchObject({ resumed: false, rotatedFrom: "a" });
-    expect(eventOf(events, "session_rotated")).toMatchObject({ from: "a", to: "b", reason: "not_eligible", detail: "paused by an operator" });
+    expect(eventOf(events, "session_rotated")).toMatchObject({
+      from: "a",
+      to: "b",
+      reason: "not_eligible",
+      detail: "paused by an operator",
+    });
   });
 
   it("a session that cannot move anywhere is released and falls back", () => {
@@ -336,7 +405,11 @@ describe("Pool.run(report): cooldowns from usage limits", () => {
     const f = fallback(result);
     expect(f.exclusions).toMatchObject([{ subscriptionId: "a", reason: "cooldown" }]);
     expect(types(events)).toEqual(["session_released", "fallback_used"]);
-    expect(eventOf(events, "session_released")).toMatchObject({ sessionId: "x", subscriptionId: "a", reason: "fallback" });
+    expect(eventOf(events, "session_released")).toMatchObject({
+      sessionId: "x",
+      subscriptionId: "a",
+      reason: "fallback",
+    });
     expect(pool.state.sessions.has("x")).toBe(false);
   });
 });
@@ -385,7 +458,9 @@ describe("Pool.run(allocate): the weekly threshold by priority", () => {
   it("an upstream 5-hour reading at 100% excludes the subscription", () => {
     const pool = makePool(["a"]);
     allocate(pool, "x", T0);
-    report(pool, "x", T0, 0, { readings: [{ window: "five_hour", status: "rejected", utilization: 1, resetsAt: T0 + HOUR_MS }] });
+    report(pool, "x", T0, 0, {
+      readings: [{ window: "five_hour", status: "rejected", utilization: 1, resetsAt: T0 + HOUR_MS }],
+    });
     expect(fallback(allocate(pool, "s1", T0).result).exclusions[0]!.reason).toBe("five_hour_exhausted");
     expect(granted(allocate(pool, "s2", T0 + HOUR_MS).result).view.cfg.id).toBe("a");
   });
@@ -400,37 +475,55 @@ describe("Pool.run(report): dedupe", () => {
   }>([
     {
       name: "same requestId twice on one session counts once",
-      reports: [{ session: "s1", requestId: "r1" }, { session: "s1", requestId: "r1" }],
+      reports: [
+        { session: "s1", requestId: "r1" },
+        { session: "s1", requestId: "r1" },
+      ],
       duplicates: [false, true],
       weekly: 2,
     },
     {
       name: "same result uuid under different request ids counts once",
-      reports: [{ session: "s1", requestId: "r1", uuid: "u1" }, { session: "s1", requestId: "r2", uuid: "u1" }],
+      reports: [
+        { session: "s1", requestId: "r1", uuid: "u1" },
+        { session: "s1", requestId: "r2", uuid: "u1" },
+      ],
       duplicates: [false, true],
       weekly: 2,
     },
     {
       name: "same result uuid on another session counts once",
-      reports: [{ session: "s1", requestId: "", uuid: "u1" }, { session: "s2", requestId: "", uuid: "u1" }],
+      reports: [
+        { session: "s1", requestId: "", uuid: "u1" },
+        { session: "s2", requestId: "", uuid: "u1" },
+      ],
       duplicates: [false, true],
       weekly: 2,
     },
     {
       name: "same requestId on two different sessions counts twice",
-      reports: [{ session: "s1", requestId: "r1" }, { session: "s2", requestId: "r1" }],
+      reports: [
+        { session: "s1", requestId: "r1" },
+        { session: "s2", requestId: "r1" },
+      ],
       duplicates: [false, false],
       weekly: 4,
     },
     {
       name: "no request id and no uuid: every report counts",
-      reports: [{ session: "s1", requestId: "" }, { session: "s1", requestId: "" }],
+      reports: [
+        { session: "s1", requestId: "" },
+        { session: "s1", requestId: "" },
+      ],
       duplicates: [false, false],
       weekly: 4,
     },
     {
       name: "different request ids, different uuids",
-      reports: [{ session: "s1", requestId: "r1", uuid: "u1" }, { session: "s1", requestId: "r2", uuid: "u2" }],
+      reports: [
+        { session: "s1", requestId: "r1", uuid: "u1" },
+        { session: "s1", requestId: "r2", uuid: "u2" },
+      ],
       duplicates: [false, false],
       weekly: 4,
     },
@@ -450,7 +543,10 @@ describe("Pool.run(report): dedupe", () => {
     allocate(pool, "s1", T0);
     allocate(pool, "s2", T0);
     const got = reports.map((r, i) => {
-      const { result, events } = report(pool, r.session, T0 + i * MINUTE_MS, 2, { requestId: r.requestId, ...(r.uuid ? { resultUuid: r.uuid } : {}) });
+      const { result, events } = report(pool, r.session, T0 + i * MINUTE_MS, 2, {
+        requestId: r.requestId,
+        ...(r.uuid ? { resultUuid: r.uuid } : {}),
+      });
       if (result.kind !== "reported") throw new Error(result.message);
       expect(result.countedCostUsd).toBe(result.duplicate ? 0 : 2);
       expect(events).toHaveLength(result.duplicate ? 0 : 1);
@@ -504,7 +600,9 @@ describe("Pool.run(release)", () => {
     const sub = granted(allocate(pool, "s1", T0).result).view.cfg.id;
     const first = pool.run({ kind: "release", sessionId: "s1" }, T0 + MINUTE_MS);
     expect(first.result).toEqual({ kind: "released", released: true, subscriptionId: sub });
-    expect(first.events).toMatchObject([{ type: "session_released", sessionId: "s1", subscriptionId: sub, reason: "released" }]);
+    expect(first.events).toMatchObject([
+      { type: "session_released", sessionId: "s1", subscriptionId: sub, reason: "released" },
+    ]);
     expect(pool.view(sub, T0 + MINUTE_MS)!.sessionCount).toBe(0);
     const second = pool.run({ kind: "release", sessionId: "s1" }, T0 + 2 * MINUTE_MS);
     expect(second.result).toMatchObject({ kind: "released", released: false });
@@ -537,10 +635,9 @@ describe("Pool.run(sweep)", () => {
 
     const later = pool.run({ kind: "sweep" }, T0 + 80 * MINUTE_MS);
     expect(later.result).toEqual({ kind: "swept", expired: 2 });
-    expect(later.events.map((e) => (e.type === "session_released" ? `${e.sessionId}:${e.reason}` : e.type)).sort()).toEqual([
-      "reported:expired",
-      "resumed:expired",
-    ]);
+    expect(
+      later.events.map((e) => (e.type === "session_released" ? `${e.sessionId}:${e.reason}` : e.type)).sort(),
+    ).toEqual(["reported:expired", "resumed:expired"]);
     expect([...pool.state.sessions.keys()]).toEqual(["young"]);
   });
 
@@ -548,15 +645,27 @@ describe("Pool.run(sweep)", () => {
     const pool = makePool(["a", "b"]);
     allocate(pool, "sa", T0);
     allocate(pool, "sb", T0);
-    report(pool, "sa", T0, 0, { limit: { window: "five_hour", resetsAt: T0 + HOUR_MS, estimated: false, message: "5h" } });
     report(pool, "sa", T0, 0, {
-      limit: { window: "seven_day_opus", resetsAt: T0 + 3 * HOUR_MS, estimated: false, message: "opus", modelScope: "opus" },
+      limit: { window: "five_hour", resetsAt: T0 + HOUR_MS, estimated: false, message: "5h" },
     });
-    report(pool, "sb", T0, 0, { limit: { window: "seven_day", resetsAt: T0 + 2 * HOUR_MS, estimated: false, message: "7d" } });
+    report(pool, "sa", T0, 0, {
+      limit: {
+        window: "seven_day_opus",
+        resetsAt: T0 + 3 * HOUR_MS,
+        estimated: false,
+        message: "opus",
+        modelScope: "opus",
+      },
+    });
+    report(pool, "sb", T0, 0, {
+      limit: { window: "seven_day", resetsAt: T0 + 2 * HOUR_MS, estimated: false, message: "7d" },
+    });
 
     expect(pool.run({ kind: "sweep" }, T0 + 30 * MINUTE_MS).events).toEqual([]);
     const at1 = pool.run({ kind: "sweep" }, T0 + HOUR_MS).events.filter((e) => e.type === "cooldown_ended");
-    expect(at1).toEqual([{ type: "cooldown_ended", subscriptionId: "a", window: "five_hour", seq: expect.any(Number), at: T0 + HOUR_MS }]);
+    expect(at1).toEqual([
+      { type: "cooldown_ended", subscriptionId: "a", window: "five_hour", seq: expect.any(Number), at: T0 + HOUR_MS },
+    ]);
     expect(pool.state.subscriptions.get("a")!.cooldowns.map((c) => c.modelScope)).toEqual(["opus"]);
 
     const at3 = pool.run({ kind: "sweep" }, T0 + 3 * HOUR_MS).events.filter((e) => e.type === "cooldown_ended");

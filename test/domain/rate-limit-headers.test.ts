@@ -24,7 +24,13 @@ const FIXTURE_CASES: Array<{
   {
     file: "200-allowed-warning.json",
     readings: [
-      { window: "five_hour", source: "headers", status: "allowed", utilization: 0.41, resetsAt: at("2026-11-23T18:00:00Z") },
+      {
+        window: "five_hour",
+        source: "headers",
+        status: "allowed",
+        utilization: 0.41,
+        resetsAt: at("2026-11-23T18:00:00Z"),
+      },
       {
         window: "seven_day",
         source: "headers",
@@ -38,8 +44,20 @@ const FIXTURE_CASES: Array<{
   {
     file: "429-five-hour.json",
     readings: [
-      { window: "five_hour", source: "headers", status: "rejected", utilization: 1, resetsAt: at("2026-11-23T18:00:00Z") },
-      { window: "seven_day", source: "headers", status: "allowed", utilization: 0.59, resetsAt: at("2026-11-27T08:00:00Z") },
+      {
+        window: "five_hour",
+        source: "headers",
+        status: "rejected",
+        utilization: 1,
+        resetsAt: at("2026-11-23T18:00:00Z"),
+      },
+      {
+        window: "seven_day",
+        source: "headers",
+        status: "allowed",
+        utilization: 0.59,
+        resetsAt: at("2026-11-27T08:00:00Z"),
+      },
       { window: "overage", source: "headers", status: "rejected" },
     ],
     limit: {
@@ -80,7 +98,15 @@ describe("parseRateLimitHeaders: behaviour", () => {
       { "Anthropic-Ratelimit-Unified-5h-Utilization": "0.25", "ANTHROPIC-RATELIMIT-UNIFIED-5H-RESET": "1795456800" },
       { now: NOW },
     );
-    expect(parsed.readings).toEqual([{ window: "five_hour", source: "headers", status: "allowed", utilization: 0.25, resetsAt: at("2026-11-23T18:00:00Z") }]);
+    expect(parsed.readings).toEqual([
+      {
+        window: "five_hour",
+        source: "headers",
+        status: "allowed",
+        utilization: 0.25,
+        resetsAt: at("2026-11-23T18:00:00Z"),
+      },
+    ]);
   });
 
   it("folds 7d_oi into seven_day, keeping the reading closer to its cap", () => {
@@ -95,7 +121,15 @@ describe("parseRateLimitHeaders: behaviour", () => {
       },
       { now: NOW },
     );
-    expect(parsed.readings).toEqual([{ window: "seven_day", source: "headers", status: "allowed_warning", utilization: 0.85, resetsAt: at("2026-11-27T08:00:00Z") }]);
+    expect(parsed.readings).toEqual([
+      {
+        window: "seven_day",
+        source: "headers",
+        status: "allowed_warning",
+        utilization: 0.85,
+        resetsAt: at("2026-11-27T08:00:00Z"),
+      },
+    ]);
     expect(parsed.limit).toBeUndefined();
   });
 
@@ -141,8 +175,14 @@ describe("parseRateLimitHeaders: behaviour", () => {
   });
 
   it("falls back to the unified reset, then retry-after, then no reset", () => {
-    const unified = parseRateLimitHeaders(429, { [`${P}status`]: "rejected", [`${P}reset`]: "1795456800" }, { now: NOW });
-    expect(unified.readings).toEqual([{ window: "unknown", source: "headers", status: "rejected", resetsAt: at("2026-11-23T18:00:00Z") }]);
+    const unified = parseRateLimitHeaders(
+      429,
+      { [`${P}status`]: "rejected", [`${P}reset`]: "1795456800" },
+      { now: NOW },
+    );
+    expect(unified.readings).toEqual([
+      { window: "unknown", source: "headers", status: "rejected", resetsAt: at("2026-11-23T18:00:00Z") },
+    ]);
     expect(unified.limit?.resetsAt).toBe(at("2026-11-23T18:00:00Z"));
     expect(unified.limit?.window).toBe("unknown");
 
@@ -163,7 +203,11 @@ describe("parseRateLimitHeaders: behaviour", () => {
 
   it.each<{ name: string; status: number; transient: TransientSignal }>([
     { name: "503", status: 503, transient: { kind: "server_error", message: "HTTP 503 upstream error" } },
-    { name: "429 without retry-after", status: 429, transient: { kind: "throttle", message: "HTTP 429 request-scoped rate limit" } },
+    {
+      name: "429 without retry-after",
+      status: 429,
+      transient: { kind: "throttle", message: "HTTP 429 request-scoped rate limit" },
+    },
   ])("$name -> transient, no limit", ({ status, transient }) => {
     const parsed = parseRateLimitHeaders(status, {}, { now: NOW });
     expect(parsed.limit).toBeUndefined();
@@ -178,12 +222,26 @@ describe("parseRateLimitHeaders: behaviour", () => {
   });
 
   it("an allowed_warning window without a utilization is used at least its surpassed threshold", () => {
-    const parsed = parseRateLimitHeaders(200, { [`${P}7d-status`]: "allowed_warning", [`${P}7d-surpassed-threshold`]: "0.75" }, { now: NOW });
+    const parsed = parseRateLimitHeaders(
+      200,
+      { [`${P}7d-status`]: "allowed_warning", [`${P}7d-surpassed-threshold`]: "0.75" },
+      { now: NOW },
+    );
     expect(parsed.readings).toEqual([
-      { window: "seven_day", source: "headers", status: "allowed_warning", utilization: 0.75, surpassedThreshold: 0.75 },
+      {
+        window: "seven_day",
+        source: "headers",
+        status: "allowed_warning",
+        utilization: 0.75,
+        surpassedThreshold: 0.75,
+      },
     ]);
     // A threshold that is not a fraction is not one.
-    const bad = parseRateLimitHeaders(200, { [`${P}7d-status`]: "allowed_warning", [`${P}7d-surpassed-threshold`]: "75" }, { now: NOW });
+    const bad = parseRateLimitHeaders(
+      200,
+      { [`${P}7d-status`]: "allowed_warning", [`${P}7d-surpassed-threshold`]: "75" },
+      { now: NOW },
+    );
     expect(bad.readings).toEqual([{ window: "seven_day", source: "headers", status: "allowed_warning" }]);
   });
 

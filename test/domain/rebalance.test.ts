@@ -43,10 +43,22 @@ function onlyOn(pool: Pool, sub: string, at: number, fn: () => void): void {
 }
 
 /** place allocates session `sid` on subscription `sub` at time `at`. */
-function place(pool: Pool, sid: string, sub: string, at: number, opts: { priority?: Priority; model?: string } = {}): void {
+function place(
+  pool: Pool,
+  sid: string,
+  sub: string,
+  at: number,
+  opts: { priority?: Priority; model?: string } = {},
+): void {
   onlyOn(pool, sub, at, () => {
     const { result } = pool.run(
-      { kind: "allocate", sessionId: sid, priority: opts.priority ?? "normal", model: opts.model ?? "sonnet", estimatedTokens: 1000 },
+      {
+        kind: "allocate",
+        sessionId: sid,
+        priority: opts.priority ?? "normal",
+        model: opts.model ?? "sonnet",
+        estimatedTokens: 1000,
+      },
       at,
     );
     expect(granted(result).view.cfg.id).toBe(sub);
@@ -66,7 +78,13 @@ function spend(pool: Pool, sub: string, costUsd: number, at: number, extra: Part
 
 function coolDown(pool: Pool, sub: string, at: number, limit: Partial<LimitSignal> = {}): void {
   spend(pool, sub, 0, at, {
-    limit: { window: "five_hour", resetsAt: at + 3 * HOUR_MS, estimated: false, message: "You've hit your limit", ...limit },
+    limit: {
+      window: "five_hour",
+      resetsAt: at + 3 * HOUR_MS,
+      estimated: false,
+      message: "You've hit your limit",
+      ...limit,
+    },
   });
 }
 
@@ -97,7 +115,12 @@ describe("loadUsd: the 5-hour load in USD", () => {
     { name: "no use", budget: 10, act: () => {}, load: 0 },
     { name: "local cost 7 of a $10 window", budget: 10, act: (p) => spend(p, "a", 7, T0), load: 7 },
     { name: "local cost 5 of a $20 window", budget: 20, act: (p) => spend(p, "a", 5, T0), load: 5 },
-    { name: "cost from a window that has ended does not count", budget: 10, act: (p) => spend(p, "a", 7, NOW - 6 * HOUR_MS), load: 0 },
+    {
+      name: "cost from a window that has ended does not count",
+      budget: 10,
+      act: (p) => spend(p, "a", 7, NOW - 6 * HOUR_MS),
+      load: 0,
+    },
     {
       name: "upstream five_hour utilization 0.9 on a $20 window, no local cost",
       budget: 20,
@@ -201,19 +224,32 @@ describe("planRebalance: how many and which sessions move", () => {
     {
       name: "max 3: the three longest idle, spread b, c, b (equal load: fewer sessions, then config order)",
       max: 3,
-      expected: [["s0", "a", "b"], ["s1", "a", "c"], ["s2", "a", "b"]],
+      expected: [
+        ["s0", "a", "b"],
+        ["s1", "a", "c"],
+        ["s2", "a", "b"],
+      ],
     },
     {
       name: "max 10: every idle session, never more than there are",
       max: 10,
-      expected: [["s0", "a", "b"], ["s1", "a", "c"], ["s2", "a", "b"], ["s3", "a", "c"], ["s4", "a", "b"]],
+      expected: [
+        ["s0", "a", "b"],
+        ["s1", "a", "c"],
+        ["s2", "a", "b"],
+        ["s3", "a", "c"],
+        ["s4", "a", "b"],
+      ],
     },
     { name: "max 0: nothing moves", max: 0, expected: [] },
     {
       name: "a session resumed since is no longer the longest idle",
       max: 2,
       resumed: "s0",
-      expected: [["s1", "a", "b"], ["s2", "a", "c"]],
+      expected: [
+        ["s1", "a", "b"],
+        ["s2", "a", "c"],
+      ],
     },
   ])("$name", ({ max, resumed, expected }) => {
     const pool = makePool(["a", "b", "c"], {
@@ -224,7 +260,10 @@ describe("planRebalance: how many and which sessions move", () => {
     for (let i = 0; i < 5; i++) place(pool, `s${i}`, "a", T0 + i * MINUTE_MS);
     const now = T0 + 30 * MINUTE_MS;
     if (resumed !== undefined) {
-      pool.run({ kind: "allocate", sessionId: resumed, priority: "normal", model: "sonnet", estimatedTokens: 1 }, now - 20 * MINUTE_MS);
+      pool.run(
+        { kind: "allocate", sessionId: resumed, priority: "normal", model: "sonnet", estimatedTokens: 1 },
+        now - 20 * MINUTE_MS,
+      );
     }
     const moves = plan(pool, now);
     expect(triples(moves)).toEqual(expected);
@@ -237,7 +276,10 @@ describe("planRebalance: how many and which sessions move", () => {
     });
     spend(pool, "a", 9, T0);
     for (const id of ["s-c", "s-a", "s-b"]) place(pool, id, "a", T0);
-    expect(triples(plan(pool))).toEqual([["s-a", "a", "b"], ["s-b", "a", "b"]]);
+    expect(triples(plan(pool))).toEqual([
+      ["s-a", "a", "b"],
+      ["s-b", "a", "b"],
+    ]);
   });
 
   it("skips a longest-idle session that no subscription can take and moves the next one", () => {
@@ -259,7 +301,11 @@ describe("planRebalance: how many and which sessions move", () => {
     spend(pool, "c", 2, T0);
     for (let i = 0; i < 3; i++) place(pool, `s${i}`, "a", T0 + i * MINUTE_MS);
     place(pool, "busy", "b", NOW - MINUTE_MS);
-    expect(triples(plan(pool))).toEqual([["s0", "a", "b"], ["s1", "a", "c"], ["s2", "a", "c"]]);
+    expect(triples(plan(pool))).toEqual([
+      ["s0", "a", "b"],
+      ["s1", "a", "c"],
+      ["s2", "a", "c"],
+    ]);
   });
 });
 
@@ -289,7 +335,10 @@ describe("planRebalance: only idle sessions move", () => {
     place(pool, "active", "a", now - 50 * MINUTE_MS);
     place(pool, "idle", "a", now - 40 * MINUTE_MS);
     // "active" was allocated before "idle" but has been resumed a minute ago.
-    pool.run({ kind: "allocate", sessionId: "active", priority: "normal", model: "sonnet", estimatedTokens: 1 }, now - MINUTE_MS);
+    pool.run(
+      { kind: "allocate", sessionId: "active", priority: "normal", model: "sonnet", estimatedTokens: 1 },
+      now - MINUTE_MS,
+    );
     expect(triples(plan(pool, now))).toEqual([["idle", "a", "b"]]);
   });
 });
@@ -385,7 +434,9 @@ describe("planRebalance: which subscriptions can take a session", () => {
       place(pool, "s1", "a", T0, session ?? {});
       expect(pool.view("b", NOW)!.fiveHour.value).toBe(0);
       const expected = hasC ? withC : withoutC;
-      expect(triples(plan(pool)), hasC ? "with c" : "without c").toEqual(expected === undefined ? [] : [["s1", "a", expected]]);
+      expect(triples(plan(pool)), hasC ? "with c" : "without c").toEqual(
+        expected === undefined ? [] : [["s1", "a", expected]],
+      );
     }
   });
 });
@@ -426,7 +477,11 @@ describe("planRebalance: draining subscriptions that cannot serve", () => {
     for (let i = 0; i < 4; i++) place(pool, `s${i}`, "a", T0 + i * MINUTE_MS);
     coolDown(pool, "a", T0);
     const moves = plan(pool);
-    expect(triples(moves)).toEqual([["s0", "a", "c"], ["s1", "a", "c"], ["s2", "a", "c"]]);
+    expect(triples(moves)).toEqual([
+      ["s0", "a", "c"],
+      ["s1", "a", "c"],
+      ["s2", "a", "c"],
+    ]);
     expect(moves.every((m) => m.reason === "cooldown")).toBe(true);
 
     pool.run({ kind: "set_paused", subscriptionId: "b", paused: true }, NOW);
@@ -481,9 +536,20 @@ describe("Pool.run(rebalance)", () => {
     expect(pool.state).toEqual(snapshot);
     expect(result.kind).toBe("rebalanced");
     expect(result.dryRun).toBe(true);
-    expect(triples(result.moves)).toEqual([["s0", "a", "b"], ["s1", "a", "c"]]);
-    expect(result.before.map((s) => [s.subscriptionId, s.sessionCount])).toEqual([["a", 3], ["b", 0], ["c", 0]]);
-    expect(result.after.map((s) => [s.subscriptionId, s.sessionCount])).toEqual([["a", 1], ["b", 1], ["c", 1]]);
+    expect(triples(result.moves)).toEqual([
+      ["s0", "a", "b"],
+      ["s1", "a", "c"],
+    ]);
+    expect(result.before.map((s) => [s.subscriptionId, s.sessionCount])).toEqual([
+      ["a", 3],
+      ["b", 0],
+      ["c", 0],
+    ]);
+    expect(result.after.map((s) => [s.subscriptionId, s.sessionCount])).toEqual([
+      ["a", 1],
+      ["b", 1],
+      ["c", 1],
+    ]);
     // Fewer sessions on a: better health; one more on b and c: worse.
     const score = (list: typeof result.before, id: string) => list.find((s) => s.subscriptionId === id)!.healthScore;
     expect(score(result.after, "a")).toBeGreaterThan(score(result.before, "a"));
@@ -516,19 +582,35 @@ describe("Pool.run(rebalance)", () => {
         const e = own[i]!;
         if (e.type === "session_rotated") expect(e.detail).toBe(result.moves[i]!.detail);
       }
-      expect(result.after.map((s) => [s.subscriptionId, s.sessionCount])).toEqual([["a", 1], ["b", 1], ["c", 1]]);
+      expect(result.after.map((s) => [s.subscriptionId, s.sessionCount])).toEqual([
+        ["a", 1],
+        ["b", 1],
+        ["c", 1],
+      ]);
       expect([...sessionsOf(pool.state, "a")]).toEqual(["busy"]);
       expect([...sessionsOf(pool.state, "b")]).toEqual(["s0"]);
-      expect(pool.state.sessions.get("s0")).toMatchObject({ subscriptionId: "b", rotatedFrom: "a", lastActivityAt: T0 });
+      expect(pool.state.sessions.get("s0")).toMatchObject({
+        subscriptionId: "b",
+        rotatedFrom: "a",
+        lastActivityAt: T0,
+      });
 
-      const first = pool.run({ kind: "allocate", sessionId: "s0", priority: "normal", model: "sonnet", estimatedTokens: 1 }, NOW + MINUTE_MS);
+      const first = pool.run(
+        { kind: "allocate", sessionId: "s0", priority: "normal", model: "sonnet", estimatedTokens: 1 },
+        NOW + MINUTE_MS,
+      );
       const g1 = granted(first.result);
       expect(g1).toMatchObject({ resumed: true, rotatedFrom: "a" });
       expect(g1.view.cfg.id).toBe("b");
-      expect(first.events.filter((e) => !isAnnouncement(e))).toMatchObject([{ type: "session_resumed", sessionId: "s0", subscriptionId: "b" }]);
+      expect(first.events.filter((e) => !isAnnouncement(e))).toMatchObject([
+        { type: "session_resumed", sessionId: "s0", subscriptionId: "b" },
+      ]);
 
       const second = granted(
-        pool.run({ kind: "allocate", sessionId: "s0", priority: "normal", model: "sonnet", estimatedTokens: 1 }, NOW + 2 * MINUTE_MS).result,
+        pool.run(
+          { kind: "allocate", sessionId: "s0", priority: "normal", model: "sonnet", estimatedTokens: 1 },
+          NOW + 2 * MINUTE_MS,
+        ).result,
       );
       expect(second.resumed).toBe(true);
       expect(second.view.cfg.id).toBe("b");
@@ -561,7 +643,10 @@ describe("Pool.run(rebalance)", () => {
       { type: "session_rotated", sessionId: "s0", from: "a", to: "b", reason: "cooldown" },
       { type: "rebalance_completed", moves: [{ sessionId: "s0", reason: "cooldown" }] },
     ]);
-    const g = granted(pool.run({ kind: "allocate", sessionId: "s0", priority: "normal", model: "sonnet", estimatedTokens: 1 }, NOW).result);
+    const g = granted(
+      pool.run({ kind: "allocate", sessionId: "s0", priority: "normal", model: "sonnet", estimatedTokens: 1 }, NOW)
+        .result,
+    );
     expect(g).toMatchObject({ resumed: true, rotatedFrom: "a" });
     expect(g.view.cfg.id).toBe("b");
   });

@@ -35,7 +35,12 @@ function parseConfig(config: string): TranscriptRow[] {
 }
 
 function tokens(input: number, output: number, cacheCreation: number, cacheRead: number): TokenCounts {
-  return { inputTokens: input, outputTokens: output, cacheCreationInputTokens: cacheCreation, cacheReadInputTokens: cacheRead };
+  return {
+    inputTokens: input,
+    outputTokens: output,
+    cacheCreationInputTokens: cacheCreation,
+    cacheReadInputTokens: cacheRead,
+  };
 }
 
 const usageRows = (rows: TranscriptRow[]) => rows.filter((row): row is TranscriptUsageRow => row.kind === "usage");
@@ -160,7 +165,13 @@ function assistantLine({ row = {}, message = {}, usage = {}, text = "ok" }: Line
       id: "msg_1",
       model: "claude-sonnet-4-5-20250929",
       content: [{ type: "text", text }],
-      usage: { input_tokens: 10, output_tokens: 20, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, ...usage },
+      usage: {
+        input_tokens: 10,
+        output_tokens: 20,
+        cache_creation_input_tokens: 0,
+        cache_read_input_tokens: 0,
+        ...usage,
+      },
       ...message,
     },
   });
@@ -178,11 +189,18 @@ function limitLine(init: LineInit & { text: string }): string {
 describe("parseTranscriptLine(): usage rows", () => {
   it.each([
     { name: "plain row", init: {}, tokens: tokens(10, 20, 0, 0), key: "msg_1:req_1" },
-    { name: "no requestId: no key", init: { row: { requestId: undefined } }, tokens: tokens(10, 20, 0, 0), key: undefined },
+    {
+      name: "no requestId: no key",
+      init: { row: { requestId: undefined } },
+      tokens: tokens(10, 20, 0, 0),
+      key: undefined,
+    },
     { name: "empty message id: no key", init: { message: { id: "" } }, tokens: tokens(10, 20, 0, 0), key: undefined },
     {
       name: "negative, string and null counts count as 0",
-      init: { usage: { input_tokens: -4, output_tokens: "20", cache_creation_input_tokens: null, cache_read_input_tokens: 7 } },
+      init: {
+        usage: { input_tokens: -4, output_tokens: "20", cache_creation_input_tokens: null, cache_read_input_tokens: 7 },
+      },
       tokens: tokens(0, 0, 0, 7),
       key: "msg_1:req_1",
     },
@@ -192,7 +210,12 @@ describe("parseTranscriptLine(): usage rows", () => {
       tokens: tokens(0, 3, 0, 0),
       key: "msg_1:req_1",
     },
-    { name: "usage missing, costUSD present", init: { row: { costUSD: 0.5 }, message: { usage: undefined } }, tokens: tokens(0, 0, 0, 0), key: "msg_1:req_1" },
+    {
+      name: "usage missing, costUSD present",
+      init: { row: { costUSD: 0.5 }, message: { usage: undefined } },
+      tokens: tokens(0, 0, 0, 0),
+      key: "msg_1:req_1",
+    },
   ])("$name", ({ init, tokens: expected, key }) => {
     const row = parseTranscriptLine(assistantLine(init), OPTIONS);
     expect(row?.kind).toBe("usage");
@@ -214,7 +237,7 @@ describe("parseTranscriptLine(): usage rows", () => {
     expect(row.costUsd).toBeCloseTo(cost, 10);
   });
 
-  it("keeps sessionId, sidechain and a missing model as \"unknown\" (Sonnet prices)", () => {
+  it('keeps sessionId, sidechain and a missing model as "unknown" (Sonnet prices)', () => {
     const row = parseTranscriptLine(
       assistantLine({ row: { isSidechain: true, sessionId: undefined }, message: { model: undefined } }),
       OPTIONS,
@@ -225,7 +248,10 @@ describe("parseTranscriptLine(): usage rows", () => {
   });
 
   it("an ordinary reply that talks about usage limits is usage, not a limit", () => {
-    const row = parseTranscriptLine(assistantLine({ text: "You've hit your limit · resets 3pm (Europe/Berlin)" }), OPTIONS);
+    const row = parseTranscriptLine(
+      assistantLine({ text: "You've hit your limit · resets 3pm (Europe/Berlin)" }),
+      OPTIONS,
+    );
     expect(row?.kind).toBe("usage");
   });
 });
@@ -237,10 +263,18 @@ describe("parseTranscriptLine(): limit rows", () => {
     {
       name: "quotaLimits rejected wins over the text",
       line: limitLine({
-        row: { apiError: "usage_limit_reached", quotaLimits: { status: "rejected", resetsAt: 1795456800, rateLimitType: "five_hour" } },
+        row: {
+          apiError: "usage_limit_reached",
+          quotaLimits: { status: "rejected", resetsAt: 1795456800, rateLimitType: "five_hour" },
+        },
         text: "You've hit your limit · resets 9pm (UTC)",
       }),
-      signal: { window: "five_hour", resetsAt: "2026-11-23T18:00:00.000Z", estimated: false, message: "You've hit your limit · resets 9pm (UTC)" },
+      signal: {
+        window: "five_hour",
+        resetsAt: "2026-11-23T18:00:00.000Z",
+        estimated: false,
+        message: "You've hit your limit · resets 9pm (UTC)",
+      },
     },
     {
       name: "quotaLimits without status is a limit; seven_day_opus is Opus-scoped",
@@ -270,12 +304,22 @@ describe("parseTranscriptLine(): limit rows", () => {
       name: "text only: the reset is relative to the row's timestamp",
       line: limitLine({ text: "You've hit your limit · resets 11am (Europe/Berlin)" }),
       // 11am Berlin is 10:00Z, before the row's 12:00Z: the next day.
-      signal: { window: "unknown", resetsAt: "2026-11-24T10:00:00.000Z", estimated: false, message: "You've hit your limit · resets 11am (Europe/Berlin)" },
+      signal: {
+        window: "unknown",
+        resetsAt: "2026-11-24T10:00:00.000Z",
+        estimated: false,
+        message: "You've hit your limit · resets 11am (Europe/Berlin)",
+      },
     },
     {
       name: "text without a zone: the default zone, estimated",
       line: limitLine({ text: "5-hour limit reached ∙ resets 5pm" }),
-      signal: { window: "five_hour", resetsAt: "2026-11-23T16:00:00.000Z", estimated: true, message: "5-hour limit reached ∙ resets 5pm" },
+      signal: {
+        window: "five_hour",
+        resetsAt: "2026-11-23T16:00:00.000Z",
+        estimated: true,
+        message: "5-hour limit reached ∙ resets 5pm",
+      },
     },
     {
       name: "apiError without readable text: unknown window and reset",
@@ -285,7 +329,12 @@ describe("parseTranscriptLine(): limit rows", () => {
     {
       name: "string content is read as text",
       line: limitLine({ message: { content: "Claude AI usage limit reached|1750708800" }, text: "" }),
-      signal: { window: "five_hour", resetsAt: "2025-06-23T20:00:00.000Z", estimated: false, message: "Claude AI usage limit reached|1750708800" },
+      signal: {
+        window: "five_hour",
+        resetsAt: "2025-06-23T20:00:00.000Z",
+        estimated: false,
+        message: "Claude AI usage limit reached|1750708800",
+      },
     },
   ])("$name", ({ line, signal }) => {
     const row = parseTranscriptLine(line, OPTIONS);
@@ -298,7 +347,11 @@ describe("parseTranscriptLine(): limit rows", () => {
   it.each([
     { name: "message id", init: {}, key: "msg_1" },
     { name: "uuid when no message id", init: { message: { id: undefined } }, key: "u-1" },
-    { name: "timestamp when neither", init: { message: { id: "" }, row: { uuid: undefined } }, key: `limit:${Date.parse(AT)}` },
+    {
+      name: "timestamp when neither",
+      init: { message: { id: "" }, row: { uuid: undefined } },
+      key: `limit:${Date.parse(AT)}`,
+    },
   ])("key falls back: $name", ({ init, key }) => {
     const row = parseTranscriptLine(limitLine({ ...init, text: "You've hit your usage limit" }), OPTIONS);
     expect(row).toMatchObject({ kind: "limit", key, sessionId: "s-1" });
@@ -312,18 +365,30 @@ describe("parseTranscriptLine(): limit rows", () => {
   it.each([
     {
       name: "quotaLimits allowed_warning",
-      line: limitLine({ row: { quotaLimits: { status: "allowed_warning", rateLimitType: "five_hour" } }, text: "You've hit your limit" }),
+      line: limitLine({
+        row: { quotaLimits: { status: "allowed_warning", rateLimitType: "five_hour" } },
+        text: "You've hit your limit",
+      }),
     },
-    { name: "server throttle text", line: limitLine({ text: "Server is temporarily limiting requests (not your usage limit)" }) },
+    {
+      name: "server throttle text",
+      line: limitLine({ text: "Server is temporarily limiting requests (not your usage limit)" }),
+    },
     { name: "extra usage (billing) text", line: limitLine({ text: "You've hit your limit on extra usage" }) },
     { name: "synthetic row with other text", line: limitLine({ text: "No response requested." }) },
-    { name: "synthetic row, not an error", line: assistantLine({ message: { model: "<synthetic>" }, text: "Interrupted" }) },
+    {
+      name: "synthetic row, not an error",
+      line: assistantLine({ message: { model: "<synthetic>" }, text: "Interrupted" }),
+    },
   ])("$name → undefined", ({ line }) => {
     expect(parseTranscriptLine(line, OPTIONS)).toBeUndefined();
   });
 
   it("a timestamp at the end of time still gives a limit, without throwing", () => {
-    const line = limitLine({ row: { timestamp: "+275760-09-13T00:00:00.000Z" }, text: "You've hit your limit · resets 3pm (UTC)" });
+    const line = limitLine({
+      row: { timestamp: "+275760-09-13T00:00:00.000Z" },
+      text: "You've hit your limit · resets 3pm (UTC)",
+    });
     const row = parseTranscriptLine(line, OPTIONS);
     expect(row).toMatchObject({ kind: "limit", signal: { estimated: true } });
   });
@@ -349,22 +414,43 @@ describe("parseTranscriptLine(): skipped and garbage input", () => {
     { name: "timestamp invalid date", line: assistantLine({ row: { timestamp: "2026-13-45T99:00:00Z" } }) },
     { name: "timestamp as a number", line: assistantLine({ row: { timestamp: 1795456800000 } }) },
     { name: "all-zero tokens, no cost", line: assistantLine({ usage: { input_tokens: 0, output_tokens: 0 } }) },
-    { name: "message is a string", line: JSON.stringify({ type: "assistant", timestamp: AT, requestId: "r", message: "hi" }) },
+    {
+      name: "message is a string",
+      line: JSON.stringify({ type: "assistant", timestamp: AT, requestId: "r", message: "hi" }),
+    },
     { name: "message null", line: JSON.stringify({ type: "assistant", timestamp: AT, message: null }) },
     { name: "usage is an array", line: assistantLine({ message: { usage: [1, 2, 3] } }) },
     { name: "negative tokens only", line: assistantLine({ usage: { input_tokens: -10, output_tokens: -1e9 } }) },
-    { name: "NaN-ish tokens", line: assistantLine({ usage: { input_tokens: "NaN", output_tokens: {}, cache_read_input_tokens: [] } }) },
+    {
+      name: "NaN-ish tokens",
+      line: assistantLine({ usage: { input_tokens: "NaN", output_tokens: {}, cache_read_input_tokens: [] } }),
+    },
     { name: "deeply nested JSON", line: `${"[".repeat(100_000)}${"]".repeat(100_000)}` },
-    { name: "huge number literal", line: '{"type":"assistant","timestamp":"2026-11-23T12:00:00Z","message":{"usage":{"input_tokens":1e999}}}' },
-    { name: "wrong-typed everything", line: '{"type":"assistant","timestamp":"2026-11-23T12:00:00Z","message":{"id":5,"model":[],"content":7,"usage":"x"},"quotaLimits":3,"isApiErrorMessage":"yes"}' },
+    {
+      name: "huge number literal",
+      line: '{"type":"assistant","timestamp":"2026-11-23T12:00:00Z","message":{"usage":{"input_tokens":1e999}}}',
+    },
+    {
+      name: "wrong-typed everything",
+      line: '{"type":"assistant","timestamp":"2026-11-23T12:00:00Z","message":{"id":5,"model":[],"content":7,"usage":"x"},"quotaLimits":3,"isApiErrorMessage":"yes"}',
+    },
   ])("$name → undefined", ({ line }) => {
     expect(() => parseTranscriptLine(line, OPTIONS)).not.toThrow();
     expect(parseTranscriptLine(line, OPTIONS)).toBeUndefined();
   });
 
   it.each([
-    { name: "synthetic with quotaLimits of wrong types", row: { quotaLimits: { status: 5, resetsAt: "soon", rateLimitType: {} } } },
-    { name: "content blocks of junk", row: {}, message: { content: [null, 1, "x", { type: "text", text: 5 }, { type: "text", text: "You've hit your usage limit" }] } },
+    {
+      name: "synthetic with quotaLimits of wrong types",
+      row: { quotaLimits: { status: 5, resetsAt: "soon", rateLimitType: {} } },
+    },
+    {
+      name: "content blocks of junk",
+      row: {},
+      message: {
+        content: [null, 1, "x", { type: "text", text: 5 }, { type: "text", text: "You've hit your usage limit" }],
+      },
+    },
     { name: "invalid default zone", row: {}, options: { defaultTimeZone: "Not/AZone" } },
     { name: "negative quota reset", row: { quotaLimits: { status: "rejected", resetsAt: -5 } } },
   ])("$name: a limit, no throw", ({ row, message, options }) => {
@@ -392,15 +478,29 @@ describe("dedupeTranscriptRows()", () => {
     signal: { window: "five_hour", estimated: true, message: tag },
   });
   const tags = (rows: TranscriptRow[]) =>
-    rows.map((row) => (row.kind === "usage" ? row.model : row.kind === "limit" ? row.signal.message : `costs:${row.totalCostUsd}`));
+    rows.map((row) =>
+      row.kind === "usage" ? row.model : row.kind === "limit" ? row.signal.message : `costs:${row.totalCostUsd}`,
+    );
 
   it.each([
     { name: "empty", rows: [], expected: [] },
-    { name: "larger later line replaces, at the first position", rows: [usage("a", 1, "a1"), usage("b", 5, "b"), usage("a", 9, "a2")], expected: ["a2", "b"] },
+    {
+      name: "larger later line replaces, at the first position",
+      rows: [usage("a", 1, "a1"), usage("b", 5, "b"), usage("a", 9, "a2")],
+      expected: ["a2", "b"],
+    },
     { name: "smaller later line is dropped", rows: [usage("a", 9, "a1"), usage("a", 1, "a2")], expected: ["a1"] },
     { name: "ties keep the first", rows: [usage("a", 3, "a1"), usage("a", 3, "a2")], expected: ["a1"] },
-    { name: "rows without key are all kept", rows: [usage(undefined, 1, "x"), usage(undefined, 1, "y")], expected: ["x", "y"] },
-    { name: "limit rows keep the first per key", rows: [limit("m", "l1"), usage("m", 1, "u"), limit("m", "l2"), limit("n", "l3")], expected: ["l1", "u", "l3"] },
+    {
+      name: "rows without key are all kept",
+      rows: [usage(undefined, 1, "x"), usage(undefined, 1, "y")],
+      expected: ["x", "y"],
+    },
+    {
+      name: "limit rows keep the first per key",
+      rows: [limit("m", "l1"), usage("m", 1, "u"), limit("m", "l2"), limit("n", "l3")],
+      expected: ["l1", "u", "l3"],
+    },
     {
       name: "order otherwise preserved",
       rows: [usage("c", 1, "c"), limit("l", "l"), usage(undefined, 1, "k"), usage("c", 2, "c2"), usage("d", 1, "d")],

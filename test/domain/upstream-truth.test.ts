@@ -40,7 +40,9 @@ function spend(pool: Pool, at: number, costUsd: number, session = "s") {
   if (!pool.state.sessions.has(session)) {
     // Pause b so the session lands on a.
     pool.run({ kind: "set_paused", subscriptionId: "b", paused: true }, at);
-    granted(pool.run({ kind: "allocate", sessionId: session, priority: "normal", model: "", estimatedTokens: 0 }, at).result);
+    granted(
+      pool.run({ kind: "allocate", sessionId: session, priority: "normal", model: "", estimatedTokens: 0 }, at).result,
+    );
     pool.run({ kind: "set_paused", subscriptionId: "b", paused: false }, at);
   }
   pool.run({ kind: "report", sessionId: session, requestId: `r${at}`, report: usage(costUsd) }, at);
@@ -54,14 +56,43 @@ describe("observations", () => {
       { window: "seven_day", source: "headers", status: "rejected", resetsAt: WEEK_RESET },
     ]);
     const sub = pool.state.subscriptions.get("a")!;
-    expect(sub.upstream.five_hour).toMatchObject({ utilization: 0.4, status: "allowed", source: "oauth", observedAt: T0 });
+    expect(sub.upstream.five_hour).toMatchObject({
+      utilization: 0.4,
+      status: "allowed",
+      source: "oauth",
+      observedAt: T0,
+    });
     expect(sub.upstream.seven_day).toMatchObject({ utilization: 1, status: "rejected", source: "headers" });
   });
 
   it.each([
-    { name: "fresh: the observation plus spend since", age: 10 * MIN, observed: 0.3, spent: 2, value: 0.5, basis: "upstream", stale: false },
-    { name: "stale but above local: still a floor", age: 30 * MIN, observed: 0.6, spent: 0, value: 0.6, basis: "upstream", stale: true },
-    { name: "stale and below local: local wins", age: 30 * MIN, observed: 0.05, spent: 0, value: 0.4, basis: "budget", stale: true },
+    {
+      name: "fresh: the observation plus spend since",
+      age: 10 * MIN,
+      observed: 0.3,
+      spent: 2,
+      value: 0.5,
+      basis: "upstream",
+      stale: false,
+    },
+    {
+      name: "stale but above local: still a floor",
+      age: 30 * MIN,
+      observed: 0.6,
+      spent: 0,
+      value: 0.6,
+      basis: "upstream",
+      stale: true,
+    },
+    {
+      name: "stale and below local: local wins",
+      age: 30 * MIN,
+      observed: 0.05,
+      spent: 0,
+      value: 0.4,
+      basis: "budget",
+      stale: true,
+    },
   ])("five-hour figure, $name", ({ age, observed, spent, value, basis, stale }) => {
     const pool = makePool();
     // $4 of local spend in the window ($10 budget: 40%), then the observation.
@@ -83,7 +114,9 @@ describe("observations", () => {
     const v = pool.view("a", T0 + MIN)!;
     expect(v.fiveHourCapped).toBe(true);
     expect(v.status).toBe("limited");
-    const r = granted(pool.run({ kind: "allocate", sessionId: "n", priority: "high", model: "", estimatedTokens: 0 }, T0 + MIN).result);
+    const r = granted(
+      pool.run({ kind: "allocate", sessionId: "n", priority: "high", model: "", estimatedTokens: 0 }, T0 + MIN).result,
+    );
     expect(r.view.cfg.id).toBe("b");
     // After the reset, the window is new and a is eligible again.
     expect(pool.view("a", FIVE_RESET + MIN)!.fiveHourCapped).toBe(false);
@@ -91,13 +124,25 @@ describe("observations", () => {
 
   it("send a model hint away from an account whose model window is exhausted", () => {
     const pool = makePool();
-    observe(pool, T0, [{ window: "seven_day_opus", source: "oauth", status: "allowed", utilization: 1, resetsAt: WEEK_RESET }]);
-    const opus = granted(pool.run({ kind: "allocate", sessionId: "o", priority: "normal", model: "opus", estimatedTokens: 0 }, T0).result);
+    observe(pool, T0, [
+      { window: "seven_day_opus", source: "oauth", status: "allowed", utilization: 1, resetsAt: WEEK_RESET },
+    ]);
+    const opus = granted(
+      pool.run({ kind: "allocate", sessionId: "o", priority: "normal", model: "opus", estimatedTokens: 0 }, T0).result,
+    );
     expect(opus.view.cfg.id).toBe("b");
     pool.run({ kind: "set_paused", subscriptionId: "b", paused: true }, T0);
-    const sonnet = granted(pool.run({ kind: "allocate", sessionId: "s2", priority: "normal", model: "claude-sonnet-4-5", estimatedTokens: 0 }, T0).result);
+    const sonnet = granted(
+      pool.run(
+        { kind: "allocate", sessionId: "s2", priority: "normal", model: "claude-sonnet-4-5", estimatedTokens: 0 },
+        T0,
+      ).result,
+    );
     expect(sonnet.view.cfg.id).toBe("a");
-    const refused = pool.run({ kind: "allocate", sessionId: "o2", priority: "normal", model: "claude-opus-4-1", estimatedTokens: 0 }, T0);
+    const refused = pool.run(
+      { kind: "allocate", sessionId: "o2", priority: "normal", model: "claude-opus-4-1", estimatedTokens: 0 },
+      T0,
+    );
     expect(refused.result).toMatchObject({ kind: "fallback" });
     if (refused.result.kind === "fallback") {
       expect(refused.result.exclusions.find((e) => e.subscriptionId === "a")).toMatchObject({ reason: "model_limit" });
@@ -126,7 +171,11 @@ describe("calibration", () => {
   });
 
   it.each([
-    { name: "a move below the minimum keeps measuring from the anchor", moves: [CALIBRATION_MIN_DELTA / 2], samples: 0 },
+    {
+      name: "a move below the minimum keeps measuring from the anchor",
+      moves: [CALIBRATION_MIN_DELTA / 2],
+      samples: 0,
+    },
     { name: "a move with no recorded spend (use from elsewhere) is no sample", moves: [0.2], spend: 0, samples: 0 },
     { name: "a drop means an unseen reset: start over", moves: [-0.05], samples: 0 },
   ])("$name", ({ moves, spend: cost = 3, samples }) => {
@@ -147,13 +196,22 @@ describe("calibration", () => {
     observe(pool, T0, [five(0.9)]);
     spend(pool, T0 + MIN, 5);
     observe(pool, FIVE_RESET + MIN, [{ ...five(0.1), resetsAt: FIVE_RESET + 5 * HOUR }]);
-    expect(pool.state.subscriptions.get("a")!.calibration?.five_hour).toMatchObject({ samples: 0, anchor: { utilization: 0.1 } });
+    expect(pool.state.subscriptions.get("a")!.calibration?.five_hour).toMatchObject({
+      samples: 0,
+      anchor: { utilization: 0.1 },
+    });
   });
 });
 
 const SESSION = "3f9a1c52-7d0e-4b8e-9a61-0c2d5e8f4a17";
 
-function usageRow(key: string | undefined, at: number, output: number, sessionId = "outside", costUsd = output * 15e-6): TranscriptRow {
+function usageRow(
+  key: string | undefined,
+  at: number,
+  output: number,
+  sessionId = "outside",
+  costUsd = output * 15e-6,
+): TranscriptRow {
   return {
     kind: "usage",
     ...(key !== undefined ? { key } : {}),
@@ -170,7 +228,8 @@ function usageRow(key: string | undefined, at: number, output: number, sessionId
 describe("Pool.run(reconcile)", () => {
   it("counts use outside the pool as external, once, and what a longer copy adds", () => {
     const pool = makePool();
-    const reconcile = (rows: TranscriptRow[], at = T0) => pool.run({ kind: "reconcile", subscriptionId: "a", rows }, at);
+    const reconcile = (rows: TranscriptRow[], at = T0) =>
+      pool.run({ kind: "reconcile", subscriptionId: "a", rows }, at);
     const first = reconcile([usageRow("m1:r1", T0 - HOUR, 1000), usageRow("m1:r1", T0 - HOUR, 400)]);
     expect(types(first.events)).toEqual(["transcript_read"]);
     expect(first.result).toMatchObject({ kind: "reconciled", external: 1 });
@@ -188,12 +247,18 @@ describe("Pool.run(reconcile)", () => {
 
   it("takes rows back out of external use when a late report shows they were the pool's own run", () => {
     const pool = makePool();
-    observe(pool, T0 - 2 * HOUR, [{ window: "seven_day", source: "oauth", status: "allowed", utilization: 0.1, resetsAt: WEEK_RESET }]);
+    observe(pool, T0 - 2 * HOUR, [
+      { window: "seven_day", source: "oauth", status: "allowed", utilization: 0.1, resetsAt: WEEK_RESET },
+    ]);
     pool.run({ kind: "set_paused", subscriptionId: "b", paused: true }, T0 - HOUR);
     pool.run({ kind: "allocate", sessionId: "gw-long", priority: "normal", model: "", estimatedTokens: 0 }, T0 - HOUR);
     // The run's first rows pass the grace period before it ends: counted as external.
     pool.run(
-      { kind: "reconcile", subscriptionId: "a", rows: [usageRow("m1:r1", T0 - 50 * MIN, 1000, SESSION), usageRow("m2:r2", T0 - 40 * MIN, 2000, SESSION)] },
+      {
+        kind: "reconcile",
+        subscriptionId: "a",
+        rows: [usageRow("m1:r1", T0 - 50 * MIN, 1000, SESSION), usageRow("m2:r2", T0 - 40 * MIN, 2000, SESSION)],
+      },
       T0 - 20 * MIN,
     );
     expect(pool.view("a", T0 - 20 * MIN)!.weeklyExternalUsd).toBeCloseTo(0.045, 12);
@@ -209,7 +274,10 @@ describe("Pool.run(reconcile)", () => {
     // The upstream figure counts the run once: 0.1 + $0.05 / $100.
     expect(v.weekly.value).toBeCloseTo(0.1005, 12);
     // Later rows of that session are the pool's; a replay gives the same state.
-    const later = pool.run({ kind: "reconcile", subscriptionId: "a", rows: [usageRow("m3:r3", T0 + MIN, 500, SESSION)] }, T0 + 20 * MIN);
+    const later = pool.run(
+      { kind: "reconcile", subscriptionId: "a", rows: [usageRow("m3:r3", T0 + MIN, 500, SESSION)] },
+      T0 + 20 * MIN,
+    );
     expect(later.result).toMatchObject({ external: 0, pool: 1 });
   });
 
@@ -221,7 +289,11 @@ describe("Pool.run(reconcile)", () => {
       {
         kind: "reconcile",
         subscriptionId: "a",
-        rows: [usageRow("a:1", T0, 100, SESSION), usageRow("b:1", T0, 100, "gw-1"), usageRow("c:1", T0 - 8 * 24 * HOUR, 100)],
+        rows: [
+          usageRow("a:1", T0, 100, SESSION),
+          usageRow("b:1", T0, 100, "gw-1"),
+          usageRow("c:1", T0 - 8 * 24 * HOUR, 100),
+        ],
       },
       T0 + MIN,
     );
@@ -230,10 +302,18 @@ describe("Pool.run(reconcile)", () => {
 
   it("adds external use to the upstream figure only when it came after the observation", () => {
     const pool = makePool();
-    observe(pool, T0, [{ window: "seven_day", source: "oauth", status: "allowed", utilization: 0.2, resetsAt: WEEK_RESET }]);
-    pool.run({ kind: "reconcile", subscriptionId: "a", rows: [usageRow("old:1", T0 - HOUR, 1_000_000, "x", 10)] }, T0 + MIN);
+    observe(pool, T0, [
+      { window: "seven_day", source: "oauth", status: "allowed", utilization: 0.2, resetsAt: WEEK_RESET },
+    ]);
+    pool.run(
+      { kind: "reconcile", subscriptionId: "a", rows: [usageRow("old:1", T0 - HOUR, 1_000_000, "x", 10)] },
+      T0 + MIN,
+    );
     expect(pool.view("a", T0 + MIN)!.weekly.value).toBeCloseTo(0.2, 10);
-    pool.run({ kind: "reconcile", subscriptionId: "a", rows: [usageRow("new:1", T0 + MIN, 1_000_000, "x", 10)] }, T0 + 2 * MIN);
+    pool.run(
+      { kind: "reconcile", subscriptionId: "a", rows: [usageRow("new:1", T0 + MIN, 1_000_000, "x", 10)] },
+      T0 + 2 * MIN,
+    );
     expect(pool.view("a", T0 + 2 * MIN)!.weekly.value).toBeCloseTo(0.3, 10);
   });
 
@@ -243,21 +323,34 @@ describe("Pool.run(reconcile)", () => {
       kind: "limit",
       key: "2f0c9b8a",
       at: T0 - MIN,
-      signal: { window: "five_hour", resetsAt: T0 + 2 * HOUR, estimated: false, message: "You've hit your 5-hour limit" },
+      signal: {
+        window: "five_hour",
+        resetsAt: T0 + 2 * HOUR,
+        estimated: false,
+        message: "You've hit your 5-hour limit",
+      },
     };
     const first = pool.run({ kind: "reconcile", subscriptionId: "a", rows: [limit] }, T0);
     expect(types(first.events)).toEqual(["transcript_read", "limit_reached", "status_changed"]);
-    expect(pool.view("a", T0)!.cooldown).toMatchObject({ until: T0 + 2 * HOUR, reason: "transcript: You've hit your 5-hour limit" });
+    expect(pool.view("a", T0)!.cooldown).toMatchObject({
+      until: T0 + 2 * HOUR,
+      reason: "transcript: You've hit your 5-hour limit",
+    });
     expect(pool.run({ kind: "reconcile", subscriptionId: "a", rows: [limit] }, T0 + MIN).events).toEqual([]);
     // A limit whose reset has passed is remembered but benches nothing.
-    const past = pool.run({ kind: "reconcile", subscriptionId: "b", rows: [{ ...limit, signal: { ...limit.signal, resetsAt: T0 - 1 } }] }, T0);
+    const past = pool.run(
+      { kind: "reconcile", subscriptionId: "b", rows: [{ ...limit, signal: { ...limit.signal, resetsAt: T0 - 1 } }] },
+      T0,
+    );
     expect(types(past.events)).toEqual(["transcript_read"]);
   });
 
   it("rejects an unknown subscription without changing anything", () => {
     const pool = makePool();
     const seq = pool.state.eventSeq;
-    expect(pool.run({ kind: "reconcile", subscriptionId: "zz", rows: [usageRow("k", T0, 1)] }, T0).result).toMatchObject({
+    expect(
+      pool.run({ kind: "reconcile", subscriptionId: "zz", rows: [usageRow("k", T0, 1)] }, T0).result,
+    ).toMatchObject({
       kind: "rejected",
       code: "not_found",
     });

@@ -50,7 +50,14 @@ class Builder {
   sessions(count: number, at = NOW): this {
     for (let i = 0; i < count; i++) {
       this.apply(
-        { type: "session_allocated", sessionId: `s${++this.n}`, subscriptionId: "a", priority: "normal", model: "", estimatedTokens: 0 },
+        {
+          type: "session_allocated",
+          sessionId: `s${++this.n}`,
+          subscriptionId: "a",
+          priority: "normal",
+          model: "",
+          estimatedTokens: 0,
+        },
         at,
       );
     }
@@ -78,7 +85,14 @@ class Builder {
     return this.apply({
       type: "upstream_observed",
       subscriptionId: "a",
-      readings: [{ window: "five_hour", status: utilization >= 1 ? "rejected" : "allowed", utilization, resetsAt: NOW + HOUR_MS }],
+      readings: [
+        {
+          window: "five_hour",
+          status: utilization >= 1 ? "rejected" : "allowed",
+          utilization,
+          resetsAt: NOW + HOUR_MS,
+        },
+      ],
     });
   }
 
@@ -99,7 +113,11 @@ describe("viewSubscription(): status", () => {
     { name: "one session below the maximum", build: (b) => b.sessions(1), status: "available" },
     { name: "cooldown wins over limited", build: (b) => b.spend(90).cooldown(), status: "cooldown" },
     { name: "paused wins over cooldown", build: (b) => b.cooldown().paused(), status: "paused" },
-    { name: "a model-scoped cooldown is not a cooldown of the subscription", build: (b) => b.cooldown("opus"), status: "available" },
+    {
+      name: "a model-scoped cooldown is not a cooldown of the subscription",
+      build: (b) => b.cooldown("opus"),
+      status: "available",
+    },
   ])("$name -> $status", ({ build, status }) => {
     expect(build(new Builder()).view().status).toBe(status);
   });
@@ -142,22 +160,82 @@ describe("thresholdFor()", () => {
 });
 
 describe("exclusionOf(): safeguards in order", () => {
-  const need = (over: Partial<AllocationNeed> = {}): AllocationNeed => ({ priority: "normal", model: "opus", holdsSlot: false, ...over });
+  const need = (over: Partial<AllocationNeed> = {}): AllocationNeed => ({
+    priority: "normal",
+    model: "opus",
+    holdsSlot: false,
+    ...over,
+  });
 
   it.each<{ name: string; build: (b: Builder) => Builder; need: AllocationNeed; reason: string | undefined }>([
     { name: "nothing wrong", build: (b) => b, need: need(), reason: undefined },
-    { name: "paused first of all", build: (b) => b.paused().cooldown().spend(100).sessions(2), need: need(), reason: "paused" },
-    { name: "then cooldown", build: (b) => b.cooldown().cooldown("opus").spend(100).sessions(2), need: need(), reason: "cooldown" },
-    { name: "then a model limit for that model", build: (b) => b.cooldown("opus").spend(100).sessions(2), need: need(), reason: "model_limit" },
-    { name: "a model limit for another model is skipped", build: (b) => b.cooldown("opus").spend(100), need: need({ model: "sonnet" }), reason: "weekly_threshold" },
-    { name: "then the weekly threshold", build: (b) => b.spend(100).fiveHourUpstream(1).sessions(2), need: need(), reason: "weekly_threshold" },
-    { name: "then an exhausted 5-hour window", build: (b) => b.fiveHourUpstream(1).sessions(2), need: need(), reason: "five_hour_exhausted" },
-    { name: "a 5-hour window at the 95% cap is exhausted", build: (b) => b.fiveHourUpstream(0.95), need: need(), reason: "five_hour_exhausted" },
-    { name: "a 5-hour window just below the cap is not", build: (b) => b.fiveHourUpstream(0.94), need: need(), reason: undefined },
+    {
+      name: "paused first of all",
+      build: (b) => b.paused().cooldown().spend(100).sessions(2),
+      need: need(),
+      reason: "paused",
+    },
+    {
+      name: "then cooldown",
+      build: (b) => b.cooldown().cooldown("opus").spend(100).sessions(2),
+      need: need(),
+      reason: "cooldown",
+    },
+    {
+      name: "then a model limit for that model",
+      build: (b) => b.cooldown("opus").spend(100).sessions(2),
+      need: need(),
+      reason: "model_limit",
+    },
+    {
+      name: "a model limit for another model is skipped",
+      build: (b) => b.cooldown("opus").spend(100),
+      need: need({ model: "sonnet" }),
+      reason: "weekly_threshold",
+    },
+    {
+      name: "then the weekly threshold",
+      build: (b) => b.spend(100).fiveHourUpstream(1).sessions(2),
+      need: need(),
+      reason: "weekly_threshold",
+    },
+    {
+      name: "then an exhausted 5-hour window",
+      build: (b) => b.fiveHourUpstream(1).sessions(2),
+      need: need(),
+      reason: "five_hour_exhausted",
+    },
+    {
+      name: "a 5-hour window at the 95% cap is exhausted",
+      build: (b) => b.fiveHourUpstream(0.95),
+      need: need(),
+      reason: "five_hour_exhausted",
+    },
+    {
+      name: "a 5-hour window just below the cap is not",
+      build: (b) => b.fiveHourUpstream(0.94),
+      need: need(),
+      reason: undefined,
+    },
     { name: "then full sessions", build: (b) => b.sessions(2), need: need(), reason: "sessions_full" },
-    { name: "a session holding its slot ignores full sessions", build: (b) => b.sessions(2), need: need({ holdsSlot: true }), reason: undefined },
-    { name: "high priority passes the normal threshold", build: (b) => b.spend(90), need: need({ priority: "high" }), reason: undefined },
-    { name: "low priority stops before normal", build: (b) => b.spend(80), need: need({ priority: "low" }), reason: "weekly_threshold" },
+    {
+      name: "a session holding its slot ignores full sessions",
+      build: (b) => b.sessions(2),
+      need: need({ holdsSlot: true }),
+      reason: undefined,
+    },
+    {
+      name: "high priority passes the normal threshold",
+      build: (b) => b.spend(90),
+      need: need({ priority: "high" }),
+      reason: undefined,
+    },
+    {
+      name: "low priority stops before normal",
+      build: (b) => b.spend(80),
+      need: need({ priority: "low" }),
+      reason: "weekly_threshold",
+    },
   ])("$name", ({ build, need: n, reason }) => {
     const ex = exclusionOf(build(new Builder()).view(), n, SETTINGS);
     expect(ex?.reason).toBe(reason);
@@ -169,10 +247,25 @@ describe("exclusionOf(): safeguards in order", () => {
 
   it.each<{ name: string; build: (b: Builder) => Builder; need: AllocationNeed; detail: string }>([
     { name: "paused", build: (b) => b.paused(), need: need(), detail: "paused by an operator" },
-    { name: "cooldown", build: (b) => b.cooldown(), need: need(), detail: "cooling down until 2026-11-23T11:30:00.000Z: limit" },
-    { name: "model limit", build: (b) => b.cooldown("opus"), need: need(), detail: "opus limit until 2026-11-23T11:30:00.000Z" },
+    {
+      name: "cooldown",
+      build: (b) => b.cooldown(),
+      need: need(),
+      detail: "cooling down until 2026-11-23T11:30:00.000Z: limit",
+    },
+    {
+      name: "model limit",
+      build: (b) => b.cooldown("opus"),
+      need: need(),
+      detail: "opus limit until 2026-11-23T11:30:00.000Z",
+    },
     { name: "weekly", build: (b) => b.spend(90), need: need(), detail: "weekly use 90.0% >= 85.0% threshold" },
-    { name: "5-hour", build: (b) => b.fiveHourUpstream(1), need: need(), detail: "5-hour window at 100.0% >= 95.0% cap until 2026-11-23T11:30:00.000Z" },
+    {
+      name: "5-hour",
+      build: (b) => b.fiveHourUpstream(1),
+      need: need(),
+      detail: "5-hour window at 100.0% >= 95.0% cap until 2026-11-23T11:30:00.000Z",
+    },
     { name: "sessions", build: (b) => b.sessions(2), need: need(), detail: "2 of 2 sessions" },
   ])("detail says why: $name", ({ build, need: n, detail }) => {
     expect(exclusionOf(build(new Builder()).view(), n, SETTINGS)?.detail).toBe(detail);

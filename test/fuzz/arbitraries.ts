@@ -36,6 +36,7 @@ export const SPECIAL_STRINGS = [
   "ﷺ",
   "%00",
   "../..",
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a log4j lookup, as an attacker would send it
   "${jndi:ldap://x}",
   "' OR 1=1 --",
   "<script>",

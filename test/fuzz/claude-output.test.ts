@@ -100,26 +100,52 @@ const resultArb = fc.record({
 });
 type Result = Record<string, unknown>;
 
-const deep = (depth: number, open: string, close: string, inner = "0") => open.repeat(depth) + inner + close.repeat(depth);
+const deep = (depth: number, open: string, close: string, inner = "0") =>
+  open.repeat(depth) + inner + close.repeat(depth);
 
 /** Values that look like a number to a human but are not a usable JSON number. */
-const notANumber = fc.constantFrom<unknown>("0.1", "NaN", "Infinity", "-Infinity", "1e400", "", true, null, [], {}, [0.1], { value: 0.1 });
+const notANumber = fc.constantFrom<unknown>(
+  "0.1",
+  "NaN",
+  "Infinity",
+  "-Infinity",
+  "1e400",
+  "",
+  true,
+  null,
+  [],
+  {},
+  [0.1],
+  { value: 0.1 },
+);
 
 /** Almost-right results: one field changed to a shape or value a careless producer might send. */
 const mutatedResult: fc.Arbitrary<Case> = fc.tuple(resultArb, fc.nat()).chain(([base, pick]) => {
   const r: Result = { ...base, is_error: false };
   const mutations: fc.Arbitrary<Case>[] = [
-    notANumber.map((v) => ({ output: JSON.stringify({ ...r, total_cost_usd: v }), kind: "invalid", note: "total_cost_usd not a number" })),
+    notANumber.map((v) => ({
+      output: JSON.stringify({ ...r, total_cost_usd: v }),
+      kind: "invalid",
+      note: "total_cost_usd not a number",
+    })),
     fc
       .constantFrom(-1, -0.0001, 100_000.01, 1e300, Number.MAX_VALUE)
-      .map((v) => ({ output: JSON.stringify({ ...r, total_cost_usd: v }), kind: "invalid", note: "total_cost_usd out of range" })),
+      .map((v) => ({
+        output: JSON.stringify({ ...r, total_cost_usd: v }),
+        kind: "invalid",
+        note: "total_cost_usd out of range",
+      })),
     fc.constant({ output: JSON.stringify({ ...r, total_cost_usd: -0 }), kind: "ok", note: "total_cost_usd -0" }),
     fc.constantFrom(undefined, null).map((v) => ({
       output: JSON.stringify({ ...r, is_error: true, total_cost_usd: v }),
       kind: "ok",
       note: "error result without a cost",
     })),
-    fc.constant({ output: JSON.stringify({ ...r, total_cost_usd: undefined }), kind: "invalid", note: "success without a cost" }),
+    fc.constant({
+      output: JSON.stringify({ ...r, total_cost_usd: undefined }),
+      kind: "invalid",
+      note: "success without a cost",
+    }),
     fc
       .constantFrom<unknown>(["a", "b"], { text: "x" }, 42, null, true)
       .map((v) => ({ output: JSON.stringify({ ...r, result: v }), kind: "ok", note: "result not a string" })),
@@ -127,9 +153,15 @@ const mutatedResult: fc.Arbitrary<Case> = fc.tuple(resultArb, fc.nat()).chain(([
       .constantFrom<unknown>([], [{ inputTokens: 5 }], "claude-opus", null, 7)
       .map((v) => ({ output: JSON.stringify({ ...r, modelUsage: v }), kind: "ok", note: "modelUsage not an object" })),
     fc
-      .tuple(fc.constantFrom("inputTokens", "outputTokens", "cacheReadInputTokens", "costUSD"), fc.constantFrom<unknown>(-1, "5", "NaN", 1e13, 1e300, [], {}))
+      .tuple(
+        fc.constantFrom("inputTokens", "outputTokens", "cacheReadInputTokens", "costUSD"),
+        fc.constantFrom<unknown>(-1, "5", "NaN", 1e13, 1e300, [], {}),
+      )
       .map(([field, v]) => ({
-        output: JSON.stringify({ ...r, modelUsage: { "claude-opus-4-1": { inputTokens: 1, outputTokens: 1, costUSD: 0.1, [field]: v } } }),
+        output: JSON.stringify({
+          ...r,
+          modelUsage: { "claude-opus-4-1": { inputTokens: 1, outputTokens: 1, costUSD: 0.1, [field]: v } },
+        }),
         kind: field === "costUSD" && v === 1e13 ? "invalid" : "invalid",
         note: `modelUsage entry ${field}`,
       })),
@@ -153,7 +185,10 @@ const mutatedResult: fc.Arbitrary<Case> = fc.tuple(resultArb, fc.nat()).chain(([
       .constantFrom<unknown>([], null, "x", 3, [1, 2, 3])
       .map((v) => ({ output: JSON.stringify({ ...r, usage: v }), kind: "ok", note: "usage not an object" })),
     fc
-      .tuple(fc.constantFrom("input_tokens", "output_tokens", "cache_read_input_tokens"), fc.constantFrom<unknown>(-1, "10", "NaN", 1e13, [], {}))
+      .tuple(
+        fc.constantFrom("input_tokens", "output_tokens", "cache_read_input_tokens"),
+        fc.constantFrom<unknown>(-1, "10", "NaN", 1e13, [], {}),
+      )
       .map(([field, v]) => ({
         output: JSON.stringify({ ...r, usage: { ...(r.usage as object), [field]: v } }),
         kind: "invalid",
@@ -172,13 +207,25 @@ const mutatedResult: fc.Arbitrary<Case> = fc.tuple(resultArb, fc.nat()).chain(([
     fc.constant({ output: JSON.stringify({ result: r }), kind: "ok", note: "result wrapped in an object (text)" }),
     fc
       .constantFrom<unknown>(7, null, ["x"], { id: 1 })
-      .map((v) => ({ output: JSON.stringify({ ...r, uuid: v, session_id: v }), kind: "ok", note: "uuid/session_id not strings" })),
+      .map((v) => ({
+        output: JSON.stringify({ ...r, uuid: v, session_id: v }),
+        kind: "ok",
+        note: "uuid/session_id not strings",
+      })),
     fc
       .constantFrom("a\u0000b", "x".repeat(129), "\u001b[2J", "s\nid")
-      .map((v) => ({ output: JSON.stringify({ ...r, session_id: v }), kind: "invalid", note: "session_id with control characters or too long" })),
+      .map((v) => ({
+        output: JSON.stringify({ ...r, session_id: v }),
+        kind: "invalid",
+        note: "session_id with control characters or too long",
+      })),
     fc
       .constantFrom("u".repeat(257), "\u0007bell")
-      .map((v) => ({ output: JSON.stringify({ ...r, uuid: v }), kind: "invalid", note: "uuid with control characters or too long" })),
+      .map((v) => ({
+        output: JSON.stringify({ ...r, uuid: v }),
+        kind: "invalid",
+        note: "uuid with control characters or too long",
+      })),
     fc
       .constantFrom<unknown>(-1, "10", 1e300, 8 * 86_400_000)
       .map((v) => ({ output: JSON.stringify({ ...r, duration_ms: v }), kind: "invalid", note: "duration_ms" })),
@@ -186,7 +233,10 @@ const mutatedResult: fc.Arbitrary<Case> = fc.tuple(resultArb, fc.nat()).chain(([
       .tuple(fc.constantFrom(10_000, 100_000), fc.constantFrom("extra", "usage", "modelUsage"))
       .map(([depth, where]) => {
         // Spliced as text: JSON.stringify itself overflows the stack on 10k levels.
-        const value = where === "extra" ? { ...r, extra: "__DEEP__" } : { ...r, [where]: { ...(r[where] as object), nested: "__DEEP__" } };
+        const value =
+          where === "extra"
+            ? { ...r, extra: "__DEEP__" }
+            : { ...r, [where]: { ...(r[where] as object), nested: "__DEEP__" } };
         return {
           output: JSON.stringify(value).replace('"__DEEP__"', deep(depth, "[", "]")),
           // 100k levels may exceed what JSON.parse takes: then the output is not JSON at all.
@@ -218,7 +268,10 @@ const mutatedResult: fc.Arbitrary<Case> = fc.tuple(resultArb, fc.nat()).chain(([
 const rateLimitEvent = fc
   .record({
     status: fc.constantFrom("allowed", "allowed_warning", "rejected", "REJECTED", "bogus", 3),
-    rateLimitType: fc.oneof(fc.constantFrom("five_hour", "seven_day", "seven_day_opus", "seven_day_sonnet", "overage"), nastyString),
+    rateLimitType: fc.oneof(
+      fc.constantFrom("five_hour", "seven_day", "seven_day_opus", "seven_day_sonnet", "overage"),
+      nastyString,
+    ),
     resetsAt: fc.constantFrom<unknown>(
       NOW_S + 3600,
       String(NOW_S + 7200),
@@ -242,9 +295,18 @@ const rateLimitEvent = fc
     const parsed = typeof info.status === "string" ? info.status.trim().toLowerCase() : undefined;
     const used = parsed === "allowed" || parsed === "allowed_warning" || parsed === "rejected";
     const seconds =
-      typeof info.resetsAt === "number" ? info.resetsAt : typeof info.resetsAt === "string" && info.resetsAt.trim() !== "" ? Number(info.resetsAt) : Number.NaN;
+      typeof info.resetsAt === "number"
+        ? info.resetsAt
+        : typeof info.resetsAt === "string" && info.resetsAt.trim() !== ""
+          ? Number(info.resetsAt)
+          : Number.NaN;
     const resetMs = Number.isFinite(seconds) && seconds > 0 ? (seconds >= 1e12 ? seconds : seconds * 1000) : undefined;
-    const util = typeof info.utilization === "number" ? info.utilization : typeof info.utilization === "string" ? Number(info.utilization) : Number.NaN;
+    const util =
+      typeof info.utilization === "number"
+        ? info.utilization
+        : typeof info.utilization === "string"
+          ? Number(info.utilization)
+          : Number.NaN;
     const badReset = resetMs !== undefined && resetMs > (NOW_S + 366 * 86_400) * 1000;
     const badUtil = Number.isFinite(util) && util >= 0 && util > 10;
     // A rejection naming no window and no reset is a per-minute throttle, as the real CLI prints one:
@@ -277,7 +339,11 @@ const streamJson: fc.Arbitrary<Case> = fc
     crlf: fc.boolean(),
   })
   .map(({ result, noise, repeat, events, crlf }) => {
-    const lines = [...Array.from({ length: repeat }, () => noise).flat(), ...events.map((e) => e.line), JSON.stringify(result)];
+    const lines = [
+      ...Array.from({ length: repeat }, () => noise).flat(),
+      ...events.map((e) => e.line),
+      JSON.stringify(result),
+    ];
     return {
       output: lines.join(crlf ? "\r\n" : "\n"),
       kind: events.some((e) => e.bad) ? "invalid" : "ok",
@@ -310,14 +376,24 @@ const limitText: fc.Arbitrary<Case> = fc
 
 /** Junk: random strings, random JSON, and random objects claiming to be a result. */
 const junk: fc.Arbitrary<Case> = fc.oneof(
-  fc.string({ unit: "binary", maxLength: 200 }).map((output) => ({ output, kind: "either" as Kind, note: "random text" })),
+  fc
+    .string({ unit: "binary", maxLength: 200 })
+    .map((output) => ({ output, kind: "either" as Kind, note: "random text" })),
   fc.json({ maxDepth: 4 }).map((output) => ({ output, kind: "either" as Kind, note: "random JSON" })),
   fc
     .dictionary(fc.string({ maxLength: 12 }), fc.jsonValue({ maxDepth: 3 }), { maxKeys: 8 })
-    .map((o) => ({ output: JSON.stringify({ ...o, type: "result" }), kind: "either" as Kind, note: "random result-typed object" })),
+    .map((o) => ({
+      output: JSON.stringify({ ...o, type: "result" }),
+      kind: "either" as Kind,
+      note: "random result-typed object",
+    })),
   fc
     .array(fc.jsonValue({ maxDepth: 2 }), { maxLength: 20 })
-    .map((lines) => ({ output: lines.map((l) => JSON.stringify(l)).join("\n"), kind: "either" as Kind, note: "random JSON lines" })),
+    .map((lines) => ({
+      output: lines.map((l) => JSON.stringify(l)).join("\n"),
+      kind: "either" as Kind,
+      note: "random JSON lines",
+    })),
 );
 
 const fixtureCase: fc.Arbitrary<Case> = fc
@@ -326,12 +402,26 @@ const fixtureCase: fc.Arbitrary<Case> = fc
     const text = fixtures[i % fixtures.length]!;
     // A junk line is skipped in stream-json only; a multi-line JSON document would stop being JSON.
     if (pad.includes("not json") && !FIXTURES[i % FIXTURES.length]!.endsWith(".ndjson")) pad = "\n";
-    return { output: pad === "\ufeff" ? pad + text : text + pad, kind: "ok" as Kind, note: `fixture ${FIXTURES[i % FIXTURES.length]}` };
+    return {
+      output: pad === "\ufeff" ? pad + text : text + pad,
+      kind: "ok" as Kind,
+      note: `fixture ${FIXTURES[i % FIXTURES.length]}`,
+    };
   });
 
 const caseArb: fc.Arbitrary<Case> = fc.oneof(
-  { weight: 2, arbitrary: resultArb.map((r) => ({ output: JSON.stringify(r), kind: "ok" as Kind, note: "valid result" })) },
-  { weight: 1, arbitrary: resultArb.map((r) => ({ output: JSON.stringify([{ type: "system", subtype: "init" }, r]), kind: "ok" as Kind, note: "verbose array" })) },
+  {
+    weight: 2,
+    arbitrary: resultArb.map((r) => ({ output: JSON.stringify(r), kind: "ok" as Kind, note: "valid result" })),
+  },
+  {
+    weight: 1,
+    arbitrary: resultArb.map((r) => ({
+      output: JSON.stringify([{ type: "system", subtype: "init" }, r]),
+      kind: "ok" as Kind,
+      note: "verbose array",
+    })),
+  },
   { weight: 1, arbitrary: fixtureCase },
   { weight: 6, arbitrary: mutatedResult },
   { weight: 3, arbitrary: streamJson },
@@ -350,7 +440,13 @@ async function send(
   const req = { sessionId, requestId, source: { case: "claudeOutput" as const, value: c.output } };
   const before = await probe.before();
   const out = await outcome(client.reportUsage(req));
-  const context = { protocol, sessionId, note: c.note, bytes: Buffer.byteLength(c.output), output: c.output.slice(0, 300) };
+  const context = {
+    protocol,
+    sessionId,
+    note: c.note,
+    bytes: Buffer.byteLength(c.output),
+    output: c.output.slice(0, 300),
+  };
   await probe.after(out, before, context);
   judge(out, verdict, context);
 }
@@ -363,94 +459,124 @@ function verdictOf(kind: Kind, known: boolean): Verdict {
 }
 
 describe("ReportUsage with claude_output", () => {
-  it("counts real and valid outputs, refuses almost-right ones naming claude_output, never INTERNAL", async () => {
-    const arb = fc.record({
-      protocol: fc.constantFrom<"grpc" | "connect">("grpc", "grpc", "connect"),
-      sessionId: fc.oneof({ weight: 8, arbitrary: fc.constantFrom(...SESSIONS) }, { weight: 1, arbitrary: printableId }),
-      requestId: fc.oneof(fc.constant(""), printableId),
-      c: caseArb.map(shortCase),
-    });
-    await counter.check(
-      "ReportUsage(claude_output)",
-      arb,
-      async ({ protocol, sessionId, requestId, c }) => {
-        await send(protocol, sessionId, requestId, c, verdictOf(c.kind, SESSIONS.includes(sessionId)));
-      },
-      350,
-    );
-    await expectServing(pool);
-  }, timeoutFor(350, 120));
+  it(
+    "counts real and valid outputs, refuses almost-right ones naming claude_output, never INTERNAL",
+    async () => {
+      const arb = fc.record({
+        protocol: fc.constantFrom<"grpc" | "connect">("grpc", "grpc", "connect"),
+        sessionId: fc.oneof(
+          { weight: 8, arbitrary: fc.constantFrom(...SESSIONS) },
+          { weight: 1, arbitrary: printableId },
+        ),
+        requestId: fc.oneof(fc.constant(""), printableId),
+        c: caseArb.map(shortCase),
+      });
+      await counter.check(
+        "ReportUsage(claude_output)",
+        arb,
+        async ({ protocol, sessionId, requestId, c }) => {
+          await send(protocol, sessionId, requestId, c, verdictOf(c.kind, SESSIONS.includes(sessionId)));
+        },
+        350,
+      );
+      await expectServing(pool);
+    },
+    timeoutFor(350, 120),
+  );
 
-  it("takes outputs up to maxClaudeOutputBytes, refuses larger ones naming claude_output, and RESOURCE_EXHAUSTED past the request limit", async () => {
-    const sizes = fc.constantFrom(
-      { bytes: MAX_OUTPUT - 200, kind: "ok" as const },
-      { bytes: MAX_OUTPUT + 1, kind: "over-output" as const },
-      { bytes: MAX_OUTPUT * 3, kind: "over-output" as const },
-      { bytes: MAX_REQUEST - 4096, kind: "over-output" as const },
-      { bytes: MAX_REQUEST + 1, kind: "over-request" as const },
-      { bytes: MAX_REQUEST * 2, kind: "over-request" as const },
-    );
-    const arb = fc.record({
-      protocol: fc.constantFrom<"grpc" | "connect">("grpc", "connect"),
-      size: sizes,
-      filler: fc.constantFrom("a", "é", "😀", "\u0000"),
-      stream: fc.boolean(),
-    });
-    await counter.check(
-      "ReportUsage(claude_output size)",
-      arb,
-      async ({ protocol, size, filler, stream }) => {
-        const r = { type: "result", subtype: "success", is_error: false, total_cost_usd: 0.01, uuid: `big-${Math.random()}` };
-        const skeleton = JSON.stringify({ ...r, result: "" });
-        // JSON escapes NUL as \u0000 (6 bytes), others count by their UTF-8 size.
-        const unit = Buffer.byteLength(JSON.stringify(filler)) - 2;
-        // At least size.bytes when over a limit, at most when under.
-        const timesThatFit = (room: number, per: number) => Math.max(0, size.kind === "ok" ? Math.floor(room / per) : Math.ceil(room / per));
-        let output: string;
-        if (stream) {
-          const line = JSON.stringify({ type: "assistant", message: { content: [{ type: "text", text: filler.repeat(200) }] } });
-          const count = timesThatFit(size.bytes - skeleton.length, Buffer.byteLength(line) + 1);
-          output = `${Array.from({ length: count }, () => line).join("\n")}\n${skeleton}`;
-        } else {
-          output = JSON.stringify({ ...r, result: filler.repeat(timesThatFit(size.bytes - skeleton.length, unit)) });
-        }
-        const verdict: Verdict =
-          size.kind === "ok"
-            ? { must: [] }
-            : size.kind === "over-output"
-              ? { must: ["claude_output"] }
-              : { must: [], codes: [Code.ResourceExhausted], ok: false };
-        // Known transport defects (request-limits.test.ts pins them down): after an over-limit
-        // request the server leaves the unread body on the connection, so the next call on an
-        // HTTP/1.1 keep-alive connection hangs, and an HTTP/2 connection is torn down with
-        // ENHANCE_YOUR_CALM. Such a call gets a connection of its own here.
-        const client = size.kind === "over-request" ? clients.client(pool.server.url, protocol) : pool[protocol];
-        const note = `${size.kind} ${Buffer.byteLength(output)} bytes`;
-        await send(protocol, "co-0", "", { output, kind: "either", note }, verdict, client);
-      },
-      12,
-    );
-    await expectServing(pool);
-    // The server keeps serving the next call on the same clients.
-    await pool.grpc.getPoolStatus({});
-    await pool.connect.getPoolStatus({});
-  }, timeoutFor(12, 3000));
+  it(
+    "takes outputs up to maxClaudeOutputBytes, refuses larger ones naming claude_output, and RESOURCE_EXHAUSTED past the request limit",
+    async () => {
+      const sizes = fc.constantFrom(
+        { bytes: MAX_OUTPUT - 200, kind: "ok" as const },
+        { bytes: MAX_OUTPUT + 1, kind: "over-output" as const },
+        { bytes: MAX_OUTPUT * 3, kind: "over-output" as const },
+        { bytes: MAX_REQUEST - 4096, kind: "over-output" as const },
+        { bytes: MAX_REQUEST + 1, kind: "over-request" as const },
+        { bytes: MAX_REQUEST * 2, kind: "over-request" as const },
+      );
+      const arb = fc.record({
+        protocol: fc.constantFrom<"grpc" | "connect">("grpc", "connect"),
+        size: sizes,
+        filler: fc.constantFrom("a", "é", "😀", "\u0000"),
+        stream: fc.boolean(),
+      });
+      await counter.check(
+        "ReportUsage(claude_output size)",
+        arb,
+        async ({ protocol, size, filler, stream }) => {
+          const r = {
+            type: "result",
+            subtype: "success",
+            is_error: false,
+            total_cost_usd: 0.01,
+            uuid: `big-${Math.random()}`,
+          };
+          const skeleton = JSON.stringify({ ...r, result: "" });
+          // JSON escapes NUL as \u0000 (6 bytes), others count by their UTF-8 size.
+          const unit = Buffer.byteLength(JSON.stringify(filler)) - 2;
+          // At least size.bytes when over a limit, at most when under.
+          const timesThatFit = (room: number, per: number) =>
+            Math.max(0, size.kind === "ok" ? Math.floor(room / per) : Math.ceil(room / per));
+          let output: string;
+          if (stream) {
+            const line = JSON.stringify({
+              type: "assistant",
+              message: { content: [{ type: "text", text: filler.repeat(200) }] },
+            });
+            const count = timesThatFit(size.bytes - skeleton.length, Buffer.byteLength(line) + 1);
+            output = `${Array.from({ length: count }, () => line).join("\n")}\n${skeleton}`;
+          } else {
+            output = JSON.stringify({ ...r, result: filler.repeat(timesThatFit(size.bytes - skeleton.length, unit)) });
+          }
+          const verdict: Verdict =
+            size.kind === "ok"
+              ? { must: [] }
+              : size.kind === "over-output"
+                ? { must: ["claude_output"] }
+                : { must: [], codes: [Code.ResourceExhausted], ok: false };
+          // Known transport defects (request-limits.test.ts pins them down): after an over-limit
+          // request the server leaves the unread body on the connection, so the next call on an
+          // HTTP/1.1 keep-alive connection hangs, and an HTTP/2 connection is torn down with
+          // ENHANCE_YOUR_CALM. Such a call gets a connection of its own here.
+          const client = size.kind === "over-request" ? clients.client(pool.server.url, protocol) : pool[protocol];
+          const note = `${size.kind} ${Buffer.byteLength(output)} bytes`;
+          await send(protocol, "co-0", "", { output, kind: "either", note }, verdict, client);
+        },
+        12,
+      );
+      await expectServing(pool);
+      // The server keeps serving the next call on the same clients.
+      await pool.grpc.getPoolStatus({});
+      await pool.connect.getPoolStatus({});
+    },
+    timeoutFor(12, 3000),
+  );
 });
 
 // Outputs the fuzzing found: each used to be accepted or to crash the call
 // (INTERNAL), some leaving every later status INTERNAL. Kept as named cases.
 describe("found by fuzzing", () => {
-  const result = (extra: Record<string, unknown>) => JSON.stringify({ type: "result", total_cost_usd: 0.1, uuid: `ff-${Math.random()}`, ...extra });
+  const result = (extra: Record<string, unknown>) =>
+    JSON.stringify({ type: "result", total_cost_usd: 0.1, uuid: `ff-${Math.random()}`, ...extra });
   const event = (info: Record<string, unknown>) => JSON.stringify({ type: "rate_limit_event", rate_limit_info: info });
   it.each([
     ["fractional tokens (BigInt(1.5) threw in status)", result({ usage: { input_tokens: 1.5 } })],
     ["1e300 tokens (int64 overflow in status)", result({ usage: { input_tokens: 1e300 } })],
-    ["a cost nested 10k levels deep (the parser's error text overflowed the stack)", `{"type":"result","total_cost_usd":${"[".repeat(10_000)}${"]".repeat(10_000)}}`],
-    ["a rejected rate_limit_event resetting at 1e300", `${event({ status: "rejected", rateLimitType: "seven_day_opus", resetsAt: 1e300 })}\n${result({})}`],
-    ["an allowed rate_limit_event resetting at 1e300", `${event({ status: "allowed", rateLimitType: "five_hour", resetsAt: 1e300, utilization: 0.5 })}\n${result({})}`],
+    [
+      "a cost nested 10k levels deep (the parser's error text overflowed the stack)",
+      `{"type":"result","total_cost_usd":${"[".repeat(10_000)}${"]".repeat(10_000)}}`,
+    ],
+    [
+      "a rejected rate_limit_event resetting at 1e300",
+      `${event({ status: "rejected", rateLimitType: "seven_day_opus", resetsAt: 1e300 })}\n${result({})}`,
+    ],
+    [
+      "an allowed rate_limit_event resetting at 1e300",
+      `${event({ status: "allowed", rateLimitType: "five_hour", resetsAt: 1e300, utilization: 0.5 })}\n${result({})}`,
+    ],
   ])("refuses %s naming claude_output, and status still answers", async (_name, text) => {
     counter.count("found by fuzzing");
     await send("grpc", "co-1", "", { output: text, kind: "invalid", note: _name }, { must: ["claude_output"] });
   });
 });
-

@@ -50,10 +50,25 @@ export function richConfig(): Raw {
         { type: "usage_threshold", threshold: 0.8, channels: ["log"] },
         { type: "failover", channels: ["webhook", "log"], enabled: true },
       ],
-      webhook: { url: "https://hooks.example.com/authpool", secret: "webhook-secret-value", timeoutMs: 5000, maxAttempts: 3 },
+      webhook: {
+        url: "https://hooks.example.com/authpool",
+        secret: "webhook-secret-value",
+        timeoutMs: 5000,
+        maxAttempts: 3,
+      },
     },
     events: { retentionDays: 7 },
-    clients: { "ci-bot": { weeklyUsd: 50, maxSessions: 4, share: 0.5, weight: 2, denyModels: ["opus"], maxPriority: "normal", fallback: false } },
+    clients: {
+      "ci-bot": {
+        weeklyUsd: 50,
+        maxSessions: 4,
+        share: 0.5,
+        weight: 2,
+        denyModels: ["opus"],
+        maxPriority: "normal",
+        fallback: false,
+      },
+    },
     queue: { maxWaiting: 100, maxWaitingPerClient: 20, maxWaitSeconds: 60 },
     upstream: {
       enabled: false,
@@ -96,9 +111,28 @@ const BAD: Record<string, unknown[]> = {
   port: [-1, 65_536, 1.5, 1e9, "50051", null, true, []],
   text: ["", 5, null, [], {}, true],
   flag: ["true", 1, 0, null, "yes", [], {}],
-  url: ["", "ftp://example.com/x", "http://", "not a url", "javascript:alert(1)", "//host/path", 5, null, "mailto:a@b.c"],
+  url: [
+    "",
+    "ftp://example.com/x",
+    "http://",
+    "not a url",
+    "javascript:alert(1)",
+    "//host/path",
+    5,
+    null,
+    "mailto:a@b.c",
+  ],
   timeZone: ["Mars/Olympus", "", "UTC+25", "Europe/Berlinn", 5, null, "\u0000"],
-  tokens: [["short"], "0123456789abcdef-token", [5], ["has spaces in the token value"], [""], [null], {}, ["tab\there-0123456789"]],
+  tokens: [
+    ["short"],
+    "0123456789abcdef-token",
+    [5],
+    ["has spaces in the token value"],
+    [""],
+    [null],
+    {},
+    ["tab\there-0123456789"],
+  ],
   subscriptionType: ["claude", "Claude-Pro", "", 1, null, "api "],
   ruleType: ["usage", "USAGE_THRESHOLD", "", 5, null],
   channels: [[], ["email"], "log", [5], null, ["log", "sms"]],
@@ -207,14 +241,29 @@ const LEAVES: [Path, string][] = [
 /** Objects the config has, for unknown keys: where they are and the keys known there. */
 const OBJECTS: [Path, string[]][] = [
   [[], ["subscriptions", "defaults", "server", "limits", "store", "maxClientsPerSubscription"]],
-  [["subscriptions", 0], ["id", "type", "configDir", "weeklyBudget", "maxClientsPerSub", "expectedWindowCost"]],
-  [["subscriptions", 1], ["id", "type", "configDir"]],
+  [
+    ["subscriptions", 0],
+    ["id", "type", "configDir", "weeklyBudget", "maxClientsPerSub", "expectedWindowCost"],
+  ],
+  [
+    ["subscriptions", 1],
+    ["id", "type", "configDir"],
+  ],
   [["sessions"], ["activeMinutes", "staleMinutes", "sweepIntervalSeconds"]],
   [["limits"], ["maxClaudeOutputBytes", "maxRequestBytes"]],
-  [["health", "weights"], ["weekly", "fiveHour", "sessions", "burnRate", "idle"]],
+  [
+    ["health", "weights"],
+    ["weekly", "fiveHour", "sessions", "burnRate", "idle"],
+  ],
   [["notifications"], ["rules", "webhook", "webhookUrl", "webhookSecret"]],
-  [["notifications", "webhook"], ["url", "secret", "timeoutMs", "maxAttempts"]],
-  [["notifications", "rules", 0], ["type", "threshold", "channels", "enabled"]],
+  [
+    ["notifications", "webhook"],
+    ["url", "secret", "timeoutMs", "maxAttempts"],
+  ],
+  [
+    ["notifications", "rules", 0],
+    ["type", "threshold", "channels", "enabled"],
+  ],
   [["server"], ["host", "port", "authTokens"]],
   [["upstream"], ["enabled", "endpoint", "baseUrl"]],
 ];
@@ -222,14 +271,50 @@ const OBJECTS: [Path, string[]][] = [
 const KNOWN_KEYS = new Set([
   ...OBJECTS.flatMap(([, keys]) => keys),
   ...LEAVES.map(([p]) => p[p.length - 1]).filter((k): k is string => typeof k === "string"),
-  "rebalancing", "cooldown", "events", "transcripts", "snapshot", "fallback", "weeklyBudgetThreshold", "lowPriorityThreshold",
-  "maxSessionsPerSubscription", "dedupeRetentionHours", "fallbackWhenExhausted", "fallbackProvider", "email", "upstreamUsage",
-  "weeklyBudgetUsd", "fiveHourBudgetUsd", "fiveHourBudget", "maxSessions", "webhook", "rules", "weights", "uri",
+  "rebalancing",
+  "cooldown",
+  "events",
+  "transcripts",
+  "snapshot",
+  "fallback",
+  "weeklyBudgetThreshold",
+  "lowPriorityThreshold",
+  "maxSessionsPerSubscription",
+  "dedupeRetentionHours",
+  "fallbackWhenExhausted",
+  "fallbackProvider",
+  "email",
+  "upstreamUsage",
+  "weeklyBudgetUsd",
+  "fiveHourBudgetUsd",
+  "fiveHourBudget",
+  "maxSessions",
+  "webhook",
+  "rules",
+  "weights",
+  "uri",
 ]);
 
 const unknownKeyArb = fc
   .oneof(
-    fc.constantFrom("maxSesions", "weeklybudget", "Port", "timezone", "subscription", "limit", "enable", "__proto__", "constructor", "toString", "", " ", "a.b", "x\u0000y", "ключ", "😀"),
+    fc.constantFrom(
+      "maxSesions",
+      "weeklybudget",
+      "Port",
+      "timezone",
+      "subscription",
+      "limit",
+      "enable",
+      "__proto__",
+      "constructor",
+      "toString",
+      "",
+      " ",
+      "a.b",
+      "x\u0000y",
+      "ключ",
+      "😀",
+    ),
     fc.string({ minLength: 1, maxLength: 12 }),
   )
   .filter((k) => !KNOWN_KEYS.has(k));
@@ -250,7 +335,12 @@ function setAt(root: Raw, path: Path, value: unknown): void {
     }
     current = next as Record<string | number, unknown>;
   }
-  Object.defineProperty(current, path[path.length - 1]!, { value, enumerable: true, writable: true, configurable: true });
+  Object.defineProperty(current, path[path.length - 1]!, {
+    value,
+    enumerable: true,
+    writable: true,
+    configurable: true,
+  });
 }
 
 function deleteAt(root: Raw, path: Path): void {
@@ -259,7 +349,8 @@ function deleteAt(root: Raw, path: Path): void {
     if (typeof current !== "object" || current === null) return;
     current = (current as Record<string | number, unknown>)[key];
   }
-  if (typeof current === "object" && current !== null) delete (current as Record<string | number, unknown>)[path[path.length - 1]!];
+  if (typeof current === "object" && current !== null)
+    delete (current as Record<string | number, unknown>)[path[path.length - 1]!];
 }
 
 type Mutation = (raw: Raw) => { paths: string[]; note: string; replace?: unknown };
@@ -288,7 +379,10 @@ const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
           setAt(raw, [...path, key], value ?? 1);
           // A typo close to a known key gets a did-you-mean; either way the unknown key's path is named.
           void known;
-          return { paths: [formatPath([...path, key])], note: `unknown key ${JSON.stringify(key)} at ${formatPath(path) || "the top"}` };
+          return {
+            paths: [formatPath([...path, key])],
+            note: `unknown key ${JSON.stringify(key)} at ${formatPath(path) || "the top"}`,
+          };
         },
     ),
   },
@@ -379,9 +473,10 @@ const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
   // Not an object at all.
   {
     weight: 1,
-    arbitrary: fc
-      .constantFrom<unknown>(null, [], "subscriptions: []", 5, true, [richConfig()])
-      .map((replace): Mutation => () => ({ paths: [""], note: `document is ${JSON.stringify(replace)?.slice(0, 30)}`, replace })),
+    arbitrary: fc.constantFrom<unknown>(null, [], "subscriptions: []", 5, true, [richConfig()]).map(
+      (replace): Mutation =>
+        () => ({ paths: [""], note: `document is ${JSON.stringify(replace)?.slice(0, 30)}`, replace }),
+    ),
   },
 );
 

@@ -13,7 +13,13 @@ import { CaseCounter, reportCases, timeoutFor } from "./fuzz-support.js";
 
 const counter = new CaseCounter();
 const homeDir = "/home/pooluser";
-const SOURCES = ["/etc/authpool/pool.yaml", "<inline>", "C:\\authpool\\pool.json", "/tmp/dir with space/ü.yaml", "config.json"];
+const SOURCES = [
+  "/etc/authpool/pool.yaml",
+  "<inline>",
+  "C:\\authpool\\pool.json",
+  "/tmp/dir with space/ü.yaml",
+  "config.json",
+];
 
 afterAll(async () => {
   await reportCases("config", counter);
@@ -42,37 +48,56 @@ describe("parseConfig", () => {
     });
   });
 
-  it("refuses every invalid config with a ConfigError naming the source, the path and what was expected", () => {
-    const arb = fc.record({ bad: invalidConfigArb(richConfig), source: fc.constantFrom(...SOURCES), json: fc.boolean() });
-    counter.checkSync(
-      "parseConfig(invalid)",
-      arb,
-      ({ bad, source, json }) => {
-        // A file goes through JSON (or YAML): NaN and Infinity become null there, and must still be refused.
-        const raw = json ? (JSON.parse(JSON.stringify(bad.raw) ?? "null") as unknown) : bad.raw;
-        const error = refusal(raw, source);
-        const context = `${bad.notes.join("; ")} -> ${error.message}`;
-        expect(error.file, context).toBe(source);
-        expect(error.issues.length, context).toBeGreaterThan(0);
-        for (const line of error.message.split("\n")) expect(line.startsWith(`${source}: `), context).toBe(true);
-        for (const issue of error.issues) expect(issue.expected, context).toMatch(/^expected /);
-        // The issue for (one of) the broken keys is there, in `<source>: <path>: expected ...` form.
-        // A list's element is named below the list: server.authTokens[0] for server.authTokens.
-        const under = (issuePath: string, p: string) =>
-          issuePath === p || (p !== "" && (issuePath.startsWith(`${p}[`) || issuePath.startsWith(`${p}.`)));
-        const named = error.issues.find((issue) => bad.paths.some((p) => under(issue.path, p)));
-        expect(named, `no issue names ${bad.paths.join(" or ")}: ${context}`).toBeDefined();
-        const line = named!.path === "" ? `${source}: expected ` : `${source}: ${named!.path}: expected `;
-        expect(error.message, context).toContain(line);
-      },
-      1500,
-    );
-  }, timeoutFor(1500, 5));
+  it(
+    "refuses every invalid config with a ConfigError naming the source, the path and what was expected",
+    () => {
+      const arb = fc.record({
+        bad: invalidConfigArb(richConfig),
+        source: fc.constantFrom(...SOURCES),
+        json: fc.boolean(),
+      });
+      counter.checkSync(
+        "parseConfig(invalid)",
+        arb,
+        ({ bad, source, json }) => {
+          // A file goes through JSON (or YAML): NaN and Infinity become null there, and must still be refused.
+          const raw = json ? (JSON.parse(JSON.stringify(bad.raw) ?? "null") as unknown) : bad.raw;
+          const error = refusal(raw, source);
+          const context = `${bad.notes.join("; ")} -> ${error.message}`;
+          expect(error.file, context).toBe(source);
+          expect(error.issues.length, context).toBeGreaterThan(0);
+          for (const line of error.message.split("\n")) expect(line.startsWith(`${source}: `), context).toBe(true);
+          for (const issue of error.issues) expect(issue.expected, context).toMatch(/^expected /);
+          // The issue for (one of) the broken keys is there, in `<source>: <path>: expected ...` form.
+          // A list's element is named below the list: server.authTokens[0] for server.authTokens.
+          const under = (issuePath: string, p: string) =>
+            issuePath === p || (p !== "" && (issuePath.startsWith(`${p}[`) || issuePath.startsWith(`${p}.`)));
+          const named = error.issues.find((issue) => bad.paths.some((p) => under(issue.path, p)));
+          expect(named, `no issue names ${bad.paths.join(" or ")}: ${context}`).toBeDefined();
+          const line = named!.path === "" ? `${source}: expected ` : `${source}: ${named!.path}: expected `;
+          expect(error.message, context).toContain(line);
+        },
+        1500,
+      );
+    },
+    timeoutFor(1500, 5),
+  );
 
   it("never echoes a secret or a token in the message", () => {
     const arb = fc.constantFrom(
-      { path: "notifications.webhook.secret", raw: { notifications: { webhook: { url: "https://h.example.com", secret: ["webhook-secret-value"] } } } },
-      { path: "notifications.webhookSecret", raw: { notifications: { webhook: { url: "https://h.example.com", secret: "a-secret-1" }, webhookSecret: "webhook-secret-value" } } },
+      {
+        path: "notifications.webhook.secret",
+        raw: { notifications: { webhook: { url: "https://h.example.com", secret: ["webhook-secret-value"] } } },
+      },
+      {
+        path: "notifications.webhookSecret",
+        raw: {
+          notifications: {
+            webhook: { url: "https://h.example.com", secret: "a-secret-1" },
+            webhookSecret: "webhook-secret-value",
+          },
+        },
+      },
       { path: "server.authTokens", raw: { server: { authTokens: "webhook-secret-value" } } },
     );
     counter.checkSync(

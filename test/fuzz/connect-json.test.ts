@@ -13,7 +13,15 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { file_authpool_v1_auth_pool } from "../../gen/authpool/v1/auth_pool_pb.js";
 import { type TestPool, startTestPool } from "../support/test-server.js";
 import { EDGE_DOUBLES, nastyString, printableId } from "./arbitraries.js";
-import { CaseCounter, type Outcome, StateProbe, expectServing, names, reportCases, timeoutFor } from "./fuzz-support.js";
+import {
+  CaseCounter,
+  type Outcome,
+  StateProbe,
+  expectServing,
+  names,
+  reportCases,
+  timeoutFor,
+} from "./fuzz-support.js";
 
 let pool: TestPool;
 const counter = new CaseCounter();
@@ -121,10 +129,39 @@ const jsonStringish = fc.oneof(
   nastyString as fc.Arbitrary<unknown>,
   fc.constantFrom<unknown>(5, null, true, [], {}, ["s1"], { id: "s1" }),
 );
-const jsonEnumish = fc.constantFrom<unknown>("PRIORITY_HIGH", "HIGH", "high", 3, 99, -1, 2 ** 31, "", null, "LIMIT_WINDOW_FIVE_HOUR", "RATE_LIMIT_STATUS_REJECTED", 1.5);
+const jsonEnumish = fc.constantFrom<unknown>(
+  "PRIORITY_HIGH",
+  "HIGH",
+  "high",
+  3,
+  99,
+  -1,
+  2 ** 31,
+  "",
+  null,
+  "LIMIT_WINDOW_FIVE_HOUR",
+  "RATE_LIMIT_STATUS_REJECTED",
+  1.5,
+);
 const jsonBoolish = fc.constantFrom<unknown>(true, false, "true", 1, 0, null, "", [], "yes");
 // Not "1.0000000001s": more than 9 fractional digits hit a protobuf-es defect (pinned below).
-const jsonDuration = fc.constantFrom<unknown>("1s", "1.5s", "-1s", "-0.5s", "0s", "1s trailing", "abc", "1", "315576000001s", "604800s", "604801s", "1.000000001s", 5, null, { seconds: 1 });
+const jsonDuration = fc.constantFrom<unknown>(
+  "1s",
+  "1.5s",
+  "-1s",
+  "-0.5s",
+  "0s",
+  "1s trailing",
+  "abc",
+  "1",
+  "315576000001s",
+  "604800s",
+  "604801s",
+  "1.000000001s",
+  5,
+  null,
+  { seconds: 1 },
+);
 const jsonTimestamp = fc.constantFrom<unknown>(
   "2026-11-23T11:00:00Z",
   "2026-11-23T11:00:00.123456789+02:00",
@@ -179,7 +216,14 @@ const usageBody = fc.record(
       fc.record(
         {
           status: fc.constantFrom<unknown>(429, -1, 4_294_967_296, "429", 1e3, null),
-          headers: fc.constantFrom<unknown>({ a: 5 }, [], { a: null }, "x", { "retry-after": "1e300" }, { "anthropic-ratelimit-unified-reset": "99999999999" }),
+          headers: fc.constantFrom<unknown>(
+            { a: 5 },
+            [],
+            { a: null },
+            "x",
+            { "retry-after": "1e300" },
+            { "anthropic-ratelimit-unified-reset": "99999999999" },
+          ),
         },
         { requiredKeys: [] },
       ),
@@ -210,8 +254,14 @@ const rpcArb = fc.oneof(
   fc.record({ method: fc.constant("Allocate"), body: allocateBody as fc.Arbitrary<unknown> }),
   fc.record({ method: fc.constant("ReportUsage"), body: reportBody as fc.Arbitrary<unknown> }),
   fc.record({ method: fc.constant("Release"), body: idBody("sessionId", fc.constantFrom("js-x", "never")) }),
-  fc.record({ method: fc.constantFrom("SetPaused", "SetDrained"), body: idBody("subscriptionId", fc.constantFrom("sub1", "sub9")) }),
-  fc.record({ method: fc.constant("GetPoolStatus"), body: fc.record({ includeSessions: jsonBoolish }, { requiredKeys: [] }) }),
+  fc.record({
+    method: fc.constantFrom("SetPaused", "SetDrained"),
+    body: idBody("subscriptionId", fc.constantFrom("sub1", "sub9")),
+  }),
+  fc.record({
+    method: fc.constant("GetPoolStatus"),
+    body: fc.record({ includeSessions: jsonBoolish }, { requiredKeys: [] }),
+  }),
   fc.record({ method: fc.constant("Rebalance"), body: fc.record({ dryRun: jsonBoolish }, { requiredKeys: [] }) }),
   fc.record({ method: fc.constant("ReloadConfig"), body: fc.jsonValue({ maxDepth: 2 }) }),
 );
@@ -260,36 +310,47 @@ function decoderNames(message: string): boolean {
 }
 
 describe("Connect JSON", () => {
-  it("answers every almost-right body with OK or a precise code naming what was wrong; a refusal changes nothing", async () => {
-    await counter.check(
-      "Connect JSON bodies",
-      textArb,
-      async ({ rpc, mangle, cut }) => {
-        const body = (() => {
-          if (rpc.method !== "SetPaused" && rpc.method !== "SetDrained") return rpc.body;
-          const { flag, ...rest } = rpc.body as Record<string, unknown>;
-          return { ...rest, ...(flag !== undefined ? { [rpc.method === "SetPaused" ? "paused" : "drained"]: flag } : {}) };
-        })();
-        const text = render(body, mangle, cut);
-        const before = await probe.before();
-        const out = await post(rpc.method, text);
-        const context = { method: rpc.method, body: text.slice(0, 300) };
-        await probe.after(out, before, context);
-        const show = JSON.stringify({ context, out }).slice(0, 800);
-        if (out.ok) return;
-        expect([Code.Internal, Code.Unknown], show).not.toContain(out.code);
-        const allowed: Code[] = [Code.InvalidArgument];
-        if (rpc.method === "ReportUsage" || rpc.method === "SetPaused" || rpc.method === "SetDrained") allowed.push(Code.NotFound);
-        if (rpc.method === "ReloadConfig") allowed.push(Code.FailedPrecondition);
-        expect(allowed, show).toContain(out.code);
-        if (out.code === Code.InvalidArgument) {
-          expect(OUR_FIELDS.some((f) => names(out.message, f)) || decoderNames(out.message), `field not named: ${show}`).toBe(true);
-        }
-      },
-      300,
-    );
-    await expectServing(pool);
-  }, timeoutFor(300));
+  it(
+    "answers every almost-right body with OK or a precise code naming what was wrong; a refusal changes nothing",
+    async () => {
+      await counter.check(
+        "Connect JSON bodies",
+        textArb,
+        async ({ rpc, mangle, cut }) => {
+          const body = (() => {
+            if (rpc.method !== "SetPaused" && rpc.method !== "SetDrained") return rpc.body;
+            const { flag, ...rest } = rpc.body as Record<string, unknown>;
+            return {
+              ...rest,
+              ...(flag !== undefined ? { [rpc.method === "SetPaused" ? "paused" : "drained"]: flag } : {}),
+            };
+          })();
+          const text = render(body, mangle, cut);
+          const before = await probe.before();
+          const out = await post(rpc.method, text);
+          const context = { method: rpc.method, body: text.slice(0, 300) };
+          await probe.after(out, before, context);
+          const show = JSON.stringify({ context, out }).slice(0, 800);
+          if (out.ok) return;
+          expect([Code.Internal, Code.Unknown], show).not.toContain(out.code);
+          const allowed: Code[] = [Code.InvalidArgument];
+          if (rpc.method === "ReportUsage" || rpc.method === "SetPaused" || rpc.method === "SetDrained")
+            allowed.push(Code.NotFound);
+          if (rpc.method === "ReloadConfig") allowed.push(Code.FailedPrecondition);
+          expect(allowed, show).toContain(out.code);
+          if (out.code === Code.InvalidArgument) {
+            expect(
+              OUR_FIELDS.some((f) => names(out.message, f)) || decoderNames(out.message),
+              `field not named: ${show}`,
+            ).toBe(true);
+          }
+        },
+        300,
+      );
+      await expectServing(pool);
+    },
+    timeoutFor(300),
+  );
 
   // KNOWN DEFECT (reported, @bufbuild/protobuf 2.x from-json.js durationFromJson):
   // a Duration string with more than 9 fractional digits makes the decoder call
@@ -299,6 +360,7 @@ describe("Connect JSON", () => {
     counter.count("Connect JSON bodies");
     const out = await post("ReportUsage", JSON.stringify({ sessionId: "js-0", usage: { duration: "1.0000000001s" } }));
     expect(out.ok).toBe(false);
-    if (!out.ok) expect(decoderNames(out.message) || OUR_FIELDS.some((f) => names(out.message, f)), out.message).toBe(true);
+    if (!out.ok)
+      expect(decoderNames(out.message) || OUR_FIELDS.some((f) => names(out.message, f)), out.message).toBe(true);
   });
 });

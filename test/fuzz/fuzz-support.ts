@@ -9,7 +9,12 @@ import os from "node:os";
 import path from "node:path";
 import { toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { Http2SessionManager, compressionGzip, createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import {
+  Http2SessionManager,
+  compressionGzip,
+  createConnectTransport,
+  createGrpcTransport,
+} from "@connectrpc/connect-node";
 import fc from "fast-check";
 import { expect } from "vitest";
 import { type AuthPoolClient, AuthPoolService, GetPoolStatusResponseSchema } from "../../src/client/index.js";
@@ -43,7 +48,12 @@ export class CaseCounter {
   readonly byProperty = new Map<string, number>();
 
   /** check runs an async property numRuns (scaled) times, counting each executed case. */
-  async check<T>(name: string, arb: fc.Arbitrary<T>, body: (value: T) => Promise<void>, baseRuns: number): Promise<void> {
+  async check<T>(
+    name: string,
+    arb: fc.Arbitrary<T>,
+    body: (value: T) => Promise<void>,
+    baseRuns: number,
+  ): Promise<void> {
     const property = fc.asyncProperty(arb, async (value) => {
       this.count(name);
       try {
@@ -145,13 +155,16 @@ export function names(message: string, field: string): boolean {
 
 /** judge asserts an outcome fits the verdict: never INTERNAL/UNKNOWN, a precise code, the field named. */
 export function judge(out: Outcome, verdict: Verdict, context: unknown): void {
-  const show = () => `${JSON.stringify(context, replacer).slice(0, 600)} -> ${JSON.stringify(out, replacer).slice(0, 600)}`;
+  const show = () =>
+    `${JSON.stringify(context, replacer).slice(0, 600)} -> ${JSON.stringify(out, replacer).slice(0, 600)}`;
   if (!out.ok) {
     expect(out.code, `an unexpected code: ${show()}`).not.toBe(Code.Internal);
     expect(out.code, `an unexpected code: ${show()}`).not.toBe(Code.Unknown);
     // Bounded: a gRPC error text travels in a trailer, and one past the HTTP/2
     // header block limit breaks the whole connection (FRAME_SIZE_ERROR).
-    expect(out.message.length, `an error text of ${out.message.length} characters: ${show()}`).toBeLessThanOrEqual(16_384);
+    expect(out.message.length, `an error text of ${out.message.length} characters: ${show()}`).toBeLessThanOrEqual(
+      16_384,
+    );
   }
   const fields = [...verdict.must, ...(verdict.may ?? [])];
   if (verdict.must.length > 0) {
@@ -216,7 +229,9 @@ export class StateProbe {
     if (!out.ok) {
       const now = await this.read();
       this.last = now;
-      expect(now.head, `a refused call wrote events: ${JSON.stringify(context, replacer).slice(0, 400)}`).toBe(before.head);
+      expect(now.head, `a refused call wrote events: ${JSON.stringify(context, replacer).slice(0, 400)}`).toBe(
+        before.head,
+      );
       expect(
         Buffer.from(now.bytes).equals(Buffer.from(before.bytes)),
         `a refused call changed the status: ${JSON.stringify(context, replacer).slice(0, 400)} -> ${JSON.stringify(out, replacer).slice(0, 300)}`,
@@ -257,12 +272,21 @@ export class FreshClients {
     if (protocol === "connect") {
       const agent = new http.Agent({ keepAlive: true });
       this.agents.push(agent);
-      const transport = createConnectTransport({ baseUrl: url, httpVersion: "1.1", nodeOptions: { agent }, defaultTimeoutMs: 10_000, ...compression });
+      const transport = createConnectTransport({
+        baseUrl: url,
+        httpVersion: "1.1",
+        nodeOptions: { agent },
+        defaultTimeoutMs: 10_000,
+        ...compression,
+      });
       return createClient(AuthPoolService, transport);
     }
     const sessionManager = new Http2SessionManager(url);
     this.sessions.push(sessionManager);
-    return createClient(AuthPoolService, createGrpcTransport({ baseUrl: url, sessionManager, defaultTimeoutMs: 10_000, ...compression }));
+    return createClient(
+      AuthPoolService,
+      createGrpcTransport({ baseUrl: url, sessionManager, defaultTimeoutMs: 10_000, ...compression }),
+    );
   }
 
   /** close hangs up every connection made, so the server's shutdown need not wait for them. */

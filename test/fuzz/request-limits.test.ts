@@ -30,7 +30,9 @@ const counter = new CaseCounter();
 const probe = new StateProbe(() => pool);
 
 beforeAll(async () => {
-  pool = await startTestPool({ config: { limits: { maxRequestBytes: MAX_REQUEST, maxClaudeOutputBytes: MAX_OUTPUT } } });
+  pool = await startTestPool({
+    config: { limits: { maxRequestBytes: MAX_REQUEST, maxClaudeOutputBytes: MAX_OUTPUT } },
+  });
   await pool.grpc.allocate({ sessionId: "lim-0" });
 });
 
@@ -49,51 +51,63 @@ function fresh(protocol: "grpc" | "connect", gzip = false): AuthPoolClient {
 
 function output(bytes: number): string {
   const skeleton = JSON.stringify({ type: "result", total_cost_usd: 0.001, result: "" });
-  return JSON.stringify({ type: "result", total_cost_usd: 0.001, result: "a".repeat(Math.max(0, bytes - skeleton.length)) });
+  return JSON.stringify({
+    type: "result",
+    total_cost_usd: 0.001,
+    result: "a".repeat(Math.max(0, bytes - skeleton.length)),
+  });
 }
 
 describe("limits.maxRequestBytes", () => {
-  it("refuses a message over the limit with RESOURCE_EXHAUSTED, validates one under it, and keeps serving", async () => {
-    const arb = fc.record({
-      protocol: fc.constantFrom<"grpc" | "connect">("grpc", "connect"),
-      gzip: fc.boolean(),
-      rpc: fc.constantFrom("claude_output", "session_id", "model"),
-      // Clear of the boundary: JSON and binary encodings differ by a few bytes.
-      scale: fc.constantFrom(0.1, 0.2, 0.5, 0.9, 1.1, 1.5, 4, 16),
-    });
-    await counter.check(
-      "request size",
-      arb,
-      async ({ protocol, gzip, rpc, scale }) => {
-        const bytes = Math.round(MAX_REQUEST * scale);
-        const over = scale > 1;
-        const c = over || gzip ? fresh(protocol, gzip) : pool[protocol];
-        let verdict: Verdict;
-        let call: () => Promise<unknown>;
-        if (rpc === "claude_output") {
-          verdict = over ? { must: [], codes: [Code.ResourceExhausted], ok: false } : bytes > MAX_OUTPUT ? { must: ["claude_output"] } : { must: [] };
-          call = () => c.reportUsage({ sessionId: "lim-0", source: { case: "claudeOutput", value: output(bytes) } });
-        } else if (rpc === "session_id") {
-          verdict = over ? { must: [], codes: [Code.ResourceExhausted], ok: false } : { must: ["session_id"] };
-          call = () => c.allocate({ sessionId: "s".repeat(bytes) });
-        } else {
-          verdict = over ? { must: [], codes: [Code.ResourceExhausted], ok: false } : { must: ["model"] };
-          call = () => c.allocate({ sessionId: "lim-0", model: "m".repeat(bytes) });
-        }
-        const before = await probe.before();
-        const out = await outcome(call());
-        const context = { protocol, gzip, rpc, bytes };
-        await probe.after(out, before, context);
-        judge(out, verdict, context);
-        if (!out.ok && out.code === Code.ResourceExhausted) expect(out.message).toMatch(/readMaxBytes 65536/);
-        // The shared clients, on their own connections, are served as before.
-        await pool.grpc.getPoolStatus({});
-        await pool.connect.getPoolStatus({});
-      },
-      40,
-    );
-    await expectServing(pool);
-  }, timeoutFor(40, 500));
+  it(
+    "refuses a message over the limit with RESOURCE_EXHAUSTED, validates one under it, and keeps serving",
+    async () => {
+      const arb = fc.record({
+        protocol: fc.constantFrom<"grpc" | "connect">("grpc", "connect"),
+        gzip: fc.boolean(),
+        rpc: fc.constantFrom("claude_output", "session_id", "model"),
+        // Clear of the boundary: JSON and binary encodings differ by a few bytes.
+        scale: fc.constantFrom(0.1, 0.2, 0.5, 0.9, 1.1, 1.5, 4, 16),
+      });
+      await counter.check(
+        "request size",
+        arb,
+        async ({ protocol, gzip, rpc, scale }) => {
+          const bytes = Math.round(MAX_REQUEST * scale);
+          const over = scale > 1;
+          const c = over || gzip ? fresh(protocol, gzip) : pool[protocol];
+          let verdict: Verdict;
+          let call: () => Promise<unknown>;
+          if (rpc === "claude_output") {
+            verdict = over
+              ? { must: [], codes: [Code.ResourceExhausted], ok: false }
+              : bytes > MAX_OUTPUT
+                ? { must: ["claude_output"] }
+                : { must: [] };
+            call = () => c.reportUsage({ sessionId: "lim-0", source: { case: "claudeOutput", value: output(bytes) } });
+          } else if (rpc === "session_id") {
+            verdict = over ? { must: [], codes: [Code.ResourceExhausted], ok: false } : { must: ["session_id"] };
+            call = () => c.allocate({ sessionId: "s".repeat(bytes) });
+          } else {
+            verdict = over ? { must: [], codes: [Code.ResourceExhausted], ok: false } : { must: ["model"] };
+            call = () => c.allocate({ sessionId: "lim-0", model: "m".repeat(bytes) });
+          }
+          const before = await probe.before();
+          const out = await outcome(call());
+          const context = { protocol, gzip, rpc, bytes };
+          await probe.after(out, before, context);
+          judge(out, verdict, context);
+          if (!out.ok && out.code === Code.ResourceExhausted) expect(out.message).toMatch(/readMaxBytes 65536/);
+          // The shared clients, on their own connections, are served as before.
+          await pool.grpc.getPoolStatus({});
+          await pool.connect.getPoolStatus({});
+        },
+        40,
+      );
+      await expectServing(pool);
+    },
+    timeoutFor(40, 500),
+  );
 
   it("holds at the exact boundary of the encoded gRPC message", async () => {
     const base = { sessionId: "lim-0", source: { case: "claudeOutput" as const, value: "" } };
@@ -103,7 +117,10 @@ describe("limits.maxRequestBytes", () => {
       // The string's length prefix grows from 2 to 3 bytes past 16383: measure, then adjust.
       let n = MAX_REQUEST + delta - overhead - 3;
       const size = (k: number) =>
-        toBinary(ReportUsageRequestSchema, create(ReportUsageRequestSchema, { ...base, source: { case: "claudeOutput", value: "x".repeat(k) } })).length;
+        toBinary(
+          ReportUsageRequestSchema,
+          create(ReportUsageRequestSchema, { ...base, source: { case: "claudeOutput", value: "x".repeat(k) } }),
+        ).length;
       while (size(n) < MAX_REQUEST + delta) n++;
       while (size(n) > MAX_REQUEST + delta) n--;
       expect(size(n)).toBe(MAX_REQUEST + delta);
@@ -114,7 +131,9 @@ describe("limits.maxRequestBytes", () => {
       else judge(out, { must: ["claude_output"] }, { delta });
     }
     // A tiny message (an Allocate) is far below any limit the config allows.
-    expect(toBinary(AllocateRequestSchema, create(AllocateRequestSchema, { sessionId: "x".repeat(256) })).length).toBeLessThan(1024);
+    expect(
+      toBinary(AllocateRequestSchema, create(AllocateRequestSchema, { sessionId: "x".repeat(256) })).length,
+    ).toBeLessThan(1024);
     await expectServing(pool);
   });
 
@@ -126,7 +145,9 @@ describe("limits.maxRequestBytes", () => {
   it.fails("serves the next call on the same HTTP/1.1 connection after an over-limit request", async () => {
     counter.count("request size");
     const c = fresh("connect");
-    const first = await outcome(c.reportUsage({ sessionId: "lim-0", source: { case: "claudeOutput", value: output(MAX_REQUEST * 4) } }));
+    const first = await outcome(
+      c.reportUsage({ sessionId: "lim-0", source: { case: "claudeOutput", value: output(MAX_REQUEST * 4) } }),
+    );
     expect(first.ok === false && first.code).toBe(Code.ResourceExhausted);
     const next = await outcome(c.getPoolStatus({}, { timeoutMs: 1500 }));
     expect(next.ok).toBe(true);
@@ -143,7 +164,9 @@ describe("limits.maxRequestBytes", () => {
     counter.count("request size");
     const c = fresh("grpc");
     // Node's http2 allows 1000 invalid frames per connection: ~16 MB of refused body, in one call or many.
-    const first = await outcome(c.reportUsage({ sessionId: "lim-0", source: { case: "claudeOutput", value: output(16_000_000) } }));
+    const first = await outcome(
+      c.reportUsage({ sessionId: "lim-0", source: { case: "claudeOutput", value: output(16_000_000) } }),
+    );
     expect(first.ok === false && first.code).toBe(Code.ResourceExhausted);
     const next = await outcome(c.getPoolStatus({}, { timeoutMs: 1500 }));
     expect(next.ok).toBe(true);

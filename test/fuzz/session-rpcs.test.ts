@@ -24,7 +24,16 @@ import {
   utilizationArb,
   utilizationOk,
 } from "./arbitraries.js";
-import { CaseCounter, type Verdict, StateProbe, expectServing, judge, outcome, reportCases, timeoutFor } from "./fuzz-support.js";
+import {
+  CaseCounter,
+  type Verdict,
+  StateProbe,
+  expectServing,
+  judge,
+  outcome,
+  reportCases,
+  timeoutFor,
+} from "./fuzz-support.js";
 
 let pool: TestPool;
 const counter = new CaseCounter();
@@ -63,49 +72,60 @@ describe("Allocate", () => {
     ),
   });
 
-  it("answers OK or names the field; a refusal changes nothing", async () => {
-    await counter.check(
-      "Allocate",
-      arb,
-      async ({ protocol, ...req }) => {
-        const must: string[] = [];
-        if (req.sessionId !== "" && !isSessionId(req.sessionId)) must.push("session_id");
-        if (!tokensOk(req.estimatedTokens)) must.push("estimated_tokens");
-        if (chars(req.model) > 128 || CONTROL.test(req.model)) must.push("model");
-        const before = await probe.before();
-        const out = await outcome(client(protocol).allocate(req));
-        if (out.ok) known.add(out.value.sessionId);
-        // Fallback is enabled: a full pool answers OK with a fallback, never RESOURCE_EXHAUSTED.
-        await probe.after(out, before, req);
-        judge(out, { must }, req);
-      },
-      200,
-    );
-    await expectServing(pool);
-  }, timeoutFor(200));
+  it(
+    "answers OK or names the field; a refusal changes nothing",
+    async () => {
+      await counter.check(
+        "Allocate",
+        arb,
+        async ({ protocol, ...req }) => {
+          const must: string[] = [];
+          if (req.sessionId !== "" && !isSessionId(req.sessionId)) must.push("session_id");
+          if (!tokensOk(req.estimatedTokens)) must.push("estimated_tokens");
+          if (chars(req.model) > 128 || CONTROL.test(req.model)) must.push("model");
+          const before = await probe.before();
+          const out = await outcome(client(protocol).allocate(req));
+          if (out.ok) known.add(out.value.sessionId);
+          // Fallback is enabled: a full pool answers OK with a fallback, never RESOURCE_EXHAUSTED.
+          await probe.after(out, before, req);
+          judge(out, { must }, req);
+        },
+        200,
+      );
+      await expectServing(pool);
+    },
+    timeoutFor(200),
+  );
 });
 
 describe("Release", () => {
   const arb = fc.record({
     protocol: protocolArb,
-    sessionId: fc.oneof({ weight: 4, arbitrary: idArb }, { weight: 1, arbitrary: fc.constantFrom(...RELEASE_SESSIONS) }),
+    sessionId: fc.oneof(
+      { weight: 4, arbitrary: idArb },
+      { weight: 1, arbitrary: fc.constantFrom(...RELEASE_SESSIONS) },
+    ),
   });
 
-  it("answers OK for any valid id (held or not), INVALID_ARGUMENT session_id otherwise", async () => {
-    await counter.check(
-      "Release",
-      arb,
-      async ({ protocol, ...req }) => {
-        const must = isSessionId(req.sessionId) ? [] : ["session_id"];
-        const before = await probe.before();
-        const out = await outcome(client(protocol).release(req));
-        await probe.after(out, before, req);
-        judge(out, { must }, req);
-      },
-      120,
-    );
-    await expectServing(pool);
-  }, timeoutFor(120));
+  it(
+    "answers OK for any valid id (held or not), INVALID_ARGUMENT session_id otherwise",
+    async () => {
+      await counter.check(
+        "Release",
+        arb,
+        async ({ protocol, ...req }) => {
+          const must = isSessionId(req.sessionId) ? [] : ["session_id"];
+          const before = await probe.before();
+          const out = await outcome(client(protocol).release(req));
+          await probe.after(out, before, req);
+          judge(out, { must }, req);
+        },
+        120,
+      );
+      await expectServing(pool);
+    },
+    timeoutFor(120),
+  );
 });
 
 type UsageInit = MessageInitShape<typeof UsageSchema>;
@@ -279,7 +299,16 @@ function epochMs(text: string): number | undefined {
 function usageVerdict(u: UsageInit, now: number): { must: string[]; may: string[] } {
   const must = new Set<string>();
   const may = new Set<string>();
-  const counted = (c: { costUsd?: number; inputTokens?: bigint; outputTokens?: bigint; cacheCreationInputTokens?: bigint; cacheReadInputTokens?: bigint }, prefix: string) => {
+  const counted = (
+    c: {
+      costUsd?: number;
+      inputTokens?: bigint;
+      outputTokens?: bigint;
+      cacheCreationInputTokens?: bigint;
+      cacheReadInputTokens?: bigint;
+    },
+    prefix: string,
+  ) => {
     if (!costOk(c.costUsd ?? 0)) must.add(`${prefix}cost_usd`);
     if (!tokensOk(c.inputTokens ?? 0n)) must.add(`${prefix}input_tokens`);
     if (!tokensOk(c.outputTokens ?? 0n)) must.add(`${prefix}output_tokens`);
@@ -349,67 +378,78 @@ describe("ReportUsage with structured usage", () => {
     usage: fc.option(usageArb, { nil: undefined, freq: 12 }),
   });
 
-  it("answers OK, NOT_FOUND for an unknown session, or INVALID_ARGUMENT naming the field; a refusal changes nothing", async () => {
-    const now = pool.clock.now();
-    await counter.check(
-      "ReportUsage(usage)",
-      arb,
-      async ({ protocol, sessionId, requestId, usage }) => {
-        const req: MessageInitShape<typeof ReportUsageRequestSchema> = {
-          sessionId,
-          requestId,
-          ...(usage !== undefined ? { source: { case: "usage", value: usage } } : {}),
-        };
-        const must: string[] = [];
-        if (!isSessionId(sessionId)) must.push("session_id");
-        if (requestId !== "" && !isSessionId(requestId)) must.push("request_id");
-        const verdict: Verdict = { must, may: [], codes: [] };
-        if (usage === undefined) must.push("source");
-        else {
-          const v = usageVerdict(usage, now);
-          must.push(...v.must);
-          verdict.may = v.may;
-        }
-        if (!REPORT_SESSIONS.includes(sessionId)) {
-          verdict.codes = [Code.NotFound];
-          verdict.ok = known.has(sessionId);
-        }
-        const via = protocol === "connect" && jsonSafe(req) ? "connect" : "grpc";
-        const before = await probe.before();
-        const out = await outcome(client(via).reportUsage(req));
-        await probe.after(out, before, req);
-        judge(out, verdict, { via, ...req });
-      },
-      300,
-    );
-    await expectServing(pool);
-  }, timeoutFor(300));
+  it(
+    "answers OK, NOT_FOUND for an unknown session, or INVALID_ARGUMENT naming the field; a refusal changes nothing",
+    async () => {
+      const now = pool.clock.now();
+      await counter.check(
+        "ReportUsage(usage)",
+        arb,
+        async ({ protocol, sessionId, requestId, usage }) => {
+          const req: MessageInitShape<typeof ReportUsageRequestSchema> = {
+            sessionId,
+            requestId,
+            ...(usage !== undefined ? { source: { case: "usage", value: usage } } : {}),
+          };
+          const must: string[] = [];
+          if (!isSessionId(sessionId)) must.push("session_id");
+          if (requestId !== "" && !isSessionId(requestId)) must.push("request_id");
+          const verdict: Verdict = { must, may: [], codes: [] };
+          if (usage === undefined) must.push("source");
+          else {
+            const v = usageVerdict(usage, now);
+            must.push(...v.must);
+            verdict.may = v.may;
+          }
+          if (!REPORT_SESSIONS.includes(sessionId)) {
+            verdict.codes = [Code.NotFound];
+            verdict.ok = known.has(sessionId);
+          }
+          const via = protocol === "connect" && jsonSafe(req) ? "connect" : "grpc";
+          const before = await probe.before();
+          const out = await outcome(client(via).reportUsage(req));
+          await probe.after(out, before, req);
+          judge(out, verdict, { via, ...req });
+        },
+        300,
+      );
+      await expectServing(pool);
+    },
+    timeoutFor(300),
+  );
 
-  it("refuses each special string as an id or key with the field named", async () => {
-    for (const bad of SPECIAL_STRINGS) {
-      for (const [field, req] of [
-        ["session_id", { sessionId: bad, source: { case: "usage", value: {} } }],
-        ["request_id", { sessionId: "fz-0", requestId: bad, source: { case: "usage", value: {} } }],
-        ["usage.model_usage", { sessionId: "fz-0", source: { case: "usage", value: { modelUsage: { [bad]: {} } } } }],
-        ["usage.claude_session_id", { sessionId: "fz-0", source: { case: "usage", value: { claudeSessionId: bad } } }],
-      ] as const) {
-        counter.count("ReportUsage(special strings)");
-        const ok =
-          field === "session_id"
-            ? isSessionId(bad)
-            : field === "request_id"
-              ? bad === "" || isSessionId(bad)
-              : field === "usage.model_usage"
-                ? bad !== "" && !CONTROL.test(bad)
-                : !CONTROL.test(bad);
-        const before = await probe.before();
-        const out = await outcome(pool.grpc.reportUsage(req as MessageInitShape<typeof ReportUsageRequestSchema>));
-        await probe.after(out, before, req);
-        judge(out, { must: ok ? [] : [field], codes: field === "session_id" ? [Code.NotFound] : [] }, req);
+  it(
+    "refuses each special string as an id or key with the field named",
+    async () => {
+      for (const bad of SPECIAL_STRINGS) {
+        for (const [field, req] of [
+          ["session_id", { sessionId: bad, source: { case: "usage", value: {} } }],
+          ["request_id", { sessionId: "fz-0", requestId: bad, source: { case: "usage", value: {} } }],
+          ["usage.model_usage", { sessionId: "fz-0", source: { case: "usage", value: { modelUsage: { [bad]: {} } } } }],
+          [
+            "usage.claude_session_id",
+            { sessionId: "fz-0", source: { case: "usage", value: { claudeSessionId: bad } } },
+          ],
+        ] as const) {
+          counter.count("ReportUsage(special strings)");
+          const ok =
+            field === "session_id"
+              ? isSessionId(bad)
+              : field === "request_id"
+                ? bad === "" || isSessionId(bad)
+                : field === "usage.model_usage"
+                  ? bad !== "" && !CONTROL.test(bad)
+                  : !CONTROL.test(bad);
+          const before = await probe.before();
+          const out = await outcome(pool.grpc.reportUsage(req as MessageInitShape<typeof ReportUsageRequestSchema>));
+          await probe.after(out, before, req);
+          judge(out, { must: ok ? [] : [field], codes: field === "session_id" ? [Code.NotFound] : [] }, req);
+        }
       }
-    }
-    await expectServing(pool);
-  }, timeoutFor(160));
+      await expectServing(pool);
+    },
+    timeoutFor(160),
+  );
 });
 
 // Inputs the fuzzing found, each of which the server used to accept (or
@@ -417,15 +457,26 @@ describe("ReportUsage with structured usage", () => {
 describe("found by fuzzing", () => {
   const FAR = 9_000_000_000_000n; // seconds: past year 275760, beyond what a JS Date can show
   it.each([
-    ["estimated_tokens 2^63-1 (int64 overflow in status)", "estimated_tokens", () => pool.grpc.allocate({ sessionId: "ff-1", estimatedTokens: 2n ** 63n - 1n })],
-    ["model with an ESC sequence (terminal injection in the CLI)", "model", () => pool.grpc.allocate({ sessionId: "ff-2", model: "\u001b[2Jopus" })],
+    [
+      "estimated_tokens 2^63-1 (int64 overflow in status)",
+      "estimated_tokens",
+      () => pool.grpc.allocate({ sessionId: "ff-1", estimatedTokens: 2n ** 63n - 1n }),
+    ],
+    [
+      "model with an ESC sequence (terminal injection in the CLI)",
+      "model",
+      () => pool.grpc.allocate({ sessionId: "ff-2", model: "\u001b[2Jopus" }),
+    ],
     [
       "a rejected Opus reading resetting in year 285 million",
       "usage.rate_limits",
       () =>
         pool.grpc.reportUsage({
           sessionId: "fz-0",
-          source: { case: "usage", value: { rateLimits: [{ window: 3, status: 3, utilization: 1, resetsAt: { seconds: FAR, nanos: 0 } }] } },
+          source: {
+            case: "usage",
+            value: { rateLimits: [{ window: 3, status: 3, utilization: 1, resetsAt: { seconds: FAR, nanos: 0 } }] },
+          },
         }),
     ],
     [
@@ -436,19 +487,35 @@ describe("found by fuzzing", () => {
           sessionId: "fz-0",
           source: {
             case: "usage",
-            value: { response: { status: 429, headers: { "anthropic-ratelimit-unified-status": "rejected", "anthropic-ratelimit-unified-reset": "1e300" } } },
+            value: {
+              response: {
+                status: 429,
+                headers: {
+                  "anthropic-ratelimit-unified-status": "rejected",
+                  "anthropic-ratelimit-unified-reset": "1e300",
+                },
+              },
+            },
           },
         }),
     ],
     [
       "a 64 KiB model id (echoed whole, the error outgrew the gRPC trailer and killed the connection)",
       "usage.model_usage",
-      () => pool.grpc.reportUsage({ sessionId: "fz-0", source: { case: "usage", value: { modelUsage: { ["a".repeat(65_536)]: {} } } } }),
+      () =>
+        pool.grpc.reportUsage({
+          sessionId: "fz-0",
+          source: { case: "usage", value: { modelUsage: { ["a".repeat(65_536)]: {} } } },
+        }),
     ],
     [
       "a negative duration (was named usage.duration_ms, no such field)",
       "usage.duration",
-      () => pool.grpc.reportUsage({ sessionId: "fz-0", source: { case: "usage", value: { duration: { seconds: 0n, nanos: -1 } } } }),
+      () =>
+        pool.grpc.reportUsage({
+          sessionId: "fz-0",
+          source: { case: "usage", value: { duration: { seconds: 0n, nanos: -1 } } },
+        }),
     ],
   ] as const)("refuses %s naming %s, and status still answers", async (_name, field, call) => {
     counter.count("found by fuzzing");
@@ -458,4 +525,3 @@ describe("found by fuzzing", () => {
     judge(out, { must: [field] }, field);
   });
 });
-

@@ -101,7 +101,9 @@ afterEach(async () => {
   receiver = undefined;
 });
 
-async function startWithReceiver(webhook: Record<string, unknown> = {}): Promise<{ pool: TestPool; receiver: Receiver }> {
+async function startWithReceiver(
+  webhook: Record<string, unknown> = {},
+): Promise<{ pool: TestPool; receiver: Receiver }> {
   receiver = new Receiver();
   const url = await receiver.listen();
   pool = await startTestPool({
@@ -199,7 +201,10 @@ describe("postWebhook", () => {
     const target = webhookTarget({ url, timeoutMs: 1000, maxAttempts: 1 });
     const closing = new AbortController().signal;
     receiver.answer = () => ({ status: 429, headers: { "retry-after": "2" } });
-    expect(await postWebhook(target, { id: "1", body: "{}" }, closing)).toMatchObject({ kind: "retry", retryAfterMs: 2000 });
+    expect(await postWebhook(target, { id: "1", body: "{}" }, closing)).toMatchObject({
+      kind: "retry",
+      retryAfterMs: 2000,
+    });
     receiver.answer = () => ({ status: 302, headers: { location: "http://example.com/" } });
     expect(await postWebhook(target, { id: "1", body: "{}" }, closing)).toMatchObject({ kind: "refused", status: 302 });
     expect(receiver.requests[0]!.signature).toBeUndefined();

@@ -18,7 +18,12 @@ import { systemClock } from "../../src/domain/index.js";
 import { silentLogger } from "../../src/runtime/logger.js";
 import { CLAUDE_CLI_VERSION, claudeVersion, findClaudeBin } from "../support/claude-bin.js";
 import { type FakeMessagesApi, startFakeMessagesApi } from "../support/fake-messages-api.js";
-import { FakeTokenEndpoint, type TokenServer, type TokenSet, serveTokenEndpoint } from "../support/fake-token-endpoint.js";
+import {
+  FakeTokenEndpoint,
+  type TokenServer,
+  type TokenSet,
+  serveTokenEndpoint,
+} from "../support/fake-token-endpoint.js";
 import { type MitmProxy, hasOpenssl, startMitmProxy } from "../support/mitm-proxy.js";
 
 const RUNS = 10;
@@ -62,96 +67,108 @@ async function fakes(options: { latencyMs?: number } = {}): Promise<{ poolEndpoi
   return { poolEndpoint: door.url };
 }
 
-describe.skipIf(skipReason !== undefined)(`real claude -p, ${RUNS} at once on one config dir${skipReason !== undefined ? ` (${skipReason})` : ""}`, () => {
-  beforeAll(async () => {
-    const version = await claudeVersion(bin!);
-    // Another version still runs: the assertions say what 2.1.328 did; a failure here is news about the CLI.
-    if (version !== undefined && !version.startsWith(CLAUDE_CLI_VERSION)) console.warn(`real-cli tests written for ${CLAUDE_CLI_VERSION}, running ${version}`);
-  });
-
-  beforeEach(async () => {
-    root = await mkdtemp(path.join(os.tmpdir(), "authpool-real-cli-"));
-    cfg = path.join(root, "config");
-    await mkdir(cfg);
-  });
-
-  afterEach(async () => {
-    await proxy?.close();
-    await api?.close();
-    await door?.close();
-    proxy = api = door = undefined;
-    await rm(root, { recursive: true, force: true });
-  });
-
-  it("without management, Claude Code 2.1.328 serializes its own refreshes: one grant, every run succeeds", async () => {
-    await fakes();
-    // Inside the CLI's 5-minute margin: every process decides to refresh at start.
-    await writeLogin(tokens.login(Date.now() + 2 * MIN));
-    const runs = await runClaude(RUNS);
-    expect(runs.map((r) => [r.code, r.result?.result])).toEqual(Array.from({ length: RUNS }, () => [0, "4"]));
-    // The CLI's own lock (.oauth_refresh.lock) let one process refresh; the others re-read and adopted its token.
-    expect(tokens.requests.map((r) => r.outcome)).toEqual(["granted"]);
-    const after = await readLogin();
-    expect(tokens.isLive(after.refreshToken)).toBe(true);
-    expect(tokens.accessTokenValid(after.accessToken)).toBe(true);
-  }, 60_000);
-
-  it("without management, one refresh token spent elsewhere logs every run out, and Claude Code blanks the file", async () => {
-    await fakes();
-    const login = tokens.login(Date.now() + 2 * MIN);
-    await writeLogin(login);
-    // Another holder of this login (a copy of the file, an old CLI without the lock, a naive refresher) used it first.
-    tokens.redeem(login.refreshToken);
-    const runs = await runClaude(RUNS);
-    for (const run of runs) {
-      expect(run.code).toBe(1);
-      expect(run.result).toMatchObject({ is_error: true, result: "Failed to authenticate: OAuth session expired and could not be refreshed" });
-    }
-    // One process got invalid_grant and blanked the login; the others adopted the blank file (the access token
-    // had two minutes left, and no run used it).
-    expect(tokens.requests.map((r) => r.outcome)).toEqual(["invalid_grant"]);
-    expect(await readLogin()).toMatchObject({ accessToken: "", refreshToken: "", expiresAt: 0 });
-    expect(api!.requests).toEqual([]);
-  }, 60_000);
-
-  it("with management, the pool refreshes first under the CLI's lock: every run succeeds, no run refreshes, the file stays valid", async () => {
-    const { poolEndpoint } = await fakes({ latencyMs: 3_000 });
-    await writeLogin(tokens.login(Date.now() + 2 * MIN));
-    const manager = new CredentialManager({
-      subscriptions: [{ id: "max-1", configDir: cfg }],
-      tokenEndpoint: poolEndpoint,
-      clientId: CLAUDE_CODE_CLIENT_ID,
-      refreshBeforeMs: 60 * MIN,
-      checkIntervalMs: MIN,
-      timeoutMs: 15_000,
-      backoff: { minMs: 30_000, maxMs: 600_000 },
-      clock: systemClock,
-      logger: silentLogger,
+describe.skipIf(skipReason !== undefined)(
+  `real claude -p, ${RUNS} at once on one config dir${skipReason !== undefined ? ` (${skipReason})` : ""}`,
+  () => {
+    beforeAll(async () => {
+      const version = await claudeVersion(bin!);
+      // Another version still runs: the assertions say what 2.1.328 did; a failure here is news about the CLI.
+      if (version !== undefined && !version.startsWith(CLAUDE_CLI_VERSION))
+        console.warn(`real-cli tests written for ${CLAUDE_CLI_VERSION}, running ${version}`);
     });
-    // The pool takes the lock at once; its (slow) refresh is still in flight while the CLIs start and reach
-    // their own refresh check: they wait for the lock, then adopt the pool's token.
-    const [runs] = await Promise.all([runClaude(RUNS), manager.checkDue()]);
-    expect(runs.map((r) => [r.code, r.result?.result])).toEqual(Array.from({ length: RUNS }, () => [0, "4"]));
-    expect(tokens.requests.map((r) => r.outcome)).toEqual(["granted"]);
-    expect(proxy!.requests.filter((r) => r.path === "/v1/oauth/token")).toEqual([]);
-    expect(manager.status("max-1")).toMatchObject({ kind: "refreshed", failures: 0 });
-    const file = JSON.parse(await readFile(path.join(cfg, ".credentials.json"), "utf8")) as { claudeAiOauth: TokenSet & Record<string, unknown> };
-    const after = file.claudeAiOauth;
-    expect(tokens.isLive(after.refreshToken)).toBe(true);
-    expect(tokens.accessTokenValid(after.accessToken)).toBe(true);
-    expect(after).toMatchObject({ scopes: SCOPES, subscriptionType: "max", rateLimitTier: "default_claude_max_20x" });
-    expect((await stat(path.join(cfg, ".credentials.json"))).mode & 0o777).toBe(0o600);
-    expect(api!.requests.every((r) => r.status === 200)).toBe(true);
-  }, 60_000);
-});
+
+    beforeEach(async () => {
+      root = await mkdtemp(path.join(os.tmpdir(), "authpool-real-cli-"));
+      cfg = path.join(root, "config");
+      await mkdir(cfg);
+    });
+
+    afterEach(async () => {
+      await proxy?.close();
+      await api?.close();
+      await door?.close();
+      proxy = api = door = undefined;
+      await rm(root, { recursive: true, force: true });
+    });
+
+    it("without management, Claude Code 2.1.328 serializes its own refreshes: one grant, every run succeeds", async () => {
+      await fakes();
+      // Inside the CLI's 5-minute margin: every process decides to refresh at start.
+      await writeLogin(tokens.login(Date.now() + 2 * MIN));
+      const runs = await runClaude(RUNS);
+      expect(runs.map((r) => [r.code, r.result?.result])).toEqual(Array.from({ length: RUNS }, () => [0, "4"]));
+      // The CLI's own lock (.oauth_refresh.lock) let one process refresh; the others re-read and adopted its token.
+      expect(tokens.requests.map((r) => r.outcome)).toEqual(["granted"]);
+      const after = await readLogin();
+      expect(tokens.isLive(after.refreshToken)).toBe(true);
+      expect(tokens.accessTokenValid(after.accessToken)).toBe(true);
+    }, 60_000);
+
+    it("without management, one refresh token spent elsewhere logs every run out, and Claude Code blanks the file", async () => {
+      await fakes();
+      const login = tokens.login(Date.now() + 2 * MIN);
+      await writeLogin(login);
+      // Another holder of this login (a copy of the file, an old CLI without the lock, a naive refresher) used it first.
+      tokens.redeem(login.refreshToken);
+      const runs = await runClaude(RUNS);
+      for (const run of runs) {
+        expect(run.code).toBe(1);
+        expect(run.result).toMatchObject({
+          is_error: true,
+          result: "Failed to authenticate: OAuth session expired and could not be refreshed",
+        });
+      }
+      // One process got invalid_grant and blanked the login; the others adopted the blank file (the access token
+      // had two minutes left, and no run used it).
+      expect(tokens.requests.map((r) => r.outcome)).toEqual(["invalid_grant"]);
+      expect(await readLogin()).toMatchObject({ accessToken: "", refreshToken: "", expiresAt: 0 });
+      expect(api!.requests).toEqual([]);
+    }, 60_000);
+
+    it("with management, the pool refreshes first under the CLI's lock: every run succeeds, no run refreshes, the file stays valid", async () => {
+      const { poolEndpoint } = await fakes({ latencyMs: 3_000 });
+      await writeLogin(tokens.login(Date.now() + 2 * MIN));
+      const manager = new CredentialManager({
+        subscriptions: [{ id: "max-1", configDir: cfg }],
+        tokenEndpoint: poolEndpoint,
+        clientId: CLAUDE_CODE_CLIENT_ID,
+        refreshBeforeMs: 60 * MIN,
+        checkIntervalMs: MIN,
+        timeoutMs: 15_000,
+        backoff: { minMs: 30_000, maxMs: 600_000 },
+        clock: systemClock,
+        logger: silentLogger,
+      });
+      // The pool takes the lock at once; its (slow) refresh is still in flight while the CLIs start and reach
+      // their own refresh check: they wait for the lock, then adopt the pool's token.
+      const [runs] = await Promise.all([runClaude(RUNS), manager.checkDue()]);
+      expect(runs.map((r) => [r.code, r.result?.result])).toEqual(Array.from({ length: RUNS }, () => [0, "4"]));
+      expect(tokens.requests.map((r) => r.outcome)).toEqual(["granted"]);
+      expect(proxy!.requests.filter((r) => r.path === "/v1/oauth/token")).toEqual([]);
+      expect(manager.status("max-1")).toMatchObject({ kind: "refreshed", failures: 0 });
+      const file = JSON.parse(await readFile(path.join(cfg, ".credentials.json"), "utf8")) as {
+        claudeAiOauth: TokenSet & Record<string, unknown>;
+      };
+      const after = file.claudeAiOauth;
+      expect(tokens.isLive(after.refreshToken)).toBe(true);
+      expect(tokens.accessTokenValid(after.accessToken)).toBe(true);
+      expect(after).toMatchObject({ scopes: SCOPES, subscriptionType: "max", rateLimitTier: "default_claude_max_20x" });
+      expect((await stat(path.join(cfg, ".credentials.json"))).mode & 0o777).toBe(0o600);
+      expect(api!.requests.every((r) => r.status === 200)).toBe(true);
+    }, 60_000);
+  },
+);
 
 async function writeLogin(login: TokenSet): Promise<void> {
-  const data = { claudeAiOauth: { ...login, scopes: SCOPES, subscriptionType: "max", rateLimitTier: "default_claude_max_20x" } };
+  const data = {
+    claudeAiOauth: { ...login, scopes: SCOPES, subscriptionType: "max", rateLimitTier: "default_claude_max_20x" },
+  };
   await writeFile(path.join(cfg, ".credentials.json"), JSON.stringify(data), { mode: 0o600 });
 }
 
 async function readLogin(): Promise<TokenSet> {
-  return (JSON.parse(await readFile(path.join(cfg, ".credentials.json"), "utf8")) as { claudeAiOauth: TokenSet }).claudeAiOauth;
+  return (JSON.parse(await readFile(path.join(cfg, ".credentials.json"), "utf8")) as { claudeAiOauth: TokenSet })
+    .claudeAiOauth;
 }
 
 /** runClaude starts `count` processes at once (own HOME and cwd each, one shared config dir) and waits for all. */

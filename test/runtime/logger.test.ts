@@ -5,7 +5,12 @@ import { type JsonLoggerOptions, createJsonLogger, silentLogger } from "../../sr
 function capture(options: Omit<JsonLoggerOptions, "destination"> = {}) {
   const lines: string[] = [];
   const logger = createJsonLogger({ ...options, destination: { write: (s: string) => lines.push(s) } });
-  const parsed = () => lines.join("").split("\n").filter((l) => l !== "").map((l) => JSON.parse(l) as Record<string, unknown>);
+  const parsed = () =>
+    lines
+      .join("")
+      .split("\n")
+      .filter((l) => l !== "")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
   return { logger, lines, parsed };
 }
 
@@ -73,7 +78,16 @@ describe("createJsonLogger()", () => {
       credentials: { accessToken: "[redacted]", refreshToken: "[redacted]", expiresAt: 5 },
       request: { signature: "[redacted]", password: "[redacted]", apiKey: "[redacted]" },
     });
-    for (const secret of ["t-top", "s-nested", "b-nested", "a-nested", "r-nested", "sig-nested", "p-nested", "k-nested"]) {
+    for (const secret of [
+      "t-top",
+      "s-nested",
+      "b-nested",
+      "a-nested",
+      "r-nested",
+      "sig-nested",
+      "p-nested",
+      "k-nested",
+    ]) {
       expect(lines.join("")).not.toContain(secret);
     }
   });

@@ -50,11 +50,18 @@ async function host(holder: string, time: LeaseTime, log = store.log): Promise<P
   return h;
 }
 
-const allocate = (sessionId: string): Command => ({ kind: "allocate", sessionId, priority: "normal", model: "", estimatedTokens: 0 });
+const allocate = (sessionId: string): Command => ({
+  kind: "allocate",
+  sessionId,
+  priority: "normal",
+  model: "",
+  estimatedTokens: 0,
+});
 
 async function allEvents(): Promise<PoolEvent[]> {
   const out: PoolEvent[] = [];
-  for (const r of await store.log.readRecords(0, 10_000)) out.push(...(JSON.parse(r.data) as { events: PoolEvent[] }).events);
+  for (const r of await store.log.readRecords(0, 10_000))
+    out.push(...(JSON.parse(r.data) as { events: PoolEvent[] }).events);
   return out;
 }
 
@@ -141,8 +148,10 @@ describe("PoolHost", () => {
     let down = false;
     const log = store.log;
     const flaky = Object.create(log) as typeof log;
-    flaky.readRecords = (after, limit) => (down ? Promise.reject(new Error("connection refused")) : log.readRecords(after, limit));
-    flaky.acquireLease = (...args) => (down ? Promise.reject(new Error("connection refused")) : log.acquireLease(...args));
+    flaky.readRecords = (after, limit) =>
+      down ? Promise.reject(new Error("connection refused")) : log.readRecords(after, limit);
+    flaky.acquireLease = (...args) =>
+      down ? Promise.reject(new Error("connection refused")) : log.acquireLease(...args);
     const b = await host("b", time, flaky);
     expect(b.healthy).toBe(true);
     down = true;

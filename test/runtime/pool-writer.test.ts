@@ -39,7 +39,9 @@ async function sqliteStore(): Promise<KvStore> {
 }
 
 async function start(
-  options: { inner?: KvStore; clock?: ManualClock } & Partial<Omit<PoolWriterOptions, "load" | "clock" | "onError">> = {},
+  options: { inner?: KvStore; clock?: ManualClock } & Partial<
+    Omit<PoolWriterOptions, "load" | "clock" | "onError">
+  > = {},
 ): Promise<Harness> {
   const store = new FlakyStore(options.inner ?? (await sqliteStore()));
   const clock = options.clock ?? new ManualClock("2025-06-02T10:00:00Z");
@@ -131,7 +133,10 @@ describe("PoolWriter", () => {
     const first = writer.submit(allocate("first"));
     await firstSet;
     store.failNextSets(1);
-    const doomed = settle([...["d1", "d2", "d3", "d4", "d5"].map((id) => writer.submit(allocate(id))), writer.submit(status)]);
+    const doomed = settle([
+      ...["d1", "d2", "d3", "d4", "d5"].map((id) => writer.submit(allocate(id))),
+      writer.submit(status),
+    ]);
     store.release();
     expect((await first).kind).toBe("granted");
     const outcomes = await doomed;
@@ -198,7 +203,11 @@ describe("PoolWriter", () => {
 
     // Reads fail too: the reload itself fails, and every command is refused.
     store.failGets = true;
-    const outcomes = await settle([writer.submit(allocate("z1")), writer.submit(status), writer.submit(allocate("z2"))]);
+    const outcomes = await settle([
+      writer.submit(allocate("z1")),
+      writer.submit(status),
+      writer.submit(allocate("z2")),
+    ]);
     for (const o of outcomes) {
       expect(o.status).toBe("rejected");
       expect((o as PromiseRejectedResult).reason).toBeInstanceOf(WriterUnavailableError);
@@ -345,4 +354,3 @@ describe("PoolWriter", () => {
     expect(state).toEqual(writer.currentPool.state);
   });
 });
-

@@ -124,7 +124,17 @@ describe("WaitQueue", () => {
     }
     await Promise.all(calls);
     // Weight 2 against 1: two of alice's for each of bob's, while both wait.
-    expect(slots.granted.map((t) => t.split("-")[0])).toEqual(["alice", "bob", "alice", "alice", "bob", "alice", "alice", "bob", "alice"]);
+    expect(slots.granted.map((t) => t.split("-")[0])).toEqual([
+      "alice",
+      "bob",
+      "alice",
+      "alice",
+      "bob",
+      "alice",
+      "alice",
+      "bob",
+      "alice",
+    ]);
   });
 
   it("does not let a call that cannot be placed hold up the calls of another kind behind it", async () => {
@@ -143,7 +153,10 @@ describe("WaitQueue", () => {
   it("refuses beyond its bounds, per client and in all", async () => {
     const { wait, queue } = setup({ perClient: 2, total: 3 });
     const held = [wait("alice", "1"), wait("alice", "2")];
-    await expect(wait("alice", "3")).rejects.toMatchObject({ reason: "client_queue_full", message: expect.stringContaining("alice") });
+    await expect(wait("alice", "3")).rejects.toMatchObject({
+      reason: "client_queue_full",
+      message: expect.stringContaining("alice"),
+    });
     held.push(wait("bob", "4"));
     await expect(wait("carol", "5")).rejects.toMatchObject({ reason: "queue_full" });
     queue.close();

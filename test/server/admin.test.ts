@@ -23,7 +23,9 @@ afterEach(async () => {
 
 const configPath = (p: TestPool) => path.join(p.dir, "config.json");
 
+// biome-ignore lint/suspicious/noExplicitAny: each test edits a different part of the config tree in place
 async function editConfig(p: TestPool, edit: (raw: Record<string, any>) => void): Promise<void> {
+  // biome-ignore lint/suspicious/noExplicitAny: as above
   const raw = JSON.parse(await readFile(configPath(p), "utf8")) as Record<string, any>;
   edit(raw);
   // Write beside and rename over, as editors and config managers do.
@@ -50,8 +52,12 @@ describe("SetDrained", () => {
       const g = await pool.grpc.allocate({ sessionId: `n${i}` });
       expect(g.outcome.case === "subscription" && g.outcome.value.subscriptionId).not.toBe(held);
     }
-    await expect(pool.grpc.setDrained({ subscriptionId: "nope", drained: true })).rejects.toMatchObject({ code: Code.NotFound });
-    await expect(pool.grpc.setDrained({ subscriptionId: "", drained: true })).rejects.toMatchObject({ code: Code.InvalidArgument });
+    await expect(pool.grpc.setDrained({ subscriptionId: "nope", drained: true })).rejects.toMatchObject({
+      code: Code.NotFound,
+    });
+    await expect(pool.grpc.setDrained({ subscriptionId: "", drained: true })).rejects.toMatchObject({
+      code: Code.InvalidArgument,
+    });
   });
 });
 
@@ -63,7 +69,12 @@ describe("ReloadConfig", () => {
     await editConfig(pool, (raw) => {
       raw.subscriptions = raw.subscriptions.filter((s: { id: string }) => s.id !== "sub1");
       raw.subscriptions[0].maxClientsPerSub = 1;
-      raw.subscriptions.push({ id: "sub4", type: "claude-max", configDir: path.join(pool!.dir, "sub4"), weeklyBudget: 500 });
+      raw.subscriptions.push({
+        id: "sub4",
+        type: "claude-max",
+        configDir: path.join(pool!.dir, "sub4"),
+        weeklyBudget: 500,
+      });
       raw.weeklyBudgetThreshold = 0.7;
     });
     const summary = await pool.grpc.reloadConfig({});

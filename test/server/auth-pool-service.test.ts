@@ -1,6 +1,13 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
-import { type AuthPoolClient, LimitWindow, Priority, ReportFormat, SubscriptionState, TransientKind } from "../../src/client/index.js";
+import {
+  type AuthPoolClient,
+  LimitWindow,
+  Priority,
+  ReportFormat,
+  SubscriptionState,
+  TransientKind,
+} from "../../src/client/index.js";
 import { HOUR_MS, MINUTE_MS } from "../../src/domain/index.js";
 import { type TestPool, fixture, startTestPool } from "../support/test-server.js";
 
@@ -158,7 +165,10 @@ describe("ReportUsage with API response headers", () => {
     const captured = JSON.parse(await fixture(file)) as { status: number; headers: Record<string, string> };
     const res = await p.grpc.reportUsage({
       sessionId: "h",
-      source: { case: "usage", value: { costUsd: 0, response: { status: captured.status, headers: captured.headers } } },
+      source: {
+        case: "usage",
+        value: { costUsd: 0, response: { status: captured.status, headers: captured.headers } },
+      },
     });
     expect(res.limit !== undefined).toBe(isLimit);
     if (isLimit) {
@@ -176,7 +186,10 @@ describe("ReportUsage: estimated cooldowns heal", () => {
     const p = await start();
     const { subscriptionId } = grantOf(await p.grpc.allocate({ sessionId: "s1" }));
     // 1.0.89-era wording, no zone: 5am in cooldown.timeZone, estimated.
-    const limited = await p.grpc.reportUsage({ sessionId: "s1", source: { case: "claudeOutput", value: await fixture("claude-cli/limit-legacy-5h.json") } });
+    const limited = await p.grpc.reportUsage({
+      sessionId: "s1",
+      source: { case: "claudeOutput", value: await fixture("claude-cli/limit-legacy-5h.json") },
+    });
     expect(limited.limit).toMatchObject({ window: LimitWindow.FIVE_HOUR, estimated: true });
     expect(limited.subscription?.status).toBe(SubscriptionState.COOLDOWN);
     // A run already on it (or a gateway's probe) comes back with five_hour allowed at 12% (Claude Code 2.1.328).
@@ -197,10 +210,16 @@ describe("ReportUsage: throttles from response headers", () => {
   it("pauses new placements for the retry-after a request-scoped 429 gave, records no usage, and is no cooldown", async () => {
     const p = await start();
     const { subscriptionId } = grantOf(await p.grpc.allocate({ sessionId: "h" }));
-    const captured = JSON.parse(await fixture("headers/429-request-scoped.json")) as { status: number; headers: Record<string, string> };
+    const captured = JSON.parse(await fixture("headers/429-request-scoped.json")) as {
+      status: number;
+      headers: Record<string, string>;
+    };
     const res = await p.grpc.reportUsage({
       sessionId: "h",
-      source: { case: "usage", value: { costUsd: 0, response: { status: captured.status, headers: captured.headers } } },
+      source: {
+        case: "usage",
+        value: { costUsd: 0, response: { status: captured.status, headers: captured.headers } },
+      },
     });
     expect(res.format).toBe(ReportFormat.STRUCTURED);
     expect(res.limit).toBeUndefined();
@@ -211,7 +230,8 @@ describe("ReportUsage: throttles from response headers", () => {
     expect(res.subscription?.throttle?.reason).toMatch(/^HTTP 429 request-scoped rate limit/);
     const status = await p.grpc.getPoolStatus({ includeSessions: true });
     expect(status.sessions.find((s) => s.sessionId === "h")?.requests).toBe(0);
-    for (let i = 0; i < 4; i++) expect(grantOf(await p.grpc.allocate({ sessionId: `n${i}` })).subscriptionId).not.toBe(subscriptionId);
+    for (let i = 0; i < 4; i++)
+      expect(grantOf(await p.grpc.allocate({ sessionId: `n${i}` })).subscriptionId).not.toBe(subscriptionId);
     expect(grantOf(await p.grpc.allocate({ sessionId: "h" }))).toMatchObject({ subscriptionId, resumed: true });
     p.clock.advance(3000);
     const after = await p.grpc.getPoolStatus({});
@@ -246,10 +266,13 @@ describe("Allocate safeguards", () => {
   it("pauses and resumes a subscription", async () => {
     const p = await start();
     await p.grpc.setPaused({ subscriptionId: "sub1", paused: true });
-    for (let i = 0; i < 6; i++) expect(grantOf(await p.grpc.allocate({ sessionId: `s${i}` })).subscriptionId).not.toBe("sub1");
+    for (let i = 0; i < 6; i++)
+      expect(grantOf(await p.grpc.allocate({ sessionId: `s${i}` })).subscriptionId).not.toBe("sub1");
     const res = await p.grpc.setPaused({ subscriptionId: "sub1", paused: false });
     expect(res.subscription?.status).toBe(SubscriptionState.AVAILABLE);
-    await expect(p.grpc.setPaused({ subscriptionId: "nope", paused: true })).rejects.toMatchObject({ code: Code.NotFound });
+    await expect(p.grpc.setPaused({ subscriptionId: "nope", paused: true })).rejects.toMatchObject({
+      code: Code.NotFound,
+    });
   });
 
   it("expires stale sessions through the sweeper, driven by the clock", async () => {
@@ -271,9 +294,7 @@ describe("consistency", () => {
   it("gives exactly 45 grants and 455 fallbacks to 500 concurrent allocations, and keeps them across a restart", async () => {
     const p = await start();
     const results = await Promise.all(
-      Array.from({ length: 500 }, (_, i) =>
-        (i % 2 === 0 ? p.grpc : p.connect).allocate({ sessionId: `burst-${i}` }),
-      ),
+      Array.from({ length: 500 }, (_, i) => (i % 2 === 0 ? p.grpc : p.connect).allocate({ sessionId: `burst-${i}` })),
     );
     const grants = results.filter((r) => r.outcome.case === "subscription");
     const fallbacks = results.filter((r) => r.outcome.case === "fallback");
@@ -309,7 +330,11 @@ describe("consistency", () => {
     const after = await p.grpc.getPoolStatus({ includeSessions: true });
     expect(after.subscriptions).toEqual(before.subscriptions);
     expect(after.sessions).toEqual(before.sessions);
-    const dup = await p.grpc.reportUsage({ sessionId: "s1", requestId: "r1", source: { case: "claudeOutput", value: output } });
+    const dup = await p.grpc.reportUsage({
+      sessionId: "s1",
+      requestId: "r1",
+      source: { case: "claudeOutput", value: output },
+    });
     expect(dup.duplicate).toBe(true);
     expect(await weeklyUsed(p.grpc, subscriptionId)).toBeCloseTo(0.0612955, 9);
   });
@@ -319,25 +344,89 @@ describe("bad input", () => {
   const big = "x".repeat(2 * 1024 * 1024);
   const cases: [string, (c: AuthPoolClient) => Promise<unknown>, Code, RegExp][] = [
     ["Allocate: session id with spaces", (c) => c.allocate({ sessionId: "a b" }), Code.InvalidArgument, /session_id/],
-    ["Allocate: negative estimated tokens", (c) => c.allocate({ sessionId: "s", estimatedTokens: -1n }), Code.InvalidArgument, /estimated_tokens/],
-    ["ReportUsage: missing session id", (c) => c.reportUsage({ source: { case: "usage", value: { costUsd: 1 } } }), Code.InvalidArgument, /session_id/],
-    ["ReportUsage: unknown session", (c) => c.reportUsage({ sessionId: "ghost", source: { case: "usage", value: { costUsd: 1 } } }), Code.NotFound, /ghost/],
+    [
+      "Allocate: negative estimated tokens",
+      (c) => c.allocate({ sessionId: "s", estimatedTokens: -1n }),
+      Code.InvalidArgument,
+      /estimated_tokens/,
+    ],
+    [
+      "ReportUsage: missing session id",
+      (c) => c.reportUsage({ source: { case: "usage", value: { costUsd: 1 } } }),
+      Code.InvalidArgument,
+      /session_id/,
+    ],
+    [
+      "ReportUsage: unknown session",
+      (c) => c.reportUsage({ sessionId: "ghost", source: { case: "usage", value: { costUsd: 1 } } }),
+      Code.NotFound,
+      /ghost/,
+    ],
     ["ReportUsage: no source", (c) => c.reportUsage({ sessionId: "held" }), Code.InvalidArgument, /source/],
-    ["ReportUsage: negative cost", (c) => c.reportUsage({ sessionId: "held", source: { case: "usage", value: { costUsd: -1 } } }), Code.InvalidArgument, /usage\.cost_usd/],
-    ["ReportUsage: NaN cost", (c) => c.reportUsage({ sessionId: "held", source: { case: "usage", value: { costUsd: Number.NaN } } }), Code.InvalidArgument, /usage\.cost_usd/],
-    ["ReportUsage: infinite cost", (c) => c.reportUsage({ sessionId: "held", source: { case: "usage", value: { costUsd: Number.POSITIVE_INFINITY } } }), Code.InvalidArgument, /usage\.cost_usd/],
-    ["ReportUsage: negative tokens", (c) => c.reportUsage({ sessionId: "held", source: { case: "usage", value: { costUsd: 1, outputTokens: -5n } } }), Code.InvalidArgument, /usage\.output_tokens/],
-    ["ReportUsage: negative model cost", (c) => c.reportUsage({ sessionId: "held", source: { case: "usage", value: { costUsd: 1, modelUsage: { m: { costUsd: -2 } } } } }), Code.InvalidArgument, /usage\.model_usage\.m\.cost_usd/],
-    ["ReportUsage: 2 MB claude_output", (c) => c.reportUsage({ sessionId: "held", source: { case: "claudeOutput", value: big } }), Code.InvalidArgument, /claude_output/],
+    [
+      "ReportUsage: negative cost",
+      (c) => c.reportUsage({ sessionId: "held", source: { case: "usage", value: { costUsd: -1 } } }),
+      Code.InvalidArgument,
+      /usage\.cost_usd/,
+    ],
+    [
+      "ReportUsage: NaN cost",
+      (c) => c.reportUsage({ sessionId: "held", source: { case: "usage", value: { costUsd: Number.NaN } } }),
+      Code.InvalidArgument,
+      /usage\.cost_usd/,
+    ],
+    [
+      "ReportUsage: infinite cost",
+      (c) =>
+        c.reportUsage({ sessionId: "held", source: { case: "usage", value: { costUsd: Number.POSITIVE_INFINITY } } }),
+      Code.InvalidArgument,
+      /usage\.cost_usd/,
+    ],
+    [
+      "ReportUsage: negative tokens",
+      (c) => c.reportUsage({ sessionId: "held", source: { case: "usage", value: { costUsd: 1, outputTokens: -5n } } }),
+      Code.InvalidArgument,
+      /usage\.output_tokens/,
+    ],
+    [
+      "ReportUsage: negative model cost",
+      (c) =>
+        c.reportUsage({
+          sessionId: "held",
+          source: { case: "usage", value: { costUsd: 1, modelUsage: { m: { costUsd: -2 } } } },
+        }),
+      Code.InvalidArgument,
+      /usage\.model_usage\.m\.cost_usd/,
+    ],
+    [
+      "ReportUsage: 2 MB claude_output",
+      (c) => c.reportUsage({ sessionId: "held", source: { case: "claudeOutput", value: big } }),
+      Code.InvalidArgument,
+      /claude_output/,
+    ],
     [
       "ReportUsage: claude_output result with a negative cost",
-      (c) => c.reportUsage({ sessionId: "held", source: { case: "claudeOutput", value: '{"type":"result","is_error":false,"total_cost_usd":-1}' } }),
+      (c) =>
+        c.reportUsage({
+          sessionId: "held",
+          source: { case: "claudeOutput", value: '{"type":"result","is_error":false,"total_cost_usd":-1}' },
+        }),
       Code.InvalidArgument,
       /claude_output/,
     ],
     ["Release: missing session id", (c) => c.release({}), Code.InvalidArgument, /session_id/],
-    ["Release: overlong session id", (c) => c.release({ sessionId: "x".repeat(300) }), Code.InvalidArgument, /session_id/],
-    ["SetPaused: unknown subscription", (c) => c.setPaused({ subscriptionId: "nope", paused: true }), Code.NotFound, /nope/],
+    [
+      "Release: overlong session id",
+      (c) => c.release({ sessionId: "x".repeat(300) }),
+      Code.InvalidArgument,
+      /session_id/,
+    ],
+    [
+      "SetPaused: unknown subscription",
+      (c) => c.setPaused({ subscriptionId: "nope", paused: true }),
+      Code.NotFound,
+      /nope/,
+    ],
   ];
 
   it.each(cases)("%s", async (_, call, code, message) => {

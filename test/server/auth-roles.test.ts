@@ -8,7 +8,7 @@ import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { type AuthPoolClient, createAuthPoolClient } from "../../src/client/index.js";
 import { applyEnv, parseConfig } from "../../src/config/index.js";
 import { createJsonLogger } from "../../src/runtime/logger.js";
-import { METHOD_ROLES, createBearerAuth } from "../../src/server/bearer-auth.js";
+import { type METHOD_ROLES, createBearerAuth } from "../../src/server/bearer-auth.js";
 import { startAuthPoolServer } from "../../src/server/start-server.js";
 import { ManualClock } from "../support/manual-clock.js";
 import { type TestPool, startTestPool, testConfigRaw } from "../support/test-server.js";
@@ -35,7 +35,14 @@ beforeAll(async () => {
   tokenFile = path.join(dir, "tokens");
   await writeFile(
     tokenFile,
-    ["# the pool's bearer tokens", `client:${TOKENS.client}`, "", `reader:${TOKENS.reader}  # dashboards`, `admin:${TOKENS.admin}`, ""].join("\n"),
+    [
+      "# the pool's bearer tokens",
+      `client:${TOKENS.client}`,
+      "",
+      `reader:${TOKENS.reader}  # dashboards`,
+      `admin:${TOKENS.admin}`,
+      "",
+    ].join("\n"),
     { mode: 0o600 },
   );
 });
@@ -52,7 +59,8 @@ type Caller = (c: AuthPoolClient) => Promise<unknown>;
 /** One harmless call per method; what matters is whether auth lets it through. */
 const CALLS: Record<keyof typeof METHOD_ROLES, Caller> = {
   Allocate: (c) => c.allocate({ sessionId: "roles-alloc" }),
-  ReportUsage: (c) => c.reportUsage({ sessionId: "seed", requestId: "r1", source: { case: "usage", value: { costUsd: 0.01 } } }),
+  ReportUsage: (c) =>
+    c.reportUsage({ sessionId: "seed", requestId: "r1", source: { case: "usage", value: { costUsd: 0.01 } } }),
   Release: (c) => c.release({ sessionId: "nobody" }),
   GetPoolStatus: (c) => c.getPoolStatus({}),
   // History holds the seed's allocation: a permitted stream yields it at once.
@@ -176,16 +184,30 @@ describe("bearer roles", () => {
 
   it("takes tokens from AUTHPOOL_TOKENS (a bare token is admin) and AUTHPOOL_TOKENS_FILE, in place of the config's", async () => {
     const tmp = await mkdtemp(path.join(dir, "env-"));
-    const base = parseConfig({ ...testConfigRaw(tmp), server: { host: "127.0.0.1", port: 0, authTokensFile: tokenFile } }, "<inline>");
+    const base = parseConfig(
+      { ...testConfigRaw(tmp), server: { host: "127.0.0.1", port: 0, authTokensFile: tokenFile } },
+      "<inline>",
+    );
     const bare = "bare-token-0123456789abcdef";
     const config = applyEnv(base, { AUTHPOOL_TOKENS: `${bare},client:${TOKENS.reader}` });
-    const server = await startAuthPoolServer({ config, clock: new ManualClock("2026-11-23T10:00:00Z"), schedulerPollMs: 0 });
+    const server = await startAuthPoolServer({
+      config,
+      clock: new ManualClock("2026-11-23T10:00:00Z"),
+      schedulerPollMs: 0,
+    });
     try {
       // A bare token may do everything.
-      expect((await createAuthPoolClient(server.url, { token: bare }).setPaused({ subscriptionId: "sub1", paused: false })).subscription).toBeDefined();
+      expect(
+        (await createAuthPoolClient(server.url, { token: bare }).setPaused({ subscriptionId: "sub1", paused: false }))
+          .subscription,
+      ).toBeDefined();
       // The reader token is now a client token; the file's admin token is gone.
-      expect((await createAuthPoolClient(server.url, { token: TOKENS.reader }).allocate({ sessionId: "e" })).outcome.case).toBe("subscription");
-      await expect(createAuthPoolClient(server.url, { token: TOKENS.admin }).getPoolStatus({})).rejects.toMatchObject({ code: Code.Unauthenticated });
+      expect(
+        (await createAuthPoolClient(server.url, { token: TOKENS.reader }).allocate({ sessionId: "e" })).outcome.case,
+      ).toBe("subscription");
+      await expect(createAuthPoolClient(server.url, { token: TOKENS.admin }).getPoolStatus({})).rejects.toMatchObject({
+        code: Code.Unauthenticated,
+      });
     } finally {
       await server.close();
     }
@@ -200,16 +222,28 @@ describe("bearer roles", () => {
     const logger = createJsonLogger({ destination: { write: (l: string) => lines.push(l) }, level: "debug" });
     const tmp = await mkdtemp(path.join(dir, "inline-"));
     const config = parseConfig(
-      { ...testConfigRaw(tmp), server: { host: "127.0.0.1", port: 0, authTokens: [TOKENS.admin, `reader:${TOKENS.reader}`] } },
+      {
+        ...testConfigRaw(tmp),
+        server: { host: "127.0.0.1", port: 0, authTokens: [TOKENS.admin, `reader:${TOKENS.reader}`] },
+      },
       "<inline>",
     );
-    const server = await startAuthPoolServer({ config, logger, clock: new ManualClock("2026-11-23T10:00:00Z"), schedulerPollMs: 0 });
+    const server = await startAuthPoolServer({
+      config,
+      logger,
+      clock: new ManualClock("2026-11-23T10:00:00Z"),
+      schedulerPollMs: 0,
+    });
     try {
-      const warning = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.warning === "inline-tokens");
+      const warning = lines
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .find((l) => l.warning === "inline-tokens");
       expect(warning).toMatchObject({ level: "warn", tokens: 2 });
       expect(String(warning?.message)).toMatch(/^BEARER TOKENS IN THE CONFIG FILE .* ARE DISCOURAGED/);
       expect(lines.join("\n")).not.toContain(TOKENS.admin);
-      await expect(createAuthPoolClient(server.url, { token: TOKENS.reader }).release({ sessionId: "x" })).rejects.toMatchObject({
+      await expect(
+        createAuthPoolClient(server.url, { token: TOKENS.reader }).release({ sessionId: "x" }),
+      ).rejects.toMatchObject({
         code: Code.PermissionDenied,
       });
     } finally {
@@ -241,7 +275,12 @@ describe("createBearerAuth()", () => {
     { name: "another scheme", header: `Token ${TOKENS.client}`, role: "client", want: Code.Unauthenticated },
     { name: "two words", header: `Bearer ${TOKENS.client} x`, role: "client", want: Code.Unauthenticated },
     { name: "a prefix", header: `Bearer ${TOKENS.client.slice(0, -1)}`, role: "client", want: Code.Unauthenticated },
-    { name: "case matters", header: `Bearer ${TOKENS.client.toUpperCase()}`, role: "client", want: Code.Unauthenticated },
+    {
+      name: "case matters",
+      header: `Bearer ${TOKENS.client.toUpperCase()}`,
+      role: "client",
+      want: Code.Unauthenticated,
+    },
     { name: "client as client", header: `Bearer ${TOKENS.client}`, role: "client", want: undefined },
     { name: "scheme is case-insensitive", header: `bearer ${TOKENS.client}`, role: "client", want: undefined },
     { name: "client as reader", header: `Bearer ${TOKENS.client}`, role: "reader", want: Code.PermissionDenied },

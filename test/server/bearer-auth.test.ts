@@ -16,9 +16,13 @@ const token = "tok-0123456789abcdef";
 
 describe("bearer authentication", () => {
   it("requires a configured token on AuthPoolService, leaves health open", async () => {
-    pool = await startTestPool({ config: { server: { host: "127.0.0.1", port: 0, authTokens: [token, "tok-second-token-xyz"] } } });
+    pool = await startTestPool({
+      config: { server: { host: "127.0.0.1", port: 0, authTokens: [token, "tok-second-token-xyz"] } },
+    });
     const url = pool.server.url;
-    await expect(createAuthPoolClient(url).allocate({ sessionId: "s" })).rejects.toMatchObject({ code: Code.Unauthenticated });
+    await expect(createAuthPoolClient(url).allocate({ sessionId: "s" })).rejects.toMatchObject({
+      code: Code.Unauthenticated,
+    });
     const wrong = createAuthPoolClient(url, { token: "tok-0123456789abcdeX" });
     const err = await wrong.getPoolStatus({}).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: Code.Unauthenticated });

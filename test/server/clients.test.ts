@@ -82,8 +82,13 @@ describe("clients", () => {
       expect(refused.outcome.value.reason).toContain("client bot: spent $6.00 in 7 days, its limit is $5.00");
     }
     await pool.grpc.allocate({ sessionId: "s1", client: "strict" });
-    const exhausted = await pool.grpc.allocate({ sessionId: "s2", client: "strict" }).catch((e: unknown) => ConnectError.from(e));
-    expect(exhausted).toMatchObject({ code: Code.ResourceExhausted, rawMessage: expect.stringContaining("client strict: holds 1 sessions") });
+    const exhausted = await pool.grpc
+      .allocate({ sessionId: "s2", client: "strict" })
+      .catch((e: unknown) => ConnectError.from(e));
+    expect(exhausted).toMatchObject({
+      code: Code.ResourceExhausted,
+      rawMessage: expect.stringContaining("client strict: holds 1 sessions"),
+    });
     const bot = (await pool.grpc.getPoolStatus({})).clients.find((c) => c.name === "bot")!;
     expect(bot).toMatchObject({ weeklyUsd: 6, weeklyLimitUsd: 5, limitedBy: { kind: ClientLimitKind.WEEKLY_USD } });
   });
@@ -172,7 +177,9 @@ describe("the wait queue", () => {
   }, 120_000);
 
   it("refuses beyond the queue's bounds, and ends a wait at max_wait or when the caller leaves", async () => {
-    pool = await startTestPool({ config: { subscriptions: oneSubscription(1, "/tmp"), queue: { maxWaitingPerClient: 1 } } });
+    pool = await startTestPool({
+      config: { subscriptions: oneSubscription(1, "/tmp"), queue: { maxWaitingPerClient: 1 } },
+    });
     const c = createAuthPoolClient(pool.server.url, { timeoutMs: 30_000 });
     await c.allocate({ sessionId: "holder" });
     const controller = new AbortController();

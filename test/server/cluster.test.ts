@@ -74,7 +74,12 @@ describe.each(["sqlite", "postgres"] as const)("two instances on one %s store", 
     const viaBConnect = createAuthPoolClient(b.url, { protocol: "connect", httpVersion: "1.1" });
 
     const statusB = await viaB.getPoolStatus({});
-    expect(statusB.cluster).toMatchObject({ role: InstanceRole.STANDBY, instanceId: b.instanceId, leaderId: a.instanceId, leaderAddress: a.url.replace(/\/$/, "") });
+    expect(statusB.cluster).toMatchObject({
+      role: InstanceRole.STANDBY,
+      instanceId: b.instanceId,
+      leaderId: a.instanceId,
+      leaderAddress: a.url.replace(/\/$/, ""),
+    });
     expect((await viaA.getPoolStatus({})).cluster?.role).toBe(InstanceRole.LEADER);
 
     // Writes through the standby, over gRPC and over Connect/HTTP 1.1.
@@ -86,7 +91,11 @@ describe.each(["sqlite", "postgres"] as const)("two instances on one %s store", 
       granted.push(`s${i}`);
     }
     // A retried report (same request id) through the other instance counts once.
-    const report = { sessionId: "s0", requestId: "r-1", source: { case: "usage" as const, value: { costUsd: 1.5, inputTokens: 100n, outputTokens: 10n } } };
+    const report = {
+      sessionId: "s0",
+      requestId: "r-1",
+      source: { case: "usage" as const, value: { costUsd: 1.5, inputTokens: 100n, outputTokens: 10n } },
+    };
     await viaB.reportUsage(report);
     await viaA.reportUsage(report);
     // Errors come back as the leader gave them.
@@ -95,7 +104,8 @@ describe.each(["sqlite", "postgres"] as const)("two instances on one %s store", 
 
     // The standby's replica catches up: same sessions, same event sequence.
     await until(() => b.writer.durableSeq === a.writer.durableSeq, "the standby follows the leader");
-    const sessionsOf = async (client: AuthPoolClient) => (await client.getPoolStatus({ includeSessions: true })).sessions.map((s) => s.sessionId).sort();
+    const sessionsOf = async (client: AuthPoolClient) =>
+      (await client.getPoolStatus({ includeSessions: true })).sessions.map((s) => s.sessionId).sort();
     expect(await sessionsOf(viaB)).toEqual(granted);
     const spentB = (await viaB.getPoolStatus({})).subscriptions.reduce((sum, s) => sum + s.weeklyUsedUsd, 0);
     expect(spentB).toBeCloseTo(1.5, 9);
@@ -105,7 +115,8 @@ describe.each(["sqlite", "postgres"] as const)("two instances on one %s store", 
       const ac = new AbortController();
       const timer = setTimeout(() => ac.abort(), 500);
       try {
-        for await (const res of client.streamEvents({ afterSequence: 0n }, { signal: ac.signal })) out.push(res.event!.sequence);
+        for await (const res of client.streamEvents({ afterSequence: 0n }, { signal: ac.signal }))
+          out.push(res.event!.sequence);
       } catch (error) {
         if (ConnectError.from(error).code !== Code.Canceled) throw error;
       } finally {

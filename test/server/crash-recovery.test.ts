@@ -50,7 +50,10 @@ describe("crash recovery (kill -9)", () => {
   it("keeps every acknowledged allocation and never over-allocates", async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), "authpool-crash-"));
     const configFile = path.join(dir, "pool.json");
-    await writeFile(configFile, JSON.stringify({ ...(await loggedInConfigRaw(dir)), server: { host: "127.0.0.1", port: 0 } }));
+    await writeFile(
+      configFile,
+      JSON.stringify({ ...(await loggedInConfigRaw(dir)), server: { host: "127.0.0.1", port: 0 } }),
+    );
 
     const first = await serve(configFile);
     child = first.proc;
@@ -88,7 +91,14 @@ describe("crash recovery (kill -9)", () => {
     const configFile = path.join(dir, "pool.json");
     const raw = await loggedInConfigRaw(dir);
     const [only] = raw.subscriptions as Record<string, unknown>[];
-    await writeFile(configFile, JSON.stringify({ ...raw, subscriptions: [{ ...only, maxClientsPerSub: undefined, maxSessions: 3 }], server: { host: "127.0.0.1", port: 0 } }));
+    await writeFile(
+      configFile,
+      JSON.stringify({
+        ...raw,
+        subscriptions: [{ ...only, maxClientsPerSub: undefined, maxSessions: 3 }],
+        server: { host: "127.0.0.1", port: 0 },
+      }),
+    );
 
     const first = await serve(configFile);
     child = first.proc;

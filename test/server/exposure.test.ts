@@ -33,10 +33,17 @@ async function warningsAt(server: Record<string, unknown>): Promise<Record<strin
   const logger = createJsonLogger({ destination: { write: (l: string) => lines.push(l) }, level: "debug" });
   const sub = await mkdtemp(path.join(dir, "s-"));
   const config = parseConfig({ ...testConfigRaw(sub), server: { port: 0, ...server } }, "<inline>");
-  const running = await startAuthPoolServer({ config, logger, clock: new ManualClock("2026-11-23T10:00:00Z"), schedulerPollMs: 0 });
+  const running = await startAuthPoolServer({
+    config,
+    logger,
+    clock: new ManualClock("2026-11-23T10:00:00Z"),
+    schedulerPollMs: 0,
+  });
   await running.close();
   // Config dir warnings (the test's dirs do not exist) are another matter.
-  return lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.level === "warn" && l.message !== "subscription");
+  return lines
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((l) => l.level === "warn" && l.message !== "subscription");
 }
 
 describe("exposure warnings", () => {
@@ -56,7 +63,13 @@ describe("exposure warnings", () => {
     const tokenFile = path.join(dir, "tokens");
     await writeFile(tokenFile, `admin:${TOKEN}\n`, { mode: 0o600 });
     await chmod(tokenFile, 0o600);
-    expect(await warningsAt({ host: "0.0.0.0", authTokensFile: tokenFile, tls: { certFile: cert.certFile, keyFile: cert.keyFile } })).toEqual([]);
+    expect(
+      await warningsAt({
+        host: "0.0.0.0",
+        authTokensFile: tokenFile,
+        tls: { certFile: cert.certFile, keyFile: cert.keyFile },
+      }),
+    ).toEqual([]);
   });
 
   it("warns about a token file other users can read", async () => {
@@ -64,7 +77,9 @@ describe("exposure warnings", () => {
     await writeFile(tokenFile, `admin:${TOKEN}\n`);
     await chmod(tokenFile, 0o644);
     const warnings = await warningsAt({ host: "127.0.0.1", authTokensFile: tokenFile });
-    expect(warnings).toMatchObject([{ warning: "token-file-mode", file: tokenFile, message: expect.stringContaining("mode 644") }]);
+    expect(warnings).toMatchObject([
+      { warning: "token-file-mode", file: tokenFile, message: expect.stringContaining("mode 644") },
+    ]);
   });
 
   it("makes `authpool serve` print one plain line on stderr too", async () => {

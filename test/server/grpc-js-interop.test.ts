@@ -47,7 +47,9 @@ describe("a stock @grpc/grpc-js client", () => {
     pool = await startTestPool();
     client = stockClient(pool.server.url);
     const c = client;
-    const res = await call<Record<string, unknown>>((cb) => c.Allocate({ session_id: "g1", priority: "PRIORITY_HIGH" }, cb));
+    const res = await call<Record<string, unknown>>((cb) =>
+      c.Allocate({ session_id: "g1", priority: "PRIORITY_HIGH" }, cb),
+    );
     expect(res.session_id).toBe("g1");
     expect(res.outcome).toBe("subscription");
     const grant = res.subscription as { subscription_id: string; config_dir: string; resumed: boolean };

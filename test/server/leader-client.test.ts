@@ -69,11 +69,23 @@ describe("createLeaderClient()", () => {
       return { subscriptionId: `sub-for-${sessionId}` };
     });
     const client = createLeaderClient();
-    const reply = await client.unary(url, AuthPoolService.method.allocate, request, new Headers({ "x-authpool-forwarded": "b" }), new AbortController().signal);
+    const reply = await client.unary(
+      url,
+      AuthPoolService.method.allocate,
+      request,
+      new Headers({ "x-authpool-forwarded": "b" }),
+      new AbortController().signal,
+    );
     expect(reply.outcome).toMatchObject({ case: "subscription", value: { subscriptionId: "sub-for-s1" } });
     expect(seen).toBe("b");
     // The second call reuses the connection and still works.
-    const again = await client.unary(url, AuthPoolService.method.allocate, request, new Headers(), new AbortController().signal);
+    const again = await client.unary(
+      url,
+      AuthPoolService.method.allocate,
+      request,
+      new Headers(),
+      new AbortController().signal,
+    );
     expect(again.outcome.case).toBe("subscription");
   });
 
@@ -82,7 +94,13 @@ describe("createLeaderClient()", () => {
     try {
       const cert = await makeTestCertificate(dir);
       const url = await leaderAt(async () => ({ subscriptionId: "over-tls" }), cert);
-      const reply = await createLeaderClient({ ca: cert.cert }).unary(url, AuthPoolService.method.allocate, request, new Headers(), new AbortController().signal);
+      const reply = await createLeaderClient({ ca: cert.cert }).unary(
+        url,
+        AuthPoolService.method.allocate,
+        request,
+        new Headers(),
+        new AbortController().signal,
+      );
       expect(reply.outcome).toMatchObject({ case: "subscription", value: { subscriptionId: "over-tls" } });
     } finally {
       await rm(dir, { recursive: true, force: true });
@@ -98,7 +116,13 @@ describe("createLeaderClient()", () => {
       throw new ConnectError("the leader says no", code);
     });
     const client = createLeaderClient();
-    const call = client.unary(url, AuthPoolService.method.allocate, request, new Headers(), new AbortController().signal);
+    const call = client.unary(
+      url,
+      AuthPoolService.method.allocate,
+      request,
+      new Headers(),
+      new AbortController().signal,
+    );
     await expect(call).rejects.toMatchObject({ code, rawMessage: "the leader says no" });
   });
 
@@ -106,7 +130,9 @@ describe("createLeaderClient()", () => {
     const url = await leaderAt(async () => ({ subscriptionId: "x" }));
     await stop(servers.pop()!);
     const client = createLeaderClient();
-    const error = await client.unary(url, AuthPoolService.method.allocate, request, new Headers(), new AbortController().signal).catch((e: unknown) => e);
+    const error = await client
+      .unary(url, AuthPoolService.method.allocate, request, new Headers(), new AbortController().signal)
+      .catch((e: unknown) => e);
     expect(error).toMatchObject({ code: Code.Unavailable });
     let cause: unknown = error;
     const codes: unknown[] = [];

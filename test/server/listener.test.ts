@@ -95,8 +95,7 @@ function splitFirstWrite(port: number): Duplex {
       first = false;
       const rest = (): void => void socket.write(chunk.subarray(7), callback);
       // The server shares this event loop: two turns let it read the first piece alone.
-      const split = (): void =>
-        void socket.write(chunk.subarray(0, 7), () => setImmediate(() => setImmediate(rest)));
+      const split = (): void => void socket.write(chunk.subarray(0, 7), () => setImmediate(() => setImmediate(rest)));
       if (socket.connecting) socket.once("connect", split);
       else split();
     },

@@ -30,7 +30,10 @@ describe("login check of unmanaged subscriptions", () => {
       expect(sub.healthScore, sub.id).toBe(0);
       expect(sub.healthBreakdown[0]?.detail, sub.id).toMatch(new RegExp(`; 0 while ${why[sub.id]}$`));
       // The status says why, and what to do.
-      expect(sub.warnings.some((w) => w.startsWith("signed out (")), sub.id).toBe(true);
+      expect(
+        sub.warnings.some((w) => w.startsWith("signed out (")),
+        sub.id,
+      ).toBe(true);
     }
     const fallback = await pool.grpc.allocate({ sessionId: "s1" });
     expect(fallback.outcome.case).toBe("fallback");
@@ -67,7 +70,9 @@ describe("login check of unmanaged subscriptions", () => {
     expect(grant.outcome.case === "subscription" && grant.outcome.value.subscriptionId).toBe("sub1");
     const after = await pool.grpc.getPoolStatus({});
     expect(after.subscriptions.find((s) => s.id === "sub1")!.status).not.toBe(SubscriptionState.SIGNED_OUT);
-    expect(after.subscriptions.find((s) => s.id === "sub1")!.warnings.filter((w) => w.startsWith("signed out"))).toEqual([]);
+    expect(
+      after.subscriptions.find((s) => s.id === "sub1")!.warnings.filter((w) => w.startsWith("signed out")),
+    ).toEqual([]);
     expect(after.eligibleSubscriptions).toBe(1);
 
     // Tokens never reach a reply.

@@ -75,7 +75,10 @@ describe("GET /metrics", () => {
   it("should expose per-subscription gauges in the Prometheus text format", async () => {
     const pool = await start();
     await pool.grpc.allocate({ sessionId: "s" });
-    await pool.grpc.reportUsage({ sessionId: "s", source: { case: "claudeOutput", value: await fixture("claude-cli/stream-limit.ndjson") } });
+    await pool.grpc.reportUsage({
+      sessionId: "s",
+      source: { case: "claudeOutput", value: await fixture("claude-cli/stream-limit.ndjson") },
+    });
     const res = await fetch(`${pool.server.url}/metrics`);
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
@@ -88,7 +91,9 @@ describe("GET /metrics", () => {
     expect(text).toMatch(/^authpool_subscription_cooldown\{subscription="sub2"\} 0$/m);
     expect(text).toMatch(/^authpool_subscription_status\{subscription="sub2",status="available"\} 1$/m);
     // stream-limit.ndjson's rate_limit_event: five_hour rejected at 1.0, read just now.
-    expect(text).toMatch(/^authpool_subscription_upstream_utilization_ratio\{subscription="sub1",window="five_hour"\} 1$/m);
+    expect(text).toMatch(
+      /^authpool_subscription_upstream_utilization_ratio\{subscription="sub1",window="five_hour"\} 1$/m,
+    );
     expect(text).toMatch(/^authpool_subscription_upstream_age_seconds\{subscription="sub1",window="five_hour"\} 0$/m);
     expect(text).toMatch(/^authpool_subscription_external_weekly_usd\{subscription="sub1"\} 0$/m);
     // Every sample line is `name{labels} number`.
@@ -126,9 +131,13 @@ describe("GET /metrics", () => {
     expect(value(samples, "authpool_allocations_total", { outcome: "exhausted" })).toBe(1);
     expect(value(samples, "authpool_fallback_ratio")).toBe(0);
     expect(value(samples, "authpool_rpc_duration_seconds_count", { method: "Allocate", code: "ok" })).toBe(1);
-    expect(value(samples, "authpool_rpc_duration_seconds_count", { method: "Allocate", code: "resource_exhausted" })).toBe(1);
+    expect(
+      value(samples, "authpool_rpc_duration_seconds_count", { method: "Allocate", code: "resource_exhausted" }),
+    ).toBe(1);
     expect(value(samples, "authpool_rpc_duration_seconds_count", { method: "SetPaused", code: "ok" })).toBe(3);
-    expect(value(samples, "authpool_rpc_duration_seconds_bucket", { method: "Allocate", code: "ok", le: "+Inf" })).toBe(1);
+    expect(value(samples, "authpool_rpc_duration_seconds_bucket", { method: "Allocate", code: "ok", le: "+Inf" })).toBe(
+      1,
+    );
   });
 
   it("should count reported cost by subscription and tokens by model and kind", async () => {
@@ -136,9 +145,15 @@ describe("GET /metrics", () => {
     const grant = await pool.grpc.allocate({ sessionId: "s" });
     if (grant.outcome.case !== "subscription") throw new Error("expected a subscription");
     const sub = grant.outcome.value.subscriptionId;
-    const report = await pool.grpc.reportUsage({ sessionId: "s", source: { case: "claudeOutput", value: await fixture("claude-cli/success.json") } });
+    const report = await pool.grpc.reportUsage({
+      sessionId: "s",
+      source: { case: "claudeOutput", value: await fixture("claude-cli/success.json") },
+    });
     const samples = await scrape(pool);
-    expect(value(samples, "authpool_usage_reported_usd_total", { subscription: sub })).toBeCloseTo(report.countedCostUsd, 9);
+    expect(value(samples, "authpool_usage_reported_usd_total", { subscription: sub })).toBeCloseTo(
+      report.countedCostUsd,
+      9,
+    );
     expect(report.countedCostUsd).toBeCloseTo(0.0612955, 9);
     const tokens = (model: string, kind: string) => value(samples, "authpool_usage_tokens_total", { model, kind });
     // success.json's modelUsage.
@@ -149,9 +164,14 @@ describe("GET /metrics", () => {
     expect(tokens("claude-haiku-4-5-20251001", "input")).toBe(41200);
     expect(tokens("claude-haiku-4-5-20251001", "output")).toBe(1480);
     // The same report again is a duplicate: no event, nothing counted twice.
-    await pool.grpc.reportUsage({ sessionId: "s", source: { case: "claudeOutput", value: await fixture("claude-cli/success.json") } });
+    await pool.grpc.reportUsage({
+      sessionId: "s",
+      source: { case: "claudeOutput", value: await fixture("claude-cli/success.json") },
+    });
     const again = await scrape(pool);
-    expect(value(again, "authpool_usage_tokens_total", { model: "claude-haiku-4-5-20251001", kind: "input" })).toBe(41200);
+    expect(value(again, "authpool_usage_tokens_total", { model: "claude-haiku-4-5-20251001", kind: "input" })).toBe(
+      41200,
+    );
   });
 
   it("should show 1 event stream subscriber while a StreamEvents call is open", async () => {
@@ -171,7 +191,9 @@ describe("GET /metrics", () => {
     abort.abort();
     await reading;
     const samples = await eventually(pool, (s) => value(s, "authpool_event_stream_subscribers") === 0);
-    const streamed = samples.filter((s) => s.name === "authpool_rpc_duration_seconds_count" && s.labels.method === "StreamEvents");
+    const streamed = samples.filter(
+      (s) => s.name === "authpool_rpc_duration_seconds_count" && s.labels.method === "StreamEvents",
+    );
     expect(streamed.reduce((n, s) => n + s.value, 0)).toBe(1);
   });
 
@@ -179,17 +201,21 @@ describe("GET /metrics", () => {
     const pool = await start();
     const session = http2.connect(pool.server.url);
     try {
-      const { status, contentType, body } = await new Promise<{ status: number; contentType: string; body: string }>((resolve, reject) => {
-        const req = session.request({ ":method": "GET", ":path": "/metrics" });
-        let head: http2.IncomingHttpHeaders = {};
-        let body = "";
-        req.setEncoding("utf8");
-        req.on("response", (h) => (head = h));
-        req.on("data", (chunk: string) => (body += chunk));
-        req.on("end", () => resolve({ status: Number(head[":status"]), contentType: String(head["content-type"]), body }));
-        req.on("error", reject);
-        req.end();
-      });
+      const { status, contentType, body } = await new Promise<{ status: number; contentType: string; body: string }>(
+        (resolve, reject) => {
+          const req = session.request({ ":method": "GET", ":path": "/metrics" });
+          let head: http2.IncomingHttpHeaders = {};
+          let body = "";
+          req.setEncoding("utf8");
+          req.on("response", (h) => (head = h));
+          req.on("data", (chunk: string) => (body += chunk));
+          req.on("end", () =>
+            resolve({ status: Number(head[":status"]), contentType: String(head["content-type"]), body }),
+          );
+          req.on("error", reject);
+          req.end();
+        },
+      );
       expect(status).toBe(200);
       expect(contentType).toMatch(/^text\/plain; version=0\.0\.4/);
       expect(value(parseExposition(body), "authpool_sessions")).toBe(0);
@@ -207,12 +233,17 @@ describe("GET /metrics", () => {
   });
 
   it("should answer 404 for other paths and ask for the token when auth is on", async () => {
-    const pool = await start({ config: { server: { host: "127.0.0.1", port: 0, authTokens: ["tok-0123456789abcdef"] } } });
+    const pool = await start({
+      config: { server: { host: "127.0.0.1", port: 0, authTokens: ["tok-0123456789abcdef"] } },
+    });
     expect((await fetch(`${pool.server.url}/nope`)).status).toBe(404);
     const denied = await fetch(`${pool.server.url}/metrics`);
     expect(denied.status).toBe(401);
     expect(denied.headers.get("www-authenticate")).toBe("Bearer");
-    expect((await fetch(`${pool.server.url}/metrics`, { headers: { authorization: "Bearer wrong-token-0123456789" } })).status).toBe(401);
+    expect(
+      (await fetch(`${pool.server.url}/metrics`, { headers: { authorization: "Bearer wrong-token-0123456789" } }))
+        .status,
+    ).toBe(401);
     const samples = await scrape(pool, { authorization: "Bearer tok-0123456789abcdef" });
     expect(value(samples, "authpool_event_stream_subscribers")).toBe(0);
   });
@@ -222,7 +253,9 @@ describe("GET /metrics per client", () => {
   const usage = (costUsd: number) => ({ case: "usage" as const, value: { costUsd } });
 
   it("should count new sessions, cost and limit refusals by client, and the sessions each holds", async () => {
-    const pool = await start({ config: { clients: { bot: { weeklyUsd: 5 }, capped: { maxSessions: 1, denyModels: ["opus"] } } } });
+    const pool = await start({
+      config: { clients: { bot: { weeklyUsd: 5 }, capped: { maxSessions: 1, denyModels: ["opus"] } } },
+    });
     await pool.grpc.allocate({ sessionId: "a1", client: "alice" });
     await pool.grpc.allocate({ sessionId: "d1" });
     await pool.grpc.allocate({ sessionId: "b1", client: "bot" });
@@ -235,14 +268,21 @@ describe("GET /metrics per client", () => {
     expect((await pool.grpc.allocate({ sessionId: "c2", client: "capped" })).outcome.case).toBe("fallback");
 
     const samples = await scrape(pool);
-    const allocations = (client: string, outcome: string) => value(samples, "authpool_client_allocations_total", { client, outcome });
-    expect([allocations("alice", "grant"), allocations("default", "grant"), allocations("bot", "grant"), allocations("capped", "grant")]).toEqual([1, 1, 1, 1]);
+    const allocations = (client: string, outcome: string) =>
+      value(samples, "authpool_client_allocations_total", { client, outcome });
+    expect([
+      allocations("alice", "grant"),
+      allocations("default", "grant"),
+      allocations("bot", "grant"),
+      allocations("capped", "grant"),
+    ]).toEqual([1, 1, 1, 1]);
     expect([allocations("bot", "fallback"), allocations("capped", "fallback")]).toEqual([1, 1]);
     // Configured clients show at 0 before their first event; others only once seen.
     expect(allocations("alice", "fallback")).toBeUndefined();
     expect(value(samples, "authpool_client_usage_usd_total", { client: "bot" })).toBe(6);
     expect(value(samples, "authpool_client_usage_usd_total", { client: "capped" })).toBe(0);
-    const refusals = (client: string, limit: string) => value(samples, "authpool_client_limit_refusals_total", { client, limit });
+    const refusals = (client: string, limit: string) =>
+      value(samples, "authpool_client_limit_refusals_total", { client, limit });
     expect(refusals("bot", "weekly_usd")).toBe(1);
     expect(refusals("capped", "max_sessions")).toBe(1);
     // Limits the client has are there at 0; one it does not have is not.

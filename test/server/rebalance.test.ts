@@ -15,7 +15,10 @@ afterEach(async () => {
  */
 async function loadedPool(config: Record<string, unknown> = {}): Promise<TestPool> {
   pool = await startTestPool({
-    config: { rebalancing: { enabled: true, intervalSeconds: 300, costGapThreshold: 5, maxClientsToMovePerCycle: 2 }, ...config },
+    config: {
+      rebalancing: { enabled: true, intervalSeconds: 300, costGapThreshold: 5, maxClientsToMovePerCycle: 2 },
+      ...config,
+    },
   });
   const c = pool.grpc;
   await c.setPaused({ subscriptionId: "sub2", paused: true });
@@ -68,13 +71,20 @@ describe("Rebalance", () => {
     const next = await p.grpc.allocate({ sessionId: moved.sessionId });
     expect(next.outcome.case).toBe("subscription");
     if (next.outcome.case !== "subscription") return;
-    expect(next.outcome.value).toMatchObject({ subscriptionId: moved.toSubscriptionId, rotatedFrom: "sub1", resumed: true });
+    expect(next.outcome.value).toMatchObject({
+      subscriptionId: moved.toSubscriptionId,
+      rotatedFrom: "sub1",
+      resumed: true,
+    });
     // Told once: the allocation after that is a plain resume.
     const again = await p.grpc.allocate({ sessionId: moved.sessionId });
     expect(again.outcome.value).toMatchObject({ rotatedFrom: "" });
 
     const events = [];
-    for await (const r of p.grpc.streamEvents({ types: [EventType.ROTATION, EventType.REBALANCE_COMPLETED] }, { timeoutMs: 2000 })) {
+    for await (const r of p.grpc.streamEvents(
+      { types: [EventType.ROTATION, EventType.REBALANCE_COMPLETED] },
+      { timeoutMs: 2000 },
+    )) {
       events.push(r.event!);
       if (events.length === 3) break;
     }
@@ -116,7 +126,11 @@ describe("Rebalance", () => {
   });
 
   it("moves idle sessions off a subscription that entered cooldown", async () => {
-    pool = await startTestPool({ config: { rebalancing: { enabled: false, intervalSeconds: 300, costGapThreshold: 1000, maxClientsToMovePerCycle: 5 } } });
+    pool = await startTestPool({
+      config: {
+        rebalancing: { enabled: false, intervalSeconds: 300, costGapThreshold: 1000, maxClientsToMovePerCycle: 5 },
+      },
+    });
     const c = pool.grpc;
     const g = await c.allocate({ sessionId: "s" });
     const from = g.outcome.case === "subscription" ? g.outcome.value.subscriptionId : "";
@@ -124,7 +138,19 @@ describe("Rebalance", () => {
     await c.allocate({ sessionId: "busy" });
     await c.reportUsage({
       sessionId: "s",
-      source: { case: "usage", value: { rateLimits: [{ window: 1, status: 3, utilization: 1, resetsAt: { seconds: BigInt(Math.floor(pool.clock.now() / 1000) + 3600) } }] } },
+      source: {
+        case: "usage",
+        value: {
+          rateLimits: [
+            {
+              window: 1,
+              status: 3,
+              utilization: 1,
+              resetsAt: { seconds: BigInt(Math.floor(pool.clock.now() / 1000) + 3600) },
+            },
+          ],
+        },
+      },
     });
     pool.clock.advance(10 * MINUTE_MS);
     const res = await c.rebalance({});

@@ -43,10 +43,7 @@ afterAll(async () => {
 
 /** Sends the queries on one v1 reflection stream (Connect protocol) and returns the answers in order. */
 async function reflect(queries: Query[]): Promise<Answer[]> {
-  const client = createClient(
-    ServerReflectionV1,
-    createConnectTransport({ baseUrl: listener.url, httpVersion: "2" }),
-  );
+  const client = createClient(ServerReflectionV1, createConnectTransport({ baseUrl: listener.url, httpVersion: "2" }));
   const answers: Answer[] = [];
   const requests = toStream(queries.map((messageRequest) => ({ host: "", messageRequest })));
   for await (const res of client.serverReflectionInfo(requests)) answers.push(res.messageResponse);

@@ -74,10 +74,22 @@ const FORMATS: Record<Run["format"], ReportFormat> = {
 
 /** The subscriber runs' rate_limit_event readings, as the fake's headers set them. */
 const READINGS: Record<string, Booking["readings"]> = {
-  ok: { [LimitWindow.FIVE_HOUR]: [RateLimitStatus.ALLOWED, 0.12], [LimitWindow.SEVEN_DAY]: [RateLimitStatus.ALLOWED, 0.31] },
-  warn7d: { [LimitWindow.FIVE_HOUR]: [RateLimitStatus.ALLOWED, 0.4], [LimitWindow.SEVEN_DAY]: [RateLimitStatus.ALLOWED_WARNING, 0.85] },
-  limit5h: { [LimitWindow.FIVE_HOUR]: [RateLimitStatus.REJECTED, 1], [LimitWindow.SEVEN_DAY]: [RateLimitStatus.ALLOWED, 0.59] },
-  limit7d: { [LimitWindow.FIVE_HOUR]: [RateLimitStatus.ALLOWED, 0.2], [LimitWindow.SEVEN_DAY]: [RateLimitStatus.REJECTED, 1] },
+  ok: {
+    [LimitWindow.FIVE_HOUR]: [RateLimitStatus.ALLOWED, 0.12],
+    [LimitWindow.SEVEN_DAY]: [RateLimitStatus.ALLOWED, 0.31],
+  },
+  warn7d: {
+    [LimitWindow.FIVE_HOUR]: [RateLimitStatus.ALLOWED, 0.4],
+    [LimitWindow.SEVEN_DAY]: [RateLimitStatus.ALLOWED_WARNING, 0.85],
+  },
+  limit5h: {
+    [LimitWindow.FIVE_HOUR]: [RateLimitStatus.REJECTED, 1],
+    [LimitWindow.SEVEN_DAY]: [RateLimitStatus.ALLOWED, 0.59],
+  },
+  limit7d: {
+    [LimitWindow.FIVE_HOUR]: [RateLimitStatus.ALLOWED, 0.2],
+    [LimitWindow.SEVEN_DAY]: [RateLimitStatus.REJECTED, 1],
+  },
   limitopus: {
     [LimitWindow.FIVE_HOUR]: [RateLimitStatus.ALLOWED, 0.3],
     [LimitWindow.SEVEN_DAY]: [RateLimitStatus.ALLOWED, 0.7],
@@ -98,11 +110,13 @@ function expected(run: Run): Booking {
   const variant = run.name.slice(0, -`-${run.auth}-${run.format}`.length);
   const readingsOf = (scenario: string) => (events ? READINGS[scenario] : undefined);
   // `text` prints only the result text: no cost, ever. Limit and error results cost 0 and used no tokens.
-  const cost = (usd: number) => (run.format === "text" ? {} : { cost: usd, tokens: usd > 0 ? ONE_REQUEST : ([0, 0, 0, 0] as Tokens) });
+  const cost = (usd: number) =>
+    run.format === "text" ? {} : { cost: usd, tokens: usd > 0 ? ONE_REQUEST : ([0, 0, 0, 0] as Tokens) };
 
   if (run.rc === 124) {
     // The CLI was still retrying at the 60 s timeout: json and text printed nothing, stream-json its messages so far.
-    if (run.format !== "stream-json") return { format: ReportFormat.EMPTY, partial: false, status: SubscriptionState.LIMITED };
+    if (run.format !== "stream-json")
+      return { format: ReportFormat.EMPTY, partial: false, status: SubscriptionState.LIMITED };
     return {
       format,
       partial: true,
@@ -115,26 +129,61 @@ function expected(run: Run): Booking {
     case "endpoints-default":
     case "endpoints-quiet":
     case "limitopus-sonnet":
-      return { format, partial: false, ...cost(0.004711), model: "claude-sonnet-5-5", readings: readingsOf("ok"), status: SubscriptionState.LIMITED };
+      return {
+        format,
+        partial: false,
+        ...cost(0.004711),
+        model: "claude-sonnet-5-5",
+        readings: readingsOf("ok"),
+        status: SubscriptionState.LIMITED,
+      };
     case "ok-defaultmodel":
       // Without --model: opus for an API key and for a Max credentials file, sonnet for an env token.
       return run.auth === "oauth"
         ? { format, partial: false, ...cost(0.004711), model: "claude-sonnet-5-5", status: SubscriptionState.LIMITED }
         : { format, partial: false, ...cost(0.009422), model: "claude-opus-5-5", status: SubscriptionState.LIMITED };
     case "warn7d":
-      return { format, partial: false, ...cost(0.004711), model: "claude-sonnet-5-5", readings: readingsOf("warn7d"), status: SubscriptionState.LIMITED };
+      return {
+        format,
+        partial: false,
+        ...cost(0.004711),
+        model: "claude-sonnet-5-5",
+        readings: readingsOf("warn7d"),
+        status: SubscriptionState.LIMITED,
+      };
     case "tooluse":
       // Two requests, one result: the cost of both, counted once.
-      return { format, partial: false, cost: 0.009422, tokens: [6, 24, 2468, 30000], model: "claude-sonnet-5-5", status: SubscriptionState.LIMITED };
+      return {
+        format,
+        partial: false,
+        cost: 0.009422,
+        tokens: [6, 24, 2468, 30000],
+        model: "claude-sonnet-5-5",
+        status: SubscriptionState.LIMITED,
+      };
     case "tooluse-maxturns1":
       // error_max_turns: an error result that still counts the one request it made.
-      return { format, partial: false, cost: 0.004711, tokens: ONE_REQUEST, model: "claude-sonnet-5-5", readings: readingsOf("ok"), status: SubscriptionState.LIMITED };
+      return {
+        format,
+        partial: false,
+        cost: 0.004711,
+        tokens: ONE_REQUEST,
+        model: "claude-sonnet-5-5",
+        readings: readingsOf("ok"),
+        status: SubscriptionState.LIMITED,
+      };
     case "limit5h":
     case "limit7d":
     case "limitopus": {
       if (!subscriber) {
         // An API key's 429 reads "Request rejected (429) · … your account's rate limit": request-scoped.
-        return { format, partial: false, ...cost(0), transient: TransientKind.THROTTLE, status: SubscriptionState.LIMITED };
+        return {
+          format,
+          partial: false,
+          ...cost(0),
+          transient: TransientKind.THROTTLE,
+          status: SubscriptionState.LIMITED,
+        };
       }
       const limit =
         variant === "limit5h"
@@ -153,9 +202,21 @@ function expected(run: Run): Booking {
       };
     }
     case "throttle-retries2":
-      return { format, partial: false, ...cost(0), transient: TransientKind.THROTTLE, status: SubscriptionState.LIMITED };
+      return {
+        format,
+        partial: false,
+        ...cost(0),
+        transient: TransientKind.THROTTLE,
+        status: SubscriptionState.LIMITED,
+      };
     case "overloaded-retries2":
-      return { format, partial: false, ...cost(0), transient: TransientKind.OVERLOADED, status: SubscriptionState.LIMITED };
+      return {
+        format,
+        partial: false,
+        ...cost(0),
+        transient: TransientKind.OVERLOADED,
+        status: SubscriptionState.LIMITED,
+      };
     default:
       throw new Error(`no expectation for ${variant} (${run.name})`);
   }
@@ -189,7 +250,9 @@ afterAll(async () => {
 
 describe("the captures of the real CLI", () => {
   it("has every capture of the fixture directory in the index, with its exit code", () => {
-    const files = readdirSync(DIR).filter((f) => f.endsWith(".stdout")).map((f) => f.slice(0, -".stdout".length));
+    const files = readdirSync(DIR)
+      .filter((f) => f.endsWith(".stdout"))
+      .map((f) => f.slice(0, -".stdout".length));
     expect(files.sort()).toEqual(RUNS.map((r) => r.name).sort());
     expect(RUNS).toHaveLength(105);
     for (const run of RUNS) expect(rc(run)).toBe(run.rc);
@@ -229,7 +292,9 @@ describe("ReportUsage books every capture of the real CLI (2.1.328)", () => {
     // A throttle pauses placements for a minute; an overload does nothing; neither is a limit.
     expect(res.transientError?.kind).toBe(want.transient);
     if (want.transient === TransientKind.THROTTLE) {
-      expect(res.transientError?.pausedUntil && timestampDate(res.transientError.pausedUntil).getTime()).toBe(now + THROTTLE_MS);
+      expect(res.transientError?.pausedUntil && timestampDate(res.transientError.pausedUntil).getTime()).toBe(
+        now + THROTTLE_MS,
+      );
       expect(res.transientError?.estimated).toBe(true);
     } else {
       expect(res.transientError?.pausedUntil).toBeUndefined();
@@ -248,7 +313,12 @@ describe("ReportUsage books every capture of the real CLI (2.1.328)", () => {
     // Cost once, tokens of the result line, and nothing at all for what proved no use.
     expect(sub.weeklyUsedUsd).toBe(want.cost ?? 0);
     expect(session.costUsd).toBe(want.cost ?? 0);
-    const tokens = [session.inputTokens, session.outputTokens, session.cacheCreationInputTokens, session.cacheReadInputTokens].map(Number);
+    const tokens = [
+      session.inputTokens,
+      session.outputTokens,
+      session.cacheCreationInputTokens,
+      session.cacheReadInputTokens,
+    ].map(Number);
     expect(tokens).toEqual(want.tokens ?? [0, 0, 0, 0]);
     const used = want.cost !== undefined && want.transient === undefined;
     expect(session.requests).toBe(used ? 1 : 0);

@@ -65,7 +65,11 @@ afterAll(async () => {
 });
 
 /** Receiver records every webhook delivery, headers and body. */
-async function startReceiver(): Promise<{ url: string; deliveries: { headers: string; body: string }[]; close: () => Promise<void> }> {
+async function startReceiver(): Promise<{
+  url: string;
+  deliveries: { headers: string; body: string }[];
+  close: () => Promise<void>;
+}> {
   const deliveries: { headers: string; body: string }[] = [];
   const server = http.createServer((req, res) => {
     let body = "";
@@ -99,7 +103,10 @@ async function startUsageEndpoint(): Promise<{ url: string; seen: string[]; clos
     seen.push(auth);
     const n = seen.length;
     if (n === 1) res.writeHead(200, { "content-type": "application/json" }).end(body);
-    else if (n === 2) res.writeHead(401, { "content-type": "application/json", "x-echo": auth }).end(JSON.stringify({ error: `bad token ${auth}` }));
+    else if (n === 2)
+      res
+        .writeHead(401, { "content-type": "application/json", "x-echo": auth })
+        .end(JSON.stringify({ error: `bad token ${auth}` }));
     else res.writeHead(500, { "content-type": "text/plain", "x-echo": auth }).end(`upstream exploded handling ${auth}`);
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -120,7 +127,12 @@ async function fingerprint(root: string): Promise<string[]> {
     const p = path.join(root, name);
     const s = await stat(p);
     if (s.isDirectory()) out.push(`${name}/`, ...(await fingerprint(p)).map((x) => `${name}/${x}`));
-    else out.push(`${name} ${s.mtimeMs} ${createHash("sha256").update(await readFile(p)).digest("hex")}`);
+    else
+      out.push(
+        `${name} ${s.mtimeMs} ${createHash("sha256")
+          .update(await readFile(p))
+          .digest("hex")}`,
+      );
   }
   return out;
 }
@@ -130,7 +142,13 @@ async function errorText(call: Promise<unknown>): Promise<string> {
     await call;
   } catch (error) {
     const e = ConnectError.from(error);
-    return [e.message, e.rawMessage, JSON.stringify([...e.metadata.entries()]), JSON.stringify(e.details), e.cause === undefined ? "" : String(e.cause)].join(" | ");
+    return [
+      e.message,
+      e.rawMessage,
+      JSON.stringify([...e.metadata.entries()]),
+      JSON.stringify(e.details),
+      e.cause === undefined ? "" : String(e.cause),
+    ].join(" | ");
   }
   throw new Error("the call was not refused");
 }
@@ -148,17 +166,31 @@ describe("secrets", () => {
       for (const id of ["sub1", "sub2", "sub3"]) await mkdir(path.join(dir, id), { recursive: true });
       await writeFile(
         path.join(dir, "sub1", ".credentials.json"),
-        JSON.stringify({ claudeAiOauth: { accessToken: SECRETS.oauthAccess, refreshToken: SECRETS.oauthRefresh, expiresAt: Date.parse("2027-01-01T00:00:00Z") } }),
+        JSON.stringify({
+          claudeAiOauth: {
+            accessToken: SECRETS.oauthAccess,
+            refreshToken: SECRETS.oauthRefresh,
+            expiresAt: Date.parse("2027-01-01T00:00:00Z"),
+          },
+        }),
         { mode: 0o600 },
       );
       await writeFile(
         path.join(dir, "sub2", ".credentials.json"),
-        JSON.stringify({ claudeAiOauth: { accessToken: SECRETS.expiredAccess, refreshToken: SECRETS.oauthRefresh, expiresAt: Date.parse("2026-01-01T00:00:00Z") } }),
+        JSON.stringify({
+          claudeAiOauth: {
+            accessToken: SECRETS.expiredAccess,
+            refreshToken: SECRETS.oauthRefresh,
+            expiresAt: Date.parse("2026-01-01T00:00:00Z"),
+          },
+        }),
         { mode: 0o600 },
       );
       const dirsBefore = await fingerprint(dir);
       const tokenFile = path.join(dir, "tokens");
-      await writeFile(tokenFile, `admin:${SECRETS.admin}\nclient:${SECRETS.client}\nreader:${SECRETS.reader}\n`, { mode: 0o600 });
+      await writeFile(tokenFile, `admin:${SECRETS.admin}\nclient:${SECRETS.client}\nreader:${SECRETS.reader}\n`, {
+        mode: 0o600,
+      });
       const configFile = path.join(dir, "pool.json");
       const raw = {
         subscriptions: ["sub1", "sub2", "sub3"].map((id) => ({
@@ -174,10 +206,12 @@ describe("secrets", () => {
         upstream: { enabled: true, endpoint: usage.url, intervalSeconds: 90 },
         rebalancing: { enabled: true, costGapThreshold: 0 },
         notifications: {
-          rules: ["session", "failover", "rotation", "limit_reached", "status_changed", "rebalance_completed"].map((type) => ({
-            type,
-            channels: ["webhook", "log"],
-          })),
+          rules: ["session", "failover", "rotation", "limit_reached", "status_changed", "rebalance_completed"].map(
+            (type) => ({
+              type,
+              channels: ["webhook", "log"],
+            }),
+          ),
           webhook: { url: receiver.url, secret: SECRETS.webhookSecret, timeoutMs: 2000, maxAttempts: 2 },
         },
         server: { host: "127.0.0.1", port: 0, authTokensFile: tokenFile },
@@ -203,13 +237,33 @@ describe("secrets", () => {
         for (let i = 1; i <= 7; i++) await client.allocate({ sessionId: `s${i}` });
         const answer = JSON.parse(await fixture("claude-cli/success.json")) as Record<string, unknown>;
         answer.result = `Your key is ${SECRETS.apiKey}; keep it safe.`;
-        await client.reportUsage({ sessionId: "s1", requestId: "r1", source: { case: "claudeOutput", value: JSON.stringify(answer) } });
-        await client.reportUsage({ sessionId: "s2", requestId: "r2", source: { case: "claudeOutput", value: await fixture("claude-cli/limit-current.json") } });
-        record("refused report (malformed output quoting the key)", await errorText(
-          client.reportUsage({ sessionId: "s3", requestId: "r3", source: { case: "claudeOutput", value: `{"type":"result","total_cost_usd":"${SECRETS.apiKey}"}` } }),
-        ));
+        await client.reportUsage({
+          sessionId: "s1",
+          requestId: "r1",
+          source: { case: "claudeOutput", value: JSON.stringify(answer) },
+        });
+        await client.reportUsage({
+          sessionId: "s2",
+          requestId: "r2",
+          source: { case: "claudeOutput", value: await fixture("claude-cli/limit-current.json") },
+        });
+        record(
+          "refused report (malformed output quoting the key)",
+          await errorText(
+            client.reportUsage({
+              sessionId: "s3",
+              requestId: "r3",
+              source: { case: "claudeOutput", value: `{"type":"result","total_cost_usd":"${SECRETS.apiKey}"}` },
+            }),
+          ),
+        );
         await client.release({ sessionId: "s4" });
-        record("rebalance", JSON.stringify(await admin.rebalance({ dryRun: false }), (_k, v: unknown) => (typeof v === "bigint" ? String(v) : v)));
+        record(
+          "rebalance",
+          JSON.stringify(await admin.rebalance({ dryRun: false }), (_k, v: unknown) =>
+            typeof v === "bigint" ? String(v) : v,
+          ),
+        );
         await admin.setPaused({ subscriptionId: "sub3", paused: true });
         await admin.setDrained({ subscriptionId: "sub3", drained: true });
         await admin.setPaused({ subscriptionId: "sub3", paused: false });
@@ -223,7 +277,11 @@ describe("secrets", () => {
         // After a rejected token the poller waits ten intervals.
         clock.advance(1_000_000);
         await server.runJobs();
-        expect(usage.seen).toEqual([`Bearer ${SECRETS.oauthAccess}`, `Bearer ${SECRETS.oauthAccess}`, `Bearer ${SECRETS.oauthAccess}`]);
+        expect(usage.seen).toEqual([
+          `Bearer ${SECRETS.oauthAccess}`,
+          `Bearer ${SECRETS.oauthAccess}`,
+          `Bearer ${SECRETS.oauthAccess}`,
+        ]);
 
         // Refused calls: no token, a wrong one, a prefix of a real one, roles that do not fit.
         record("no token", await errorText(as(undefined).allocate({ sessionId: "x" })));
@@ -232,14 +290,19 @@ describe("secrets", () => {
         record("client calls admin", await errorText(client.rebalance({})));
         record("reader allocates", await errorText(reader.allocate({ sessionId: "y" })));
         record("reader reloads", await errorText(reader.reloadConfig({})));
-        record("connect wrong token", await errorText(as(SECRETS.webhookSecret, "connect").release({ sessionId: "s1" })));
+        record(
+          "connect wrong token",
+          await errorText(as(SECRETS.webhookSecret, "connect").release({ sessionId: "s1" })),
+        );
 
         // Status, with sessions.
         const status = await reader.getPoolStatus({ includeSessions: true });
         record("status", toJsonString(GetPoolStatusResponseSchema, status));
         const sub1 = status.subscriptions.find((s) => s.id === "sub1")!;
         expect(sub1.usagePolling?.lastError).toMatch(/^upstream answered 500/);
-        expect(status.subscriptions.find((s) => s.id === "sub2")!.usagePolling?.lastError).toMatch(/^credentials expired/);
+        expect(status.subscriptions.find((s) => s.id === "sub2")!.usagePolling?.lastError).toMatch(
+          /^credentials expired/,
+        );
 
         // Every event, from the first.
         const head = BigInt(server.feed.headSeq);
@@ -254,8 +317,16 @@ describe("secrets", () => {
         for (const [i, e] of events.entries()) record(`event ${i}`, e);
 
         // Metrics, and what refused scrapes say.
-        for (const [name, token] of [["metrics (reader)", SECRETS.reader], ["metrics (client)", SECRETS.client], ["metrics (wrong)", "nope"], ["metrics (none)", undefined]] as const) {
-          const res = await fetch(`${server.url}/metrics`, token === undefined ? {} : { headers: { authorization: `Bearer ${token}` } });
+        for (const [name, token] of [
+          ["metrics (reader)", SECRETS.reader],
+          ["metrics (client)", SECRETS.client],
+          ["metrics (wrong)", "nope"],
+          ["metrics (none)", undefined],
+        ] as const) {
+          const res = await fetch(
+            `${server.url}/metrics`,
+            token === undefined ? {} : { headers: { authorization: `Bearer ${token}` } },
+          );
           record(name, `${res.status} ${JSON.stringify([...res.headers])} ${await res.text()}`);
         }
         const health = createClient(Health, createGrpcTransport({ baseUrl: server.url }));
@@ -279,9 +350,18 @@ describe("secrets", () => {
         ["token file: space", `client:${SECRETS.client} ${SECRETS.reader}\n`],
       ] as const) {
         await writeFile(tokenFile, text);
-        record(name, await loadConfigFile(configFile).then(() => "accepted", (e: unknown) => String(e)));
+        record(
+          name,
+          await loadConfigFile(configFile).then(
+            () => "accepted",
+            (e: unknown) => String(e),
+          ),
+        );
       }
-      for (const env of [{ AUTHPOOL_TOKENS: `boss:${SECRETS.admin}` }, { AUTHPOOL_TOKENS: SECRETS.admin.slice(0, 12) }]) {
+      for (const env of [
+        { AUTHPOOL_TOKENS: `boss:${SECRETS.admin}` },
+        { AUTHPOOL_TOKENS: SECRETS.admin.slice(0, 12) },
+      ]) {
         let text = "accepted";
         try {
           applyEnv(parseConfig({ ...raw, server: { port: 0 } }, configFile), env);
@@ -291,7 +371,14 @@ describe("secrets", () => {
         record(`env ${Object.keys(env).join()}`, text);
       }
       try {
-        parseConfig({ ...raw, server: { authTokens: [`${SECRETS.admin} x`] }, notifications: { webhook: { url: receiver.url, secret: [SECRETS.webhookSecret] } } }, configFile);
+        parseConfig(
+          {
+            ...raw,
+            server: { authTokens: [`${SECRETS.admin} x`] },
+            notifications: { webhook: { url: receiver.url, secret: [SECRETS.webhookSecret] } },
+          },
+          configFile,
+        );
       } catch (e) {
         record("config: inline errors", String(e));
       }
@@ -301,7 +388,9 @@ describe("secrets", () => {
       // The pool wrote nothing in any config dir.
       await rm(tokenFile);
       await rm(configFile);
-      expect((await fingerprint(dir)).filter((f) => /^sub\d/.test(f))).toEqual(dirsBefore.filter((f) => /^sub\d/.test(f)));
+      expect((await fingerprint(dir)).filter((f) => /^sub\d/.test(f))).toEqual(
+        dirsBefore.filter((f) => /^sub\d/.test(f)),
+      );
     } finally {
       if (previousKey === undefined) delete process.env.ANTHROPIC_API_KEY;
       else process.env.ANTHROPIC_API_KEY = previousKey;
@@ -309,11 +398,23 @@ describe("secrets", () => {
       await usage.close();
     }
 
-    const leaks = outputs.flatMap((o) => needles.filter((n) => o.text.includes(n.text)).map((n) => `${n.name} in ${o.where}: ${o.text.slice(0, 300)}`));
+    const leaks = outputs.flatMap((o) =>
+      needles.filter((n) => o.text.includes(n.text)).map((n) => `${n.name} in ${o.where}: ${o.text.slice(0, 300)}`),
+    );
     expect(leaks).toEqual([]);
     // What was searched, so a scenario that silently produced nothing fails.
     const where = new Set(outputs.map((o) => o.where.replace(/ \d+$/, "")));
-    for (const w of ["log", "status", "event", "webhook", "metrics (reader)", "wrong token", "reader allocates", "reload summary", "token file: bad role"]) {
+    for (const w of [
+      "log",
+      "status",
+      "event",
+      "webhook",
+      "metrics (reader)",
+      "wrong token",
+      "reader allocates",
+      "reload summary",
+      "token file: bad role",
+    ]) {
       expect(where.has(w), w).toBe(true);
     }
   });

@@ -39,7 +39,10 @@ async function tempDir(): Promise<string> {
   return dir;
 }
 
-async function start(config: PoolConfig, store?: KvStore): Promise<{ server: AuthPoolServer; client: AuthPoolClient; health: () => Promise<Status> }> {
+async function start(
+  config: PoolConfig,
+  store?: KvStore,
+): Promise<{ server: AuthPoolServer; client: AuthPoolClient; health: () => Promise<Status> }> {
   const server = await startAuthPoolServer({
     config,
     clock,
@@ -101,7 +104,11 @@ async function books(client: AuthPoolClient): Promise<{ sessions: string[]; week
 async function refusedWrites(client: AuthPoolClient, before: () => Promise<void> = async () => {}): Promise<void> {
   const calls: [string, () => Promise<unknown>][] = [
     ["allocate", () => client.allocate({ sessionId: "lost-1" })],
-    ["report", () => client.reportUsage({ sessionId: "held-1", requestId: "lost-report", source: { case: "usage", value: USAGE } })],
+    [
+      "report",
+      () =>
+        client.reportUsage({ sessionId: "held-1", requestId: "lost-report", source: { case: "usage", value: USAGE } }),
+    ],
     ["release", () => client.release({ sessionId: "held-2" })],
     ["pause", () => client.setPaused({ subscriptionId: "sub3", paused: true })],
     ["drain", () => client.setDrained({ subscriptionId: "sub2", drained: true })],
@@ -196,7 +203,11 @@ describe("store faults", () => {
       const config = parseConfig(raw, path.join(dir, "config.json"));
       const first = await start(config);
       await first.client.allocate({ sessionId: "held-1" });
-      await first.client.reportUsage({ sessionId: "held-1", requestId: "kept", source: { case: "usage", value: USAGE } });
+      await first.client.reportUsage({
+        sessionId: "held-1",
+        requestId: "kept",
+        source: { case: "usage", value: USAGE },
+      });
 
       const files = async () => (await readdir(dataDir)).map((name) => path.join(dataDir, name));
       cleanups.push(() => chmod(dataDir, 0o755));

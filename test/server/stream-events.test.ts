@@ -56,7 +56,11 @@ class Subscription {
 }
 
 function sessionEvents(events: Event[]): [string, SessionEventKind][] {
-  return events.flatMap((e) => (e.payload.case === "session" ? [[e.payload.value.sessionId, e.payload.value.kind] as [string, SessionEventKind]] : []));
+  return events.flatMap((e) =>
+    e.payload.case === "session"
+      ? [[e.payload.value.sessionId, e.payload.value.kind] as [string, SessionEventKind]]
+      : [],
+  );
 }
 
 describe("StreamEvents", () => {
@@ -163,7 +167,10 @@ describe("StreamEvents", () => {
     pool = await startTestPool();
     const c = pool.grpc;
     const g = await c.allocate({ sessionId: "s" });
-    await c.reportUsage({ sessionId: "s", source: { case: "claudeOutput", value: await fixture("claude-cli/stream-limit.ndjson") } });
+    await c.reportUsage({
+      sessionId: "s",
+      source: { case: "claudeOutput", value: await fixture("claude-cli/stream-limit.ndjson") },
+    });
     const sub = g.outcome.case === "subscription" ? g.outcome.value.subscriptionId : "";
     const changes = new Subscription(c, { types: [EventType.STATUS_CHANGED], subscriptionIds: [sub] });
     await changes.until((ev) => ev.length === 1);
@@ -184,7 +191,12 @@ describe("StreamEvents", () => {
     const resetsAt = pool.clock.now() + 10 * 60_000;
     await c.reportUsage({
       sessionId: "s",
-      source: { case: "usage", value: { rateLimits: [{ window: 1, status: 3, utilization: 1, resetsAt: { seconds: BigInt(resetsAt / 1000) } }] } },
+      source: {
+        case: "usage",
+        value: {
+          rateLimits: [{ window: 1, status: 3, utilization: 1, resetsAt: { seconds: BigInt(resetsAt / 1000) } }],
+        },
+      },
     });
     const changes = new Subscription(c, { types: [EventType.STATUS_CHANGED] });
     await changes.until((ev) => ev.length === 1);
@@ -200,7 +212,9 @@ describe("StreamEvents", () => {
   });
 
   it("answers OUT_OF_RANGE, naming the oldest sequence, for a cursor older than retention", async () => {
-    pool = await startTestPool({ config: { events: { retentionDays: 1 }, snapshot: { everyRecords: 1, everySeconds: 1 } } });
+    pool = await startTestPool({
+      config: { events: { retentionDays: 1 }, snapshot: { everyRecords: 1, everySeconds: 1 } },
+    });
     const c = pool.grpc;
     for (const id of ["old1", "old2", "old3"]) await c.allocate({ sessionId: id });
     pool.clock.advance(2 * DAY_MS);
@@ -225,7 +239,9 @@ describe("StreamEvents", () => {
     // connection-level flow control, which would stall calls sharing it.
     const subscriber = createAuthPoolClient(pool.server.url);
     const abort = new AbortController();
-    const it = subscriber.streamEvents({ types: [EventType.SESSION] }, { signal: abort.signal })[Symbol.asyncIterator]();
+    const it = subscriber
+      .streamEvents({ types: [EventType.SESSION] }, { signal: abort.signal })
+      [Symbol.asyncIterator]();
     const firstRead = it.next();
     await c.allocate({ sessionId: "s0" });
     await firstRead;

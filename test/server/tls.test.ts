@@ -54,10 +54,13 @@ const tlsConfig = (c: TestCertificate, extra: Record<string, unknown> = {}) => (
 function alpn(url: string, protocols: string[]): Promise<string | false> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: hostname, port: Number(port), ca: cert.cert, ALPNProtocols: protocols, servername: "localhost" }, () => {
-      resolve(socket.alpnProtocol ?? false);
-      socket.destroy();
-    });
+    const socket = tls.connect(
+      { host: hostname, port: Number(port), ca: cert.cert, ALPNProtocols: protocols, servername: "localhost" },
+      () => {
+        resolve(socket.alpnProtocol ?? false);
+        socket.destroy();
+      },
+    );
     socket.once("error", reject);
   });
 }
@@ -105,7 +108,11 @@ describe("TLS", () => {
       const res = await client.allocate({ sessionId: `s${i}` });
       expect(res.outcome.case, `${v.protocol} ${"httpVersion" in v ? v.httpVersion : "2"}`).toBe("subscription");
     }
-    const status = await createAuthPoolClient(url, { protocol: "connect", httpVersion: "1.1", ca: cert.cert }).getPoolStatus({});
+    const status = await createAuthPoolClient(url, {
+      protocol: "connect",
+      httpVersion: "1.1",
+      ca: cert.cert,
+    }).getPoolStatus({});
     expect(status.totalSessions).toBe(variants.length);
     const health = createClient(Health, createGrpcTransport({ baseUrl: url, nodeOptions: { ca: cert.cert } }));
     expect((await health.check({})).status).toBe(Status.SERVING);
@@ -114,13 +121,19 @@ describe("TLS", () => {
   it("refuses cleartext clients and clients that do not trust the certificate", async () => {
     pool = await startTestPool({ config: tlsConfig(cert) });
     const url = pool.server.url;
-    const untrusted = await createAuthPoolClient(url).allocate({ sessionId: "x" }).catch((e: unknown) => e);
+    const untrusted = await createAuthPoolClient(url)
+      .allocate({ sessionId: "x" })
+      .catch((e: unknown) => e);
     expect(untrusted).toBeInstanceOf(ConnectError);
     const cleartext = await createAuthPoolClient(url.replace("https:", "http:"), { timeoutMs: 2000 })
       .allocate({ sessionId: "y" })
       .catch((e: unknown) => e);
     expect(cleartext).toBeInstanceOf(ConnectError);
-    const http1 = await createAuthPoolClient(url.replace("https:", "http:"), { protocol: "connect", httpVersion: "1.1", timeoutMs: 2000 })
+    const http1 = await createAuthPoolClient(url.replace("https:", "http:"), {
+      protocol: "connect",
+      httpVersion: "1.1",
+      timeoutMs: 2000,
+    })
       .allocate({ sessionId: "z" })
       .catch((e: unknown) => e);
     expect(http1).toBeInstanceOf(ConnectError);
@@ -136,10 +149,14 @@ describe("TLS", () => {
     const metrics = await httpsGet(`${url}/metrics`, { authorization: `Bearer ${READER}` });
     expect(metrics.status).toBe(200);
     expect(metrics.body).toContain("authpool_sessions");
-    await expect(createAuthPoolClient(url, { ca: cert.cert, token: READER }).allocate({ sessionId: "s" })).rejects.toMatchObject({
+    await expect(
+      createAuthPoolClient(url, { ca: cert.cert, token: READER }).allocate({ sessionId: "s" }),
+    ).rejects.toMatchObject({
       code: Code.PermissionDenied,
     });
-    expect((await createAuthPoolClient(url, { ca: cert.cert, token: ADMIN }).allocate({ sessionId: "s" })).outcome.case).toBe("subscription");
+    expect(
+      (await createAuthPoolClient(url, { ca: cert.cert, token: ADMIN }).allocate({ sessionId: "s" })).outcome.case,
+    ).toBe("subscription");
   });
 
   it("is reached by the CLI with --ca or AUTHPOOL_CA, and not without", async () => {
@@ -220,8 +237,12 @@ describe("TLS config errors", () => {
     const error = refuse({ certFile: missing, keyFile: cert.keyFile });
     expect(error.file).toBe("/etc/authpool/pool.yaml");
     expect(error.path).toBe("server.tls.certFile");
-    expect(error.message).toContain(`/etc/authpool/pool.yaml: server.tls.certFile: expected a readable PEM certificate file, got ${missing}: no such file`);
-    expect(refuse({ certFile: cert.certFile, keyFile: dir }).message).toContain(`server.tls.keyFile: expected a readable PEM private key file, got ${dir}: a directory`);
+    expect(error.message).toContain(
+      `/etc/authpool/pool.yaml: server.tls.certFile: expected a readable PEM certificate file, got ${missing}: no such file`,
+    );
+    expect(refuse({ certFile: cert.certFile, keyFile: dir }).message).toContain(
+      `server.tls.keyFile: expected a readable PEM private key file, got ${dir}: a directory`,
+    );
   });
 
   it("refuses files that are not PEM of the right kind, and a key that is not the certificate's", async () => {

@@ -40,7 +40,8 @@ describe("upstream usage polling", () => {
     const creds = path.join(dir, ".credentials.json");
     await copyFile(new URL("../fixtures/credentials/config-a/.credentials.json", import.meta.url), creds);
     await chmod(creds, 0o600);
-    const token = (JSON.parse(await readFile(creds, "utf8")) as { claudeAiOauth: { accessToken: string } }).claudeAiOauth.accessToken;
+    const token = (JSON.parse(await readFile(creds, "utf8")) as { claudeAiOauth: { accessToken: string } })
+      .claudeAiOauth.accessToken;
 
     // exhausted-5h.json resets at 2026-11-23T18:00Z; the test clock starts at 10:00Z.
     await pool.server.runJobs();

@@ -99,7 +99,10 @@ describe("ground truth for an account fed by the fixtures", () => {
     // Upstream: every window of the reply, with status, source and age.
     const byWindow = new Map(sub1.upstream.map((u) => [u.window, u]));
     expect([...byWindow.keys()].sort()).toEqual([
-      LimitWindow.FIVE_HOUR, LimitWindow.SEVEN_DAY, LimitWindow.SEVEN_DAY_OPUS, LimitWindow.SEVEN_DAY_SONNET,
+      LimitWindow.FIVE_HOUR,
+      LimitWindow.SEVEN_DAY,
+      LimitWindow.SEVEN_DAY_OPUS,
+      LimitWindow.SEVEN_DAY_SONNET,
     ]);
     const five = byWindow.get(LimitWindow.FIVE_HOUR)!;
     expect(five.utilization).toBeCloseTo(0.33, 10);
@@ -157,8 +160,7 @@ describe("ground truth for an account fed by the fixtures", () => {
     });
     pool.clock.set(Date.parse("2026-11-23T18:30:00Z"));
     await pool.server.runJobs();
-    const external = async () =>
-      (await pool!.grpc.getPoolStatus({})).subscriptions[0]!.external!.weeklyUsd;
+    const external = async () => (await pool!.grpc.getPoolStatus({})).subscriptions[0]!.external!.weeklyUsd;
     const first = await external();
     expect(first).toBeCloseTo(SONNET_USD + OPUS_USD + HAIKU_USD, 6);
 
@@ -166,16 +168,23 @@ describe("ground truth for an account fed by the fixtures", () => {
     await pool.grpc.allocate({ sessionId: "pool-1" });
     await pool.grpc.reportUsage({
       sessionId: "pool-1",
-      source: { case: "usage", value: { costUsd: 1, outputTokens: 10n, claudeSessionId: "c0ffee00-0000-4000-8000-000000000001" } },
+      source: {
+        case: "usage",
+        value: { costUsd: 1, outputTokens: 10n, claudeSessionId: "c0ffee00-0000-4000-8000-000000000001" },
+      },
     });
     const row = (id: string, session: string, at: string, output: number) =>
-      JSON.stringify({
+      `${JSON.stringify({
         type: "assistant",
         sessionId: session,
         requestId: `req_${id}`,
         timestamp: at,
-        message: { id: `msg_${id}`, model: "claude-sonnet-4-5-20250929", usage: { input_tokens: 0, output_tokens: output } },
-      }) + "\n";
+        message: {
+          id: `msg_${id}`,
+          model: "claude-sonnet-4-5-20250929",
+          usage: { input_tokens: 0, output_tokens: output },
+        },
+      })}\n`;
     await appendFile(
       path.join(configDir, MAIN),
       row("pool", "c0ffee00-0000-4000-8000-000000000001", "2026-11-23T18:31:00Z", 1000) +
@@ -244,7 +253,9 @@ describe("ground truth for an account fed by the fixtures", () => {
     const project = path.join(configDir, "projects", "-home-dev-runs-tooluse-oauth-json-work");
     await mkdir(project, { recursive: true });
     // Two requests of claude-sonnet-5-5, a model Auth Pool's table does not list; the CLI says $0.009422.
-    await cp(new URL("../fixtures/claude-cli-real/transcripts/tooluse-oauth-json/", import.meta.url), project, { recursive: true });
+    await cp(new URL("../fixtures/claude-cli-real/transcripts/tooluse-oauth-json/", import.meta.url), project, {
+      recursive: true,
+    });
     // And one line of a model nothing has priced yet: the pool's own estimate (as Sonnet list price).
     const unknown = {
       type: "assistant",

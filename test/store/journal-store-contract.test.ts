@@ -155,7 +155,12 @@ describe.each(backends)("JournalStore contract ($name)", ({ name, durable, fresh
       expect(await b.readLease()).toEqual({ holder: "a", epoch: 1, expiresAt: T0 + TTL, address: "" });
       await a.releaseLease("a", 1);
       expect(await b.readLease()).toEqual({ holder: "a", epoch: 1, expiresAt: 0, address: "" });
-      expect(await b.acquireLease("b", "", T0 + 1, TTL)).toEqual({ holder: "b", epoch: 2, expiresAt: T0 + 1 + TTL, address: "" });
+      expect(await b.acquireLease("b", "", T0 + 1, TTL)).toEqual({
+        holder: "b",
+        epoch: 2,
+        expiresAt: T0 + 1 + TTL,
+        address: "",
+      });
     });
 
     it("goes to exactly one of ten handles acquiring at once", async () => {
@@ -164,7 +169,11 @@ describe.each(backends)("JournalStore contract ($name)", ({ name, durable, fresh
       const leases = await Promise.all(all.map((h, i) => h.acquireLease(`h${i}`, `addr${i}`, T0, TTL)));
       const winner = leases[0]!;
       expect(winner.epoch).toBe(1);
-      expect(leases.every((l) => l.holder === winner.holder && l.epoch === 1 && l.address === `addr${winner.holder.slice(1)}`)).toBe(true);
+      expect(
+        leases.every(
+          (l) => l.holder === winner.holder && l.epoch === 1 && l.address === `addr${winner.holder.slice(1)}`,
+        ),
+      ).toBe(true);
       expect(await all[3]!.readLease()).toEqual(winner);
     });
   });
@@ -241,7 +250,7 @@ describe.each(backends)("JournalStore contract ($name)", ({ name, durable, fresh
       expect(await b.bounds()).toEqual({ first: 0, last: 0 });
       expect(await b.readRecords(0, 10)).toEqual([]);
       await a.acquireLease("a", "", T0, TTL);
-      const texts = [record(1, T0), "héllo 日本語 🎉 \"quoted\" \\ \n", record(3, T0 + 2), "", record(5, T0 + 4)];
+      const texts = [record(1, T0), 'héllo 日本語 🎉 "quoted" \\ \n', record(3, T0 + 2), "", record(5, T0 + 4)];
       for (const [i, text] of texts.entries()) await a.append(1, i + 1, T0 + i, text);
       // Another handle (connection) sees them all.
       expect(await b.bounds()).toEqual({ first: 1, last: 5 });
@@ -412,7 +421,9 @@ describe("PostgresJournalStore", () => {
     await a.acquireLease("a", "", T0, TTL);
     await withClient(async (taker) => {
       await taker.query("BEGIN");
-      await taker.query(`UPDATE ${schema}.lease SET holder = 'b', epoch = 2, expires_at = $1 WHERE id = 1`, [T0 + 2 * TTL]);
+      await taker.query(`UPDATE ${schema}.lease SET holder = 'b', epoch = 2, expires_at = $1 WHERE id = 1`, [
+        T0 + 2 * TTL,
+      ]);
       const append = a.append(1, 1, T0, record(1, T0)).then(
         () => "appended",
         (e: unknown) => e,
@@ -443,7 +454,10 @@ describe("PostgresJournalStore", () => {
     const stop = a.watch!(() => heard++);
     await vi.waitFor(() => expect(heard).toBe(1), { timeout: 5000, interval: 10 });
     const killed = await withClient((c) =>
-      c.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'LISTEN%'", [schema]),
+      c.query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'LISTEN%'",
+        [schema],
+      ),
     );
     expect(killed.rowCount).toBe(1);
     // Called again once it listens again (appends in between were not seen) ...
@@ -460,7 +474,9 @@ describe("PostgresJournalStore", () => {
     await log.acquireLease("a", "", T0, TTL);
     const data = new Uint8Array(1 << 20).map((_, i) => i % 251);
     await log.writeSnapshot(1, 7, data);
-    const stored = await withClient((c) => c.query(`SELECT octet_length(data)::int AS n, substring(data from 1 for 4) AS head FROM ${schema}.snapshot`));
+    const stored = await withClient((c) =>
+      c.query(`SELECT octet_length(data)::int AS n, substring(data from 1 for 4) AS head FROM ${schema}.snapshot`),
+    );
     expect(stored.rows[0].n).toBeLessThan(data.length / 4);
     expect(Buffer.from(stored.rows[0].head).toString("latin1")).toBe("APz1");
     expect(await log.readSnapshot()).toEqual({ record: 7, data });
@@ -470,7 +486,9 @@ describe("PostgresJournalStore", () => {
     const { uri, schema } = await freshStore();
     const log = (await track(openStore(uri))).log;
     const data = Buffer.from("APst plain bytes");
-    await withClient((c) => c.query(`INSERT INTO ${schema}.snapshot (id, record, epoch, data) VALUES (1, 3, 0, $1)`, [data]));
+    await withClient((c) =>
+      c.query(`INSERT INTO ${schema}.snapshot (id, record, epoch, data) VALUES (1, 3, 0, $1)`, [data]),
+    );
     expect(await log.readSnapshot()).toEqual({ record: 3, data: new Uint8Array(data) });
   });
 
@@ -483,7 +501,10 @@ describe("PostgresJournalStore", () => {
     );
     expect(killed.rowCount).toBeGreaterThan(0);
     // The pool reports a dead idle connection as an 'error' event; unhandled, it would end the process.
-    await vi.waitFor(async () => expect(await store.log.bounds()).toEqual({ first: 0, last: 0 }), { timeout: 5000, interval: 20 });
+    await vi.waitFor(async () => expect(await store.log.bounds()).toEqual({ first: 0, last: 0 }), {
+      timeout: 5000,
+      interval: 20,
+    });
     await store.set("k", "v");
     expect(await store.get("k")).toBe("v");
   });

@@ -31,7 +31,10 @@ async function openAt(file: string, subscriptionIds: readonly string[] = ids): P
   open.push(store);
   // The one writer of this file for the test: epoch 1.
   const lease = await store.log.acquireLease("test", "", Date.now(), 3_600_000);
-  const { journal, state, replayed } = await Journal.open(store.log, subscriptionIds, { epoch: lease.epoch, legacyKv: store });
+  const { journal, state, replayed } = await Journal.open(store.log, subscriptionIds, {
+    epoch: lease.epoch,
+    legacyKv: store,
+  });
   return { store, journal, pool: new Pool(state, settings), replayed };
 }
 

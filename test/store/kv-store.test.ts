@@ -75,7 +75,7 @@ describe.each(backends)("KvStore contract ($name)", ({ uri: newUri, durable }) =
     const { store } = await fresh();
     const values = {
       unicode: "héllo wörld — 日本語テキスト 🎉👩‍👩‍👧 \u0301e\u200b",
-      controls: "nul\u0000tab\tnewline\nquote\"backslash\\",
+      controls: 'nul\u0000tab\tnewline\nquote"backslash\\',
       colon: ":base64:aGVsbG8=",
       leadingColon: "::x",
       empty: "",
@@ -219,7 +219,10 @@ describe("openStore (postgres)", () => {
     expect(store.log.description).not.toContain("s3cret");
     expect(store.description).toContain(`schema ${schema}`);
     const tables = await withClient((c) =>
-      c.query<{ table_name: string }>("SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1", [schema]),
+      c.query<{ table_name: string }>(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1",
+        [schema],
+      ),
     );
     expect(tables.rows.map((r) => r.table_name)).toEqual(["journal", "kv", "lease", "snapshot"]);
     const kv = await withClient((c) => c.query<{ key: string }>(`SELECT key FROM ${schema}.kv`));
@@ -242,7 +245,9 @@ describe("openStore (postgres)", () => {
 
   it("refuses a schema that is not a plain identifier", async () => {
     for (const schema of ["1abc", "a-b", "a;drop", "", "x".repeat(49)]) {
-      const err = await openStore(`postgres://u:s3cret@127.0.0.1:5432/test?schema=${encodeURIComponent(schema)}`).catch((e: unknown) => e);
+      const err = await openStore(`postgres://u:s3cret@127.0.0.1:5432/test?schema=${encodeURIComponent(schema)}`).catch(
+        (e: unknown) => e,
+      );
       expect(err, schema).toBeInstanceOf(StoreError);
       expect((err as Error).message, schema).toMatch(/schema/);
       expect((err as Error).message, schema).not.toContain("s3cret");
@@ -265,7 +270,9 @@ describe("redact", () => {
     expect(redact("redis://user:pw@host:6379")).not.toContain("pw@");
     expect(redact("redis://:pw@host")).toBe("redis://:***@host");
     expect(redact("postgres://u:p%40ss@db/pool")).toBe("postgres://u:***@db/pool");
-    expect(redact("postgres://u@db/pool?sslmode=require&password=pw&schema=s")).toBe("postgres://u@db/pool?sslmode=require&password=***&schema=s");
+    expect(redact("postgres://u@db/pool?sslmode=require&password=pw&schema=s")).toBe(
+      "postgres://u@db/pool?sslmode=require&password=***&schema=s",
+    );
     expect(redact("postgres://u@db/pool?PASSWORD=pw")).toBe("postgres://u@db/pool?PASSWORD=***");
   });
 

@@ -86,7 +86,12 @@ function poolState(): PoolState {
       { window: "seven_day_opus", status: "allowed_warning", utilization: 0.3 },
     ],
   });
-  run({ kind: "report", sessionId: "s1", requestId: "1", report: usage(2.5, { resultUuid: "u-1", claudeSessionId: "claude-1" }) });
+  run({
+    kind: "report",
+    sessionId: "s1",
+    requestId: "1",
+    report: usage(2.5, { resultUuid: "u-1", claudeSessionId: "claude-1" }),
+  });
   run({ kind: "report", sessionId: "s2", requestId: "", report: usage(60, { resultUuid: "u-2" }) });
   run({
     kind: "observe",
@@ -99,14 +104,22 @@ function poolState(): PoolState {
     sessionId: "s3",
     requestId: "1",
     report: usage(0.25, {
-      limit: { window: "seven_day_opus", resetsAt: WEEK_RESET, estimated: false, message: "Opus weekly limit reached", modelScope: "opus" },
+      limit: {
+        window: "seven_day_opus",
+        resetsAt: WEEK_RESET,
+        estimated: false,
+        message: "Opus weekly limit reached",
+        modelScope: "opus",
+      },
     }),
   });
   run({
     kind: "report",
     sessionId: "s4",
     requestId: "1",
-    report: usage(0.5, { limit: { window: "five_hour", resetsAt: now + 2 * HOUR_MS, estimated: true, message: "5-hour limit reached" } }),
+    report: usage(0.5, {
+      limit: { window: "five_hour", resetsAt: now + 2 * HOUR_MS, estimated: true, message: "5-hour limit reached" },
+    }),
   });
   run({
     kind: "reconcile",
@@ -123,7 +136,15 @@ function poolState(): PoolState {
         sessionId: "outside-2",
         at: now - 3 * MINUTE_MS,
         totalCostUsd: 0.01,
-        models: { "claude-sonnet-5-5": { inputTokens: 10, outputTokens: 100, cacheCreationInputTokens: 0, cacheReadInputTokens: 0, costUsd: 0.01 } },
+        models: {
+          "claude-sonnet-5-5": {
+            inputTokens: 10,
+            outputTokens: 100,
+            cacheCreationInputTokens: 0,
+            cacheReadInputTokens: 0,
+            costUsd: 0.01,
+          },
+        },
       },
       {
         kind: "limit",
@@ -180,7 +201,9 @@ describe("poolState() (the fixture)", () => {
     expect(state.eventSeq).toBeGreaterThan(0);
     expect(subs.some((s) => s.buckets.some((b) => b.externalCostUsd !== undefined))).toBe(true);
     expect(subs.some((s) => s.window !== undefined)).toBe(true);
-    expect(subs.flatMap((s) => s.cooldowns).map((c) => c.modelScope)).toEqual(expect.arrayContaining(["opus", undefined]));
+    expect(subs.flatMap((s) => s.cooldowns).map((c) => c.modelScope)).toEqual(
+      expect.arrayContaining(["opus", undefined]),
+    );
     expect(subs.map((s) => s.paused)).toContain(true);
     expect(subs.map((s) => s.drain?.cause)).toEqual(expect.arrayContaining(["operator", "removed"]));
     expect(subs.find((s) => s.drain?.cause === "removed")?.drain?.settings).toBeDefined();
@@ -222,14 +245,24 @@ describe("encodeState() and decodeState()", () => {
   it("rebuilds the derived indexes from the state rather than reading them", () => {
     const state = poolState();
     const expected = { bySubscription: state.bySubscription, externalBySession: state.externalBySession };
-    const stale: PoolState = { ...state, bySubscription: new Map([["a", new Set(["gone"])]]), externalBySession: new Map() };
+    const stale: PoolState = {
+      ...state,
+      bySubscription: new Map([["a", new Set(["gone"])]]),
+      externalBySession: new Map(),
+    };
     const decoded = decodeState(encodeState(stale), CONFIGURED);
     expect({ bySubscription: decoded.bySubscription, externalBySession: decoded.externalBySession }).toEqual(expected);
   });
 
   it("adds an empty entry for a configured subscription the snapshot does not know", () => {
     const decoded = decodeState(encodeState(poolState()), [...CONFIGURED, "new"]);
-    expect(decoded.subscriptions.get("new")).toEqual({ id: "new", buckets: [], cooldowns: [], paused: false, upstream: {} });
+    expect(decoded.subscriptions.get("new")).toEqual({
+      id: "new",
+      buckets: [],
+      cooldowns: [],
+      paused: false,
+      upstream: {},
+    });
     expect(decoded.bySubscription.get("new")).toEqual(new Set());
   });
 
@@ -238,7 +271,12 @@ describe("encodeState() and decodeState()", () => {
     state.sessions.set("x", session("x", { subscriptionId: "z" }));
     const decoded = decodeState(encodeState(state), ["a"]);
     expect([...decoded.subscriptions.keys()]).toEqual(["a", "z"]);
-    expect(decoded.bySubscription).toEqual(new Map([["a", new Set()], ["z", new Set(["x"])]]));
+    expect(decoded.bySubscription).toEqual(
+      new Map([
+        ["a", new Set()],
+        ["z", new Set(["x"])],
+      ]),
+    );
   });
 
   it.each([
@@ -316,9 +354,17 @@ describe("encodeState() and decodeState()", () => {
     expect(decodeState(two, CONFIGURED)).toEqual(state);
   });
   it.each([
-    { name: "a newer format version", bytes: () => withVersion(STATE_FORMAT_VERSION + 1), reason: "unsupported_version" },
+    {
+      name: "a newer format version",
+      bytes: () => withVersion(STATE_FORMAT_VERSION + 1),
+      reason: "unsupported_version",
+    },
     { name: "format 1 in a binary header", bytes: () => withVersion(1), reason: "unsupported_version" },
-    { name: "a format 1 (JSON) snapshot", bytes: () => new TextEncoder().encode(encodeFormat1(poolState())), reason: "not_a_snapshot" },
+    {
+      name: "a format 1 (JSON) snapshot",
+      bytes: () => new TextEncoder().encode(encodeFormat1(poolState())),
+      reason: "not_a_snapshot",
+    },
     { name: "no bytes", bytes: () => new Uint8Array(0), reason: "not_a_snapshot" },
     { name: "truncated bytes", bytes: () => corrupt((b) => b.subarray(0, b.length - 1)), reason: "corrupt" },
     { name: "a trailing byte", bytes: () => corrupt((b) => Uint8Array.of(...b, 0)), reason: "corrupt" },
@@ -334,7 +380,11 @@ describe("encodeState() and decodeState()", () => {
         }),
       reason: "corrupt",
     },
-    { name: "a string stream that is not JSON", bytes: () => corrupt((b) => b.fill(0x7b, b.length - 1)), reason: "corrupt" },
+    {
+      name: "a string stream that is not JSON",
+      bytes: () => corrupt((b) => b.fill(0x7b, b.length - 1)),
+      reason: "corrupt",
+    },
     {
       name: "a number the layout does not read",
       bytes: () =>
@@ -395,6 +445,8 @@ describe("decodeLegacyState()", () => {
   });
 
   it("refuses an unknown format 1 version", () => {
-    expect(() => decodeLegacyState(JSON.stringify({ v: 2 }), CONFIGURED)).toThrow(expect.objectContaining({ reason: "unsupported_version" }));
+    expect(() => decodeLegacyState(JSON.stringify({ v: 2 }), CONFIGURED)).toThrow(
+      expect.objectContaining({ reason: "unsupported_version" }),
+    );
   });
 });

@@ -18,7 +18,13 @@ export const CLAUDE_CLI_VERSION = "2.1.328";
 export function findClaudeBin(env: NodeJS.ProcessEnv = process.env): string | undefined {
   const candidates = [
     env["CLAUDE_BIN"],
-    path.join(CLAUDE_CLI_CACHE_DIR, "node_modules", "@anthropic-ai", `claude-code-${process.platform}-${process.arch}`, "claude"),
+    path.join(
+      CLAUDE_CLI_CACHE_DIR,
+      "node_modules",
+      "@anthropic-ai",
+      `claude-code-${process.platform}-${process.arch}`,
+      "claude",
+    ),
     path.join(CLAUDE_CLI_CACHE_DIR, "node_modules", ".bin", "claude"),
   ];
   for (const candidate of candidates) {

@@ -20,7 +20,9 @@ export interface FakeMessagesApi {
 const USAGE = { input_tokens: 3, cache_creation_input_tokens: 1234, cache_read_input_tokens: 15000, output_tokens: 12 };
 
 /** startFakeMessagesApi listens on 127.0.0.1 (port 0). */
-export async function startFakeMessagesApi(options: { authorize: (token: string) => boolean }): Promise<FakeMessagesApi> {
+export async function startFakeMessagesApi(options: {
+  authorize: (token: string) => boolean;
+}): Promise<FakeMessagesApi> {
   const requests: FakeMessagesApi["requests"] = [];
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -42,7 +44,10 @@ export async function startFakeMessagesApi(options: { authorize: (token: string)
       if (!authorized) {
         json(401, {
           type: "error",
-          error: { type: "authentication_error", message: "OAuth token has expired. Please obtain a new token or refresh your existing token." },
+          error: {
+            type: "authentication_error",
+            message: "OAuth token has expired. Please obtain a new token or refresh your existing token.",
+          },
         });
         return;
       }
@@ -83,7 +88,11 @@ function streamAnswer(res: http.ServerResponse, model: string, text: string): vo
     "anthropic-ratelimit-unified-representative-claim": "five_hour",
   });
   const event = (name: string, data: unknown) => res.write(`event: ${name}\ndata: ${JSON.stringify(data)}\n\n`);
-  const usage = { ...USAGE, cache_creation: { ephemeral_5m_input_tokens: 1234, ephemeral_1h_input_tokens: 0 }, service_tier: "standard" };
+  const usage = {
+    ...USAGE,
+    cache_creation: { ephemeral_5m_input_tokens: 1234, ephemeral_1h_input_tokens: 0 },
+    service_tier: "standard",
+  };
   event("message_start", {
     type: "message_start",
     message: {
@@ -100,7 +109,11 @@ function streamAnswer(res: http.ServerResponse, model: string, text: string): vo
   event("content_block_start", { type: "content_block_start", index: 0, content_block: { type: "text", text: "" } });
   event("content_block_delta", { type: "content_block_delta", index: 0, delta: { type: "text_delta", text } });
   event("content_block_stop", { type: "content_block_stop", index: 0 });
-  event("message_delta", { type: "message_delta", delta: { stop_reason: "end_turn", stop_sequence: null }, usage: USAGE });
+  event("message_delta", {
+    type: "message_delta",
+    delta: { stop_reason: "end_turn", stop_sequence: null },
+    usage: USAGE,
+  });
   event("message_stop", { type: "message_stop" });
   res.end();
 }

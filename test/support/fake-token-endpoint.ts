@@ -116,7 +116,8 @@ export class FakeTokenEndpoint {
         return;
       }
       const scope = typeof body["scope"] === "string" ? body["scope"] : undefined;
-      const record = (outcome: GrantOutcome) => this.requests.push({ outcome, ...(scope !== undefined ? { scope } : {}) });
+      const record = (outcome: GrantOutcome) =>
+        this.requests.push({ outcome, ...(scope !== undefined ? { scope } : {}) });
       if (this.unavailable) {
         record("unavailable");
         answer(503, { type: "error", error: { type: "overloaded_error", message: "Overloaded" } });

@@ -98,21 +98,66 @@ export async function startMitmProxy(options: {
 }
 
 /** makeMitmCertificates writes ca.pem, leaf.pem and leaf.key (RSA 2048, two days) into dir. */
-export async function makeMitmCertificates(dir: string): Promise<{ caFile: string; certFile: string; keyFile: string }> {
+export async function makeMitmCertificates(
+  dir: string,
+): Promise<{ caFile: string; certFile: string; keyFile: string }> {
   const at = (name: string) => path.join(dir, name);
   await run("openssl", [
-    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=authpool test throwaway CA",
-    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-    "-keyout", at("ca.key"), "-out", at("ca.pem"),
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-days",
+    "2",
+    "-subj",
+    "/CN=authpool test throwaway CA",
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+    "-addext",
+    "keyUsage=critical,keyCertSign,cRLSign",
+    "-keyout",
+    at("ca.key"),
+    "-out",
+    at("ca.pem"),
   ]);
-  await run("openssl", ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=platform.claude.com", "-keyout", at("leaf.key"), "-out", at("leaf.csr")]);
+  await run("openssl", [
+    "req",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-subj",
+    "/CN=platform.claude.com",
+    "-keyout",
+    at("leaf.key"),
+    "-out",
+    at("leaf.csr"),
+  ]);
   await writeFile(
     at("leaf.ext"),
-    [`subjectAltName=${MITM_HOSTS.map((h) => `DNS:${h}`).join(",")}`, "basicConstraints=CA:FALSE", "extendedKeyUsage=serverAuth", ""].join("\n"),
+    [
+      `subjectAltName=${MITM_HOSTS.map((h) => `DNS:${h}`).join(",")}`,
+      "basicConstraints=CA:FALSE",
+      "extendedKeyUsage=serverAuth",
+      "",
+    ].join("\n"),
   );
   await run("openssl", [
-    "x509", "-req", "-in", at("leaf.csr"), "-CA", at("ca.pem"), "-CAkey", at("ca.key"), "-CAcreateserial",
-    "-days", "2", "-extfile", at("leaf.ext"), "-out", at("leaf.pem"),
+    "x509",
+    "-req",
+    "-in",
+    at("leaf.csr"),
+    "-CA",
+    at("ca.pem"),
+    "-CAkey",
+    at("ca.key"),
+    "-CAcreateserial",
+    "-days",
+    "2",
+    "-extfile",
+    at("leaf.ext"),
+    "-out",
+    at("leaf.pem"),
   ]);
   return { caFile: at("ca.pem"), certFile: at("leaf.pem"), keyFile: at("leaf.key") };
 }

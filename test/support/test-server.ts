@@ -85,7 +85,9 @@ export async function startTestPool(options: TestPoolOptions = {}): Promise<Test
     config,
     clock,
     schedulerPollMs: 0,
-    ...(options.configFile === true ? { loadConfig: () => loadConfigFile(configPath), watchConfig: options.watchConfig ?? false } : {}),
+    ...(options.configFile === true
+      ? { loadConfig: () => loadConfigFile(configPath), watchConfig: options.watchConfig ?? false }
+      : {}),
     ...(options.streamBufferEvents !== undefined ? { streamBufferEvents: options.streamBufferEvents } : {}),
     ...(options.webhookBackoff !== undefined ? { webhookBackoff: options.webhookBackoff } : {}),
   };

@@ -23,15 +23,32 @@ export interface TestCertificate {
 const run = promisify(execFile);
 
 /** makeTestCertificate writes cert.pem and key.pem into dir. */
-export async function makeTestCertificate(dir: string, options: { via?: "openssl" | "node" } = {}): Promise<TestCertificate> {
+export async function makeTestCertificate(
+  dir: string,
+  options: { via?: "openssl" | "node" } = {},
+): Promise<TestCertificate> {
   const certFile = path.join(dir, "cert.pem");
   const keyFile = path.join(dir, "key.pem");
   let madeBy = "node:crypto";
   if (options.via !== "node" && (await hasOpenssl())) {
     await run("openssl", [
-      "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-      "-keyout", keyFile, "-out", certFile, "-days", "2", "-subj", "/CN=localhost",
-      "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-keyout",
+      keyFile,
+      "-out",
+      certFile,
+      "-days",
+      "2",
+      "-subj",
+      "/CN=localhost",
+      "-addext",
+      "subjectAltName=DNS:localhost,IP:127.0.0.1",
     ]);
     madeBy = "openssl";
   } else {
@@ -78,7 +95,10 @@ export function selfSignedWithNode(dnsName: string, ip: readonly number[]): { ce
   const signature = sign("sha256", tbs, privateKey);
   const der = seq(tbs, ecdsaWithSha256, tlv(0x03, Buffer.concat([Buffer.from([0]), signature])));
   const pem = `-----BEGIN CERTIFICATE-----\n${der.toString("base64").replace(/.{1,64}/g, "$&\n")}-----END CERTIFICATE-----\n`;
-  const key = createPrivateKey(privateKey.export({ type: "pkcs8", format: "pem" })).export({ type: "pkcs8", format: "pem" });
+  const key = createPrivateKey(privateKey.export({ type: "pkcs8", format: "pem" })).export({
+    type: "pkcs8",
+    format: "pem",
+  });
   return { cert: pem, key: String(key) };
 }
 

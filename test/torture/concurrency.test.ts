@@ -146,7 +146,11 @@ describe("concurrency (2,000 mixed calls)", () => {
                 },
               },
             });
-            ledger.reportAcked(rec, { duplicate: res.duplicate, countedCostUsd: res.countedCostUsd, subscriptionId: res.subscription?.id ?? "" });
+            ledger.reportAcked(rec, {
+              duplicate: res.duplicate,
+              countedCostUsd: res.countedCostUsd,
+              subscriptionId: res.subscription?.id ?? "",
+            });
           } catch (error) {
             // A session whose allocation fell back (or had not landed yet) is not found: nothing counted.
             if (ConnectError.from(error).code === Code.NotFound) ledger.reportRejected(rec);
@@ -176,7 +180,8 @@ describe("concurrency (2,000 mixed calls)", () => {
             const after = ledger.capture();
             figures.statusReads++;
             ledger.acknowledged.status++;
-            for (const problem of checkStatus(res, before, after, LEDGER)) violations.push(`status read ${figures.statusReads}: ${problem}`);
+            for (const problem of checkStatus(res, before, after, LEDGER))
+              violations.push(`status read ${figures.statusReads}: ${problem}`);
           } catch (error) {
             fail("status", error);
           }
@@ -190,7 +195,8 @@ describe("concurrency (2,000 mixed calls)", () => {
             ledger.acknowledged.rebalance++;
             if (!dryRun) figures.moves += res.moves.length;
             for (const h of res.after) {
-              if (h.sessionCount > MAX_SESSIONS) violations.push(`rebalance left ${h.subscriptionId} with ${h.sessionCount} sessions`);
+              if (h.sessionCount > MAX_SESSIONS)
+                violations.push(`rebalance left ${h.subscriptionId} with ${h.sessionCount} sessions`);
             }
           } catch (error) {
             fail("rebalance", error);
@@ -216,7 +222,9 @@ describe("concurrency (2,000 mixed calls)", () => {
     expect(ledger.quiet()).toBe(true);
     const before = ledger.capture();
     const final = await p.grpc.getPoolStatus({ includeSessions: true });
-    violations.push(...checkStatus(final, before, ledger.capture(), { ...LEDGER, exact: true }).map((v) => `final: ${v}`));
+    violations.push(
+      ...checkStatus(final, before, ledger.capture(), { ...LEDGER, exact: true }).map((v) => `final: ${v}`),
+    );
     violations.push(...(await watch.caughtUp(ledger, 5000)).map((v) => `events: ${v}`));
     await watch.stop();
     violations.push(...watch.violations.map((v) => `events: ${v}`), ...ledger.violations);

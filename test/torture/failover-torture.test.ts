@@ -1,6 +1,10 @@
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { type FailoverTortureResult, formatFailoverFigures, runFailoverTorture } from "../../bench/torture/failover-torture.js";
+import {
+  type FailoverTortureResult,
+  formatFailoverFigures,
+  runFailoverTorture,
+} from "../../bench/torture/failover-torture.js";
 
 /**
  * The short failover runs for CI: several built CLIs (npm test builds
@@ -40,12 +44,30 @@ const MAX_STARTUP_MS = 30_000;
 
 describe("failover torture (leader kill -9, short runs)", () => {
   it("3 instances on PostgreSQL: counts every acknowledged call once across 10 leader kills", async () => {
-    const result = await runFailoverTorture({ instances: 3, store: "postgres", kills: 10, seed: 20261124, cli, runMs: [100, 500], slackMs: SLACK_MS, maxStartupMs: MAX_STARTUP_MS });
+    const result = await runFailoverTorture({
+      instances: 3,
+      store: "postgres",
+      kills: 10,
+      seed: 20261124,
+      cli,
+      runMs: [100, 500],
+      slackMs: SLACK_MS,
+      maxStartupMs: MAX_STARTUP_MS,
+    });
     expectClean(result, 10);
   }, 150_000);
 
   it("2 instances on one SQLite file: counts every acknowledged call once across 6 leader kills", async () => {
-    const result = await runFailoverTorture({ instances: 2, store: "sqlite", kills: 6, seed: 20261125, cli, runMs: [100, 500], slackMs: SLACK_MS, maxStartupMs: MAX_STARTUP_MS });
+    const result = await runFailoverTorture({
+      instances: 2,
+      store: "sqlite",
+      kills: 6,
+      seed: 20261125,
+      cli,
+      runMs: [100, 500],
+      slackMs: SLACK_MS,
+      maxStartupMs: MAX_STARTUP_MS,
+    });
     expectClean(result, 6);
   }, 120_000);
 });

@@ -65,16 +65,55 @@ describe("checkStatus()", () => {
   });
 
   it.each<[string, Shape, RegExp]>([
-    ["a report counted twice", { weekly: 3, sessions: [{ id: "a", sub: "sub1", requests: 2, cost: 3, input: 200 }] }, /requests 2, expected 1/],
-    ["a report lost", { weekly: 0, sessions: [{ id: "a", sub: "sub1", requests: 0, cost: 0, input: 0 }] }, /weekly_used_usd 0, expected 1.5/],
+    [
+      "a report counted twice",
+      { weekly: 3, sessions: [{ id: "a", sub: "sub1", requests: 2, cost: 3, input: 200 }] },
+      /requests 2, expected 1/,
+    ],
+    [
+      "a report lost",
+      { weekly: 0, sessions: [{ id: "a", sub: "sub1", requests: 0, cost: 0, input: 0 }] },
+      /weekly_used_usd 0, expected 1.5/,
+    ],
     ["tokens off by one", { sessions: [{ id: "a", sub: "sub1", input: 101 }] }, /input_tokens 101, expected 100/],
     ["an acknowledged allocation lost", { sessions: [], weekly: 1.5 }, /session a was granted .* but is not held/],
-    ["a released session back", { sessions: [{ id: "a", sub: "sub1" }, { id: "b", sub: "sub1", requests: 0, cost: 0, input: 0 }] }, /session b is held after its release/],
-    ["a session never asked for", { sessions: [{ id: "a", sub: "sub1" }, { id: "zz", sub: "sub1", requests: 0, cost: 0, input: 0 }] }, /zz is held but was never allocated/],
-    ["a session held twice", { sessions: [{ id: "a", sub: "sub1" }, { id: "a", sub: "sub1" }] }, /session a is listed twice/],
+    [
+      "a released session back",
+      {
+        sessions: [
+          { id: "a", sub: "sub1" },
+          { id: "b", sub: "sub1", requests: 0, cost: 0, input: 0 },
+        ],
+      },
+      /session b is held after its release/,
+    ],
+    [
+      "a session never asked for",
+      {
+        sessions: [
+          { id: "a", sub: "sub1" },
+          { id: "zz", sub: "sub1", requests: 0, cost: 0, input: 0 },
+        ],
+      },
+      /zz is held but was never allocated/,
+    ],
+    [
+      "a session held twice",
+      {
+        sessions: [
+          { id: "a", sub: "sub1" },
+          { id: "a", sub: "sub1" },
+        ],
+      },
+      /session a is listed twice/,
+    ],
     ["over capacity", { max: 0 }, /over its max_sessions 0/],
     ["counts that disagree", { count: 2 }, /session_count 2 but 1 sessions listed/],
-    ["a session on another subscription", { sessions: [{ id: "a", sub: "sub2" }] }, /session a is on sub2, granted on sub1/],
+    [
+      "a session on another subscription",
+      { sessions: [{ id: "a", sub: "sub2" }] },
+      /session a is on sub2, granted on sub1/,
+    ],
   ])("should catch %s", (_name, shape, expected) => {
     const l = books();
     const problems = checkStatus(status(shape), l.capture(), l.capture(), { ...LEDGER, exact: true });
@@ -109,12 +148,22 @@ describe("Ledger", () => {
   it.each<[string, (l: Ledger) => void, RegExp]>([
     [
       "a first attempt answered duplicate",
-      (l) => l.reportAcked(l.reportSent("a", "a-9", 1, tokens), { duplicate: true, countedCostUsd: 0, subscriptionId: "sub1" }),
+      (l) =>
+        l.reportAcked(l.reportSent("a", "a-9", 1, tokens), {
+          duplicate: true,
+          countedCostUsd: 0,
+          subscriptionId: "sub1",
+        }),
       /first attempt was answered "duplicate"/,
     ],
     [
       "a counted cost that differs",
-      (l) => l.reportAcked(l.reportSent("a", "a-9", 1, tokens), { duplicate: false, countedCostUsd: 2, subscriptionId: "sub1" }),
+      (l) =>
+        l.reportAcked(l.reportSent("a", "a-9", 1, tokens), {
+          duplicate: false,
+          countedCostUsd: 2,
+          subscriptionId: "sub1",
+        }),
       /counted_cost_usd 2, expected 1/,
     ],
     [

@@ -8,7 +8,12 @@ import { crashTortureConfig } from "../../bench/torture/crash-torture.js";
 import { EventWatch, compareWatches } from "../../bench/torture/event-watch.js";
 import { Ledger, type LedgerOptions, type ReportRecord, checkStatus } from "../../bench/torture/ledger.js";
 import { type ServerProcess, spawnServer } from "../../bench/torture/server-process.js";
-import { type AuthPoolClient, type GetPoolStatusResponse, InstanceRole, createAuthPoolClient } from "../../src/client/index.js";
+import {
+  type AuthPoolClient,
+  type GetPoolStatusResponse,
+  InstanceRole,
+  createAuthPoolClient,
+} from "../../src/client/index.js";
 import { freshPostgresUri } from "../support/postgres.js";
 import { writeFakeLogin } from "../support/fake-login.js";
 
@@ -136,9 +141,20 @@ describe.each(["postgres", "sqlite"] as const)("split brain on %s: a leader froz
           const res = await client.reportUsage({
             sessionId: rec.sessionId,
             requestId: rec.requestId,
-            source: { case: "usage", value: { costUsd: rec.costUsd, inputTokens: BigInt(rec.tokens.input), outputTokens: BigInt(rec.tokens.output) } },
+            source: {
+              case: "usage",
+              value: {
+                costUsd: rec.costUsd,
+                inputTokens: BigInt(rec.tokens.input),
+                outputTokens: BigInt(rec.tokens.output),
+              },
+            },
           });
-          ledger.reportAcked(rec, { duplicate: res.duplicate, countedCostUsd: res.countedCostUsd, subscriptionId: res.subscription?.id ?? "" });
+          ledger.reportAcked(rec, {
+            duplicate: res.duplicate,
+            countedCostUsd: res.countedCostUsd,
+            subscriptionId: res.subscription?.id ?? "",
+          });
         }
         return { ok: true };
       } catch (error) {
@@ -153,7 +169,8 @@ describe.each(["postgres", "sqlite"] as const)("split brain on %s: a leader froz
         const out = await send(clients[n % clients.length]!, op, retry || n > 0);
         if (out.ok) return;
         expect(out.code, out.message).toBe(Code.Unavailable);
-        if (Date.now() > deadline) throw new Error(`${JSON.stringify(op)} still UNAVAILABLE after 15 s: ${out.message}`);
+        if (Date.now() > deadline)
+          throw new Error(`${JSON.stringify(op)} still UNAVAILABLE after 15 s: ${out.message}`);
         await new Promise((r) => setTimeout(r, 50));
       }
     };
@@ -161,7 +178,15 @@ describe.each(["postgres", "sqlite"] as const)("split brain on %s: a leader froz
     const newReport = (): Op => {
       const sessionId = held[next % held.length]!;
       const costUsd = ((next % 37) + 1) / 64;
-      return { kind: "report", record: ledger.reportSent(sessionId, `${sessionId}-r${next++}`, costUsd, { input: 10 + next, output: 5, cacheCreation: 0, cacheRead: 0 }) };
+      return {
+        kind: "report",
+        record: ledger.reportSent(sessionId, `${sessionId}-r${next++}`, costUsd, {
+          input: 10 + next,
+          output: 5,
+          cacheCreation: 0,
+          cacheRead: 0,
+        }),
+      };
     };
 
     // Some sessions to report on, all through the leader.
@@ -220,7 +245,8 @@ describe.each(["postgres", "sqlite"] as const)("split brain on %s: a leader froz
     const takeoverMs = Date.now() - frozenAt;
     if (!thawed) expect(takeoverMs).toBeLessThan(TTL_SECONDS * 1000 + 1000 + 2_000);
     // Writes through the new leader succeed; those sent to the frozen one hang (until it is thawed).
-    for (const op of [newAllocate(), newReport(), newReport(), newAllocate(), newReport()]) await sendUntilOk([viaB], op, false);
+    for (const op of [newAllocate(), newReport(), newReport(), newAllocate(), newReport()])
+      await sendUntilOk([viaB], op, false);
     const toFrozen = [newReport(), newAllocate(), newReport()];
     const hanging = toFrozen.map((op) => send(viaA, op, false));
 
@@ -230,7 +256,9 @@ describe.each(["postgres", "sqlite"] as const)("split brain on %s: a leader froz
     ops.push(...toFrozen);
     const outcomes = await Promise.all([...outcomeOf, ...hanging]);
     const codes = outcomes.flatMap((o, i) => (answeredBeforeFreeze.has(i) ? [] : [o.ok ? "OK" : Code[o.code]]));
-    const unexpected = outcomes.flatMap((o, i) => (o.ok || o.code === Code.Unavailable ? [] : [`${JSON.stringify(ops[i])}: ${Code[o.code]} ${o.message}`]));
+    const unexpected = outcomes.flatMap((o, i) =>
+      o.ok || o.code === Code.Unavailable ? [] : [`${JSON.stringify(ops[i])}: ${Code[o.code]} ${o.message}`],
+    );
     expect(unexpected).toEqual([]);
     console.log(
       `split brain (${backend}): ${inFlightAtFreeze} calls in flight at the freeze, B led after ${takeoverMs} ms; ` +
@@ -255,12 +283,21 @@ describe.each(["postgres", "sqlite"] as const)("split brain on %s: a leader froz
     await until(
       "one instance leads and the other has read all it wrote",
       async () => {
-        const both = await Promise.all([viaA.getPoolStatus({ includeSessions: true }), viaB.getPoolStatus({ includeSessions: true })]);
+        const both = await Promise.all([
+          viaA.getPoolStatus({ includeSessions: true }),
+          viaB.getPoolStatus({ includeSessions: true }),
+        ]);
         leaderStatus = both.find((st) => st.cluster?.role === InstanceRole.LEADER);
         standbyStatus = both.find((st) => st.cluster?.role === InstanceRole.STANDBY);
         const l = leaderStatus?.cluster;
         const f = standbyStatus?.cluster;
-        return l !== undefined && f !== undefined && f.leaderId === l.instanceId && f.epoch === l.epoch && f.journalRecord === l.journalRecord;
+        return (
+          l !== undefined &&
+          f !== undefined &&
+          f.leaderId === l.instanceId &&
+          f.epoch === l.epoch &&
+          f.journalRecord === l.journalRecord
+        );
       },
       10_000,
     );
@@ -274,7 +311,11 @@ describe.each(["postgres", "sqlite"] as const)("split brain on %s: a leader froz
     expect(await watchA.caughtUp(ledger, 5_000)).toEqual([]);
     expect(await watchB.caughtUp(ledger, 5_000)).toEqual([]);
     const upTo = Math.max(watchA.lastSeq, watchB.lastSeq);
-    await until("both streams reach the newest event", async () => watchA.lastSeq === upTo && watchB.lastSeq === upTo, 5_000);
+    await until(
+      "both streams reach the newest event",
+      async () => watchA.lastSeq === upTo && watchB.lastSeq === upTo,
+      5_000,
+    );
     expect(compareWatches([watchA, watchB], 0, upTo)).toEqual([]);
     await watchA.stop();
     await watchB.stop();

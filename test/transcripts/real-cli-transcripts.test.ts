@@ -86,7 +86,8 @@ function booked(pool: Pool): { costUsd: number; estimatedUsd: number; tokens: nu
   for (const b of sub.buckets) {
     costUsd += b.externalCostUsd ?? 0;
     estimatedUsd += b.externalEstimatedUsd ?? 0;
-    tokens += b.tokens.inputTokens + b.tokens.outputTokens + b.tokens.cacheCreationInputTokens + b.tokens.cacheReadInputTokens;
+    tokens +=
+      b.tokens.inputTokens + b.tokens.outputTokens + b.tokens.cacheCreationInputTokens + b.tokens.cacheReadInputTokens;
   }
   return { costUsd, estimatedUsd, tokens };
 }
@@ -118,7 +119,11 @@ describe("transcripts the real CLI wrote", () => {
       return;
     }
     expect(cooldowns).toHaveLength(1);
-    const expected = { "5h": ["five_hour", undefined], "7d": ["seven_day", undefined], opus: ["seven_day_opus", "opus"] }[limit[1]!]!;
+    const expected = {
+      "5h": ["five_hour", undefined],
+      "7d": ["seven_day", undefined],
+      opus: ["seven_day_opus", "opus"],
+    }[limit[1]!]!;
     expect(cooldowns[0]!.window).toBe(expected[0]);
     expect(cooldowns[0]!.modelScope).toBe(expected[1]);
     expect(cooldowns[0]!.until).toBeGreaterThan(clock.now());

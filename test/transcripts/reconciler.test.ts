@@ -62,14 +62,26 @@ function tokensByModel(rows: TranscriptRow[]): Record<string, number> {
   const out: Record<string, number> = {};
   for (const r of rows) {
     if (r.kind !== "usage") continue;
-    const total = r.tokens.inputTokens + r.tokens.outputTokens + r.tokens.cacheCreationInputTokens + r.tokens.cacheReadInputTokens;
+    const total =
+      r.tokens.inputTokens + r.tokens.outputTokens + r.tokens.cacheCreationInputTokens + r.tokens.cacheReadInputTokens;
     const key = r.key ?? `${r.at}`;
     const seen = best.get(key);
-    const seenTotal = seen === undefined ? -1 : seen.tokens.inputTokens + seen.tokens.outputTokens + seen.tokens.cacheCreationInputTokens + seen.tokens.cacheReadInputTokens;
+    const seenTotal =
+      seen === undefined
+        ? -1
+        : seen.tokens.inputTokens +
+          seen.tokens.outputTokens +
+          seen.tokens.cacheCreationInputTokens +
+          seen.tokens.cacheReadInputTokens;
     if (total > seenTotal) best.set(key, r);
   }
   for (const r of best.values()) {
-    out[r.model] = (out[r.model] ?? 0) + r.tokens.inputTokens + r.tokens.outputTokens + r.tokens.cacheCreationInputTokens + r.tokens.cacheReadInputTokens;
+    out[r.model] =
+      (out[r.model] ?? 0) +
+      r.tokens.inputTokens +
+      r.tokens.outputTokens +
+      r.tokens.cacheCreationInputTokens +
+      r.tokens.cacheReadInputTokens;
   }
   return out;
 }

@@ -1,5 +1,18 @@
 import { fileURLToPath } from "node:url";
-import { appendFile, chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
+import {
+  appendFile,
+  chmod,
+  copyFile,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -301,7 +314,9 @@ describe("readTranscripts", () => {
 
     const result = await new Tail().read();
 
-    expect(result.errors).toStrictEqual([{ file: "projects/locked.jsonl", reason: "cannot open projects/locked.jsonl (EACCES)" }]);
+    expect(result.errors).toStrictEqual([
+      { file: "projects/locked.jsonl", reason: "cannot open projects/locked.jsonl (EACCES)" },
+    ]);
     expect(textsOf(result, "projects/ok.jsonl")).toStrictEqual(['{"a":1}']);
     expect(result.chunks.map((chunk) => chunk.file)).toStrictEqual(["projects/ok.jsonl"]);
   });

@@ -53,8 +53,14 @@ describe("readAccessToken", () => {
 
   it("says where the token is when the file is missing", async () => {
     const result = await readAccessToken(dir, 0);
-    expect(result).toStrictEqual({ ok: false, reason: "no credentials: no .credentials.json in the config dir (macOS keeps the token in the keychain)" });
-    expect(await readAccessToken(path.join(dir, "no-such-dir"), 0)).toMatchObject({ ok: false, reason: expect.stringContaining("keychain") });
+    expect(result).toStrictEqual({
+      ok: false,
+      reason: "no credentials: no .credentials.json in the config dir (macOS keeps the token in the keychain)",
+    });
+    expect(await readAccessToken(path.join(dir, "no-such-dir"), 0)).toMatchObject({
+      ok: false,
+      reason: expect.stringContaining("keychain"),
+    });
   });
 
   it("refuses an expired token and tells how to refresh it", async () => {

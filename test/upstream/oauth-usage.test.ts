@@ -14,25 +14,79 @@ describe("parseOAuthUsage", () => {
     {
       name: "2025-11.json",
       readings: [
-        { window: "five_hour", source: "oauth", status: "allowed", utilization: 0.5, resetsAt: at("2026-11-23T17:59:59.753369+00:00") },
-        { window: "seven_day", source: "oauth", status: "allowed", utilization: 0.2, resetsAt: at("2026-11-27T17:59:59.753394+00:00") },
-        { window: "seven_day_sonnet", source: "oauth", status: "allowed", utilization: 0.04, resetsAt: at("2026-11-28T09:59:59.753406+00:00") },
+        {
+          window: "five_hour",
+          source: "oauth",
+          status: "allowed",
+          utilization: 0.5,
+          resetsAt: at("2026-11-23T17:59:59.753369+00:00"),
+        },
+        {
+          window: "seven_day",
+          source: "oauth",
+          status: "allowed",
+          utilization: 0.2,
+          resetsAt: at("2026-11-27T17:59:59.753394+00:00"),
+        },
+        {
+          window: "seven_day_sonnet",
+          source: "oauth",
+          status: "allowed",
+          utilization: 0.04,
+          resetsAt: at("2026-11-28T09:59:59.753406+00:00"),
+        },
       ],
     },
     {
       name: "2026-limits.json",
       readings: [
-        { window: "five_hour", source: "oauth", status: "allowed", utilization: 0.33, resetsAt: at("2026-11-23T19:00:00.528743+00:00") },
-        { window: "seven_day", source: "oauth", status: "allowed", utilization: 0.13, resetsAt: at("2026-11-29T00:59:59.951713+00:00") },
-        { window: "seven_day_opus", source: "oauth", status: "allowed", utilization: 0.21, resetsAt: at("2026-11-29T00:59:59.951713+00:00") },
-        { window: "seven_day_sonnet", source: "oauth", status: "allowed", utilization: 0.01, resetsAt: at("2026-11-29T00:59:59.951713+00:00") },
+        {
+          window: "five_hour",
+          source: "oauth",
+          status: "allowed",
+          utilization: 0.33,
+          resetsAt: at("2026-11-23T19:00:00.528743+00:00"),
+        },
+        {
+          window: "seven_day",
+          source: "oauth",
+          status: "allowed",
+          utilization: 0.13,
+          resetsAt: at("2026-11-29T00:59:59.951713+00:00"),
+        },
+        {
+          window: "seven_day_opus",
+          source: "oauth",
+          status: "allowed",
+          utilization: 0.21,
+          resetsAt: at("2026-11-29T00:59:59.951713+00:00"),
+        },
+        {
+          window: "seven_day_sonnet",
+          source: "oauth",
+          status: "allowed",
+          utilization: 0.01,
+          resetsAt: at("2026-11-29T00:59:59.951713+00:00"),
+        },
       ],
     },
     {
       name: "exhausted-5h.json",
       readings: [
-        { window: "five_hour", source: "oauth", status: "rejected", utilization: 1, resetsAt: at("2026-11-23T18:00:00+00:00") },
-        { window: "seven_day", source: "oauth", status: "allowed", utilization: 0.59, resetsAt: at("2026-11-27T08:00:00+00:00") },
+        {
+          window: "five_hour",
+          source: "oauth",
+          status: "rejected",
+          utilization: 1,
+          resetsAt: at("2026-11-23T18:00:00+00:00"),
+        },
+        {
+          window: "seven_day",
+          source: "oauth",
+          status: "allowed",
+          utilization: 0.59,
+          resetsAt: at("2026-11-27T08:00:00+00:00"),
+        },
       ],
     },
   ];
@@ -50,9 +104,27 @@ describe("parseOAuthUsage", () => {
     const body = fixture("2026-limits.json") as Record<string, unknown>;
     const limitsOnly = { limits: body["limits"] };
     expect(parseOAuthUsage(limitsOnly)).toStrictEqual([
-      { window: "five_hour", source: "oauth", status: "allowed", utilization: 0.33, resetsAt: at("2026-11-23T19:00:00.528743+00:00") },
-      { window: "seven_day", source: "oauth", status: "allowed", utilization: 0.13, resetsAt: at("2026-11-29T00:59:59.951713+00:00") },
-      { window: "seven_day_opus", source: "oauth", status: "allowed", utilization: 0.21, resetsAt: at("2026-11-29T00:59:59.951713+00:00") },
+      {
+        window: "five_hour",
+        source: "oauth",
+        status: "allowed",
+        utilization: 0.33,
+        resetsAt: at("2026-11-23T19:00:00.528743+00:00"),
+      },
+      {
+        window: "seven_day",
+        source: "oauth",
+        status: "allowed",
+        utilization: 0.13,
+        resetsAt: at("2026-11-29T00:59:59.951713+00:00"),
+      },
+      {
+        window: "seven_day_opus",
+        source: "oauth",
+        status: "allowed",
+        utilization: 0.21,
+        resetsAt: at("2026-11-29T00:59:59.951713+00:00"),
+      },
     ]);
   });
 
@@ -62,7 +134,12 @@ describe("parseOAuthUsage", () => {
       seven_day_opus: null,
       limits: [
         { kind: "session", percent: 90, resets_at: "2026-11-23T20:00:00Z" },
-        { kind: "weekly_scoped", percent: 85, resets_at: "2026-11-29T01:00:00Z", scope: { model: { display_name: "Opus" } } },
+        {
+          kind: "weekly_scoped",
+          percent: 85,
+          resets_at: "2026-11-29T01:00:00Z",
+          scope: { model: { display_name: "Opus" } },
+        },
         { kind: "weekly_scoped", percent: 50, scope: { model: { display_name: "Opus 5" } } },
         { kind: "weekly_scoped", percent: 100, scope: { model: { display_name: "Sonnet" } } },
         { kind: "weekly_scoped", percent: 10, scope: { model: { display_name: "Haiku" } } },
@@ -71,8 +148,20 @@ describe("parseOAuthUsage", () => {
       ],
     });
     expect(readings).toStrictEqual([
-      { window: "five_hour", source: "oauth", status: "allowed", utilization: 0.4, resetsAt: at("2026-11-23T19:00:00Z") },
-      { window: "seven_day_opus", source: "oauth", status: "allowed_warning", utilization: 0.85, resetsAt: at("2026-11-29T01:00:00Z") },
+      {
+        window: "five_hour",
+        source: "oauth",
+        status: "allowed",
+        utilization: 0.4,
+        resetsAt: at("2026-11-23T19:00:00Z"),
+      },
+      {
+        window: "seven_day_opus",
+        source: "oauth",
+        status: "allowed_warning",
+        utilization: 0.85,
+        resetsAt: at("2026-11-29T01:00:00Z"),
+      },
       { window: "seven_day_sonnet", source: "oauth", status: "rejected", utilization: 1 },
     ]);
     expect(new Set(readings.map((r) => r.window)).size).toBe(readings.length);
@@ -106,14 +195,34 @@ describe("parseOAuthUsage", () => {
   it.each<[string, unknown]>([
     ["undefined", undefined],
     ["null", null],
-    ["a string", "{\"five_hour\":{\"utilization\":50}}"],
+    ["a string", '{"five_hour":{"utilization":50}}'],
     ["a number", 42],
     ["an array", [{ five_hour: { utilization: 50 } }]],
     ["an empty object", {}],
     ["windows of the wrong type", { five_hour: 50, seven_day: [1], seven_day_opus: "x" }],
-    ["bad utilizations", { five_hour: { utilization: null }, seven_day: { utilization: -1 }, seven_day_opus: { utilization: "lots" }, seven_day_sonnet: { utilization: Number.NaN } }],
+    [
+      "bad utilizations",
+      {
+        five_hour: { utilization: null },
+        seven_day: { utilization: -1 },
+        seven_day_opus: { utilization: "lots" },
+        seven_day_sonnet: { utilization: Number.NaN },
+      },
+    ],
     ["limits not an array", { limits: { kind: "session", percent: 3 } }],
-    ["malformed limits", { limits: [null, 1, "session", { kind: "session" }, { kind: "weekly_scoped", percent: 3 }, { kind: "weekly_scoped", percent: 3, scope: { model: "Opus" } }] }],
+    [
+      "malformed limits",
+      {
+        limits: [
+          null,
+          1,
+          "session",
+          { kind: "session" },
+          { kind: "weekly_scoped", percent: 3 },
+          { kind: "weekly_scoped", percent: 3, scope: { model: "Opus" } },
+        ],
+      },
+    ],
   ])("returns [] for %s", (_name, body) => {
     expect(parseOAuthUsage(body)).toStrictEqual([]);
   });

@@ -44,8 +44,7 @@ class UsageServer {
     if (answer === "hang") {
       this.held.push(() => reply({ status: 200, body: "{}" }));
       this.maxHeld = Math.max(this.maxHeld, this.held.length);
-    }
-    else reply(answer);
+    } else reply(answer);
     for (const wake of this.waiters.splice(0)) wake();
   });
 
@@ -160,13 +159,34 @@ describe("UsagePoller", () => {
       expect(req.headers.accept).toBe("application/json");
       expect(req.headers["user-agent"]).toBe("auth-pool/1");
     }
-    expect(server.requests.map((r) => r.headers.authorization).sort()).toStrictEqual([`Bearer ${TOKEN_A}`, `Bearer ${TOKEN_B}`]);
+    expect(server.requests.map((r) => r.headers.authorization).sort()).toStrictEqual([
+      `Bearer ${TOKEN_A}`,
+      `Bearer ${TOKEN_B}`,
+    ]);
 
     const byId = Object.fromEntries(delivered.map((d) => [d.id, d.readings]));
     expect(byId["sub-a"]).toStrictEqual([
-      { window: "five_hour", source: "oauth", status: "allowed", utilization: 0.5, resetsAt: Date.parse("2026-11-23T17:59:59.753369+00:00") },
-      { window: "seven_day", source: "oauth", status: "allowed", utilization: 0.2, resetsAt: Date.parse("2026-11-27T17:59:59.753394+00:00") },
-      { window: "seven_day_sonnet", source: "oauth", status: "allowed", utilization: 0.04, resetsAt: Date.parse("2026-11-28T09:59:59.753406+00:00") },
+      {
+        window: "five_hour",
+        source: "oauth",
+        status: "allowed",
+        utilization: 0.5,
+        resetsAt: Date.parse("2026-11-23T17:59:59.753369+00:00"),
+      },
+      {
+        window: "seven_day",
+        source: "oauth",
+        status: "allowed",
+        utilization: 0.2,
+        resetsAt: Date.parse("2026-11-27T17:59:59.753394+00:00"),
+      },
+      {
+        window: "seven_day_sonnet",
+        source: "oauth",
+        status: "allowed",
+        utilization: 0.04,
+        resetsAt: Date.parse("2026-11-28T09:59:59.753406+00:00"),
+      },
     ]);
     expect(byId["sub-b"]?.[0]).toStrictEqual({
       window: "five_hour",
@@ -217,7 +237,11 @@ describe("UsagePoller", () => {
     const p = poller();
     await p.pollDue();
     const t0 = clock.now();
-    expect(p.status("sub-a")).toStrictEqual({ lastPolledAt: t0, lastError: "rate limited (429)", nextPollAt: t0 + 120_000 });
+    expect(p.status("sub-a")).toStrictEqual({
+      lastPolledAt: t0,
+      lastError: "rate limited (429)",
+      nextPollAt: t0 + 120_000,
+    });
 
     clock.advance(119_999);
     await p.pollDue();
@@ -348,10 +372,16 @@ describe("UsagePoller", () => {
   it("reads the token afresh for every poll, so a refresh by the CLI is picked up", async () => {
     const p = poller({ subscriptions: [{ id: "sub-b", configDir: configB }] });
     await p.pollDue();
-    await writeFile(path.join(configB, ".credentials.json"), JSON.stringify({ claudeAiOauth: { accessToken: `${TOKEN_B}-2` } }));
+    await writeFile(
+      path.join(configB, ".credentials.json"),
+      JSON.stringify({ claudeAiOauth: { accessToken: `${TOKEN_B}-2` } }),
+    );
     clock.advance(INTERVAL);
     await p.pollDue();
-    expect(server.requests.map((r) => r.headers.authorization)).toStrictEqual([`Bearer ${TOKEN_B}`, `Bearer ${TOKEN_B}-2`]);
+    expect(server.requests.map((r) => r.headers.authorization)).toStrictEqual([
+      `Bearer ${TOKEN_B}`,
+      `Bearer ${TOKEN_B}-2`,
+    ]);
   });
 
   it("records an onReadings failure and keeps the normal interval", async () => {
@@ -399,7 +429,10 @@ describe("UsagePoller", () => {
       ["c1", "c2", "c3"].map(async (name) => {
         const dir = path.join(tmp, name);
         await mkdir(dir);
-        await writeFile(path.join(dir, ".credentials.json"), JSON.stringify({ claudeAiOauth: { accessToken: `tok-${name}` } }));
+        await writeFile(
+          path.join(dir, ".credentials.json"),
+          JSON.stringify({ claudeAiOauth: { accessToken: `tok-${name}` } }),
+        );
         return { id: name, configDir: dir };
       }),
     );

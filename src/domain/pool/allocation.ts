@@ -76,7 +76,9 @@ export function allocate(
   const asked = priority === cmd.priority ? cmd : { ...cmd, priority };
   const { best, exclusions } = choose(pool, asked, undefined, now);
   if (best === undefined) {
-    return cmd.wait === true ? unavailable(cmd.sessionId, exclusions) : fallback(pool, cmd.sessionId, client, exclusions, emit);
+    return cmd.wait === true
+      ? unavailable(cmd.sessionId, exclusions)
+      : fallback(pool, cmd.sessionId, client, exclusions, emit);
   }
   emit({
     type: "session_allocated",
@@ -191,7 +193,14 @@ function fallback(
     return { kind: "rejected", code: "resource_exhausted", message: reason, exclusions };
   }
   const provider = pool.settings.fallback.provider;
-  emit({ type: "fallback_used", sessionId, provider, reason, exclusions, ...(client !== DEFAULT_CLIENT ? { client } : {}) });
+  emit({
+    type: "fallback_used",
+    sessionId,
+    provider,
+    reason,
+    exclusions,
+    ...(client !== DEFAULT_CLIENT ? { client } : {}),
+  });
   return { kind: "fallback", sessionId, provider, reason, exclusions };
 }
 
@@ -211,7 +220,15 @@ function clientRefusal(
   const mayFallBack = pool.settings.fallback.enabled && pool.settings.clients?.[limit.client]?.fallback !== false;
   if (!mayFallBack) return { kind: "rejected", code: "resource_exhausted", message: reason, clientLimit: limit };
   const provider = pool.settings.fallback.provider;
-  emit({ type: "fallback_used", sessionId, provider, reason, exclusions: [], client: limit.client, clientLimit: limit });
+  emit({
+    type: "fallback_used",
+    sessionId,
+    provider,
+    reason,
+    exclusions: [],
+    client: limit.client,
+    clientLimit: limit,
+  });
   return { kind: "fallback", sessionId, provider, reason, exclusions: [], clientLimit: limit };
 }
 
