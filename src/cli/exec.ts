@@ -12,6 +12,7 @@ import os from "node:os";
 import type { Readable } from "node:stream";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { waitCallOptions, waitFields } from "./wait-flag.js";
 import {
   type AuthPoolClient,
   type LimitDetected,
@@ -37,6 +38,10 @@ export interface ExecOptions {
   model?: string;
   /** Default: unspecified (normal). */
   priority?: Priority;
+  /** The client to book the run to (default: the token's name, else default). */
+  clientName?: string;
+  /** Wait for a slot rather than fall back: up to this many seconds, or (true) as long as the pool allows. */
+  wait?: number | true;
   /** Names of env vars used only on a fallback (stripped from subscription runs), e.g. ["ANTHROPIC_API_KEY"]. */
   fallbackEnv: string[];
   env: NodeJS.ProcessEnv;
@@ -136,11 +141,17 @@ async function execSession(options: ExecOptions, sessionId: string): Promise<num
 
 async function allocate(options: ExecOptions, sessionId: string): Promise<Placement> {
   try {
-    const res = await options.client.allocate({
-      sessionId,
-      model: options.model ?? modelFromCommand(options.command),
-      priority: options.priority ?? Priority.UNSPECIFIED,
-    });
+    const { wait } = options;
+    const res = await options.client.allocate(
+      {
+        sessionId,
+        model: options.model ?? modelFromCommand(options.command),
+        priority: options.priority ?? Priority.UNSPECIFIED,
+        client: options.clientName ?? "",
+        ...waitFields(wait),
+      },
+      waitCallOptions(wait),
+    );
     switch (res.outcome.case) {
       case "subscription":
         return { kind: "grant", grant: res.outcome.value };

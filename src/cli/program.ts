@@ -38,6 +38,7 @@ import {
   subscriptionLine,
 } from "./reply-lines.js";
 import { showStatus } from "./show-status.js";
+import { waitCallOptions, waitFields } from "./wait-flag.js";
 import { renderUsage } from "./usage-table.js";
 
 /** DEFAULT_SERVER is the pool `authpool` talks to without --server or AUTHPOOL_URL. */
@@ -307,14 +308,9 @@ that runs out, a full queue, or a client limit with fallback off exits with
             model: flags.model ?? "",
             priority: flags.priority ?? Priority.NORMAL,
             client: flags.client ?? "",
-            ...(wait !== undefined ? { wait: true } : {}),
-            ...(typeof wait === "number" ? { maxWait: durationFromMs(Math.round(wait * 1000)) } : {}),
+            ...waitFields(wait),
           },
-          // A wait outlives the client's 5 s deadline. The pool ends it (at SECONDS,
-          // else at its own bound) and says why, which a deadline here would not.
-          wait === undefined
-            ? {}
-            : { timeoutMs: typeof wait === "number" ? Math.round(wait * 1000) + WAIT_GRACE_MS : 0 },
+          waitCallOptions(wait),
         );
         reply(
           flags,
@@ -498,6 +494,17 @@ reply unchanged.`,
     .option("--model <model>", "model hint for allocate (default: the command's own --model, if any)")
     .addOption(priorityOption())
     .option(
+      "--client <name>",
+      "the client to book the run to (default: the token's name, else default)",
+      parseClientName,
+    )
+    .addOption(
+      new Option(
+        "--wait [seconds]",
+        "when no subscription is free, wait for a slot instead of falling back: up to SECONDS (default: the pool's queue.maxWaitSeconds)",
+      ).argParser(parseSeconds),
+    )
+    .option(
       "--fallback-env <name>",
       "env var that holds a paid-API key, used only when no subscription is available " +
         "(repeatable; default: $AUTHPOOL_FALLBACK_ENV, comma-separated, else ANTHROPIC_API_KEY)",
@@ -524,6 +531,8 @@ Example:
           retryOnLimit?: boolean;
           model?: string;
           priority?: Priority;
+          client?: string;
+          wait?: number | true;
           fallbackEnv?: string[];
         },
       ) => {
@@ -539,6 +548,8 @@ Example:
             retryOnLimit: flags.retryOnLimit === true,
             model: flags.model,
             priority: flags.priority,
+            ...(flags.client !== undefined ? { clientName: flags.client } : {}),
+            ...(flags.wait !== undefined ? { wait: flags.wait } : {}),
             fallbackEnv: flags.fallbackEnv ?? defaultFallbackEnv(env),
             env,
             stdout,
@@ -606,9 +617,6 @@ function parseSequence(value: string): bigint {
   if (!/^[0-9]{1,20}$/.test(value)) throw new InvalidArgumentError("expected a sequence number (0 or more).");
   return BigInt(value);
 }
-
-/** WAIT_GRACE_MS is how long past its --wait SECONDS allocate waits for the pool's answer. */
-const WAIT_GRACE_MS = 5_000;
 
 const SPAN_UNIT_MS: Readonly<Record<string, number>> = { m: MINUTE_MS, h: HOUR_MS, d: DAY_MS };
 

@@ -152,6 +152,21 @@ describe("runExec()", () => {
     expect(session?.model).toBe("opus");
   });
 
+  it("should book the run to --client, and wait for a slot with --wait rather than fall back", async () => {
+    await exec({ sessionId: "s-alice", clientName: "alice" });
+    const usage = await pool.grpc.getUsage({});
+    expect(usage.rows.map((r) => r.key)).toEqual(["alice"]);
+
+    // Nothing free: the run waits until a subscription is resumed, then runs there.
+    await pauseAll();
+    const result = await exec({ sessionId: "s-wait", wait: 10 }, {}, async () => {
+      while ((await status()).waiting < 1) await new Promise((r) => setTimeout(r, 10));
+      await pool.grpc.setPaused({ subscriptionId: "sub2", paused: false });
+    });
+    expect(result.code).toBe(0);
+    expect(result.runs.at(-1)?.configDir).toMatch(/sub2$/);
+  });
+
   it("should strip the fallback env vars from a subscription run and never print their values", async () => {
     const result = await exec({}, { ANTHROPIC_API_KEY: "sk-ant-api03-SECRET-VALUE" });
 
