@@ -8,7 +8,9 @@ import pg from "pg";
  * AUTHPOOL_TEST_POSTGRES.
  */
 export const BENCH_POSTGRES_URL =
-  process.env.AUTHPOOL_BENCH_POSTGRES ?? process.env.AUTHPOOL_TEST_POSTGRES ?? "postgres://postgres@127.0.0.1:5432/test";
+  process.env.AUTHPOOL_BENCH_POSTGRES ??
+  process.env.AUTHPOOL_TEST_POSTGRES ??
+  "postgres://postgres@127.0.0.1:5432/test";
 
 /** FreshSchema is a store URI on a schema of its own, and the way to remove it. */
 export interface FreshSchema {
@@ -28,7 +30,9 @@ export interface FreshSchema {
  */
 export async function freshSchema(prefix: string): Promise<FreshSchema> {
   await withClient((c) => c.query("SELECT 1")).catch((error: unknown) => {
-    throw new Error(`PostgreSQL not reachable at ${BENCH_POSTGRES_URL} (${(error as Error).message}); start it or set AUTHPOOL_BENCH_POSTGRES`);
+    throw new Error(
+      `PostgreSQL not reachable at ${BENCH_POSTGRES_URL} (${(error as Error).message}); start it or set AUTHPOOL_BENCH_POSTGRES`,
+    );
   });
   const schema = `${prefix}_${randomBytes(6).toString("hex")}`;
   const applicationName = `authpool-${schema}`;
@@ -50,7 +54,9 @@ export async function freshSchema(prefix: string): Promise<FreshSchema> {
  */
 export async function postgresBackendCpuMs(applicationName: string): Promise<Map<number, number> | undefined> {
   const pids = await withClient(async (c) =>
-    (await c.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE application_name = $1", [applicationName])).rows.map((r) => r.pid),
+    (
+      await c.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE application_name = $1", [applicationName])
+    ).rows.map((r) => r.pid),
   );
   const ticksPerMs = 100 / 1000; // USER_HZ is 100 on Linux.
   const out = new Map<number, number>();

@@ -26,7 +26,11 @@ const option = (name: string): string | undefined => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? args[i + 1] : undefined;
 };
-const list = (text: string) => text.split(",").map((s) => s.trim()).filter((s) => s !== "");
+const list = (text: string) =>
+  text
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
 const markdown = args.includes("--markdown");
 
 if (args.includes("--scale")) {

@@ -1,14 +1,35 @@
+import { BATCH, BOT, clientLimits } from "./sim/client-workload.js";
+import { type ClientRow, byGroup, formatClientTable } from "./sim/client-report.js";
+import { formatHerding, runHerding } from "./sim/herding.js";
 import { runSimulation } from "./sim/run-simulation.js";
 import { type SizeResult, formatSizeTable, totalsOf, verdictOf } from "./sim/sim-report.js";
-import { OURS, OURS_DEFAULTS, STRATEGIES, createScenario, createStrategy } from "./sim/scenario.js";
+import {
+  OURS,
+  POOL_ROWS,
+  STRATEGIES,
+  type StrategyName,
+  createScenario,
+  createStrategy,
+  mergeRaw,
+  poolStrategyFor,
+  simPoolConfig,
+} from "./sim/scenario.js";
 
 /**
  * npm run simulate: a seeded working week replayed against simulated Claude
  * accounts, once per strategy, for several seeds and pool sizes. Ours goes
  * through the real domain (Pool.run); the others are what a gateway could
- * use instead. Same seeds, same numbers, on any machine.
+ * use instead. Then the same week with clients (a bot, people, a batch job)
+ * with the wait queue off and on, and an account reaching its limit with
+ * 15 sessions on it. Same seeds, same numbers, on any machine.
  *
- *   npm run simulate -- [--seeds 5] [--sizes 3,8,20] [--markdown]
+ *   npm run simulate -- [--seeds 5] [--sizes 3,8,20] [--clients-size 8]
+ *                       [--sections tables,clients,herding] [--config JSON] [--markdown]
+ *
+ * --config gives raw config keys in place of the defaults, under each pool
+ * row's profile (a key the profile sets stays the profile's), and to the
+ * clients' and herding's pools: '{"pacing":false}' or
+ * '{"upstream":{"staleAfterSeconds":900}}' shows what a default is worth.
  */
 const args = process.argv.slice(2);
 const option = (name: string): string | undefined => {
@@ -17,43 +38,149 @@ const option = (name: string): string | undefined => {
 };
 const seedCount = Number(option("seeds") ?? 5);
 const sizes = (option("sizes") ?? "3,8,20").split(",").map(Number);
+const clientsSize = Number(option("clients-size") ?? 8);
+const sections = new Set((option("sections") ?? "tables,clients,herding").split(","));
 const markdown = args.includes("--markdown");
+const overlay = JSON.parse(option("config") ?? "{}") as Record<string, unknown>;
 
-const results: SizeResult[] = [];
-for (const accounts of sizes) {
-  const result: SizeResult = { accounts, people: 0, seeds: seedCount, demandUsd: 0, runs: 0, byStrategy: new Map() };
-  for (let seed = 1; seed <= seedCount; seed++) {
-    const scenario = createScenario({ seed, accounts });
-    result.people = scenario.workload.people;
-    result.demandUsd += scenario.workload.demandUsd;
-    result.runs += scenario.workload.sessions.reduce((n, s) => n + s.turns.length, 0);
-    for (const name of STRATEGIES) {
-      const metrics = runSimulation(scenario.workload, scenario.accounts(), scenario.external, createStrategy(name, scenario));
-      const list = result.byStrategy.get(name) ?? [];
-      list.push(metrics);
-      result.byStrategy.set(name, list);
+if (sections.has("tables")) await tables();
+if (sections.has("clients")) await clients();
+if (sections.has("herding")) await herding();
+
+/** tables: every strategy at every size, and the verdicts on the pool's rows. */
+async function tables(): Promise<void> {
+  const results: SizeResult[] = [];
+  for (const accounts of sizes) {
+    const result: SizeResult = {
+      accounts,
+      people: 0,
+      seeds: seedCount,
+      demandUsd: 0,
+      ownersUsd: 0,
+      runs: 0,
+      byStrategy: new Map(),
+    };
+    for (let seed = 1; seed <= seedCount; seed++) {
+      const scenario = createScenario({ seed, accounts });
+      result.people = scenario.workload.people;
+      result.demandUsd += scenario.workload.demandUsd;
+      result.ownersUsd += scenario.external.reduce((sum, u) => sum + u.usageUsd, 0);
+      result.runs += scenario.workload.sessions.reduce((n, s) => n + s.turns.length, 0);
+      for (const name of STRATEGIES) {
+        const metrics = await runSimulation(
+          scenario.workload,
+          scenario.accounts(),
+          scenario.external,
+          createStrategy(name, scenario, overlay),
+        );
+        const list = result.byStrategy.get(name) ?? [];
+        list.push(metrics);
+        result.byStrategy.set(name, list);
+      }
+    }
+    results.push(result);
+    console.log(
+      `\n${accounts} accounts, ${result.people} people, ${seedCount} seeds: ${result.runs} runs, $${result.demandUsd.toFixed(0)} of work at API prices`,
+    );
+    console.log(formatSizeTable(result, markdown));
+  }
+
+  console.log("\nverdict (each pool row against every strategy that is not the pool, totals over the seeds):");
+  const passes = new Map<StrategyName, boolean>(POOL_ROWS.map((name) => [name, true]));
+  for (const r of results) {
+    const rr = totalsOf(r.byStrategy.get("round-robin")!);
+    const tuned = totalsOf(r.byStrategy.get(OURS)!);
+    for (const name of POOL_ROWS) {
+      const v = verdictOf(r, name, POOL_ROWS);
+      const mine = totalsOf(r.byStrategy.get(name)!);
+      const ofTuned = mine.fallbackUsd / tuned.fallbackUsd;
+      const nearTuned = name === OURS || ofTuned <= 1.1;
+      passes.set(name, passes.get(name)! && v.fewer429s && v.lessFallback && nearTuned);
+      console.log(
+        `${String(r.accounts).padStart(3)} accounts, ${name.padEnd(21)}: ` +
+          `429s ${v.fewer429s ? "PASS strictly fewer" : `MISS (tied or beaten by ${v.refusedBy.join(", ")})`}; ` +
+          `paid fallback ${v.lessFallback ? "PASS strictly less" : `MISS (tied or beaten by ${v.fallbackBy.join(", ")})`}; ` +
+          `vs round-robin: ${change(mine.refused, rr.refused, "fewer")} 429s, ${change(mine.fallbackUsd, rr.fallbackUsd, "less")} paid fallback` +
+          (name === OURS
+            ? ""
+            : `; paid fallback ${ofTuned.toFixed(2)}x "${OURS}"'s: ${nearTuned ? "PASS within 10%" : "MISS"}`),
+      );
     }
   }
-  results.push(result);
-  console.log(
-    `\n${accounts} accounts, ${result.people} people, ${seedCount} seeds: ${result.runs} runs, $${result.demandUsd.toFixed(0)} of work at API prices`,
-  );
-  console.log(formatSizeTable(result, markdown));
+  for (const [name, pass] of passes) {
+    const goal = name === OURS ? "" : `, and paid fallback within 10% of "${OURS}"'s`;
+    console.log(
+      `${name}: strictly better than every other strategy on 429s and paid fallback${goal}: ${pass ? "at every size" : "NOT at every size"}`,
+    );
+  }
 }
 
-console.log(`\nverdict ("${OURS}" against every other strategy but "${OURS_DEFAULTS}", totals over the seeds):`);
-let all = true;
-for (const r of results) {
-  const v = verdictOf(r, OURS, [OURS_DEFAULTS]);
-  all &&= v.fewer429s && v.lessFallback;
-  const mine = totalsOf(r.byStrategy.get(OURS)!);
-  const rr = totalsOf(r.byStrategy.get("round-robin")!);
-  const fewer = rr.refused === 0 ? 0 : 100 * (1 - mine.refused / rr.refused);
-  const cheaper = rr.fallbackUsd === 0 ? 0 : 100 * (1 - mine.fallbackUsd / rr.fallbackUsd);
-  console.log(
-    `${String(r.accounts).padStart(3)} accounts: 429s ${v.fewer429s ? "PASS strictly fewer" : `MISS (tied or beaten by ${v.refusedBy.join(", ")})`}; ` +
-      `paid fallback ${v.lessFallback ? "PASS strictly less" : `MISS (tied or beaten by ${v.fallbackBy.join(", ")})`}; ` +
-      `vs round-robin: ${fewer.toFixed(0)}% fewer 429s, ${cheaper.toFixed(0)}% less paid fallback`,
-  );
+/** change says how mine compares with theirs: "91% fewer" (or "less"), or "2.08x the". */
+function change(mine: number, theirs: number, fewer: "fewer" | "less"): string {
+  if (mine <= theirs) return theirs === 0 ? "the same" : `${(100 * (1 - mine / theirs)).toFixed(0)}% ${fewer}`;
+  return theirs === 0 ? "more" : `${(mine / theirs).toFixed(2)}x the`;
 }
-console.log(all ? "ours is strictly better on 429s and paid fallback at every size" : "ours is NOT strictly better everywhere (see above)");
+
+/**
+ * clients: the week with clients at one size, out of the box with the
+ * clients' limits, the wait queue off (a run nothing can take goes to the
+ * paid API at once) and on (it waits up to queue.maxWaitSeconds).
+ */
+async function clients(): Promise<void> {
+  const rows: ClientRow[] = [];
+  const group = (client: string) => (client.startsWith("person-") ? "people" : client);
+  let people = 0;
+  let runs = 0;
+  const demand = new Map<string, number>();
+  for (const [mode, wait] of [
+    ["off", false],
+    ["on", true],
+  ] as const) {
+    const list = [];
+    for (let seed = 1; seed <= seedCount; seed++) {
+      const scenario = createScenario({ seed, accounts: clientsSize, clients: true });
+      const config = simPoolConfig(
+        clientsSize,
+        scenario.nominalWeeklyUsd,
+        "defaults",
+        mergeRaw(overlay, { clients: clientLimits(scenario.workload) }),
+      );
+      list.push(
+        await runSimulation(
+          scenario.workload,
+          scenario.accounts(),
+          scenario.external,
+          poolStrategyFor(`clients, ${mode}`, config, { wait }),
+        ),
+      );
+      if (wait) continue;
+      people = scenario.workload.people;
+      for (const s of scenario.workload.sessions) {
+        runs += s.turns.length;
+        const g = group(s.client ?? "default");
+        demand.set(g, (demand.get(g) ?? 0) + s.turns.reduce((sum, t) => sum + t.costUsd, 0));
+      }
+    }
+    const groups = byGroup(list, group);
+    for (const client of [BOT, BATCH, "people"]) {
+      rows.push({
+        mode,
+        client: client === "people" ? `people (${people})` : client,
+        metrics: groups.get(client)!,
+        demandUsd: demand.get(client) ?? 0,
+      });
+    }
+  }
+  console.log(
+    `\nclients: ${clientsSize} accounts, ${people} people, ${BOT} and ${BATCH}, ${seedCount} seeds: ${runs} runs; "auth pool, defaults" with the clients' limits`,
+  );
+  console.log(formatClientTable(rows, markdown));
+}
+
+/** herding: an account reaching its limit with 15 sessions on it, out of the box and tuned. */
+async function herding(): Promise<void> {
+  console.log("\nherding: where the sessions of an account that reached its limit go");
+  for (const profile of ["defaults", "tuned"] as const) {
+    console.log(`\n${formatHerding(await runHerding({ profile, config: overlay }), markdown)}`);
+  }
+}

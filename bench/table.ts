@@ -5,9 +5,12 @@
  */
 export function formatTable(header: readonly string[], rows: readonly (readonly string[])[], markdown = false): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const numeric = header.map((_, i) => rows.length > 0 && rows.every((r) => /^[-+]?[\d.,]+[%x×a-zµ/ ]*$|^[-–]$/.test(r[i] ?? "")));
+  const numeric = header.map(
+    (_, i) => rows.length > 0 && rows.every((r) => /^[-+]?[\d.,]+[%x×a-zµ/ ]*$|^[-–]$/.test(r[i] ?? "")),
+  );
   const cell = (text: string, i: number) => (numeric[i] ? text.padStart(widths[i]!) : text.padEnd(widths[i]!));
-  const line = (cells: readonly string[]) => (markdown ? `| ${cells.map(cell).join(" | ")} |` : cells.map(cell).join("  ").trimEnd());
+  const line = (cells: readonly string[]) =>
+    markdown ? `| ${cells.map(cell).join(" | ")} |` : cells.map(cell).join("  ").trimEnd();
   const rule = markdown
     ? `|${widths.map((w, i) => (numeric[i] ? `${"-".repeat(w + 1)}:` : `${"-".repeat(w + 2)}`)).join("|")}|`
     : widths.map((w) => "-".repeat(w)).join("  ");

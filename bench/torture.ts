@@ -75,7 +75,9 @@ for (const line of figures) console.log(line);
 if (violations.length > 0) {
   console.log("");
   for (const v of violations.slice(0, 50)) console.log(`  ${v}`);
-  console.log(`\nFAILED: reproduce with npm run torture -- --instances ${instances} --store ${store} --kills ${kills} --seed ${seed}`);
+  console.log(
+    `\nFAILED: reproduce with npm run torture -- --instances ${instances} --store ${store} --kills ${kills} --seed ${seed}`,
+  );
   process.exit(1);
 }
 console.log(

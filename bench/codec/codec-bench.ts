@@ -56,19 +56,32 @@ async function child(mode: string, format: Format, file: string, subscriptions: 
   let cpuUsed = process.cpuUsage(cpu);
   retained = state;
   if (mode === FLOOR) {
-    const maps: Map<string, unknown>[] = [state.subscriptions, state.sessions, state.dedupe, state.ended, state.claudeSessions, state.transcriptRows];
+    const maps: Map<string, unknown>[] = [
+      state.subscriptions,
+      state.sessions,
+      state.dedupe,
+      state.ended,
+      state.claudeSessions,
+      state.transcriptRows,
+    ];
     t = performance.now();
     cpu = process.cpuUsage();
     retained = maps.map((m) => {
       const copy = new Map<string, unknown>();
-      m.forEach((v, k) => copy.set(k, v));
+      m.forEach((v, k) => {
+        copy.set(k, v);
+      });
       return copy;
     });
     ms = performance.now() - t;
     cpuUsed = process.cpuUsage(cpu);
   }
   (globalThis as { gc?: () => void }).gc?.();
-  const result: ChildResult = { ms, cpuMs: (cpuUsed.user + cpuUsed.system) / 1000, heapMb: process.memoryUsage().heapUsed / 2 ** 20 };
+  const result: ChildResult = {
+    ms,
+    cpuMs: (cpuUsed.user + cpuUsed.system) / 1000,
+    heapMb: process.memoryUsage().heapUsed / 2 ** 20,
+  };
   process.send?.(result);
 }
 
@@ -81,7 +94,9 @@ function runChild(mode: string, format: Format, file: string, subscriptions: num
     let result: ChildResult | undefined;
     p.on("message", (m) => (result = m as ChildResult));
     p.on("error", reject);
-    p.on("exit", (code) => (result !== undefined ? resolve(result) : reject(new Error(`decode process exited with ${code}`))));
+    p.on("exit", (code) =>
+      result !== undefined ? resolve(result) : reject(new Error(`decode process exited with ${code}`)),
+    );
   });
 }
 
@@ -182,5 +197,6 @@ function median(xs: readonly number[]): number {
 }
 
 const [mode, format, file, subscriptions] = process.argv.slice(2);
-if ((mode === DECODE || mode === FLOOR) && file !== undefined) await child(mode, format as Format, file, Number(subscriptions));
+if ((mode === DECODE || mode === FLOOR) && file !== undefined)
+  await child(mode, format as Format, file, Number(subscriptions));
 else await main(process.argv.slice(2));

@@ -66,7 +66,12 @@ export function buildScaleState(options: Partial<ScaleStateOptions> = {}): PoolS
     const sub: SubscriptionState = state.subscriptions.get(id)!;
     for (let h = hours; h > 0; h--) {
       const cost = money() * 5;
-      const bucket: UsageBucket = { hour: NOW - h * HOUR_MS, costUsd: cost, tokens: tokensOf(cost), requests: rng.int(1, 40) };
+      const bucket: UsageBucket = {
+        hour: NOW - h * HOUR_MS,
+        costUsd: cost,
+        tokens: tokensOf(cost),
+        requests: rng.int(1, 40),
+      };
       if (h % 7 === 0) bucket.externalCostUsd = cost / 3;
       sub.buckets.push(bucket);
     }
@@ -98,7 +103,13 @@ export function buildScaleState(options: Partial<ScaleStateOptions> = {}): PoolS
       seven_day: { deltaSum: 0.1, costSum: 80, samples: 2, anchor: { utilization: 0.2, at: NOW - DAY_MS, costUsd: 7 } },
     };
     if (i % 10 === 0) {
-      sub.cooldowns.push({ since: NOW - HOUR_MS, until: NOW + HOUR_MS, window: "five_hour", estimated: false, reason: "usage limit reached" });
+      sub.cooldowns.push({
+        since: NOW - HOUR_MS,
+        until: NOW + HOUR_MS,
+        window: "five_hour",
+        estimated: false,
+        reason: "usage limit reached",
+      });
       sub.status = "cooldown";
       sub.crossed = [0.5, 0.75];
     }

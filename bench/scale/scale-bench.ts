@@ -42,7 +42,12 @@ interface Row {
  * prints one row per store and size and the targets at the largest.
  */
 export async function runScale(options: ScaleOptions): Promise<void> {
-  console.log(`scale: ${machineLine()}; load average ${os.loadavg().map((x) => x.toFixed(1)).join(" ")}`);
+  console.log(
+    `scale: ${machineLine()}; load average ${os
+      .loadavg()
+      .map((x) => x.toFixed(1))
+      .join(" ")}`,
+  );
   console.log(
     `each size: ${SCALE_SESSIONS} open sessions per subscription, ${HISTORY_DAYS} days of history through the real writer; ` +
       `stores: ${options.stores.join(", ")} (SQLite: WAL, synchronous=FULL to measure; PostgreSQL: a fresh schema on the local server)\n`,
@@ -50,7 +55,8 @@ export async function runScale(options: ScaleOptions): Promise<void> {
   const rows: Row[] = [];
   for (const store of options.stores) {
     for (const size of options.sizes) {
-      const schema = store === "postgres" ? await freshSchema("bench_scale").catch((error: unknown) => error as Error) : undefined;
+      const schema =
+        store === "postgres" ? await freshSchema("bench_scale").catch((error: unknown) => error as Error) : undefined;
       if (schema instanceof Error) {
         console.error(`PostgreSQL not measured: ${schema.message}`);
         break;
@@ -67,16 +73,36 @@ export async function runScale(options: ScaleOptions): Promise<void> {
         rows.push({ store, size, built, phases, m });
       } finally {
         await rm(dir, { recursive: true, force: true });
-        await schema?.drop().catch((error: unknown) => console.error(`could not drop schema ${schema.schema}: ${String(error)}`));
+        await schema
+          ?.drop()
+          .catch((error: unknown) => console.error(`could not drop schema ${schema.schema}: ${String(error)}`));
       }
     }
   }
   const us = (x: { mean: number; p50: number; p99: number; cpu: number }) =>
     `${x.mean.toFixed(1)} · ${x.p50.toFixed(1)} / ${x.p99.toFixed(1)} · ${x.cpu.toFixed(1)}`;
-  console.log("\ndecisions (µs): mean · p50 / p99 (wall clock) · process CPU per decision (includes GC helper threads)");
+  console.log(
+    "\ndecisions (µs): mean · p50 / p99 (wall clock) · process CPU per decision (includes GC helper threads)",
+  );
   console.log(
     formatTable(
-      ["store", "subscriptions", "sessions", "reports", "store size", "start-up", "start-up CPU", "replayed", "RSS", "heap", "allocate µs", "resume µs", "report µs", "GetPoolStatus", "rebalance"],
+      [
+        "store",
+        "subscriptions",
+        "sessions",
+        "reports",
+        "store size",
+        "start-up",
+        "start-up CPU",
+        "replayed",
+        "RSS",
+        "heap",
+        "allocate µs",
+        "resume µs",
+        "report µs",
+        "GetPoolStatus",
+        "rebalance",
+      ],
       rows.map(({ store, size, built, m }) => [
         store,
         String(size),
@@ -101,7 +127,22 @@ export async function runScale(options: ScaleOptions): Promise<void> {
   console.log("\nstart-up phase by phase (a fresh process each; the steps of Journal.open, then the Pool):");
   console.log(
     formatTable(
-      ["store", "subscriptions", "snapshot", "open store", "lease", "read snapshot", "decode", "read records", "replay", "bounds", "Pool", "total", "CPU", "server path"],
+      [
+        "store",
+        "subscriptions",
+        "snapshot",
+        "open store",
+        "lease",
+        "read snapshot",
+        "decode",
+        "read records",
+        "replay",
+        "bounds",
+        "Pool",
+        "total",
+        "CPU",
+        "server path",
+      ],
       rows.map(({ store, size, phases: p, m }) => [
         store,
         String(size),
@@ -153,14 +194,25 @@ export async function runScale(options: ScaleOptions): Promise<void> {
   }
 }
 
-function child<T>(mode: "build" | "startup" | "measure", dir: string, size: number, uri: string, tail?: Tail): Promise<T> {
+function child<T>(
+  mode: "build" | "startup" | "measure",
+  dir: string,
+  size: number,
+  uri: string,
+  tail?: Tail,
+): Promise<T> {
   return new Promise((resolve, reject) => {
-    const p = fork(CHILD, [mode, dir, String(size), uri, ...(tail !== undefined ? [tail] : [])], { execArgv: ["--expose-gc"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    const p = fork(CHILD, [mode, dir, String(size), uri, ...(tail !== undefined ? [tail] : [])], {
+      execArgv: ["--expose-gc"],
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+    });
     let result: T | undefined;
     p.on("message", (m) => {
       result = m as T;
     });
     p.on("error", reject);
-    p.on("exit", (code) => (result !== undefined ? resolve(result) : reject(new Error(`scale ${mode} for ${size} exited with ${code}`))));
+    p.on("exit", (code) =>
+      result !== undefined ? resolve(result) : reject(new Error(`scale ${mode} for ${size} exited with ${code}`)),
+    );
   });
 }

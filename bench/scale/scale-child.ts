@@ -4,10 +4,26 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import pg from "pg";
 import { GetPoolStatusResponseSchema } from "../../gen/authpool/v1/auth_pool_pb.js";
 import type { PoolConfig } from "../../src/config/index.js";
-import { type Command, DAY_MS, HOUR_MS, MINUTE_MS, Pool, type UsageReport, applyEvent, ensureSubscriptions } from "../../src/domain/index.js";
+import {
+  type Command,
+  DAY_MS,
+  HOUR_MS,
+  MINUTE_MS,
+  Pool,
+  type UsageReport,
+  applyEvent,
+  ensureSubscriptions,
+} from "../../src/domain/index.js";
 import { PoolWriter } from "../../src/runtime/pool-writer.js";
 import { subscriptionToProto } from "../../src/server/to-proto.js";
-import { Journal, type JournalRecord, type PoolStore, applyRecord, decodeState, openStore } from "../../src/store/index.js";
+import {
+  Journal,
+  type JournalRecord,
+  type PoolStore,
+  applyRecord,
+  decodeState,
+  openStore,
+} from "../../src/store/index.js";
 import { createRng } from "../sim/prng.js";
 import { SteppedClock } from "../stepped-clock.js";
 import { HISTORY_DAYS, HISTORY_START, REPORTS_PER_SUBSCRIPTION, SCALE_SESSIONS, scaleConfig } from "./scale-config.js";
@@ -92,14 +108,23 @@ export interface Micros {
 
 const STEP_MS = 10 * MINUTE_MS;
 
-async function openWriter(config: PoolConfig, clock: SteppedClock, store: PoolStore, onLoad?: (replayed: number, ms: number) => void) {
+async function openWriter(
+  config: PoolConfig,
+  clock: SteppedClock,
+  store: PoolStore,
+  onLoad?: (replayed: number, ms: number) => void,
+) {
   // The one writer of this store for the run: a lease long enough to never lapse.
   const lease = await store.log.acquireLease("scale-bench", "", Date.now(), 24 * HOUR_MS);
   return PoolWriter.open({
     clock,
     load: async () => {
       const t = performance.now();
-      const { journal, state, replayed } = await Journal.open(store.log, config.subscriptions.map((s) => s.id), { epoch: lease.epoch, legacyKv: store });
+      const { journal, state, replayed } = await Journal.open(
+        store.log,
+        config.subscriptions.map((s) => s.id),
+        { epoch: lease.epoch, legacyKv: store },
+      );
       onLoad?.(replayed, performance.now() - t);
       return { pool: new Pool(state, config), journal };
     },
@@ -136,7 +161,9 @@ async function build(dir: string, subscriptions: number, uri: string, tail: Tail
   const config = scaleConfig(dir, uri, subscriptions, SCALE_SESSIONS);
   const clock = new SteppedClock(HISTORY_START);
   // No flush per commit, only to build faster; what is stored is the same.
-  const store = await openStore(uri.startsWith("sqlite:") ? `${uri}?synchronous=normal` : `${uri}&options=-c%20synchronous_commit%3Doff`);
+  const store = await openStore(
+    uri.startsWith("sqlite:") ? `${uri}?synchronous=normal` : `${uri}&options=-c%20synchronous_commit%3Doff`,
+  );
   const writer = await openWriter(config, clock, store);
   const rng = createRng(subscriptions);
   const lanes = subscriptions * SCALE_SESSIONS;
@@ -147,7 +174,13 @@ async function build(dir: string, subscriptions: number, uri: string, tail: Tail
   let allocations = 0;
   let releases = 0;
   const newSession = () => ({ id: `s${++sessionSeq}`, left: rng.int(2, 8) });
-  const allocate = (id: string): Command => ({ kind: "allocate", sessionId: id, priority: "normal", model: "sonnet", estimatedTokens: 0 });
+  const allocate = (id: string): Command => ({
+    kind: "allocate",
+    sessionId: id,
+    priority: "normal",
+    model: "sonnet",
+    estimatedTokens: 0,
+  });
 
   for (let i = 0; i < lanes; i += 512) {
     const chunk = Array.from({ length: Math.min(512, lanes - i) }, newSession);
@@ -165,7 +198,12 @@ async function build(dir: string, subscriptions: number, uri: string, tail: Tail
     for (let k = 0; k < due; k++) {
       const lane = cursor++ % lanes;
       const s = open[lane]!;
-      commands.push({ kind: "report", sessionId: s.id, requestId: `r${reports}`, report: usageReport(rng, s.id, reports, now) });
+      commands.push({
+        kind: "report",
+        sessionId: s.id,
+        requestId: `r${reports}`,
+        report: usageReport(rng, s.id, reports, now),
+      });
       reports++;
       if (--s.left === 0) {
         commands.push({ kind: "release", sessionId: s.id });
@@ -181,13 +219,18 @@ async function build(dir: string, subscriptions: number, uri: string, tail: Tail
   }
   if (tail === "minute") {
     await writer.currentJournal.snapshot(writer.currentPool.state);
-    const perMinute = Math.max(1, Math.round(totalReports / (HISTORY_DAYS * DAY_MS / MINUTE_MS)));
+    const perMinute = Math.max(1, Math.round(totalReports / ((HISTORY_DAYS * DAY_MS) / MINUTE_MS)));
     const from = clock.now();
     for (let k = 0; k < perMinute; k++) {
       const now = from + Math.floor(((k + 1) * MINUTE_MS) / (perMinute + 1));
       clock.set(now);
       const s = open[cursor++ % lanes]!;
-      await writer.submit({ kind: "report", sessionId: s.id, requestId: `r${reports}`, report: usageReport(rng, s.id, reports, now) });
+      await writer.submit({
+        kind: "report",
+        sessionId: s.id,
+        requestId: `r${reports}`,
+        report: usageReport(rng, s.id, reports, now),
+      });
       reports++;
     }
   }
@@ -224,8 +267,20 @@ function usageReport(rng: ReturnType<typeof createRng>, sessionId: string, n: nu
     readings:
       n % 10 === 0
         ? [
-            { window: "five_hour", source: "stream", status: "allowed", utilization: rng.uniform(0, 0.6), resetsAt: wholeSeconds(now + rng.uniform(0.5, 5) * HOUR_MS) },
-            { window: "seven_day", source: "stream", status: "allowed", utilization: rng.uniform(0, 0.5), resetsAt: wholeSeconds(now + rng.uniform(1, 7) * DAY_MS) },
+            {
+              window: "five_hour",
+              source: "stream",
+              status: "allowed",
+              utilization: rng.uniform(0, 0.6),
+              resetsAt: wholeSeconds(now + rng.uniform(0.5, 5) * HOUR_MS),
+            },
+            {
+              window: "seven_day",
+              source: "stream",
+              status: "allowed",
+              utilization: rng.uniform(0, 0.5),
+              resetsAt: wholeSeconds(now + rng.uniform(1, 7) * DAY_MS),
+            },
           ]
         : [],
   };
@@ -297,13 +352,23 @@ async function measure(dir: string, subscriptions: number, uri: string): Promise
   // first decision announces "limited -> available"; get those (and the JIT) out of the way.
   for (const cfg of pool.settings.subscriptions) {
     const sessionId = pool.state.bySubscription.get(cfg.id)?.values().next().value;
-    if (sessionId !== undefined) pool.run({ kind: "report", sessionId, requestId: "warm", report: usageReport(rng, sessionId, 20_000_000, now) }, (now += 1));
+    if (sessionId !== undefined)
+      pool.run(
+        { kind: "report", sessionId, requestId: "warm", report: usageReport(rng, sessionId, 20_000_000, now) },
+        (now += 1),
+      );
   }
   // New sessions stay under the measurement's 150 per subscription: rounds of at most 40 per
   // subscription, each released again (untimed) before the next.
   const round = Math.min(3_000, subscriptions * 40);
   let made = 0;
-  const allocateNew = (): Command => ({ kind: "allocate", sessionId: `new${made++}`, priority: "normal", model: "sonnet", estimatedTokens: 0 });
+  const allocateNew = (): Command => ({
+    kind: "allocate",
+    sessionId: `new${made++}`,
+    priority: "normal",
+    model: "sonnet",
+    estimatedTokens: 0,
+  });
   const releaseAll = () => {
     for (let i = 0; i < made; i++) pool.run({ kind: "release", sessionId: `new${i}` }, (now += 1));
     made = 0;
@@ -440,7 +505,8 @@ async function startup(dir: string, subscriptions: number, uri: string): Promise
 async function storeSize(dir: string, uri: string): Promise<number> {
   if (uri.startsWith("sqlite:")) {
     let bytes = 0;
-    for (const f of await readdir(dir)) if (f.startsWith("authpool.sqlite")) bytes += (await stat(path.join(dir, f))).size;
+    for (const f of await readdir(dir))
+      if (f.startsWith("authpool.sqlite")) bytes += (await stat(path.join(dir, f))).size;
     return bytes;
   }
   const schema = /[?&]schema=([^&]+)/.exec(uri)?.[1] ?? "authpool";
@@ -479,7 +545,11 @@ const [mode, dir, size, uri, tail = "minute"] = process.argv.slice(2);
 if (mode !== undefined && dir !== undefined && size !== undefined && uri !== undefined) {
   const n = Number(size);
   const result =
-    mode === "build" ? await build(dir, n, uri, tail as Tail) : mode === "startup" ? await startup(dir, n, uri) : await measure(dir, n, uri);
+    mode === "build"
+      ? await build(dir, n, uri, tail as Tail)
+      : mode === "startup"
+        ? await startup(dir, n, uri)
+        : await measure(dir, n, uri);
   if (process.send !== undefined) process.send(result);
   else console.log(JSON.stringify(result, null, 1));
 }

@@ -1,5 +1,5 @@
 import { FIVE_HOURS_MS, HOUR_MS, MINUTE_MS, floorHour } from "../../src/domain/index.js";
-import { LimitBook, type RunReport, type Strategy } from "./strategy.js";
+import { LimitBook, type RunReport, type Strategy, placementOf } from "./strategy.js";
 import type { SimSession } from "./workload.js";
 
 /** OriginalHealthOptions: the original design's knobs, as configured for the pool being compared. */
@@ -26,7 +26,10 @@ export function originalHealth(options: OriginalHealthOptions): Strategy {
   // The simulated week fits in one rolling 7-day window, so weekly spend is all spend.
   const weeklySpend = Array.from({ length: options.accounts }, () => 0);
   const hourly = Array.from({ length: options.accounts }, () => new Map<number, number>());
-  const windows: ({ end: number; spend: number } | undefined)[] = Array.from({ length: options.accounts }, () => undefined);
+  const windows: ({ end: number; spend: number } | undefined)[] = Array.from(
+    { length: options.accounts },
+    () => undefined,
+  );
   const lastActivity = new Map<string, number>();
 
   const score = (a: number, at: number): number => {
@@ -41,7 +44,13 @@ export function originalHealth(options: OriginalHealthOptions): Strategy {
       if (account === a && at - (lastActivity.get(id) ?? -Infinity) < 5 * MINUTE_MS) active++;
     }
     const left = (x: number) => 1 - Math.min(1, Math.max(0, x));
-    return 40 * left(weekly) + 30 * left(five) + 15 * left(book.sessions[a]! / options.maxSessions) + 10 * left(burn / sustainable) + (active === 0 ? 5 : 0);
+    return (
+      40 * left(weekly) +
+      30 * left(five) +
+      15 * left(book.sessions[a]! / options.maxSessions) +
+      10 * left(burn / sustainable) +
+      (active === 0 ? 5 : 0)
+    );
   };
   const eligible = (a: number, at: number, holdsSlot: boolean): boolean => {
     if (!book.usable(a, at)) return false;
@@ -54,7 +63,7 @@ export function originalHealth(options: OriginalHealthOptions): Strategy {
     place(session: SimSession, at: number) {
       lastActivity.set(session.id, at);
       const held = book.holder.get(session.id);
-      if (held !== undefined && eligible(held, at, true)) return held;
+      if (held !== undefined && eligible(held, at, true)) return placementOf(held);
       let best: number | undefined;
       let bestScore = -Infinity;
       for (let a = 0; a < options.accounts; a++) {
@@ -65,7 +74,7 @@ export function originalHealth(options: OriginalHealthOptions): Strategy {
           bestScore = s;
         }
       }
-      return book.assign(session, best);
+      return placementOf(book.assign(session, best));
     },
     report(r: RunReport) {
       book.report(r);

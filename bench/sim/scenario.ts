@@ -1,6 +1,8 @@
-import { DAY_MS, type PoolSettings, type SubscriptionSettings } from "../../src/domain/index.js";
+import { INLINE_SOURCE, type PoolConfig, configDefaults, parseConfig } from "../../src/config/index.js";
+import { DAY_MS } from "../../src/domain/index.js";
 import { originalHealth } from "./original-health.js";
-import { poolStrategy } from "./pool-strategy.js";
+import { type PoolStrategy, poolStrategy } from "./pool-strategy.js";
+import { withClients } from "./client-workload.js";
 import { createRng } from "./prng.js";
 import { SimAccount } from "./sim-account.js";
 import { type Strategy, fillFirst, leastSessions, roundRobin, stickyUntilLimit } from "./strategy.js";
@@ -19,6 +21,8 @@ export interface ScenarioOptions {
   load?: number;
   /** Share of accounts whose owners also use them outside the pool (default 0.3). */
   externalShare?: number;
+  /** Book the work to clients and add a bot and a batch job (see withClients; default false). */
+  clients?: boolean;
 }
 
 /** Scenario is one seeded week: the workload, the accounts' hidden limits, and the use outside the pool. */
@@ -46,9 +50,16 @@ const FIVE_HOUR_SHARE = 1 / 6;
  * to ±25% (plans differ, and Claude adjusts limits); nobody is told.
  */
 export function createScenario(options: ScenarioOptions): Scenario {
-  const o: Required<ScenarioOptions> = { peoplePerAccount: 2.5, load: 1.1, externalShare: 0.3, ...options };
+  const o: Required<ScenarioOptions> = {
+    peoplePerAccount: 2.5,
+    load: 1.1,
+    externalShare: 0.3,
+    clients: false,
+    ...options,
+  };
   const rng = createRng(o.seed);
-  const workload = generateWorkload(rng.fork(1), Math.round(o.accounts * o.peoplePerAccount), SIM_START);
+  const team = generateWorkload(rng.fork(1), Math.round(o.accounts * o.peoplePerAccount), SIM_START);
+  const workload = o.clients ? withClients(team, rng.fork(4), o.accounts) : team;
   const shape = rng.fork(2);
   const factors = Array.from({ length: o.accounts }, () => shape.uniform(0.75, 1.25));
   const external = Array.from({ length: o.accounts }, (_, i) => i < Math.round(o.accounts * o.externalShare));
@@ -64,20 +75,27 @@ export function createScenario(options: ScenarioOptions): Scenario {
   return {
     options: o,
     workload,
-    external: generateExternalUse(rng.fork(3), caps.map((c, i) => ({ weeklyCapUsd: c, external: external[i]! })), SIM_START, 0.04),
+    external: generateExternalUse(
+      rng.fork(3),
+      caps.map((c, i) => ({ weeklyCapUsd: c, external: external[i]! })),
+      SIM_START,
+      0.04,
+    ),
     nominalWeeklyUsd,
     accounts: () => caps.map((c, i) => new SimAccount(`acct${i + 1}`, c, c * FIVE_HOUR_SHARE, resets[i]!, used[i]!)),
   };
 }
 
 /**
- * STRATEGIES names what the simulator compares: ours first, then the same
- * pool with its out-of-the-box settings (shown, not judged), then the
+ * STRATEGIES names what the simulator compares: the pool as a team that
+ * owns its accounts runs it (judged), the pool out of the box, the pool out
+ * of the box with nothing held back for the accounts' owners, then the
  * strategies a gateway could use instead.
  */
 export const STRATEGIES = [
   "auth pool",
   "auth pool, defaults",
+  "auth pool, no reserve",
   "original health",
   "round-robin",
   "least-sessions",
@@ -87,67 +105,101 @@ export const STRATEGIES = [
 
 export type StrategyName = (typeof STRATEGIES)[number];
 
-/** OURS is the strategy the verdict judges; OURS_DEFAULTS is reported beside it. */
+/** OURS is the pool as its owners would run it: the other pool rows are judged against it too. */
 export const OURS: StrategyName = "auth pool";
-export const OURS_DEFAULTS: StrategyName = "auth pool, defaults";
 
-/** POLL_MS: the usage endpoint's polling interval (`upstream.intervalSeconds`, default 90). */
-const POLL_MS = 90_000;
+/** POOL_ROWS are the rows that run the real domain; the rest are the baselines the verdict compares with. */
+export const POOL_ROWS: readonly StrategyName[] = ["auth pool", "auth pool, defaults", "auth pool, no reserve"];
 
 /**
- * simPoolSettings is the pool's configuration for a scenario. Every account
- * is configured with the nominal weekly budget and the default 5-hour guess
- * (a tenth of it), 15 sessions, default health weights. "tuned" is how a
- * team that owns its accounts runs it (with upstream polling, see
- * createStrategy): the whole week may be spent (`weeklyBudgetThreshold: 1`,
- * nothing is held back for the owners), the 5-hour cap at 98%, and
- * allocation paced against each window's reset (`pacing`). "defaults" is
- * the out-of-the-box configuration: 85% of the week, a 95% 5-hour cap, no
- * pacing (and no polling).
+ * PROFILES are the config each pool row runs with, over the scenario's
+ * subscriptions: every key not named here is the config module's default
+ * (src/config/defaults.ts), so a changed default shows in the rows.
+ * "tuned" is how a team that owns its accounts runs it: the whole week may
+ * be spent (nothing held back for the owners), the 5-hour cap at 98%,
+ * pacing, and each account's usage endpoint polled. "no reserve" is the
+ * defaults with the weekly threshold alone at 1: what the reserve costs.
  */
-export function simPoolSettings(scenario: Scenario, profile: "tuned" | "defaults"): PoolSettings {
-  const subscriptions: SubscriptionSettings[] = Array.from({ length: scenario.options.accounts }, (_, i) => ({
+export const PROFILES = {
+  tuned: { weeklyBudgetThreshold: 1, pacing: true, upstream: { enabled: true, fiveHourCap: 0.98 } },
+  defaults: {},
+  "no reserve": { weeklyBudgetThreshold: 1 },
+} as const satisfies Record<string, Record<string, unknown>>;
+
+export type ProfileName = keyof typeof PROFILES;
+
+/**
+ * simPoolConfig is the pool's configuration for `accounts` simulated
+ * accounts (acct1, acct2, ...), through the config module as a file would
+ * go: each with the nominal weekly budget (the 5-hour budget, sessions and
+ * everything else defaulted), `extra` (clients, or other defaults to try),
+ * and the profile's keys over both.
+ */
+export function simPoolConfig(
+  accounts: number,
+  weeklyBudgetUsd: number,
+  profile: ProfileName,
+  extra: Record<string, unknown> = {},
+): PoolConfig {
+  const subscriptions = Array.from({ length: accounts }, (_, i) => ({
     id: `acct${i + 1}`,
     email: `acct${i + 1}@example.com`,
     type: "claude-max",
     configDir: `/sim/acct${i + 1}`,
-    weeklyBudgetUsd: scenario.nominalWeeklyUsd,
-    fiveHourBudgetUsd: scenario.nominalWeeklyUsd / 10,
-    maxSessions: 15,
+    weeklyBudgetUsd,
   }));
-  const tuned = profile === "tuned";
-  const threshold = tuned ? 1 : 0.85;
-  return {
-    subscriptions,
-    weeklyBudgetThreshold: threshold,
-    lowPriorityThreshold: threshold * 0.9,
-    fallback: { enabled: true, provider: "anthropic-api" },
-    sessions: { activeMinutes: 5, staleMinutes: 60 },
-    cooldown: { defaultMinutes: 60, timeZone: "UTC" },
-    health: { weights: { weekly: 40, fiveHour: 30, sessions: 15, burnRate: 10, idle: 5 } },
-    dedupeRetentionHours: 48,
-    rebalancing: { enabled: false, intervalSeconds: 300, costGapThreshold: 5, maxMovesPerCycle: 3 },
-    upstream: { staleAfterSeconds: 900, fiveHourCap: tuned ? 0.98 : 0.95, modelCap: 1 },
-    notifications: { rules: [] },
-    ...(tuned ? { pacing: true } : {}),
-  };
+  return parseConfig(mergeRaw(mergeRaw({ subscriptions }, extra), PROFILES[profile]), INLINE_SOURCE);
 }
 
-/** createStrategy builds a fresh strategy for a scenario. */
-export function createStrategy(name: StrategyName, scenario: Scenario): Strategy {
+/** mergeRaw lays raw config keys over others, section by section (`upstream: { enabled }` keeps the other upstream keys). */
+export function mergeRaw(
+  base: Readonly<Record<string, unknown>>,
+  over: Readonly<Record<string, unknown>>,
+): Record<string, unknown> {
+  const merged: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    const under = merged[key];
+    merged[key] = isSection(under) && isSection(value) ? mergeRaw(under, value) : value;
+  }
+  return merged;
+}
+
+function isSection(x: unknown): x is Record<string, unknown> {
+  return typeof x === "object" && x !== null && !Array.isArray(x);
+}
+
+/** poolStrategyFor runs the pool with a config as the server would: polling when `upstream.enabled` says so. */
+export function poolStrategyFor(name: string, config: PoolConfig, options: { wait?: boolean } = {}): PoolStrategy {
+  return poolStrategy(name, config, {
+    ...(config.upstream.enabled ? { pollMs: config.upstream.intervalSeconds * 1000 } : {}),
+    ...(options.wait === true ? { queue: config.queue } : {}),
+  });
+}
+
+/**
+ * createStrategy builds a fresh strategy for a scenario; `config` stands in
+ * for defaults under every pool row's profile (`npm run simulate -- --config
+ * '{"pacing":false}'` shows what a default buys: the rows that do not set it
+ * change).
+ */
+export function createStrategy(name: StrategyName, scenario: Scenario, config: Record<string, unknown> = {}): Strategy {
   const n = scenario.options.accounts;
+  const pool = (profile: ProfileName) =>
+    poolStrategyFor(name, simPoolConfig(n, scenario.nominalWeeklyUsd, profile, config));
   switch (name) {
     case "auth pool":
-      return poolStrategy(name, simPoolSettings(scenario, "tuned"), POLL_MS);
+      return pool("tuned");
     case "auth pool, defaults":
-      return poolStrategy(name, simPoolSettings(scenario, "defaults"));
+      return pool("defaults");
+    case "auth pool, no reserve":
+      return pool("no reserve");
     case "original health":
-      // The same budgets and the same threshold as ours: only the formula and the knowledge differ.
+      // The same budgets as ours, the whole week: only the formula and the knowledge differ.
       return originalHealth({
         accounts: n,
         weeklyBudgetUsd: scenario.nominalWeeklyUsd,
-        fiveHourBudgetUsd: scenario.nominalWeeklyUsd / 10,
-        maxSessions: 15,
+        fiveHourBudgetUsd: scenario.nominalWeeklyUsd / configDefaults.fiveHourBudgetDivisor,
+        maxSessions: configDefaults.maxSessionsPerSubscription,
         weeklyBudgetThreshold: 1,
       });
     case "round-robin":

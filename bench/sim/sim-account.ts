@@ -45,7 +45,8 @@ export class SimAccount {
   limitAt(at: number): SimLimit | undefined {
     this.roll(at);
     if (this.weeklyUsedUsd >= this.weeklyCapUsd) return { window: "seven_day", resetsAt: this.weeklyResetAt };
-    if (this.windowEnd !== undefined && this.windowUsedUsd >= this.fiveHourCapUsd) return { window: "five_hour", resetsAt: this.windowEnd };
+    if (this.windowEnd !== undefined && this.windowUsedUsd >= this.fiveHourCapUsd)
+      return { window: "five_hour", resetsAt: this.windowEnd };
     return undefined;
   }
 
@@ -95,7 +96,11 @@ export class SimAccount {
    * the same windows in whole percents (it rounds).
    */
   usageEndpoint(at: number): RateLimitReading[] {
-    return this.readings(at).map((r) => ({ ...r, source: "oauth", utilization: Math.round((r.utilization ?? 0) * 100) / 100 }));
+    return this.readings(at).map((r) => ({
+      ...r,
+      source: "oauth",
+      utilization: Math.round((r.utilization ?? 0) * 100) / 100,
+    }));
   }
 
   private roll(at: number): void {

@@ -8,6 +8,8 @@ export interface SizeResult {
   people: number;
   seeds: number;
   demandUsd: number;
+  /** The owners' use outside the pool, in utilization dollars, over the seeds. */
+  ownersUsd: number;
   runs: number;
   byStrategy: Map<StrategyName, SimMetrics[]>;
 }
@@ -20,6 +22,7 @@ export interface Totals {
   wastedUsd: number;
   servedBeforeFirstLimitUsd: number;
   moves: number;
+  ownersRefusedUsd: number;
   /** Mean over accounts and seeds of the weekly utilization at the reset. */
   utilizationAtReset: number;
   /** Mean over seeds of the standard deviation across accounts. */
@@ -40,6 +43,7 @@ export function totalsOf(list: readonly SimMetrics[]): Totals {
     wastedUsd: sum((m) => m.wastedUsd),
     servedBeforeFirstLimitUsd: sum((m) => m.servedBeforeFirstLimitUsd),
     moves: sum((m) => m.moves),
+    ownersRefusedUsd: sum((m) => m.ownersRefusedUsd),
     utilizationAtReset: mean(list.flatMap((m) => m.weeklyUtilization)),
     utilizationSd: mean(list.map((m) => sd(m.weeklyUtilization))),
     utilizationRange: mean(list.map((m) => Math.max(...m.weeklyUtilization) - Math.min(...m.weeklyUtilization))),
@@ -55,7 +59,7 @@ export interface Verdict {
   fallbackBy: string[];
 }
 
-/** verdictOf compares ours with the other strategies (all but `skip`) on 429s and paid fallback. */
+/** verdictOf compares one strategy with the others (all but `skip`) on 429s and paid fallback. */
 export function verdictOf(result: SizeResult, ours: StrategyName, skip: readonly StrategyName[]): Verdict {
   const mine = totalsOf(result.byStrategy.get(ours)!);
   const refusedBy: string[] = [];
@@ -84,10 +88,23 @@ export function formatSizeTable(result: SizeResult, markdown: boolean): string {
       t.utilizationSd.toFixed(3),
       t.utilizationRange.toFixed(2),
       String(t.moves),
+      `${((100 * t.ownersRefusedUsd) / result.ownersUsd).toFixed(1)}%`,
     ];
   });
   return formatTable(
-    ["strategy", "429s", "paid fallback", "of demand", "cut runs", "served before 1st 429", "weekly used at reset", "sd", "max-min", "moves"],
+    [
+      "strategy",
+      "429s",
+      "paid fallback",
+      "of demand",
+      "cut runs",
+      "served before 1st 429",
+      "weekly used at reset",
+      "sd",
+      "max-min",
+      "moves",
+      "owners' use refused",
+    ],
     rows,
     markdown,
   );

@@ -18,14 +18,47 @@ export interface RunReport {
 }
 
 /**
- * Strategy places each run of a session on an account (or on the paid API:
- * undefined) and hears back how it went. Every strategy sees the same
- * trace; none sees the accounts' capacities.
+ * Placement is where a run goes: an account, the paid API (`clientLimit`
+ * names the limit of the session's client that sent it there, if one did),
+ * or, for a strategy with a wait queue, a wait for a slot.
+ */
+export type Placement =
+  | { kind: "account"; account: number }
+  | { kind: "paid"; clientLimit?: string }
+  | { kind: "wait" };
+
+/** placementOf is an account, or the paid API when there is none. */
+export function placementOf(account: number | undefined): Placement {
+  return account === undefined ? { kind: "paid" } : { kind: "account", account };
+}
+
+/**
+ * SimWaits holds the runs a strategy answered `wait`, as the server's wait
+ * queue holds Allocate calls: each is placed when a slot opens, or falls
+ * back when its wait runs out.
+ */
+export interface SimWaits {
+  readonly size: number;
+  /**
+   * enqueue queues the session's run at `at` and returns when its wait
+   * runs out; `settled` is called once, with an account or the paid API.
+   */
+  enqueue(session: SimSession, at: number, settled: (placement: Placement) => void): number;
+  /** wake tries the waiting runs at `at`, in the queue's order; resolves once the queue was walked. */
+  wake(at: number): Promise<void>;
+}
+
+/**
+ * Strategy places each run of a session on an account (or on the paid API)
+ * and hears back how it went. Every strategy sees the same trace; none sees
+ * the accounts' capacities.
  */
 export interface Strategy {
   readonly name: string;
-  /** place picks the account for the session's next run at `at`; undefined sends it to the paid API. */
-  place(session: SimSession, at: number): number | undefined;
+  /** place picks where the session's next run at `at` goes. */
+  place(session: SimSession, at: number): Placement;
+  /** waits: the strategy's wait queue (only a strategy with one answers `wait`). */
+  readonly waits?: SimWaits;
   report(report: RunReport): void;
   /** release: the session ended. */
   release(session: SimSession, at: number): void;
@@ -92,7 +125,7 @@ function simpleStrategy(
   return {
     name,
     place(session, at) {
-      return book.current(session, at) ?? book.assign(session, pick(book, at));
+      return placementOf(book.current(session, at) ?? book.assign(session, pick(book, at)));
     },
     report: (r) => book.report(r),
     release: (s) => book.release(s),

@@ -1,4 +1,4 @@
-import { DAY_MS, HOUR_MS, MINUTE_MS } from "../../src/domain/index.js";
+import { DAY_MS, HOUR_MS, MINUTE_MS, type Priority } from "../../src/domain/index.js";
 import type { Rng } from "./prng.js";
 
 /** SimModel is the model family a session runs; Opus uses a window faster per dollar. */
@@ -24,6 +24,10 @@ export interface SimSession {
   user: number;
   model: SimModel;
   turns: SimTurn[];
+  /** Who it is for, as the gateway names it in Allocate (absent: the default client). */
+  client?: string;
+  /** Its Allocate priority (absent: normal). */
+  priority?: Priority;
 }
 
 /** ExternalUse is use of an account outside the pool (its owner on claude.ai, say). */
@@ -94,6 +98,11 @@ export function generateWorkload(rng: Rng, people: number, start: number): Workl
       }
     }
   }
+  return workloadOf(sessions, start, people, heavyUsers);
+}
+
+/** workloadOf makes a week of sessions a Workload: in order of their first run, with their demand added up. */
+export function workloadOf(sessions: SimSession[], start: number, people: number, heavyUsers: number): Workload {
   sessions.sort((a, b) => a.turns[0]!.at - b.turns[0]!.at || (a.id < b.id ? -1 : 1));
   let demandUsd = 0;
   let demandUsageUsd = 0;
@@ -106,9 +115,27 @@ export function generateWorkload(rng: Rng, people: number, start: number): Workl
   return { start, end: start + 7 * DAY_MS, people, heavyUsers, sessions, demandUsd, demandUsageUsd };
 }
 
+/** SessionShape: how often a session runs Opus, how often it is long (15-60 runs, else 2-8). */
+export interface SessionShape {
+  opus: number;
+  long: number;
+}
+
 function session(r: Rng, id: string, user: number, heavy: boolean, at: number, stopBy: number): SimSession {
-  const model: SimModel = r.chance(heavy ? 0.45 : 0.2) ? "opus" : "sonnet";
-  const long = r.chance(heavy ? 0.35 : 0.2);
+  return drawSession(r, id, user, heavy ? { opus: 0.45, long: 0.35 } : { opus: 0.2, long: 0.2 }, at, stopBy);
+}
+
+/** drawSession draws one session starting at `at`: its model, its runs and their costs, none starting after stopBy. */
+export function drawSession(
+  r: Rng,
+  id: string,
+  user: number,
+  shape: SessionShape,
+  at: number,
+  stopBy: number,
+): SimSession {
+  const model: SimModel = r.chance(shape.opus) ? "opus" : "sonnet";
+  const long = r.chance(shape.long);
   const count = long ? r.int(15, 60) : r.int(2, 8);
   const median = model === "opus" ? 0.4 : 0.12;
   const turns: SimTurn[] = [];
@@ -116,7 +143,11 @@ function session(r: Rng, id: string, user: number, heavy: boolean, at: number, s
   for (let k = 0; k < count && t < stopBy; k++) {
     const durationMs = clamp(r.logNormal(60_000, 0.7), 10_000, 10 * MINUTE_MS);
     const growth = 1 + Math.min(1, k / 30);
-    turns.push({ at: Math.round(t), costUsd: round4(r.logNormal(median, 0.8) * growth), durationMs: Math.round(durationMs) });
+    turns.push({
+      at: Math.round(t),
+      costUsd: round4(r.logNormal(median, 0.8) * growth),
+      durationMs: Math.round(durationMs),
+    });
     t += durationMs + Math.max(15_000, r.exponential(150_000));
   }
   return { id, user, model, turns };

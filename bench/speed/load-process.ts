@@ -83,7 +83,9 @@ let claudeOutput: { before: string; middle: string; after: string } | undefined;
  * server nothing) without re-serialising the JSON per call.
  */
 async function outputTemplate(): Promise<{ before: string; middle: string; after: string }> {
-  const text = (await readFile(new URL("../../../test/fixtures/claude-cli/success.json", import.meta.url), "utf8")).trim();
+  const text = (
+    await readFile(new URL("../../../test/fixtures/claude-cli/success.json", import.meta.url), "utf8")
+  ).trim();
   const parsed = JSON.parse(text) as { session_id: string; uuid: string };
   const [before, rest] = text.split(parsed.session_id) as [string, string];
   const [middle, after] = rest.split(parsed.uuid) as [string, string];
@@ -101,7 +103,10 @@ function body(method: Method, cell: number): Uint8Array | undefined {
       return toBinary(AllocateRequestSchema, create(AllocateRequestSchema, { sessionId, model: "sonnet" }));
     }
     case "resume":
-      return toBinary(AllocateRequestSchema, create(AllocateRequestSchema, { sessionId: held[n % held.length]!, model: "sonnet" }));
+      return toBinary(
+        AllocateRequestSchema,
+        create(AllocateRequestSchema, { sessionId: held[n % held.length]!, model: "sonnet" }),
+      );
     case "report": {
       const sessionId = held[n % held.length]!;
       const t = claudeOutput!;
@@ -119,7 +124,9 @@ function body(method: Method, cell: number): Uint8Array | undefined {
       return toBinary(GetPoolStatusRequestSchema, create(GetPoolStatusRequestSchema));
     case "release": {
       const sessionId = created.pop();
-      return sessionId === undefined ? undefined : toBinary(ReleaseRequestSchema, create(ReleaseRequestSchema, { sessionId }));
+      return sessionId === undefined
+        ? undefined
+        : toBinary(ReleaseRequestSchema, create(ReleaseRequestSchema, { sessionId }));
     }
   }
 }
@@ -154,7 +161,8 @@ async function runCell(req: CellRequest): Promise<CellResult> {
       try {
         const reply = await client.call(path, b);
         latencies.push(performance.now() - t);
-        if (req.method === "allocate" && fromBinary(AllocateResponseSchema, reply).outcome.case !== "subscription") fallbacks++;
+        if (req.method === "allocate" && fromBinary(AllocateResponseSchema, reply).outcome.case !== "subscription")
+          fallbacks++;
       } catch (error) {
         errors++;
         firstError ??= String(error);

@@ -56,7 +56,8 @@ export class RawRpcClient {
           if (status !== "0") return reject(new RpcError(`grpc-status ${status ?? "missing"}`));
           return resolve(data.subarray(5));
         }
-        if (httpStatus !== 200) return reject(new RpcError(`HTTP ${httpStatus}: ${data.toString("utf8").slice(0, 200)}`));
+        if (httpStatus !== 200)
+          return reject(new RpcError(`HTTP ${httpStatus}: ${data.toString("utf8").slice(0, 200)}`));
         resolve(data);
       });
       if (grpc) {

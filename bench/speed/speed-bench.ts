@@ -121,7 +121,12 @@ export async function runSpeed(options: SpeedOptions): Promise<void> {
   const load = fork(LOAD_PROCESS, [], { stdio: ["ignore", "inherit", "inherit", "ipc"], execArgv: [] });
   const rows: Row[] = [];
   try {
-    console.log(`speed: ${machineLine()}; load average ${os.loadavg().map((x) => x.toFixed(1)).join(" ")}`);
+    console.log(
+      `speed: ${machineLine()}; load average ${os
+        .loadavg()
+        .map((x) => x.toFixed(1))
+        .join(" ")}`,
+    );
     console.log(
       `servers: ${options.servers.map((s) => SERVER_NAMES[s]).join(", ")}; the leader runs in this process, the load in a separate one ` +
         `(and the standby in a third; all share the ${os.availableParallelism()} cores with PostgreSQL); ` +
@@ -133,7 +138,13 @@ export async function runSpeed(options: SpeedOptions): Promise<void> {
       const uri = `sqlite://${path.join(dir, "authpool.sqlite")}${process.env.BENCH_SYNC === "normal" ? "?synchronous=normal" : ""}`;
       const server = await startAuthPoolServer({ config: parseConfig(configInput(dir, uri), "<bench>") });
       try {
-        const target: Target = { kind: "sqlite", url: server.url, leaderUrl: server.url, standbyCpuUs: async () => 0, dbCpuMs: async () => undefined };
+        const target: Target = {
+          kind: "sqlite",
+          url: server.url,
+          leaderUrl: server.url,
+          standbyCpuUs: async () => 0,
+          dbCpuMs: async () => undefined,
+        };
         rows.push(...(await measure(load, server, target, options)));
       } finally {
         await server.close();
@@ -153,7 +164,12 @@ export async function runSpeed(options: SpeedOptions): Promise<void> {
   }
   printRows(rows, options.markdown);
   printTargets(rows);
-  console.log(`\nload average at the end: ${os.loadavg().map((x) => x.toFixed(1)).join(" ")} (other processes on the machine inflate wall-clock rates; CPU per call less)`);
+  console.log(
+    `\nload average at the end: ${os
+      .loadavg()
+      .map((x) => x.toFixed(1))
+      .join(" ")} (other processes on the machine inflate wall-clock rates; CPU per call less)`,
+  );
 }
 
 /**
@@ -172,17 +188,35 @@ async function measurePostgres(load: ChildProcess, dir: string, options: SpeedOp
     if (leader.writer.role !== "leader") throw new Error("the PostgreSQL bench server did not take the store's lease");
     const dbCpuMs = () => postgresBackendCpuMs(schema.applicationName);
     if (options.servers.includes("postgres")) {
-      rows.push(...(await measure(load, leader, { kind: "postgres", url: leader.url, leaderUrl: leader.url, standbyCpuUs: async () => 0, dbCpuMs }, options)));
+      rows.push(
+        ...(await measure(
+          load,
+          leader,
+          { kind: "postgres", url: leader.url, leaderUrl: leader.url, standbyCpuUs: async () => 0, dbCpuMs },
+          options,
+        )),
+      );
     }
     if (options.servers.includes("standby")) {
       // BENCH_STANDBY_ARGV="--cpu-prof": Node options for the standby's process, to profile it.
       const execArgv = (process.env.BENCH_STANDBY_ARGV ?? "").split(" ").filter((s) => s !== "");
       standby = fork(STANDBY_PROCESS, [], { stdio: ["ignore", "inherit", "inherit", "ipc"], execArgv });
-      const ready = (await ask(standby, { kind: "start", config: input } satisfies StandbyStart, "ready")) as StandbyReady;
+      const ready = (await ask(
+        standby,
+        { kind: "start", config: input } satisfies StandbyStart,
+        "ready",
+      )) as StandbyReady;
       if (ready.role !== "standby") throw new Error(`the second server is ${ready.role}, expected a standby`);
       const child = standby;
       const standbyCpuUs = async () => ((await ask(child, { kind: "cpu" }, "cpu")) as StandbyCpu).us;
-      rows.push(...(await measure(load, leader, { kind: "standby", url: ready.url, leaderUrl: leader.url, standbyCpuUs, dbCpuMs }, options)));
+      rows.push(
+        ...(await measure(
+          load,
+          leader,
+          { kind: "standby", url: ready.url, leaderUrl: leader.url, standbyCpuUs, dbCpuMs },
+          options,
+        )),
+      );
     }
   } finally {
     if (standby !== undefined) await stopChild(standby);
@@ -197,12 +231,23 @@ async function measurePostgres(load: ChildProcess, dir: string, options: SpeedOp
  * this pool did) and runs the rounds on `target`: per protocol, a warm-up,
  * then per concurrency the floor, the methods, and the floor again.
  */
-async function measure(load: ChildProcess, leader: AuthPoolServer, target: Target, options: SpeedOptions): Promise<Row[]> {
+async function measure(
+  load: ChildProcess,
+  leader: AuthPoolServer,
+  target: Target,
+  options: SpeedOptions,
+): Promise<Row[]> {
   const heldSessions = Array.from({ length: SUBSCRIPTIONS * HELD_PER_SUBSCRIPTION }, (_, i) => `held-${i}`);
   const pool = leader.writer.currentPool;
   for (const sessionId of heldSessions) {
     if (!pool.state.sessions.has(sessionId)) {
-      await leader.writer.submit({ kind: "allocate", sessionId, priority: "normal", model: "sonnet", estimatedTokens: 0 });
+      await leader.writer.submit({
+        kind: "allocate",
+        sessionId,
+        priority: "normal",
+        model: "sonnet",
+        estimatedTokens: 0,
+      });
     }
   }
   await ask(load, { kind: "init", heldSessions } satisfies LoadInit, "ready");
@@ -221,12 +266,22 @@ async function measure(load: ChildProcess, leader: AuthPoolServer, target: Targe
   }) as typeof leader.writer.submit;
   let records = 0;
   const unsubscribe = leader.writer.subscribe(() => records++);
-  const cell = async (protocol: Protocol, method: Method, inFlight: number, durationMs = options.durationMs, url = target.url) => {
+  const cell = async (
+    protocol: Protocol,
+    method: Method,
+    inFlight: number,
+    durationMs = options.durationMs,
+    url = target.url,
+  ) => {
     inPool.length = 0;
     const recordsBefore = records;
     const [standbyBefore, dbBefore] = [await target.standbyCpuUs(), await target.dbCpuMs()];
     const cpu = process.cpuUsage();
-    const r = (await ask(load, { kind: "cell", url, protocol, method, inFlight, durationMs } satisfies CellRequest, "result")) as CellResult;
+    const r = (await ask(
+      load,
+      { kind: "cell", url, protocol, method, inFlight, durationMs } satisfies CellRequest,
+      "result",
+    )) as CellResult;
     const used = process.cpuUsage(cpu);
     const [standbyAfter, dbAfter] = [await target.standbyCpuUs(), await target.dbCpuMs()];
     const times = [...inPool].sort((a, b) => a - b);
@@ -242,7 +297,9 @@ async function measure(load: ChildProcess, leader: AuthPoolServer, target: Targe
       records: records - recordsBefore,
     };
   };
-  const methods = SERVER_METHODS[target.kind].filter((m) => options.methods === undefined || options.methods.includes(m));
+  const methods = SERVER_METHODS[target.kind].filter(
+    (m) => options.methods === undefined || options.methods.includes(m),
+  );
   // Sessions the allocate cells made go again before the next cell: measured by the release cell
   // where the round has one, else untimed through the leader (the pool stays at its size).
   const cleanUp = async () => {
@@ -266,7 +323,14 @@ async function measure(load: ChildProcess, leader: AuthPoolServer, target: Targe
         const after = await cell(protocol, "floor", inFlight);
         const floorRate = (rateOf(before.r) + rateOf(after.r)) / 2;
         const row = (m: Awaited<ReturnType<typeof cell>>, method: Method, label: string): Row => ({
-          server: target.kind, protocol, inFlight, label, method, rate: rateOf(m.r), ratio: rateOf(m.r) / floorRate, ...m,
+          server: target.kind,
+          protocol,
+          inFlight,
+          label,
+          method,
+          rate: rateOf(m.r),
+          ratio: rateOf(m.r) / floorRate,
+          ...m,
         });
         rows.push(row(before, "floor", "floor: Health.Check (before)"));
         for (const m of measured) rows.push(row(m, m.method, LABELS[m.method as Exclude<Method, "floor">]));
@@ -303,7 +367,21 @@ function printRows(rows: Row[], markdown: boolean): void {
   console.log(
     "\n" +
       formatTable(
-        ["server", "protocol", "in flight", "method", "calls/s", "x floor", "p50 ms", "p99 ms", "in pool p50 / p99 ms", "calls/commit", "server CPU µs/call", "db CPU µs/call", "errors"],
+        [
+          "server",
+          "protocol",
+          "in flight",
+          "method",
+          "calls/s",
+          "x floor",
+          "p50 ms",
+          "p99 ms",
+          "in pool p50 / p99 ms",
+          "calls/commit",
+          "server CPU µs/call",
+          "db CPU µs/call",
+          "errors",
+        ],
         rows.map((x) => [
           SERVER_NAMES[x.server],
           x.protocol,
@@ -315,30 +393,45 @@ function printRows(rows: Row[], markdown: boolean): void {
           x.r.p99Ms.toFixed(2),
           Number.isNaN(x.poolP50) ? "–" : `${x.poolP50.toFixed(2)} / ${x.poolP99.toFixed(2)}`,
           x.records > 0 && x.method !== "floor" ? (x.r.calls / x.records).toFixed(1) : "–",
-          x.server === "standby" ? `${us(x.leaderCpuUs + x.standbyCpuUs)} (${us(x.standbyCpuUs)} standby)` : us(x.leaderCpuUs),
+          x.server === "standby"
+            ? `${us(x.leaderCpuUs + x.standbyCpuUs)} (${us(x.standbyCpuUs)} standby)`
+            : us(x.leaderCpuUs),
           us(x.dbCpuUs),
           String(x.r.errors),
         ]),
         markdown,
       ),
   );
-  if (rows.some((x) => x.r.exhausted)) console.log("* ran out of sessions to release before the time was up; the rate is over the time it ran");
+  if (rows.some((x) => x.r.exhausted))
+    console.log("* ran out of sessions to release before the time was up; the rate is over the time it ran");
   const firstError = rows.find((x) => x.r.firstError !== undefined);
-  if (firstError !== undefined) console.log(`first error: ${SERVER_NAMES[firstError.server]} ${firstError.label}: ${firstError.r.firstError}`);
+  if (firstError !== undefined)
+    console.log(`first error: ${SERVER_NAMES[firstError.server]} ${firstError.label}: ${firstError.r.firstError}`);
 }
 
 /** printTargets checks the issue's targets at 64 calls in flight over gRPC. */
 function printTargets(rows: Row[]): void {
-  const at = (server: ServerKind, method: Method) => rows.find((x) => x.server === server && x.protocol === "grpc" && x.inFlight === 64 && x.method === method);
+  const at = (server: ServerKind, method: Method) =>
+    rows.find((x) => x.server === server && x.protocol === "grpc" && x.inFlight === 64 && x.method === method);
   const check = (ok: boolean, text: string) => console.log(`${ok ? "PASS" : "MISS"}  ${text}`);
   const lines: (() => void)[] = [];
   const allocate = at("sqlite", "allocate");
   const report = at("sqlite", "report");
   if (allocate !== undefined) {
-    lines.push(() => check(allocate.ratio >= 0.8, `SQLite: Allocate ${allocate.ratio.toFixed(3)} x the empty-RPC floor (target >= 0.800)`));
+    lines.push(() =>
+      check(
+        allocate.ratio >= 0.8,
+        `SQLite: Allocate ${allocate.ratio.toFixed(3)} x the empty-RPC floor (target >= 0.800)`,
+      ),
+    );
   }
   if (report !== undefined) {
-    lines.push(() => check(report.ratio >= 0.7, `SQLite: ReportUsage ${report.ratio.toFixed(3)} x the empty-RPC floor (target >= 0.700)`));
+    lines.push(() =>
+      check(
+        report.ratio >= 0.7,
+        `SQLite: ReportUsage ${report.ratio.toFixed(3)} x the empty-RPC floor (target >= 0.700)`,
+      ),
+    );
   }
   if (allocate !== undefined) {
     lines.push(() => {
@@ -356,7 +449,9 @@ function printTargets(rows: Row[]): void {
   }
   /** The mean of a server's two floor cells at 64 in flight over gRPC. */
   const floorOf = (server: ServerKind) => {
-    const floors = rows.filter((x) => x.server === server && x.protocol === "grpc" && x.inFlight === 64 && x.method === "floor");
+    const floors = rows.filter(
+      (x) => x.server === server && x.protocol === "grpc" && x.inFlight === 64 && x.method === "floor",
+    );
     const mean = (f: (x: Row) => number) => floors.reduce((sum, x) => sum + f(x), 0) / floors.length;
     return { leaderCpuUs: mean((x) => x.leaderCpuUs), standbyCpuUs: mean((x) => x.standbyCpuUs) };
   };
@@ -365,7 +460,10 @@ function printTargets(rows: Row[]): void {
     const leader = at("postgres", method);
     if (leader !== undefined) {
       lines.push(() => {
-        check(leader.ratio >= 0.8, `PostgreSQL leader: ${name} ${leader.ratio.toFixed(3)} x its empty-RPC floor (target >= 0.800)`);
+        check(
+          leader.ratio >= 0.8,
+          `PostgreSQL leader: ${name} ${leader.ratio.toFixed(3)} x its empty-RPC floor (target >= 0.800)`,
+        );
         const floor = floorOf("postgres");
         console.log(
           `      CPU per call: the leader ${leader.leaderCpuUs.toFixed(0)} µs and PostgreSQL ${leader.dbCpuUs.toFixed(0)} µs against the empty RPC's ${floor.leaderCpuUs.toFixed(0)} µs ` +
@@ -376,7 +474,10 @@ function printTargets(rows: Row[]): void {
     const forwarded = at("standby", method);
     if (forwarded !== undefined) {
       lines.push(() => {
-        check(forwarded.ratio >= 0.5, `PostgreSQL, forwarded by a standby: ${name} ${forwarded.ratio.toFixed(3)} x the standby's empty-RPC floor (target >= 0.500)`);
+        check(
+          forwarded.ratio >= 0.5,
+          `PostgreSQL, forwarded by a standby: ${name} ${forwarded.ratio.toFixed(3)} x the standby's empty-RPC floor (target >= 0.500)`,
+        );
         const floor = floorOf("standby");
         const all = forwarded.leaderCpuUs + forwarded.standbyCpuUs + forwarded.dbCpuUs;
         const floorAll = floor.leaderCpuUs + floor.standbyCpuUs;
@@ -400,7 +501,9 @@ function rateOf(r: CellResult): number {
 }
 
 async function dropSchema(schema: FreshSchema): Promise<void> {
-  await schema.drop().catch((error: unknown) => console.error(`could not drop schema ${schema.schema}: ${String(error)}`));
+  await schema
+    .drop()
+    .catch((error: unknown) => console.error(`could not drop schema ${schema.schema}: ${String(error)}`));
 }
 
 async function stopChild(child: ChildProcess): Promise<void> {

@@ -106,7 +106,14 @@ const RECOVER_TIMEOUT_MS = 30_000;
 /** Codes a dying server's calls end with: the call's fate is unknown. */
 function isConnectionLoss(error: unknown): boolean {
   const code = ConnectError.from(error).code;
-  return code === Code.Unavailable || code === Code.Unknown || code === Code.Internal || code === Code.Canceled || code === Code.Aborted || code === Code.DeadlineExceeded;
+  return (
+    code === Code.Unavailable ||
+    code === Code.Unknown ||
+    code === Code.Internal ||
+    code === Code.Canceled ||
+    code === Code.Aborted ||
+    code === Code.DeadlineExceeded
+  );
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -115,7 +122,10 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 async function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms)))]);
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms))),
+    ]);
   } finally {
     clearTimeout(timer);
   }
@@ -286,7 +296,12 @@ export async function runCrashTorture(options: CrashTortureOptions = {}): Promis
         if (!r.ok) return lost(r.error);
         lane.pending = undefined;
         if (r.value.outcome.case === "subscription") {
-          ledger.allocateGranted(op.sessionId, r.value.outcome.value.subscriptionId, r.value.outcome.value.resumed, retry);
+          ledger.allocateGranted(
+            op.sessionId,
+            r.value.outcome.value.subscriptionId,
+            r.value.outcome.value.resumed,
+            retry,
+          );
           if (!lane.held.includes(op.sessionId)) lane.held.push(op.sessionId);
         } else {
           ledger.allocateFallback(op.sessionId);
@@ -357,7 +372,12 @@ export async function runCrashTorture(options: CrashTortureOptions = {}): Promis
   async function runLane(lane: Lane): Promise<void> {
     while (!stopping) {
       const e = epoch;
-      if (e === undefined || e.phase === "down" || e.phase === "check" || (e.phase === "recover" && lane.pending === undefined)) {
+      if (
+        e === undefined ||
+        e.phase === "down" ||
+        e.phase === "check" ||
+        (e.phase === "recover" && lane.pending === undefined)
+      ) {
         await phaseChanged;
         continue;
       }
@@ -436,7 +456,10 @@ export async function runCrashTorture(options: CrashTortureOptions = {}): Promis
       const startupKill = !last && killRng.chance(startupKillShare);
       let startupTimer: NodeJS.Timeout | undefined;
       if (startupKill) {
-        startupTimer = setTimeout(() => void killNow(e, "during start-up or recovery"), killRng.int(0, startupKillWindowMs));
+        startupTimer = setTimeout(
+          () => void killNow(e, "during start-up or recovery"),
+          killRng.int(0, startupKillWindowMs),
+        );
       }
       let url: string;
       try {
@@ -454,10 +477,16 @@ export async function runCrashTorture(options: CrashTortureOptions = {}): Promis
       }
       startupSamples.push(server.startupMs!);
       if (server.replayedRecords !== undefined) replayedSamples.push(server.replayedRecords);
-      if (server.startupMs! > maxStartupMs) violation(`start-up ${starts} took ${server.startupMs!.toFixed(0)} ms (bound ${maxStartupMs} ms)`);
+      if (server.startupMs! > maxStartupMs)
+        violation(`start-up ${starts} took ${server.startupMs!.toFixed(0)} ms (bound ${maxStartupMs} ms)`);
       e.clients = Array.from({ length: clientCount }, (_, i) =>
         // Half the connections speak gRPC over HTTP/2, half Connect over HTTP/1.1.
-        createAuthPoolClient(url, i % 2 === 0 ? { timeoutMs: CALL_TIMEOUT_MS } : { timeoutMs: CALL_TIMEOUT_MS, protocol: "connect", httpVersion: "1.1" }),
+        createAuthPoolClient(
+          url,
+          i % 2 === 0
+            ? { timeoutMs: CALL_TIMEOUT_MS }
+            : { timeoutMs: CALL_TIMEOUT_MS, protocol: "connect", httpVersion: "1.1" },
+        ),
       );
       watch.follow(url, () => server.killed);
       epoch = e;
@@ -549,7 +578,8 @@ export async function runCrashTorture(options: CrashTortureOptions = {}): Promis
 /** formatFigures renders a result as the lines `npm run torture` prints. */
 export function formatFigures(r: CrashTortureResult): string[] {
   const ms = (n: number) => `${n.toFixed(0)} ms`;
-  const retried = (k: keyof CrashTortureResult["retries"]) => `${r.retries[k].sent} (${r.retries[k].landed} had landed)`;
+  const retried = (k: keyof CrashTortureResult["retries"]) =>
+    `${r.retries[k].sent} (${r.retries[k].landed} had landed)`;
   return [
     `seed                    ${r.seed}`,
     `kills                   ${r.kills} (${r.startupKills} during start-up or recovery), ${r.starts} starts`,

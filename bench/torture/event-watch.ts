@@ -46,17 +46,23 @@ export class EventWatch {
     const client = createAuthPoolClient(url);
     this.running = (async () => {
       try {
-        for await (const res of client.streamEvents({ afterSequence: BigInt(this.lastSeq) }, { signal: abort.signal })) {
+        for await (const res of client.streamEvents(
+          { afterSequence: BigInt(this.lastSeq) },
+          { signal: abort.signal },
+        )) {
           if (res.event !== undefined) this.take(res.event);
         }
-        if (!abort.signal.aborted && !dead()) this.violations.push(`the event stream ended while the server was up${at}`);
+        if (!abort.signal.aborted && !dead())
+          this.violations.push(`the event stream ended while the server was up${at}`);
       } catch (error) {
         if (abort.signal.aborted || dead()) return;
         const e = ConnectError.from(error);
         // Resuming past the newest event means events the stream had
         // already delivered (so they were durable) are gone.
         const lost = e.code === Code.OutOfRange ? " (events already delivered are missing after the restart)" : "";
-        this.violations.push(`event stream${at} from after_sequence ${this.lastSeq} failed: ${Code[e.code]} ${e.rawMessage}${lost}`);
+        this.violations.push(
+          `event stream${at} from after_sequence ${this.lastSeq} failed: ${Code[e.code]} ${e.rawMessage}${lost}`,
+        );
       }
     })();
   }
@@ -72,7 +78,9 @@ export class EventWatch {
     if (seq <= this.lastSeq) {
       const at = this.name === "" ? "" : ` (${this.name})`;
       this.violations.push(
-        seq === this.lastSeq ? `event ${seq} delivered twice${at}` : `event ${seq} delivered after ${this.lastSeq}${at}: out of order or repeated`,
+        seq === this.lastSeq
+          ? `event ${seq} delivered twice${at}`
+          : `event ${seq} delivered after ${this.lastSeq}${at}: out of order or repeated`,
       );
       return;
     }
@@ -81,7 +89,12 @@ export class EventWatch {
     this.bySequence.set(seq, toJsonString(EventSchema, event));
     if (event.payload.case !== "session") return;
     const { sessionId, kind } = event.payload.value;
-    const map = kind === SessionEventKind.ALLOCATED ? this.allocated : kind === SessionEventKind.RELEASED ? this.released : this.expired;
+    const map =
+      kind === SessionEventKind.ALLOCATED
+        ? this.allocated
+        : kind === SessionEventKind.RELEASED
+          ? this.released
+          : this.expired;
     map.set(sessionId, (map.get(sessionId) ?? 0) + 1);
   }
 
@@ -93,19 +106,29 @@ export class EventWatch {
    */
   missing(ledger: Ledger): string[] {
     const problems: string[] = [];
-    const ids = new Set([...ledger.sessionIds(), ...this.allocated.keys(), ...this.released.keys(), ...this.expired.keys()]);
+    const ids = new Set([
+      ...ledger.sessionIds(),
+      ...this.allocated.keys(),
+      ...this.released.keys(),
+      ...this.expired.keys(),
+    ]);
     for (const id of ids) {
       const status = ledger.sessionStatus(id);
       const granted = status === "held" || status === "released";
       const allocated = this.allocated.get(id) ?? 0;
       const released = this.released.get(id) ?? 0;
       if (allocated !== (granted ? 1 : 0)) {
-        problems.push(`session ${id} (${status ?? "never allocated"}): ${allocated} "allocated" events, expected ${granted ? 1 : 0}`);
+        problems.push(
+          `session ${id} (${status ?? "never allocated"}): ${allocated} "allocated" events, expected ${granted ? 1 : 0}`,
+        );
       }
       if (released !== (status === "released" ? 1 : 0)) {
-        problems.push(`session ${id} (${status ?? "never allocated"}): ${released} "released" events, expected ${status === "released" ? 1 : 0}`);
+        problems.push(
+          `session ${id} (${status ?? "never allocated"}): ${released} "released" events, expected ${status === "released" ? 1 : 0}`,
+        );
       }
-      if ((this.expired.get(id) ?? 0) > 0) problems.push(`session ${id} expired (the run keeps sessions far inside their lifetime)`);
+      if ((this.expired.get(id) ?? 0) > 0)
+        problems.push(`session ${id} expired (the run keeps sessions far inside their lifetime)`);
     }
     return problems;
   }
@@ -138,7 +161,9 @@ export function compareWatches(watches: readonly EventWatch[], from: number, upT
     if (missing.length > 0) {
       problems.push(`event ${seq} is missing from the stream of ${missing.join(", ")} (a gap)`);
     } else if (new Set(seen).size > 1) {
-      problems.push(`event ${seq} differs between instances: ${watches.map((w, i) => `${w.name}: ${seen[i]}`).join(" | ")}`);
+      problems.push(
+        `event ${seq} differs between instances: ${watches.map((w, i) => `${w.name}: ${seen[i]}`).join(" | ")}`,
+      );
     }
     if (problems.length >= max) break;
   }

@@ -2,10 +2,22 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { type AuthPoolClient, type GetPoolStatusResponse, InstanceRole, createAuthPoolClient } from "../../src/client/index.js";
+import {
+  type AuthPoolClient,
+  type GetPoolStatusResponse,
+  InstanceRole,
+  createAuthPoolClient,
+} from "../../src/client/index.js";
 import { crashTortureConfig } from "./crash-torture.js";
 import { EventWatch, compareWatches } from "./event-watch.js";
-import { Ledger, type LedgerCapture, type LedgerOptions, type ReportRecord, type Tokens, checkStatus } from "./ledger.js";
+import {
+  Ledger,
+  type LedgerCapture,
+  type LedgerOptions,
+  type ReportRecord,
+  type Tokens,
+  checkStatus,
+} from "./ledger.js";
 import { Prng, weighted } from "./prng.js";
 import { type ServerProcess, defaultCliPath, spawnServer } from "./server-process.js";
 import { type StoreKind, createStoreTarget } from "./store-target.js";
@@ -73,7 +85,15 @@ export interface FailoverTortureResult {
   /** Processes started (the N first ones, one per kill, and the cold restart at the end). */
   starts: number;
   /** From each SIGKILL of the leader until a write succeeded through a surviving instance. */
-  takeoverMs: { count: number; p50: number; p99: number; max: number; boundMs: number; leaseTtlMs: number; slackMs: number };
+  takeoverMs: {
+    count: number;
+    p50: number;
+    p99: number;
+    max: number;
+    boundMs: number;
+    leaseTtlMs: number;
+    slackMs: number;
+  };
   checksPassed: number;
   checksFailed: number;
   /** Status reads checked under load, by the role of the instance that answered. */
@@ -125,7 +145,13 @@ const GRACE_MS = 1_000;
 const PROBE_SESSION = "probe";
 
 function isConnectionLoss(code: Code): boolean {
-  return code === Code.Unavailable || code === Code.Unknown || code === Code.Internal || code === Code.Canceled || code === Code.Aborted;
+  return (
+    code === Code.Unavailable ||
+    code === Code.Unknown ||
+    code === Code.Internal ||
+    code === Code.Canceled ||
+    code === Code.Aborted
+  );
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -133,7 +159,10 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 async function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms)))]);
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms))),
+    ]);
   } finally {
     clearTimeout(timer);
   }
@@ -229,7 +258,9 @@ export async function runFailoverTorture(options: FailoverTortureOptions = {}): 
   const upSlots = () => slots.filter((s) => s.up);
 
   /** call runs one RPC, counting it as in flight, and returns its reply or its error with when it was sent and settled. */
-  async function call<T>(run: () => Promise<T>): Promise<({ ok: true; value: T } | { ok: false; error: ConnectError }) & { sentAt: number; at: number }> {
+  async function call<T>(
+    run: () => Promise<T>,
+  ): Promise<({ ok: true; value: T } | { ok: false; error: ConnectError }) & { sentAt: number; at: number }> {
     inFlight++;
     const sentAt = performance.now();
     try {
@@ -248,9 +279,16 @@ export async function runFailoverTorture(options: FailoverTortureOptions = {}): 
    * takeover). Anything else is a violation; a connection-loss code is then
    * still retried (true), so the books can settle, any other code is final.
    */
-  function unknown(what: string, slot: Slot, server: ServerProcess | undefined, r: { error: ConnectError; sentAt: number; at: number }): boolean {
+  function unknown(
+    what: string,
+    slot: Slot,
+    server: ServerProcess | undefined,
+    r: { error: ConnectError; sentAt: number; at: number },
+  ): boolean {
     const code = r.error.code;
-    const expected = isConnectionLoss(code) && (server?.killed === true || windows.some((w) => r.sentAt <= w.until && r.at >= w.killAt));
+    const expected =
+      isConnectionLoss(code) &&
+      (server?.killed === true || windows.some((w) => r.sentAt <= w.until && r.at >= w.killAt));
     if (expected) {
       unknownFate++;
       return true;
@@ -272,7 +310,8 @@ export async function runFailoverTorture(options: FailoverTortureOptions = {}): 
     epochOf.set(c.instanceId, c.epoch);
     if (c.role === InstanceRole.LEADER) {
       const other = leaderOfEpoch.get(c.epoch);
-      if (other !== undefined && other !== c.instanceId) violation(`${where}: ${c.instanceId} and ${other} both lead under epoch ${c.epoch}`);
+      if (other !== undefined && other !== c.instanceId)
+        violation(`${where}: ${c.instanceId} and ${other} both lead under epoch ${c.epoch}`);
       leaderOfEpoch.set(c.epoch, c.instanceId);
     }
   }
@@ -316,7 +355,12 @@ export async function runFailoverTorture(options: FailoverTortureOptions = {}): 
         if (!r.ok) return failed(r);
         lane.pending = undefined;
         if (r.value.outcome.case === "subscription") {
-          ledger.allocateGranted(op.sessionId, r.value.outcome.value.subscriptionId, r.value.outcome.value.resumed, retry);
+          ledger.allocateGranted(
+            op.sessionId,
+            r.value.outcome.value.subscriptionId,
+            r.value.outcome.value.resumed,
+            retry,
+          );
           if (!lane.held.includes(op.sessionId)) lane.held.push(op.sessionId);
         } else {
           ledger.allocateFallback(op.sessionId);
@@ -329,7 +373,11 @@ export async function runFailoverTorture(options: FailoverTortureOptions = {}): 
         const r = await call(() => c.reportUsage(reportRequest(rec)));
         if (!r.ok) return failed(r);
         lane.pending = undefined;
-        ledger.reportAcked(rec, { duplicate: r.value.duplicate, countedCostUsd: r.value.countedCostUsd, subscriptionId: r.value.subscription?.id ?? "" });
+        ledger.reportAcked(rec, {
+          duplicate: r.value.duplicate,
+          countedCostUsd: r.value.countedCostUsd,
+          subscriptionId: r.value.subscription?.id ?? "",
+        });
         return true;
       }
       case "release": {
@@ -431,7 +479,10 @@ export async function runFailoverTorture(options: FailoverTortureOptions = {}): 
       }
     }
     const problems = checkStatus(status, lower, after, { ...LEDGER, exact });
-    for (const p of problems.slice(0, 20)) violation(`${label} (${slot.name}, ${status.cluster?.role === InstanceRole.LEADER ? "leader" : "standby"}): ${p}`);
+    for (const p of problems.slice(0, 20))
+      violation(
+        `${label} (${slot.name}, ${status.cluster?.role === InstanceRole.LEADER ? "leader" : "standby"}): ${p}`,
+      );
     if (exact && problems.length > 0) checksFailed++;
     return status;
   }
@@ -467,7 +518,8 @@ export async function runFailoverTorture(options: FailoverTortureOptions = {}): 
         if (r.ok && r.value.cluster !== undefined) {
           noteCluster(r.value, `status of ${slot.name}`);
           // A leader's journal record covers everything acknowledged before the read: a lower bound for standby reads.
-          if (r.value.cluster.role === InstanceRole.LEADER) leaderReads.push({ record: Number(r.value.cluster.journalRecord), before });
+          if (r.value.cluster.role === InstanceRole.LEADER)
+            leaderReads.push({ record: Number(r.value.cluster.journalRecord), before });
           if (r.value.cluster.role === InstanceRole.LEADER && slot.up) return slot;
         }
       }
@@ -490,9 +542,15 @@ export async function runFailoverTorture(options: FailoverTortureOptions = {}): 
       return false;
     }
     startupSamples.push(server.startupMs!);
-    if (server.startupMs! > maxStartupMs) violation(`${slot.name}: start-up took ${server.startupMs!.toFixed(0)} ms (bound ${maxStartupMs} ms)`);
+    if (server.startupMs! > maxStartupMs)
+      violation(`${slot.name}: start-up took ${server.startupMs!.toFixed(0)} ms (bound ${maxStartupMs} ms)`);
     slot.clients = Array.from({ length: clientCount }, (_, i) =>
-      createAuthPoolClient(url, i % 2 === 0 ? { timeoutMs: CALL_TIMEOUT_MS } : { timeoutMs: CALL_TIMEOUT_MS, protocol: "connect", httpVersion: "1.1" }),
+      createAuthPoolClient(
+        url,
+        i % 2 === 0
+          ? { timeoutMs: CALL_TIMEOUT_MS }
+          : { timeoutMs: CALL_TIMEOUT_MS, protocol: "connect", httpVersion: "1.1" },
+      ),
     );
     slot.admin = createAuthPoolClient(url, { timeoutMs: CALL_TIMEOUT_MS });
     slot.watch.follow(url, () => server.killed);
@@ -513,7 +571,12 @@ export async function runFailoverTorture(options: FailoverTortureOptions = {}): 
    * when (performance.now()).
    */
   async function probe(killed: Slot, requestId: string): Promise<number | undefined> {
-    const rec = ledger.reportSent(PROBE_SESSION, requestId, 1 / 64, { input: 1, output: 1, cacheCreation: 0, cacheRead: 0 });
+    const rec = ledger.reportSent(PROBE_SESSION, requestId, 1 / 64, {
+      input: 1,
+      output: 1,
+      cacheCreation: 0,
+      cacheRead: 0,
+    });
     const giveUpAt = performance.now() + 4 * takeoverBoundMs + CALL_TIMEOUT_MS;
     for (let n = 0; ; n++) {
       const surviving = upSlots().filter((s) => s !== killed);
@@ -526,7 +589,11 @@ export async function runFailoverTorture(options: FailoverTortureOptions = {}): 
       const server = slot.server;
       const r = await call(() => slot.admin!.reportUsage(reportRequest(rec)));
       if (r.ok) {
-        ledger.reportAcked(rec, { duplicate: r.value.duplicate, countedCostUsd: r.value.countedCostUsd, subscriptionId: r.value.subscription?.id ?? "" });
+        ledger.reportAcked(rec, {
+          duplicate: r.value.duplicate,
+          countedCostUsd: r.value.countedCostUsd,
+          subscriptionId: r.value.subscription?.id ?? "",
+        });
         return r.at;
       }
       if (!unknown("takeover probe", slot, server, r)) {
@@ -577,7 +644,9 @@ export async function runFailoverTorture(options: FailoverTortureOptions = {}): 
         const c = r.ok ? r.value.cluster : undefined;
         if (c !== undefined && Number(c.journalRecord) >= record && c.leaderId === leaderId) break;
         if (performance.now() > deadline) {
-          violation(`${label}: ${slot.name} did not catch up with the leader within 5 s (at record ${c?.journalRecord}, leader ${c?.leaderId}; want ${record}, ${leaderId})`);
+          violation(
+            `${label}: ${slot.name} did not catch up with the leader within 5 s (at record ${c?.journalRecord}, leader ${c?.leaderId}; want ${record}, ${leaderId})`,
+          );
           checksFailed++;
           break;
         }
@@ -586,13 +655,16 @@ export async function runFailoverTorture(options: FailoverTortureOptions = {}): 
       const s = await readStatus(slot, label, true);
       if (s?.cluster !== undefined) {
         if (s.cluster.role !== InstanceRole.STANDBY) violation(`${label}: ${slot.name} says it leads too`);
-        if (s.cluster.storeError !== "") violation(`${label}: ${slot.name} reports a store error: ${s.cluster.storeError}`);
+        if (s.cluster.storeError !== "")
+          violation(`${label}: ${slot.name} reports a store error: ${s.cluster.storeError}`);
       }
     }
-    if (status?.cluster !== undefined && status.cluster.storeError !== "") violation(`${label}: the leader reports a store error: ${status.cluster.storeError}`);
+    if (status?.cluster !== undefined && status.cluster.storeError !== "")
+      violation(`${label}: the leader reports a store error: ${status.cluster.storeError}`);
     // Events: each stream has what the ledger says, and all streams the same numbers.
     const watches = slots.filter((s) => s.up).map((s) => s.watch);
-    for (const w of watches) for (const p of (await w.caughtUp(ledger, 5_000)).slice(0, 10)) violation(`${label}: ${w.name}: ${p}`);
+    for (const w of watches)
+      for (const p of (await w.caughtUp(ledger, 5_000)).slice(0, 10)) violation(`${label}: ${w.name}: ${p}`);
     const upTo = Math.max(...watches.map((w) => w.lastSeq));
     await reach(() => Math.min(...watches.map((w) => w.lastSeq)), upTo);
     for (const p of compareWatches(watches, comparedUpTo, upTo)) violation(`${label}: ${p}`);
@@ -613,7 +685,12 @@ export async function runFailoverTorture(options: FailoverTortureOptions = {}): 
       ledger.allocateSent(PROBE_SESSION, false);
       const r = await call(() => slot.admin!.allocate({ sessionId: PROBE_SESSION }));
       if (r.ok && r.value.outcome.case === "subscription") {
-        ledger.allocateGranted(PROBE_SESSION, r.value.outcome.value.subscriptionId, r.value.outcome.value.resumed, false);
+        ledger.allocateGranted(
+          PROBE_SESSION,
+          r.value.outcome.value.subscriptionId,
+          r.value.outcome.value.resumed,
+          false,
+        );
         break;
       }
       violation(`the probe session was not granted: ${r.ok ? r.value.outcome.case : r.error.rawMessage}`);
@@ -647,14 +724,24 @@ export async function runFailoverTorture(options: FailoverTortureOptions = {}): 
         const ms = ackAt - killAt;
         takeoverSamples.push(ms);
         if (ms > takeoverBoundMs) {
-          violation(`kill ${kills}: takeover took ${ms.toFixed(0)} ms (bound: lease TTL ${leaseTtlMs} + 1000 + slack ${slackMs} = ${takeoverBoundMs} ms)`);
+          violation(
+            `kill ${kills}: takeover took ${ms.toFixed(0)} ms (bound: lease TTL ${leaseTtlMs} + 1000 + slack ${slackMs} = ${takeoverBoundMs} ms)`,
+          );
           // What the instances logged meanwhile (lease taken when, takeover trouble) and how busy the
           // machine was; after a moment, for their log lines to arrive through the pipes.
           await sleep(500);
-          log(`  load average ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}; logs since 3 s before the kill, ms from the kill:`);
-          for (const line of logsSince([victim, ...slots.map((s) => s.server)], killWall - 3_000, killWall)) log(`  ${line}`);
+          log(
+            `  load average ${os
+              .loadavg()
+              .map((l) => l.toFixed(2))
+              .join(" ")}; logs since 3 s before the kill, ms from the kill:`,
+          );
+          for (const line of logsSince([victim, ...slots.map((s) => s.server)], killWall - 3_000, killWall))
+            log(`  ${line}`);
         }
-        log(`kill ${kills}/${killsWanted} of ${leader.name} (${quick ? "right after the last check, " : ""}${busy} calls in flight): writes again after ${ms.toFixed(0)} ms`);
+        log(
+          `kill ${kills}/${killsWanted} of ${leader.name} (${quick ? "right after the last check, " : ""}${busy} calls in flight): writes again after ${ms.toFixed(0)} ms`,
+        );
       }
       if (!(await restarted)) break;
       await check(`check after kill ${kills}`);
@@ -682,14 +769,23 @@ export async function runFailoverTorture(options: FailoverTortureOptions = {}): 
   // A cold start after everything stopped: the books and the whole event history are still there.
   if (violationCount === 0) {
     try {
-      const slot: Slot = { index: instances, name: "cold restart", server: undefined, up: false, clients: [], admin: undefined, watch: new EventWatch("cold restart") };
+      const slot: Slot = {
+        index: instances,
+        name: "cold restart",
+        server: undefined,
+        up: false,
+        clients: [],
+        admin: undefined,
+        watch: new EventWatch("cold restart"),
+      };
       if (await start(slot)) {
         const server = slot.server!;
         cold = server;
         await readStatus(slot, "after a cold restart", true);
         // The whole history streams from the start: give it as long as it keeps coming.
         await reach(() => slot.watch.lastSeq, comparedUpTo);
-        for (const p of compareWatches([...slots.map((s) => s.watch), slot.watch], 0, comparedUpTo)) violation(`after a cold restart: ${p}`);
+        for (const p of compareWatches([...slots.map((s) => s.watch), slot.watch], 0, comparedUpTo))
+          violation(`after a cold restart: ${p}`);
         await slot.watch.stop();
         for (const v of slot.watch.violations) violation(`events: ${v}`);
         server.proc.kill("SIGTERM");
@@ -706,7 +802,9 @@ export async function runFailoverTorture(options: FailoverTortureOptions = {}): 
   if (violationCount > violations.length) violations.push(`... and ${violationCount - violations.length} more`);
   if (options.keepDir !== true) {
     await rm(dir, { recursive: true, force: true });
-    await target.drop().catch((error: unknown) => violations.push(`could not drop the store: ${(error as Error).message}`));
+    await target
+      .drop()
+      .catch((error: unknown) => violations.push(`could not drop the store: ${(error as Error).message}`));
   }
 
   const sortedStartup = [...startupSamples].sort((a, b) => a - b);
@@ -741,7 +839,12 @@ export async function runFailoverTorture(options: FailoverTortureOptions = {}): 
       p95: percentile(sortedStartup, 0.95),
       max: sortedStartup[sortedStartup.length - 1] ?? 0,
     },
-    events: { seen: watchMax.events, lastSequence: watchMax.lastSeq, streams: slots.reduce((n, s) => n + s.watch.streams, 0), comparedUpTo },
+    events: {
+      seen: watchMax.events,
+      lastSequence: watchMax.lastSeq,
+      streams: slots.reduce((n, s) => n + s.watch.streams, 0),
+      comparedUpTo,
+    },
     totals: ledger.totals(),
     durationMs: performance.now() - started,
     dir,
@@ -777,7 +880,10 @@ function logsSince(servers: (ServerProcess | undefined)[], since: number, zero: 
       const at = typeof entry.time === "string" ? Date.parse(entry.time) : Number.NaN;
       if (!(at >= since)) continue;
       const { time: _time, message, level: _level, ...rest } = entry;
-      lines.push({ at, text: `${at - zero >= 0 ? "+" : ""}${at - zero} ms pid ${server.proc.pid}: ${String(message)} ${JSON.stringify(rest)}` });
+      lines.push({
+        at,
+        text: `${at - zero >= 0 ? "+" : ""}${at - zero} ms pid ${server.proc.pid}: ${String(message)} ${JSON.stringify(rest)}`,
+      });
     }
   }
   return lines.sort((a, b) => a.at - b.at).map((l) => l.text);
@@ -803,7 +909,8 @@ function reportRequest(rec: ReportRecord) {
 /** formatFailoverFigures renders a result as the lines `npm run torture -- --instances N` prints. */
 export function formatFailoverFigures(r: FailoverTortureResult): string[] {
   const ms = (n: number) => `${n.toFixed(0)} ms`;
-  const retried = (k: keyof FailoverTortureResult["retries"]) => `${r.retries[k].sent} (${r.retries[k].landed} had landed)`;
+  const retried = (k: keyof FailoverTortureResult["retries"]) =>
+    `${r.retries[k].sent} (${r.retries[k].landed} had landed)`;
   const t = r.takeoverMs;
   return [
     `seed                    ${r.seed}`,

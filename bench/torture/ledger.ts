@@ -220,7 +220,10 @@ export class Ledger {
     add(s.acked, r.costUsd, r.tokens, 1);
     this.inFlightUsd -= r.costUsd;
     this.ackedUsd += r.costUsd;
-    this.ackedBySubscription.set(reply.subscriptionId, (this.ackedBySubscription.get(reply.subscriptionId) ?? 0) + r.costUsd);
+    this.ackedBySubscription.set(
+      reply.subscriptionId,
+      (this.ackedBySubscription.get(reply.subscriptionId) ?? 0) + r.costUsd,
+    );
     r.state = "counted";
   }
 
@@ -318,7 +321,8 @@ export function checkStatus(
 
   // Capacity and counts that agree with each other.
   const perSubscription = new Map<string, number>();
-  for (const s of status.sessions) perSubscription.set(s.subscriptionId, (perSubscription.get(s.subscriptionId) ?? 0) + 1);
+  for (const s of status.sessions)
+    perSubscription.set(s.subscriptionId, (perSubscription.get(s.subscriptionId) ?? 0) + 1);
   let counted = 0;
   for (const sub of status.subscriptions) {
     counted += sub.sessionCount;
@@ -326,18 +330,23 @@ export function checkStatus(
       problems.push(`${sub.id} holds ${sub.sessionCount} sessions, over its max_sessions ${sub.maxSessions}`);
     }
     const inList = perSubscription.get(sub.id) ?? 0;
-    if (inList !== sub.sessionCount) problems.push(`${sub.id}: session_count ${sub.sessionCount} but ${inList} sessions listed on it`);
+    if (inList !== sub.sessionCount)
+      problems.push(`${sub.id}: session_count ${sub.sessionCount} but ${inList} sessions listed on it`);
     if (sub.activeSessions + sub.idleSessions > sub.sessionCount) {
-      problems.push(`${sub.id}: ${sub.activeSessions} active + ${sub.idleSessions} idle > session_count ${sub.sessionCount}`);
+      problems.push(
+        `${sub.id}: ${sub.activeSessions} active + ${sub.idleSessions} idle > session_count ${sub.sessionCount}`,
+      );
     }
   }
   for (const id of perSubscription.keys()) {
-    if (!status.subscriptions.some((s) => s.id === id)) problems.push(`sessions listed on ${id}, which status does not show`);
+    if (!status.subscriptions.some((s) => s.id === id))
+      problems.push(`sessions listed on ${id}, which status does not show`);
   }
   if (status.totalSessions !== status.sessions.length) {
     problems.push(`total_sessions ${status.totalSessions} but ${status.sessions.length} sessions listed`);
   }
-  if (counted !== status.totalSessions) problems.push(`session counts add up to ${counted}, total_sessions is ${status.totalSessions}`);
+  if (counted !== status.totalSessions)
+    problems.push(`session counts add up to ${counted}, total_sessions is ${status.totalSessions}`);
 
   // Every listed session was asked for, is not known to be gone, and holds what was reported on it.
   for (const [id, s] of listed) {
@@ -353,7 +362,12 @@ export function checkStatus(
     if (b !== undefined && b.status === "fallback" && b.allocInFlight === 0 && b.allocSent === a.allocSent) {
       problems.push(`session ${id} is held although its allocation was answered with a fallback`);
     }
-    if (options.sessionsStay && a.subscriptionId !== undefined && b?.status === "held" && s.subscriptionId !== a.subscriptionId) {
+    if (
+      options.sessionsStay &&
+      a.subscriptionId !== undefined &&
+      b?.status === "held" &&
+      s.subscriptionId !== a.subscriptionId
+    ) {
       problems.push(`session ${id} is on ${s.subscriptionId}, granted on ${a.subscriptionId}`);
     }
     const lower = b?.acked ?? zeroTally();
@@ -368,13 +382,19 @@ export function checkStatus(
       },
     };
     const within = (what: string, value: number, lo: number, hi: number, eps = 0) => {
-      if (value < lo - eps || value > hi + eps) problems.push(`session ${id}: ${what} ${value}, expected ${lo === hi ? lo : `${lo}..${hi}`}`);
+      if (value < lo - eps || value > hi + eps)
+        problems.push(`session ${id}: ${what} ${value}, expected ${lo === hi ? lo : `${lo}..${hi}`}`);
     };
     within("requests", s.requests, lower.count, upper.count);
     within("cost_usd", s.costUsd, lower.costUsd, upper.costUsd, USD_EPSILON);
     within("input_tokens", Number(s.inputTokens), lower.tokens.input, upper.tokens.input);
     within("output_tokens", Number(s.outputTokens), lower.tokens.output, upper.tokens.output);
-    within("cache_creation_input_tokens", Number(s.cacheCreationInputTokens), lower.tokens.cacheCreation, upper.tokens.cacheCreation);
+    within(
+      "cache_creation_input_tokens",
+      Number(s.cacheCreationInputTokens),
+      lower.tokens.cacheCreation,
+      upper.tokens.cacheCreation,
+    );
     within("cache_read_input_tokens", Number(s.cacheReadInputTokens), lower.tokens.cacheRead, upper.tokens.cacheRead);
   }
 
@@ -393,19 +413,27 @@ export function checkStatus(
     const lo = before.ackedBySubscription.get(sub.id) ?? 0;
     const hi = (after.ackedBySubscription.get(sub.id) ?? 0) + after.inFlightUsd;
     if (sub.weeklyUsedUsd < lo - USD_EPSILON || sub.weeklyUsedUsd > hi + USD_EPSILON) {
-      problems.push(`${sub.id}: weekly_used_usd ${sub.weeklyUsedUsd}, expected ${lo === hi ? lo : `${lo}..${hi}`} from the acknowledged reports`);
+      problems.push(
+        `${sub.id}: weekly_used_usd ${sub.weeklyUsedUsd}, expected ${lo === hi ? lo : `${lo}..${hi}`} from the acknowledged reports`,
+      );
     }
   }
   if (weeklyTotal < before.ackedUsd - USD_EPSILON || weeklyTotal > after.ackedUsd + after.inFlightUsd + USD_EPSILON) {
-    problems.push(`weekly_used_usd adds up to ${weeklyTotal}, expected ${before.ackedUsd}..${after.ackedUsd + after.inFlightUsd}`);
+    problems.push(
+      `weekly_used_usd adds up to ${weeklyTotal}, expected ${before.ackedUsd}..${after.ackedUsd + after.inFlightUsd}`,
+    );
   }
 
   if (options.exact === true) {
-    if (after.inFlightUsd !== 0 || [...after.sessions.values()].some((s) => s.allocInFlight > 0 || s.inFlight.count > 0)) {
+    if (
+      after.inFlightUsd !== 0 ||
+      [...after.sessions.values()].some((s) => s.allocInFlight > 0 || s.inFlight.count > 0)
+    ) {
       problems.push("an exact check was asked for while calls were still in flight (harness bug)");
     }
     for (const id of listed.keys()) {
-      if (after.sessions.get(id)?.status !== "held") problems.push(`session ${id} is held; the ledger says ${after.sessions.get(id)?.status ?? "unknown"}`);
+      if (after.sessions.get(id)?.status !== "held")
+        problems.push(`session ${id} is held; the ledger says ${after.sessions.get(id)?.status ?? "unknown"}`);
     }
   }
   return problems;

@@ -41,7 +41,10 @@ const TAIL_LINES = 40;
  */
 export function defaultCliPath(): string {
   const here = path.dirname(fileURLToPath(import.meta.url));
-  const root = path.basename(path.dirname(path.dirname(here))) === "dist" ? path.resolve(here, "../../..") : path.resolve(here, "../..");
+  const root =
+    path.basename(path.dirname(path.dirname(here))) === "dist"
+      ? path.resolve(here, "../../..")
+      : path.resolve(here, "../..");
   const cli = path.join(root, "dist", "src", "cli", "main.js");
   if (!existsSync(cli)) throw new Error(`${cli} not found: run npm run build first`);
   return cli;
@@ -84,7 +87,14 @@ export function spawnServer(cli: string, configFile: string, env: Record<string,
         if (line.trim() === "") continue;
         server.tail.push(line);
         if (server.tail.length > TAIL_LINES) server.tail.shift();
-        let entry: { message?: unknown; url?: unknown; replayedRecords?: unknown; instance?: unknown; role?: unknown; leader?: unknown };
+        let entry: {
+          message?: unknown;
+          url?: unknown;
+          replayedRecords?: unknown;
+          instance?: unknown;
+          role?: unknown;
+          leader?: unknown;
+        };
         try {
           entry = JSON.parse(line) as typeof entry;
         } catch {

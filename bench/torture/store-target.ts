@@ -19,7 +19,8 @@ export interface StoreTarget {
 
 /** createStoreTarget names the store of a run in `dir`; for PostgreSQL it checks the server answers first. */
 export async function createStoreTarget(kind: StoreKind, dir: string): Promise<StoreTarget> {
-  if (kind === "sqlite") return { kind, uri: `sqlite://${path.join(dir, "authpool.sqlite")}`, drop: async () => undefined };
+  if (kind === "sqlite")
+    return { kind, uri: `sqlite://${path.join(dir, "authpool.sqlite")}`, drop: async () => undefined };
   const fresh = await freshSchema("torture");
   return { kind, uri: fresh.uri, drop: fresh.drop };
 }

@@ -128,13 +128,11 @@ const mutatedResult: fc.Arbitrary<Case> = fc.tuple(resultArb, fc.nat()).chain(([
       kind: "invalid",
       note: "total_cost_usd not a number",
     })),
-    fc
-      .constantFrom(-1, -0.0001, 100_000.01, 1e300, Number.MAX_VALUE)
-      .map((v) => ({
-        output: JSON.stringify({ ...r, total_cost_usd: v }),
-        kind: "invalid",
-        note: "total_cost_usd out of range",
-      })),
+    fc.constantFrom(-1, -0.0001, 100_000.01, 1e300, Number.MAX_VALUE).map((v) => ({
+      output: JSON.stringify({ ...r, total_cost_usd: v }),
+      kind: "invalid",
+      note: "total_cost_usd out of range",
+    })),
     fc.constant({ output: JSON.stringify({ ...r, total_cost_usd: -0 }), kind: "ok", note: "total_cost_usd -0" }),
     fc.constantFrom(undefined, null).map((v) => ({
       output: JSON.stringify({ ...r, is_error: true, total_cost_usd: v }),
@@ -205,27 +203,21 @@ const mutatedResult: fc.Arbitrary<Case> = fc.tuple(resultArb, fc.nat()).chain(([
       .map((v) => ({ output: JSON.stringify({ ...r, type: v }), kind: "ok", note: "no result type" })),
     fc.constant({ output: JSON.stringify([[r]]), kind: "ok", note: "result nested in an array (text)" }),
     fc.constant({ output: JSON.stringify({ result: r }), kind: "ok", note: "result wrapped in an object (text)" }),
-    fc
-      .constantFrom<unknown>(7, null, ["x"], { id: 1 })
-      .map((v) => ({
-        output: JSON.stringify({ ...r, uuid: v, session_id: v }),
-        kind: "ok",
-        note: "uuid/session_id not strings",
-      })),
-    fc
-      .constantFrom("a\u0000b", "x".repeat(129), "\u001b[2J", "s\nid")
-      .map((v) => ({
-        output: JSON.stringify({ ...r, session_id: v }),
-        kind: "invalid",
-        note: "session_id with control characters or too long",
-      })),
-    fc
-      .constantFrom("u".repeat(257), "\u0007bell")
-      .map((v) => ({
-        output: JSON.stringify({ ...r, uuid: v }),
-        kind: "invalid",
-        note: "uuid with control characters or too long",
-      })),
+    fc.constantFrom<unknown>(7, null, ["x"], { id: 1 }).map((v) => ({
+      output: JSON.stringify({ ...r, uuid: v, session_id: v }),
+      kind: "ok",
+      note: "uuid/session_id not strings",
+    })),
+    fc.constantFrom("a\u0000b", "x".repeat(129), "\u001b[2J", "s\nid").map((v) => ({
+      output: JSON.stringify({ ...r, session_id: v }),
+      kind: "invalid",
+      note: "session_id with control characters or too long",
+    })),
+    fc.constantFrom("u".repeat(257), "\u0007bell").map((v) => ({
+      output: JSON.stringify({ ...r, uuid: v }),
+      kind: "invalid",
+      note: "uuid with control characters or too long",
+    })),
     fc
       .constantFrom<unknown>(-1, "10", 1e300, 8 * 86_400_000)
       .map((v) => ({ output: JSON.stringify({ ...r, duration_ms: v }), kind: "invalid", note: "duration_ms" })),
@@ -380,20 +372,16 @@ const junk: fc.Arbitrary<Case> = fc.oneof(
     .string({ unit: "binary", maxLength: 200 })
     .map((output) => ({ output, kind: "either" as Kind, note: "random text" })),
   fc.json({ maxDepth: 4 }).map((output) => ({ output, kind: "either" as Kind, note: "random JSON" })),
-  fc
-    .dictionary(fc.string({ maxLength: 12 }), fc.jsonValue({ maxDepth: 3 }), { maxKeys: 8 })
-    .map((o) => ({
-      output: JSON.stringify({ ...o, type: "result" }),
-      kind: "either" as Kind,
-      note: "random result-typed object",
-    })),
-  fc
-    .array(fc.jsonValue({ maxDepth: 2 }), { maxLength: 20 })
-    .map((lines) => ({
-      output: lines.map((l) => JSON.stringify(l)).join("\n"),
-      kind: "either" as Kind,
-      note: "random JSON lines",
-    })),
+  fc.dictionary(fc.string({ maxLength: 12 }), fc.jsonValue({ maxDepth: 3 }), { maxKeys: 8 }).map((o) => ({
+    output: JSON.stringify({ ...o, type: "result" }),
+    kind: "either" as Kind,
+    note: "random result-typed object",
+  })),
+  fc.array(fc.jsonValue({ maxDepth: 2 }), { maxLength: 20 }).map((lines) => ({
+    output: lines.map((l) => JSON.stringify(l)).join("\n"),
+    kind: "either" as Kind,
+    note: "random JSON lines",
+  })),
 );
 
 const fixtureCase: fc.Arbitrary<Case> = fc
