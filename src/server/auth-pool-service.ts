@@ -37,6 +37,7 @@ import {
   windowToProto,
 } from "./to-proto.js";
 import { usageFromProto } from "./usage-from-proto.js";
+import { usd } from "./proto-values.js";
 import { modelPricesToProto } from "./upstream-to-proto.js";
 import type { AllocationWaits } from "./allocation-waits.js";
 import { CALLER, type Caller } from "./bearer-auth.js";
@@ -214,7 +215,7 @@ export function createAuthPoolService(options: AuthPoolServiceOptions): ServiceI
         to: timestampFromMs(now),
         rows: rows.map((r) => ({
           key: r.key,
-          costUsd: Math.round(r.costUsd * 1e6) / 1e6,
+          costUsd: usd(r.costUsd),
           inputTokens: BigInt(r.tokens.inputTokens),
           outputTokens: BigInt(r.tokens.outputTokens),
           cacheCreationInputTokens: BigInt(r.tokens.cacheCreationInputTokens),

@@ -5,6 +5,7 @@ import {
   type ClientStatusSchema,
 } from "../../gen/authpool/v1/auth_pool_pb.js";
 import type { ClientLimitHit, PoolSettings, PoolState } from "../domain/index.js";
+import { usd } from "./proto-values.js";
 import {
   EXTERNAL_CLIENT,
   FIVE_HOURS_MS,
@@ -53,9 +54,9 @@ export function clientsToProto(
       name,
       sessions: state.clientSessions.get(name) ?? 0,
       maxSessions: c?.maxSessions ?? 0,
-      weeklyUsd: round6(clientSpend(state, name, end - WEEK_MS, end)),
+      weeklyUsd: usd(clientSpend(state, name, end - WEEK_MS, end)),
       weeklyLimitUsd: c?.weeklyUsd ?? 0,
-      fiveHourUsd: round6(clientSpend(state, name, now - FIVE_HOURS_MS, end)),
+      fiveHourUsd: usd(clientSpend(state, name, now - FIVE_HOURS_MS, end)),
       fiveHourLimitUsd: c?.fiveHourUsd ?? 0,
       share: c?.share ?? 0,
       weight: c?.weight ?? 1,
@@ -63,8 +64,4 @@ export function clientsToProto(
       ...(hit !== undefined ? { limitedBy: clientLimitToProto(hit) } : {}),
     };
   });
-}
-
-function round6(n: number): number {
-  return Math.round(n * 1e6) / 1e6;
 }

@@ -12,6 +12,11 @@ export const windowToProto: Record<DomainWindow, LimitWindow> = {
   overage: LimitWindow.OVERAGE,
 };
 
+/** usd rounds dollars to the micro-dollar: money below a millionth of a dollar is float noise. */
+export function usd(n: number): number {
+  return Math.round(n * 1e6) / 1e6;
+}
+
 /** percent renders a 0-1 fraction as a 0-100 percentage with two decimals. */
 export function percent(fraction: number): number {
   return Math.round(fraction * 100 * 100) / 100;

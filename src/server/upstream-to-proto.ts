@@ -22,7 +22,7 @@ import type {
 import { ratesOf } from "../domain/index.js";
 import type { TranscriptScanStatus } from "../transcripts/index.js";
 import type { PollStatus } from "../upstream/index.js";
-import { percent, windowToProto } from "./proto-values.js";
+import { percent, usd, windowToProto } from "./proto-values.js";
 
 /**
  * Where each usage figure in a status comes from, and how old it is: the
@@ -83,7 +83,7 @@ export function upstreamToProto(v: SubscriptionView): MessageInitShape<typeof Up
     source: sourceToProto[o.source ?? "report"],
     age: durationFromMs(Math.max(0, Math.round(v.at - o.observedAt))),
     stale,
-    costSinceUsd: round6(o.costSinceUsd),
+    costSinceUsd: usd(o.costSinceUsd),
   }));
 }
 
@@ -94,9 +94,9 @@ export function externalToProto(
 ): MessageInitShape<typeof ExternalUsageSchema> | undefined {
   if (scan === undefined && v.state.externalSeenAt === undefined) return undefined;
   return {
-    weeklyUsd: round6(v.weeklyExternalUsd),
-    weeklyEstimatedUsd: round6(v.weeklyExternalEstimatedUsd),
-    fiveHourUsd: round6(v.windowExternalUsd),
+    weeklyUsd: usd(v.weeklyExternalUsd),
+    weeklyEstimatedUsd: usd(v.weeklyExternalEstimatedUsd),
+    fiveHourUsd: usd(v.windowExternalUsd),
     lastSeenAt: v.state.externalSeenAt === undefined ? undefined : timestampFromMs(v.state.externalSeenAt),
     scannedAt: scan?.scannedAt === undefined ? undefined : timestampFromMs(scan.scannedAt),
     scanError: scan?.error ?? "",
@@ -118,11 +118,6 @@ function round2(n: number): number {
   return Math.round(n * 100) / 100;
 }
 
-// Money below a millionth of a dollar is float noise.
-function round6(n: number): number {
-  return Math.round(n * 1e6) / 1e6;
-}
-
 const basisToProto: Record<PriceBasis, ProtoPriceBasis> = {
   line: ProtoPriceBasis.CLI,
   cli: ProtoPriceBasis.CLI,
@@ -140,10 +135,10 @@ export function modelPricesToProto(
       return {
         model,
         basis: basisToProto[basis],
-        inputUsdPerMtok: round6(price.inputPerMTok),
-        outputUsdPerMtok: round6(price.outputPerMTok),
-        cacheWriteUsdPerMtok: round6(price.cacheWritePerMTok),
-        cacheReadUsdPerMtok: round6(price.cacheReadPerMTok),
+        inputUsdPerMtok: usd(price.inputPerMTok),
+        outputUsdPerMtok: usd(price.outputPerMTok),
+        cacheWriteUsdPerMtok: usd(price.cacheWritePerMTok),
+        cacheReadUsdPerMtok: usd(price.cacheReadPerMTok),
         learnedAt: timestampFromMs(learned.at),
       };
     })
