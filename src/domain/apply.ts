@@ -1,7 +1,7 @@
 import { BUCKET_RETENTION_MS, nextWindow } from "./accounting.js";
 import { recordCalibrationCost, updateCalibration } from "./calibration.js";
 import type { EventOf, PoolEvent } from "./events.js";
-import { DEFAULT_CLIENT, EXTERNAL_CLIENT, bookUsage, unbookUsage } from "./ledger.js";
+import { DEFAULT_CLIENT, EXTERNAL_CLIENT, bookUsage, clientOfSession, unbookUsage } from "./ledger.js";
 import { isEstimate, learnPrice, type LearnedPrice } from "./pricing.js";
 import { type PoolState, type SubscriptionState, type UsageBucket, ensureSubscriptions } from "./state.js";
 import { FIVE_HOURS_MS, floorHour } from "./time.js";
@@ -240,7 +240,7 @@ function applyUsage(state: PoolState, event: EventOf<"usage_recorded">): void {
     state,
     {
       at: event.at,
-      client: session?.client ?? state.ended.get(event.sessionId)?.client ?? DEFAULT_CLIENT,
+      client: clientOfSession(state, event.sessionId),
       subscriptionId: event.subscriptionId,
       costUsd: event.costUsd,
       tokens: t,

@@ -103,6 +103,7 @@ export {
   EXTERNAL_CLIENT,
   UNKNOWN_MODEL,
   bookUsage,
+  clientOfSession,
   clientSpend,
   ledgerKey,
   rebuildClientIndexes,

@@ -137,6 +137,11 @@ export function clientSpend(state: PoolState, client: string, from: number, to: 
   return Math.max(0, sum);
 }
 
+/** clientOfSession is the client a session's use is booked to: an open session's, else an ended one's, else the default. */
+export function clientOfSession(state: PoolState, sessionId: string): string {
+  return state.sessions.get(sessionId)?.client ?? state.ended.get(sessionId)?.client ?? DEFAULT_CLIENT;
+}
+
 /** rebuildClientIndexes recomputes the derived per-client spend and session counts (after a load). */
 export function rebuildClientIndexes(state: PoolState): void {
   state.clientSpend.clear();

@@ -5,6 +5,7 @@ import {
   type ClientLimitKind,
   type ClientSettings,
   DEFAULT_CLIENT,
+  clientOfSession,
   type PoolEvent,
   type StatusResult,
   type SubscriptionView,
@@ -228,10 +229,7 @@ export function createPoolMetrics(options: PoolMetricsOptions): PoolMetrics {
   // The client a usage event's session was booked to, as the ledger books it (usage
   // events do not carry it). Called from the record listener: the state holds
   // this record's events, so a session it released is among the ended ones.
-  const sessionClient = (sessionId: string): string => {
-    const { state } = writer.currentPool;
-    return state.sessions.get(sessionId)?.client ?? state.ended.get(sessionId)?.client ?? DEFAULT_CLIENT;
-  };
+  const sessionClient = (sessionId: string): string => clientOfSession(writer.currentPool.state, sessionId);
   const unsubscribe = writer.subscribe((record) => {
     for (const e of record.events) count(e);
   });
