@@ -12,15 +12,18 @@ export const MAX_STATUS_MESSAGE = 1024;
 /**
  * edgeErrors is the last word on what a handler's error looks like on the
  * wire: a refused store write is UNAVAILABLE (the call had no effect and may
- * be retried), and every message is cut to MAX_STATUS_MESSAGE characters,
- * whoever wrote it.
+ * be retried), and every message is cut to MAX_STATUS_MESSAGE characters and
+ * made well-formed, whoever wrote it. A lone surrogate (half of an emoji a
+ * caller sent, or a JSON request's "\ud800") makes the gRPC handler's
+ * percent-encoding of grpc-message throw, and connect-node then never sends
+ * the trailers: the call hung until the caller's deadline.
  */
 export const edgeErrors: Interceptor = (next) => async (req) => {
   try {
     return await next(req);
   } catch (error) {
     if (error instanceof WriterUnavailableError) throw new ConnectError(capMessage(error.message), Code.Unavailable);
-    if (error instanceof ConnectError && [...error.rawMessage].length > MAX_STATUS_MESSAGE) {
+    if (error instanceof ConnectError && !sendable(error.rawMessage)) {
       // Our handlers send no details; metadata and cause go along.
       throw new ConnectError(capMessage(error.rawMessage), error.code, error.metadata, undefined, error.cause);
     }
@@ -28,7 +31,15 @@ export const edgeErrors: Interceptor = (next) => async (req) => {
   }
 };
 
+// A high surrogate without its low half, or a low one without its high half.
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+function sendable(message: string): boolean {
+  LONE_SURROGATE.lastIndex = 0;
+  return !LONE_SURROGATE.test(message) && [...message].length <= MAX_STATUS_MESSAGE;
+}
+
 function capMessage(message: string): string {
-  const chars = [...message];
-  return chars.length <= MAX_STATUS_MESSAGE ? message : `${chars.slice(0, MAX_STATUS_MESSAGE - 1).join("")}…`;
+  const chars = [...message.replace(LONE_SURROGATE, "\ufffd")];
+  return chars.length <= MAX_STATUS_MESSAGE ? chars.join("") : `${chars.slice(0, MAX_STATUS_MESSAGE - 1).join("")}…`;
 }

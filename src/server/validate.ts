@@ -278,6 +278,7 @@ function toCamel(field: string): string {
 
 /** quote JSON-quotes a caller's key for a message, cut so one huge key cannot flood a log. */
 export function quote(key: string): string {
-  const json = JSON.stringify(key);
-  return json.length > 66 ? `${json.slice(0, 64)}…"` : json;
+  // Cut by code points: cutting an emoji in half leaves a lone surrogate.
+  const json = [...JSON.stringify(key)];
+  return json.length > 66 ? `${json.slice(0, 64).join("")}…"` : json.join("");
 }

@@ -509,6 +509,24 @@ describe("found by fuzzing", () => {
         }),
     ],
     [
+      "a model id of 400 emojis (FUZZ_SEED=943770436: the message cut one in half, the lone surrogate made the grpc-message encoding throw and the call hung to its deadline)",
+      "usage.model_usage",
+      () =>
+        pool.grpc.reportUsage({
+          sessionId: "fz-0",
+          source: { case: "usage", value: { modelUsage: { ["😀".repeat(400)]: {} } } },
+        }),
+    ],
+    [
+      "the same over the Connect protocol",
+      "usage.model_usage",
+      () =>
+        pool.connect.reportUsage({
+          sessionId: "fz-0",
+          source: { case: "usage", value: { modelUsage: { ["😀".repeat(400)]: {} } } },
+        }),
+    ],
+    [
       "a negative duration (was named usage.duration_ms, no such field)",
       "usage.duration",
       () =>
