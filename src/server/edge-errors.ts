@@ -27,6 +27,10 @@ export const edgeErrors: Interceptor = (next) => async (req) => {
       // Our handlers send no details; metadata and cause go along.
       throw new ConnectError(capMessage(error.rawMessage), error.code, error.metadata, undefined, error.cause);
     }
+    if (!(error instanceof ConnectError) && error instanceof Error && !sendable(error.message)) {
+      // What connect-node would answer for an unexpected error, with a message it can send.
+      throw new ConnectError(capMessage(error.message), Code.Internal, undefined, undefined, error);
+    }
     throw error;
   }
 };

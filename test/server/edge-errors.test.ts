@@ -27,6 +27,12 @@ describe("edgeErrors", () => {
     expect(() => encodeURIComponent(out.rawMessage)).not.toThrow();
   });
 
+  it("makes an unexpected error's message well-formed too, as INTERNAL", async () => {
+    const out = await refusal(new TypeError("bad \ud800"));
+    expect(out.code).toBe(Code.Internal);
+    expect(out.rawMessage).toBe("bad \ufffd");
+  });
+
   it("keeps a whole emoji and a short message as they are", async () => {
     const error = new ConnectError("model 😀 unknown", Code.NotFound);
     expect(await refusal(error)).toBe(error);
