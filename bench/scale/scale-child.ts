@@ -394,7 +394,7 @@ async function measure(dir: string, subscriptions: number, uri: string): Promise
     const cpu = process.cpuUsage();
     const result = await writer.submit({ kind: "status", includeSessions: false });
     const reply = create(GetPoolStatusResponseSchema, {
-      subscriptions: result.views.map((v) => subscriptionToProto(v, pool.settings, { warnings: [] })),
+      subscriptions: result.views.map((v) => subscriptionToProto(v, { warnings: [] })),
       totalSessions: result.totalSessions,
     });
     const bytes = toBinary(GetPoolStatusResponseSchema, reply).length;

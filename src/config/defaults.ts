@@ -15,17 +15,16 @@ export const configDefaults = deepFreeze({
    */
   fiveHourBudgetDivisor: 10,
   /**
-   * Kept at 0.85, though `npm run simulate` favours 1 for paid fallback: out
-   * of the box the simulated team sends 7.1 to 16.1% of its demand to the
-   * paid API at 0.85, 0.3 to 7.3% at 1 ("auth pool, no reserve"). The 15%
-   * held back is what the accounts' owners have for their own use outside
-   * the pool, and the pool cannot tell an account with such use from one
-   * without: at 1 the simulated owners were refused 13 to 16% of their own
-   * use (round-robin: 16 to 26%), at 0.85 0 to 6%. A team that is its
-   * accounts' only user sets 1.
+   * "auto": each account keeps back what its owner is measured to use
+   * outside the pool until its week resets (src/domain/reserve.ts), and
+   * nothing when nobody does. The former default, a fixed 0.85, kept 15% of
+   * every week for owners most accounts do not have: out of the box the
+   * simulated team sent 7.1 to 16.1% of its demand to the paid API, against
+   * 0.3 to 7.3% with nothing kept back (docs/BENCHMARKS.md). A number sets a
+   * fixed threshold for every account.
    */
-  weeklyBudgetThreshold: 0.85,
-  /** lowPriorityThreshold = weeklyBudgetThreshold * this. */
+  weeklyBudgetThreshold: "auto" as number | "auto",
+  /** lowPriorityThreshold = weeklyBudgetThreshold * this (LOW_PRIORITY_SHARE). */
   lowPriorityShareOfThreshold: 0.9,
   fallback: { enabled: true, provider: "anthropic-api" },
   sessions: { activeMinutes: 5, staleMinutes: 60, sweepIntervalSeconds: 30 },

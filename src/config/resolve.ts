@@ -35,9 +35,17 @@ export function resolveConfig(raw: RawConfig, source: string, homeDir: string, b
   const subscriptions = resolveSubscriptions(raw, homeDir, baseDir, issues);
 
   const weeklyBudgetThreshold = raw.weeklyBudgetThreshold ?? configDefaults.weeklyBudgetThreshold;
+  const low = raw.lowPriorityThreshold ?? "auto";
+  // With an "auto" weekly threshold, "auto" and a fixed low one are worked out per account (domain/view.ts).
   const lowPriorityThreshold =
-    raw.lowPriorityThreshold ?? weeklyBudgetThreshold * configDefaults.lowPriorityShareOfThreshold;
-  if (lowPriorityThreshold > weeklyBudgetThreshold) {
+    low === "auto" && typeof weeklyBudgetThreshold === "number"
+      ? weeklyBudgetThreshold * configDefaults.lowPriorityShareOfThreshold
+      : low;
+  if (
+    typeof weeklyBudgetThreshold === "number" &&
+    typeof lowPriorityThreshold === "number" &&
+    lowPriorityThreshold > weeklyBudgetThreshold
+  ) {
     issues.push({
       path: "lowPriorityThreshold",
       expected: `expected a number <= weeklyBudgetThreshold (${weeklyBudgetThreshold}), got ${lowPriorityThreshold}`,

@@ -44,6 +44,11 @@ const HTTP_URL = "an http:// or https:// URL";
 const TIME_ZONE = 'an IANA time zone such as "UTC" or "Europe/Berlin"';
 
 const fraction = () => z.number({ error: FRACTION }).gt(0, { error: FRACTION }).lte(1, { error: FRACTION });
+const FRACTION_OR_AUTO = `${FRACTION}, or "auto"`;
+const fractionOrAuto = () =>
+  z.union([z.literal("auto"), fraction()], {
+    error: FRACTION_OR_AUTO,
+  });
 const positive = () => z.number({ error: POSITIVE }).gt(0, { error: POSITIVE });
 const nonNegative = () => z.number({ error: NON_NEGATIVE }).min(0, { error: NON_NEGATIVE });
 const count = () => z.int({ error: COUNT }).min(1, { error: COUNT });
@@ -168,8 +173,8 @@ export const rawConfigSchema = z.strictObject(
     defaults: section({ weeklyBudgetUsd: positive().optional() }),
     maxSessionsPerSubscription: count().optional(),
     maxClientsPerSubscription: count().optional(),
-    weeklyBudgetThreshold: fraction().optional(),
-    lowPriorityThreshold: fraction().optional(),
+    weeklyBudgetThreshold: fractionOrAuto().optional(),
+    lowPriorityThreshold: fractionOrAuto().optional(),
     fallback: section({ enabled: flag().optional(), provider: text().optional() }),
     fallbackWhenExhausted: flag().optional(),
     fallbackProvider: text().optional(),

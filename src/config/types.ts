@@ -81,10 +81,14 @@ export interface PoolConfig {
   /** The file the config came from, or "<inline>". */
   readonly source: string;
   readonly subscriptions: readonly SubscriptionConfig[];
-  /** (0, 1]: share of the weekly budget after which a subscription stops taking new work. */
-  readonly weeklyBudgetThreshold: number;
-  /** (0, 1], <= weeklyBudgetThreshold: share after which only high-priority work is placed. */
-  readonly lowPriorityThreshold: number;
+  /**
+   * (0, 1]: share of the weekly budget after which a subscription stops
+   * taking new work; "auto": 1 less a reserve learned from each account's
+   * use outside the pool (src/domain/reserve.ts).
+   */
+  readonly weeklyBudgetThreshold: number | "auto";
+  /** (0, 1], <= weeklyBudgetThreshold: share after which only high-priority work is placed; "auto": 0.9 of it. */
+  readonly lowPriorityThreshold: number | "auto";
   readonly fallback: { readonly enabled: boolean; readonly provider: string };
   readonly sessions: {
     readonly activeMinutes: number;

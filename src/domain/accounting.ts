@@ -29,6 +29,8 @@ export interface BucketTotals {
   externalUsd: number;
   /** The part of externalUsd the pool priced itself, not by the CLI's figures. */
   externalEstimatedUsd: number;
+  /** Outside use the readings showed, as a share of the weekly window (signed; see reserve.ts). */
+  outsideUse: number;
 }
 
 /** bucketTotals adds the buckets whose hour lies in [from, to), cost and external part in one pass. */
@@ -36,6 +38,7 @@ export function bucketTotals(sub: SubscriptionState, from: number, to: number): 
   let costUsd = 0;
   let externalUsd = 0;
   let externalEstimatedUsd = 0;
+  let outsideUse = 0;
   for (let i = sub.buckets.length - 1; i >= 0; i--) {
     const b = sub.buckets[i]!;
     if (b.hour < from) break;
@@ -43,9 +46,10 @@ export function bucketTotals(sub: SubscriptionState, from: number, to: number): 
       costUsd += b.costUsd;
       externalUsd += b.externalCostUsd ?? 0;
       externalEstimatedUsd += b.externalEstimatedUsd ?? 0;
+      outsideUse += b.outsideUse ?? 0;
     }
   }
-  return { costUsd, externalUsd, externalEstimatedUsd };
+  return { costUsd, externalUsd, externalEstimatedUsd, outsideUse };
 }
 
 /** weeklyTotals is weeklyUsedUsd and its external part, in one pass over the buckets. */

@@ -1,8 +1,9 @@
 import { BUCKET_RETENTION_MS, nextWindow } from "./accounting.js";
-import { recordCalibrationCost, updateCalibration } from "./calibration.js";
+import { learnedRatio, recordCalibrationCost, sameWindow, updateCalibration } from "./calibration.js";
 import type { EventOf, PoolEvent } from "./events.js";
 import { DEFAULT_CLIENT, EXTERNAL_CLIENT, bookUsage, clientOfSession, unbookUsage } from "./ledger.js";
 import { isEstimate, learnPrice, type LearnedPrice } from "./pricing.js";
+import { outsideUse } from "./reserve.js";
 import { type PoolState, type SubscriptionState, type UsageBucket, ensureSubscriptions } from "./state.js";
 import { FIVE_HOURS_MS, floorHour } from "./time.js";
 import { addTokens, subtractTokens, zeroTokens } from "./tokens.js";
@@ -79,6 +80,7 @@ export function applyEvent(state: PoolState, event: PoolEvent): void {
         // A rejection without a figure is a window at its cap.
         const utilization = r.utilization ?? (r.status === "rejected" ? 1 : undefined);
         if (utilization === undefined) continue;
+        if (r.window === "seven_day" && r.utilization !== undefined) measureOutsideUse(sub, r, event.at);
         if (r.window === "five_hour" || r.window === "seven_day") {
           updateCalibration(sub, r.window, utilization, r.resetsAt, event.at);
         }
@@ -364,6 +366,25 @@ function applyReattribution(state: PoolState, event: EventOf<"transcript_reattri
 function touchClaudeSession(state: PoolState, id: string, at: number): void {
   state.claudeSessions.delete(id);
   state.claudeSessions.set(id, at);
+}
+
+/**
+ * measureOutsideUse books to the reading's hour what a weekly reading shows
+ * beyond the previous reading of the same week plus the pool's spend since
+ * (see reserve.ts). Only a measured figure counts (a rejection without one
+ * is not a measure of use), and only once the account's ratio is learned:
+ * before that the pool's dollars cannot be told apart from outside use.
+ */
+function measureOutsideUse(sub: SubscriptionState, r: { utilization?: number; resetsAt?: number }, at: number): void {
+  const previous = sub.upstream.seven_day;
+  const perUsd = learnedRatio(sub, "seven_day");
+  if (previous === undefined || perUsd === undefined || r.utilization === undefined) return;
+  if (previous.observedAt > at || (previous.resetsAt !== undefined && previous.resetsAt <= at)) return;
+  if (!sameWindow(previous.resetsAt, r.resetsAt)) return;
+  const outside = outsideUse(previous, r.utilization, perUsd);
+  if (outside === 0) return;
+  const bucket = bucketFor(sub, floorHour(at), at);
+  bucket.outsideUse = (bucket.outsideUse ?? 0) + outside;
 }
 
 /**

@@ -61,12 +61,27 @@ export function updateCalibration(
   }
   const delta = utilization - anchor.utilization;
   if (delta < CALIBRATION_MIN_DELTA) return; // keep measuring from the same anchor
-  if (anchor.costUsd >= CALIBRATION_MIN_COST_USD) {
+  if (anchor.costUsd >= CALIBRATION_MIN_COST_USD && !outlier(cal, delta / anchor.costUsd)) {
     cal.deltaSum = cal.deltaSum * DECAY + delta;
     cal.costSum = cal.costSum * DECAY + anchor.costUsd;
     cal.samples += 1;
   }
   cal.anchor = fresh;
+}
+
+/**
+ * OUTLIER_FACTOR: a pair whose ratio is this many times the learned one
+ * mostly measured use outside the pool (an owner's evening on claude.ai
+ * while a session of the pool also ran): learning from it would make the
+ * pool's own dollars explain that use, and the reserve (reserve.ts) would
+ * never see it. A change of limits that large would be learned from the
+ * pairs after it only through the ratio's decay, so the factor is wide.
+ */
+const OUTLIER_FACTOR = 2.5;
+
+function outlier(cal: Calibration, sample: number): boolean {
+  if (cal.samples === 0 || cal.costSum < CALIBRATION_MIN_LEARNED_USD) return false;
+  return sample > OUTLIER_FACTOR * (cal.deltaSum / cal.costSum);
 }
 
 /** recordCalibrationCost adds cost spent at `at` to the anchors read before it (a negative cost takes it back). */
@@ -87,7 +102,8 @@ export function learnedRatio(sub: SubscriptionState, window: CalibratedWindow): 
   return ratio >= MIN_RATIO && ratio <= MAX_RATIO ? ratio : undefined;
 }
 
-function sameWindow(a: number | undefined, b: number | undefined): boolean {
+/** sameWindow says whether two readings' reset times name the same window. */
+export function sameWindow(a: number | undefined, b: number | undefined): boolean {
   // Without reset times there is no telling windows apart: only a drop in utilization shows a reset.
   if (a === undefined || b === undefined) return a === b;
   return Math.abs(a - b) <= SAME_WINDOW_MS;

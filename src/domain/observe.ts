@@ -18,7 +18,7 @@ export function observeSubscription(v: SubscriptionView, settings: PoolSettings,
   const id = v.cfg.id;
   const previous: SubscriptionStatusName = v.state.status ?? "available";
   if (v.status !== previous) {
-    const reason = previous === "cooldown" && cleared !== undefined ? cleared : reasonFor(v, previous, settings);
+    const reason = previous === "cooldown" && cleared !== undefined ? cleared : reasonFor(v, previous);
     events.push({ type: "status_changed", subscriptionId: id, from: previous, to: v.status, reason });
     if (v.status === "limited") {
       const full = v.sessionCount >= v.cfg.maxSessions;
@@ -30,7 +30,7 @@ export function observeSubscription(v: SubscriptionView, settings: PoolSettings,
         estimated: false,
         message: full
           ? `${v.sessionCount} of ${v.cfg.maxSessions} sessions`
-          : `weekly use ${formatPercent(v.weekly.value)} reached the ${formatPercent(settings.weeklyBudgetThreshold)} threshold`,
+          : `weekly use ${formatPercent(v.weekly.value)} reached the ${formatPercent(v.weeklyThreshold)} threshold`,
       });
     }
   }
@@ -62,7 +62,7 @@ export function usageThresholds(settings: PoolSettings): number[] {
   return [...set].sort((a, b) => a - b);
 }
 
-function reasonFor(v: SubscriptionView, previous: SubscriptionStatusName, settings: PoolSettings): string {
+function reasonFor(v: SubscriptionView, previous: SubscriptionStatusName): string {
   switch (v.status) {
     case "paused":
       return "paused by an operator";
@@ -77,7 +77,7 @@ function reasonFor(v: SubscriptionView, previous: SubscriptionStatusName, settin
     case "limited":
       return v.sessionCount >= v.cfg.maxSessions
         ? `${v.sessionCount} of ${v.cfg.maxSessions} sessions`
-        : `weekly use ${formatPercent(v.weekly.value)} >= ${formatPercent(settings.weeklyBudgetThreshold)}`;
+        : `weekly use ${formatPercent(v.weekly.value)} >= ${formatPercent(v.weeklyThreshold)}`;
     case "approaching":
       return `weekly use ${formatPercent(v.weekly.value)}, 5-hour window ${formatPercent(v.fiveHour.value)}`;
     case "available":

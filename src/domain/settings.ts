@@ -8,6 +8,9 @@ export const DEFAULT_THROTTLE_SECONDS = 60;
  */
 export const DEFAULT_RAMP_MINUTES = 15;
 
+/** LOW_PRIORITY_SHARE: a low-priority threshold left to default is this share of the weekly threshold. */
+export const LOW_PRIORITY_SHARE = 0.9;
+
 /**
  * PoolSettings is what the domain needs from the configuration. The config
  * module's PoolConfig satisfies it structurally; the domain does not import
@@ -34,10 +37,17 @@ export interface HealthWeights {
 
 export interface PoolSettings {
   readonly subscriptions: readonly SubscriptionSettings[];
-  /** Weekly fraction (0-1] at which normal sessions stop being placed. */
-  readonly weeklyBudgetThreshold: number;
-  /** Weekly fraction at which low-priority sessions stop (<= weeklyBudgetThreshold). */
-  readonly lowPriorityThreshold: number;
+  /**
+   * Weekly fraction (0-1] at which normal sessions stop being placed, or
+   * "auto": 1 less the reserve learned from each account's use outside the
+   * pool (see reserve.ts).
+   */
+  readonly weeklyBudgetThreshold: number | "auto";
+  /**
+   * Weekly fraction at which low-priority sessions stop (<= the weekly
+   * threshold), or "auto": LOW_PRIORITY_SHARE of each account's threshold.
+   */
+  readonly lowPriorityThreshold: number | "auto";
   readonly fallback: { readonly enabled: boolean; readonly provider: string };
   readonly sessions: {
     readonly activeMinutes: number;

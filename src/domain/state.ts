@@ -24,6 +24,12 @@ export interface UsageBucket {
   externalCostUsd?: number;
   /** The part of externalCostUsd priced by the pool's own table, not by the CLI's figures (absent: 0). */
   externalEstimatedUsd?: number;
+  /**
+   * Share of the weekly window that readings in this hour showed was used
+   * outside the pool, beyond its recorded spend (signed; absent: 0). See
+   * reserve.ts.
+   */
+  outsideUse?: number;
 }
 
 /** FiveHourWindow is the current (or last) 5-hour window of a subscription. */

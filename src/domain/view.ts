@@ -17,7 +17,8 @@ import type { Exclusion, SubscriptionStatusName } from "./events.js";
 import { type Health, computeHealth } from "./health.js";
 import { modelFamily } from "./model-family.js";
 import { pacedRank } from "./pacing.js";
-import { DEFAULT_RAMP_MINUTES, type PoolSettings, type SubscriptionSettings } from "./settings.js";
+import { type WeeklyReserve, learnedReserve } from "./reserve.js";
+import { DEFAULT_RAMP_MINUTES, LOW_PRIORITY_SHARE, type PoolSettings, type SubscriptionSettings } from "./settings.js";
 import type { ActivityCounts } from "./session-lists.js";
 import type {
   Cooldown,
@@ -52,6 +53,12 @@ export interface SubscriptionView {
   weeklyExternalEstimatedUsd: number;
   /** Weekly share used (0-1, may exceed 1) and how it was reached: basis, observation, staleness, dollar ratio. */
   weekly: Fraction;
+  /** Weekly share at which normal-priority sessions stop: the configured threshold, or 1 less the learned reserve. */
+  weeklyThreshold: number;
+  /** Weekly share at which low-priority sessions stop. */
+  lowPriorityThreshold: number;
+  /** The learned reserve, when the threshold is "auto". */
+  reserve?: WeeklyReserve;
   /** The current 5-hour window's share used, likewise. */
   fiveHour: Fraction;
   /** True when upstream-based 5-hour use reached the cap: no new sessions until the window resets. */
@@ -152,6 +159,7 @@ export function viewSubscription(
   ];
   const paced = settings.pacing === true;
   const ramp = rampOf(sub, cfg, settings, now);
+  const thresholds = thresholdsOf(sub, settings, weekly, week, now);
   const view: SubscriptionView = {
     at: now,
     cfg,
@@ -163,6 +171,7 @@ export function viewSubscription(
     weeklyExternalUsd: week.externalUsd,
     weeklyExternalEstimatedUsd: week.externalEstimatedUsd,
     weekly,
+    ...thresholds,
     fiveHour,
     // Only upstream-based use benches an account: a dollar estimate against a guessed budget is too rough.
     fiveHourCapped: fiveHour.basis === "upstream" && fiveHour.value >= settings.upstream.fiveHourCap,
@@ -185,12 +194,40 @@ export function viewSubscription(
       now,
       staleAfterMs,
       active > 0 ? lastActiveAt + settings.sessions.activeMinutes * MINUTE_MS : Infinity,
-      paced && windows.some((w) => w.fraction.basis === "upstream" && w.fraction.observation?.resetsAt !== undefined),
+      (paced &&
+        windows.some((w) => w.fraction.basis === "upstream" && w.fraction.observation?.resetsAt !== undefined)) ||
+        // A reserve shrinks continuously as its reset comes closer.
+        (thresholds.reserve?.fraction ?? 0) > 0,
       ramp.next,
     ),
   };
-  view.status = statusOf(view, settings);
+  view.status = statusOf(view);
   return view;
+}
+
+/**
+ * thresholdsOf: the configured weekly thresholds, or with "auto" 1 less the
+ * reserve learned from the outside use of the trailing week (readings, and
+ * transcripts' dollars at the account's ratio) projected to the weekly reset.
+ */
+function thresholdsOf(
+  sub: SubscriptionState,
+  settings: PoolSettings,
+  weekly: Fraction,
+  week: BucketTotals,
+  now: number,
+): Pick<SubscriptionView, "weeklyThreshold" | "lowPriorityThreshold" | "reserve"> {
+  let reserve: WeeklyReserve | undefined;
+  let weeklyThreshold: number;
+  if (settings.weeklyBudgetThreshold === "auto") {
+    const oldest = sub.buckets[0]?.hour ?? now;
+    const outside = week.outsideUse + week.externalUsd * weekly.perUsd;
+    reserve = learnedReserve(outside, now - oldest, weekly.observation?.resetsAt, now);
+    weeklyThreshold = 1 - reserve.fraction;
+  } else weeklyThreshold = settings.weeklyBudgetThreshold;
+  const low = settings.lowPriorityThreshold;
+  const lowPriorityThreshold = low === "auto" ? weeklyThreshold * LOW_PRIORITY_SHARE : Math.min(low, weeklyThreshold);
+  return { weeklyThreshold, lowPriorityThreshold, ...(reserve !== undefined ? { reserve } : {}) };
 }
 
 /** countActivity counts a subscription's sessions by activity at now. */
@@ -260,12 +297,12 @@ function blockedBy(sub: SubscriptionState, cooldown: Cooldown | undefined): stri
   return undefined;
 }
 
-function statusOf(v: SubscriptionView, settings: PoolSettings): SubscriptionStatusName {
+function statusOf(v: SubscriptionView): SubscriptionStatusName {
   if (v.state.paused) return "paused";
   if (v.state.login !== undefined) return "signed_out";
   if (v.state.drain !== undefined) return "draining";
   if (v.cooldown !== undefined) return "cooldown";
-  const threshold = settings.weeklyBudgetThreshold;
+  const threshold = v.weeklyThreshold;
   if (v.weekly.value >= threshold || v.fiveHourCapped || v.sessionCount >= v.cfg.maxSessions) return "limited";
   if (v.weekly.value >= threshold * APPROACHING || v.fiveHour.value >= APPROACHING || upstreamWarns(v))
     return "approaching";
@@ -283,10 +320,10 @@ function upstreamWarns(v: SubscriptionView): boolean {
 }
 
 /** thresholdFor: high priority may spend the reserve the threshold keeps; low stops earlier. */
-export function thresholdFor(priority: Priority, settings: PoolSettings): number {
+export function thresholdFor(priority: Priority, v: SubscriptionView): number {
   if (priority === "high") return 1;
-  if (priority === "low") return settings.lowPriorityThreshold;
-  return settings.weeklyBudgetThreshold;
+  if (priority === "low") return v.lowPriorityThreshold;
+  return v.weeklyThreshold;
 }
 
 /** AllocationNeed is what a session asks of a subscription. */
@@ -350,7 +387,7 @@ export function exclusionOf(v: SubscriptionView, need: AllocationNeed, settings:
       detail: `weekly ${family} window at ${formatPercent(modelWindow.observation.utilization)} upstream${untilText(modelWindow.observation.resetsAt)}`,
     };
   }
-  const threshold = thresholdFor(need.priority, settings);
+  const threshold = thresholdFor(need.priority, v);
   if (v.weekly.value >= threshold) {
     return {
       subscriptionId: id,

@@ -106,7 +106,7 @@ export function createAuthPoolService(options: AuthPoolServiceOptions): ServiceI
   const { writer } = options;
   // Read at each call: a reload swaps the settings between two decisions.
   const settings = (): PoolSettings => writer.currentPool.settings;
-  const render = (v: SubscriptionView) => subscriptionToProto(v, settings(), options.extras(v.cfg.id));
+  const render = (v: SubscriptionView) => subscriptionToProto(v, options.extras(v.cfg.id));
 
   return {
     async allocate(req, ctx) {

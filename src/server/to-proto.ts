@@ -138,7 +138,6 @@ export interface SubscriptionExtras {
 /** subscriptionToProto renders a view for status, grants and report replies. */
 export function subscriptionToProto(
   v: SubscriptionView,
-  settings: PoolSettings,
   extras: SubscriptionExtras,
 ): MessageInitShape<typeof SubscriptionStatusSchema> {
   return {
@@ -158,7 +157,7 @@ export function subscriptionToProto(
     weeklyUsedUsd: v.weeklyUsedUsd,
     weeklyBudgetUsd: v.cfg.weeklyBudgetUsd,
     weeklyPercentUsed: percent(v.weekly.value),
-    weeklyThreshold: settings.weeklyBudgetThreshold,
+    weeklyThreshold: v.weeklyThreshold,
     fiveHourWindow:
       v.window === undefined
         ? undefined

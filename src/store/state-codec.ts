@@ -23,8 +23,10 @@ import {
  * The snapshot's encoding of PoolState. Derived indexes (bySubscription,
  * externalBySession) are not written; decoding rebuilds them.
  *
- * Layout (format version 3; 2 is the same without the learned prices at
- * the end and without external-estimate parts in buckets), little-endian:
+ * Layout (format version 4; 3 is the same without outside use in buckets,
+ * which a format 3 reader would misalign on, hence the new number; 2 also
+ * lacks the learned prices at the end and the external-estimate parts in
+ * buckets), little-endian:
  *
  *   0   "APst"             magic
  *   4   u32 version        STATE_FORMAT_VERSION
@@ -72,7 +74,7 @@ import {
  */
 
 /** STATE_FORMAT_VERSION is the snapshot format encodeState writes and decodeState reads. */
-export const STATE_FORMAT_VERSION = 3;
+export const STATE_FORMAT_VERSION = 4;
 
 /** The oldest binary format decodeState still reads (2 lacks learned prices and estimated parts). */
 const OLDEST_BINARY_FORMAT = 2;
@@ -94,14 +96,14 @@ const CHUNK = 1 << 16;
 const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** encodeState serialises the state for a snapshot. */
-export function encodeState(state: PoolState, options: { format?: 2 | 3 } = {}): Uint8Array {
+export function encodeState(state: PoolState, options: { format?: 2 | 3 | 4 } = {}): Uint8Array {
   const format = options.format ?? STATE_FORMAT_VERSION;
   // Format 2 is what versions before clients and learned prices read: tests write it to prove it still loads.
   const v3 = format >= 3;
   const w = new Writer(format);
   w.num(state.eventSeq);
   w.num(state.subscriptions.size);
-  for (const sub of state.subscriptions.values()) writeSubscription(w, sub, v3);
+  for (const sub of state.subscriptions.values()) writeSubscription(w, sub, format);
   w.num(state.sessions.size);
   for (const s of state.sessions.values()) {
     w.str(s.id);
@@ -293,7 +295,8 @@ const HAS_THROTTLE = 256;
 /** Format 3 on. */
 const HAS_RECOVERED = 512;
 
-function writeSubscription(w: Writer, sub: SubscriptionState, v3: boolean): void {
+function writeSubscription(w: Writer, sub: SubscriptionState, format: number): void {
+  const v3 = format >= 3;
   w.str(sub.id);
   w.num(
     (sub.window !== undefined ? HAS_WINDOW : 0) |
@@ -313,14 +316,14 @@ function writeSubscription(w: Writer, sub: SubscriptionState, v3: boolean): void
     w.num(b.costUsd);
     w.tokens(b.tokens);
     w.num(b.requests);
-    // 0: no external use; 1: external cost; 3: external cost and its estimated part.
-    if (b.externalCostUsd === undefined) w.num(0);
-    else {
-      const estimated = v3 && b.externalEstimatedUsd !== undefined;
-      w.num(estimated ? 3 : 1);
-      w.num(b.externalCostUsd);
-      if (estimated) w.num(b.externalEstimatedUsd!);
-    }
+    // Bits of what follows: 1 external cost, 2 its estimated part (format 3), 4 outside use (format 4).
+    const external = b.externalCostUsd !== undefined;
+    const estimated = v3 && external && b.externalEstimatedUsd !== undefined;
+    const outside = format >= 4 && b.outsideUse !== undefined;
+    w.num((external ? 1 : 0) | (estimated ? 2 : 0) | (outside ? 4 : 0));
+    if (external) w.num(b.externalCostUsd!);
+    if (estimated) w.num(b.externalEstimatedUsd!);
+    if (outside) w.num(b.outsideUse!);
   }
   if (sub.window !== undefined) {
     w.num(sub.window.start);
@@ -393,9 +396,10 @@ function readSubscription(r: Reader): SubscriptionState {
   const buckets: UsageBucket[] = [];
   for (let n = r.count(); n > 0; n--) {
     const bucket: UsageBucket = { hour: r.num(), costUsd: r.num(), tokens: r.tokens(), requests: r.num() };
-    const external = r.num();
-    if (external === 1 || external === 3) bucket.externalCostUsd = r.num();
-    if (external === 3) bucket.externalEstimatedUsd = r.num();
+    const parts = r.num();
+    if ((parts & 1) !== 0) bucket.externalCostUsd = r.num();
+    if ((parts & 2) !== 0) bucket.externalEstimatedUsd = r.num();
+    if ((parts & 4) !== 0) bucket.outsideUse = r.num();
     buckets.push(bucket);
   }
   const sub: SubscriptionState = { id, buckets, cooldowns: [], paused: (flags & PAUSED) !== 0, upstream: {} };

@@ -239,8 +239,8 @@ describe("formats and defaults", () => {
           manageCredentials: false,
         },
       ],
-      weeklyBudgetThreshold: 0.85,
-      lowPriorityThreshold: 0.85 * 0.9,
+      weeklyBudgetThreshold: "auto",
+      lowPriorityThreshold: "auto",
       fallback: { enabled: true, provider: "anthropic-api" },
       sessions: { activeMinutes: 5, staleMinutes: 60, sweepIntervalSeconds: 30 },
       cooldown: { defaultMinutes: 60, timeZone: "UTC", throttleSeconds: 60, rampMinutes: 15 },
@@ -281,6 +281,17 @@ describe("formats and defaults", () => {
     expect(config).toEqual(expected);
     expect(Object.isFrozen(config.subscriptions[0])).toBe(true);
     expect(Object.isFrozen(configDefaults.server)).toBe(true);
+  });
+
+  it.each<[Record<string, unknown>, number | string, number | string]>([
+    [{ weeklyBudgetThreshold: "auto" }, "auto", "auto"],
+    [{ weeklyBudgetThreshold: "auto", lowPriorityThreshold: 0.7 }, "auto", 0.7],
+    [{ weeklyBudgetThreshold: 0.8 }, 0.8, 0.8 * 0.9],
+    [{ weeklyBudgetThreshold: 0.8, lowPriorityThreshold: "auto" }, 0.8, 0.8 * 0.9],
+  ])("weekly thresholds %j resolve to %j and %j", (keys, weekly, low) => {
+    const raw = { ...validRaw(), ...keys };
+    const config = parseConfig(raw, "<inline>", { homeDir });
+    expect([config.weeklyBudgetThreshold, config.lowPriorityThreshold]).toEqual([weekly, low]);
   });
 
   it("takes per-pool defaults and derived thresholds", () => {
@@ -394,6 +405,7 @@ describe("invalid configs", () => {
     ],
     ["threshold 0", (r) => void (r.weeklyBudgetThreshold = 0), "weeklyBudgetThreshold", /\(0, 1\], got 0$/],
     ["threshold 1.5", (r) => void (r.weeklyBudgetThreshold = 1.5), "weeklyBudgetThreshold", /got 1\.5$/],
+    ["threshold a word", (r) => void (r.weeklyBudgetThreshold = "half"), "weeklyBudgetThreshold", /or "auto"/],
     [
       "low-priority above threshold",
       (r) => {

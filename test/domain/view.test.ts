@@ -155,7 +155,7 @@ describe("thresholdFor()", () => {
     { priority: "normal", threshold: 0.85 },
     { priority: "low", threshold: 0.765 },
   ])("$priority -> $threshold", ({ priority, threshold }) => {
-    expect(thresholdFor(priority, SETTINGS)).toBe(threshold);
+    expect(thresholdFor(priority, new Builder().view(SETTINGS))).toBe(threshold);
   });
 });
 

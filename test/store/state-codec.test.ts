@@ -99,6 +99,13 @@ function poolState(): PoolState {
     source: "usage endpoint",
     readings: [{ window: "seven_day", source: "oauth", status: "allowed", utilization: 0.8, resetsAt: WEEK_RESET }],
   });
+  // Nothing of the pool's ran since, yet a's week moved: use outside the pool (bucket outsideUse).
+  run({
+    kind: "observe",
+    subscriptionId: "a",
+    source: "usage endpoint",
+    readings: [{ window: "seven_day", source: "oauth", status: "allowed", utilization: 0.85, resetsAt: WEEK_RESET }],
+  });
   run({
     kind: "report",
     sessionId: "s3",
@@ -226,6 +233,7 @@ describe("poolState() (the fixture)", () => {
     expect(rows.some((r) => r.estimated === true)).toBe(true);
     expect(subs.some((s) => s.buckets.some((b) => (b.externalEstimatedUsd ?? 0) > 0))).toBe(true);
     expect(state.prices.size).toBeGreaterThan(0);
+    expect(subs.some((s) => s.buckets.some((b) => (b.outsideUse ?? 0) > 0))).toBe(true);
   });
 });
 
@@ -334,6 +342,14 @@ describe("encodeState() and decodeState()", () => {
   };
   const corrupt = (edit: (bytes: Uint8Array) => Uint8Array) => edit(encodeState(poolState()).slice());
 
+  it("reads format 3, which had no outside use in buckets", () => {
+    const state = poolState();
+    const three = encodeState(state, { format: 3 });
+    expect(new DataView(three.buffer, three.byteOffset).getUint32(4, true)).toBe(3);
+    for (const sub of state.subscriptions.values()) for (const b of sub.buckets) delete b.outsideUse;
+    expect(decodeState(three, CONFIGURED)).toEqual(state);
+  });
+
   it("reads format 2, which had no clients, ledger, learned prices nor estimated parts", () => {
     const state = poolState();
     const two = encodeState(state, { format: 2 });
@@ -342,7 +358,11 @@ describe("encodeState() and decodeState()", () => {
     state.prices.clear();
     state.ledger.clear();
     state.clientSpend.clear();
-    for (const sub of state.subscriptions.values()) for (const b of sub.buckets) delete b.externalEstimatedUsd;
+    for (const sub of state.subscriptions.values())
+      for (const b of sub.buckets) {
+        delete b.externalEstimatedUsd;
+        delete b.outsideUse;
+      }
     for (const r of state.transcriptRows.values()) {
       delete r.estimated;
       delete r.model;
@@ -404,7 +424,7 @@ describe("encodeState() and decodeState()", () => {
 
   it("names both versions when the snapshot is newer", () => {
     expect(() => decodeState(withVersion(7), CONFIGURED)).toThrowErrorMatchingInlineSnapshot(
-      `[StateFormatError: state snapshot format 7 is not supported: this version of Auth Pool reads formats 2-3 (the snapshot was written by a newer version)]`,
+      `[StateFormatError: state snapshot format 7 is not supported: this version of Auth Pool reads formats 2-4 (the snapshot was written by a newer version)]`,
     );
   });
 });

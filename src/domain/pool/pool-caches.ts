@@ -27,8 +27,9 @@ export class PoolCaches {
   private readonly sessionLists = new SessionLists();
   /**
    * Each subscription's weekly sums (168 hourly buckets), kept until its
-   * buckets change (a usage or transcript event) or the hour turns: an
-   * allocation changes neither, so it does not sum them again.
+   * buckets change (a usage or transcript event, or a reading that measured
+   * outside use) or the hour turns: an allocation changes neither, so it
+   * does not sum them again.
    */
   private readonly weekTotals = new Map<string, { end: number; totals: BucketTotals }>();
 
@@ -39,7 +40,7 @@ export class PoolCaches {
   /** follow updates the caches for an event just applied to the state. */
   follow(event: PoolEvent, settings: PoolSettings): void {
     this.sessionLists.follow(this.state, event, settings);
-    if (event.type === "usage_recorded" || event.type === "transcript_read")
+    if (event.type === "usage_recorded" || event.type === "transcript_read" || event.type === "upstream_observed")
       this.weekTotals.delete(event.subscriptionId);
     this.viewCache.clear();
     for (const id of subscriptionsOf(event)) this.candidates.invalidate(id);
