@@ -20,7 +20,7 @@ import { DEFAULT_CLIENT, HOUR_MS, WEEK_MS, floorHour, usageBy } from "../domain/
 import type { EventFeed } from "../runtime/event-feed.js";
 import { type EventFilter, matches, toPublicEvent } from "./event-to-proto.js";
 import { type NotificationSnapshot, notificationsToProto } from "./notification-status.js";
-import type { StreamGauge } from "./metrics.js";
+import type { StreamGauge } from "./metrics/index.js";
 import { parseClaudeOutput } from "../domain/claude-output.js";
 import type { PoolHandle } from "../runtime/pool-handle.js";
 import {

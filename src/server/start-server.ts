@@ -25,7 +25,7 @@ import { exposureWarnings } from "./exposure.js";
 import { forwardWrites } from "./forward-writes.js";
 import { registerHealth } from "./health.js";
 import { type Listener, listen } from "./listener.js";
-import { createPoolMetrics } from "./metrics.js";
+import { createPoolMetrics } from "./metrics/index.js";
 import { registerReflection } from "./reflection.js";
 import { watchConfigFile } from "./watch-config.js";
 
