@@ -1,7 +1,15 @@
 import { BUCKET_RETENTION_MS, nextWindow } from "./accounting.js";
 import { learnedRatio, recordCalibrationCost, sameWindow, updateCalibration } from "./calibration.js";
 import type { EventOf, PoolEvent } from "./events.js";
-import { DEFAULT_CLIENT, EXTERNAL_CLIENT, bookUsage, clientOfSession, unbookUsage } from "./ledger.js";
+import {
+  DEFAULT_CLIENT,
+  EXTERNAL_CLIENT,
+  bookFallback,
+  bookLimit,
+  bookUsage,
+  clientOfSession,
+  unbookUsage,
+} from "./ledger.js";
 import { isEstimate, learnPrice, type LearnedPrice } from "./pricing.js";
 import { outsideUse } from "./reserve.js";
 import { type PoolState, type SubscriptionState, type UsageBucket, ensureSubscriptions } from "./state.js";
@@ -100,6 +108,7 @@ export function applyEvent(state: PoolState, event: PoolEvent): void {
       return;
     }
     case "limit_reached": {
+      if (event.kind === "upstream") bookLimit(state, event.at, event.subscriptionId, event.at);
       if (event.kind !== "upstream" || event.resetsAt === undefined) return;
       const sub = subscription(state, event.subscriptionId);
       const ended = sub.cooldowns.some((c) => c.modelScope === undefined && c.until > event.at);
@@ -200,6 +209,8 @@ export function applyEvent(state: PoolState, event: PoolEvent): void {
       return;
     }
     case "fallback_used":
+      bookFallback(state, event.at, event.client ?? DEFAULT_CLIENT, event.at);
+      return;
     case "rebalance_completed":
       // Records of decisions, for the stream and the audit trail; no state.
       return;

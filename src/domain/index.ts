@@ -101,6 +101,8 @@ export type {
 export {
   DEFAULT_CLIENT,
   EXTERNAL_CLIENT,
+  PAID_API,
+  POOL_CLIENT,
   UNKNOWN_MODEL,
   bookUsage,
   clientOfSession,
@@ -111,5 +113,13 @@ export {
   usageBy,
 } from "./ledger.js";
 export type { Booking, LedgerEntry, UsageGroup, UsageTotal } from "./ledger.js";
+export {
+  ARCHIVE_AFTER_MS,
+  HISTORY_RETENTION_MS,
+  floorTo,
+  historySeries,
+  ledgerHours,
+} from "./usage-history.js";
+export type { HistoryGroup, HistoryPoint, HistorySeries } from "./usage-history.js";
 export { cappedPriority, clientLimitHit, clientSettingsOf, fairShareUse, poolSlots } from "./client-limits.js";
 export type { ClientLimitHit, ClientLimitKind } from "./client-limits.js";

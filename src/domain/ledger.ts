@@ -22,6 +22,12 @@ export const EXTERNAL_CLIENT = "(outside the pool)";
 /** UNKNOWN_MODEL is the model of use whose model nobody said. */
 export const UNKNOWN_MODEL = "unknown";
 
+/** PAID_API is the "subscription" a run sent to the paid API is counted on. */
+export const PAID_API = "(paid API)";
+
+/** POOL_CLIENT is the client of what no client did: a usage limit hitting a subscription. */
+export const POOL_CLIENT = "(pool)";
+
 /** LedgerEntry is one hour of one client's use of one subscription with one model. */
 export interface LedgerEntry {
   hour: number;
@@ -31,6 +37,10 @@ export interface LedgerEntry {
   costUsd: number;
   tokens: TokenCounts;
   requests: number;
+  /** Usage limits Claude reported on the subscription in this hour (absent: 0). */
+  limits?: number;
+  /** Runs the client was sent to the paid API with (subscription PAID_API; absent: 0). */
+  fallbacks?: number;
 }
 
 /** UsageGroup is what usage is summed by. */
@@ -94,6 +104,27 @@ export function bookUsage(state: PoolState, booking: Booking, now: number): void
   pruneLedger(state, now);
 }
 
+/** bookLimit counts a usage limit Claude reported on a subscription. */
+export function bookLimit(state: PoolState, at: number, subscriptionId: string, now: number): void {
+  const hour = floorHour(at);
+  if (hour < now - BUCKET_RETENTION_MS) return;
+  const entry = entryFor(state, hour, POOL_CLIENT, subscriptionId, UNKNOWN_MODEL);
+  entry.limits = (entry.limits ?? 0) + 1;
+  // Every entry has its client's hour, as rebuildClientIndexes makes it after a load.
+  addClientSpend(state, POOL_CLIENT, hour, 0);
+  pruneLedger(state, now);
+}
+
+/** bookFallback counts a run a client was sent to the paid API with. */
+export function bookFallback(state: PoolState, at: number, client: string, now: number): void {
+  const hour = floorHour(at);
+  if (hour < now - BUCKET_RETENTION_MS) return;
+  const entry = entryFor(state, hour, client, PAID_API, UNKNOWN_MODEL);
+  entry.fallbacks = (entry.fallbacks ?? 0) + 1;
+  addClientSpend(state, client, hour, 0);
+  pruneLedger(state, now);
+}
+
 /** unbookUsage takes a use back out (transcript rows that proved to be the pool's own). */
 export function unbookUsage(state: PoolState, booking: Omit<Booking, "models">): void {
   const hour = floorHour(booking.at);
@@ -117,6 +148,8 @@ export function usageBy(state: PoolState, group: UsageGroup, from: number, to: n
   const totals = new Map<string, UsageTotal>();
   for (const entry of state.ledger.values()) {
     if (entry.hour < floorHour(from) || entry.hour >= to) continue;
+    // Counts of limits and paid runs are history's (usage-history.ts), not spend.
+    if (entry.requests === 0 && entry.costUsd === 0) continue;
     const key = group === "client" ? entry.client : group === "subscription" ? entry.subscriptionId : entry.model;
     let total = totals.get(key);
     if (total === undefined) totals.set(key, (total = { key, costUsd: 0, tokens: zeroTokens(), requests: 0 }));

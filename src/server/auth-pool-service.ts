@@ -1,3 +1,5 @@
+import type { UsageArchive } from "../store/index.js";
+import { usageHistory } from "./usage-history-rpc.js";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { MessageInitShape } from "@bufbuild/protobuf";
@@ -83,6 +85,8 @@ export interface AuthPoolServiceOptions {
   streamGauge?: StreamGauge;
   /** This instance's role and the store's lease, for status. */
   cluster?: () => ClusterStatusInit;
+  /** The store's hourly archive of usage older than a week (GetUsageHistory). */
+  archive: UsageArchive;
 }
 
 /** ClusterStatusInit is GetPoolStatusResponse.cluster as the server fills it. */
@@ -224,6 +228,9 @@ export function createAuthPoolService(options: AuthPoolServiceOptions): ServiceI
         })),
       };
     },
+
+    getUsageHistory: (req) =>
+      usageHistory(req, { state: writer.currentPool.state, archive: options.archive, now: options.clock.now() }),
 
     async getPoolStatus(req) {
       const result = await writer.submit({ kind: "status", includeSessions: req.includeSessions });

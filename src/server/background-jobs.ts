@@ -15,10 +15,11 @@ import type { EventFeed } from "../runtime/event-feed.js";
 import type { Logger } from "../runtime/logger.js";
 import type { PoolHandle } from "../runtime/pool-handle.js";
 import { Scheduler } from "../runtime/scheduler.js";
-import type { KvStore } from "../store/index.js";
+import { type KvStore, UsageArchive } from "../store/index.js";
 import { TranscriptReconciler } from "../transcripts/index.js";
 import { UsagePoller } from "../upstream/index.js";
 import type { NotificationSnapshot } from "./notification-status.js";
+import { archiveUsage } from "./usage-archiving.js";
 
 /**
  * BackgroundJobs is the work only the writer of a store does: the sweep,
@@ -64,6 +65,8 @@ export class BackgroundJobs {
   private running = false;
   /** False until the login check ran since start or the last reload: the check is due at once then. */
   private loginsChecked = false;
+  /** False until the usage archive ran since start: it is due at once then. */
+  private archivedOnce = false;
 
   constructor(options: BackgroundJobsOptions) {
     this.options = options;
@@ -74,6 +77,7 @@ export class BackgroundJobs {
     if (this.running) return;
     this.running = true;
     this.loginsChecked = false;
+    this.archivedOnce = false;
     const { pool, feed, store, clock, logger } = this.options;
     const config = this.options.config();
     this.configure(config);
@@ -190,6 +194,16 @@ export class BackgroundJobs {
         everyMs: config().sessions.sweepIntervalSeconds * 1000,
         run: () => this.checkLogins(),
         wakeAt: () => (this.loginsChecked ? undefined : 0),
+      },
+      {
+        name: "usage archive",
+        // Hours move to the archive a week after they end: at start, then every ten minutes is plenty.
+        everyMs: 10 * MINUTE_MS,
+        run: async () => {
+          await archiveUsage(pool, new UsageArchive(this.options.store), this.options.clock.now());
+          this.archivedOnce = true;
+        },
+        wakeAt: () => (this.archivedOnce ? undefined : 0),
       },
       {
         name: "rebalance",

@@ -13,6 +13,7 @@ export const METHOD_ROLES: Readonly<Record<string, BearerRole>> = Object.freeze(
   Release: "client",
   GetPoolStatus: "reader",
   GetUsage: "reader",
+  GetUsageHistory: "reader",
   StreamEvents: "reader",
   Rebalance: "admin",
   SetPaused: "admin",

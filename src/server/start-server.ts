@@ -12,7 +12,8 @@ import { EventFeed } from "../runtime/event-feed.js";
 import { type Logger, silentLogger } from "../runtime/logger.js";
 import { PoolHost } from "../runtime/pool-host.js";
 import { Teardown } from "../runtime/teardown.js";
-import { type KvStore, type PoolStore, kvJournalStore, openStore } from "../store/index.js";
+import { type KvStore, type PoolStore, UsageArchive, kvJournalStore, openStore } from "../store/index.js";
+import { dashboardDir, dashboardFallback } from "./dashboard.js";
 import { type ReloadSummary, createAuthPoolService } from "./auth-pool-service.js";
 import { BackgroundJobs } from "./background-jobs.js";
 import { createBearerAuth } from "./bearer-auth.js";
@@ -84,7 +85,7 @@ export interface AuthPoolServer {
 }
 
 /** Methods a standby answers itself; every other AuthPoolService call is forwarded to the leader. */
-const READ_METHODS = new Set(["GetPoolStatus", "StreamEvents", "GetUsage"]);
+const READ_METHODS = new Set(["GetPoolStatus", "StreamEvents", "GetUsage", "GetUsageHistory"]);
 
 /** CONFIG_DIR_RECHECK_MS: how stale a status's "config dir does not exist" may be. */
 const CONFIG_DIR_RECHECK_MS = 30_000;
@@ -270,8 +271,8 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
     teardown.add("metrics", () => metrics.close());
     serve = connectNodeAdapter({
       readMaxBytes: config.limits.maxRequestBytes,
-      // Everything that is not an RPC: GET /metrics for Prometheus, else 404.
-      fallback: metrics.fallback,
+      // Everything that is not an RPC: the dashboard at GET /, GET /metrics for Prometheus, else 404.
+      fallback: dashboardFallback(dashboardDir(), metrics.fallback),
       // Gzip costs more CPU than it saves on loopback and LAN for our small
       // messages (it cut streaming throughput ~12x in a prototype); only large
       // replies (a status with thousands of sessions) are worth compressing.
@@ -281,6 +282,7 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
       routes(router) {
         const service = createAuthPoolService({
           writer: host,
+          archive: new UsageArchive(store),
           feed,
           shutdown: shutdown.signal,
           streamBufferEvents: options.streamBufferEvents ?? 10_000,

@@ -11,3 +11,4 @@ export { kvJournalStore, recordKey } from "./kv-journal-store.js";
 export { Journal, applyRecord } from "./journal.js";
 export type { JournalRecord, OpenedJournal } from "./journal.js";
 export { encodeState, decodeState } from "./state-codec.js";
+export { UsageArchive } from "./usage-archive.js";

@@ -23,8 +23,9 @@ import {
  * The snapshot's encoding of PoolState. Derived indexes (bySubscription,
  * externalBySession) are not written; decoding rebuilds them.
  *
- * Layout (format version 4; 3 is the same without outside use in buckets,
- * which a format 3 reader would misalign on, hence the new number; 2 also
+ * Layout (format version 4; 3 is the same without outside use in buckets
+ * and limit and paid-run counts in the ledger, which a format 3 reader
+ * would misalign on, hence the new number; 2 also
  * lacks the learned prices at the end and the external-estimate parts in
  * buckets), little-endian:
  *
@@ -173,6 +174,10 @@ export function encodeState(state: PoolState, options: { format?: 2 | 3 | 4 } = 
     w.num(e.costUsd);
     w.tokens(e.tokens);
     w.num(e.requests);
+    if (format >= 4) {
+      w.num(e.limits ?? 0);
+      w.num(e.fallbacks ?? 0);
+    }
   });
   return w.finish();
 }
@@ -252,6 +257,12 @@ export function decodeState(data: Uint8Array, subscriptionIds: readonly string[]
         tokens: r.tokens(),
         requests: r.num(),
       };
+      if (r.version >= 4) {
+        const limits = r.num();
+        const fallbacks = r.num();
+        if (limits > 0) entry.limits = limits;
+        if (fallbacks > 0) entry.fallbacks = fallbacks;
+      }
       state.ledger.set(ledgerKey(entry.hour, entry.client, entry.subscriptionId, entry.model), entry);
     }
   }

@@ -75,6 +75,10 @@ function poolState(): PoolState {
   on("b", allocate("s3"), allocate("s4"));
   on("c", allocate("s5"));
   on("d", allocate("s6"));
+  // Every subscription paused: a run for the paid API (ledger fallbacks).
+  for (const s of subs) run({ kind: "set_paused", subscriptionId: s.id, paused: true });
+  run({ ...allocate("paid"), client: "bob" } as Command);
+  for (const s of subs) run({ kind: "set_paused", subscriptionId: s.id, paused: false });
 
   run({
     kind: "observe",
@@ -234,6 +238,9 @@ describe("poolState() (the fixture)", () => {
     expect(subs.some((s) => s.buckets.some((b) => (b.externalEstimatedUsd ?? 0) > 0))).toBe(true);
     expect(state.prices.size).toBeGreaterThan(0);
     expect(subs.some((s) => s.buckets.some((b) => (b.outsideUse ?? 0) > 0))).toBe(true);
+    const ledger = [...state.ledger.values()];
+    expect(ledger.some((e) => (e.limits ?? 0) > 0)).toBe(true);
+    expect(ledger.some((e) => (e.fallbacks ?? 0) > 0)).toBe(true);
   });
 });
 
@@ -347,6 +354,10 @@ describe("encodeState() and decodeState()", () => {
     const three = encodeState(state, { format: 3 });
     expect(new DataView(three.buffer, three.byteOffset).getUint32(4, true)).toBe(3);
     for (const sub of state.subscriptions.values()) for (const b of sub.buckets) delete b.outsideUse;
+    for (const e of state.ledger.values()) {
+      delete e.limits;
+      delete e.fallbacks;
+    }
     expect(decodeState(three, CONFIGURED)).toEqual(state);
   });
 
