@@ -150,6 +150,9 @@ function setConnection(text: string): void {
 
 function askForToken(): void {
   streamAbort?.abort();
+  // A token the pool did not take is forgotten, and the operator is told.
+  byId("token-refused").textContent = savedToken() === undefined ? "" : "That token was not accepted.";
+  saveToken(undefined);
   byId("main").hidden = true;
   byId("login").hidden = false;
   byId<HTMLInputElement>("token").focus();

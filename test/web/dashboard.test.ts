@@ -92,6 +92,10 @@ describe.skipIf(missing !== undefined)("the dashboard in Chromium", () => {
     await page.goto(pool.server.url);
     await page.locator("#login").waitFor();
     expect(await page.locator("#main").isHidden()).toBe(true);
+    await page.locator("#token").fill("not-a-token-of-this-pool");
+    await page.locator("#login button").click();
+    await page.locator("#token-refused", { hasText: "not accepted" }).waitFor();
+    expect(await page.evaluate<string | null>('sessionStorage.getItem("authpool.token")')).toBeNull();
     await page.locator("#token").fill(TOKENS.reader);
     await page.locator("#login button").click();
     const rows = page.locator("#subscriptions tbody tr[data-subscription]");
