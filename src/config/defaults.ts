@@ -57,7 +57,20 @@ export const configDefaults = deepFreeze({
   queue: { maxWaiting: 1000, maxWaitingPerClient: 200, maxWaitSeconds: 300 },
   /** A client's weight in the wait queue, and whether its over-limit sessions fall back. */
   client: { weight: 1, fallback: true },
-  webhook: { timeoutMs: 5_000, maxAttempts: 3 },
+  /** retryPauseSeconds: after maxAttempts failures in a row, the same event is tried again after this pause. */
+  webhook: { timeoutMs: 5_000, maxAttempts: 3, retryPauseSeconds: 60 },
+  /**
+   * coolOffMinutes: an alert with no reset time to wait for (a failover, a
+   * status change) is not repeated for this long. The digest is off until
+   * enabled.
+   */
+  slack: {
+    timeoutMs: 5_000,
+    maxAttempts: 3,
+    retryPauseSeconds: 60,
+    coolOffMinutes: 60,
+    digest: { enabled: false, hour: 9 },
+  },
   notificationChannels: ["log"],
   events: { retentionDays: 7 },
   upstream: {

@@ -6,6 +6,7 @@ import path from "node:path";
 import { TOKEN_ENTRY_PHRASE, bearerToken, parseTokenEntry, readTokenFile } from "./auth-tokens.js";
 import { deepFreeze } from "./defaults.js";
 import { type ConfigIssue, ConfigError, describeValue } from "./errors.js";
+import { applyNotificationEnv } from "./notification-env.js";
 import { isPort } from "./schema.js";
 import type { BearerToken, PoolConfig } from "./types.js";
 
@@ -26,9 +27,11 @@ export const ENV_SOURCE = "env";
  * replace those of the config file (both variables together add up).
  * Unset or empty variables are ignored, as shells make "unset" and "" hard
  * to tell apart. Throws ConfigError (file "env") for a bad value; a token is
- * never echoed, only its position.
+ * never echoed, only its position. AUTHPOOL_WEBHOOK_SECRET and
+ * AUTHPOOL_SLACK_URL are applied too (see applyNotificationEnv).
  */
-export function applyEnv(config: PoolConfig, env: NodeJS.ProcessEnv): PoolConfig {
+export function applyEnv(fileConfig: PoolConfig, env: NodeJS.ProcessEnv): PoolConfig {
+  const config = applyNotificationEnv(fileConfig, env, ENV_SOURCE);
   const host = nonEmpty(env.AUTHPOOL_HOST);
   const portText = nonEmpty(env.AUTHPOOL_PORT);
   const storeUri = nonEmpty(env.AUTHPOOL_STORE);

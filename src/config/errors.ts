@@ -90,12 +90,13 @@ export function describeValue(value: unknown): string {
  * secrets are never echoed: error messages end up in logs. A value is hidden
  * when any key on its path names a secret, so an element of a token list
  * (`server.authTokens[0]`) is hidden too; a key naming a file of secrets
- * (`authTokensFile`) holds only a path, which is shown.
+ * (`authTokensFile`) holds only a path, which is shown. A Slack
+ * incoming-webhook URL is a credential as a whole.
  */
 export function describeFound(path: ConfigPath, value: unknown): string {
-  const secret = path.some(
-    (key) => typeof key === "string" && /secret|token|password/i.test(key) && !/File$/.test(key),
-  );
+  const secret =
+    path.some((key) => typeof key === "string" && /secret|token|password/i.test(key) && !/File$/.test(key)) ||
+    (path.includes("slack") && path.includes("url"));
   if (secret && value !== undefined) return "a hidden value";
   return describeValue(value);
 }

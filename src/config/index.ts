@@ -21,6 +21,7 @@ export type {
   NotificationRule,
   NotificationType,
   PoolConfig,
+  SlackConfig,
   SubscriptionConfig,
   SubscriptionType,
   TlsConfig,

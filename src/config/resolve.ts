@@ -8,17 +8,12 @@ import { bearerToken, parseTokenEntry, readTokenFile } from "./auth-tokens.js";
 import { configDefaults, deepFreeze } from "./defaults.js";
 import { describeFound, formatPath, type ConfigIssue, type ConfigPath } from "./errors.js";
 import { expandConfigDir } from "./paths.js";
+import { pickOne } from "./pick-one.js";
+import { resolveNotifications } from "./resolve-notifications.js";
 import type { RawConfig } from "./schema.js";
 import type { ClientSettings } from "../domain/settings.js";
 import { readTlsCredentials } from "./tls-files.js";
-import type {
-  BearerToken,
-  NotificationRule,
-  PoolConfig,
-  SubscriptionConfig,
-  TlsConfig,
-  WebhookConfig,
-} from "./types.js";
+import type { BearerToken, PoolConfig, SubscriptionConfig, TlsConfig } from "./types.js";
 
 /** ResolveResult is either a usable config or the problems that prevent one. */
 export type ResolveResult =
@@ -116,7 +111,7 @@ export function resolveConfig(raw: RawConfig, source: string, homeDir: string, b
       ) ?? configDefaults.rebalancing.maxMovesPerCycle,
   };
 
-  const notifications = resolveNotifications(raw, issues);
+  const notifications = resolveNotifications(raw, homeDir, issues);
 
   const config: PoolConfig = {
     source,
@@ -344,91 +339,6 @@ function manageCredentials(
     return false;
   }
   return sub.manageCredentials ?? raw.credentials?.manage ?? configDefaults.credentials.manage;
-}
-
-function resolveNotifications(raw: RawConfig, issues: ConfigIssue[]): PoolConfig["notifications"] {
-  const section = raw.notifications;
-  const url = pickOne(
-    issues,
-    [["notifications", "webhook", "url"], section?.webhook?.url],
-    [["notifications", "webhookUrl"], section?.webhookUrl],
-  );
-  const secret = pickOne(
-    issues,
-    [["notifications", "webhook", "secret"], section?.webhook?.secret],
-    [["notifications", "webhookSecret"], section?.webhookSecret],
-  );
-
-  let webhook: WebhookConfig | undefined;
-  if (url !== undefined) {
-    webhook = {
-      url,
-      ...(secret !== undefined ? { secret } : {}),
-      timeoutMs: section?.webhook?.timeoutMs ?? configDefaults.webhook.timeoutMs,
-      maxAttempts: section?.webhook?.maxAttempts ?? configDefaults.webhook.maxAttempts,
-    };
-  } else if (section?.webhook != null || secret !== undefined) {
-    // Webhook settings without a URL are a half-finished edit, not a choice.
-    issues.push({
-      path: "notifications.webhook.url",
-      expected: `expected an http:// or https:// URL, but it is missing`,
-    });
-  }
-
-  const rules = (section?.rules ?? []).map((rule, index): NotificationRule => {
-    const at = (key: string): string => formatPath(["notifications", "rules", index, key]);
-    const channels = rule.channels ?? [...configDefaults.notificationChannels];
-    const enabled = rule.enabled ?? true;
-    if (rule.type === "usage_threshold" && rule.threshold === undefined) {
-      issues.push({
-        path: at("threshold"),
-        expected: "expected a number in (0, 1] for a usage_threshold rule, but it is missing",
-      });
-    }
-    if (enabled && channels.includes("webhook") && url === undefined) {
-      issues.push({
-        path: at("channels"),
-        expected: 'expected notifications.webhook.url to be set for the "webhook" channel, but it is missing',
-      });
-    }
-    return {
-      type: rule.type,
-      ...(rule.threshold !== undefined ? { threshold: rule.threshold } : {}),
-      channels,
-      enabled,
-    };
-  });
-
-  return webhook !== undefined ? { rules, webhook } : { rules };
-}
-
-type Candidate<T> = readonly [ConfigPath, T | undefined];
-
-/**
- * pickOne returns the first given value among a canonical key and its
- * aliases. A second, different value is reported at the later key's path
- * (the alias), naming both keys.
- */
-function pickOne<T>(issues: ConfigIssue[], ...candidates: Candidate<T>[]): T | undefined {
-  let chosen: Candidate<T> | undefined;
-  for (const candidate of candidates) {
-    const [path, value] = candidate;
-    if (value === undefined) continue;
-    if (chosen === undefined) {
-      chosen = candidate;
-      continue;
-    }
-    if (!Object.is(value, chosen[1])) {
-      const [chosenPath, chosenValue] = chosen;
-      issues.push({
-        path: formatPath(path),
-        expected:
-          `expected only one of ${formatPath(chosenPath)} and ${formatPath(path)} (aliases), ` +
-          `got both: ${describeFound(chosenPath, chosenValue)} and ${describeFound(path, value)}`,
-      });
-    }
-  }
-  return chosen?.[1];
 }
 
 /**

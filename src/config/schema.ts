@@ -84,6 +84,14 @@ const REFRESH_BEFORE = "an integer from 6 to 240 (minutes)";
 const refreshBeforeMinutes = () =>
   z.int({ error: REFRESH_BEFORE }).min(6, { error: REFRESH_BEFORE }).max(240, { error: REFRESH_BEFORE });
 const TIMEOUT_SECONDS = "an integer from 1 to 30 (seconds)";
+/** deliveryKeys: how an outbound endpoint (the webhook, Slack) is retried. */
+const deliveryKeys = () => ({
+  timeoutMs: count().optional(),
+  maxAttempts: count().optional(),
+  retryPauseSeconds: positive().optional(),
+});
+const UTC_HOUR = "an integer hour from 0 to 23 (UTC)";
+const utcHour = () => z.int({ error: UTC_HOUR }).min(0, { error: UTC_HOUR }).max(23, { error: UTC_HOUR });
 
 // A YAML section with every line commented out parses as null; treat that as
 // "not given" rather than making users delete the heading.
@@ -135,7 +143,7 @@ const ruleSchema = z.strictObject(
     }),
     threshold: fraction().optional(),
     channels: z
-      .array(z.enum(["webhook", "log"], { error: '"webhook" or "log"' }), {
+      .array(z.enum(["webhook", "log", "slack"], { error: '"webhook", "log" or "slack"' }), {
         error: "a list of channels",
       })
       .min(1, { error: "a non-empty list of channels" })
@@ -213,8 +221,16 @@ export const rawConfigSchema = z.strictObject(
       webhook: section({
         url: httpUrl().optional(),
         secret: text().optional(),
-        timeoutMs: count().optional(),
-        maxAttempts: count().optional(),
+        secretFile: filePath().optional(),
+        ...deliveryKeys(),
+      }),
+      slack: section({
+        // The whole URL is the credential: errors never show it (describeFound).
+        url: httpUrl().optional(),
+        urlFile: filePath().optional(),
+        ...deliveryKeys(),
+        coolOffMinutes: positive().optional(),
+        digest: section({ enabled: flag().optional(), hour: utcHour().optional() }),
       }),
       webhookUrl: httpUrl().optional(),
       webhookSecret: text().optional(),
@@ -294,7 +310,8 @@ export function isPort(value: number): boolean {
   return Number.isInteger(value) && value >= 0 && value <= 65535;
 }
 
-function isHttpUrl(value: string): boolean {
+/** isHttpUrl says whether a value is an http:// or https:// URL with a host. */
+export function isHttpUrl(value: string): boolean {
   try {
     const url = new URL(value);
     return (url.protocol === "http:" || url.protocol === "https:") && url.host !== "";

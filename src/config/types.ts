@@ -47,7 +47,7 @@ export type NotificationType =
   | "session";
 
 /** NotificationChannel is where a notification is delivered. */
-export type NotificationChannel = "webhook" | "log";
+export type NotificationChannel = "webhook" | "log" | "slack";
 
 /** NotificationRule routes one kind of event to channels. */
 export interface NotificationRule {
@@ -58,13 +58,36 @@ export interface NotificationRule {
   readonly enabled: boolean;
 }
 
-/** WebhookConfig is the single outbound webhook endpoint. */
-export interface WebhookConfig {
-  readonly url: string;
-  /** Shared secret used to sign deliveries; absent means unsigned. */
-  readonly secret?: string;
+/** DeliverySettings: how an outbound endpoint is retried. */
+export interface DeliverySettings {
+  /** Per attempt. */
   readonly timeoutMs: number;
+  /** Attempts in a row (with backoff) before the pause. */
   readonly maxAttempts: number;
+  /** The pause after maxAttempts failed attempts, before the same event is tried again. */
+  readonly retryPauseSeconds: number;
+}
+
+/** WebhookConfig is the single outbound webhook endpoint. */
+export interface WebhookConfig extends DeliverySettings {
+  readonly url: string;
+  /** Shared secret used to sign deliveries (from secret, secretFile or AUTHPOOL_WEBHOOK_SECRET); absent means unsigned. */
+  readonly secret?: string;
+}
+
+/** SlackConfig is the Slack incoming webhook that gets alerts a person can act on, and the daily digest. */
+export interface SlackConfig extends DeliverySettings {
+  /**
+   * The incoming-webhook URL (a credential: never logged or shown), from
+   * url, urlFile or AUTHPOOL_SLACK_URL. Absent only between reading the
+   * file and applying the environment: applyEnv refuses a config still
+   * without one.
+   */
+  readonly url?: string;
+  /** Repeats of an alert without a reset time are held back this long. */
+  readonly coolOffMinutes: number;
+  /** One summary a day at `hour`:00 UTC. */
+  readonly digest: { readonly enabled: boolean; readonly hour: number };
 }
 
 /** HealthWeights are the relative weights of the health score's parts. */
@@ -124,6 +147,7 @@ export interface PoolConfig {
   readonly notifications: {
     readonly rules: readonly NotificationRule[];
     readonly webhook?: WebhookConfig;
+    readonly slack?: SlackConfig;
   };
   readonly events: { readonly retentionDays: number };
   /** Limits per client, by name; a client not listed has none. */

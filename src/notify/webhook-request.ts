@@ -34,8 +34,15 @@ export interface WebhookTarget {
   redact(text: string): string;
 }
 
-/** webhookTarget prepares a configured webhook for posting. */
-export function webhookTarget(config: WebhookConfig): WebhookTarget {
+/** TargetConfig is what posting needs of a configured endpoint. */
+export type TargetConfig = Pick<WebhookConfig, "url" | "secret" | "timeoutMs">;
+
+/**
+ * webhookTarget prepares a configured endpoint for posting. With
+ * `secretPath` the URL's path is a credential too (a Slack incoming
+ * webhook's is): logs and status then show only the origin.
+ */
+export function webhookTarget(config: TargetConfig, options: { secretPath?: boolean } = {}): WebhookTarget {
   const parsed = new URL(config.url);
   const rawUser = parsed.username;
   const rawPassword = parsed.password;
@@ -48,12 +55,15 @@ export function webhookTarget(config: WebhookConfig): WebhookTarget {
   parsed.username = "";
   parsed.password = "";
   const url = parsed.toString();
-  const display = `${parsed.origin}${parsed.pathname}`;
+  const display = options.secretPath === true ? `${parsed.origin}/…` : `${parsed.origin}${parsed.pathname}`;
   // A URL may carry a token in its query; credentials and the secret may turn
   // up in an error text or a receiver's echo. Longest first, so a value that
   // contains another is removed whole.
   const urls = [config.url, url].sort((a, b) => b.length - a.length);
-  const hidden = [parsed.search, parsed.hash, config.secret, username, rawUser, password, rawPassword]
+  // A secret path's long segments are hidden one by one too: an error may quote just the token part.
+  const pathParts =
+    options.secretPath === true ? [parsed.pathname, ...parsed.pathname.split("/")].filter((p) => p.length >= 8) : [];
+  const hidden = [parsed.search, parsed.hash, config.secret, ...pathParts, username, rawUser, password, rawPassword]
     .filter((s): s is string => s !== undefined && s.length > 0)
     .sort((a, b) => b.length - a.length);
   const redact = (text: string): string => {

@@ -8,14 +8,10 @@ import {
   loginStatus,
   readLoginFacts,
 } from "../credentials/index.js";
-import { type Clock, MINUTE_MS, nextCooldownEnd } from "../domain/index.js";
-import { startLogNotifier } from "../notify/log-notifier.js";
-import { WebhookDispatcher } from "../notify/webhook-dispatcher.js";
-import type { EventFeed } from "../runtime/event-feed.js";
-import type { Logger } from "../runtime/logger.js";
-import type { PoolHandle } from "../runtime/pool-handle.js";
+import { MINUTE_MS, nextCooldownEnd } from "../domain/index.js";
+import { Notifications, type NotificationsOptions } from "../notify/index.js";
 import { Scheduler } from "../runtime/scheduler.js";
-import { type KvStore, UsageArchive } from "../store/index.js";
+import { UsageArchive } from "../store/index.js";
 import { TranscriptReconciler } from "../transcripts/index.js";
 import { UsagePoller } from "../upstream/index.js";
 import type { NotificationSnapshot } from "./notification-status.js";
@@ -24,22 +20,16 @@ import { archiveUsage } from "./usage-archiving.js";
 /**
  * BackgroundJobs is the work only the writer of a store does: the sweep,
  * rebalancing, upstream polling, transcript reading, managed credential
- * refresh, the login check of unmanaged subscriptions, webhook delivery
- * (with its cursor) and log notifications. It runs on the instance holding
- * the lease and moves with it: started at a takeover, stopped at a
- * step-down, so nothing runs on two instances and nothing stops after a
- * failover.
+ * refresh, the login check of unmanaged subscriptions, and notifications
+ * (webhook and Slack delivery with their cursors, the Slack digest, log
+ * lines). It runs on the instance holding the lease and moves with it:
+ * started at a takeover, stopped at a step-down, so nothing runs on two
+ * instances and nothing stops after a failover.
  */
-export interface BackgroundJobsOptions {
-  pool: PoolHandle;
-  feed: EventFeed;
-  store: KvStore;
-  clock: Clock;
-  logger: Logger;
-  /** The config in force (a reload replaces it). */
-  config: () => PoolConfig;
+export interface BackgroundJobsOptions extends Omit<NotificationsOptions, "backoff"> {
   /** Real-time poll of the scheduler in ms; 0: tests call runDue(). */
   schedulerPollMs: number;
+  /** Backoff between webhook and Slack delivery attempts in ms (default 500 .. 60000); tests shorten it. */
   webhookBackoff?: { baseMs: number; maxMs: number };
   /**
    * Hears every change of a managed login's status (and every refresh the
@@ -60,8 +50,7 @@ export class BackgroundJobs {
   private reconciler: TranscriptReconciler | undefined;
   private credentials: CredentialManager | undefined;
   private scheduler: Scheduler | undefined;
-  private dispatcher: WebhookDispatcher | undefined;
-  private stopLogNotifier: (() => void) | undefined;
+  private readonly notifications: Notifications;
   private running = false;
   /** False until the login check ran since start or the last reload: the check is due at once then. */
   private loginsChecked = false;
@@ -70,6 +59,16 @@ export class BackgroundJobs {
 
   constructor(options: BackgroundJobsOptions) {
     this.options = options;
+    const { pool, feed, store, clock, logger, config, webhookBackoff } = options;
+    this.notifications = new Notifications({
+      pool,
+      feed,
+      store,
+      clock,
+      logger,
+      config,
+      ...(webhookBackoff !== undefined ? { backoff: webhookBackoff } : {}),
+    });
   }
 
   /** start begins the work (idempotent). */
@@ -78,21 +77,8 @@ export class BackgroundJobs {
     this.running = true;
     this.loginsChecked = false;
     this.archivedOnce = false;
-    const { pool, feed, store, clock, logger } = this.options;
-    const config = this.options.config();
-    this.configure(config);
-    this.stopLogNotifier = startLogNotifier(pool, config.notifications.rules, logger);
-    const webhook = config.notifications.webhook;
-    if (webhook !== undefined && config.notifications.rules.some((r) => r.enabled && r.channels.includes("webhook"))) {
-      this.dispatcher = await WebhookDispatcher.start({
-        feed,
-        store,
-        webhook,
-        rules: config.notifications.rules,
-        logger,
-        ...(this.options.webhookBackoff !== undefined ? { backoff: this.options.webhookBackoff } : {}),
-      });
-    }
+    const { clock, logger } = this.options;
+    await this.configure(this.options.config());
     this.scheduler = new Scheduler(clock, this.jobs(), (job, error) =>
       logger.error("job failed", { job, error: String(error) }),
     );
@@ -105,18 +91,18 @@ export class BackgroundJobs {
     this.running = false;
     this.scheduler?.stop();
     this.scheduler = undefined;
-    this.stopLogNotifier?.();
-    this.stopLogNotifier = undefined;
-    await this.dispatcher?.close();
-    this.dispatcher = undefined;
+    await this.notifications.stop();
     this.poller = undefined;
     this.reconciler = undefined;
     // A check in flight finishes under Claude Code's refresh lock; the next leader waits for that lock.
     this.credentials = undefined;
   }
 
-  /** configure rebuilds the pollers from a (reloaded) config. */
-  configure(config: PoolConfig): void {
+  /**
+   * configure rebuilds the pollers from a (reloaded) config and restarts the
+   * notification channels whose settings changed (see Notifications.apply).
+   */
+  async configure(config: PoolConfig): Promise<void> {
     if (!this.running) return;
     this.poller = this.createPoller(config);
     this.reconciler = this.createReconciler(config);
@@ -125,6 +111,7 @@ export class BackgroundJobs {
     else this.credentials.configure(credentialSettings(config));
     // A subscription added (or made unmanaged) by a reload is looked at now, not a sweep later.
     this.loginsChecked = false;
+    await this.notifications.apply(config);
   }
 
   /** runDue runs the jobs the clock says are due (tests). */
@@ -146,11 +133,11 @@ export class BackgroundJobs {
   }
 
   notificationStatus(): NotificationSnapshot | undefined {
-    return this.dispatcher?.status();
+    return this.notifications.status();
   }
 
   get webhookFailures(): number {
-    return this.dispatcher?.failedAttempts ?? 0;
+    return this.notifications.webhookFailures;
   }
 
   private jobs() {
@@ -213,6 +200,7 @@ export class BackgroundJobs {
             await pool.submit({ kind: "rebalance", dryRun: false, trigger: "periodic" });
         },
       },
+      this.notifications.digestJob(),
     ];
   }
 

@@ -3,8 +3,9 @@ import type { ReloadSummary } from "./auth-pool-service.js";
 
 /**
  * What a reload changes, and what it cannot change while running. The
- * listener, the store, the journal's cadence and notification delivery are
- * set up once at start; everything the pool decides with applies at once.
+ * listener, the store and the journal's cadence are set up once at start;
+ * everything the pool decides with applies at once, and notification
+ * channels whose settings changed are restarted (keeping their cursors).
  */
 
 /** Settings read once at start: a change shows in the summary with this note. */
@@ -15,7 +16,6 @@ const RESTART_PATHS = new Set([
   "store",
   "snapshot",
   "events",
-  "notifications.webhook",
   "sessions.sweepIntervalSeconds",
   "rebalancing.intervalSeconds",
   "transcripts.intervalSeconds",
@@ -37,7 +37,7 @@ export function diffConfig(old: PoolConfig, next: PoolConfig): ReloadSummary {
     if (same(a, b)) continue;
     if (isPlainObject(a) && isPlainObject(b) && !RESTART_PATHS.has(key)) {
       for (const sub of new Set([...Object.keys(a), ...Object.keys(b)])) {
-        if (!same(a[sub], b[sub])) settings.push(annotate(`${key}.${sub}`));
+        if (!same(a[sub], b[sub])) settings.push(describe(`${key}.${sub}`, a[sub], b[sub]));
       }
     } else {
       settings.push(annotate(key));
@@ -55,6 +55,23 @@ export function diffConfig(old: PoolConfig, next: PoolConfig): ReloadSummary {
 
 function annotate(path: string): string {
   return RESTART_PATHS.has(path) ? `${path}${AT_RESTART}` : path;
+}
+
+/** ENDPOINTS are the notification endpoints a reload restarts: the summary says how each changed. */
+const ENDPOINTS = new Set(["notifications.webhook", "notifications.slack"]);
+
+/**
+ * describe names a changed setting; an endpoint also says whether it was
+ * added, removed, or which of its keys changed, never to what (a URL or a
+ * secret is a credential).
+ */
+function describe(path: string, a: unknown, b: unknown): string {
+  if (!ENDPOINTS.has(path)) return annotate(path);
+  if (a === undefined) return `${path} (added)`;
+  if (b === undefined) return `${path} (removed)`;
+  if (!isPlainObject(a) || !isPlainObject(b)) return path;
+  const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => !same(a[k], b[k]));
+  return `${path} (${keys.join(", ")} changed)`;
 }
 
 function same(a: unknown, b: unknown): boolean {

@@ -234,7 +234,7 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
       apply: async (next) => {
         if (host.role === "leader") await host.submit({ kind: "reconfigure", settings: next });
         else host.adoptSettings(next);
-        backgroundJobs.configure(next);
+        await backgroundJobs.configure(next);
         warnings = checkConfigDirs(next);
         warningsAt = clock.now();
       },

@@ -13,6 +13,7 @@ import {
   type PoolConfig,
 } from "../../src/config/index.js";
 import { loginStatus, readLoginFacts } from "../../src/credentials/index.js";
+import { parseError } from "../support/config-error.js";
 
 const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
 const homeDir = "/home/pooluser";
@@ -43,16 +44,6 @@ async function loadError(file: string): Promise<ConfigError> {
     throw error;
   }
   return expect.fail(`expected ${file} to be rejected, but it loaded`);
-}
-
-function parseError(run: () => unknown): ConfigError {
-  try {
-    run();
-  } catch (error) {
-    if (error instanceof ConfigError) return error;
-    throw error;
-  }
-  return expect.fail("expected a ConfigError, but nothing was thrown");
 }
 
 type Raw = Record<string, unknown> & { subscriptions: Record<string, unknown>[] };
@@ -346,6 +337,7 @@ describe("formats and defaults", () => {
       secret: "s",
       timeoutMs: 5000,
       maxAttempts: 3,
+      retryPauseSeconds: 60,
     });
   });
 

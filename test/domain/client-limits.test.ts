@@ -227,7 +227,9 @@ describe("the usage ledger", () => {
       ["opus", 1],
     ]);
     expect(keys("subscription").reduce((s, [, c]) => s + (c as number), 0)).toBe(12);
-    expect(allocate(p, "b2", "bot", T0 + 2 * MINUTE).result).toMatchObject({ clientLimit: { kind: "weekly_usd" } });
+    const refused = allocate(p, "b2", "bot", T0 + 2 * MINUTE);
+    expect(refused.result).toMatchObject({ clientLimit: { kind: "weekly_usd" } });
+    events.push(...refused.events);
 
     // The journal alone rebuilds the same books.
     const replayed = createPoolState(["a", "b"]);

@@ -1,6 +1,4 @@
 import { mkdtemp, rm } from "node:fs/promises";
-import http from "node:http";
-import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -10,87 +8,11 @@ import { postWebhook, webhookTarget } from "../../src/notify/webhook-request.js"
 import { createAuthPoolClient } from "../../src/client/index.js";
 import { parseConfig } from "../../src/config/index.js";
 import { startAuthPoolServer } from "../../src/server/start-server.js";
+import { Receiver } from "../support/http-receiver.js";
 import { ManualClock } from "../support/manual-clock.js";
-import { type TestPool, startTestPool, testConfigRaw } from "../support/test-server.js";
+import { type TestPool, collectingLogger, startTestPool, testConfigRaw } from "../support/test-server.js";
 
 const SECRET = "s3cret";
-
-/** Received is one request as the receiver saw it, with the status it answered. */
-interface Received {
-  id: string;
-  signature: string | undefined;
-  timestamp: string | undefined;
-  userAgent: string | undefined;
-  body: string;
-  status: number;
-}
-
-type Answer = number | "hang" | { status: number; body?: string; headers?: Record<string, string> };
-
-/** Receiver is a real HTTP endpoint whose answers a test scripts, with event-driven waits. */
-class Receiver {
-  readonly requests: Received[] = [];
-  /** hanging counts requests currently held open without an answer. */
-  hanging = 0;
-  answer: (n: number, body: string) => Answer = () => 200;
-  private waiters: (() => void)[] = [];
-  private readonly server: http.Server;
-
-  constructor() {
-    this.server = http.createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on("data", (c: Buffer) => chunks.push(c));
-      req.on("end", () => {
-        const body = Buffer.concat(chunks).toString("utf8");
-        const answer = this.answer(this.requests.length, body);
-        if (answer === "hang") {
-          this.hanging++;
-          req.socket.once("close", () => this.hanging--);
-          this.notify();
-          return;
-        }
-        const a = typeof answer === "number" ? { status: answer } : answer;
-        this.requests.push({
-          id: String(req.headers["x-authpool-event-id"]),
-          signature: req.headers["x-authpool-signature"] as string | undefined,
-          timestamp: req.headers["x-authpool-timestamp"] as string | undefined,
-          userAgent: req.headers["user-agent"],
-          body,
-          status: a.status,
-        });
-        res.writeHead(a.status, { "content-type": "text/plain", ...a.headers });
-        res.end(a.body ?? "");
-        this.notify();
-      });
-    });
-  }
-
-  async listen(): Promise<string> {
-    await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/hook`;
-  }
-
-  /** delivered is the bodies answered with a 2xx, parsed. */
-  delivered(): { type: string; sequence: string; event: Record<string, unknown> }[] {
-    return this.requests.filter((r) => r.status < 300).map((r) => JSON.parse(r.body));
-  }
-
-  /** until waits (no polling) for a condition on what was received. */
-  async until(cond: () => boolean): Promise<void> {
-    while (!cond()) await new Promise<void>((resolve) => this.waiters.push(resolve));
-  }
-
-  async close(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-
-  private notify(): void {
-    const w = this.waiters;
-    this.waiters = [];
-    for (const f of w) f();
-  }
-}
 
 let pool: TestPool | undefined;
 let receiver: Receiver | undefined;
@@ -113,7 +35,7 @@ async function startWithReceiver(
           { type: "session", channels: ["webhook"] },
           { type: "failover", channels: ["webhook"] },
         ],
-        webhook: { url, secret: SECRET, timeoutMs: 1000, maxAttempts: 5, ...webhook },
+        webhook: { url, secret: SECRET, timeoutMs: 1000, maxAttempts: 5, retryPauseSeconds: 0.05, ...webhook },
       },
     },
     webhookBackoff: { baseMs: 5, maxMs: 50 },
@@ -174,7 +96,7 @@ describe("postWebhook", () => {
     const url = await receiver.listen();
     let echoed = "";
     receiver.answer = () => ({ status: 400, body: echoed });
-    const target = webhookTarget({ url: `${url}?token=tok123`, secret: SECRET, timeoutMs: 1000, maxAttempts: 1 });
+    const target = webhookTarget({ url: `${url}?token=tok123`, secret: SECRET, timeoutMs: 1000 });
     echoed = `bad signature, secret ${SECRET}`;
     const closing = new AbortController().signal;
     const out = await postWebhook(target, { id: "1", body: "{}" }, closing, 1_800_000_000_000);
@@ -198,7 +120,7 @@ describe("postWebhook", () => {
   it("honours Retry-After on 429 and refuses redirects", async () => {
     receiver = new Receiver();
     const url = await receiver.listen();
-    const target = webhookTarget({ url, timeoutMs: 1000, maxAttempts: 1 });
+    const target = webhookTarget({ url, timeoutMs: 1000 });
     const closing = new AbortController().signal;
     receiver.answer = () => ({ status: 429, headers: { "retry-after": "2" } });
     expect(await postWebhook(target, { id: "1", body: "{}" }, closing)).toMatchObject({
@@ -304,6 +226,34 @@ describe("webhook delivery", () => {
     expect(Date.now() - started).toBeLessThan(10_000);
   }, 30_000);
 
+  it("pauses retryPauseSeconds after maxAttempts failures in a row, then tries the same event again", async () => {
+    receiver = new Receiver();
+    const url = await receiver.listen();
+    const r = receiver;
+    r.answer = (n) => (n < 3 ? 503 : 200);
+    const lines: string[] = [];
+    pool = await startTestPool({
+      config: {
+        notifications: {
+          rules: [{ type: "session", channels: ["webhook"] }],
+          webhook: { url, maxAttempts: 2, retryPauseSeconds: 0.2 },
+        },
+      },
+      webhookBackoff: { baseMs: 1, maxMs: 5 },
+      logLines: lines,
+    });
+    await pool.grpc.allocate({ sessionId: "a" });
+    await r.until(() => r.delivered().length >= 1);
+    expect(r.requests.map((q) => q.status)).toEqual([503, 503, 503, 200]);
+    expect(new Set(r.requests.map((q) => q.id)).size).toBe(1);
+    const pauses = lines
+      .map((l) => JSON.parse(l) as { message: string; retryInMs?: number })
+      .filter((l) => l.message === "webhook delivery failing, will retry");
+    expect(pauses.map((l) => l.retryInMs)).toEqual([200]);
+    // The pause is real time (a timer, not the pool's clock): the third attempt came at least that much later.
+    expect(r.requests[2]!.at - r.requests[1]!.at).toBeGreaterThanOrEqual(190);
+  });
+
   it("starts a new webhook at the head instead of sending history", async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), "authpool-webhook-"));
     try {
@@ -335,8 +285,6 @@ describe("webhook delivery", () => {
     const url = await receiver.listen();
     const r = receiver;
     const lines: string[] = [];
-    const log = (level: string) => (message: string, fields?: Record<string, unknown>) =>
-      lines.push(JSON.stringify({ level, message, ...fields }));
     // Refuse the first event (echoing the secret and signature back), fail the rest.
     r.answer = (n, body) => ({ status: n === 0 ? 401 : 503, body: `secret ${SECRET} sig ${body}` });
     const config = parseConfig(
@@ -344,7 +292,13 @@ describe("webhook delivery", () => {
         ...testConfigRaw(dir),
         notifications: {
           rules: [{ type: "session", channels: ["webhook"] }],
-          webhook: { url: `${url}?token=tok123`, secret: SECRET, timeoutMs: 1000, maxAttempts: 2 },
+          webhook: {
+            url: `${url}?token=tok123`,
+            secret: SECRET,
+            timeoutMs: 1000,
+            maxAttempts: 2,
+            retryPauseSeconds: 0.005,
+          },
         },
       },
       path.join(dir, "config.json"),
@@ -353,7 +307,7 @@ describe("webhook delivery", () => {
       config,
       clock: new ManualClock("2026-11-23T10:00:00Z"),
       schedulerPollMs: 0,
-      logger: { debug: log("debug"), info: log("info"), warn: log("warn"), error: log("error") },
+      logger: collectingLogger(lines),
       webhookBackoff: { baseMs: 1, maxMs: 5 },
     });
     try {

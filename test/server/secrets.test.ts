@@ -24,14 +24,14 @@ import { fixture } from "../support/test-server.js";
 /**
  * A full scenario with known secrets, searched for in every output. The
  * secrets: bearer tokens of each role, the webhook secret and the
- * credentials in the webhook URL, an OAuth access and refresh token in a
+ * credentials in the webhook URL, the Slack incoming-webhook URL, an OAuth access and refresh token in a
  * config dir's .credentials.json (polled against a local stand-in for the
  * usage endpoint, which echoes the token back in its errors), and an
  * ANTHROPIC_API_KEY-like value (in the environment, and in the text of a
  * Claude answer that is reported). The outputs: every log line, status,
  * every streamed event, every error of a refused call, /metrics, the
- * reload summary, every webhook delivery (body and headers), config
- * errors. Also: the pool writes nothing inside a config dir.
+ * reload summary, every webhook and Slack delivery (body and headers),
+ * config errors. Also: the pool writes nothing inside a config dir.
  */
 
 const SECRETS = {
@@ -41,6 +41,7 @@ const SECRETS = {
   webhookSecret: "whs-5Rt9pQa2LzX7vKm3Nc8d",
   webhookPassword: "hpw-1Bd4gHs8QwE6rTy0Uj2k",
   webhookQuery: "hqk-9Pl3oIk7JuY5hTg1Rf6e",
+  slackToken: "slk-3Vb8nM1qW6eR4tY9uI2o",
   oauthAccess: "sk-ant-oat01-ACC-4Fg7Hj2Kl9Zx5Cv8Bn1M",
   oauthRefresh: "sk-ant-ort01-REF-6Tr3Ew9Qa2Sd5Fg8Hj4K",
   expiredAccess: "sk-ant-oat01-OLD-2Mn5Bv8Cx1Zl4Kj7Hg0F",
@@ -64,8 +65,8 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** Receiver records every webhook delivery, headers and body. */
-async function startReceiver(): Promise<{
+/** Receiver records every delivery, headers and body; `urlOf` makes the URL to post to from the receiver's origin. */
+async function startReceiver(urlOf: (origin: string) => string): Promise<{
   url: string;
   deliveries: { headers: string; body: string }[];
   close: () => Promise<void>;
@@ -75,8 +76,8 @@ async function startReceiver(): Promise<{
     let body = "";
     req.on("data", (c: Buffer) => (body += c.toString()));
     req.on("end", () => {
-      // The receiver's own credentials (basic auth, the URL's query) are meant
-      // for it; everything else it is sent must hold no secret.
+      // The receiver's own credentials (basic auth, the URL's path and query)
+      // are meant for it; everything else it is sent must hold no secret.
       const { authorization: _own, ...headers } = req.headers;
       deliveries.push({ headers: JSON.stringify(headers), body });
       res.writeHead(200).end();
@@ -85,7 +86,7 @@ async function startReceiver(): Promise<{
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as AddressInfo).port;
   return {
-    url: `http://hookuser:${SECRETS.webhookPassword}@127.0.0.1:${port}/hook?key=${SECRETS.webhookQuery}`,
+    url: urlOf(`127.0.0.1:${port}`),
     deliveries,
     close: () => {
       server.closeAllConnections();
@@ -157,7 +158,10 @@ describe("secrets", () => {
   it("appear in no output of a full scenario", async () => {
     const previousKey = process.env.ANTHROPIC_API_KEY;
     process.env.ANTHROPIC_API_KEY = SECRETS.apiKey;
-    const receiver = await startReceiver();
+    const receiver = await startReceiver(
+      (origin) => `http://hookuser:${SECRETS.webhookPassword}@${origin}/hook?key=${SECRETS.webhookQuery}`,
+    );
+    const slack = await startReceiver((origin) => `http://${origin}/services/T0POOL/B0ALERT/${SECRETS.slackToken}`);
     const usage = await startUsageEndpoint();
     const lines: string[] = [];
     const logger = createJsonLogger({ destination: { write: (l: string) => lines.push(l) }, level: "debug" });
@@ -209,10 +213,11 @@ describe("secrets", () => {
           rules: ["session", "failover", "rotation", "limit_reached", "status_changed", "rebalance_completed"].map(
             (type) => ({
               type,
-              channels: ["webhook", "log"],
+              channels: ["webhook", "log", "slack"],
             }),
           ),
           webhook: { url: receiver.url, secret: SECRETS.webhookSecret, timeoutMs: 2000, maxAttempts: 2 },
+          slack: { url: slack.url, timeoutMs: 2000, maxAttempts: 2, digest: { enabled: true, hour: 11 } },
         },
         server: { host: "127.0.0.1", port: 0, authTokensFile: tokenFile },
         store: { uri: `sqlite://${path.join(dir, "pool.sqlite")}` },
@@ -332,13 +337,20 @@ describe("secrets", () => {
         const health = createClient(Health, createGrpcTransport({ baseUrl: server.url }));
         record("health", JSON.stringify(await health.check({})));
 
-        // Webhook deliveries, once the dispatcher has caught up.
+        // The Slack digest, at its hour.
+        clock.set("2026-11-23T11:00:00Z");
+        await server.runJobs();
+
+        // Webhook and Slack deliveries, once the dispatchers have caught up.
         const deadline = Date.now() + 10_000;
         while ((await reader.getPoolStatus({})).notifications?.pending !== 0 && Date.now() < deadline) {
           await new Promise((r) => setTimeout(r, 20));
         }
         expect(receiver.deliveries.length).toBeGreaterThan(5);
         for (const [i, d] of receiver.deliveries.entries()) record(`webhook ${i}`, `${d.headers}\n${d.body}`);
+        expect(slack.deliveries.some((d) => d.body.includes("daily digest"))).toBe(true);
+        expect(slack.deliveries.length).toBeGreaterThan(3);
+        for (const [i, d] of slack.deliveries.entries()) record(`slack ${i}`, `${d.headers}\n${d.body}`);
       } finally {
         await server.close();
       }
@@ -382,6 +394,19 @@ describe("secrets", () => {
       } catch (e) {
         record("config: inline errors", String(e));
       }
+      try {
+        parseConfig(
+          { ...raw, notifications: { slack: { url: `hooks.slack.com/services/${SECRETS.slackToken}` } } },
+          configFile,
+        );
+      } catch (e) {
+        record("config: a Slack URL that is no URL", String(e));
+      }
+      try {
+        applyEnv(parseConfig({ ...raw, server: { port: 0 } }, configFile), { AUTHPOOL_SLACK_URL: SECRETS.slackToken });
+      } catch (e) {
+        record("env AUTHPOOL_SLACK_URL", String(e));
+      }
 
       for (const l of lines) record("log", l);
       expect(lines.length).toBeGreaterThan(20);
@@ -395,6 +420,7 @@ describe("secrets", () => {
       if (previousKey === undefined) delete process.env.ANTHROPIC_API_KEY;
       else process.env.ANTHROPIC_API_KEY = previousKey;
       await receiver.close();
+      await slack.close();
       await usage.close();
     }
 
@@ -409,6 +435,9 @@ describe("secrets", () => {
       "status",
       "event",
       "webhook",
+      "slack",
+      "config: a Slack URL that is no URL",
+      "env AUTHPOOL_SLACK_URL",
       "metrics (reader)",
       "wrong token",
       "reader allocates",

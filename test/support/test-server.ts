@@ -3,6 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { type AuthPoolClient, createAuthPoolClient } from "../../src/client/index.js";
 import { type PoolConfig, loadConfigFile, parseConfig } from "../../src/config/index.js";
+import type { Logger } from "../../src/runtime/logger.js";
 import { type AuthPoolServer, startAuthPoolServer } from "../../src/server/start-server.js";
 import { writeFakeLogins } from "./fake-login.js";
 import { ManualClock } from "./manual-clock.js";
@@ -41,6 +42,8 @@ export interface TestPoolOptions {
    * those without a usable login).
    */
   loggedIn?: boolean;
+  /** Collect the server's log lines (JSON: message and fields) here; default: no log. */
+  logLines?: string[];
 }
 
 /** testConfig: three subscriptions × 15 sessions, the reference pool. */
@@ -85,6 +88,7 @@ export async function startTestPool(options: TestPoolOptions = {}): Promise<Test
     config,
     clock,
     schedulerPollMs: 0,
+    ...(options.logLines !== undefined ? { logger: collectingLogger(options.logLines) } : {}),
     ...(options.configFile === true
       ? { loadConfig: () => loadConfigFile(configPath), watchConfig: options.watchConfig ?? false }
       : {}),
@@ -112,6 +116,13 @@ export async function startTestPool(options: TestPoolOptions = {}): Promise<Test
     },
   };
   return pool;
+}
+
+/** collectingLogger writes each line as JSON ({level, message, ...fields}) into lines. */
+export function collectingLogger(lines: string[]): Logger {
+  const log = (level: string) => (message: string, fields?: Record<string, unknown>) =>
+    lines.push(JSON.stringify({ level, message, ...fields }));
+  return { debug: log("debug"), info: log("info"), warn: log("warn"), error: log("error") };
 }
 
 /** fixture reads a file from test/fixtures. */

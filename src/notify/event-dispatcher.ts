@@ -1,56 +1,86 @@
-import type { NotificationRule, WebhookConfig } from "../config/index.js";
-import { type Backoff, type PoolEvent, backoffDelay } from "../domain/index.js";
+import type { Backoff, PoolEvent } from "../domain/index.js";
 import type { EventFeed } from "../runtime/event-feed.js";
 import type { Logger } from "../runtime/logger.js";
-import { toPublicEvent } from "../server/event-to-proto.js";
 import type { NotificationSnapshot } from "../server/notification-status.js";
 import type { KvStore } from "../store/index.js";
+import { deliveryRound } from "./delivery-round.js";
 import { linkedAbort, sleep } from "./retry.js";
-import { routed } from "./rules.js";
-import { type WebhookTarget, postWebhook, webhookBody, webhookTarget } from "./webhook-request.js";
+import type { WebhookDelivery, WebhookTarget } from "./webhook-request.js";
 
-/** WebhookDispatcherOptions: what the dispatcher needs. */
-export interface WebhookDispatcherOptions {
-  feed: EventFeed;
-  store: KvStore;
-  webhook: WebhookConfig;
-  rules: readonly NotificationRule[];
-  logger: Logger;
-  /** Retry backoff bounds in ms (default 500 .. 60000). */
-  backoff?: { baseMs: number; maxMs: number };
+/**
+ * DeliveryChannel is one outbound endpoint an EventDispatcher serves (the
+ * webhook, Slack): where to post and what to post for each event.
+ */
+export interface DeliveryChannel {
+  /** Names the channel in logs and errors: "webhook", "slack". */
+  readonly name: string;
+  /** Store key of the last event sequence the channel is done with. */
+  readonly cursorKey: string;
+  readonly target: WebhookTarget;
+  /** render is what to post for an event; undefined when nothing is (no rule routes it, or it is held back). */
+  render(e: PoolEvent): WebhookDelivery | undefined;
+  /** State kept beside the cursor, saved whenever the cursor is. */
+  readonly memory?: ChannelMemory;
 }
 
-/** WEBHOOK_CURSOR_KEY is the store key of the last event sequence the webhook is done with. */
-export const WEBHOOK_CURSOR_KEY = "notify:webhook:cursor";
+/**
+ * ChannelMemory is a channel's own state that must agree with the cursor
+ * (the Slack alert gate): it is told of every event the cursor moves past
+ * and saved just before the cursor, so after a restart it holds exactly
+ * the events before the cursor (or, after a crash between the two writes,
+ * a few more, which only holds back a repeat that was in fact sent).
+ */
+export interface ChannelMemory {
+  readonly key: string;
+  restore(saved: string | undefined): void;
+  /** passed: the cursor moved past e; `sent` when a request was answered for it. */
+  passed(e: PoolEvent, sent: boolean): void;
+  save(): string;
+}
+
+/** EventDispatcherOptions: what a dispatcher needs. */
+export interface EventDispatcherOptions {
+  feed: EventFeed;
+  store: KvStore;
+  channel: DeliveryChannel;
+  logger: Logger;
+  /** Attempts in a row before the pause. */
+  maxAttempts: number;
+  /** The pause after maxAttempts failed attempts, in ms. */
+  retryPauseMs: number;
+  /** Backoff between attempts in ms (default 500 .. 60000). */
+  backoff?: { baseMs: number; maxMs: number };
+}
 
 // Advancing over events no rule routes needs no write per event: losing such
 // progress in a crash only means scanning them again, never a lost delivery.
 const SKIP_PERSIST_EVERY_MS = 1_000;
 
-/** DEFAULT_WEBHOOK_BACKOFF: half a second doubling up to a minute. */
-const DEFAULT_WEBHOOK_BACKOFF: Backoff = Object.freeze({ baseMs: 500, maxMs: 60_000 });
+/** DEFAULT_DELIVERY_BACKOFF: half a second doubling up to a minute. */
+export const DEFAULT_DELIVERY_BACKOFF: Backoff = Object.freeze({ baseMs: 500, maxMs: 60_000 });
 
 /**
- * WebhookDispatcher delivers routed events to the configured webhook, one at
- * a time in sequence order, from one background loop. Its cursor (the last
- * sequence it is done with) lives in the store and only moves past an event
- * once that event was delivered or refused for good, so delivery is
- * at-least-once across restarts. It reads the event feed and never the
- * writer, so a slow or dead receiver cannot slow the pool.
+ * EventDispatcher delivers events to one channel, one at a time in sequence
+ * order, from one background loop. Its cursor (the last sequence it is done
+ * with) lives in the store and only moves past an event once that event was
+ * delivered or refused for good, so delivery is at-least-once across
+ * restarts. It reads the event feed and never the writer, so a slow or dead
+ * receiver cannot slow the pool.
  */
-export class WebhookDispatcher {
+export class EventDispatcher {
   private readonly feed: EventFeed;
   private readonly store: KvStore;
-  private readonly rules: readonly NotificationRule[];
+  private readonly channel: DeliveryChannel;
   private readonly logger: Logger;
   private readonly backoff: Backoff;
   private readonly maxAttempts: number;
-  private readonly target: WebhookTarget;
+  private readonly retryPauseMs: number;
   private readonly closing = new AbortController();
   /** Undefined until read from the store (a store failure at start is retried by the loop). */
   private cursor: number | undefined;
   private persisted: number | undefined;
   private persistedAt = 0;
+  private savedMemory: string | undefined;
   private lastError: string | undefined;
   /** Failed attempts since start, for metrics. */
   private failures = 0;
@@ -59,29 +89,29 @@ export class WebhookDispatcher {
   private loop: Promise<void> = Promise.resolve();
   private closed: Promise<void> | undefined;
 
-  private constructor(options: WebhookDispatcherOptions) {
+  private constructor(options: EventDispatcherOptions) {
     this.feed = options.feed;
     this.store = options.store;
-    this.rules = options.rules;
+    this.channel = options.channel;
     this.logger = options.logger;
-    this.backoff = options.backoff ?? DEFAULT_WEBHOOK_BACKOFF;
-    this.maxAttempts = Math.max(1, options.webhook.maxAttempts);
-    this.target = webhookTarget(options.webhook);
+    this.backoff = options.backoff ?? DEFAULT_DELIVERY_BACKOFF;
+    this.maxAttempts = Math.max(1, options.maxAttempts);
+    this.retryPauseMs = options.retryPauseMs;
   }
 
   /**
-   * start loads the cursor and starts delivering. A webhook with no cursor
+   * start loads the cursor and starts delivering. A channel with no cursor
    * yet starts at the current head: a new endpoint is not flooded with
    * history.
    */
-  static async start(options: WebhookDispatcherOptions): Promise<WebhookDispatcher> {
-    const d = new WebhookDispatcher(options);
+  static async start(options: EventDispatcherOptions): Promise<EventDispatcher> {
+    const d = new EventDispatcher(options);
     try {
       await d.loadCursor();
     } catch (error) {
-      d.fail("webhook cursor unavailable", `cannot read the webhook cursor: ${String(error)}`);
+      d.fail(`${d.name} cursor unavailable`, `cannot read the ${d.name} cursor: ${String(error)}`);
     }
-    d.logger.info("webhook dispatcher started", {
+    d.logger.info(`${d.name} dispatcher started`, {
       url: d.target.display,
       signed: d.target.secret !== undefined,
       ...(d.cursor !== undefined ? { cursor: d.cursor } : {}),
@@ -90,7 +120,7 @@ export class WebhookDispatcher {
     return d;
   }
 
-  /** status is the dispatcher's progress and last failure, for GetPoolStatus; it never holds the secret. */
+  /** status is the dispatcher's progress and last failure, for GetPoolStatus; it never holds a secret. */
   status(): NotificationSnapshot {
     const head = this.feed.headSeq;
     return {
@@ -116,6 +146,14 @@ export class WebhookDispatcher {
     return this.closed;
   }
 
+  private get name(): string {
+    return this.channel.name;
+  }
+
+  private get target(): WebhookTarget {
+    return this.channel.target;
+  }
+
   private async run(): Promise<void> {
     const signal = this.closing.signal;
     while (!signal.aborted) {
@@ -126,19 +164,24 @@ export class WebhookDispatcher {
       } catch (error) {
         if (signal.aborted) break;
         // Store or journal trouble: the pool reports it elsewhere; wait and try again.
-        this.fail("webhook dispatcher", `webhook dispatcher: ${String(error)}`);
+        this.fail(`${this.name} dispatcher`, `${this.name} dispatcher: ${String(error)}`);
         await sleep(this.backoff.maxMs, signal);
       }
     }
     try {
       await this.persistCursor(true);
     } catch (error) {
-      this.logger.warn("webhook cursor not saved", { error: this.target.redact(String(error)) });
+      this.logger.warn(`${this.name} cursor not saved`, { error: this.target.redact(String(error)) });
     }
   }
 
   private async loadCursor(): Promise<void> {
-    const stored = await this.store.get(WEBHOOK_CURSOR_KEY);
+    const memory = this.channel.memory;
+    if (memory !== undefined) {
+      this.savedMemory = await this.store.get(memory.key);
+      memory.restore(this.savedMemory);
+    }
+    const stored = await this.store.get(this.channel.cursorKey);
     const head = this.feed.headSeq;
     const value = stored === undefined ? undefined : Number(stored);
     if (value !== undefined && Number.isSafeInteger(value) && value >= 0 && value <= head) {
@@ -148,7 +191,7 @@ export class WebhookDispatcher {
     }
     if (stored !== undefined) {
       // Ahead of the journal (or garbage): the store was replaced under us.
-      this.logger.warn("webhook cursor reset to the head", { stored: stored.slice(0, 40), head });
+      this.logger.warn(`${this.name} cursor reset to the head`, { stored: stored.slice(0, 40), head });
     }
     this.cursor = head;
     await this.persistCursor(true);
@@ -160,10 +203,11 @@ export class WebhookDispatcher {
       const until = this.feed.headSeq;
       for await (const e of this.feed.history(this.cursor, until)) {
         if (e.seq > this.cursor + 1) this.reportGap(this.cursor + 1, e.seq - 1);
-        const delivered = await this.handle(e, signal);
+        const sent = await this.handle(e, signal);
         if (signal.aborted) return;
         this.cursor = e.seq;
-        await this.persistCursor(delivered);
+        this.channel.memory?.passed(e, sent);
+        await this.persistCursor(sent);
       }
       if (signal.aborted) return;
       // Whatever history no longer holds up to `until` was pruned; moving on is all there is.
@@ -193,63 +237,61 @@ export class WebhookDispatcher {
   }
 
   /**
-   * handle delivers one event if a rule routes it; true when a request was
-   * answered for it (so the cursor should be saved now). Transient failures
-   * are retried until delivery or close: an event is never skipped for them.
+   * handle delivers one event if the channel has something to post for it;
+   * true when a request was answered for it (so the cursor should be saved
+   * now). Transient failures are retried until delivery or close, a round
+   * of maxAttempts, then the pause: an event is never skipped for them.
    */
   private async handle(e: PoolEvent, signal: AbortSignal): Promise<boolean> {
-    if (!routed(this.rules, e, "webhook")) return false;
-    const pub = toPublicEvent(e);
-    if (pub === undefined) return false;
-    const delivery = { id: String(e.seq), body: webhookBody(pub) };
+    const delivery = this.channel.render(e);
+    if (delivery === undefined) return false;
+    const policy = { maxAttempts: this.maxAttempts, backoff: this.backoff };
     for (;;) {
-      for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
-        const outcome = await postWebhook(this.target, delivery, signal);
-        if (signal.aborted) return false;
-        if (outcome.kind === "delivered") {
+      const outcome = await deliveryRound(this.target, delivery, policy, signal, (error) => this.recordError(error));
+      switch (outcome.kind) {
+        case "aborted":
+          return false;
+        case "delivered":
           this.lastDeliveredAt = Date.now();
           return true;
-        }
-        if (outcome.kind === "refused") {
-          this.fail("webhook refused event", outcome.error, { sequence: e.seq, status: outcome.status });
+        case "refused":
+          this.fail(`${this.name} refused event`, outcome.error, { sequence: e.seq, status: outcome.status });
           return true;
-        }
-        this.recordError(outcome.error);
-        if (attempt < this.maxAttempts) {
-          // The receiver's Retry-After, else full jitter: many pools retrying a
-          // recovering receiver do not arrive in lockstep.
-          const wait =
-            outcome.retryAfterMs !== undefined
-              ? Math.min(outcome.retryAfterMs, this.backoff.maxMs)
-              : backoffDelay(attempt, this.backoff, "full");
-          await sleep(wait, signal);
-        }
+        case "failing":
+          this.logger.warn(`${this.name} delivery failing, will retry`, {
+            url: this.target.display,
+            sequence: e.seq,
+            attempts: this.maxAttempts,
+            retryInMs: this.retryPauseMs,
+            error: this.lastError,
+          });
+          await sleep(this.retryPauseMs, signal);
+          if (signal.aborted) return false;
       }
-      this.logger.warn("webhook delivery failing, will retry", {
-        url: this.target.display,
-        sequence: e.seq,
-        attempts: this.maxAttempts,
-        retryInMs: this.backoff.maxMs,
-        error: this.lastError,
-      });
-      await sleep(this.backoff.maxMs, signal);
-      if (signal.aborted) return false;
     }
   }
 
-  /** persistCursor saves the cursor: always when forced, else at most once a second. */
+  /** persistCursor saves the cursor (after the channel's memory): always when forced, else at most once a second. */
   private async persistCursor(force: boolean): Promise<void> {
     const cursor = this.cursor;
     if (cursor === undefined || cursor === this.persisted) return;
     if (!force && Date.now() - this.persistedAt < SKIP_PERSIST_EVERY_MS) return;
-    await this.store.set(WEBHOOK_CURSOR_KEY, String(cursor));
+    const memory = this.channel.memory;
+    if (memory !== undefined) {
+      const text = memory.save();
+      if (text !== this.savedMemory) {
+        await this.store.set(memory.key, text);
+        this.savedMemory = text;
+      }
+    }
+    await this.store.set(this.channel.cursorKey, String(cursor));
     this.persisted = cursor;
     this.persistedAt = Date.now();
   }
 
   private reportGap(from: number, to: number): void {
     this.fail(
-      "webhook events pruned before delivery",
+      `${this.name} events pruned before delivery`,
       `events ${from}..${to} were pruned before they could be delivered`,
     );
   }
