@@ -4,7 +4,8 @@ import net from "node:net";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
-import { Priority } from "../../src/client/index.js";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
+import { Priority, SessionState } from "../../src/client/index.js";
 import { type AuthPoolHandle, initializeAuthPool } from "../../src/headless/index.js";
 import { type TestPool, startTestPool } from "../support/test-server.js";
 
@@ -72,9 +73,14 @@ process.stdout.write(require("node:fs").readFileSync(${JSON.stringify(CAPTURE)},
     await client.reportUsage({ subscriptionId: grant.subscriptionId!, cost: 0.25, tokens: 1200, sessionId: "gw-1" });
     expect(await weeklyCost(pool, grant.subscriptionId!)).toBeCloseTo(0.254711, 6);
 
+    // Half an hour of heartbeats keeps the session active, and counts no run.
+    const before = (await pool.grpc.getPoolStatus({ includeSessions: true })).sessions[0]!;
+    pool.clock.advance(30 * 60_000);
     await client.sendHeartbeat({ clientId: "gw-1", subscriptionId: grant.subscriptionId!, status: "active" });
     const held = await pool.grpc.getPoolStatus({ includeSessions: true });
     expect(held.sessions.map((s) => s.sessionId)).toEqual(["gw-1"]);
+    expect(held.sessions[0]).toMatchObject({ state: SessionState.ACTIVE, requests: before.requests });
+    expect(timestampMs(held.sessions[0]!.lastActivityAt!)).toBe(pool.clock.now());
     // The heartbeat counted nothing.
     expect(await weeklyCost(pool, grant.subscriptionId!)).toBeCloseTo(0.254711, 6);
 
