@@ -17,6 +17,12 @@ export interface CliOptions {
   runInit?: (options: InitOptions) => Promise<number>;
   /** Default: serve of ./serve.js, imported when `serve` runs. */
   serve?: (configFile: string | undefined) => Promise<number>;
+  /**
+   * Check the command line and stop before any command runs: exit 0 when
+   * it parses, 2 when it does not (the documentation's examples are tested
+   * this way).
+   */
+  parseOnly?: boolean;
 }
 
 /**

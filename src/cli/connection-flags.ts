@@ -1,6 +1,8 @@
 import { readFileSync } from "node:fs";
 import { type Command, Option } from "commander";
 import { type AuthPoolClient, createAuthPoolClient } from "../client/index.js";
+import { namingFailures } from "./failed-calls.js";
+import type { PoolTarget } from "./tls-mismatch.js";
 import { UsageError } from "./usage-error.js";
 
 /** DEFAULT_SERVER is the pool `authpool` talks to without --server or AUTHPOOL_URL. */
@@ -15,9 +17,8 @@ export interface PoolFlags {
   json?: boolean;
 }
 
-/** PoolConnection is a client for the pool the flags named, and that pool's URL. */
-export interface PoolConnection {
-  url: string;
+/** PoolConnection is a client for the pool the flags named, and that pool's URL and --ca file. */
+export interface PoolConnection extends PoolTarget {
   client: AuthPoolClient;
 }
 
@@ -50,13 +51,11 @@ export function connectToPool(flags: PoolFlags, env: NodeJS.ProcessEnv): PoolCon
       );
     }
   }
-  return {
-    url,
-    client: createAuthPoolClient(url, {
-      ...(token !== undefined ? { token } : {}),
-      ...(ca !== undefined ? { ca } : {}),
-    }),
-  };
+  const client = createAuthPoolClient(url, {
+    ...(token !== undefined ? { token } : {}),
+    ...(ca !== undefined ? { ca } : {}),
+  });
+  return { url, ...(caFile !== undefined ? { caFile } : {}), client: namingFailures(client) };
 }
 
 /** normaliseUrl lets `--server 10.0.0.5:50051` mean http://10.0.0.5:50051, as grpcurl users would type it. */

@@ -1,5 +1,7 @@
+import { toJsonString } from "@bufbuild/protobuf";
 import {
   type Event,
+  EventSchema,
   RotationReason,
   type RebalanceMove,
   SessionEventKind,
@@ -7,6 +9,11 @@ import {
 import { DEFAULT_CLIENT } from "../domain/index.js";
 import { formatDuration, formatTime, millisOf, secondsOf } from "./format-time.js";
 import { stateName, windowName } from "./enum-names.js";
+
+/** eventText is one event as `events` prints it: a readable line, or with json its protobuf JSON. */
+export function eventText(event: Event, json: boolean): string {
+  return json ? toJsonString(EventSchema, event) : formatEvent(event);
+}
 
 /**
  * formatEvent renders one event as a line: time, sequence, type, then the

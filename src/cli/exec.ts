@@ -52,6 +52,14 @@ export interface ExecOptions {
 /** EXEC_NO_SUBSCRIPTION is the exit code when no subscription is available and no fallback env var is set (EX_TEMPFAIL). */
 export const EXEC_NO_SUBSCRIPTION = 75;
 
+/**
+ * Without a paid-API key a fallback is of no use, and the pool books every
+ * fallback it answers as a failover (an event, a Slack alert, the fallback
+ * metrics) although nothing would run. So the run asks to wait instead,
+ * this briefly, and a pool with nothing free says so without a failover.
+ */
+const NO_FALLBACK_WAIT_SECONDS = 1;
+
 /** Stdout kept for the report (and, with retryOnLimit, held back before printing). */
 const CAPTURE_BYTES = 4 * 1024 * 1024;
 /**
@@ -132,16 +140,14 @@ async function execSession(options: ExecOptions, sessionId: string): Promise<num
     first.flush();
     return first.code;
   }
-  const moved = next.grant.rotatedFrom !== "" ? ` (the pool moved the session from ${next.grant.rotatedFrom})` : "";
-  note(options, `running again on ${next.grant.subscriptionId}${moved}`);
-  const second = await runOnGrant(options, next.grant, false);
+  const second = await runOnGrant(options, next.grant, false, "again");
   if (second.kind === "exited") await report(options, sessionId, second.stdout);
   return second.code;
 }
 
 async function allocate(options: ExecOptions, sessionId: string): Promise<Placement> {
   try {
-    const { wait } = options;
+    const wait = options.wait ?? (fallbackVars(options).length > 0 ? undefined : NO_FALLBACK_WAIT_SECONDS);
     const res = await options.client.allocate(
       {
         sessionId,
@@ -168,7 +174,22 @@ async function allocate(options: ExecOptions, sessionId: string): Promise<Placem
   }
 }
 
-function runOnGrant(options: ExecOptions, grant: SubscriptionGrant, hold: boolean): Promise<RunResult> {
+/**
+ * runOnGrant runs the command on the granted subscription, first saying
+ * which on stderr: whoever reads the output wants to know which account
+ * produced it.
+ */
+function runOnGrant(
+  options: ExecOptions,
+  grant: SubscriptionGrant,
+  hold: boolean,
+  again?: "again",
+): Promise<RunResult> {
+  const moved = grant.rotatedFrom !== "" ? `; the pool moved the session from ${grant.rotatedFrom}` : "";
+  note(
+    options,
+    `running ${again === undefined ? "" : "again "}on ${grant.subscriptionId} (${grant.configDir}${moved})`,
+  );
   const env: NodeJS.ProcessEnv = { ...options.env, [CONFIG_DIR_VAR]: grant.configDir };
   // An API key in the environment would make claude bill the API instead of the subscription.
   for (const name of options.fallbackEnv) delete env[name];
@@ -179,7 +200,7 @@ async function runWithoutSubscription(
   options: ExecOptions,
   placement: Exclude<Placement, { kind: "grant" }>,
 ): Promise<number> {
-  const present = options.fallbackEnv.filter((name) => (options.env[name] ?? "") !== "");
+  const present = fallbackVars(options);
   if (placement.kind === "fallback" && present.length > 0) {
     note(
       options,
@@ -205,6 +226,11 @@ async function runWithoutSubscription(
     );
   }
   return EXEC_NO_SUBSCRIPTION;
+}
+
+/** fallbackVars are the fallback variables that hold a key in the environment. */
+function fallbackVars(options: ExecOptions): string[] {
+  return options.fallbackEnv.filter((name) => (options.env[name] ?? "") !== "");
 }
 
 /**

@@ -11,9 +11,9 @@ export const ExitCode = {
   error: 1,
   /** Bad usage: unknown option or command, missing or invalid argument. */
   usage: 2,
-  /** The server could not be reached at the URL. */
+  /** The server could not be reached at the URL, or the URL and the pool disagree about TLS. */
   unreachable: 3,
-  /** UNAUTHENTICATED or PERMISSION_DENIED: a missing or wrong token. */
+  /** UNAUTHENTICATED or PERMISSION_DENIED: a missing or wrong token, or one without the call's role. */
   unauthenticated: 4,
   /** NOT_FOUND: no such subscription or session. */
   notFound: 5,
@@ -34,8 +34,10 @@ export const exitCodesHelp = `Exit codes:
   0   ok
   1   the server answered an error not listed here
   2   bad usage (unknown option or command, missing argument)
-  3   server unreachable (start it with \`authpool serve\` or \`npm start\`)
-  4   UNAUTHENTICATED or PERMISSION_DENIED (pass --token or set AUTHPOOL_TOKEN)
+  3   server unreachable (start it with \`authpool serve\` or \`npm start\`),
+      or http:// and https:// mixed up, or no --ca for its certificate
+  4   UNAUTHENTICATED or PERMISSION_DENIED (pass --token or set AUTHPOOL_TOKEN;
+      a token without the call's role needs one that has it)
   5   NOT_FOUND (no such subscription or session)
   75  RESOURCE_EXHAUSTED: no subscription available, a client limit, or the
       wait ran out (exec: and no fallback)

@@ -61,3 +61,9 @@ export function parseSeconds(value: string): number {
   if (!Number.isFinite(seconds) || seconds <= 0) throw new InvalidArgumentError("expected a number of seconds > 0.");
   return seconds;
 }
+
+/** parseCount reads a whole number of things, at least 1. */
+export function parseCount(value: string): number {
+  if (!/^[1-9][0-9]{0,8}$/.test(value)) throw new InvalidArgumentError("expected a whole number, 1 or more.");
+  return Number(value);
+}

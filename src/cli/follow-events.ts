@@ -1,11 +1,10 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { toJsonString } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { type EventType, EventSchema } from "../../gen/authpool/v1/auth_pool_pb.js";
+import type { EventType } from "../../gen/authpool/v1/auth_pool_pb.js";
 import type { AuthPoolClient } from "../client/index.js";
 import { backoffDelay } from "../domain/index.js";
-import { codeName, describeConnectError, isUnreachable } from "./connect-errors.js";
-import { formatEvent } from "./event-line.js";
+import { codeName, describeConnectError, isConnectionFailure, type PoolTarget } from "./connect-errors.js";
+import { eventText } from "./event-line.js";
 import { ExitCode, type ExitCodeValue } from "./exit-codes.js";
 
 /** TextSink is where the CLI writes: process.stdout and process.stderr, or a test's buffer. */
@@ -13,25 +12,33 @@ export interface TextSink {
   write(text: string): unknown;
 }
 
-/** FollowEventsOptions: what to follow, from where, and where to print. */
-export interface FollowEventsOptions {
-  client: AuthPoolClient;
-  /** The pool's URL, for messages. */
-  url: string;
+/** EventQuery is which events `events` prints, from where, how, and how many. */
+export interface EventQuery {
   /** Print events after this sequence (0: from the oldest retained). */
   afterSequence: bigint;
-  /** Only live events at first (afterSequence is ignored until one arrives). */
-  tail: boolean;
   /** Empty: every type. */
   types: EventType[];
   /** Empty: every subscription. */
   subscriptionIds: string[];
   /** One protobuf-JSON object per line instead of a readable line. */
   json: boolean;
+  /** Stop after printing this many; absent: no limit. */
+  limit?: number;
+}
+
+/** FollowEventsOptions: what to follow, from where, and where to print. */
+export interface FollowEventsOptions extends EventQuery {
+  client: AuthPoolClient;
+  /** The pool's URL and --ca file, for messages. */
+  target: PoolTarget;
+  /** Only live events at first (afterSequence is ignored until one arrives). */
+  tail: boolean;
   stdout: TextSink;
   stderr: TextSink;
   /** Reconnect delay: starts at initialMs, doubles up to maxMs. Default 250 ms .. 5 s. */
   backoff?: { initialMs: number; maxMs: number };
+  /** After an outage, a new stream that has not failed for this long has resumed. Default 1 s. */
+  resumedAfterMs?: number;
   /** Stops following; followEvents then resolves with 0. */
   signal?: AbortSignal;
 }
@@ -52,13 +59,15 @@ const TRANSIENT = new Set([
 ]);
 
 /**
- * followEvents prints pool events until it is stopped, resuming after a
- * dropped stream or a restarted pool from the last sequence it printed, so
- * it never prints an event twice nor skips one the pool still retains. It
- * only returns on a stop (0) or an error retrying cannot fix (its exit code).
+ * followEvents prints pool events until it is stopped (or has printed
+ * `limit`), resuming after a dropped stream or a restarted pool from the
+ * last sequence it printed, so it never prints an event twice nor skips one
+ * the pool still retains. An outage is said once on stderr, however many
+ * reconnects it takes, and its end once. It only returns on a stop or the
+ * limit (0) or an error retrying cannot fix (its exit code).
  */
 export async function followEvents(options: FollowEventsOptions): Promise<ExitCodeValue> {
-  const { client, stdout, stderr, signal } = options;
+  const { client, stdout, stderr, signal, target } = options;
   const { initialMs, maxMs } = options.backoff ?? { initialMs: 250, maxMs: 5000 };
   const backoff = { baseMs: initialMs, maxMs };
   // With --tail the cursor means nothing until the first live event.
@@ -69,64 +78,74 @@ export async function followEvents(options: FollowEventsOptions): Promise<ExitCo
   let tail = options.tail;
   // Reconnects since the stream last held: the backoff's attempt.
   let failures = 0;
+  let printed = 0;
   let connectedOnce = false;
-  let inOutage = false;
+  // Set between the "lost" line and the "resumed" one.
+  let outage = false;
+  const resumed = () => {
+    if (!outage) return;
+    outage = false;
+    stderr.write(`authpool: event stream resumed from ${target.url}, ${resumingFrom(tail, cursor)}\n`);
+  };
+  // Reaching the limit ends the stream itself: leaving the loop alone would
+  // keep the HTTP/2 stream, and with it the process, alive.
+  const done = new AbortController();
+  const ended = signal === undefined ? done.signal : AbortSignal.any([signal, done.signal]);
   // A function, not an expression: TypeScript would narrow `aborted` across the awaits.
   const stopped = () => signal?.aborted === true;
   while (!stopped()) {
     const started = Date.now();
     let received = false;
     let failure: ConnectError;
+    // The pool sends nothing until there is an event, so a stream that
+    // merely stays up is the only sign an idle pool is back.
+    const held = setTimeout(resumed, options.resumedAfterMs ?? 1000);
     try {
       const stream = client.streamEvents(
         { afterSequence: cursor, tail, types: options.types, subscriptionIds: options.subscriptionIds },
-        signal !== undefined ? { signal } : {},
+        { signal: ended },
       );
       for await (const { event } of stream) {
         if (event === undefined) continue;
         received = true;
         connectedOnce = true;
-        inOutage = false;
+        resumed();
         // The server resumes strictly after the cursor; the check keeps that
         // promise even if a server were to replay.
         if (event.sequence <= cursor) continue;
-        stdout.write(`${options.json ? toJsonString(EventSchema, event) : formatEvent(event)}\n`);
+        stdout.write(`${eventText(event, options.json)}\n`);
         cursor = event.sequence;
         // From the first event on, a reconnect resumes from it: --tail must
         // not skip what happened while the stream was down.
         tail = false;
+        if (++printed === options.limit) {
+          done.abort();
+          return ExitCode.ok;
+        }
       }
       failure = new ConnectError("the pool ended the stream", Code.Unavailable);
     } catch (error) {
       if (stopped()) break;
       failure = ConnectError.from(error);
+    } finally {
+      clearTimeout(held);
     }
-    if (!connectedOnce && isUnreachable(failure)) {
-      // Never connected: a wrong URL or no pool yet, which a script wants to
-      // hear about now rather than wait on forever.
-      const report = describeConnectError(failure, options.url);
-      return fail(stderr, report.message, report.exitCode);
+    // Never connected (a wrong URL, TLS on one side only, or no pool yet): a
+    // script wants to hear about that now rather than wait on forever.
+    if ((!connectedOnce && isConnectionFailure(failure, target)) || !TRANSIENT.has(failure.code)) {
+      return reportEventsFailure(failure, target, stderr);
     }
-    if (!TRANSIENT.has(failure.code)) {
-      const report = describeConnectError(failure, options.url);
-      const hint =
-        failure.code === Code.OutOfRange
-          ? "\nThe pool no longer keeps events that old: follow from --since 0 (the oldest kept) or --tail."
-          : "";
-      return fail(stderr, report.message + hint, report.exitCode);
-    }
-    connectedOnce = connectedOnce || !isUnreachable(failure);
+    connectedOnce = connectedOnce || !isConnectionFailure(failure, target);
     if (received || Date.now() - started >= maxMs) failures = 0;
     failures++;
-    // One note per outage: refused connections while the pool is still down
-    // are the same outage; any other failure means we had got through again.
-    if (!inOutage || !isUnreachable(failure)) {
-      const from = tail ? "live events" : `after sequence ${cursor}`;
+    // One line per outage: the reconnects that follow retry quietly until
+    // the stream holds again.
+    if (!outage) {
       stderr.write(
         `authpool: event stream lost (${codeName(failure.code)}: ${failure.rawMessage}); ` +
-          `reconnecting to ${options.url}, resuming ${from}\n`,
+          `reconnecting to ${target.url}, resuming ${resumingFrom(tail, cursor)}\n`,
       );
-      inOutage = true;
+      outage = true;
     }
     try {
       await sleep(backoffDelay(failures, backoff), undefined, signal !== undefined ? { signal } : {});
@@ -137,7 +156,17 @@ export async function followEvents(options: FollowEventsOptions): Promise<ExitCo
   return ExitCode.ok;
 }
 
-function fail(stderr: TextSink, message: string, code: ExitCodeValue): ExitCodeValue {
-  stderr.write(`${message}\n`);
-  return code;
+function resumingFrom(tail: boolean, cursor: bigint): string {
+  return tail ? "live events" : `after sequence ${cursor}`;
+}
+
+/** reportEventsFailure says why `events` stops, and returns its exit code. */
+export function reportEventsFailure(failure: ConnectError, target: PoolTarget, stderr: TextSink): ExitCodeValue {
+  const report = describeConnectError(failure, target);
+  const hint =
+    failure.code === Code.OutOfRange
+      ? "\nThe pool no longer keeps events that old: follow from --since 0 (the oldest kept) or --tail."
+      : "";
+  stderr.write(`${report.message}${hint}\n`);
+  return report.exitCode;
 }

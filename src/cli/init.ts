@@ -8,11 +8,14 @@ import { lstat, mkdir, readdir, readFile, realpath, stat, writeFile } from "node
 import path from "node:path";
 import YAML from "yaml";
 import { parseConfig, SUBSCRIPTION_ID_PATTERN } from "../config/index.js";
+import { serveCommandFor } from "./config-file.js";
 
 /** InitOptions configure one runInit call. */
 export interface InitOptions {
   /** The home dir searched for `.claude`, `.claude-*` and `.config/claude`; `~` in paths expands to it. */
   home: string;
+  /** Read for AUTHPOOL_CONFIG, which decides the command that serves the output. */
+  env: NodeJS.ProcessEnv;
   /** More config dirs to include; each must exist and be a directory. */
   paths: string[];
   /** The config file to write. */
@@ -125,7 +128,7 @@ export async function runInit(options: InitOptions): Promise<number> {
   options.stdout.write(summaryTable(found));
   options.stdout.write(
     `wrote ${output} (${found.length} subscription${found.length === 1 ? "" : "s"}); ` +
-      "check the types and budgets, then start the pool with it\n",
+      `check the types and budgets, then start the pool with: ${serveCommandFor(output, options.env)}\n`,
   );
   return 0;
 }

@@ -1,10 +1,12 @@
-import { Command } from "commander";
+import { Command, CommanderError } from "commander";
 import type { CliOptions, CommandContext } from "./command-context.js";
+import type { PoolTarget } from "./connect-errors.js";
 import { connectToPool, DEFAULT_SERVER } from "./connection-flags.js";
 import { addEventsCommand } from "./events-command.js";
 import { addExecCommand } from "./exec-command.js";
 import { ExitCode, exitCodesHelp } from "./exit-codes.js";
 import { addInitCommand } from "./init-command.js";
+import { packageVersion } from "./package-version.js";
 import { reportFailure } from "./report-failure.js";
 import { addRpcCommand } from "./rpc-command.js";
 import { RPC_COMMANDS } from "./rpc-commands.js";
@@ -19,14 +21,14 @@ export type { CliOptions } from "./command-context.js";
  * usage, which become a message on stderr and the code from exit-codes.ts.
  */
 export async function runCli(argv: readonly string[], options: CliOptions): Promise<number> {
-  // The URL of the pool the command talked to, for error messages.
-  let server = DEFAULT_SERVER;
+  // The pool the command talked to, for error messages.
+  let target: PoolTarget = { url: DEFAULT_SERVER };
   let exitCode: number = ExitCode.ok;
   const program = createProgram({
     cli: options,
     connect(flags) {
       const connection = connectToPool(flags, options.env);
-      server = connection.url;
+      target = connection;
       return connection;
     },
     exit(code) {
@@ -37,7 +39,7 @@ export async function runCli(argv: readonly string[], options: CliOptions): Prom
     await program.parseAsync([...argv], { from: "user" });
     return exitCode;
   } catch (error) {
-    return reportFailure(error, { server, stderr: options.stderr });
+    return reportFailure(error, { target, stderr: options.stderr });
   }
 }
 
@@ -46,6 +48,7 @@ function createProgram(context: CommandContext): Command {
   const { stdout, stderr } = context.cli;
   const program = new Command("authpool")
     .description("Run many Claude subscriptions as one pool: serve it, or operate a running pool.")
+    .version(packageVersion(), "-V, --version", "print the version of authpool and exit")
     // Options after a command name belong to that command, so `exec` can pass
     // everything after its first argument to the program it runs.
     .enablePositionalOptions()
@@ -62,6 +65,12 @@ https:// pool with its own certificate, --ca FILE (default $AUTHPOOL_CA).
 
 ${exitCodesHelp}`,
     );
+  if (context.cli.parseOnly === true) {
+    // preAction runs once the options and arguments are parsed and checked, before any action.
+    program.hook("preAction", () => {
+      throw new CommanderError(ExitCode.ok, "authpool.parsed", "");
+    });
+  }
   addServeCommand(program, context);
   addStatusCommand(program, context);
   addEventsCommand(program, context);

@@ -122,10 +122,11 @@ export function releaseLine(sessionId: string, res: ReleaseResponse): string {
     : `session ${sessionId} was not held: nothing to release`;
 }
 
-/** rebalanceLines: one line per move, or that there was nothing to move. */
-export function rebalanceLines(res: RebalanceResponse): string {
+/** rebalanceLines: one line per move, or that there was nothing to move and, when known, why. */
+export function rebalanceLines(res: RebalanceResponse, noMoves?: string): string {
   const title = `rebalance${res.dryRun ? " (dry run, nothing moved)" : ""}: ${res.moves.length} move${res.moves.length === 1 ? "" : "s"}`;
-  return [title, ...res.moves.map((m) => `  ${move(m)}`)].join("\n");
+  const why = res.moves.length === 0 && noMoves !== undefined ? [`  why: ${noMoves}`] : [];
+  return [title, ...res.moves.map((m) => `  ${move(m)}`), ...why].join("\n");
 }
 
 /** subscriptionLine: a subscription's state after pause, resume, drain or undrain. */

@@ -61,8 +61,8 @@ export interface RpcCommand<
   request(input: CommandInput<Flags, Args>): RpcRequest<K> | Promise<RpcRequest<K>>;
   /** Default: the client's own (a 5 s deadline). */
   callOptions?(input: CommandInput<Flags, Args>): CallOptions;
-  /** The reply for people, without --json. */
-  text(reply: RpcReply<K>, input: CommandInput<Flags, Args>): string;
+  /** The reply for people, without --json; `pool` is there for a reply that needs a second look (rebalance). */
+  text(reply: RpcReply<K>, input: CommandInput<Flags, Args>, pool: AuthPoolClient): string | Promise<string>;
 }
 
 /** defineRpcCommand checks one command's request and text against its RPC. */
@@ -88,7 +88,7 @@ export function addRpcCommand(program: Command, entry: RpcCommand, context: Comm
     const text =
       input.flags.json === true
         ? toJsonString(AuthPoolService.method[entry.rpc].output, reply, { prettySpaces: 2 })
-        : entry.text(reply, input);
+        : await entry.text(reply, input, client);
     context.cli.stdout.write(`${text}\n`);
   });
 }

@@ -7,6 +7,7 @@ import type { PoolFlags } from "./connection-flags.js";
 import { USAGE_GROUP_NAMES } from "./enum-names.js";
 import { parseSpan } from "./flag-parsers.js";
 import { readInput } from "./read-input.js";
+import { noMovesReason } from "./rebalance-reason.js";
 import {
   allocationLines,
   clearedLines,
@@ -133,9 +134,22 @@ reply unchanged.`,
     name: "rebalance",
     description: "move idle sessions off the most loaded subscriptions now",
     options: [new Option("--dry-run", "only show the moves a rebalance would make")],
+    help: `
+Only idle sessions move (a session in use never does): first off
+subscriptions that cannot serve (cooldown, paused, draining), then from the
+most to the least loaded while their 5-hour load differs by at least
+rebalancing.costGapThreshold, at most rebalancing.maxMovesPerCycle. With no
+move it says why, from the pool's status. It runs whether or not
+rebalancing.enabled is set: that setting only turns on the periodic
+rebalance (every rebalancing.intervalSeconds).`,
     rpc: "rebalance",
     request: ({ flags }: CommandInput<PoolFlags & { dryRun?: boolean }>) => ({ dryRun: flags.dryRun === true }),
-    text: (reply) => rebalanceLines(reply),
+    text: async (reply, _input, pool) => {
+      if (reply.moves.length > 0) return rebalanceLines(reply);
+      // The reason is a courtesy: a pool that will not show its status still gets its answer.
+      const status = await pool.getPoolStatus({}).catch(() => undefined);
+      return rebalanceLines(reply, status === undefined ? undefined : noMovesReason(status));
+    },
   }),
 
   ...switchCommands("setPaused", (subscriptionId, paused) => ({ subscriptionId, paused }), {

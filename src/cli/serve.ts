@@ -1,8 +1,10 @@
-import { applyEnv, defaultConfigPath, loadConfigFile } from "../config/index.js";
+import { existsSync } from "node:fs";
+import { applyEnv, ConfigError, loadConfigFile } from "../config/index.js";
 import { createJsonLogger } from "../runtime/logger.js";
 import { exposureWarnings } from "../server/exposure.js";
 import { startAuthPoolServer } from "../server/start-server.js";
 import { redact } from "../store/index.js";
+import { chooseConfigFile, describeChoice, missingExampleHint } from "./config-file.js";
 
 /** ServeOptions replace the process around serve (tests); each defaults to the real one. */
 export interface ServeOptions {
@@ -15,19 +17,26 @@ export interface ServeOptions {
 
 /**
  * serve runs the pool until SIGTERM or SIGINT, then closes it gracefully and
- * resolves with 0; SIGHUP reloads the config. The config comes from `configFlag`, else AUTHPOOL_CONFIG,
- * else the example; a ConfigError or StoreError is thrown for main to turn
- * into exit code 78. Serving beyond loopback without authentication is
- * also said in one plain line on stderr, for whoever reads the terminal
- * rather than the logs.
+ * resolves with 0; SIGHUP reloads the config. The config is the file
+ * chooseConfigFile picks (`configFlag`, AUTHPOOL_CONFIG, ./authpool.yaml, the
+ * example), named in one plain line on stderr once it has loaded; a
+ * ConfigError or StoreError is thrown for main to turn into exit code 78.
+ * Serving beyond loopback without authentication is also said in one plain
+ * line on stderr, for whoever reads the terminal rather than the logs.
  */
 export async function serve(configFlag: string | undefined, options: ServeOptions = {}): Promise<number> {
   const env = options.env ?? process.env;
   const stderr = options.stderr ?? process.stderr;
   const logger = createJsonLogger(options.stderr !== undefined ? { destination: options.stderr, env } : { env });
-  const file = configFlag ?? env.AUTHPOOL_CONFIG ?? defaultConfigPath;
+  const choice = chooseConfigFile({ flag: configFlag, env });
+  const file = choice.file;
+  // Outside a checkout there is no example either: say how to get a config, not ENOENT.
+  if (choice.kind === "example" && !existsSync(file)) {
+    throw new ConfigError(file, [{ path: "", expected: missingExampleHint() }]);
+  }
   const load = async () => applyEnv(await loadConfigFile(file), env);
   const config = await load();
+  stderr.write(`authpool: ${describeChoice(choice)}\n`);
   // Reload on ReloadConfig, on SIGHUP and when the file changes; an invalid
   // file is refused (and logged) and the running config stays.
   const server = await startAuthPoolServer({ config, logger, loadConfig: load, watchConfig: true });

@@ -4,7 +4,7 @@ import { ConnectError } from "@connectrpc/connect";
 import { GetPoolStatusResponseSchema } from "../../gen/authpool/v1/auth_pool_pb.js";
 import type { AuthPoolClient } from "../client/index.js";
 import type { Colors } from "./colors.js";
-import { describeConnectError } from "./connect-errors.js";
+import { describeConnectError, type PoolTarget } from "./connect-errors.js";
 import { ExitCode, type ExitCodeValue } from "./exit-codes.js";
 import type { TextSink } from "./follow-events.js";
 import { renderStatus } from "./status-table.js";
@@ -12,12 +12,16 @@ import { renderStatus } from "./status-table.js";
 /** ShowStatusOptions: what `authpool status` was asked for. */
 export interface ShowStatusOptions {
   client: AuthPoolClient;
-  /** The pool's URL, for messages. */
-  url: string;
+  /** The pool's URL and --ca file, for messages. */
+  target: PoolTarget;
   /** Ask for sessions too (GetPoolStatus include_sessions). */
   sessions: boolean;
   /** Print the reply as protobuf JSON, exactly as GetPoolStatus answers it. */
   json: boolean;
+  /** One line per subscription (see status-compact.ts). */
+  compact: boolean;
+  /** Only subscriptions whose status is not `available`. */
+  problems: boolean;
   /** Re-render every this many seconds until stopped; absent: once. */
   watchSeconds?: number;
   /** isTTY decides whether the screen is cleared between renderings. */
@@ -42,7 +46,7 @@ export async function showStatus(options: ShowStatusOptions): Promise<ExitCodeVa
     const res = await client.getPoolStatus({ includeSessions: options.sessions });
     return options.json
       ? toJsonString(GetPoolStatusResponseSchema, res, { prettySpaces: 2 })
-      : renderStatus(res, { colors: options.colors });
+      : renderStatus(res, { colors: options.colors, compact: options.compact, problems: options.problems });
   };
   if (options.watchSeconds === undefined) {
     stdout.write(`${await render()}\n`);
@@ -55,7 +59,7 @@ export async function showStatus(options: ShowStatusOptions): Promise<ExitCodeVa
       text = await render();
     } catch (error) {
       if (first || !(error instanceof ConnectError)) throw error;
-      text = `${describeConnectError(error, options.url).message}\n(retrying every ${options.watchSeconds}s)`;
+      text = `${describeConnectError(error, options.target).message}\n(retrying every ${options.watchSeconds}s)`;
     }
     const title = options.colors.dim(`every ${options.watchSeconds}s · Ctrl-C to stop`);
     stdout.write(tty ? `${CLEAR_SCREEN}${title}\n${text}\n` : `${text}\n\n`);

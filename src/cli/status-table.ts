@@ -8,8 +8,11 @@ import {
 } from "../../gen/authpool/v1/auth_pool_pb.js";
 import { clientsTable } from "./clients-table.js";
 import type { Colors } from "./colors.js";
-import { priorityName, sessionStateName, stateName, windowName } from "./enum-names.js";
+import { priorityName, sessionStateName, windowName } from "./enum-names.js";
 import { formatDuration, formatTime, millisOf } from "./format-time.js";
+import { compactStatus } from "./status-compact.js";
+import { totalsLine } from "./status-totals.js";
+import { cooldownUntil, fiveHourPercent, statusCell, warningsOf } from "./subscription-cells.js";
 import { usageCell } from "./usage-cell.js";
 
 /** StatusTableOptions: how to render a GetPoolStatus reply. */
@@ -17,14 +20,18 @@ export interface StatusTableOptions {
   colors: Colors;
   /** Width warnings wrap at (default 40). */
   warningWidth?: number;
+  /** One line per subscription instead of the table (see status-compact.ts), and no clients' table. */
+  compact?: boolean;
+  /** Only the subscriptions whose status is not `available`; the totals still cover the pool. */
+  problems?: boolean;
 }
 
 /**
  * renderStatus renders a GetPoolStatus reply for a person: a summary line,
- * one table row per subscription and, when the reply has them, a table of
- * clients and one of sessions. Columns that would be empty on every row
- * (cooldown, external use, warnings) are left out so the common case fits
- * a terminal.
+ * one table row per subscription (or one line each, compact), the pool's
+ * totals and, when the reply has them, a table of clients and one of
+ * sessions. Columns that would be empty on every row (cooldown, external
+ * use, warnings) are left out so the common case fits a terminal.
  */
 export function renderStatus(res: GetPoolStatusResponse, options: StatusTableOptions): string {
   const { colors } = options;
@@ -32,23 +39,40 @@ export function renderStatus(res: GetPoolStatusResponse, options: StatusTableOpt
   const out = [summaryLine(res, now, colors)];
   const cluster = clusterLine(res, now, colors);
   if (cluster !== undefined) out.push(cluster);
+  const shown =
+    options.problems === true
+      ? res.subscriptions.filter((s) => s.status !== SubscriptionState.AVAILABLE)
+      : res.subscriptions;
+  if (shown.length === 0 && options.problems === true) {
+    out.push(colors.green(`no problems: all ${res.subscriptions.length} subscriptions are available`));
+  } else {
+    out.push(options.compact === true ? compactStatus(shown, now, colors) : subscriptionsTable(shown, now, options));
+  }
+  out.push(totalsLine(res, colors));
+  // Compact is for many subscriptions at a glance; the clients' table is the full view's.
+  if (res.clients.length > 0 && options.compact !== true) out.push(clientsTable(res.clients, colors));
+  if (res.sessions.length > 0) out.push(sessionsTable(res.sessions, now, colors));
+  return out.join("\n");
+}
 
-  const showCooldown = res.subscriptions.some((s) => cooldownUntil(s) !== undefined);
-  const showExternal = res.subscriptions.some((s) => externalCell(s) !== "");
-  const showWarnings = res.subscriptions.some((s) => warningsOf(s).length > 0);
+function subscriptionsTable(subs: readonly SubscriptionStatus[], now: number, options: StatusTableOptions): string {
+  const { colors } = options;
+  const showCooldown = subs.some((s) => cooldownUntil(s) !== undefined);
+  const showExternal = subs.some((s) => externalCell(s) !== "");
+  const showWarnings = subs.some((s) => warningsOf(s).length > 0);
   const head = ["subscription", "status", "health", "5-hour", "weekly", "sessions"];
   if (showCooldown) head.push("cooldown");
   if (showExternal) head.push("outside the pool");
   if (showWarnings) head.push("warnings");
   const table = new Table({ head: head.map((h) => colors.bold(h)), style: { head: [], border: [] } });
-  for (const s of res.subscriptions) {
+  for (const s of subs) {
     const row = [
       s.email === "" ? s.id : `${s.id}\n${colors.dim(s.email)}`,
       statusCell(s.status, colors),
       s.healthScore.toFixed(1),
       usageCell(
         {
-          percent: s.fiveHourWindow?.percentUsed ?? s.fiveHour?.percentUsed ?? 0,
+          percent: fiveHourPercent(s),
           figure: s.fiveHour,
           resetsAt: millisOf(s.fiveHourWindow?.end) ?? millisOf(s.fiveHour?.resetsAt),
           now,
@@ -72,10 +96,7 @@ export function renderStatus(res: GetPoolStatusResponse, options: StatusTableOpt
     }
     table.push(row);
   }
-  out.push(table.toString());
-  if (res.clients.length > 0) out.push(clientsTable(res.clients, colors));
-  if (res.sessions.length > 0) out.push(sessionsTable(res.sessions, now, colors));
-  return out.join("\n");
+  return table.toString();
 }
 
 function summaryLine(res: GetPoolStatusResponse, now: number, colors: Colors): string {
@@ -122,28 +143,9 @@ function clusterLine(res: GetPoolStatusResponse, now: number, colors: Colors): s
   return parts.join(" · ");
 }
 
-function statusCell(state: SubscriptionState, colors: Colors): string {
-  const name = stateName(state);
-  switch (state) {
-    case SubscriptionState.AVAILABLE:
-      return colors.green(name);
-    case SubscriptionState.APPROACHING:
-      return colors.yellow(name);
-    case SubscriptionState.LIMITED:
-    case SubscriptionState.COOLDOWN:
-      return colors.red(name);
-    default:
-      return colors.gray(name);
-  }
-}
-
 function sessionsCell(s: SubscriptionStatus, colors: Colors): string {
   const held = `${s.sessionCount}/${s.maxSessions}`;
   return s.sessionCount === 0 ? held : `${held}\n${colors.dim(`${s.activeSessions} active`)}`;
-}
-
-function cooldownUntil(s: SubscriptionStatus): number | undefined {
-  return millisOf(s.cooldown?.until) ?? millisOf(s.cooldownUntil);
 }
 
 function cooldownCell(s: SubscriptionStatus, now: number, colors: Colors): string {
@@ -165,18 +167,6 @@ function externalCell(s: SubscriptionStatus): string {
   // "~" marks dollars the pool priced itself: no figure of the CLI's covered them.
   const estimated = e.weeklyEstimatedUsd > 0.005 ? ` (~$${e.weeklyEstimatedUsd.toFixed(2)} est.)` : "";
   return `$${e.weeklyUsd.toFixed(2)} this week${estimated}\n$${e.fiveHourUsd.toFixed(2)} this 5h`;
-}
-
-/** warningsOf gathers everything an operator should look at, from the reply's several places. */
-function warningsOf(s: SubscriptionStatus): string[] {
-  const warnings = [...s.warnings];
-  const throttledUntil = millisOf(s.throttle?.until);
-  if (throttledUntil !== undefined)
-    warnings.push(`throttled until ${formatTime(throttledUntil)}: ${s.throttle?.reason ?? ""}`);
-  if (s.usagePolling !== undefined && s.usagePolling.lastError !== "")
-    warnings.push(`usage polling: ${s.usagePolling.lastError}`);
-  if (s.external !== undefined && s.external.scanError !== "") warnings.push(`transcripts: ${s.external.scanError}`);
-  return warnings;
 }
 
 /** wrap breaks text at spaces so a long warning does not stretch the table past the terminal. */

@@ -74,6 +74,8 @@ export class AllocationWaits {
     const bound = this.options.limits().maxWaitSeconds * 1000;
     const waitMs = Math.min(maxWaitMs ?? bound, bound);
     this.startTicking();
+    // Why nothing could take it at the last try, for the refusal when the wait runs out.
+    let unavailable: string | undefined;
     try {
       return await this.queue.enqueue<Placed>({
         client,
@@ -84,7 +86,9 @@ export class AllocationWaits {
         attempt: async () => {
           const result = await writer.submit(cmd);
           if (result.kind === "rejected") throw rejectionError(result);
-          return result.kind === "unavailable" ? undefined : result;
+          if (result.kind !== "unavailable") return result;
+          unavailable = result.reason;
+          return undefined;
         },
         onAbandoned: (placed) => {
           if (placed.kind === "granted" && !placed.resumed)
@@ -92,7 +96,7 @@ export class AllocationWaits {
         },
       });
     } catch (error) {
-      throw waitError(error, client, waitMs, signal);
+      throw waitError(error, client, waitMs, signal, unavailable);
     } finally {
       if (this.queue.size === 0) this.stopTicking();
     }
@@ -126,7 +130,13 @@ function rejectionError(r: Rejection): ConnectError {
   return new ConnectError(r.message, code);
 }
 
-function waitError(error: unknown, client: string, waitMs: number, signal: AbortSignal): unknown {
+function waitError(
+  error: unknown,
+  client: string,
+  waitMs: number,
+  signal: AbortSignal,
+  unavailable: string | undefined,
+): unknown {
   if (!(error instanceof WaitRefusal)) return error;
   switch (error.reason) {
     case "cancelled": {
@@ -135,7 +145,7 @@ function waitError(error: unknown, client: string, waitMs: number, signal: Abort
     }
     case "expired":
       return new ConnectError(
-        `client ${client} waited ${waitMs / 1000} s and no slot opened (max_wait)`,
+        `client ${client} waited ${waitMs / 1000} s and no slot opened (max_wait)${unavailable === undefined ? "" : `: ${unavailable}`}`,
         Code.ResourceExhausted,
       );
     default:

@@ -18,11 +18,13 @@ export interface CliResult {
   stderr: string;
 }
 
-/** CliRunOptions: extra environment (over a copy without the AUTHPOOL_* of the caller) and stdin. */
+/** CliRunOptions: extra environment (over a copy without the AUTHPOOL_* of the caller), stdin and the working directory. */
 export interface CliRunOptions {
   env?: Record<string, string>;
   input?: string;
   timeoutMs?: number;
+  /** Default: the test's own. */
+  cwd?: string;
 }
 
 /** cliEnv is the environment a child gets: the test's, minus anything that would point it at another pool. */
@@ -36,7 +38,11 @@ export function cliEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
 /** runCli runs `authpool ...args` to completion (killed after timeoutMs, default 20 s). */
 export function runCli(args: string[], options: CliRunOptions = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [CLI, ...args], { env: cliEnv(options.env), stdio: ["pipe", "pipe", "pipe"] });
+    const proc = spawn(process.execPath, [CLI, ...args], {
+      env: cliEnv(options.env),
+      stdio: ["pipe", "pipe", "pipe"],
+      ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
+    });
     let stdout = "";
     let stderr = "";
     proc.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
@@ -64,7 +70,11 @@ export interface RunningCli {
 
 /** startCli starts `authpool ...args` and returns at once. */
 export function startCli(args: string[], options: CliRunOptions = {}): RunningCli {
-  const proc = spawn(process.execPath, [CLI, ...args], { env: cliEnv(options.env), stdio: ["ignore", "pipe", "pipe"] });
+  const proc = spawn(process.execPath, [CLI, ...args], {
+    env: cliEnv(options.env),
+    stdio: ["ignore", "pipe", "pipe"],
+    ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
+  });
   let stdout = "";
   let stderr = "";
   proc.stdout!.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
@@ -111,4 +121,24 @@ export function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+/** waitForServing waits for a started `authpool serve` to log "serving" and returns its URL. */
+export async function waitForServing(cli: RunningCli, timeoutMs = 15_000): Promise<string> {
+  let url: string | undefined;
+  const serving = () => {
+    for (const line of cli.stderr().split("\n")) {
+      if (!line.startsWith("{")) continue;
+      try {
+        const entry = JSON.parse(line) as { message?: string; url?: string };
+        if (entry.message === "serving" && entry.url !== undefined) url = entry.url;
+      } catch {
+        // not a whole JSON line yet
+      }
+    }
+    return url !== undefined || cli.proc.exitCode !== null;
+  };
+  await waitFor("serve to start", serving, { timeoutMs, detail: () => cli.stderr() });
+  if (url === undefined) throw new Error(`serve exited: ${cli.stderr()}`);
+  return url;
 }

@@ -285,7 +285,26 @@ describe("authpool commands against a pool", () => {
     expect(res.code).toBe(0);
     expect(JSON.parse(res.stdout)).toMatchObject({ dryRun: true });
     const words = await runCli(["rebalance", "--dry-run", "--server", pool.server.url]);
-    expect(words.stdout).toBe("rebalance (dry run, nothing moved): 0 moves\n");
+    expect(words.stdout).toBe(
+      "rebalance (dry run, nothing moved): 0 moves\n  why: no sessions: there is nothing to move\n",
+    );
+  });
+
+  it("should say why a rebalance moves nothing: sessions in use, then an even load", async () => {
+    pool = await startTestPool();
+    for (const id of ["r1", "r2", "r3"]) await pool.grpc.allocate({ sessionId: id });
+    const active = await runCli(["rebalance", "--dry-run", "--server", pool.server.url]);
+    expect(active.stdout).toContain("0 moves\n  why: no idle sessions: all 3 sessions are active");
+
+    // Past sessions.activeMinutes (5) without a report: idle, but every subscription is as loaded as the next.
+    pool.clock.advance(10 * 60_000);
+    const even = await runCli(["rebalance", "--server", pool.server.url]);
+    expect(even.stdout).toMatch(/^rebalance: 0 moves\n {2}why: the 5-hour load is even enough: .*costGapThreshold/);
+
+    // The idle sessions of a paused subscription with nowhere to go.
+    for (const id of ["sub1", "sub2", "sub3"]) await pool.grpc.setPaused({ subscriptionId: id, paused: true });
+    const stranded = await runCli(["rebalance", "--dry-run", "--server", pool.server.url]);
+    expect(stranded.stdout).toContain("have nowhere to go: no other subscription is available with a free slot");
   });
 
   it("should pass a reload's refusal on as an error (exit 1) with the server's reason", async () => {

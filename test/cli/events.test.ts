@@ -123,6 +123,7 @@ describe("authpool events", () => {
     expect(sequences).toEqual(served);
     // One note per outage (each restart is one, however many reconnects it took), on stderr only.
     expect(cli.stderr().match(/event stream lost/g)?.length).toBe(2);
+    expect(cli.stderr().match(/event stream resumed/g)?.length).toBe(2);
     expect(cli.stderr()).toContain(url);
   });
 
@@ -141,12 +142,69 @@ describe("authpool events", () => {
     expect(res.stdout).toBe("");
   });
 
+  it("should print what the pool keeps after --since and exit with --no-follow", async () => {
+    pool = await startTestPool();
+    for (const id of ["n1", "n2", "n3"]) await pool.grpc.allocate({ sessionId: id });
+    const all = await runCli(["events", "--no-follow", "--json", "--server", pool.server.url]);
+    expect(all.code, all.stderr).toBe(0);
+    expect(
+      sessionKinds(
+        all.stdout
+          .trim()
+          .split("\n")
+          .map((l) => JSON.parse(l) as SessionLine),
+      ),
+    ).toEqual(["n1 ALLOCATED", "n2 ALLOCATED", "n3 ALLOCATED"]);
+    const first = (JSON.parse(all.stdout.split("\n")[0]!) as SessionLine).sequence;
+    const after = await runCli([
+      "events",
+      "--no-follow",
+      "--since",
+      first,
+      "--type",
+      "session",
+      "--server",
+      pool.server.url,
+    ]);
+    expect(after.code, after.stderr).toBe(0);
+    expect(
+      after.stdout
+        .trim()
+        .split("\n")
+        .map((l) => l.replace(/^.*session {2}/, "")),
+    ).toEqual([expect.stringMatching(/^allocated n2 on sub\d$/), expect.stringMatching(/^allocated n3 on sub\d$/)]);
+    const none = await runCli(["events", "--no-follow", "--type", "failover", "--server", pool.server.url]);
+    expect(none).toMatchObject({ code: 0, stdout: "", stderr: "" });
+  });
+
+  it("should stop after --limit events, history or live", async () => {
+    pool = await startTestPool();
+    for (const id of ["l1", "l2", "l3"]) await pool.grpc.allocate({ sessionId: id });
+    const two = await runCli(["events", "--limit", "2", "--server", pool.server.url]);
+    expect(two.code, two.stderr).toBe(0);
+    expect(two.stdout.trim().split("\n")).toHaveLength(2);
+
+    follower = startCli(["events", "--tail", "--limit", "1", "--json", "--server", pool.server.url]);
+    const cli = follower;
+    let n = 0;
+    await waitFor("the follower to exit after one live event", async () => {
+      if (cli.proc.exitCode !== null) return true;
+      await pool!.grpc.allocate({ sessionId: `live-${n++}` });
+      await new Promise((r) => setTimeout(r, 50));
+      return false;
+    });
+    expect(cli.proc.exitCode).toBe(0);
+    expect(cli.lines()).toHaveLength(1);
+  });
+
   it.each([
     { name: "an unknown --type", args: ["--type", "rotations"] },
     { name: "a --since that is not a sequence", args: ["--since", "-4"] },
+    { name: "a --limit of nothing", args: ["--limit", "0"] },
+    { name: "--tail with --no-follow", args: ["--tail", "--no-follow"] },
   ])("should refuse $name with exit code 2", async ({ args }) => {
     const res = await runCli(["events", ...args, "--server", "http://127.0.0.1:9"]);
     expect(res.code).toBe(2);
-    expect(res.stderr).toMatch(/error: option/);
+    expect(res.stderr).toMatch(/error: option|--tail .*--no-follow/);
   });
 });

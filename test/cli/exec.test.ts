@@ -5,6 +5,7 @@ import { PassThrough } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { EXEC_NO_SUBSCRIPTION, type ExecOptions, runExec } from "../../src/cli/exec.js";
+import { newestSequence } from "../../src/cli/newest-event.js";
 import { createAuthPoolClient, SubscriptionState } from "../../src/client/index.js";
 import { fixture, startTestPool, type TestPool } from "../support/test-server.js";
 
@@ -113,6 +114,27 @@ describe("runExec()", () => {
     return pool.grpc.getPoolStatus({ includeSessions: true });
   }
 
+  /**
+   * outlastBriefWait lets exec's brief wait for a slot run out: the pool's
+   * clock stands still in tests, so it is moved once the call waits.
+   */
+  async function outlastBriefWait(): Promise<void> {
+    while ((await status()).waiting < 1) await new Promise((r) => setTimeout(r, 10));
+    pool.clock.advance(60_000);
+  }
+
+  /** failovers counts the failover events the pool keeps. */
+  async function failovers(): Promise<number> {
+    const newest = await newestSequence(pool.grpc, 2000);
+    if (newest === undefined || newest === 0n) return 0;
+    let count = 0;
+    for await (const { event } of pool.grpc.streamEvents({})) {
+      if (event?.payload.case === "failover") count++;
+      if (event !== undefined && event.sequence >= newest) break;
+    }
+    return count;
+  }
+
   async function pauseAll() {
     for (const id of ["sub1", "sub2", "sub3"]) await pool.grpc.setPaused({ subscriptionId: id, paused: true });
   }
@@ -196,8 +218,9 @@ describe("runExec()", () => {
       `authpool: subscription ${limited} hit its 5-hour limit until 2026-11-23T18:00:00Z`,
     );
     const second = path.basename(result.runs[1]?.configDir ?? "");
+    expect(result.stderr).toContain(`authpool: running on ${limited} (${path.join(pool.dir, limited)})\n`);
     expect(result.stderr).toContain(
-      `authpool: running again on ${second} (the pool moved the session from ${limited})`,
+      `authpool: running again on ${second} (${path.join(pool.dir, second)}; the pool moved the session from ${limited})`,
     );
     const s = await status();
     const session = s.sessions.find((x) => x.sessionId === "s-retry");
@@ -246,22 +269,37 @@ describe("runExec()", () => {
     expect(s.sessions.map((x) => x.sessionId)).not.toContain("s-fallback");
   });
 
-  it("should return EXEC_NO_SUBSCRIPTION without running anything on a fallback with no fallback var set", async () => {
+  it("should return EXEC_NO_SUBSCRIPTION without running anything, or booking a failover, with no fallback var set", async () => {
     await pauseAll();
-    const result = await exec();
+    const result = await exec({}, {}, outlastBriefWait);
 
     expect(result.code).toBe(EXEC_NO_SUBSCRIPTION);
     expect(result.runs).toEqual([]);
     expect(result.stderr).toMatch(
       /^authpool: no subscription available: .+; set ANTHROPIC_API_KEY to run on the paid API instead$/m,
     );
+    // Why, as the pool said it: every subscription paused.
+    expect(result.stderr).toContain("sub1: paused by an operator");
+    expect(await failovers()).toBe(0);
+  });
+
+  it("should book the failover it runs on when a fallback var is set", async () => {
+    await pauseAll();
+    await exec({}, { ANTHROPIC_API_KEY: "sk-ant-api03-SECRET-VALUE" });
+    expect(await failovers()).toBe(1);
+  });
+
+  it("should say which subscription runs the command, and where its config dir is, before it runs", async () => {
+    const result = await exec({ sessionId: "s-where" });
+    const configDir = result.runs[0]?.configDir ?? "";
+    expect(result.stderr.split("\n")[0]).toBe(`authpool: running on ${path.basename(configDir)} (${configDir})`);
   });
 
   it("should return EXEC_NO_SUBSCRIPTION on RESOURCE_EXHAUSTED (fallback disabled on the server)", async () => {
     await pool.close();
     pool = await startTestPool({ config: { fallback: { enabled: false } } });
     await pauseAll();
-    const result = await exec();
+    const result = await exec({}, {}, outlastBriefWait);
 
     expect(result.code).toBe(EXEC_NO_SUBSCRIPTION);
     expect(result.runs).toEqual([]);

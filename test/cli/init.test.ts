@@ -7,6 +7,10 @@ import { INIT_OUTPUT_EXISTS, type InitOptions, runInit } from "../../src/cli/ini
 import { loadConfigFile } from "../../src/config/index.js";
 import { fixture } from "../support/test-server.js";
 
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
 interface InitResult {
   code: number;
   stdout: string;
@@ -61,7 +65,7 @@ describe("runInit()", () => {
     let err = "";
     stdout.setEncoding("utf8").on("data", (s: string) => (out += s));
     stderr.setEncoding("utf8").on("data", (s: string) => (err += s));
-    const code = await runInit({ home, paths: [], output, force: false, stdout, stderr, ...overrides });
+    const code = await runInit({ home, env: {}, paths: [], output, force: false, stdout, stderr, ...overrides });
     await new Promise((resolve) => setImmediate(resolve));
     return { code, stdout: out, stderr: err };
   }
@@ -103,6 +107,10 @@ describe("runInit()", () => {
     expect(text).toMatch(/weeklyBudgetUsd: 2280 # API-equivalent guess/);
     expect(result.stdout).toMatch(/^default\s+claude-max\s+me@example\.com\s+\S*\.claude$/m);
     expect(result.stdout).toContain(`wrote ${output}`);
+    // The next step, ready to paste: the output is not ./authpool.yaml here, so serve must be told.
+    expect(result.stdout).toMatch(
+      new RegExp(`start the pool with: authpool serve --config ${escapeRegExp(output)}\n$`),
+    );
     expect(result.stderr).toMatch(/config: no \.credentials\.json .*assumed claude-pro/);
   });
 

@@ -1,25 +1,15 @@
-import { Writable } from "node:stream";
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { Priority } from "../../gen/authpool/v1/auth_pool_pb.js";
 import type { ExecOptions } from "../../src/cli/exec.js";
 import type { InitOptions } from "../../src/cli/init.js";
 import { type CliOptions, runCli } from "../../src/cli/program.js";
+import { textSink as sink } from "./text-sink.js";
 
 /**
  * The command tree in-process, with exec and init replaced by recorders:
  * what each command hands to the module behind it, and nothing else.
  */
-
-function sink(): Writable & { text(): string } {
-  let text = "";
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      text += chunk.toString();
-      done();
-    },
-  });
-  return Object.assign(stream, { text: () => text });
-}
 
 function harness(env: NodeJS.ProcessEnv = {}) {
   const calls: { exec: ExecOptions[]; init: InitOptions[] } = { exec: [], init: [] };
@@ -136,6 +126,7 @@ describe("runCli() init", () => {
     expect(h.calls.init).toEqual([
       {
         home: "/home/tester",
+        env: {},
         paths: ["/a/.claude", "/b/.claude"],
         output: "pool.yaml",
         force: true,
@@ -185,5 +176,16 @@ describe("runCli() usage and allocate flags", () => {
     // Refused before any call: nothing listens at the default URL.
     expect(await h.run(argv)).toBe(2);
     expect(h.stderr.text()).toContain(`option '${flag} `);
+  });
+});
+
+describe("runCli() --version", () => {
+  it.each([["--version"], ["-V"]])("should print package.json's version with %s", async (flag) => {
+    const h = harness();
+    const { version } = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
+      version: string;
+    };
+    expect(await h.run([flag])).toBe(0);
+    expect(h.stdout.text()).toBe(`${version}\n`);
   });
 });

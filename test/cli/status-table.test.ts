@@ -275,3 +275,84 @@ describe("renderStatus() clients", () => {
     expect(quiet).not.toMatch(/limited by|waiting/);
   });
 });
+
+describe("renderStatus() totals, --compact and --problems", () => {
+  const sub = (i: number, extra: Record<string, unknown> = {}) => ({
+    id: `subscription-with-a-long-name-${i}`,
+    status: SubscriptionState.AVAILABLE,
+    healthScore: 93.94,
+    sessionCount: i % 16,
+    maxSessions: 15,
+    weeklyBudgetUsd: 456,
+    weeklyPercentUsed: 50,
+    fiveHourWindow: { percentUsed: 31 },
+    ...extra,
+  });
+  const fifty = create(GetPoolStatusResponseSchema, {
+    now: ts(NOW),
+    subscriptions: Array.from({ length: 50 }, (_, i) =>
+      i === 7
+        ? sub(i, {
+            status: SubscriptionState.COOLDOWN,
+            weeklyPercentUsed: 120,
+            cooldown: { until: ts(NOW + 80 * 60_000), window: LimitWindow.FIVE_HOUR },
+            warnings: ["config dir /home/somebody/.claude-accounts/a-very-long-directory-name does not exist"],
+          })
+        : sub(i),
+    ),
+  });
+
+  it("should sum the pool up under the subscriptions", () => {
+    const res = create(GetPoolStatusResponseSchema, {
+      now: ts(NOW),
+      subscriptions: [
+        sub(1, { sessionCount: 3, weeklyPercentUsed: 10 }),
+        sub(2, { status: SubscriptionState.APPROACHING, sessionCount: 1, weeklyPercentUsed: 85 }),
+        sub(3, {
+          status: SubscriptionState.PAUSED,
+          sessionCount: 0,
+          maxSessions: 30,
+          weeklyBudgetUsd: 2280,
+          weeklyPercentUsed: 130,
+        }),
+      ],
+    });
+    const lines = renderStatus(res, { colors: plain }).split("\n");
+    // $456 × 0.9 + $456 × 0.15 + nothing of the over-used $2280.
+    expect(lines.at(-1)).toBe("total: 2/3 subscriptions available · sessions 4/60 · weekly left 15% (~$479 of $3192)");
+  });
+
+  it("should print one line per subscription, none wider than 100 columns, at 50 subscriptions", () => {
+    const text = renderStatus(fifty, { colors: plain, compact: true });
+    const lines = text.split("\n");
+    const rows = lines.filter((l) => l.startsWith("subscriptio…"));
+    expect(rows).toHaveLength(50);
+    for (const line of lines.slice(1)) expect(line.length, line).toBeLessThanOrEqual(100);
+    expect(lines[1]).toMatch(/^subscription +status +health +5-hour +weekly +sessions +note$/);
+    // Ids are clipped in the middle: they differ at the end.
+    expect(rows[0]).toMatch(/^subscriptio…-long-name-0 {2}available +93\.9 +31% +50% +0\/15$/);
+    expect(rows[7]).toMatch(/cooldown +93\.9 +31% +120% +7\/15 {2}cooldown 1h 20m left; con…$/);
+  });
+
+  it("should keep the colours out of the width", () => {
+    const lines = renderStatus(fifty, { colors: colored, compact: true }).split("\n");
+    for (const line of lines.slice(1)) expect(line.replace(/\x1b\[[0-9;]*m/g, "").length).toBeLessThanOrEqual(100);
+  });
+
+  it("should show only the subscriptions that are not available with --problems, and total them all", () => {
+    const text = renderStatus(fifty, { colors: plain, compact: true, problems: true });
+    expect(text.split("\n").filter((l) => l.startsWith("subscriptio…"))).toEqual([
+      expect.stringMatching(/^subscriptio…-long-name-7 {2}cooldown /),
+    ]);
+    expect(text).toContain("total: 49/50 subscriptions available");
+    const table = renderStatus(fifty, { colors: plain, problems: true });
+    expect(table.match(/│ subscription-with/g)).toHaveLength(1);
+  });
+
+  it("should say when there is no problem", () => {
+    const fine = create(GetPoolStatusResponseSchema, { now: ts(NOW), subscriptions: [sub(1), sub(2)] });
+    expect(renderStatus(fine, { colors: plain, problems: true })).toContain(
+      "no problems: all 2 subscriptions are available",
+    );
+  });
+});

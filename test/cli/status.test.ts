@@ -40,6 +40,30 @@ describe("authpool status", () => {
     expect(res.stdout).not.toContain("\x1b[");
   });
 
+  it("should sum the pool up, print one line each with --compact, and only the problems with --problems", async () => {
+    pool = await startTestPool();
+    await pool.grpc.allocate({ sessionId: "s1" });
+    await pool.grpc.setPaused({ subscriptionId: "sub2", paused: true });
+    const full = await runCli(["status", "--server", pool.server.url]);
+    expect(full.stdout).toMatch(/^total: 2\/3 subscriptions available · sessions 1\/45 · weekly left 100% /m);
+
+    const compact = await runCli(["status", "--compact", "--server", pool.server.url]);
+    expect(compact.code).toBe(0);
+    const rows = compact.stdout.split("\n").filter((line) => /^sub\d /.test(line));
+    expect(rows.map((row) => row.split(/ +/).slice(0, 2))).toEqual([
+      ["sub1", "available"],
+      ["sub2", "paused"],
+      ["sub3", "available"],
+    ]);
+    expect(compact.stdout).not.toContain("│");
+
+    const problems = await runCli(["status", "--compact", "--problems", "--server", pool.server.url]);
+    expect(problems.stdout.split("\n").filter((line) => /^sub\d /.test(line))).toEqual([
+      expect.stringMatching(/^sub2 +paused /),
+    ]);
+    expect(problems.stdout).toContain("total: 2/3 subscriptions available");
+  });
+
   it("should list the clients with their sessions and spend against their limits", async () => {
     pool = await startTestPool({ config: { clients: { alice: { maxSessions: 2, weeklyUsd: 10 } } } });
     await pool.grpc.allocate({ sessionId: "a1", client: "alice" });
