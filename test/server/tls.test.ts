@@ -1,3 +1,4 @@
+import { textSink } from "../cli/text-sink.js";
 import { execFile } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import https from "node:https";
@@ -6,7 +7,6 @@ import path from "node:path";
 import tls from "node:tls";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { Writable } from "node:stream";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -75,17 +75,6 @@ function httpsGet(url: string, headers: Record<string, string> = {}): Promise<{ 
       })
       .once("error", reject);
   });
-}
-
-function sink(): Writable & { text(): string } {
-  let text = "";
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      text += chunk.toString();
-      done();
-    },
-  });
-  return Object.assign(stream, { text: () => text });
 }
 
 describe("TLS", () => {
@@ -163,8 +152,8 @@ describe("TLS", () => {
     pool = await startTestPool({ config: tlsConfig(cert) });
     const url = pool.server.url;
     const cli = async (argv: string[], env: NodeJS.ProcessEnv = {}) => {
-      const stdout = sink();
-      const stderr = sink();
+      const stdout = textSink();
+      const stderr = textSink();
       const code = await runCli(argv, { stdout, stderr, env, home: dir });
       return { code, stdout: stdout.text(), stderr: stderr.text() };
     };
