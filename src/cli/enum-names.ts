@@ -1,6 +1,7 @@
 import {
   ClientLimitKind,
   EventType,
+  HistoryGroupBy,
   LimitWindow,
   Priority,
   SessionState,
@@ -67,6 +68,14 @@ export const EVENT_TYPE_NAMES: Readonly<Record<string, EventType>> = {
   rebalance_completed: EventType.REBALANCE_COMPLETED,
   session: EventType.SESSION,
   cooldown_cleared: EventType.COOLDOWN_CLEARED,
+};
+
+/** HISTORY_GROUP_NAMES are the `history --by` spellings of HistoryGroupBy. */
+export const HISTORY_GROUP_NAMES: Readonly<Record<string, HistoryGroupBy>> = {
+  pool: HistoryGroupBy.UNSPECIFIED,
+  client: HistoryGroupBy.CLIENT,
+  subscription: HistoryGroupBy.SUBSCRIPTION,
+  model: HistoryGroupBy.MODEL,
 };
 
 /** USAGE_GROUP_NAMES are the `usage --by` spellings of UsageGroupBy. */

@@ -1,7 +1,7 @@
 import { InvalidArgumentError } from "commander";
 import type { EventType } from "../../gen/authpool/v1/auth_pool_pb.js";
 import { CLIENT_NAME_PATTERN } from "../config/index.js";
-import { BUCKET_RETENTION_MS, DAY_MS, HOUR_MS, MINUTE_MS } from "../domain/index.js";
+import { BUCKET_RETENTION_MS, DAY_MS, HISTORY_RETENTION_MS, HOUR_MS, MINUTE_MS } from "../domain/index.js";
 import { EVENT_TYPE_NAMES } from "./enum-names.js";
 
 // Commander argParsers: each turns a flag's text into its value, or throws
@@ -35,13 +35,19 @@ const SPAN_UNIT_MS: Readonly<Record<string, number>> = { m: MINUTE_MS, h: HOUR_M
 
 /** parseSpan reads `usage --since` (30m, 5h, 7d) as milliseconds, no more than the ledger keeps. */
 export function parseSpan(value: string): number {
+  return spanWithin(value, BUCKET_RETENTION_MS, "the usage ledger");
+}
+
+/** parseHistorySpan reads `history --since` (48h, 35d) as milliseconds, no more than history keeps. */
+export function parseHistorySpan(value: string): number {
+  return spanWithin(value, HISTORY_RETENTION_MS, "history");
+}
+
+function spanWithin(value: string, maxMs: number, keeper: string): number {
   const m = /^([1-9][0-9]{0,5})([mhd])$/.exec(value);
   if (m === null) throw new InvalidArgumentError("expected minutes, hours or days such as 30m, 5h or 7d.");
   const ms = Number(m[1]) * SPAN_UNIT_MS[m[2]!]!;
-  if (ms > BUCKET_RETENTION_MS)
-    throw new InvalidArgumentError(
-      `expected at most ${BUCKET_RETENTION_MS / DAY_MS}d: the usage ledger keeps no more.`,
-    );
+  if (ms > maxMs) throw new InvalidArgumentError(`expected at most ${maxMs / DAY_MS}d: ${keeper} keeps no more.`);
   return ms;
 }
 

@@ -1,11 +1,12 @@
-import { durationFromMs } from "@bufbuild/protobuf/wkt";
+import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Argument, Option } from "commander";
-import { Priority } from "../../gen/authpool/v1/auth_pool_pb.js";
+import { HistoryResolution, Priority } from "../../gen/authpool/v1/auth_pool_pb.js";
 import { clientOption, priorityOption, waitOption } from "./allocation-flags.js";
 import { colorsFor } from "./colors.js";
 import type { PoolFlags } from "./connection-flags.js";
-import { USAGE_GROUP_NAMES } from "./enum-names.js";
-import { parseSpan } from "./flag-parsers.js";
+import { HISTORY_GROUP_NAMES, USAGE_GROUP_NAMES } from "./enum-names.js";
+import { parseHistorySpan, parseSpan } from "./flag-parsers.js";
+import { renderHistory } from "./history-table.js";
 import { readInput } from "./read-input.js";
 import { noMovesReason } from "./rebalance-reason.js";
 import {
@@ -89,7 +90,8 @@ top of the hour SPAN ago. One row per client, subscription or model, largest
 cost first: cost (USD at API prices), input and output tokens, cache writes
 and reads, requests, and the share of the total cost. Use found in
 transcripts is the client "(outside the pool)". --json prints GetUsage's
-reply unchanged.`,
+reply unchanged. Further back than 8 days, or per hour or day: authpool
+history.`,
     rpc: "getUsage",
     request: ({ flags }: CommandInput<PoolFlags & { by: string; since?: number }>) => ({
       groupBy: USAGE_GROUP_NAMES[flags.by],
@@ -97,6 +99,33 @@ reply unchanged.`,
     }),
     text: (reply, { flags, cli }) =>
       renderUsage(reply, { by: flags.by, colors: colorsFor({ stream: cli.stdout, env: cli.env }) }),
+  }),
+
+  defineRpcCommand({
+    name: "history",
+    description: "usage per hour or day for up to 40 days: cost, runs, limits hit, runs sent to the paid API",
+    options: [
+      new Option("--by <group>", "one series per").choices(Object.keys(HISTORY_GROUP_NAMES)).default("pool"),
+      new Option("--since <span>", "how far back, such as 48h or 35d; at most 40d (default 7d)").argParser(
+        parseHistorySpan,
+      ),
+      new Option("--per <period>", "one row per").choices(["hour", "day"]).default("day"),
+    ],
+    help: `
+Reads GetUsageHistory: the last week from the live ledger, older hours from
+the hourly archive the pool keeps for 40 days. One row per hour or UTC day
+with anything in it: cost (USD at API prices), runs reported, usage limits
+Claude reported, runs sent to the paid API, and with --by the client,
+subscription or model that spent most in it; then each one's total. --json
+prints the reply with every point, zeros included.`,
+    rpc: "getUsageHistory",
+    request: ({ flags }: CommandInput<PoolFlags & { by: string; since?: number; per: string }>) => ({
+      groupBy: HISTORY_GROUP_NAMES[flags.by],
+      resolution: flags.per === "hour" ? HistoryResolution.HOUR : HistoryResolution.DAY,
+      ...(flags.since !== undefined ? { from: timestampFromMs(Date.now() - flags.since) } : {}),
+    }),
+    text: (reply, { flags, cli }) =>
+      renderHistory(reply, { by: flags.by, colors: colorsFor({ stream: cli.stdout, env: cli.env }) }),
   }),
 
   defineRpcCommand({

@@ -18,6 +18,7 @@ const COMMANDS = [
   "events",
   "allocate",
   "usage",
+  "history",
   "report",
   "release",
   "rebalance",
@@ -147,6 +148,34 @@ describe("authpool commands against a pool", () => {
     expect(json.code, json.stderr).toBe(0);
     const expected = await pool.grpc.getUsage({ groupBy: UsageGroupBy.SUBSCRIPTION, since: { seconds: 8n * 86_400n } });
     expect(json.stdout).toBe(`${toJsonString(GetUsageResponseSchema, expected, { prettySpaces: 2 })}\n`);
+  });
+
+  it("should show usage history per hour and per day, with limits and paid runs, and refuse more than 40 days", async () => {
+    pool = await startTestPool();
+    const server = ["--server", pool.server.url];
+    await pool.grpc.allocate({ sessionId: "a", client: "alice" });
+    await pool.grpc.reportUsage({ sessionId: "a", requestId: "1", source: { case: "usage", value: { costUsd: 3 } } });
+    pool.clock.advance(3_600_000);
+    await pool.grpc.allocate({ sessionId: "b", client: "bob" });
+    await pool.grpc.reportUsage({ sessionId: "b", requestId: "1", source: { case: "usage", value: { costUsd: 1 } } });
+    for (const id of ["sub1", "sub2", "sub3"]) await pool.grpc.setPaused({ subscriptionId: id, paused: true });
+    await pool.grpc.allocate({ sessionId: "paid", client: "bob" });
+
+    const hourly = await runCli(["history", "--by", "client", "--per", "hour", ...server]);
+    expect(hourly.code, hourly.stderr).toBe(0);
+    const rows = hourly.stdout.split("\n").filter((l) => /^│ 2026/.test(l));
+    expect(rows).toHaveLength(2);
+    expect(rows[0]).toMatch(/^│ 2026-11-23 10:00Z +│ +\$3\.00 │ +1 │ +0 │ +0 │ alice \$3\.00 +│$/);
+    expect(rows[1]).toMatch(/^│ 2026-11-23 11:00Z +│ +\$1\.00 │ +1 │ +0 │ +1 │ bob \$1\.00 +│$/);
+    expect(hourly.stdout).toMatch(/^alice \$3\.00 · bob \$1\.00$/m);
+
+    const daily = await runCli(["history", ...server]);
+    expect(daily.stdout).toMatch(/^Usage history per day · .* · \$4\.00$/m);
+    expect(daily.stdout).toMatch(/^│ 2026-11-23 +│ +\$4\.00 │ +2 │ +0 │ +1 │$/m);
+
+    const tooFar = await runCli(["history", "--since", "41d", ...server]);
+    expect(tooFar.code).toBe(2);
+    expect(tooFar.stderr).toMatch(/at most 40d/);
   });
 
   it("should let the pool name the session when --session is left out", async () => {
