@@ -14,7 +14,7 @@ import { isEstimate, learnPrice, type LearnedPrice } from "./pricing.js";
 import { outsideUse } from "./reserve.js";
 import { type PoolState, type SubscriptionState, type UsageBucket, ensureSubscriptions } from "./state.js";
 import { FIVE_HOURS_MS, floorHour } from "./time.js";
-import { addTokens, subtractTokens, tokenTotal, zeroTokens } from "./tokens.js";
+import { addTokens, subtractTokens, zeroTokens } from "./tokens.js";
 
 /**
  * applyEvent changes the state by one event. It is the only writer of
@@ -235,8 +235,8 @@ function applyUsage(state: PoolState, event: EventOf<"usage_recorded">): void {
   }
   const sub = subscription(state, event.subscriptionId);
   const t = event.tokens;
-  // A report of nothing (a heartbeat: no cost, no tokens) only marks its session active: it is no run.
-  if (event.costUsd === 0 && tokenTotal(t) === 0 && Object.keys(event.models).length === 0) {
+  // A report of nothing (a heartbeat) only marks its session active: it is no run.
+  if (event.activityOnly === true) {
     const s = event.sessionOpen ? state.sessions.get(event.sessionId) : undefined;
     if (s !== undefined) s.lastActivityAt = event.at;
     return;

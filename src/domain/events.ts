@@ -91,6 +91,8 @@ export type EventBody =
       sessionOpen: boolean;
       /** The Claude session the run belonged to, when the report said: its transcript rows are the pool's. */
       claudeSessionId?: string;
+      /** A report with nothing in it (a heartbeat): it marks the session active and counts no run. */
+      activityOnly?: true;
     }
   | {
       /**

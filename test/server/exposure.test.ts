@@ -97,9 +97,11 @@ describe("exposure warnings", () => {
     while (!stderr.includes("authpool: WARNING") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     stop.abort();
     expect(await run).toBe(0);
+    // Besides the line naming the config file it loaded.
     const plain = stderr.split("\n").filter((l) => l !== "" && !l.startsWith("{"));
-    expect(plain).toHaveLength(1);
-    expect(plain[0]).toMatch(/^authpool: WARNING: serving on 0\.0\.0\.0:\d+ without authentication; /);
+    expect(plain).toHaveLength(2);
+    expect(plain[0]).toBe(`authpool: config ${file} (--config)`);
+    expect(plain[1]).toMatch(/^authpool: WARNING: serving on 0\.0\.0\.0:\d+ without authentication; /);
     // And the JSON log carries the loud warning.
     expect(stderr).toContain('"warning":"open"');
     // With a token the plain line is gone.
@@ -113,7 +115,9 @@ describe("exposure warnings", () => {
     while (!quiet.includes('"serving"') && Date.now() < deadline + 10_000) await new Promise((r) => setTimeout(r, 20));
     stop2.abort();
     expect(await run2).toBe(0);
-    expect(quiet.split("\n").filter((l) => l !== "" && !l.startsWith("{"))).toEqual([]);
+    expect(quiet.split("\n").filter((l) => l !== "" && !l.startsWith("{"))).toEqual([
+      `authpool: config ${file} (--config)`,
+    ]);
     expect(quiet).not.toContain(TOKEN);
   });
 });

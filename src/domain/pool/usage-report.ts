@@ -52,6 +52,7 @@ export function report(
       durationMs: r.durationMs,
       sessionOpen: open !== undefined,
       ...(r.claudeSessionId !== undefined ? { claudeSessionId: r.claudeSessionId } : {}),
+      ...(saysNothing(r) ? { activityOnly: true as const } : {}),
     });
   }
   if (r.readings.some((x) => x.utilization !== undefined)) {
@@ -100,6 +101,22 @@ function dedupeKeys(sessionId: string, requestId: string, resultUuid: string | u
   if (requestId !== "") keys.push(`r:${sessionId}:${requestId}`);
   if (resultUuid !== undefined && resultUuid !== "") keys.push(`u:${resultUuid}`);
   return keys;
+}
+
+/**
+ * saysNothing: a report with no cost, tokens, readings, limit or transient
+ * error, as a gateway's heartbeat sends it. A run that hit a limit used
+ * nothing too, but it was a run.
+ */
+function saysNothing(r: UsageReport): boolean {
+  return (
+    r.costUsd === 0 &&
+    tokenTotal(r.tokens) === 0 &&
+    Object.keys(r.models).length === 0 &&
+    r.readings.length === 0 &&
+    r.limit === undefined &&
+    r.transient === undefined
+  );
 }
 
 /**
