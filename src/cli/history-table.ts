@@ -2,6 +2,7 @@ import Table from "cli-table3";
 import { type GetUsageHistoryResponse, HistoryResolution } from "../../gen/authpool/v1/auth_pool_pb.js";
 import type { Colors } from "./colors.js";
 import { formatTime, millisOf } from "./format-time.js";
+import { usd } from "./usage-table.js";
 
 /**
  * renderHistory renders a GetUsageHistory reply for a person: one row per
@@ -18,7 +19,7 @@ export function renderHistory(res: GetUsageHistoryResponse, options: { by: strin
   const heading = [
     `${colors.bold("Usage history")} per ${daily ? "day" : "hour"}${options.by === "pool" ? "" : ` by ${options.by}`}`,
     ...(from !== undefined && until !== undefined ? [`${formatTime(from)} to ${formatTime(until)}`] : []),
-    `$${total.toFixed(2)}`,
+    usd(total),
   ].join(" · ");
   const periods = res.series[0]?.points.length ?? 0;
   const head = ["period", "cost", "runs", "limits hit", "paid API runs", ...(options.by === "pool" ? [] : ["most"])];
@@ -44,10 +45,10 @@ export function renderHistory(res: GetUsageHistoryResponse, options: { by: strin
     if (cost === 0 && runs === 0 && limits === 0 && fallbacks === 0) continue;
     const start = millisOf(res.series[0]!.points[i]!.start) ?? 0;
     const period = daily ? new Date(start).toISOString().slice(0, 10) : formatTime(start);
-    const most = top === undefined ? "" : `${top.key} $${top.cost.toFixed(2)}`;
+    const most = top === undefined ? "" : `${top.key} ${usd(top.cost)}`;
     table.push([
       period,
-      `$${cost.toFixed(2)}`,
+      usd(cost),
       String(runs),
       String(limits),
       String(fallbacks),
@@ -56,6 +57,6 @@ export function renderHistory(res: GetUsageHistoryResponse, options: { by: strin
   }
   if (table.length === 0) return `${heading}\nnothing recorded in this period`;
   const totals =
-    options.by === "pool" ? "" : `\n${res.series.map((s) => `${s.key} $${s.totalCostUsd.toFixed(2)}`).join(" · ")}`;
+    options.by === "pool" ? "" : `\n${res.series.map((s) => `${s.key} ${usd(s.totalCostUsd)}`).join(" · ")}`;
   return `${heading}\n${table.toString()}${totals}`;
 }

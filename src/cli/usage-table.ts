@@ -74,7 +74,8 @@ function usageRow(label: string, r: UsageFigures, total: number): string[] {
   ];
 }
 
-function usd(n: number): string {
+/** usd renders dollars for a table cell: "$12.30". */
+export function usd(n: number): string {
   return `$${n.toFixed(2)}`;
 }
 

@@ -1,3 +1,5 @@
+import { LOW_PRIORITY_SHARE } from "../domain/settings.js";
+
 /**
  * Every default the config module applies, in one place, so the example
  * config, the docs and the resolver cannot drift apart.
@@ -24,8 +26,8 @@ export const configDefaults = deepFreeze({
    * fixed threshold for every account.
    */
   weeklyBudgetThreshold: "auto" as number | "auto",
-  /** lowPriorityThreshold = weeklyBudgetThreshold * this (LOW_PRIORITY_SHARE). */
-  lowPriorityShareOfThreshold: 0.9,
+  /** lowPriorityThreshold = weeklyBudgetThreshold * this; the domain's own rule for "auto". */
+  lowPriorityShareOfThreshold: LOW_PRIORITY_SHARE,
   fallback: { enabled: true, provider: "anthropic-api" },
   sessions: { activeMinutes: 5, staleMinutes: 60, sweepIntervalSeconds: 30 },
   /** throttleSeconds: the pause after a request throttle that gave no retry-after (DEFAULT_THROTTLE_SECONDS). */

@@ -106,21 +106,27 @@ export function bookUsage(state: PoolState, booking: Booking, now: number): void
 
 /** bookLimit counts a usage limit Claude reported on a subscription. */
 export function bookLimit(state: PoolState, at: number, subscriptionId: string, now: number): void {
-  const hour = floorHour(at);
-  if (hour < now - BUCKET_RETENTION_MS) return;
-  const entry = entryFor(state, hour, POOL_CLIENT, subscriptionId, UNKNOWN_MODEL);
-  entry.limits = (entry.limits ?? 0) + 1;
-  // Every entry has its client's hour, as rebuildClientIndexes makes it after a load.
-  addClientSpend(state, POOL_CLIENT, hour, 0);
-  pruneLedger(state, now);
+  bookCount(state, at, POOL_CLIENT, subscriptionId, "limits", now);
 }
 
 /** bookFallback counts a run a client was sent to the paid API with. */
 export function bookFallback(state: PoolState, at: number, client: string, now: number): void {
+  bookCount(state, at, client, PAID_API, "fallbacks", now);
+}
+
+function bookCount(
+  state: PoolState,
+  at: number,
+  client: string,
+  subscriptionId: string,
+  count: "limits" | "fallbacks",
+  now: number,
+): void {
   const hour = floorHour(at);
   if (hour < now - BUCKET_RETENTION_MS) return;
-  const entry = entryFor(state, hour, client, PAID_API, UNKNOWN_MODEL);
-  entry.fallbacks = (entry.fallbacks ?? 0) + 1;
+  const entry = entryFor(state, hour, client, subscriptionId, UNKNOWN_MODEL);
+  entry[count] = (entry[count] ?? 0) + 1;
+  // Every entry has its client's hour, as rebuildClientIndexes makes it after a load.
   addClientSpend(state, client, hour, 0);
   pruneLedger(state, now);
 }
