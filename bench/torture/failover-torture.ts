@@ -1,27 +1,34 @@
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import os from "node:os";
-import path from "node:path";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Code } from "@connectrpc/connect";
 import {
   type AuthPoolClient,
   type GetPoolStatusResponse,
   InstanceRole,
   createAuthPoolClient,
 } from "../../src/client/index.js";
-import { crashTortureConfig } from "./crash-torture.js";
-import { EventWatch, compareWatches } from "./event-watch.js";
 import {
-  Ledger,
-  type LedgerCapture,
-  type LedgerOptions,
-  type ReportRecord,
-  type Tokens,
-  checkStatus,
-} from "./ledger.js";
-import { Prng, weighted } from "./prng.js";
-import { type ServerProcess, defaultCliPath, spawnServer } from "./server-process.js";
-import { type StoreKind, createStoreTarget } from "./store-target.js";
-import { writeFakeLogin } from "../fake-login.js";
+  CALL_TIMEOUT_MS,
+  type CallFailure,
+  ClientLanes,
+  LANE_LEDGER,
+  type Lane,
+  type LaneCounts,
+  type LaneFigures,
+  SETTLE_TIMEOUT_MS,
+  ackReport,
+  isConnectionLoss,
+  reportRequest,
+} from "./client-lanes.js";
+import { EventWatch, compareWatches } from "./event-watch.js";
+import { Ledger, type LedgerCapture, checkStatus } from "./ledger.js";
+import { percentile, spread } from "./percentile.js";
+import { writePoolFiles } from "./pool-config.js";
+import { Prng } from "./prng.js";
+import { type ServerProcess, defaultCliPath, serving, spawnServer } from "./server-process.js";
+import type { StoreKind } from "./store-target.js";
+import { Violations } from "./violations.js";
 
 /**
  * runFailoverTorture: several `authpool serve` processes on one store (a
@@ -42,7 +49,7 @@ import { writeFakeLogin } from "../fake-login.js";
  * one epoch; and a write succeeds again through a surviving instance within
  * the lease TTL + 1 s (+ `slackMs`) of each kill.
  */
-export interface FailoverTortureOptions {
+export interface FailoverTortureOptions extends LaneCounts {
   /** serve processes on the store (default 3; at least 2). */
   instances?: number;
   /** Leader kills in the run (default 200). */
@@ -50,9 +57,6 @@ export interface FailoverTortureOptions {
   seed?: number;
   /** Default sqlite (a file in the run's directory); postgres: a fresh schema on bench/fresh-postgres.ts's server, dropped at the end. */
   store?: StoreKind;
-  /** Client connections per instance set (default 8; connection c is bound to instance c mod N), each with `lanes` calls in flight (default 3). */
-  clients?: number;
-  lanes?: number;
   /** How long the pool runs under load before a kill, ms (default 200..1200). */
   runMs?: [number, number];
   /** Share of kills that come 0..100 ms after the previous check instead (default 0.15): a leader that took over about a second ago. */
@@ -65,7 +69,6 @@ export interface FailoverTortureOptions {
    * ms (default 500). A takeover slower than TTL + 1 s + slack is a violation.
    */
   slackMs?: number;
-  heldPerLane?: number;
   subscriptions?: number;
   maxSessions?: number;
   snapshotEveryRecords?: number;
@@ -77,7 +80,7 @@ export interface FailoverTortureOptions {
 }
 
 /** FailoverTortureResult holds the figures of a run and every violation found. */
-export interface FailoverTortureResult {
+export interface FailoverTortureResult extends LaneFigures {
   seed: number;
   instances: number;
   store: StoreKind;
@@ -98,24 +101,14 @@ export interface FailoverTortureResult {
   checksFailed: number;
   /** Status reads checked under load, by the role of the instance that answered. */
   liveReads: { leader: number; standby: number };
-  acknowledged: Ledger["acknowledged"];
-  outcomes: Ledger["outcomes"];
-  retries: Ledger["retries"];
   /** Calls whose answer was lost with a killed leader or refused during a takeover (each retried with the same ids). */
   unknownFate: number;
-  inFlightAtKill: { total: number; max: number };
   startupMs: { count: number; median: number; p95: number; max: number };
   events: { seen: number; lastSequence: number; streams: number; comparedUpTo: number };
-  totals: { usd: number; reports: number; tokens: Tokens };
   durationMs: number;
   dir: string;
   violations: string[];
 }
-
-type Pending =
-  | { kind: "allocate"; sessionId: string }
-  | { kind: "report"; record: ReportRecord }
-  | { kind: "release"; sessionId: string };
 
 /** Slot is one of the N instances, across its restarts. */
 interface Slot {
@@ -124,11 +117,22 @@ interface Slot {
   server: ServerProcess | undefined;
   /** Serving and not killed: lanes may send to it. */
   up: boolean;
-  /** One per client connection (connection c speaks gRPC when c is even, Connect over HTTP/1.1 when odd). */
+  /** Its lane connections (ClientLanes.connect()). */
   clients: AuthPoolClient[];
   /** The harness's own connection (probes, checks, status reads). */
   admin: AuthPoolClient | undefined;
   watch: EventWatch;
+}
+
+function newSlot(index: number, name: string): Slot {
+  return { index, name, server: undefined, up: false, clients: [], admin: undefined, watch: new EventWatch(name) };
+}
+
+/** Route is a lane's call through a slot, to the process that serves it when the call is sent. */
+interface Route {
+  slot: Slot;
+  server: ServerProcess | undefined;
+  clients: readonly AuthPoolClient[];
 }
 
 /** A kill's window: from the SIGKILL until `graceMs` after the takeover; unknown fates inside it are expected. */
@@ -137,41 +141,9 @@ interface Disturbance {
   until: number;
 }
 
-const LEDGER: LedgerOptions = { sessionsStay: true };
-const CALL_TIMEOUT_MS = 15_000;
-const SETTLE_TIMEOUT_MS = 30_000;
 /** How long after a takeover a stale view of the lease may still turn a call away (a standby's next look at the lease). */
 const GRACE_MS = 1_000;
 const PROBE_SESSION = "probe";
-
-function isConnectionLoss(code: Code): boolean {
-  return (
-    code === Code.Unavailable ||
-    code === Code.Unknown ||
-    code === Code.Internal ||
-    code === Code.Canceled ||
-    code === Code.Aborted
-  );
-}
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-async function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms))),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
-}
 
 export async function runFailoverTorture(options: FailoverTortureOptions = {}): Promise<FailoverTortureResult> {
   const started = performance.now();
@@ -179,38 +151,28 @@ export async function runFailoverTorture(options: FailoverTortureOptions = {}): 
   const instances = options.instances ?? 3;
   if (instances < 2) throw new Error("the failover torture needs at least 2 instances (runCrashTorture covers one)");
   const killsWanted = options.kills ?? 200;
-  const clientCount = options.clients ?? 8;
-  const lanesPerClient = options.lanes ?? 3;
   const [runMin, runMax] = options.runMs ?? [200, 1200];
   const quickKillShare = options.quickKillShare ?? 0.15;
   const leaseTtlMs = (options.leaseTtlSeconds ?? 2) * 1000;
   const slackMs = options.slackMs ?? 500;
   const takeoverBoundMs = leaseTtlMs + 1000 + slackMs;
   const maxStartupMs = options.maxStartupMs ?? 10_000;
-  const heldPerLane = options.heldPerLane ?? 2;
   const storeKind = options.store ?? "sqlite";
   const log = options.log ?? (() => undefined);
   const cli = options.cli ?? defaultCliPath();
 
-  const dir = await mkdtemp(path.join(os.tmpdir(), "authpool-failover-"));
-  const target = await createStoreTarget(storeKind, dir);
-  const configFile = path.join(dir, "pool.json");
-  const config = crashTortureConfig(dir, {
+  const { dir, target, configFile } = await writePoolFiles("authpool-failover-", storeKind, {
     subscriptions: options.subscriptions ?? 3,
     maxSessions: options.maxSessions ?? 10,
     snapshotEveryRecords: options.snapshotEveryRecords ?? 64,
-    storeUri: target.uri,
     cluster: { leaseTtlSeconds: leaseTtlMs / 1000, followPollMs: options.followPollMs ?? 50 },
   });
-  // Logged in (fake tokens): the pool offers only subscriptions with a usable login.
-  for (const s of config.subscriptions) await writeFakeLogin(s.configDir);
-  await writeFile(configFile, JSON.stringify(config, null, 2));
 
   const rng = new Prng(seed);
   const killRng = rng.fork(1);
-  const ledger = new Ledger(LEDGER);
-  const nothing = new Ledger(LEDGER).capture();
-  const violations: string[] = [];
+  const nothing = new Ledger(LANE_LEDGER).capture();
+  const violations = new Violations(log);
+  const violation = (text: string) => violations.add(text);
   const startupSamples: number[] = [];
   const takeoverSamples: number[] = [];
   const windows: Disturbance[] = [];
@@ -225,53 +187,10 @@ export async function runFailoverTorture(options: FailoverTortureOptions = {}): 
   let checksFailed = 0;
   const liveReads = { leader: 0, standby: 0 };
   let unknownFate = 0;
-  const inFlightAtKill = { total: 0, max: 0 };
   let comparedUpTo = 0;
-  let stopping = false;
-  let inFlight = 0;
-  let phase: "run" | "settle" | "check" | "down" = "down";
-  let wake: () => void = () => undefined;
-  let phaseChanged = new Promise<void>((r) => (wake = r));
-  const setPhase = (next: typeof phase) => {
-    phase = next;
-    wake();
-    phaseChanged = new Promise<void>((r) => (wake = r));
-  };
 
-  let violationCount = 0;
-  const violation = (text: string) => {
-    if (++violationCount <= 200) {
-      violations.push(text);
-      log(`VIOLATION ${text}`);
-    }
-  };
-
-  const slots: Slot[] = Array.from({ length: instances }, (_, index) => ({
-    index,
-    name: `instance ${index}`,
-    server: undefined,
-    up: false,
-    clients: [],
-    admin: undefined,
-    watch: new EventWatch(`instance ${index}`),
-  }));
+  const slots = Array.from({ length: instances }, (_, index) => newSlot(index, `instance ${index}`));
   const upSlots = () => slots.filter((s) => s.up);
-
-  /** call runs one RPC, counting it as in flight, and returns its reply or its error with when it was sent and settled. */
-  async function call<T>(
-    run: () => Promise<T>,
-  ): Promise<({ ok: true; value: T } | { ok: false; error: ConnectError }) & { sentAt: number; at: number }> {
-    inFlight++;
-    const sentAt = performance.now();
-    try {
-      const value = await run();
-      return { ok: true, value, sentAt, at: performance.now() };
-    } catch (error) {
-      return { ok: false, error: ConnectError.from(error), sentAt, at: performance.now() };
-    } finally {
-      inFlight--;
-    }
-  }
 
   /**
    * unknown decides what a failed call means: true when its fate is unknown
@@ -279,12 +198,7 @@ export async function runFailoverTorture(options: FailoverTortureOptions = {}): 
    * takeover). Anything else is a violation; a connection-loss code is then
    * still retried (true), so the books can settle, any other code is final.
    */
-  function unknown(
-    what: string,
-    slot: Slot,
-    server: ServerProcess | undefined,
-    r: { error: ConnectError; sentAt: number; at: number },
-  ): boolean {
+  function unknown(what: string, slot: Slot, server: ServerProcess | undefined, r: CallFailure): boolean {
     const code = r.error.code;
     const expected =
       isConnectionLoss(code) &&
@@ -316,135 +230,30 @@ export async function runFailoverTorture(options: FailoverTortureOptions = {}): 
     }
   }
 
-  const lanes = Array.from({ length: clientCount * lanesPerClient }, (_, i) => {
-    const client = Math.floor(i / lanesPerClient);
-    return {
-      name: `c${client}l${i % lanesPerClient}`,
-      client,
-      home: client % instances,
-      cursor: client % instances,
-      rng: rng.fork(100 + i),
-      held: [] as string[],
-      next: 0,
-      pending: undefined as Pending | undefined,
-      busy: false,
-    };
-  });
-  type Lane = (typeof lanes)[number];
-
-  /** attempt sends one call through `slot` and settles it in the ledger; false when it must be sent again. */
-  async function attempt(lane: Lane, slot: Slot, op: Pending, retry: boolean): Promise<boolean> {
-    const c = slot.clients[lane.client]!;
-    const server = slot.server;
-    const failed = (r: { error: ConnectError; sentAt: number; at: number }): boolean => {
-      if (unknown(`${op.kind} (${lane.name})`, slot, server, r)) {
-        lane.pending = op;
-        return false;
-      }
-      // A definite refusal: nothing happened. Reported above; the books move on.
-      lane.pending = undefined;
-      if (op.kind === "allocate") ledger.allocateFailed(op.sessionId);
-      else if (op.kind === "report") ledger.reportRejected(op.record);
-      else lane.held = lane.held.filter((id) => id !== op.sessionId);
-      return true;
-    };
-    switch (op.kind) {
-      case "allocate": {
-        ledger.allocateSent(op.sessionId, retry);
-        const r = await call(() => c.allocate({ sessionId: op.sessionId }));
-        if (!r.ok) return failed(r);
-        lane.pending = undefined;
-        if (r.value.outcome.case === "subscription") {
-          ledger.allocateGranted(
-            op.sessionId,
-            r.value.outcome.value.subscriptionId,
-            r.value.outcome.value.resumed,
-            retry,
-          );
-          if (!lane.held.includes(op.sessionId)) lane.held.push(op.sessionId);
-        } else {
-          ledger.allocateFallback(op.sessionId);
+  /** Where a lane whose call had an unknown fate sends it again: the instance after the one that failed it. */
+  const retryFrom = new Map<Lane, number>();
+  const lanes = new ClientLanes<Route>(options, {
+    rng,
+    retryPauseMs: 20,
+    host: {
+      // Connection c is bound to instance c mod N while it is up, else to the next one that is.
+      route(lane) {
+        const home = lane.client % instances;
+        const from = lane.pending === undefined ? home : (retryFrom.get(lane) ?? home);
+        for (let i = 0; i < instances; i++) {
+          const slot = slots[(from + i) % instances]!;
+          if (slot.up) return { slot, server: slot.server, clients: slot.clients };
         }
-        return true;
-      }
-      case "report": {
-        const rec = op.record;
-        if (retry) ledger.reportSent(rec.sessionId, rec.requestId, rec.costUsd, rec.tokens);
-        const r = await call(() => c.reportUsage(reportRequest(rec)));
-        if (!r.ok) return failed(r);
-        lane.pending = undefined;
-        ledger.reportAcked(rec, {
-          duplicate: r.value.duplicate,
-          countedCostUsd: r.value.countedCostUsd,
-          subscriptionId: r.value.subscription?.id ?? "",
-        });
-        return true;
-      }
-      case "release": {
-        ledger.releaseSent(op.sessionId, retry);
-        const r = await call(() => c.release({ sessionId: op.sessionId }));
-        if (!r.ok) return failed(r);
-        lane.pending = undefined;
-        ledger.releaseAcked(op.sessionId, r.value.released, retry);
-        lane.held = lane.held.filter((id) => id !== op.sessionId);
-        return true;
-      }
-    }
-  }
-
-  function draw(lane: Lane): Pending {
-    const kind = weighted(lane.rng, {
-      allocate: lane.held.length < heldPerLane ? 3 : 0,
-      report: lane.held.length > 0 ? 6 : 0,
-      release: lane.held.length > 0 ? 1.5 : 0,
-    });
-    if (kind === "allocate") return { kind, sessionId: `${lane.name}-s${lane.next++}` };
-    const sessionId = lane.rng.pick(lane.held);
-    if (kind === "release") return { kind, sessionId };
-    const costUsd = lane.rng.int(1, 256) / 64;
-    const tokens: Tokens = {
-      input: lane.rng.int(1, 5000),
-      output: lane.rng.int(1, 2000),
-      cacheCreation: lane.rng.int(0, 1000),
-      cacheRead: lane.rng.int(0, 20_000),
-    };
-    return { kind, record: ledger.reportSent(sessionId, `${sessionId}-r${lane.next++}`, costUsd, tokens) };
-  }
-
-  /** pickSlot: the lane's instance if it is up, else the next one that is. */
-  function pickSlot(lane: Lane): Slot | undefined {
-    for (let i = 0; i < instances; i++) {
-      const s = slots[(lane.cursor + i) % instances]!;
-      if (s.up) return s;
-    }
-    return undefined;
-  }
-
-  async function runLane(lane: Lane): Promise<void> {
-    while (!stopping) {
-      if (phase === "down" || phase === "check" || (phase === "settle" && lane.pending === undefined)) {
-        await phaseChanged;
-        continue;
-      }
-      const slot = pickSlot(lane);
-      if (slot === undefined) {
-        await sleep(10);
-        continue;
-      }
-      lane.busy = true;
-      const retry = lane.pending !== undefined;
-      const op = lane.pending ?? draw(lane);
-      const done = await attempt(lane, slot, op, retry);
-      lane.busy = false;
-      if (done) {
-        lane.cursor = lane.home;
-      } else {
-        // Unknown fate: the same call again, through the next instance.
-        lane.cursor = (slot.index + 1) % instances;
-        await sleep(20);
-      }
-    }
-  }
+        return undefined;
+      },
+      failed(lane, { slot, server }, op, failure) {
+        if (!unknown(`${op.kind} (${lane.name})`, slot, server, failure)) return "refused";
+        retryFrom.set(lane, (slot.index + 1) % instances);
+        return "retry";
+      },
+    },
+  });
+  const { ledger } = lanes;
 
   /**
    * readStatus reads one instance's status and checks it against the
@@ -454,20 +263,17 @@ export async function runFailoverTorture(options: FailoverTortureOptions = {}): 
    */
   async function readStatus(slot: Slot, label: string, exact: boolean): Promise<GetPoolStatusResponse | undefined> {
     const server = slot.server;
-    const before = ledger.capture();
-    const r = await call(() => slot.admin!.getPoolStatus({ includeSessions: true }));
-    const after = ledger.capture();
+    const r = await lanes.readStatus(slot.admin!);
     if (!r.ok) {
       unknown(`${label}: status`, slot, server, r);
       return undefined;
     }
-    ledger.acknowledged.status++;
     const status = r.value;
     noteCluster(status, `${label} (${slot.name})`);
     const record = Number(status.cluster?.journalRecord ?? 0n);
-    let lower = before;
+    let lower = r.before;
     if (status.cluster?.role === InstanceRole.LEADER) {
-      leaderReads.push({ record, before });
+      leaderReads.push({ record, before: r.before });
       if (leaderReads.length > 1000) leaderReads.splice(0, 500);
     } else if (!exact) {
       lower = nothing;
@@ -478,7 +284,7 @@ export async function runFailoverTorture(options: FailoverTortureOptions = {}): 
         }
       }
     }
-    const problems = checkStatus(status, lower, after, { ...LEDGER, exact });
+    const problems = checkStatus(status, lower, r.after, { ...LANE_LEDGER, exact });
     for (const p of problems.slice(0, 20))
       violation(
         `${label} (${slot.name}, ${status.cluster?.role === InstanceRole.LEADER ? "leader" : "standby"}): ${p}`,
@@ -487,25 +293,16 @@ export async function runFailoverTorture(options: FailoverTortureOptions = {}): 
     return status;
   }
 
-  async function runObserver(): Promise<void> {
-    const observerRng = rng.fork(7);
-    let next = 0;
-    while (!stopping) {
-      if (phase !== "run") {
-        await phaseChanged;
-        continue;
-      }
-      const up = upSlots();
-      const slot = up[next++ % Math.max(1, up.length)];
-      if (slot !== undefined) {
-        const status = await readStatus(slot, "status under load", false);
-        if (status !== undefined) {
-          if (status.cluster?.role === InstanceRole.LEADER) liveReads.leader++;
-          else liveReads.standby++;
-        }
-      }
-      await sleep(observerRng.int(5, 40));
-    }
+  let nextRead = 0;
+  /** readUnderLoad reads the instances that are up in turn. */
+  async function readUnderLoad(): Promise<void> {
+    const up = upSlots();
+    const slot = up[nextRead++ % Math.max(1, up.length)];
+    if (slot === undefined) return;
+    const status = await readStatus(slot, "status under load", false);
+    if (status === undefined) return;
+    if (status.cluster?.role === InstanceRole.LEADER) liveReads.leader++;
+    else liveReads.standby++;
   }
 
   /** findLeader asks every instance that is up until one says it leads. */
@@ -514,7 +311,7 @@ export async function runFailoverTorture(options: FailoverTortureOptions = {}): 
     while (performance.now() < deadline) {
       for (const slot of upSlots()) {
         const before = ledger.capture();
-        const r = await call(() => slot.admin!.getPoolStatus({}));
+        const r = await lanes.call(() => slot.admin!.getPoolStatus({}));
         if (r.ok && r.value.cluster !== undefined) {
           noteCluster(r.value, `status of ${slot.name}`);
           // A leader's journal record covers everything acknowledged before the read: a lower bound for standby reads.
@@ -535,7 +332,7 @@ export async function runFailoverTorture(options: FailoverTortureOptions = {}): 
     slot.server = server;
     let url: string;
     try {
-      url = await withTimeout(server.ready, maxStartupMs * 3, `no "serving" line after ${maxStartupMs * 3} ms`);
+      url = await serving(server, maxStartupMs);
     } catch (error) {
       violation(`${slot.name}: start-up failed: ${(error as Error).message}`);
       server.kill();
@@ -544,14 +341,7 @@ export async function runFailoverTorture(options: FailoverTortureOptions = {}): 
     startupSamples.push(server.startupMs!);
     if (server.startupMs! > maxStartupMs)
       violation(`${slot.name}: start-up took ${server.startupMs!.toFixed(0)} ms (bound ${maxStartupMs} ms)`);
-    slot.clients = Array.from({ length: clientCount }, (_, i) =>
-      createAuthPoolClient(
-        url,
-        i % 2 === 0
-          ? { timeoutMs: CALL_TIMEOUT_MS }
-          : { timeoutMs: CALL_TIMEOUT_MS, protocol: "connect", httpVersion: "1.1" },
-      ),
-    );
+    slot.clients = lanes.connect(url);
     slot.admin = createAuthPoolClient(url, { timeoutMs: CALL_TIMEOUT_MS });
     slot.watch.follow(url, () => server.killed);
     slot.up = true;
@@ -587,13 +377,9 @@ export async function runFailoverTorture(options: FailoverTortureOptions = {}): 
       }
       if (n > 0) ledger.reportSent(rec.sessionId, rec.requestId, rec.costUsd, rec.tokens);
       const server = slot.server;
-      const r = await call(() => slot.admin!.reportUsage(reportRequest(rec)));
+      const r = await lanes.call(() => slot.admin!.reportUsage(reportRequest(rec)));
       if (r.ok) {
-        ledger.reportAcked(rec, {
-          duplicate: r.value.duplicate,
-          countedCostUsd: r.value.countedCostUsd,
-          subscriptionId: r.value.subscription?.id ?? "",
-        });
+        ackReport(ledger, rec, r.value);
         return r.at;
       }
       if (!unknown("takeover probe", slot, server, r)) {
@@ -615,16 +401,11 @@ export async function runFailoverTorture(options: FailoverTortureOptions = {}): 
    * the same events under the same numbers.
    */
   async function check(label: string, resume = true): Promise<void> {
-    setPhase("settle");
-    const settleBy = performance.now() + SETTLE_TIMEOUT_MS;
-    while (lanes.some((l) => l.pending !== undefined || l.busy)) {
-      if (performance.now() > settleBy) {
-        violation(`${label}: unknown-fate retries did not settle within ${SETTLE_TIMEOUT_MS} ms`);
-        return;
-      }
-      await sleep(2);
+    if (!(await lanes.settle(SETTLE_TIMEOUT_MS))) {
+      violation(`${label}: unknown-fate retries did not settle within ${SETTLE_TIMEOUT_MS} ms`);
+      return;
     }
-    setPhase("check");
+    lanes.setPhase("check");
     const failedBefore = checksFailed;
     const leader = await findLeader(2 * takeoverBoundMs);
     if (leader === undefined) {
@@ -640,7 +421,7 @@ export async function runFailoverTorture(options: FailoverTortureOptions = {}): 
       // The standby follows the journal: wait until it has read what the leader wrote, and names the leader.
       const deadline = performance.now() + 5_000;
       for (;;) {
-        const r = await call(() => slot.admin!.getPoolStatus({}));
+        const r = await lanes.call(() => slot.admin!.getPoolStatus({}));
         const c = r.ok ? r.value.cluster : undefined;
         if (c !== undefined && Number(c.journalRecord) >= record && c.leaderId === leaderId) break;
         if (performance.now() > deadline) {
@@ -670,10 +451,10 @@ export async function runFailoverTorture(options: FailoverTortureOptions = {}): 
     for (const p of compareWatches(watches, comparedUpTo, upTo)) violation(`${label}: ${p}`);
     comparedUpTo = upTo;
     if (checksFailed === failedBefore) checksPassed++;
-    if (resume) setPhase("run");
+    if (resume) lanes.setPhase("run");
   }
 
-  const workers = [...lanes.map(runLane), runObserver()];
+  lanes.start(readUnderLoad);
   let cold: ServerProcess | undefined;
   try {
     // All instances at once: they race for the lease, one wins.
@@ -683,7 +464,7 @@ export async function runFailoverTorture(options: FailoverTortureOptions = {}): 
     for (;;) {
       const slot = upSlots()[0]!;
       ledger.allocateSent(PROBE_SESSION, false);
-      const r = await call(() => slot.admin!.allocate({ sessionId: PROBE_SESSION }));
+      const r = await lanes.call(() => slot.admin!.allocate({ sessionId: PROBE_SESSION }));
       if (r.ok && r.value.outcome.case === "subscription") {
         ledger.allocateGranted(
           PROBE_SESSION,
@@ -698,7 +479,7 @@ export async function runFailoverTorture(options: FailoverTortureOptions = {}): 
     }
     await check("check at start");
 
-    while (kills < killsWanted && violationCount < 200) {
+    while (kills < killsWanted && !violations.full()) {
       const quick = killRng.chance(quickKillShare);
       await sleep(quick ? killRng.int(0, 100) : killRng.int(runMin, runMax));
       const leader = await findLeader(2 * takeoverBoundMs);
@@ -706,7 +487,7 @@ export async function runFailoverTorture(options: FailoverTortureOptions = {}): 
         violation(`before kill ${kills + 1}: no instance leads`);
         break;
       }
-      const busy = inFlight;
+      const busy = lanes.noteKill();
       const victim = leader.server!;
       leader.up = false;
       victim.kill();
@@ -715,8 +496,6 @@ export async function runFailoverTorture(options: FailoverTortureOptions = {}): 
       const window: Disturbance = { killAt, until: Number.POSITIVE_INFINITY };
       windows.push(window);
       kills++;
-      inFlightAtKill.total += busy;
-      inFlightAtKill.max = Math.max(inFlightAtKill.max, busy);
       const restarted = restart(leader);
       const ackAt = await probe(leader, `probe-k${kills}`);
       window.until = performance.now() + GRACE_MS;
@@ -749,9 +528,7 @@ export async function runFailoverTorture(options: FailoverTortureOptions = {}): 
     // The last check leaves the lanes stopped: the cold restart below must find the ledger quiet.
     await check("final check", false);
   } finally {
-    stopping = true;
-    setPhase("down");
-    await Promise.all(workers);
+    await lanes.stop();
     for (const slot of slots) await slot.watch.stop();
     // Every instance stops gracefully: SIGTERM must end each with code 0.
     await Promise.all(
@@ -767,17 +544,9 @@ export async function runFailoverTorture(options: FailoverTortureOptions = {}): 
   }
 
   // A cold start after everything stopped: the books and the whole event history are still there.
-  if (violationCount === 0) {
+  if (violations.count === 0) {
     try {
-      const slot: Slot = {
-        index: instances,
-        name: "cold restart",
-        server: undefined,
-        up: false,
-        clients: [],
-        admin: undefined,
-        watch: new EventWatch("cold restart"),
-      };
+      const slot = newSlot(instances, "cold restart");
       if (await start(slot)) {
         const server = slot.server!;
         cold = server;
@@ -799,15 +568,14 @@ export async function runFailoverTorture(options: FailoverTortureOptions = {}): 
 
   for (const slot of slots) for (const v of slot.watch.violations) violation(`events: ${v}`);
   for (const v of ledger.violations) violation(`replies: ${v}`);
-  if (violationCount > violations.length) violations.push(`... and ${violationCount - violations.length} more`);
+  violations.noteDropped();
   if (options.keepDir !== true) {
     await rm(dir, { recursive: true, force: true });
     await target
       .drop()
-      .catch((error: unknown) => violations.push(`could not drop the store: ${(error as Error).message}`));
+      .catch((error: unknown) => violations.list.push(`could not drop the store: ${(error as Error).message}`));
   }
 
-  const sortedStartup = [...startupSamples].sort((a, b) => a - b);
   const sortedTakeover = [...takeoverSamples].sort((a, b) => a - b);
   const watchMax = slots.reduce((best, s) => (s.watch.lastSeq > best.lastSeq ? s.watch : best), slots[0]!.watch);
   return {
@@ -828,27 +596,18 @@ export async function runFailoverTorture(options: FailoverTortureOptions = {}): 
     checksPassed,
     checksFailed,
     liveReads,
-    acknowledged: ledger.acknowledged,
-    outcomes: ledger.outcomes,
-    retries: ledger.retries,
+    ...lanes.figures(),
     unknownFate,
-    inFlightAtKill,
-    startupMs: {
-      count: sortedStartup.length,
-      median: percentile(sortedStartup, 0.5),
-      p95: percentile(sortedStartup, 0.95),
-      max: sortedStartup[sortedStartup.length - 1] ?? 0,
-    },
+    startupMs: spread(startupSamples),
     events: {
       seen: watchMax.events,
       lastSequence: watchMax.lastSeq,
       streams: slots.reduce((n, s) => n + s.watch.streams, 0),
       comparedUpTo,
     },
-    totals: ledger.totals(),
     durationMs: performance.now() - started,
     dir,
-    violations,
+    violations: violations.list,
   };
 }
 
@@ -887,23 +646,6 @@ function logsSince(servers: (ServerProcess | undefined)[], since: number, zero: 
     }
   }
   return lines.sort((a, b) => a.at - b.at).map((l) => l.text);
-}
-
-function reportRequest(rec: ReportRecord) {
-  return {
-    sessionId: rec.sessionId,
-    requestId: rec.requestId,
-    source: {
-      case: "usage" as const,
-      value: {
-        costUsd: rec.costUsd,
-        inputTokens: BigInt(rec.tokens.input),
-        outputTokens: BigInt(rec.tokens.output),
-        cacheCreationInputTokens: BigInt(rec.tokens.cacheCreation),
-        cacheReadInputTokens: BigInt(rec.tokens.cacheRead),
-      },
-    },
-  };
 }
 
 /** formatFailoverFigures renders a result as the lines `npm run torture -- --instances N` prints. */

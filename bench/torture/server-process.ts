@@ -120,3 +120,23 @@ export function spawnServer(cli: string, configFile: string, env: Record<string,
   server.ready.catch(() => undefined);
   return server;
 }
+
+/**
+ * serving resolves with the URL once the server serves; it rejects if the
+ * process exits first, or has not served by 3 × `maxStartupMs` (a hang, not
+ * a slow start: the harnesses hold a start-up to `maxStartupMs` themselves).
+ */
+export async function serving(server: ServerProcess, maxStartupMs: number): Promise<string> {
+  const ms = maxStartupMs * 3;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      server.ready,
+      new Promise<never>(
+        (_, reject) => (timer = setTimeout(() => reject(new Error(`no "serving" line after ${ms} ms`)), ms)),
+      ),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -4,7 +4,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
-import { crashTortureConfig } from "../../bench/torture/crash-torture.js";
+import { poolConfig } from "../../bench/torture/pool-config.js";
 import { EventWatch, compareWatches } from "../../bench/torture/event-watch.js";
 import { Ledger, type LedgerOptions, type ReportRecord, checkStatus } from "../../bench/torture/ledger.js";
 import { type ServerProcess, spawnServer } from "../../bench/torture/server-process.js";
@@ -93,7 +93,7 @@ describe.each(["postgres", "sqlite"] as const)("split brain on %s: a leader froz
       cleanups.push(fresh.drop);
       storeUri = fresh.uri;
     }
-    const config = crashTortureConfig(dir, {
+    const config = poolConfig(dir, {
       subscriptions: 3,
       maxSessions: 30,
       snapshotEveryRecords: 16,
