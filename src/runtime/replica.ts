@@ -100,14 +100,14 @@ export class Replica {
     return this.following;
   }
 
-  /** catchUp follows until no record is left (a new leader, before it writes). */
+  /**
+   * catchUp follows until no record is left (a new leader, before it
+   * writes). One pass is enough: it reads until the store's newest record,
+   * and the lease this instance now holds fences out any later append.
+   */
   async catchUp(): Promise<void> {
     await this.following;
-    let before: number;
-    do {
-      before = this.journalNow.headRecord;
-      await this.followOnce(true);
-    } while (this.journalNow.headRecord !== before);
+    await this.followOnce(true);
   }
 
   private async followOnce(strict = false): Promise<void> {
@@ -125,10 +125,12 @@ export class Replica {
           await this.republish(from);
           continue;
         }
-        for (const record of page) this.applyAndPublish(record);
-        if (page.length === 0) break;
+        for (const record of page.records) this.applyAndPublish(record);
+        // Each read carries the store's newest record number: with the page
+        // reaching it, an empty page would only say so again (it was two of
+        // the three statements per forwarded call, with reading the bounds).
+        if (!page.more) break;
       }
-      await this.journalNow.refreshBounds();
       this.failure = undefined;
     } catch (error) {
       this.failure = error instanceof Error ? error.message : String(error);

@@ -30,6 +30,20 @@ export interface StoredRecord {
   data: string;
 }
 
+/**
+ * RecordPage is a page of records with the journal's bounds as they stood
+ * when the page was read: `last` tells a follower whether records wait past
+ * the page, so it need not ask again for an empty one.
+ */
+export interface RecordPage {
+  /** Up to the limit of records with number > after, in order. */
+  records: StoredRecord[];
+  /** The oldest record kept (0 when none is). */
+  first: number;
+  /** The newest record kept (0 when none is). */
+  last: number;
+}
+
 /** StoredSnapshot is the state as of a record, in the snapshot codec's bytes. */
 export interface StoredSnapshot {
   record: number;
@@ -82,6 +96,11 @@ export interface JournalStore {
   readRecord(n: number): Promise<string | undefined>;
   /** bounds gives the oldest and newest record numbers kept ({0, 0} when none is). */
   bounds(): Promise<{ first: number; last: number }>;
+  /**
+   * readPage is readRecords and bounds read together, at one instant (one
+   * statement on SQLite and PostgreSQL): what a standby issues per catch-up.
+   */
+  readPage(after: number, limit: number): Promise<RecordPage>;
 
   /**
    * writeSnapshot stores the state as of `record`, fenced like append. A

@@ -88,21 +88,22 @@ export class Journal {
     }
     const snapshotRecord = record;
     let replayed = 0;
+    let bounds: { first: number; last: number };
     for (;;) {
-      const page = await log.readRecords(record, PAGE);
-      for (const stored of page) {
+      const page = await log.readPage(record, PAGE);
+      bounds = page;
+      for (const stored of page.records) {
         if (stored.n !== record + 1) break;
         applyRecord(state, parseRecord(stored.data), applyEvent);
         record = stored.n;
         replayed++;
       }
-      if (page.length < PAGE) break;
+      if (page.records.length < PAGE || record >= page.last) break;
     }
     // The indexes were built with the state (decodeState, createPoolState)
     // and replay keeps them, as it does for the writer and a replica;
     // building them again cost about 0.1 s at 100,000 sessions (bench/scale).
     ensureSubscriptions(state, subscriptionIds);
-    const bounds = await log.bounds();
     const first = bounds.last === 0 ? record + 1 : bounds.first;
     const journal = new Journal(log, options.epoch ?? 0, record, first, legacy ? -1 : snapshotRecord, legacy);
     return { journal, state, replayed };
@@ -163,26 +164,29 @@ export class Journal {
 
   /**
    * follow reads the records appended after the head (by the writer that
-   * holds the lease), up to `limit`; the caller applies them in order. It
-   * returns "gap" when the next record was pruned before it could be read:
-   * the follower must load again from the snapshot.
+   * holds the lease), up to `limit`, and which records are kept (a
+   * follower's oldest moves as the writer prunes), in one read of the store;
+   * the caller applies the records in order. `more` is set when the store
+   * held records past them: a page shorter than `limit`, or a full one that
+   * reached the newest record, needs no second read to find out it was the
+   * last. It returns "gap" when the next record was pruned before it could
+   * be read: the follower must load again from the snapshot.
    */
-  async follow(limit = PAGE): Promise<JournalRecord[] | "gap"> {
-    const page = await this.log.readRecords(this.head, limit);
-    const out: JournalRecord[] = [];
-    for (const stored of page) {
-      if (stored.n !== this.head + 1) return out.length === 0 ? "gap" : out;
+  async follow(limit = PAGE): Promise<{ records: JournalRecord[]; more: boolean } | "gap"> {
+    const page = await this.log.readPage(this.head, limit);
+    if (page.last !== 0) this.first = page.first;
+    const records: JournalRecord[] = [];
+    for (const stored of page.records) {
+      if (stored.n !== this.head + 1) {
+        if (records.length === 0) return "gap";
+        break;
+      }
       const rec = parseRecord(stored.data);
-      out.push(rec);
+      records.push(rec);
       this.head = rec.n;
     }
-    return out;
-  }
-
-  /** refreshBounds re-reads which records are kept (a follower's oldest moves as the writer prunes). */
-  async refreshBounds(): Promise<void> {
-    const bounds = await this.log.bounds();
-    if (bounds.last !== 0) this.first = bounds.first;
+    // After a break (a hole mid-page) the head is below `last`: the next read finds the gap.
+    return { records, more: this.head < page.last };
   }
 
   /** read returns record n, or undefined if it was pruned or not written yet. */

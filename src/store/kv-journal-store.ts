@@ -1,5 +1,12 @@
 import type { KvStore } from "./kv-store.js";
-import { FencedError, type JournalStore, type Lease, type StoredRecord, type StoredSnapshot } from "./journal-store.js";
+import {
+  FencedError,
+  type JournalStore,
+  type Lease,
+  type RecordPage,
+  type StoredRecord,
+  type StoredSnapshot,
+} from "./journal-store.js";
 
 /**
  * kvJournalStore builds the journal surface from plain gets and sets on a
@@ -33,6 +40,33 @@ export function kvJournalStore(kv: KvStore): JournalStore {
     const text = await kv.get(FIRST_KEY);
     return text === undefined ? 1 : Number(text);
   };
+  const readRecords = async (after: number, limit: number): Promise<StoredRecord[]> => {
+    const out: StoredRecord[] = [];
+    for (let n = Math.max(after, (await readFirst()) - 1) + 1; out.length < limit; n++) {
+      const data = await kv.get(recordKey(n));
+      if (data === undefined) break;
+      out.push({ n, data });
+    }
+    return out;
+  };
+  const bounds = async (): Promise<{ first: number; last: number }> => {
+    const first = await readFirst();
+    if ((await kv.get(recordKey(first))) === undefined) return { first: 0, last: 0 };
+    // Records have no gaps: find the last by doubling, then bisecting.
+    let lo = first;
+    let step = 1;
+    while ((await kv.get(recordKey(lo + step))) !== undefined) {
+      lo += step;
+      step *= 2;
+    }
+    let hi = lo + step;
+    while (hi - lo > 1) {
+      const mid = Math.floor((lo + hi) / 2);
+      if ((await kv.get(recordKey(mid))) !== undefined) lo = mid;
+      else hi = mid;
+    }
+    return { first, last: lo };
+  };
   return {
     description: kv.description,
     acquireLease: (holder, address, now, ttlMs) =>
@@ -65,33 +99,16 @@ export function kvJournalStore(kv: KvStore): JournalStore {
           throw new FencedError(`append record ${n}: it exists already`, "exists");
         await kv.set(recordKey(n), data);
       }),
-    async readRecords(after, limit) {
-      const out: StoredRecord[] = [];
-      for (let n = Math.max(after, (await readFirst()) - 1) + 1; out.length < limit; n++) {
-        const data = await kv.get(recordKey(n));
-        if (data === undefined) break;
-        out.push({ n, data });
-      }
-      return out;
-    },
+    readRecords,
     readRecord: (n) => kv.get(recordKey(n)),
-    async bounds() {
-      const first = await readFirst();
-      if ((await kv.get(recordKey(first))) === undefined) return { first: 0, last: 0 };
-      // Records have no gaps: find the last by doubling, then bisecting.
-      let lo = first;
-      let step = 1;
-      while ((await kv.get(recordKey(lo + step))) !== undefined) {
-        lo += step;
-        step *= 2;
-      }
-      let hi = lo + step;
-      while (hi - lo > 1) {
-        const mid = Math.floor((lo + hi) / 2);
-        if ((await kv.get(recordKey(mid))) !== undefined) lo = mid;
-        else hi = mid;
-      }
-      return { first, last: lo };
+    bounds,
+    // Two reads, outside the queue like readRecords (a test holding the
+    // store's writes must not hold its readers). An append or prune between
+    // them leaves bounds newer than the page: a follower then asks once more,
+    // or stops early and reads the rest on its next call; it never skips.
+    async readPage(after, limit): Promise<RecordPage> {
+      const records = await readRecords(after, limit);
+      return { records, ...(await bounds()) };
     },
     writeSnapshot: (epoch, record, data) =>
       serial(async () => {

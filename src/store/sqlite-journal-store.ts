@@ -1,5 +1,12 @@
 import sqlite3 from "sqlite3";
-import { FencedError, type JournalStore, type Lease, type StoredRecord, type StoredSnapshot } from "./journal-store.js";
+import {
+  FencedError,
+  type JournalStore,
+  type Lease,
+  type RecordPage,
+  type StoredRecord,
+  type StoredSnapshot,
+} from "./journal-store.js";
 
 /** SqliteJournalStoreOptions configures SqliteJournalStore.open. */
 export interface SqliteJournalStoreOptions {
@@ -127,6 +134,23 @@ export class SqliteJournalStore implements JournalStore {
         "SELECT min(n) AS first, max(n) AS last FROM authpool_journal",
       );
       return { first: rows[0]?.first ?? 0, last: rows[0]?.last ?? 0 };
+    });
+  }
+
+  readPage(after: number, limit: number): Promise<RecordPage> {
+    return this.use(async (db) => {
+      // One statement reads one snapshot of the file: bounds and page agree.
+      // The bounds row is the outer side so that an empty page still has it.
+      const rows = await db.all<{ first: number | null; last: number | null; n: number | null; data: string | null }>(
+        `SELECT b.first, b.last, p.n, p.data
+         FROM (SELECT min(n) AS first, max(n) AS last FROM authpool_journal) b
+         LEFT JOIN (SELECT n, data FROM authpool_journal WHERE n > ? ORDER BY n LIMIT ?) p ON 1
+         ORDER BY p.n`,
+        [after, clampCount(limit)],
+      );
+      const records: StoredRecord[] = [];
+      for (const r of rows) if (r.n !== null && r.data !== null) records.push({ n: r.n, data: r.data });
+      return { records, first: rows[0]?.first ?? 0, last: rows[0]?.last ?? 0 };
     });
   }
 

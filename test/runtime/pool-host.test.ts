@@ -148,8 +148,8 @@ describe("PoolHost", () => {
     let down = false;
     const log = store.log;
     const flaky = Object.create(log) as typeof log;
-    flaky.readRecords = (after, limit) =>
-      down ? Promise.reject(new Error("connection refused")) : log.readRecords(after, limit);
+    flaky.readPage = (after, limit) =>
+      down ? Promise.reject(new Error("connection refused")) : log.readPage(after, limit);
     flaky.acquireLease = (...args) =>
       down ? Promise.reject(new Error("connection refused")) : log.acquireLease(...args);
     const b = await host("b", time, flaky);

@@ -271,6 +271,26 @@ describe.each(backends)("JournalStore contract ($name)", ({ name, durable, fresh
       expect(await b.readRecord(0)).toBeUndefined();
     });
 
+    it("reads a page with the bounds at the time", async () => {
+      const handles = await fresh();
+      const [a, b] = [await handles(), await handles()];
+      expect(await b.readPage(0, 10)).toEqual({ records: [], first: 0, last: 0 });
+      await a.acquireLease("a", "", T0, TTL);
+      const stored = [1, 2, 3, 4].map((n) => ({ n, data: record(n, T0 + n) }));
+      for (const { n, data } of stored) await a.append(1, n, T0 + n, data);
+      expect(await b.readPage(0, 2)).toEqual({ records: stored.slice(0, 2), first: 1, last: 4 });
+      // A full page that reaches the newest record says so: no empty page needed to learn it.
+      expect(await b.readPage(2, 2)).toEqual({ records: stored.slice(2), first: 1, last: 4 });
+      expect(await b.readPage(1, 10)).toEqual({ records: stored.slice(1), first: 1, last: 4 });
+      expect(await b.readPage(4, 10)).toEqual({ records: [], first: 1, last: 4 });
+      expect(await b.readPage(0, 0)).toEqual({ records: [], first: 1, last: 4 });
+      expect(await a.prune(1, 2, T0 + 100, 10)).toBe(2);
+      // Behind the oldest record kept: the page starts past the hole, and `first` shows it.
+      expect(await b.readPage(0, 10)).toEqual({ records: stored.slice(2), first: 3, last: 4 });
+      expect(await a.prune(1, 4, T0 + 100, 10)).toBe(2);
+      expect(await b.readPage(1, 10)).toEqual({ records: [], first: 0, last: 0 });
+    });
+
     it.skipIf(!durable)("keeps records, lease and snapshot across close and reopen", async () => {
       const handles = await fresh();
       const a = await handles();
