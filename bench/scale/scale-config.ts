@@ -35,6 +35,8 @@ export function scaleConfig(dir: string, uri: string, subscriptions: number, max
       snapshot: { everyRecords: 1_000, everySeconds: 365 * 24 * 3600 },
       server: { host: "127.0.0.1", port: 0 },
       store: { uri },
+      // Fake logins: polling them would ask api.anthropic.com and time the network, not the pool.
+      upstream: { enabled: false },
     },
     "<scale bench>",
   );

@@ -359,6 +359,8 @@ function configInput(dir: string, uri: string): object {
     })),
     server: { host: "127.0.0.1", port: 0 },
     store: { uri },
+    // Fake logins: polling them would ask api.anthropic.com and time the network, not the pool.
+    upstream: { enabled: false },
   };
 }
 

@@ -68,6 +68,7 @@ export const EVENT_TYPE_NAMES: Readonly<Record<string, EventType>> = {
   rebalance_completed: EventType.REBALANCE_COMPLETED,
   session: EventType.SESSION,
   cooldown_cleared: EventType.COOLDOWN_CLEARED,
+  client_limited: EventType.CLIENT_LIMITED,
 };
 
 /** HISTORY_GROUP_NAMES are the `history --by` spellings of HistoryGroupBy. */

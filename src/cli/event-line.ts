@@ -8,7 +8,7 @@ import {
 } from "../../gen/authpool/v1/auth_pool_pb.js";
 import { DEFAULT_CLIENT } from "../domain/index.js";
 import { formatDuration, formatTime, millisOf, secondsOf } from "./format-time.js";
-import { stateName, windowName } from "./enum-names.js";
+import { limitName, stateName, windowName } from "./enum-names.js";
 
 /** eventText is one event as `events` prints it: a readable line, or with json its protobuf JSON. */
 export function eventText(event: Event, json: boolean): string {
@@ -38,6 +38,13 @@ function describePayload(event: Event): string {
       return `rotation  ${move(p.value)}`;
     case "failover":
       return `failover  ${p.value.sessionId}${clientOf(p.value.client)} → ${p.value.provider}: ${p.value.reason}`;
+    case "clientLimited": {
+      // The detail names the client ("client ci-bot: spent ..."), as the refusal's message does.
+      const v = p.value;
+      const limit = v.clientLimit;
+      const what = limit === undefined ? `client ${v.client}` : `${limit.detail} (${limitName(limit.kind)} limit)`;
+      return `client_limited  ${v.sessionId} refused: ${what}`;
+    }
     case "usageThreshold": {
       const v = p.value;
       const exhaustion = secondsOf(v.timeToExhaustion);

@@ -13,6 +13,7 @@ import type { Readable } from "node:stream";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { waitCallOptions, waitFields } from "./wait-flag.js";
+import { watchAllocation } from "./watch-allocation.js";
 import {
   type AuthPoolClient,
   type LimitDetected,
@@ -148,16 +149,18 @@ async function execSession(options: ExecOptions, sessionId: string): Promise<num
 async function allocate(options: ExecOptions, sessionId: string): Promise<Placement> {
   try {
     const wait = options.wait ?? (fallbackVars(options).length > 0 ? undefined : NO_FALLBACK_WAIT_SECONDS);
-    const res = await options.client.allocate(
-      {
-        sessionId,
-        model: options.model ?? modelFromCommand(options.command),
-        priority: options.priority ?? Priority.UNSPECIFIED,
-        client: options.clientName ?? "",
-        ...waitFields(wait),
-      },
-      waitCallOptions(wait),
-    );
+    const request = {
+      sessionId,
+      model: options.model ?? modelFromCommand(options.command),
+      priority: options.priority ?? Priority.UNSPECIFIED,
+      client: options.clientName ?? "",
+      ...waitFields(wait),
+    };
+    // A run asked to wait says where it stands in the pool's queue while it does (not the brief wait above).
+    const res =
+      options.wait === undefined
+        ? await options.client.allocate(request, waitCallOptions(wait))
+        : await watchAllocation(options.client, request, waitCallOptions(wait), (line) => note(options, line));
     switch (res.outcome.case) {
       case "subscription":
         return { kind: "grant", grant: res.outcome.value };

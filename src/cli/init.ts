@@ -286,6 +286,9 @@ function renderConfig(found: readonly FoundDir[]): string {
     " weeklyBudgetUsd is what a week of the subscription is worth in USD of",
     " API-equivalent use. The values below are example guesses (Pro 456, Max 2280):",
     " tune them; the pool prefers Claude's own utilization readings once it has them.",
+    " It reads them from each account's usage endpoint (what /usage shows in Claude",
+    " Code; no message quota) every 90 s with the login in its config dir:",
+    " `upstream: { enabled: false }` turns that off.",
   ].join("\n");
   const items = doc.get("subscriptions");
   if (YAML.isSeq(items)) {

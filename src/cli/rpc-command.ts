@@ -61,6 +61,17 @@ export interface RpcCommand<
   request(input: CommandInput<Flags, Args>): RpcRequest<K> | Promise<RpcRequest<K>>;
   /** Default: the client's own (a 5 s deadline). */
   callOptions?(input: CommandInput<Flags, Args>): CallOptions;
+  /**
+   * Makes the call when the RPC alone is not the whole story (allocate
+   * --wait watches its place in the queue); it answers what the RPC would.
+   * Default: the RPC.
+   */
+  call?(
+    pool: AuthPoolClient,
+    request: RpcRequest<K>,
+    options: CallOptions | undefined,
+    input: CommandInput<Flags, Args>,
+  ): Promise<RpcReply<K>>;
   /** The reply for people, without --json; `pool` is there for a reply that needs a second look (rebalance). */
   text(reply: RpcReply<K>, input: CommandInput<Flags, Args>, pool: AuthPoolClient): string | Promise<string>;
 }
@@ -84,7 +95,11 @@ export function addRpcCommand(program: Command, entry: RpcCommand, context: Comm
     // The request first: report's unreadable --file is an error before an unreadable --ca is.
     const request = await entry.request(input);
     const { client } = context.connect(input.flags);
-    const reply = await call(client, entry.rpc, request, entry.callOptions?.(input));
+    const options = entry.callOptions?.(input);
+    const reply =
+      entry.call !== undefined
+        ? await entry.call(client, request, options, input)
+        : await call(client, entry.rpc, request, options);
     const text =
       input.flags.json === true
         ? toJsonString(AuthPoolService.method[entry.rpc].output, reply, { prettySpaces: 2 })

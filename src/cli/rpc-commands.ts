@@ -22,6 +22,7 @@ import { type CommandInput, defineRpcCommand, type RpcCommand, type RpcRequest }
 import { UsageError } from "./usage-error.js";
 import { renderUsage } from "./usage-table.js";
 import { type Wait, waitCallOptions, waitFields } from "./wait-flag.js";
+import { watchAllocation } from "./watch-allocation.js";
 
 /** AllocateFlags are allocate's options. */
 type AllocateFlags = PoolFlags & {
@@ -58,7 +59,9 @@ export const RPC_COMMANDS: readonly RpcCommand[] = [
 Prints the session, the client it was booked to (and how long it waited),
 the subscription and the CLAUDE_CONFIG_DIR to run Claude with; or the paid
 API and why (a client limit names the client and the limit). A token given
-a name (role:name:token) may only name its own client with --client. A wait
+a name (role:name:token) may only name its own client with --client. While
+a --wait waits, stderr says where the call stands in the pool's queue each
+time it moves ("waiting: 3rd in line of 7", with why it waits). A wait
 that runs out, a full queue, or a client limit with fallback off exits with
 75 (RESOURCE_EXHAUSTED).`,
     rpc: "allocate",
@@ -70,6 +73,11 @@ that runs out, a full queue, or a client limit with fallback off exits with
       ...waitFields(flags.wait),
     }),
     callOptions: ({ flags }) => waitCallOptions(flags.wait),
+    // A call that may wait watches its place in the queue (AllocateWatch); the answer is Allocate's.
+    call: (pool, request, options, { flags, cli }) =>
+      flags.wait === undefined
+        ? pool.allocate(request, options)
+        : watchAllocation(pool, request, options, (line) => cli.stderr.write(`authpool: ${line}\n`)),
     text: (reply) => allocationLines(reply),
   }),
 

@@ -19,7 +19,7 @@ export interface AuthPoolClientOptions {
    * or "grpc-web".
    */
   protocol?: "grpc" | "connect" | "grpc-web";
-  /** Per-call deadline in ms for unary calls (default 5000). Streams have none. */
+  /** Per-call deadline in ms for unary calls (default 5000). Streams (StreamEvents, AllocateWatch) have none. */
   timeoutMs?: number;
   /** Sent as `authorization: Bearer <token>` when set. */
   token?: string;
@@ -64,12 +64,12 @@ export function createAuthPoolClient(url: string, options: AuthPoolClientOptions
         ? createGrpcWebTransport({ ...common, httpVersion })
         : createGrpcTransport({ ...common });
   };
-  // A deadline suits unary calls; an event stream is meant to stay open, so
-  // it gets a transport of its own without one (pass timeoutMs per call to
-  // bound it).
+  // A deadline suits unary calls; an event stream is meant to stay open, and
+  // a watched allocation as long as its wait, so they get a transport of
+  // their own without one (pass timeoutMs per call to bound them).
   const unary = createClient(AuthPoolService, transport(timeoutMs));
   const streaming = createClient(AuthPoolService, transport(undefined));
-  return { ...unary, streamEvents: streaming.streamEvents };
+  return { ...unary, streamEvents: streaming.streamEvents, allocateWatch: streaming.allocateWatch };
 }
 
 /** Webhook receivers verify deliveries with these (see the README). */

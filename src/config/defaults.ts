@@ -76,7 +76,18 @@ export const configDefaults = deepFreeze({
   notificationChannels: ["log"],
   events: { retentionDays: 7 },
   upstream: {
-    enabled: false,
+    /**
+     * On: each logged-in account's OAuth usage endpoint (what Claude Code's
+     * own `/usage` reads; it spends no message quota) is read every
+     * intervalSeconds with that account's token, read fresh and never
+     * stored or logged. Only the readings show use outside the pool and
+     * where each window really stands; without them the pool places on its
+     * own dollar estimates. In `npm run simulate` the defaults with polling
+     * equal the tuned pool at 3, 8 and 20 accounts; without it they sent
+     * 1.14x, 0.77x and 1.96x the tuned pool's work to the paid API, missing
+     * "within 10%" at two sizes of three (docs/BENCHMARKS.md, "Defaults").
+     */
+    enabled: true,
     intervalSeconds: 90,
     endpoint: "https://api.anthropic.com/api/oauth/usage",
     timeoutMs: 10_000,
@@ -93,8 +104,15 @@ export const configDefaults = deepFreeze({
      * polling it changes nothing.
      */
     staleAfterSeconds: 604_800,
-    /** Leave the last 5 %: a session placed at 95 % would likely hit the limit mid-run. */
-    fiveHourCap: 0.95,
+    /**
+     * Where a 5-hour figure comes from a reading, new sessions stop at this
+     * share of the window. Polled, the figure is at most intervalSeconds
+     * old, so 2% is margin enough; without polling a reading can be hours
+     * old plus an estimate, and FIVE_HOUR_CAP_UNPOLLED applies unless the
+     * config sets one (simulated at 8 accounts, 0.98 unpolled gave 46
+     * 429s a week against 30).
+     */
+    fiveHourCap: 0.98,
     modelCap: 1,
   },
   transcripts: {
@@ -146,3 +164,6 @@ export function deepFreeze<T>(value: T): T {
   }
   return value;
 }
+
+/** The 5-hour cap when upstream.enabled is off and the config names none: a session placed at 95% would likely hit the limit mid-run. */
+export const FIVE_HOUR_CAP_UNPOLLED = 0.95;

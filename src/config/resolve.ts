@@ -5,7 +5,7 @@
  * can report them all with the file name.
  */
 import { bearerToken, parseTokenEntry, readTokenFile } from "./auth-tokens.js";
-import { configDefaults, deepFreeze } from "./defaults.js";
+import { FIVE_HOUR_CAP_UNPOLLED, configDefaults, deepFreeze } from "./defaults.js";
 import { describeFound, formatPath, type ConfigIssue, type ConfigPath } from "./errors.js";
 import { expandConfigDir } from "./paths.js";
 import { pickOne } from "./pick-one.js";
@@ -30,6 +30,7 @@ export function resolveConfig(raw: RawConfig, source: string, homeDir: string, b
   const subscriptions = resolveSubscriptions(raw, homeDir, baseDir, issues);
 
   const weeklyBudgetThreshold = raw.weeklyBudgetThreshold ?? configDefaults.weeklyBudgetThreshold;
+  const polled = raw.upstream?.enabled ?? configDefaults.upstream.enabled;
   const low = raw.lowPriorityThreshold ?? "auto";
   // With an "auto" weekly threshold, "auto" and a fixed low one are worked out per account (domain/view.ts).
   const lowPriorityThreshold =
@@ -143,12 +144,12 @@ export function resolveConfig(raw: RawConfig, source: string, homeDir: string, b
       maxWaitSeconds: raw.queue?.maxWaitSeconds ?? configDefaults.queue.maxWaitSeconds,
     },
     upstream: {
-      enabled: raw.upstream?.enabled ?? configDefaults.upstream.enabled,
+      enabled: polled,
       intervalSeconds: raw.upstream?.intervalSeconds ?? configDefaults.upstream.intervalSeconds,
       endpoint: upstreamEndpoint(raw, issues),
       timeoutMs: raw.upstream?.timeoutMs ?? configDefaults.upstream.timeoutMs,
       staleAfterSeconds: raw.upstream?.staleAfterSeconds ?? configDefaults.upstream.staleAfterSeconds,
-      fiveHourCap: raw.upstream?.fiveHourCap ?? configDefaults.upstream.fiveHourCap,
+      fiveHourCap: raw.upstream?.fiveHourCap ?? (polled ? configDefaults.upstream.fiveHourCap : FIVE_HOUR_CAP_UNPOLLED),
       modelCap: raw.upstream?.modelCap ?? configDefaults.upstream.modelCap,
     },
     transcripts: {

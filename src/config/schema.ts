@@ -134,6 +134,7 @@ const NOTIFICATION_TYPES = [
   "status_changed",
   "rebalance_completed",
   "session",
+  "client_limited",
 ] as const;
 
 const ruleSchema = z.strictObject(

@@ -44,7 +44,8 @@ export type NotificationType =
   | "limit_reached"
   | "status_changed"
   | "rebalance_completed"
-  | "session";
+  | "session"
+  | "client_limited";
 
 /** NotificationChannel is where a notification is delivered. */
 export type NotificationChannel = "webhook" | "log" | "slack";

@@ -41,6 +41,8 @@ export function applyEvent(state: PoolState, event: PoolEvent): void {
         client: event.client ?? DEFAULT_CLIENT,
       });
       countClientSession(state, event.client ?? DEFAULT_CLIENT, 1);
+      // Placed: its limits let it through, so the next refusal is news.
+      state.clientsLimited.delete(event.client ?? DEFAULT_CLIENT);
       state.bySubscription.get(event.subscriptionId)!.add(event.sessionId);
       state.ended.delete(event.sessionId);
       // Gateways often run claude with --session-id set to the pool's id.
@@ -210,6 +212,11 @@ export function applyEvent(state: PoolState, event: PoolEvent): void {
     }
     case "fallback_used":
       bookFallback(state, event.at, event.client ?? DEFAULT_CLIENT, event.at);
+      // Sent to the paid API for the pool's reasons: no limit of its own refused it.
+      if (event.clientLimit === undefined) state.clientsLimited.delete(event.client ?? DEFAULT_CLIENT);
+      return;
+    case "client_limited":
+      state.clientsLimited.set(event.clientLimit.client, event.clientLimit.kind);
       return;
     case "rebalance_completed":
       // Records of decisions, for the stream and the audit trail; no state.

@@ -55,7 +55,24 @@ export function updateCalibration(
   const cal: Calibration = (calibrations[window] ??= { deltaSum: 0, costSum: 0, samples: 0 });
   const anchor = cal.anchor;
   const fresh = { utilization, ...(resetsAt !== undefined ? { resetsAt } : {}), at, costUsd: 0 };
-  if (anchor === undefined || !sameWindow(anchor.resetsAt, resetsAt) || utilization < anchor.utilization) {
+  if (anchor === undefined || !sameWindow(anchor.resetsAt, resetsAt)) {
+    cal.anchor = fresh;
+    return;
+  }
+  if (wholePercent(utilization) !== wholePercent(anchor.utilization)) {
+    // Pairs mix no precisions: a rounded reading measured from an exact
+    // one, or the reverse, is off by up to half a point, and which pairs
+    // end a sample or restart one depends on the way it was rounded (a
+    // rounded-down poll restarted the sample, a rounded-up one ended it).
+    // With runs' exact readings between polls that taught the simulated
+    // accounts a ratio 15 to 20% too high, and every reading then showed
+    // less use than the pool's own dollars explained: the reserve measured
+    // no owner at all. An exact reading replaces a rounded anchor; a rounded
+    // one waits for an exact one's sample to end.
+    if (!wholePercent(utilization)) cal.anchor = fresh;
+    return;
+  }
+  if (utilization < anchor.utilization) {
     cal.anchor = fresh;
     return;
   }
@@ -82,6 +99,16 @@ const OUTLIER_FACTOR = 2.5;
 function outlier(cal: Calibration, sample: number): boolean {
   if (cal.samples === 0 || cal.costSum < CALIBRATION_MIN_LEARNED_USD) return false;
   return sample > OUTLIER_FACTOR * (cal.deltaSum / cal.costSum);
+}
+
+/**
+ * wholePercent: the usage endpoint rounds to whole percents; stream events
+ * and headers give fractions. An exact reading that happens to be a whole
+ * percent is taken for a rounded one, which only makes it pair with those.
+ */
+function wholePercent(utilization: number): boolean {
+  const percent = utilization * 100;
+  return Math.abs(percent - Math.round(percent)) < 1e-9;
 }
 
 /** recordCalibrationCost adds cost spent at `at` to the anchors read before it (a negative cost takes it back). */

@@ -78,6 +78,17 @@ export type EventBody =
       clientLimit?: ClientLimitHit;
     }
   | {
+      /**
+       * A limit of the client refused its new session and the call was
+       * refused (RESOURCE_EXHAUSTED: its fallback, or the pool's, is off).
+       * Written once per client and limit (see PoolState.clientsLimited):
+       * a client that keeps asking does not write an event per call.
+       */
+      type: "client_limited";
+      sessionId: string;
+      clientLimit: ClientLimitHit;
+    }
+  | {
       type: "usage_recorded";
       sessionId: string;
       subscriptionId: string;
@@ -250,7 +261,8 @@ export function subscriptionsOf(e: EventBody): string[] {
     case "transcript_reattributed":
       return e.subscriptionIds;
     case "fallback_used":
-      // A fallback changes no subscription: nothing to re-announce.
+    case "client_limited":
+      // A fallback or a client's refusal changes no subscription: nothing to re-announce.
       return [];
     case "pruned":
       return [];

@@ -1,3 +1,4 @@
+import type { ClientLimitKind } from "./client-limits.js";
 import type { SubscriptionStatusName } from "./events.js";
 import type { LedgerEntry } from "./ledger.js";
 import type { LearnedPrice } from "./pricing.js";
@@ -199,6 +200,12 @@ export interface PoolState {
   prices: Map<string, LearnedPrice>;
   /** Recorded use per hour, client, subscription and model (see ledger.ts), roughly in hour order. */
   ledger: Map<string, LedgerEntry>;
+  /**
+   * The limit each client was last refused by (a client_limited event),
+   * until it is placed again (a session allocated, or a fallback for the
+   * pool's reasons): while the same limit refuses it, no repeat is written.
+   */
+  clientsLimited: Map<string, ClientLimitKind>;
   /** Derived: each client's recorded cost per hour, for its budgets. */
   clientSpend: Map<string, Map<number, number>>;
   /** Derived: sessions held per client. */
@@ -225,6 +232,7 @@ export function createPoolState(subscriptionIds: readonly string[]): PoolState {
     transcriptRows: new Map(),
     prices: new Map(),
     ledger: new Map(),
+    clientsLimited: new Map(),
     clientSpend: new Map(),
     clientSessions: new Map(),
     externalBySession: new Map(),

@@ -79,6 +79,8 @@ function alertOf(e: PoolEvent, coolOffMs: number): Alert | undefined {
       return { key: `status:${e.subscriptionId}:${e.to}`, until: coolOff };
     case "fallback_used":
       return { key: `failover:${e.client ?? DEFAULT_CLIENT}:${e.clientLimit?.kind ?? "pool"}`, until: coolOff };
+    case "client_limited":
+      return { key: `client_limited:${e.clientLimit.client}:${e.clientLimit.kind}`, until: coolOff };
     case "session_rotated":
       return { key: `rotation:${e.from}:${e.reason}`, until: coolOff };
     case "rebalance_completed":

@@ -23,6 +23,8 @@ export function ruleMatches(rule: NotificationRule, event: PoolEvent, channel: N
       return event.type === "rebalance_completed";
     case "session":
       return event.type === "session_allocated" || event.type === "session_released";
+    case "client_limited":
+      return event.type === "client_limited";
   }
 }
 

@@ -68,6 +68,14 @@ export function slackAlert(e: PoolEvent, ctx: SlackContext): SlackText | undefin
         details,
       };
     }
+    case "client_limited":
+      return {
+        headline: `:no_entry_sign: Client *${esc(e.clientLimit.client)}* is refused new sessions (its ${esc(e.clientLimit.kind)} limit)`,
+        details: [
+          `Why: ${esc(e.clientLimit.detail)}.`,
+          "Its fallback to the paid API is off: its calls get RESOURCE_EXHAUSTED until its use drops or its limit is raised.",
+        ],
+      };
     case "session_rotated":
       return {
         headline: `:twisted_rightwards_arrows: Session ${esc(e.sessionId)} moved from ${account(e.from)} to ${account(e.to)}`,

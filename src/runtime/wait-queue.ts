@@ -38,6 +38,13 @@ export interface WaitRequest<T> {
   kind: string;
   /** A placement that landed after the caller left. */
   onAbandoned?: (result: T) => void;
+  /**
+   * Told the call's place in line (1: next to be tried) and how many wait
+   * in all, when it joins and whenever its place changes: calls ahead of it
+   * placed or gone, or one that comes first (a higher priority, a client
+   * further below its share) joining ahead of it.
+   */
+  onPosition?: (position: number, waiting: number) => void;
 }
 
 /** WaitQueueOptions bounds and orders a WaitQueue. */
@@ -73,6 +80,8 @@ interface Waiter {
   trying: boolean;
   done: boolean;
   detach: () => void;
+  /** The place in line it was last told (0: not yet). */
+  position: number;
 }
 
 export class WaitQueue {
@@ -84,6 +93,10 @@ export class WaitQueue {
   private seq = 0;
   private draining: Promise<void> | undefined;
   private again = false;
+  /** Waiters with onPosition: while there are none, places are never worked out. */
+  private watched = 0;
+  /** A telling of places is queued (one per turn of the event loop, however many changes). */
+  private placesDue = false;
 
   constructor(options: WaitQueueOptions) {
     this.options = options;
@@ -123,12 +136,15 @@ export class WaitQueue {
         trying: false,
         done: false,
         detach: () => {},
+        position: 0,
       };
       const onAbort = () => this.leave(waiter, cancelled(request.client));
       request.signal.addEventListener("abort", onAbort, { once: true });
       waiter.detach = () => request.signal.removeEventListener("abort", onAbort);
       this.waiters.add(waiter);
       this.perClient.set(request.client, mine + 1);
+      if (request.onPosition !== undefined) this.watched++;
+      this.tellPlaces();
       this.wake();
     });
   }
@@ -147,6 +163,8 @@ export class WaitQueue {
         do {
           this.again = false;
           await this.walk();
+          // Shares move with what happened outside the queue too (sessions released, granted).
+          this.tellPlaces();
         } while (this.again && this.waiters.size > 0);
       } finally {
         this.draining = undefined;
@@ -203,6 +221,32 @@ export class WaitQueue {
     }
   }
 
+  /**
+   * tellPlaces tells each watching waiter its place, if it moved, once the
+   * current change settles: a walk that grants many slots works the order
+   * out between its attempts, not once per grant.
+   */
+  private tellPlaces(): void {
+    if (this.watched === 0 || this.placesDue) return;
+    this.placesDue = true;
+    queueMicrotask(() => {
+      this.placesDue = false;
+      if (this.watched === 0) return;
+      const order = this.ordered();
+      for (let i = 0; i < order.length; i++) {
+        const waiter = order[i]!;
+        const onPosition = waiter.request.onPosition;
+        if (onPosition === undefined || waiter.position === i + 1) continue;
+        waiter.position = i + 1;
+        try {
+          onPosition(i + 1, order.length);
+        } catch {
+          // A watcher's failure is its own: the queue and the other watchers go on.
+        }
+      }
+    });
+  }
+
   private ordered(): Waiter[] {
     const share = new Map<string, number>();
     const shareOf = (client: string) => {
@@ -229,6 +273,8 @@ export class WaitQueue {
     waiter.done = true;
     waiter.detach();
     this.waiters.delete(waiter);
+    if (waiter.request.onPosition !== undefined) this.watched--;
+    this.tellPlaces();
     if (this.waiters.size === 0) this.granted.clear();
     const left = (this.perClient.get(waiter.request.client) ?? 1) - 1;
     if (left <= 0) this.perClient.delete(waiter.request.client);

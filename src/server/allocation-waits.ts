@@ -1,8 +1,9 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { AllocateResult, Clock, Command, PoolEvent, Rejection } from "../domain/index.js";
+import type { AllocateResult, Clock, Command, Exclusion, PoolEvent } from "../domain/index.js";
 import { cappedPriority, fairShareUse, modelFamily } from "../domain/index.js";
 import type { PoolHandle } from "../runtime/pool-handle.js";
 import { WaitQueue, WaitRefusal } from "../runtime/wait-queue.js";
+import { rejectionError } from "./rejection.js";
 
 /**
  * AllocationWaits is where Allocate calls that asked to wait are held (see
@@ -24,6 +25,30 @@ type AllocateCommand = Extract<Command, { kind: "allocate" }>;
 
 /** Placed is what a wait ends with: a grant or a fallback (a limit of the client reached meanwhile). */
 export type Placed = Exclude<AllocateResult, { kind: "unavailable" }>;
+
+/** Unavailable is the answer that sends a call to the queue: nothing could take it, and why. */
+export type Unavailable = Extract<AllocateResult, { kind: "unavailable" }>;
+
+/** WaitUpdate is where a waiting call stands: its place in line and why it waits. */
+export interface WaitUpdate {
+  /** 1: the next call the queue tries to place. */
+  position: number;
+  /** Calls waiting in all, this one included. */
+  waiting: number;
+  /** Why nothing could take it at its last try. */
+  reason: string;
+  exclusions: Exclusion[];
+}
+
+/** WaitOptions are the optional parts of one wait. */
+export interface WaitOptions {
+  /** How long the call may wait, within queue.maxWaitSeconds (absent: that bound). */
+  maxWaitMs?: number;
+  /** The answer that sent it here: why it waits before its first try in the queue. */
+  first?: Unavailable;
+  /** Told the call's place and reason when it joins and whenever either changes. */
+  watch?: (update: WaitUpdate) => void;
+}
 
 // Events after which a slot may be free.
 const FREEING: ReadonlySet<PoolEvent["type"]> = new Set<PoolEvent["type"]>([
@@ -66,16 +91,27 @@ export class AllocationWaits {
    * with: RESOURCE_EXHAUSTED when the queue is full or the wait ran out,
    * CANCELED/DEADLINE_EXCEEDED when the caller left.
    */
-  async wait(cmd: AllocateCommand, signal: AbortSignal, maxWaitMs: number | undefined): Promise<Placed> {
+  async wait(cmd: AllocateCommand, signal: AbortSignal, options: WaitOptions = {}): Promise<Placed> {
     const { writer, clock } = this.options;
     const client = cmd.client ?? "default";
     // The queue honours the client's priority ceiling as placement does: asking for high does not jump it.
     const priority = cappedPriority(writer.currentPool.settings, client, cmd.priority);
     const bound = this.options.limits().maxWaitSeconds * 1000;
-    const waitMs = Math.min(maxWaitMs ?? bound, bound);
+    const waitMs = Math.min(options.maxWaitMs ?? bound, bound);
     this.startTicking();
     // Why nothing could take it at the last try, for the refusal when the wait runs out.
-    let unavailable: string | undefined;
+    let unavailable: Unavailable | undefined = options.first;
+    // What the watcher was last told: it hears of a change of place or of reason, nothing else.
+    const { watch } = options;
+    let place: { position: number; waiting: number } | undefined;
+    let told: { position: number; reason: string } | undefined;
+    const tell = () => {
+      if (watch === undefined || place === undefined || signal.aborted) return;
+      const reason = unavailable?.reason ?? "";
+      if (told !== undefined && told.position === place.position && told.reason === reason) return;
+      told = { position: place.position, reason };
+      watch({ ...place, reason, exclusions: unavailable?.exclusions ?? [] });
+    };
     try {
       return await this.queue.enqueue<Placed>({
         client,
@@ -87,16 +123,25 @@ export class AllocationWaits {
           const result = await writer.submit(cmd);
           if (result.kind === "rejected") throw rejectionError(result);
           if (result.kind !== "unavailable") return result;
-          unavailable = result.reason;
+          unavailable = result;
+          tell();
           return undefined;
         },
         onAbandoned: (placed) => {
           if (placed.kind === "granted" && !placed.resumed)
             void writer.submit({ kind: "release", sessionId: placed.sessionId }).catch(() => {});
         },
+        ...(watch !== undefined
+          ? {
+              onPosition: (position: number, waiting: number) => {
+                place = { position, waiting };
+                tell();
+              },
+            }
+          : {}),
       });
     } catch (error) {
-      throw waitError(error, client, waitMs, signal, unavailable);
+      throw waitError(error, client, waitMs, signal, unavailable?.reason);
     } finally {
       if (this.queue.size === 0) this.stopTicking();
     }
@@ -118,16 +163,6 @@ export class AllocationWaits {
     if (this.timer !== undefined) clearInterval(this.timer);
     this.timer = undefined;
   }
-}
-
-function rejectionError(r: Rejection): ConnectError {
-  const code =
-    r.code === "not_found"
-      ? Code.NotFound
-      : r.code === "failed_precondition"
-        ? Code.FailedPrecondition
-        : Code.ResourceExhausted;
-  return new ConnectError(r.message, code);
 }
 
 function waitError(

@@ -1,7 +1,7 @@
 import type { UsageArchive } from "../store/index.js";
 import { usageHistory } from "./usage-history-rpc.js";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import {
   type AuthPoolService,
@@ -12,13 +12,12 @@ import {
 import type {
   Clock,
   PoolSettings,
-  Rejection,
   ReportResult,
   SubscriptionHealthSummary,
   SubscriptionView,
   UsageReport,
 } from "../domain/index.js";
-import { DEFAULT_CLIENT, HOUR_MS, WEEK_MS, floorHour, usageBy } from "../domain/index.js";
+import { HOUR_MS, WEEK_MS, floorHour, usageBy } from "../domain/index.js";
 import type { EventFeed } from "../runtime/event-feed.js";
 import { type EventFilter, matches, toPublicEvent } from "./event-to-proto.js";
 import { type NotificationSnapshot, notificationsToProto } from "./notification-status.js";
@@ -27,10 +26,7 @@ import { parseClaudeOutput } from "../domain/claude-output.js";
 import type { PoolHandle } from "../runtime/pool-handle.js";
 import {
   cooldownToProto,
-  exclusionsToProto,
   moveToProto,
-  percent,
-  priorityFromProto,
   reportFormatToProto,
   sessionToProto,
   type SubscriptionExtras,
@@ -39,20 +35,17 @@ import {
   windowToProto,
 } from "./to-proto.js";
 import { usageFromProto } from "./usage-from-proto.js";
-import { usd } from "./proto-values.js";
+import { usd, wholeMs } from "./proto-values.js";
+import { orThrow } from "./rejection.js";
+import { type AllocateDeps, allocate, allocateWatch } from "./allocate-rpc.js";
 import { modelPricesToProto } from "./upstream-to-proto.js";
 import type { AllocationWaits } from "./allocation-waits.js";
-import { CALLER, type Caller } from "./bearer-auth.js";
-import { clientLimitToProto, clientsToProto } from "./client-to-proto.js";
+import { clientsToProto } from "./client-to-proto.js";
 import {
   check,
-  clientSchema,
-  estimatedTokensSchema,
-  maxWaitMsSchema,
   usageGroupFromProto,
   usageSinceSchema,
   invalidArgument,
-  modelSchema,
   modelScopeSchema,
   operatorReasonSchema,
   optionalIdSchema,
@@ -111,62 +104,17 @@ export function createAuthPoolService(options: AuthPoolServiceOptions): ServiceI
   // Read at each call: a reload swaps the settings between two decisions.
   const settings = (): PoolSettings => writer.currentPool.settings;
   const render = (v: SubscriptionView) => subscriptionToProto(v, options.extras(v.cfg.id));
+  const placing: AllocateDeps = {
+    writer,
+    clock: options.clock,
+    newSessionId: options.newSessionId,
+    ...(options.waits !== undefined ? { waits: options.waits } : {}),
+  };
 
   return {
-    async allocate(req, ctx) {
-      const sessionId = check(optionalIdSchema, req.sessionId, "session_id") || options.newSessionId();
-      check(estimatedTokensSchema, req.estimatedTokens, "estimated_tokens");
-      check(modelSchema, req.model, "model");
-      const client = callerClient(check(clientSchema, req.client, "client"), ctx.values.get(CALLER));
-      const maxWaitMs =
-        req.maxWait === undefined ? undefined : check(maxWaitMsSchema, durationMs(req.maxWait), "max_wait");
-      const wait = (req.wait || (maxWaitMs ?? 0) > 0) && options.waits !== undefined;
-      const command = {
-        kind: "allocate" as const,
-        sessionId,
-        priority: priorityFromProto(req.priority),
-        model: req.model,
-        estimatedTokens: Number(req.estimatedTokens),
-        client,
-        ...(wait ? { wait } : {}),
-      };
-      const startedAt = options.clock.now();
-      const first = orThrow(await writer.submit(command));
-      // Unavailable only comes back to a call that waits: it joins the queue.
-      const result =
-        first.kind === "unavailable" ? await options.waits!.wait(command, ctx.signal, maxWaitMs || undefined) : first;
-      const waited = first.kind === "unavailable" ? options.clock.now() - startedAt : 0;
-      const common = { sessionId, client, ...(waited > 0 ? { waited: durationFromMs(waited) } : {}) };
-      if (result.kind === "fallback") {
-        return {
-          ...common,
-          outcome: {
-            case: "fallback",
-            value: {
-              provider: result.provider,
-              reason: result.reason,
-              exclusions: exclusionsToProto(result.exclusions),
-              ...(result.clientLimit !== undefined ? { clientLimit: clientLimitToProto(result.clientLimit) } : {}),
-            },
-          },
-        };
-      }
-      return {
-        ...common,
-        outcome: {
-          case: "subscription",
-          value: {
-            subscriptionId: result.view.cfg.id,
-            configDir: result.view.cfg.configDir,
-            healthScore: result.view.health.score,
-            weeklyPercentUsed: percent(result.view.weekly.value),
-            fiveHourPercentUsed: percent(result.view.fiveHour.value),
-            resumed: result.resumed,
-            rotatedFrom: result.rotatedFrom ?? "",
-          },
-        },
-      };
-    },
+    allocate: (req, ctx) => allocate(req, ctx, placing),
+
+    allocateWatch: (req, ctx) => allocateWatch(req, ctx, placing),
 
     async reportUsage(req) {
       const sessionId = check(sessionIdSchema, req.sessionId, "session_id");
@@ -210,7 +158,7 @@ export function createAuthPoolService(options: AuthPoolServiceOptions): ServiceI
     },
 
     async getUsage(req) {
-      const sinceMs = req.since === undefined ? WEEK_MS : check(usageSinceSchema, durationMs(req.since), "since");
+      const sinceMs = req.since === undefined ? WEEK_MS : check(usageSinceSchema, wholeMs(req.since), "since");
       const now = options.clock.now();
       const from = now - sinceMs;
       const rows = usageBy(writer.currentPool.state, usageGroupFromProto(req.groupBy), from, floorHour(now) + HOUR_MS);
@@ -440,37 +388,3 @@ function preciseDuration(ms: number) {
   const seconds = Math.floor(ms / 1000);
   return { seconds: BigInt(seconds), nanos: Math.min(999_999_999, Math.round((ms - seconds * 1000) * 1e6)) };
 }
-
-/** orThrow maps a domain rejection to its status code; anything else passes through. */
-/**
- * callerClient is the client a call is booked to: what it asked for when
- * its token allows (no token, an admin token, an unnamed token), else the
- * token's own name; "default" when neither says.
- */
-function callerClient(asked: string, caller: Caller): string {
-  if (caller.bound && asked !== "" && asked !== caller.client) {
-    throw new ConnectError(
-      `client: this token is client ${caller.client}'s and may not act for client ${asked}`,
-      Code.PermissionDenied,
-    );
-  }
-  return asked || caller.client || DEFAULT_CLIENT;
-}
-
-function durationMs(d: { seconds: bigint; nanos: number }): number {
-  return Number(d.seconds) * 1000 + Math.floor(d.nanos / 1e6);
-}
-
-function orThrow<T>(result: T | Rejection): T {
-  if (typeof result === "object" && result !== null && (result as Rejection).kind === "rejected") {
-    const r = result as Rejection;
-    throw new ConnectError(r.message, rejectionCodes[r.code]);
-  }
-  return result as T;
-}
-
-const rejectionCodes: Record<Rejection["code"], Code> = {
-  not_found: Code.NotFound,
-  resource_exhausted: Code.ResourceExhausted,
-  failed_precondition: Code.FailedPrecondition,
-};

@@ -9,6 +9,7 @@ import type { BearerRole, BearerToken } from "../config/index.js";
  */
 export const METHOD_ROLES: Readonly<Record<string, BearerRole>> = Object.freeze({
   Allocate: "client",
+  AllocateWatch: "client",
   ReportUsage: "client",
   Release: "client",
   GetPoolStatus: "reader",

@@ -19,21 +19,37 @@ export const MAX_STATUS_MESSAGE = 1024;
  * the trailers: the call hung until the caller's deadline.
  */
 export const edgeErrors: Interceptor = (next) => async (req) => {
+  let res: Awaited<ReturnType<typeof next>>;
   try {
-    return await next(req);
+    res = await next(req);
   } catch (error) {
-    if (error instanceof WriterUnavailableError) throw new ConnectError(capMessage(error.message), Code.Unavailable);
-    if (error instanceof ConnectError && !sendable(error.rawMessage)) {
-      // Our handlers send no details; metadata and cause go along.
-      throw new ConnectError(capMessage(error.rawMessage), error.code, error.metadata, undefined, error.cause);
-    }
-    if (!(error instanceof ConnectError) && error instanceof Error && !sendable(error.message)) {
-      // What connect-node would answer for an unexpected error, with a message it can send.
-      throw new ConnectError(capMessage(error.message), Code.Internal, undefined, undefined, error);
-    }
-    throw error;
+    throw atEdge(error);
   }
+  // A server stream's handler runs as it is read (AllocateWatch submits to the writer there): its errors too.
+  return res.stream ? { ...res, message: mapped(res.message) } : res;
 };
+
+/** atEdge is an error as the caller is to get it. */
+function atEdge(error: unknown): unknown {
+  if (error instanceof WriterUnavailableError) return new ConnectError(capMessage(error.message), Code.Unavailable);
+  if (error instanceof ConnectError && !sendable(error.rawMessage)) {
+    // Our handlers send no details; metadata and cause go along.
+    return new ConnectError(capMessage(error.rawMessage), error.code, error.metadata, undefined, error.cause);
+  }
+  if (!(error instanceof ConnectError) && error instanceof Error && !sendable(error.message)) {
+    // What connect-node would answer for an unexpected error, with a message it can send.
+    return new ConnectError(capMessage(error.message), Code.Internal, undefined, undefined, error);
+  }
+  return error;
+}
+
+async function* mapped<T>(messages: AsyncIterable<T>): AsyncGenerator<T> {
+  try {
+    yield* messages;
+  } catch (error) {
+    throw atEdge(error);
+  }
+}
 
 // A high surrogate without its low half, or a low one without its high half.
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;

@@ -52,6 +52,15 @@ export function toPublicEvent(e: PoolEvent): PublicEvent | undefined {
           ...(e.clientLimit !== undefined ? { clientLimit: clientLimitToProto(e.clientLimit) } : {}),
         },
       });
+    case "client_limited":
+      return make(EventType.CLIENT_LIMITED, {
+        case: "clientLimited",
+        value: {
+          sessionId: e.sessionId,
+          client: e.clientLimit.client,
+          clientLimit: clientLimitToProto(e.clientLimit),
+        },
+      });
     case "usage_threshold":
       return make(EventType.USAGE_THRESHOLD, {
         case: "usageThreshold",

@@ -35,6 +35,21 @@ export interface ForwardWritesOptions {
   now?: () => number;
   /** Trusted CA for an https leader address (PEM), when the certificate is not publicly trusted. */
   ca?: string | Buffer;
+  /**
+   * Server-streaming methods that write, by name, and the unary method of
+   * the leader that answers them from a standby: the stream's request is
+   * sent as `request(req)` and the one answer streamed as `response(res)`.
+   * (The leader client speaks unary only; what the stream adds on the
+   * leader, e.g. queue positions, is not relayed.)
+   */
+  streamsAsUnary?: Readonly<Record<string, StreamAsUnary>>;
+}
+
+/** StreamAsUnary answers a server stream on a standby with one unary call to the leader. */
+export interface StreamAsUnary {
+  method: string;
+  request(req: unknown): unknown;
+  response(res: unknown): unknown;
 }
 
 /** FORWARDED_HEADER marks a call one instance forwarded to another. */
@@ -114,6 +129,21 @@ export function forwardWrites<S extends DescService>(
   };
   const wrapped: Record<string, unknown> = { ...impl };
   for (const method of service.methods) {
+    const asUnary = options.streamsAsUnary?.[method.name];
+    const unary = service.methods.find((m) => m.name === asUnary?.method && m.methodKind === "unary");
+    if (method.methodKind === "server_streaming" && asUnary !== undefined && unary !== undefined) {
+      const local = (impl as Record<string, (req: unknown, ctx: HandlerContext) => AsyncIterable<unknown>>)[
+        method.localName
+      ];
+      if (local === undefined) continue;
+      wrapped[method.localName] = async function* (req: unknown, ctx: HandlerContext) {
+        if (options.leading()) return yield* local(req, ctx);
+        const answer = await forward(unary, asUnary.request(req), ctx);
+        if (answer === undefined) return yield* local(req, ctx);
+        yield asUnary.response(answer);
+      };
+      continue;
+    }
     if (method.methodKind !== "unary" || options.reads.has(method.name)) continue;
     const local = (impl as Record<string, (req: unknown, ctx: HandlerContext) => Promise<unknown>>)[method.localName];
     if (local === undefined) continue;

@@ -21,3 +21,8 @@ export function usd(n: number): number {
 export function percent(fraction: number): number {
   return Math.round(fraction * 100 * 100) / 100;
 }
+
+/** wholeMs reads a Duration as whole milliseconds (what a wait or a period is counted in). */
+export function wholeMs(d: { seconds: bigint; nanos: number }): number {
+  return Number(d.seconds) * 1000 + Math.floor(d.nanos / 1e6);
+}

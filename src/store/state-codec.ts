@@ -1,5 +1,6 @@
 import type {
   Calibration,
+  ClientLimitKind,
   CountedRow,
   Cooldown,
   EndedSession,
@@ -23,7 +24,8 @@ import {
  * The snapshot's encoding of PoolState. Derived indexes (bySubscription,
  * externalBySession) are not written; decoding rebuilds them.
  *
- * Layout (format version 4; 3 is the same without outside use in buckets
+ * Layout (format version 5; 4 is the same without the clients' last
+ * refusing limits at the end; 3 also without outside use in buckets
  * and limit and paid-run counts in the ledger, which a format 3 reader
  * would misalign on, hence the new number; 2 also
  * lacks the learned prices at the end and the external-estimate parts in
@@ -75,7 +77,7 @@ import {
  */
 
 /** STATE_FORMAT_VERSION is the snapshot format encodeState writes and decodeState reads. */
-export const STATE_FORMAT_VERSION = 4;
+export const STATE_FORMAT_VERSION = 5;
 
 /** The oldest binary format decodeState still reads (2 lacks learned prices and estimated parts). */
 const OLDEST_BINARY_FORMAT = 2;
@@ -97,7 +99,7 @@ const CHUNK = 1 << 16;
 const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** encodeState serialises the state for a snapshot. */
-export function encodeState(state: PoolState, options: { format?: 2 | 3 | 4 } = {}): Uint8Array {
+export function encodeState(state: PoolState, options: { format?: 2 | 3 | 4 | 5 } = {}): Uint8Array {
   const format = options.format ?? STATE_FORMAT_VERSION;
   // Format 2 is what versions before clients and learned prices read: tests write it to prove it still loads.
   const v3 = format >= 3;
@@ -179,6 +181,13 @@ export function encodeState(state: PoolState, options: { format?: 2 | 3 | 4 } = 
       w.num(e.fallbacks ?? 0);
     }
   });
+  if (format >= 5) {
+    w.num(state.clientsLimited.size);
+    state.clientsLimited.forEach((kind, client) => {
+      w.sym(client);
+      w.sym(kind);
+    });
+  }
   return w.finish();
 }
 
@@ -265,6 +274,10 @@ export function decodeState(data: Uint8Array, subscriptionIds: readonly string[]
       }
       state.ledger.set(ledgerKey(entry.hour, entry.client, entry.subscriptionId, entry.model), entry);
     }
+  }
+  // Format 4 ended here: a client refused before it was written may be announced once more.
+  if (r.version >= 5) {
+    for (let n = r.count(); n > 0; n--) state.clientsLimited.set(r.sym(), r.sym() as ClientLimitKind);
   }
   r.end();
   rebuildExternal(state);

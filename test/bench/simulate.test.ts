@@ -132,8 +132,9 @@ describe("simPoolConfig()", () => {
     expect(config.weeklyBudgetThreshold).toBe(configDefaults.weeklyBudgetThreshold);
     expect(config.pacing).toBe(configDefaults.pacing);
     expect(config.upstream).toMatchObject({
-      enabled: false,
+      enabled: configDefaults.upstream.enabled,
       staleAfterSeconds: configDefaults.upstream.staleAfterSeconds,
+      fiveHourCap: configDefaults.upstream.fiveHourCap,
     });
     expect(config.subscriptions.map((s) => [s.id, s.weeklyBudgetUsd, s.fiveHourBudgetUsd])).toEqual([
       ["acct1", 500, 50],

@@ -111,7 +111,9 @@ describe("authpool commands against a pool", () => {
     pool.clock.advance(5_000);
     const expired = await expiring;
     expect(expired.code).toBe(75);
-    expect(expired.stderr).toMatch(/^authpool: no session granted \(RESOURCE_EXHAUSTED: client default waited 5 s/);
+    // Where it stood in the queue first (stderr), then why it ended.
+    expect(expired.stderr).toMatch(/^authpool: waiting: 1st in line of 1 \(no eligible subscription: /);
+    expect(expired.stderr).toMatch(/^authpool: no session granted \(RESOURCE_EXHAUSTED: client default waited 5 s/m);
   });
 
   it("should sum usage by client, subscription and model, in a table and as GetUsage's JSON", async () => {

@@ -70,6 +70,22 @@ describe("formatEvent()", () => {
       line: `${at}  #7  failover  s2 (client ci-bot) → anthropic-api: client ci-bot: holds 4 sessions, its most (maxSessions 4) (max_sessions limit)`,
     },
     {
+      name: "a client refused by its own limit",
+      payload: {
+        case: "clientLimited",
+        value: {
+          sessionId: "s3",
+          client: "ci-bot",
+          clientLimit: {
+            client: "ci-bot",
+            kind: ClientLimitKind.WEEKLY_USD,
+            detail: "client ci-bot: spent $41.20 in 7 days, its limit is $40.00",
+          },
+        },
+      },
+      line: `${at}  #7  client_limited  s3 refused: client ci-bot: spent $41.20 in 7 days, its limit is $40.00 (weekly_usd limit)`,
+    },
+    {
       name: "a usage threshold",
       payload: {
         case: "usageThreshold",

@@ -12,6 +12,7 @@ import {
   parseConfig,
   type PoolConfig,
 } from "../../src/config/index.js";
+import { FIVE_HOUR_CAP_UNPOLLED } from "../../src/config/defaults.js";
 import { loginStatus, readLoginFacts } from "../../src/credentials/index.js";
 import { parseError } from "../support/config-error.js";
 
@@ -81,15 +82,15 @@ describe("legacy config", () => {
       type: "claude-pro",
       configDir: path.join(homeDir, ".claude-sub1"),
       weeklyBudgetUsd: 456,
-      upstreamUsage: false,
-      transcripts: false,
-      manageCredentials: false,
-      fiveHourBudgetUsd: 45.6,
+      upstreamUsage: configDefaults.upstream.enabled,
+      transcripts: configDefaults.transcripts.enabled,
+      manageCredentials: configDefaults.credentials.manage,
+      fiveHourBudgetUsd: 456 / configDefaults.fiveHourBudgetDivisor,
       maxSessions: 15,
     });
     expect(config.subscriptions[2]?.configDir).toBe(path.join(homeDir, ".claude-sub3"));
     expect(config.weeklyBudgetThreshold).toBe(0.85);
-    expect(config.fallback).toEqual({ enabled: true, provider: "anthropic-api" });
+    expect(config.fallback).toEqual({ enabled: true, provider: configDefaults.fallback.provider });
     expect(config.rebalancing).toEqual({
       enabled: true,
       intervalSeconds: 300,
@@ -122,7 +123,7 @@ describe("config/example.yaml", () => {
       ["pro-2", "claude-pro", path.join(demo, ".claude-pro-2")],
       ["max-1", "claude-max", path.join(demo, ".claude-max-1")],
     ]);
-    expect(config.server).toEqual({ host: "127.0.0.1", port: 50051, authTokens: [] });
+    expect(config.server).toStrictEqual(configDefaults.server);
     expect(config.notifications.webhook).toBeUndefined();
   });
 
@@ -200,89 +201,103 @@ describe("formats and defaults", () => {
     expect({ ...config, source: "" }).toEqual({ ...inline, source: "" });
   });
 
+  // The expected config is put together from configDefaults by hand, section by section, not by
+  // resolve.ts: a default the resolver drops or puts at another key fails here, and a changed
+  // default is checked at its new value. A section added to configDefaults lands in `sameName`
+  // and fails until the resolver places it under its own name or it is listed as an exception.
   it("applies every default", () => {
-    const config = parseConfig(validRaw(), "<inline>", { homeDir });
+    const {
+      maxSessionsPerSubscription,
+      fiveHourBudgetDivisor,
+      lowPriorityShareOfThreshold,
+      client,
+      webhook,
+      slack,
+      notificationChannels,
+      upstream,
+      ...sameName
+    } = configDefaults;
+    const perSubscription = {
+      email: "",
+      maxSessions: maxSessionsPerSubscription,
+      upstreamUsage: upstream.enabled,
+      transcripts: sameName.transcripts.enabled,
+      manageCredentials: sameName.credentials.manage,
+    };
+    const weekly = sameName.weeklyBudgetThreshold;
     const expected: PoolConfig = {
+      ...sameName,
       source: "<inline>",
       subscriptions: [
         {
           id: "a",
-          email: "",
           type: "claude-pro",
           configDir: path.join(homeDir, ".claude-a"),
           weeklyBudgetUsd: 100,
-          fiveHourBudgetUsd: 10,
-          maxSessions: 15,
-          upstreamUsage: false,
-          transcripts: false,
-          manageCredentials: false,
+          fiveHourBudgetUsd: 100 / fiveHourBudgetDivisor,
+          ...perSubscription,
         },
         {
           id: "b",
-          email: "",
           type: "claude-max",
           configDir: "/srv/claude-b",
           weeklyBudgetUsd: 500,
-          fiveHourBudgetUsd: 50,
-          maxSessions: 15,
-          upstreamUsage: false,
-          transcripts: false,
-          manageCredentials: false,
+          fiveHourBudgetUsd: 500 / fiveHourBudgetDivisor,
+          ...perSubscription,
         },
       ],
-      weeklyBudgetThreshold: "auto",
-      lowPriorityThreshold: "auto",
-      fallback: { enabled: true, provider: "anthropic-api" },
-      sessions: { activeMinutes: 5, staleMinutes: 60, sweepIntervalSeconds: 30 },
-      cooldown: { defaultMinutes: 60, timeZone: "UTC", throttleSeconds: 60, rampMinutes: 15 },
-      health: { weights: { weekly: 40, fiveHour: 30, sessions: 15, burnRate: 10, idle: 5 } },
-      dedupeRetentionHours: 48,
-      pacing: true,
-      limits: { maxClaudeOutputBytes: 1048576, maxRequestBytes: 4194304 },
-      rebalancing: { enabled: false, intervalSeconds: 300, costGapThreshold: 5, maxMovesPerCycle: 3 },
+      lowPriorityThreshold: weekly === "auto" ? "auto" : weekly * lowPriorityShareOfThreshold,
+      // The one default that depends on another: without polling, readings can be hours old.
+      upstream: { ...upstream, fiveHourCap: upstream.enabled ? upstream.fiveHourCap : FIVE_HOUR_CAP_UNPOLLED },
       notifications: { rules: [] },
-      events: { retentionDays: 7 },
       clients: {},
-      queue: { maxWaiting: 1000, maxWaitingPerClient: 200, maxWaitSeconds: 300 },
-      upstream: {
-        enabled: false,
-        intervalSeconds: 90,
-        endpoint: "https://api.anthropic.com/api/oauth/usage",
-        timeoutMs: 10_000,
-        staleAfterSeconds: 604_800,
-        fiveHourCap: 0.95,
-        modelCap: 1,
-      },
-      transcripts: { enabled: false, intervalSeconds: 60, graceMinutes: 10 },
-      snapshot: { everyRecords: 1000, everySeconds: 60 },
-      credentials: {
-        manage: false,
-        tokenEndpoint: "https://platform.claude.com/v1/oauth/token",
-        clientId: "9d1c250a-e61b-44d9-88ed-5944d1962f5e",
-        refreshBeforeMinutes: 60,
-        checkIntervalSeconds: 60,
-        timeoutSeconds: 15,
-        backoffMinSeconds: 30,
-        backoffMaxSeconds: 600,
-      },
-      server: { host: "127.0.0.1", port: 50051, authTokens: [] },
-      store: { uri: "sqlite://./data/authpool.sqlite" },
-      cluster: { leaseTtlSeconds: 5, followPollMs: 200 },
     };
-    expect(config).toEqual(expected);
+    const config = parseConfig(validRaw(), "<inline>", { homeDir });
+    expect(config).toStrictEqual(expected);
     expect(Object.isFrozen(config.subscriptions[0])).toBe(true);
     expect(Object.isFrozen(configDefaults.server)).toBe(true);
+
+    // The sections a minimal config has none of, each given bare.
+    const webhookUrl = "https://hooks.example.com/n";
+    const slackUrl = "https://hooks.slack.com/services/T0/B0/x";
+    const notifications = { rules: [{ type: "failover" }], webhook: { url: webhookUrl }, slack: { url: slackUrl } };
+    expect(parseConfig({ ...validRaw(), clients: { bare: {} }, notifications }, "<inline>", { homeDir })).toStrictEqual(
+      {
+        ...expected,
+        clients: { bare: client },
+        notifications: {
+          rules: [{ type: "failover", channels: notificationChannels, enabled: true }],
+          webhook: { url: webhookUrl, ...webhook },
+          slack: { url: slackUrl, ...slack },
+        },
+      },
+    );
   });
 
   it.each<[Record<string, unknown>, number | string, number | string]>([
     [{ weeklyBudgetThreshold: "auto" }, "auto", "auto"],
     [{ weeklyBudgetThreshold: "auto", lowPriorityThreshold: 0.7 }, "auto", 0.7],
-    [{ weeklyBudgetThreshold: 0.8 }, 0.8, 0.8 * 0.9],
-    [{ weeklyBudgetThreshold: 0.8, lowPriorityThreshold: "auto" }, 0.8, 0.8 * 0.9],
+    [{ weeklyBudgetThreshold: 0.8 }, 0.8, 0.8 * configDefaults.lowPriorityShareOfThreshold],
+    [
+      { weeklyBudgetThreshold: 0.8, lowPriorityThreshold: "auto" },
+      0.8,
+      0.8 * configDefaults.lowPriorityShareOfThreshold,
+    ],
   ])("weekly thresholds %j resolve to %j and %j", (keys, weekly, low) => {
     const raw = { ...validRaw(), ...keys };
     const config = parseConfig(raw, "<inline>", { homeDir });
     expect([config.weeklyBudgetThreshold, config.lowPriorityThreshold]).toEqual([weekly, low]);
+  });
+
+  it.each([
+    [{ enabled: true }, true, configDefaults.upstream.fiveHourCap],
+    [{ enabled: false }, false, FIVE_HOUR_CAP_UNPOLLED],
+    [{ enabled: false, fiveHourCap: 0.9 }, false, 0.9],
+    [{ fiveHourCap: 0.9 }, configDefaults.upstream.enabled, 0.9],
+  ])("upstream %j polls %j with a 5-hour cap of %j", (upstream, enabled, cap) => {
+    const config = parseConfig({ ...validRaw(), upstream }, "<inline>", { homeDir });
+    expect([config.upstream.enabled, config.upstream.fiveHourCap]).toEqual([enabled, cap]);
+    expect(config.subscriptions.map((s) => s.upstreamUsage)).toEqual([enabled, enabled]);
   });
 
   it("takes per-pool defaults and derived thresholds", () => {
@@ -296,11 +311,11 @@ describe("formats and defaults", () => {
     const config = parseConfig(raw, "<inline>", { homeDir });
     expect(config.subscriptions[0]).toMatchObject({
       weeklyBudgetUsd: 200,
-      fiveHourBudgetUsd: 20,
+      fiveHourBudgetUsd: 200 / configDefaults.fiveHourBudgetDivisor,
       maxSessions: 4,
     });
     expect(config.subscriptions[1]).toMatchObject({ maxSessions: 9, fiveHourBudgetUsd: 33 });
-    expect(config.lowPriorityThreshold).toBeCloseTo(0.45, 10);
+    expect(config.lowPriorityThreshold).toBeCloseTo(0.5 * configDefaults.lowPriorityShareOfThreshold, 10);
   });
 
   // Values differ from the defaults so a dropped alias cannot pass unnoticed.
@@ -335,9 +350,7 @@ describe("formats and defaults", () => {
     expect(config.notifications.webhook).toEqual({
       url: "http://hooks.example.com/n",
       secret: "s",
-      timeoutMs: 5000,
-      maxAttempts: 3,
-      retryPauseSeconds: 60,
+      ...configDefaults.webhook,
     });
   });
 
@@ -363,7 +376,7 @@ describe("formats and defaults", () => {
     const file = await write("empty-section.yaml", `${yamlText}notifications:\nserver:\n`);
     const config = await loadConfigFile(file, { homeDir });
     expect(config.notifications).toEqual({ rules: [] });
-    expect(config.server.port).toBe(50051);
+    expect(config.server.port).toBe(configDefaults.server.port);
   });
 });
 
@@ -592,15 +605,15 @@ describe("applyEnv", () => {
     expect(next.server).toEqual({ host: "0.0.0.0", port: 6000, authTokens: [] });
     expect(next.store.uri).toBe("sqlite:///var/lib/authpool.sqlite");
     expect(next.subscriptions).toBe(config.subscriptions);
-    expect(config.server).toEqual({ host: "127.0.0.1", port: 50051, authTokens: [] });
-    expect(config.store.uri).toBe("sqlite://./data/authpool.sqlite");
+    expect(config.server).toStrictEqual(configDefaults.server);
+    expect(config.store).toStrictEqual(configDefaults.store);
     expect(Object.isFrozen(next.server)).toBe(true);
   });
 
   it("accepts port 0 and ignores unset or empty variables", () => {
     expect(applyEnv(base(), { AUTHPOOL_PORT: "0" }).server.port).toBe(0);
     const same = applyEnv(base(), { AUTHPOOL_HOST: "", AUTHPOOL_PORT: "" });
-    expect(same.server).toEqual({ host: "127.0.0.1", port: 50051, authTokens: [] });
+    expect(same.server).toStrictEqual(configDefaults.server);
   });
 
   it.each(["70000", "abc", "80.5", " 80", "1e3", "-1", "0x50"])("rejects AUTHPOOL_PORT=%j", (value) => {

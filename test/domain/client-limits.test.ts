@@ -140,13 +140,60 @@ describe("client limits", () => {
       code: "resource_exhausted",
       clientLimit: { client: "bot", kind: "max_sessions" },
     });
-    expect(events).toEqual([]);
+    expect(events).toEqual([
+      expect.objectContaining({
+        type: "client_limited",
+        sessionId: "s2",
+        clientLimit: expect.objectContaining({ client: "bot", kind: "max_sessions" }),
+      }),
+    ]);
     const closed = pool({ bot: client({ maxSessions: 1 }) }, { fallback: false });
     allocate(closed, "s1", "bot");
     expect(allocate(closed, "s2", "bot").result).toMatchObject({
       kind: "rejected",
       message: expect.stringContaining("client bot"),
     });
+  });
+
+  it("announces a refusal once per client and limit, again after the client was placed or another limit refused it", () => {
+    const p = pool({
+      bot: client({ maxSessions: 1, denyModels: ["opus"], fallback: false }),
+      other: client({ maxSessions: 1, fallback: false }),
+    });
+    const limited = (r: ReturnType<typeof allocate>) =>
+      r.events
+        .filter((e) => e.type === "client_limited")
+        .map((e) => (e.type === "client_limited" ? e.clientLimit : {}));
+    allocate(p, "s1", "bot");
+    expect(limited(allocate(p, "s2", "bot"))).toEqual([
+      expect.objectContaining({ client: "bot", kind: "max_sessions" }),
+    ]);
+    // A client that keeps asking writes nothing more: refused, but no event per call.
+    for (let i = 0; i < 5; i++) {
+      const again = allocate(p, `again-${i}`, "bot", T0 + i * MINUTE);
+      expect(again.result).toMatchObject({ kind: "rejected", code: "resource_exhausted" });
+      expect(again.events).toEqual([]);
+    }
+    // Another client's refusal is its own news.
+    allocate(p, "o1", "other");
+    expect(limited(allocate(p, "o2", "other"))).toEqual([expect.objectContaining({ client: "other" })]);
+    // Another limit of the same client is news too, and then the first one again.
+    expect(limited(allocate(p, "opus-1", "bot", T0, { model: "opus" }))).toEqual([
+      expect.objectContaining({ kind: "model" }),
+    ]);
+    expect(limited(allocate(p, "s3", "bot"))).toEqual([expect.objectContaining({ kind: "max_sessions" })]);
+    expect(allocate(p, "s4", "bot").events).toEqual([]);
+    // Placed again (a session ended, the next one granted): its next refusal is announced.
+    p.run({ kind: "release", sessionId: "s1" }, T0 + HOUR);
+    expect(allocate(p, "s5", "bot", T0 + HOUR).result.kind).toBe("granted");
+    expect(p.state.clientsLimited.has("bot")).toBe(false);
+    expect(limited(allocate(p, "s6", "bot", T0 + HOUR))).toEqual([expect.objectContaining({ kind: "max_sessions" })]);
+    expect(p.state.clientsLimited).toEqual(
+      new Map([
+        ["other", "max_sessions"],
+        ["bot", "max_sessions"],
+      ]),
+    );
   });
 
   it("lowers a priority above the client's ceiling", () => {

@@ -130,6 +130,36 @@ describe("the learned weekly reserve", () => {
     expect(pool.view("a", at)!.reserve?.outsideWeek).toBeCloseTo(0.03, 10);
   });
 
+  it("learns the ratio from runs' exact readings, not from a rounded poll between them", () => {
+    // Polling on: runs bring exact readings, the usage endpoint the same
+    // week rounded to whole percents. A poll just after a reading of 10.49%
+    // says 10%: measured from there, $3 that moved the week 3 points would
+    // seem to have moved it 3.49.
+    const pool = makePool("auto");
+    const stream = (at: number, utilization: number) =>
+      pool.run(
+        {
+          kind: "observe",
+          subscriptionId: "a",
+          source: "stream",
+          readings: [{ ...week(utilization), source: "stream" }],
+        },
+        at,
+      );
+    let at = T0;
+    let u = 0.1049;
+    stream(at, u);
+    for (let i = 0; i < 3; i++) {
+      observe(pool, at + 30_000, Math.round(u * 100) / 100);
+      at += 5 * MIN;
+      spend(pool, at, 3);
+      u += 0.03; // the true ratio: 1% of the week per dollar
+      stream(at + 1_000, u);
+      at += 1_000;
+    }
+    expect(learnedRatio(pool.state.subscriptions.get("a")!, "seven_day")).toBeCloseTo(0.01, 10);
+  });
+
   it("does not measure across a reset", () => {
     const pool = makePool("auto");
     const at = learn(pool);

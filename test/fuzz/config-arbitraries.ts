@@ -4,6 +4,7 @@
  * with the key path(s) the refusal must name.
  */
 import fc from "fast-check";
+import { configDefaults } from "../../src/config/index.js";
 import { formatPath } from "../../src/config/errors.js";
 
 type Raw = Record<string, unknown>;
@@ -16,8 +17,15 @@ export interface InvalidConfig {
   notes: string[];
 }
 
-/** richConfig is a valid config that sets (nearly) every key, so every key can be broken. */
+/**
+ * richConfig is a valid config that sets (nearly) every key, so every key can
+ * be broken. Where a value is only there to be valid it is the default, from
+ * configDefaults (deep-copied: the mutations write into it); the values that
+ * differ are on purpose (a numeric threshold, so a low-priority one can be
+ * set; a token, a client, rules and a webhook to break).
+ */
 export function richConfig(): Raw {
+  const d = structuredClone(configDefaults);
   return {
     subscriptions: [
       {
@@ -35,30 +43,25 @@ export function richConfig(): Raw {
       { id: "max-1", type: "claude-max", configDir: "/srv/claude/max-1", weeklyBudgetUsd: 2280 },
     ],
     defaults: { weeklyBudgetUsd: 456 },
-    maxSessionsPerSubscription: 15,
+    maxSessionsPerSubscription: d.maxSessionsPerSubscription,
     weeklyBudgetThreshold: 0.85,
     lowPriorityThreshold: 0.7,
-    fallback: { enabled: true, provider: "anthropic-api" },
-    sessions: { activeMinutes: 5, staleMinutes: 60, sweepIntervalSeconds: 30 },
-    cooldown: { defaultMinutes: 60, timeZone: "UTC" },
-    health: { weights: { weekly: 40, fiveHour: 30, sessions: 15, burnRate: 10, idle: 5 } },
-    dedupeRetentionHours: 48,
-    pacing: true,
-    limits: { maxClaudeOutputBytes: 1_048_576, maxRequestBytes: 4_194_304 },
-    rebalancing: { enabled: false, intervalSeconds: 300, costGapThreshold: 5, maxMovesPerCycle: 3 },
+    fallback: d.fallback,
+    sessions: d.sessions,
+    cooldown: d.cooldown,
+    health: d.health,
+    dedupeRetentionHours: d.dedupeRetentionHours,
+    pacing: d.pacing,
+    limits: d.limits,
+    rebalancing: d.rebalancing,
     notifications: {
       rules: [
         { type: "usage_threshold", threshold: 0.8, channels: ["log"] },
         { type: "failover", channels: ["webhook", "log"], enabled: true },
       ],
-      webhook: {
-        url: "https://hooks.example.com/authpool",
-        secret: "webhook-secret-value",
-        timeoutMs: 5000,
-        maxAttempts: 3,
-      },
+      webhook: { url: "https://hooks.example.com/authpool", secret: "webhook-secret-value", ...d.webhook },
     },
-    events: { retentionDays: 7 },
+    events: d.events,
     clients: {
       "ci-bot": {
         weeklyUsd: 50,
@@ -71,29 +74,12 @@ export function richConfig(): Raw {
       },
     },
     queue: { maxWaiting: 100, maxWaitingPerClient: 20, maxWaitSeconds: 60 },
-    upstream: {
-      enabled: false,
-      intervalSeconds: 90,
-      endpoint: "https://api.anthropic.com/api/oauth/usage",
-      timeoutMs: 10_000,
-      staleAfterSeconds: 604_800,
-      fiveHourCap: 0.95,
-      modelCap: 1,
-    },
-    transcripts: { enabled: false, intervalSeconds: 60, graceMinutes: 10 },
-    snapshot: { everyRecords: 1000, everySeconds: 60 },
-    credentials: {
-      manage: false,
-      tokenEndpoint: "https://platform.claude.com/v1/oauth/token",
-      clientId: "9d1c250a-e61b-44d9-88ed-5944d1962f5e",
-      refreshBeforeMinutes: 60,
-      checkIntervalSeconds: 60,
-      timeoutSeconds: 15,
-      backoffMinSeconds: 30,
-      backoffMaxSeconds: 600,
-    },
-    server: { host: "127.0.0.1", port: 50051, authTokens: ["0123456789abcdef-token"] },
-    store: { uri: "sqlite://./data/authpool.sqlite" },
+    upstream: d.upstream,
+    transcripts: d.transcripts,
+    snapshot: d.snapshot,
+    credentials: d.credentials,
+    server: { ...d.server, authTokens: ["0123456789abcdef-token"] },
+    store: d.store,
   };
 }
 

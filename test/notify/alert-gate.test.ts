@@ -140,6 +140,21 @@ describe("AlertGate", () => {
       ],
       [0, 2],
     ],
+    [
+      "client refusals: once per client and limit within the cool-off",
+      () => {
+        const limited = (t: number, client: string, kind: "max_sessions" | "weekly_usd") =>
+          at(t, { type: "client_limited", sessionId: `s${t}`, clientLimit: { client, kind, detail: "" } });
+        return [
+          limited(0, "ci", "max_sessions"),
+          limited(MIN, "ci", "max_sessions"),
+          limited(2 * MIN, "ci", "weekly_usd"),
+          limited(3 * MIN, "bob", "max_sessions"),
+          limited(2 * HOUR, "ci", "max_sessions"),
+        ];
+      },
+      [0, 2, 3, 4],
+    ],
   ])("%s", (_name, events, expected) => {
     seq = 0;
     const list = events();

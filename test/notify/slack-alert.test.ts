@@ -114,6 +114,23 @@ describe("slackAlert()", () => {
       ["Why: the client is over a limit of its own: client ci: $41.20 of its $40.00 a week."],
     ],
     [
+      "a client refused by its own limit, with fallback off",
+      {
+        type: "client_limited",
+        sessionId: "s11",
+        clientLimit: {
+          client: "ci",
+          kind: "max_sessions",
+          detail: "client ci: holds 4 sessions, its most (maxSessions 4)",
+        },
+      },
+      ":no_entry_sign: Client *ci* is refused new sessions (its max_sessions limit)",
+      [
+        "Why: client ci: holds 4 sessions, its most (maxSessions 4).",
+        "Its fallback to the paid API is off: its calls get RESOURCE_EXHAUSTED until its use drops or its limit is raised.",
+      ],
+    ],
+    [
       "a session moved between accounts",
       { type: "session_rotated", sessionId: "s1", from: "sub1", to: "sub2", reason: "cooldown", detail: "" },
       ":twisted_rightwards_arrows: Session s1 moved from *sub1* (sub1@example.com) to *sub2* (sub2@example.com)",

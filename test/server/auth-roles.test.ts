@@ -59,6 +59,10 @@ type Caller = (c: AuthPoolClient) => Promise<unknown>;
 /** One harmless call per method; what matters is whether auth lets it through. */
 const CALLS: Record<keyof typeof METHOD_ROLES, Caller> = {
   Allocate: (c) => c.allocate({ sessionId: "roles-alloc" }),
+  AllocateWatch: async (c) => {
+    for await (const res of c.allocateWatch({ request: { sessionId: "roles-watch" } }, { timeoutMs: 5000 })) return res;
+    return undefined;
+  },
   ReportUsage: (c) =>
     c.reportUsage({ sessionId: "seed", requestId: "r1", source: { case: "usage", value: { costUsd: 0.01 } } }),
   Release: (c) => c.release({ sessionId: "nobody" }),
@@ -97,7 +101,7 @@ async function refusal(call: Promise<unknown>): Promise<ConnectError> {
 }
 
 const ALLOWED: Record<string, readonly string[]> = {
-  client: ["Allocate", "ReportUsage", "Release"],
+  client: ["Allocate", "AllocateWatch", "ReportUsage", "Release"],
   reader: ["GetPoolStatus", "StreamEvents"],
   admin: Object.keys(CALLS),
 };

@@ -13,6 +13,7 @@ const protoPath = fileURLToPath(new URL("../../proto/authpool/v1/auth_pool.proto
 interface GrpcJsClient extends grpc.Client {
   Allocate(req: object, cb: (err: grpc.ServiceError | null, res: Record<string, unknown>) => void): void;
   Release(req: object, cb: (err: grpc.ServiceError | null, res: Record<string, unknown>) => void): void;
+  AllocateWatch(req: object): grpc.ClientReadableStream<Record<string, unknown>>;
 }
 
 function stockClient(url: string): GrpcJsClient {
@@ -59,6 +60,50 @@ describe("a stock @grpc/grpc-js client", () => {
     expect(released.released).toBe(true);
   });
 
+  it("watches a waiting allocation: its places in the queue, then the grant; a cancel leaves the queue", async () => {
+    pool = await startTestPool({
+      config: {
+        subscriptions: [
+          { id: "solo", type: "claude-max", configDir: "/tmp/solo", weeklyBudgetUsd: 1000, maxSessions: 1 },
+        ],
+      },
+    });
+    client = stockClient(pool.server.url);
+    const c = client;
+    await call((cb) => c.Allocate({ session_id: "holder" }, cb));
+    const read = (stream: grpc.ClientReadableStream<Record<string, unknown>>) => {
+      const messages: Record<string, unknown>[] = [];
+      const ended = new Promise<grpc.StatusObject>((resolve) => {
+        stream.on("data", (m: Record<string, unknown>) => messages.push(m));
+        stream.on("status", resolve);
+        stream.on("error", () => {});
+      });
+      return { messages, ended };
+    };
+    const leaving = c.AllocateWatch({ request: { session_id: "leaving", client: "a", wait: true } });
+    const left = read(leaving);
+    const staying = read(c.AllocateWatch({ request: { session_id: "staying", client: "b", wait: true } }));
+    await until(() => left.messages.length === 1 && staying.messages.length === 1);
+    expect(left.messages[0]).toMatchObject({ update: "queued", queued: { position: 1, waiting: 1 } });
+    expect(staying.messages[0]).toMatchObject({ update: "queued", queued: { position: 2, waiting: 2 } });
+    leaving.cancel();
+    expect((await left.ended).code).toBe(grpc.status.CANCELLED);
+    await until(() => staying.messages.length === 2);
+    expect(staying.messages[1]).toMatchObject({ queued: { position: 1, waiting: 1 } });
+    expect((await pool.grpc.getPoolStatus({})).waiting).toBe(1);
+    await call((cb) => c.Release({ session_id: "holder" }, cb));
+    expect((await staying.ended).code).toBe(grpc.status.OK);
+    expect(staying.messages.at(-1)).toMatchObject({
+      update: "allocated",
+      allocated: {
+        session_id: "staying",
+        client: "b",
+        outcome: "subscription",
+        subscription: { subscription_id: "solo" },
+      },
+    });
+  });
+
   it("receives INVALID_ARGUMENT with the field named", async () => {
     pool = await startTestPool();
     client = stockClient(pool.server.url);
@@ -68,3 +113,11 @@ describe("a stock @grpc/grpc-js client", () => {
     expect((err as grpc.ServiceError).details).toMatch(/session_id/);
   });
 });
+
+async function until(check: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error("timed out waiting for the condition");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

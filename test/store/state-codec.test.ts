@@ -59,6 +59,7 @@ function poolState(): PoolState {
   const subs = [...CONFIGURED, "d"].map((id) => subscriptionSettings(id, { fiveHourBudgetUsd: 50 }));
   const settings = poolSettings(subs, {
     notifications: { rules: [{ type: "usage_threshold", threshold: 0.5, enabled: true }] },
+    clients: { strict: { weight: 1, fallback: false, denyModels: ["haiku"] } },
     rebalancing: { enabled: true, intervalSeconds: 300, costGapThreshold: 1, maxMovesPerCycle: 1 },
   });
   const pool = new Pool(createPoolState(settings.subscriptions.map((s) => s.id)), settings);
@@ -78,6 +79,8 @@ function poolState(): PoolState {
   // Every subscription paused: a run for the paid API (ledger fallbacks).
   for (const s of subs) run({ kind: "set_paused", subscriptionId: s.id, paused: true });
   run({ ...allocate("paid"), client: "bob" } as Command);
+  // A limit of a client with fallback off refuses it (clientsLimited).
+  run({ ...allocate("refused", "claude-haiku-4-5"), client: "strict" } as Command);
   for (const s of subs) run({ kind: "set_paused", subscriptionId: s.id, paused: false });
 
   run({
@@ -241,6 +244,7 @@ describe("poolState() (the fixture)", () => {
     const ledger = [...state.ledger.values()];
     expect(ledger.some((e) => (e.limits ?? 0) > 0)).toBe(true);
     expect(ledger.some((e) => (e.fallbacks ?? 0) > 0)).toBe(true);
+    expect(state.clientsLimited).toEqual(new Map([["strict", "model"]]));
   });
 });
 
@@ -349,10 +353,19 @@ describe("encodeState() and decodeState()", () => {
   };
   const corrupt = (edit: (bytes: Uint8Array) => Uint8Array) => edit(encodeState(poolState()).slice());
 
+  it("reads format 4, which had no clients' refusing limits", () => {
+    const state = poolState();
+    const four = encodeState(state, { format: 4 });
+    expect(new DataView(four.buffer, four.byteOffset).getUint32(4, true)).toBe(4);
+    state.clientsLimited.clear();
+    expect(decodeState(four, CONFIGURED)).toEqual(state);
+  });
+
   it("reads format 3, which had no outside use in buckets", () => {
     const state = poolState();
     const three = encodeState(state, { format: 3 });
     expect(new DataView(three.buffer, three.byteOffset).getUint32(4, true)).toBe(3);
+    state.clientsLimited.clear();
     for (const sub of state.subscriptions.values()) for (const b of sub.buckets) delete b.outsideUse;
     for (const e of state.ledger.values()) {
       delete e.limits;
@@ -366,6 +379,7 @@ describe("encodeState() and decodeState()", () => {
     const two = encodeState(state, { format: 2 });
     expect(new DataView(two.buffer, two.byteOffset).getUint32(4, true)).toBe(2);
     // What format 2 cannot hold comes back empty or as the default.
+    state.clientsLimited.clear();
     state.prices.clear();
     state.ledger.clear();
     state.clientSpend.clear();
@@ -435,7 +449,7 @@ describe("encodeState() and decodeState()", () => {
 
   it("names both versions when the snapshot is newer", () => {
     expect(() => decodeState(withVersion(7), CONFIGURED)).toThrowErrorMatchingInlineSnapshot(
-      `[StateFormatError: state snapshot format 7 is not supported: this version of Auth Pool reads formats 2-4 (the snapshot was written by a newer version)]`,
+      `[StateFormatError: state snapshot format 7 is not supported: this version of Auth Pool reads formats 2-5 (the snapshot was written by a newer version)]`,
     );
   });
 });
@@ -443,7 +457,8 @@ describe("encodeState() and decodeState()", () => {
 describe("decodeLegacyState()", () => {
   it("reads a full state as format 1 wrote it, maps in order", () => {
     const state = poolState();
-    // Format 1 came before learned prices and the ledger.
+    // Format 1 came before learned prices, the ledger and the clients' refusing limits.
+    state.clientsLimited.clear();
     state.prices.clear();
     state.ledger.clear();
     state.clientSpend.clear();

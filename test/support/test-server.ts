@@ -60,6 +60,8 @@ export function testConfigRaw(dir: string): Record<string, unknown> {
     })),
     server: { host: "127.0.0.1", port: 0 },
     store: { uri: `sqlite://${path.join(dir, "authpool.sqlite")}` },
+    // The logins are fake: polling them would ask api.anthropic.com. Tests of polling point it at a local endpoint.
+    upstream: { enabled: false },
   };
 }
 

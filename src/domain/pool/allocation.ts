@@ -208,17 +208,25 @@ function fallback(
  * clientRefusal answers a new session its client's limit refuses: the paid
  * API with the reason, unless the pool or the client has fallback off.
  * Never a silent placement, and never a wait: the limit holds until the
- * client's own use drops, which no slot opening changes.
+ * client's own use drops, which no slot opening changes. A refusal is
+ * announced (client_limited) when its limit is news: not while the same
+ * limit has refused the client since it was last placed, so a client that
+ * keeps asking writes one event, not one per call.
  */
 function clientRefusal(
-  pool: Pick<PoolContext, "settings">,
+  pool: Pick<PoolContext, "settings" | "state">,
   sessionId: string,
   limit: ClientLimitHit,
   emit: Emit,
 ): AllocateResult | Rejection {
   const reason = `${limit.detail} (${limit.kind} limit)`;
   const mayFallBack = pool.settings.fallback.enabled && pool.settings.clients?.[limit.client]?.fallback !== false;
-  if (!mayFallBack) return { kind: "rejected", code: "resource_exhausted", message: reason, clientLimit: limit };
+  if (!mayFallBack) {
+    if (pool.state.clientsLimited.get(limit.client) !== limit.kind) {
+      emit({ type: "client_limited", sessionId, clientLimit: limit });
+    }
+    return { kind: "rejected", code: "resource_exhausted", message: reason, clientLimit: limit };
+  }
   const provider = pool.settings.fallback.provider;
   emit({
     type: "fallback_used",

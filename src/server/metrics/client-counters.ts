@@ -92,7 +92,7 @@ function refusalsCounter(registers: Registry[], clients: PoolClientLabels): Coun
     name: `${PREFIX}client_limit_refusals_total`,
     help:
       "New sessions a client limit sent to the paid API, by client and limit (weekly_usd, five_hour_usd, max_sessions, share, model); " +
-      'one refused with RESOURCE_EXHAUSTED (fallback off) writes no event and is in allocations_total{outcome="exhausted"}.',
+      'one refused with RESOURCE_EXHAUSTED (fallback off) is not counted here but in allocations_total{outcome="exhausted"} (a client_limited event names the client and limit, once until the client is placed again).',
     labelNames: ["client", "limit"] as const,
     registers,
     collect() {

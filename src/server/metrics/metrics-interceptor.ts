@@ -10,7 +10,8 @@ const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 /**
  * RpcInstruments are the series metricsInterceptor feeds: the duration
  * histogram and the allocation counter (for outcome="exhausted", which has
- * no event: a refused allocation writes nothing).
+ * no event of its own: a refused allocation writes none, or one
+ * client_limited for a run of refusals).
  */
 export interface RpcInstruments {
   rpcDuration: Histogram<"method" | "code">;
@@ -30,7 +31,7 @@ export function createRpcDuration(registers: Registry[]): Histogram<"method" | "
 
 /**
  * metricsInterceptor times each RPC into rpc_duration_seconds{method, code}
- * and counts Allocate calls answered RESOURCE_EXHAUSTED. Put it first in the
+ * and counts Allocate (and AllocateWatch) calls answered RESOURCE_EXHAUSTED. Put it first in the
  * interceptor list so the time and code include authentication and the
  * error mapping of the interceptors after it.
  */
@@ -52,6 +53,9 @@ export function metricsInterceptor(metrics: RpcInstruments): Interceptor {
   };
 }
 
+/** The methods that allocate: their RESOURCE_EXHAUSTED is an allocation refused. */
+const ALLOCATING = new Set(["Allocate", "AllocateWatch"]);
+
 /** startRpc starts an RPC's clock; the function it returns records how the RPC ended. */
 function startRpc(metrics: RpcInstruments, req: UnaryRequest | StreamRequest): (error: unknown) => void {
   const started = performance.now();
@@ -59,7 +63,11 @@ function startRpc(metrics: RpcInstruments, req: UnaryRequest | StreamRequest): (
   return (error) => {
     const code = error === undefined ? undefined : error instanceof ConnectError ? error.code : Code.Internal;
     metrics.rpcDuration.observe({ method, code: codeLabel(code) }, (performance.now() - started) / 1000);
-    if (code === Code.ResourceExhausted && method === "Allocate" && req.service.typeName === AuthPoolService.typeName) {
+    if (
+      code === Code.ResourceExhausted &&
+      ALLOCATING.has(method) &&
+      req.service.typeName === AuthPoolService.typeName
+    ) {
       metrics.allocations.inc({ outcome: "exhausted" });
     }
   };

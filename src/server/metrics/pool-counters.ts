@@ -7,7 +7,7 @@ const OUTCOMES = ["grant", "resume", "fallback", "exhausted"] as const;
 
 /** PoolCounters are the pool-wide counters fed by events. */
 export interface PoolCounters {
-  /** allocations_total; "exhausted" is fed by metricsInterceptor, as a refused allocation writes no event. */
+  /** allocations_total; "exhausted" is fed by metricsInterceptor, as a refused allocation writes no event per call. */
   allocations: Counter<"outcome">;
   /** count adds one durable event to the counters. */
   count(e: PoolEvent): void;
