@@ -35,6 +35,8 @@ export function poolConfig(dir: string, o: PoolConfigOptions) {
     server: { host: "127.0.0.1", port: 0 },
     store: { uri: o.storeUri ?? `sqlite://${path.join(dir, "authpool.sqlite")}` },
     ...(o.cluster !== undefined ? { cluster: o.cluster } : {}),
+    // Fake logins: polling them would ask api.anthropic.com.
+    upstream: { enabled: false },
   };
 }
 
