@@ -8,15 +8,26 @@ const REJECTION_CODES: Readonly<Record<Rejection["code"], Code>> = {
   failed_precondition: Code.FailedPrecondition,
 };
 
-/** rejectionError is a domain refusal as the ConnectError the call ends with. */
+/**
+ * rejectionError is a domain refusal as the ConnectError the call ends with.
+ * The refusal is its cause (never sent): the metrics read the client limit
+ * of a refused allocation from it.
+ */
 export function rejectionError(r: Rejection): ConnectError {
-  return new ConnectError(r.message, REJECTION_CODES[r.code]);
+  return new ConnectError(r.message, REJECTION_CODES[r.code], undefined, undefined, r);
+}
+
+/** rejectionOf is the domain refusal an error was made from by rejectionError, if it was. */
+export function rejectionOf(error: unknown): Rejection | undefined {
+  return error instanceof ConnectError && isRejection(error.cause) ? error.cause : undefined;
 }
 
 /** orThrow throws a domain rejection as its ConnectError; anything else passes through. */
 export function orThrow<T>(result: T | Rejection): T {
-  if (typeof result === "object" && result !== null && (result as Rejection).kind === "rejected") {
-    throw rejectionError(result as Rejection);
-  }
+  if (isRejection(result)) throw rejectionError(result);
   return result as T;
+}
+
+function isRejection(value: unknown): value is Rejection {
+  return typeof value === "object" && value !== null && (value as Rejection).kind === "rejected";
 }

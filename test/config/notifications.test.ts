@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { applyEnv, configDefaults, loadConfigFile, parseConfig } from "../../src/config/index.js";
+import { ConfigError, applyEnv, configDefaults, loadConfigFile, parseConfig } from "../../src/config/index.js";
 import { parseError } from "../support/config-error.js";
 
 const SLACK_URL = "https://hooks.slack.com/services/T0AUTH/B0POOL/slackT0kenValue9";
@@ -28,6 +28,49 @@ async function secretFile(name: string, content: string): Promise<string> {
   await writeFile(file, content, { mode: 0o600 });
   return file;
 }
+
+describe("notifications.rules", () => {
+  it("resolves a client_limited rule: its channels and enabled, or the defaults", () => {
+    const config = parseConfig(
+      raw({
+        webhook: { url: "https://hooks.example.com/n" },
+        rules: [{ type: "client_limited" }, { type: "client_limited", channels: ["webhook", "log"], enabled: false }],
+      }),
+      "pool.yaml",
+    );
+    expect(config.notifications.rules).toStrictEqual([
+      { type: "client_limited", channels: [...configDefaults.notificationChannels], enabled: true },
+      { type: "client_limited", channels: ["webhook", "log"], enabled: false },
+    ]);
+  });
+
+  it("refuses a misspelled type, naming the file, the path and the types it may be", async () => {
+    const file = path.join(tmp, "misspelled-rule.yaml");
+    await writeFile(
+      file,
+      [
+        "subscriptions:",
+        "  - { id: a, email: a@example.com, type: claude-pro, configDir: /srv/a, weeklyBudgetUsd: 100 }",
+        "notifications:",
+        "  rules:",
+        "    - type: client_limited",
+        "    - type: client_limitted",
+        "",
+      ].join("\n"),
+    );
+    const error = await loadConfigFile(file).then(
+      () => expect.fail("expected a ConfigError"),
+      (e: unknown) => e as ConfigError,
+    );
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error.file).toBe(file);
+    expect(error.path).toBe("notifications.rules[1].type");
+    expect(error.expected).toBe(
+      'expected one of "usage_threshold", "failover", "rotation", "limit_reached", "status_changed", ' +
+        '"rebalance_completed", "session", "client_limited", got "client_limitted"',
+    );
+  });
+});
 
 describe("notifications.slack", () => {
   it("takes a URL, routes rules to it and fills in the defaults", () => {

@@ -281,15 +281,79 @@ describe("GET /metrics per client", () => {
     expect(allocations("alice", "fallback")).toBeUndefined();
     expect(value(samples, "authpool_client_usage_usd_total", { client: "bot" })).toBe(6);
     expect(value(samples, "authpool_client_usage_usd_total", { client: "capped" })).toBe(0);
-    const refusals = (client: string, limit: string) =>
-      value(samples, "authpool_client_limit_refusals_total", { client, limit });
+    const refusals = (client: string, limit: string, outcome = "fallback") =>
+      value(samples, "authpool_client_limit_refusals_total", { client, limit, outcome });
     expect(refusals("bot", "weekly_usd")).toBe(1);
     expect(refusals("capped", "max_sessions")).toBe(1);
-    // Limits the client has are there at 0; one it does not have is not.
+    // Limits the client has are there at 0, for both outcomes; one it does not have is not.
     expect(refusals("capped", "model")).toBe(0);
+    expect(refusals("capped", "model", "refused")).toBe(0);
     expect(refusals("bot", "max_sessions")).toBeUndefined();
     const sessions = (client: string) => value(samples, "authpool_client_sessions", { client });
     expect([sessions("alice"), sessions("default"), sessions("bot"), sessions("capped")]).toEqual([1, 1, 0, 1]);
+  });
+
+  it("should count every client limit refusal by outcome: fallback (the paid API) or refused (RESOURCE_EXHAUSTED)", async () => {
+    const pool = await start({
+      config: {
+        clients: {
+          paid: { maxSessions: 1 },
+          strict: { maxSessions: 1, fallback: false },
+          budget: { weeklyUsd: 5, fallback: false },
+        },
+      },
+    });
+    const c = pool.grpc;
+    await c.allocate({ sessionId: "p1", client: "paid" });
+    expect((await c.allocate({ sessionId: "p2", client: "paid" })).outcome.case).toBe("fallback");
+    await c.allocate({ sessionId: "s1", client: "strict" });
+    // Each call counts, though the journal has one client_limited event for the run.
+    for (const sessionId of ["r1", "r2"]) {
+      await expect(c.allocate({ sessionId, client: "strict" })).rejects.toMatchObject({ code: Code.ResourceExhausted });
+    }
+    const watched = async () => {
+      for await (const res of c.allocateWatch({ request: { sessionId: "r3", client: "strict" } })) void res;
+    };
+    await expect(watched()).rejects.toMatchObject({ code: Code.ResourceExhausted });
+    // A call that waits for a slot and is refused by the limit once one opens.
+    await c.allocate({ sessionId: "b1", client: "budget" });
+    await pauseAll(pool);
+    const waiting = createAuthPoolClient(pool.server.url, { timeoutMs: 30_000 })
+      .allocate({ sessionId: "b2", client: "budget", wait: true })
+      .catch((e: unknown) => e);
+    await eventually(pool, (s) => value(s, "authpool_queue_waiting") === 1);
+    await c.reportUsage({ sessionId: "b1", requestId: "r1", source: usage(6) });
+    await c.setPaused({ subscriptionId: "sub1", paused: false });
+    expect(await waiting).toMatchObject({ code: Code.ResourceExhausted });
+
+    const samples = await scrape(pool);
+    const refusals = (client: string, limit: string, outcome: string) =>
+      value(samples, "authpool_client_limit_refusals_total", { client, limit, outcome });
+    expect([refusals("paid", "max_sessions", "fallback"), refusals("paid", "max_sessions", "refused")]).toEqual([1, 0]);
+    expect([refusals("strict", "max_sessions", "fallback"), refusals("strict", "max_sessions", "refused")]).toEqual([
+      0, 3,
+    ]);
+    expect([refusals("budget", "weekly_usd", "fallback"), refusals("budget", "weekly_usd", "refused")]).toEqual([0, 1]);
+    expect(value(samples, "authpool_allocations_total", { outcome: "exhausted" })).toBe(4);
+  });
+
+  it("should count a client limit refusal as refused when the pool's fallback is off", async () => {
+    const pool = await start({
+      config: { fallback: { enabled: false }, clients: { capped: { denyModels: ["opus"] } } },
+    });
+    await expect(pool.grpc.allocate({ sessionId: "o1", client: "capped", model: "opus" })).rejects.toMatchObject({
+      code: Code.ResourceExhausted,
+    });
+    // A refusal for the pool's reasons (nothing free) is no client limit's.
+    await pauseAll(pool);
+    await expect(pool.grpc.allocate({ sessionId: "o2", client: "capped" })).rejects.toMatchObject({
+      code: Code.ResourceExhausted,
+    });
+    const samples = await scrape(pool);
+    expect(
+      value(samples, "authpool_client_limit_refusals_total", { client: "capped", limit: "model", outcome: "refused" }),
+    ).toBe(1);
+    expect(value(samples, "authpool_allocations_total", { outcome: "exhausted" })).toBe(2);
   });
 
   it(`should give the first ${MAX_CLIENT_LABELS} unconfigured clients a label each and fold the rest into ${OTHER_CLIENTS}`, async () => {

@@ -1,5 +1,6 @@
 import { Counter, type Registry } from "prom-client";
 import {
+  type ClientLimitHit,
   type ClientLimitKind,
   type ClientSettings,
   DEFAULT_CLIENT,
@@ -13,10 +14,18 @@ import type { PoolClientLabels } from "./pool-client-labels.js";
 /** Per-client outcomes of a new session, pre-created at 0 for every configured client. */
 const CLIENT_OUTCOMES = ["grant", "fallback"] as const;
 
+/** What became of a new session a client limit refused: the paid API, or RESOURCE_EXHAUSTED. */
+const REFUSAL_OUTCOMES = ["fallback", "refused"] as const;
+
 /** ClientCounters are the per-client counters fed by events. */
 export interface ClientCounters {
   /** count adds one durable event to the counters. */
   count(e: PoolEvent): void;
+  /**
+   * refused counts a call a client limit refused with RESOURCE_EXHAUSTED.
+   * Not an event: the journal has one client_limited for a run of them.
+   */
+  refused(hit: ClientLimitHit): void;
 }
 
 /** ClientCountersOptions are where the client of an event and its label come from. */
@@ -28,7 +37,7 @@ export interface ClientCountersOptions {
 interface Counters {
   allocations: Counter<"client" | "outcome">;
   usageUsd: Counter<"client">;
-  refusals: Counter<"client" | "limit">;
+  refusals: Counter<"client" | "limit" | "outcome">;
 }
 
 /** EventClients label the client an event names, or the one its session was booked to. */
@@ -58,7 +67,10 @@ export function createClientCounters(
     // the ended ones, and the client is the one the ledger booked.
     ofSession: (sessionId) => clientOfSession(writer.currentPool.state, sessionId),
   };
-  return { count: (e) => countEvent(counters, eventClients, e) };
+  return {
+    count: (e) => countEvent(counters, eventClients, e),
+    refused: (hit) => counters.refusals.inc({ client: clients.label(hit.client), limit: hit.kind, outcome: "refused" }),
+  };
 }
 
 function allocationsCounter(registers: Registry[], clients: PoolClientLabels): Counters["allocations"] {
@@ -91,13 +103,16 @@ function refusalsCounter(registers: Registry[], clients: PoolClientLabels): Coun
   return new Counter({
     name: `${PREFIX}client_limit_refusals_total`,
     help:
-      "New sessions a client limit sent to the paid API, by client and limit (weekly_usd, five_hour_usd, max_sessions, share, model); " +
-      'one refused with RESOURCE_EXHAUSTED (fallback off) is not counted here but in allocations_total{outcome="exhausted"} (a client_limited event names the client and limit, once until the client is placed again).',
-    labelNames: ["client", "limit"] as const,
+      "New sessions a client limit refused, by client, limit (weekly_usd, five_hour_usd, max_sessions, share, model) " +
+      "and outcome: fallback (sent to the paid API; counted from the journal) or refused (RESOURCE_EXHAUSTED, the client's " +
+      "or the pool's fallback being off; counted by the instance that answered the call, as a run of them writes one event).",
+    labelNames: ["client", "limit", "outcome"] as const,
     registers,
     collect() {
       for (const [client, limits] of Object.entries(clients.configured())) {
-        for (const limit of configuredLimits(limits)) this.inc({ client: clients.label(client), limit }, 0);
+        for (const limit of configuredLimits(limits)) {
+          for (const outcome of REFUSAL_OUTCOMES) this.inc({ client: clients.label(client), limit, outcome }, 0);
+        }
       }
     },
   });
@@ -111,7 +126,7 @@ function countEvent(c: Counters, clients: EventClients, e: PoolEvent): void {
     case "fallback_used":
       c.allocations.inc({ client: clients.label(e.client ?? DEFAULT_CLIENT), outcome: "fallback" });
       if (e.clientLimit !== undefined)
-        c.refusals.inc({ client: clients.label(e.clientLimit.client), limit: e.clientLimit.kind });
+        c.refusals.inc({ client: clients.label(e.clientLimit.client), limit: e.clientLimit.kind, outcome: "fallback" });
       break;
     case "usage_recorded":
       c.usageUsd.inc({ client: clients.label(clients.ofSession(e.sessionId)) }, finite(e.costUsd));

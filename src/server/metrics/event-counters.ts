@@ -1,4 +1,5 @@
 import type { Counter, Registry } from "prom-client";
+import type { ClientLimitHit } from "../../domain/index.js";
 import { type ClientCountersOptions, createClientCounters } from "./client-counters.js";
 import { createPoolCounters } from "./pool-counters.js";
 
@@ -6,6 +7,8 @@ import { createPoolCounters } from "./pool-counters.js";
 export interface EventCounters {
   /** allocations_total, which metricsInterceptor feeds too. */
   allocations: Counter<"outcome">;
+  /** Counts a call a client limit refused with RESOURCE_EXHAUSTED (client_limit_refusals_total), which metricsInterceptor sees. */
+  clientLimitRefused(hit: ClientLimitHit): void;
   /** close stops counting events. */
   close(): void;
 }
@@ -27,5 +30,5 @@ export function createEventCounters(registers: Registry[], options: EventCounter
       perClient.count(e);
     }
   });
-  return { allocations: pool.allocations, close: unsubscribe };
+  return { allocations: pool.allocations, clientLimitRefused: perClient.refused, close: unsubscribe };
 }

@@ -1,6 +1,8 @@
 import { Code, ConnectError, type Interceptor, type StreamRequest, type UnaryRequest } from "@connectrpc/connect";
 import { type Counter, Histogram, type Registry } from "prom-client";
 import { AuthPoolService } from "../../../gen/authpool/v1/auth_pool_pb.js";
+import type { ClientLimitHit } from "../../domain/index.js";
+import { rejectionOf } from "../rejection.js";
 import { PREFIX } from "./exposition.js";
 
 // Unary calls take milliseconds; event streams last minutes to hours, so the
@@ -9,13 +11,16 @@ const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 
 /**
  * RpcInstruments are the series metricsInterceptor feeds: the duration
- * histogram and the allocation counter (for outcome="exhausted", which has
- * no event of its own: a refused allocation writes none, or one
- * client_limited for a run of refusals).
+ * histogram, the allocation counter (for outcome="exhausted") and the
+ * client limit refusals (for outcome="refused"). Neither refusal has an
+ * event of its own: a refused allocation writes none, or one
+ * client_limited for a run of refusals.
  */
 export interface RpcInstruments {
   rpcDuration: Histogram<"method" | "code">;
   allocations: Counter<"outcome">;
+  /** Told of an allocation a client limit refused with RESOURCE_EXHAUSTED. */
+  clientLimitRefused(hit: ClientLimitHit): void;
 }
 
 /** createRpcDuration registers rpc_duration_seconds, the histogram metricsInterceptor observes. */
@@ -31,7 +36,8 @@ export function createRpcDuration(registers: Registry[]): Histogram<"method" | "
 
 /**
  * metricsInterceptor times each RPC into rpc_duration_seconds{method, code}
- * and counts Allocate (and AllocateWatch) calls answered RESOURCE_EXHAUSTED. Put it first in the
+ * and counts Allocate (and AllocateWatch) calls answered RESOURCE_EXHAUSTED,
+ * and among them those a client limit refused. Put it first in the
  * interceptor list so the time and code include authentication and the
  * error mapping of the interceptors after it.
  */
@@ -69,6 +75,9 @@ function startRpc(metrics: RpcInstruments, req: UnaryRequest | StreamRequest): (
       req.service.typeName === AuthPoolService.typeName
     ) {
       metrics.allocations.inc({ outcome: "exhausted" });
+      // Also when the call waited first: the queue's retry throws the same rejection.
+      const hit = rejectionOf(error)?.clientLimit;
+      if (hit !== undefined) metrics.clientLimitRefused(hit);
     }
   };
 }

@@ -51,7 +51,11 @@ export function createPoolMetrics(options: PoolMetricsOptions): PoolMetrics {
   registerPoolGauges(registers, { writer, status, clients });
   const streams = createStreamGauge(registers);
   registerHookGauges(registers, options);
-  const instruments: RpcInstruments = { rpcDuration: createRpcDuration(registers), allocations: events.allocations };
+  const instruments: RpcInstruments = {
+    rpcDuration: createRpcDuration(registers),
+    allocations: events.allocations,
+    clientLimitRefused: events.clientLimitRefused,
+  };
 
   return {
     registry,
