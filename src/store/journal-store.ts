@@ -90,15 +90,13 @@ export interface JournalStore {
    * record is durable.
    */
   append(epoch: number, n: number, at: number, data: string): Promise<void>;
-  /** readRecords returns up to `limit` records with number > after, in order. */
-  readRecords(after: number, limit: number): Promise<StoredRecord[]>;
   /** readRecord returns record n's text, or undefined if it is not there. */
   readRecord(n: number): Promise<string | undefined>;
-  /** bounds gives the oldest and newest record numbers kept ({0, 0} when none is). */
-  bounds(): Promise<{ first: number; last: number }>;
   /**
-   * readPage is readRecords and bounds read together, at one instant (one
-   * statement on SQLite and PostgreSQL): what a standby issues per catch-up.
+   * readPage returns up to `limit` records with number > after, in order,
+   * and the oldest and newest record numbers kept ({0, 0} when none is), read
+   * at one instant (one statement on SQLite and PostgreSQL): what start-up
+   * issues per page and a standby per catch-up. A limit of 0 reads the bounds alone.
    */
   readPage(after: number, limit: number): Promise<RecordPage>;
 

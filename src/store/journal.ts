@@ -1,6 +1,6 @@
 import type { PoolEvent, PoolState } from "../domain/index.js";
 import { applyEvent, createPoolState, ensureSubscriptions } from "../domain/index.js";
-import type { JournalStore } from "./journal-store.js";
+import type { JournalStore, StoredSnapshot } from "./journal-store.js";
 import { recordKey } from "./kv-journal-store.js";
 import type { KvStore } from "./kv-store.js";
 import { decodeLegacyState, decodeState, encodeState } from "./state-codec.js";
@@ -60,53 +60,42 @@ export class Journal {
    * state it returns holds every record in the store. `epoch` is the lease
    * epoch the journal writes under (0: read only). `legacyKv` is read only
    * when the journal surface is empty: a store written before leases kept
-   * its snapshot and records as plain values there.
+   * its snapshot and records as plain values there. It throws when records
+   * after the latest snapshot are missing, rather than open a state that
+   * lacks them.
    */
   static async open(
     log: JournalStore,
     subscriptionIds: readonly string[],
     options: { epoch?: number; legacyKv?: KvStore } = {},
   ): Promise<OpenedJournal> {
-    const snap = await log.readSnapshot();
-    let state: PoolState;
-    let record = 0;
-    let legacy = false;
-    if (snap !== undefined) {
-      state = decodeState(snap.data, subscriptionIds);
-      record = snap.record;
-    } else {
-      const old =
-        options.legacyKv !== undefined && (await log.bounds()).last === 0
-          ? await readLegacy(options.legacyKv, subscriptionIds)
-          : undefined;
-      if (old !== undefined) {
-        ({ state, record } = old);
-        legacy = true;
-      } else {
-        state = createPoolState(subscriptionIds);
-      }
-    }
-    const snapshotRecord = record;
-    let replayed = 0;
-    let bounds: { first: number; last: number };
+    let snap = await log.readSnapshot();
     for (;;) {
-      const page = await log.readPage(record, PAGE);
-      bounds = page;
-      for (const stored of page.records) {
-        if (stored.n !== record + 1) break;
-        applyRecord(state, parseRecord(stored.data), applyEvent);
-        record = stored.n;
-        replayed++;
+      const { state, record, legacy } = await startFrom(log, snap, subscriptionIds, options.legacyKv);
+      const end = await replay(log, state, record);
+      if (end.next === undefined) {
+        // The indexes were built with the state (decodeState, createPoolState)
+        // and replay keeps them, as it does for the writer and a replica;
+        // building them again cost about 0.1 s at 100,000 sessions (bench/scale).
+        ensureSubscriptions(state, subscriptionIds);
+        const first = end.last === 0 ? end.record + 1 : end.first;
+        const journal = new Journal(log, options.epoch ?? 0, end.record, first, legacy ? -1 : record, legacy);
+        return { journal, state, replayed: end.replayed };
       }
-      if (page.records.length < PAGE || record >= page.last) break;
+      // The next record is gone and later ones are kept. A writer prunes only
+      // what its snapshot covers, so a newer snapshot than ours covers it: the
+      // leader wrote one and pruned between our reads (a standby starting).
+      // Else the store lost records, and writing on would leave the hole in
+      // the journal for good.
+      const newer = await log.readSnapshot();
+      if (newer === undefined || newer.record <= end.record) {
+        throw new Error(
+          `${log.description}: journal records ${end.record + 1}..${end.next - 1} are missing ` +
+            `(the snapshot is of record ${newer?.record ?? 0}, the journal goes on at record ${end.next})`,
+        );
+      }
+      snap = newer;
     }
-    // The indexes were built with the state (decodeState, createPoolState)
-    // and replay keeps them, as it does for the writer and a replica;
-    // building them again cost about 0.1 s at 100,000 sessions (bench/scale).
-    ensureSubscriptions(state, subscriptionIds);
-    const first = bounds.last === 0 ? record + 1 : bounds.first;
-    const journal = new Journal(log, options.epoch ?? 0, record, first, legacy ? -1 : snapshotRecord, legacy);
-    return { journal, state, replayed };
   }
 
   /** epoch is the lease epoch this journal writes under (0: read only). */
@@ -224,6 +213,59 @@ export function applyRecord(
   apply: (state: PoolState, event: PoolEvent) => void,
 ): void {
   for (const event of record.events) if (event.seq > state.eventSeq) apply(state, event);
+}
+
+/** Start is the state replay starts from: as of `record`, from a snapshot or the legacy values. */
+interface Start {
+  state: PoolState;
+  record: number;
+  legacy: boolean;
+}
+
+async function startFrom(
+  log: JournalStore,
+  snap: StoredSnapshot | undefined,
+  subscriptionIds: readonly string[],
+  legacyKv: KvStore | undefined,
+): Promise<Start> {
+  if (snap !== undefined) return { state: decodeState(snap.data, subscriptionIds), record: snap.record, legacy: false };
+  // A page of no records is the journal's bounds alone: is anything there?
+  const old =
+    legacyKv !== undefined && (await log.readPage(0, 0)).last === 0
+      ? await readLegacy(legacyKv, subscriptionIds)
+      : undefined;
+  if (old !== undefined) return { ...old, legacy: true };
+  return { state: createPoolState(subscriptionIds), record: 0, legacy: false };
+}
+
+/** ReplayEnd is where replay stopped, with the journal's bounds as last read. */
+interface ReplayEnd {
+  /** The last record applied. */
+  record: number;
+  replayed: number;
+  first: number;
+  last: number;
+  /** Set when the record after `record` is missing: the first record kept past it. */
+  next?: number;
+}
+
+/** replay applies the records after `record` to `state`, a page at a time, up to the newest or to a hole. */
+async function replay(log: JournalStore, state: PoolState, record: number): Promise<ReplayEnd> {
+  let replayed = 0;
+  for (;;) {
+    const page = await log.readPage(record, PAGE);
+    for (const stored of page.records) {
+      // Reading on from `record` would return this same page again: stop here.
+      if (stored.n !== record + 1) return { record, replayed, first: page.first, last: page.last, next: stored.n };
+      applyRecord(state, parseRecord(stored.data), applyEvent);
+      record = stored.n;
+      replayed++;
+    }
+    // A short page, or a full one that reached the newest record, was the last.
+    if (page.records.length < PAGE || record >= page.last) {
+      return { record, replayed, first: page.first, last: page.last };
+    }
+  }
 }
 
 function parseRecord(text: string): JournalRecord {

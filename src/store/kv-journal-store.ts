@@ -99,10 +99,8 @@ export function kvJournalStore(kv: KvStore): JournalStore {
           throw new FencedError(`append record ${n}: it exists already`, "exists");
         await kv.set(recordKey(n), data);
       }),
-    readRecords,
     readRecord: (n) => kv.get(recordKey(n)),
-    bounds,
-    // Two reads, outside the queue like readRecords (a test holding the
+    // Two reads, outside the queue like readRecord (a test holding the
     // store's writes must not hold its readers). An append or prune between
     // them leaves bounds newer than the page: a follower then asks once more,
     // or stops early and reads the rest on its next call; it never skips.

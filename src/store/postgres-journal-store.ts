@@ -152,24 +152,9 @@ export class PostgresJournalStore implements JournalStore {
     }
   }
 
-  async readRecords(after: number, limit: number): Promise<StoredRecord[]> {
-    const rows = await this.query<{ n: string; data: string }>(
-      `SELECT n, data FROM ${this.t.journal} WHERE n > $1 ORDER BY n LIMIT $2`,
-      [after, clampCount(limit)],
-    );
-    return rows.map((r) => ({ n: Number(r.n), data: r.data }));
-  }
-
   async readRecord(n: number): Promise<string | undefined> {
     const rows = await this.query<{ data: string }>(`SELECT data FROM ${this.t.journal} WHERE n = $1`, [n]);
     return rows[0]?.data;
-  }
-
-  async bounds(): Promise<{ first: number; last: number }> {
-    const rows = await this.query<{ first: string | null; last: string | null }>(
-      `SELECT min(n) AS first, max(n) AS last FROM ${this.t.journal}`,
-    );
-    return { first: Number(rows[0]?.first ?? 0), last: Number(rows[0]?.last ?? 0) };
   }
 
   async readPage(after: number, limit: number): Promise<RecordPage> {

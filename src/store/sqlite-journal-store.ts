@@ -112,28 +112,10 @@ export class SqliteJournalStore implements JournalStore {
     });
   }
 
-  readRecords(after: number, limit: number): Promise<StoredRecord[]> {
-    return this.use((db) =>
-      db.all<StoredRecord>("SELECT n, data FROM authpool_journal WHERE n > ? ORDER BY n LIMIT ?", [
-        after,
-        clampCount(limit),
-      ]),
-    );
-  }
-
   readRecord(n: number): Promise<string | undefined> {
     return this.use(async (db) => {
       const rows = await db.all<{ data: string }>("SELECT data FROM authpool_journal WHERE n = ?", [n]);
       return rows[0]?.data;
-    });
-  }
-
-  bounds(): Promise<{ first: number; last: number }> {
-    return this.use(async (db) => {
-      const rows = await db.all<{ first: number | null; last: number | null }>(
-        "SELECT min(n) AS first, max(n) AS last FROM authpool_journal",
-      );
-      return { first: rows[0]?.first ?? 0, last: rows[0]?.last ?? 0 };
     });
   }
 

@@ -27,6 +27,8 @@ async function track(store: Promise<PoolStore>): Promise<PoolStore> {
   return s;
 }
 
+type RecordPage = Awaited<ReturnType<JournalStore["readPage"]>>;
+
 /** Handles opens handles on one store: each a separate connection where the backend has connections. */
 type Handles = () => Promise<JournalStore>;
 
@@ -183,6 +185,8 @@ describe.each(backends)("JournalStore contract ($name)", ({ name, durable, fresh
       const handles = await fresh();
       const [a, b] = [await handles(), await handles()];
       await a.acquireLease("a", "", T0, TTL);
+      // Record n is at T0 + n - 1.
+      const kept = (...ns: number[]) => ns.map((n) => ({ n, data: record(n, T0 + n - 1) }));
       await a.append(1, 1, T0, record(1, T0));
       await a.append(1, 2, T0 + 1, record(2, T0 + 1));
       await a.writeSnapshot(1, 1, new Uint8Array([1]));
@@ -192,14 +196,14 @@ describe.each(backends)("JournalStore contract ($name)", ({ name, durable, fresh
       await expectFenced(a.writeSnapshot(1, 2, new Uint8Array([2])), "epoch");
       await expectFenced(a.prune(1, 2, T0 + 100, 10), "epoch");
       expect(await b.readRecord(3)).toBeUndefined();
-      expect(await b.bounds()).toEqual({ first: 1, last: 2 });
+      expect(await b.readPage(0, 10)).toEqual({ records: kept(1, 2), first: 1, last: 2 });
       expect(await b.readSnapshot()).toEqual({ record: 1, data: new Uint8Array([1]) });
 
       // The new holder writes under its epoch.
       await b.append(2, 3, T0 + 2, record(3, T0 + 2));
       await b.writeSnapshot(2, 3, new Uint8Array([3]));
       expect(await b.prune(2, 1, T0 + 100, 10)).toBe(1);
-      expect(await a.bounds()).toEqual({ first: 2, last: 3 });
+      expect(await a.readPage(0, 10)).toEqual({ records: kept(2, 3), first: 2, last: 3 });
       expect(await a.readSnapshot()).toEqual({ record: 3, data: new Uint8Array([3]) });
     });
 
@@ -210,7 +214,7 @@ describe.each(backends)("JournalStore contract ($name)", ({ name, durable, fresh
       await expectFenced(log.append(0, 1, T0, record(1, T0)), "epoch");
       await expectFenced(log.writeSnapshot(2, 1, new Uint8Array([1])), "epoch");
       await expectFenced(log.prune(2, 1, T0, 1), "epoch");
-      expect(await log.bounds()).toEqual({ first: 0, last: 0 });
+      expect(await log.readPage(0, 10)).toEqual({ records: [], first: 0, last: 0 });
       expect(await log.readSnapshot()).toBeUndefined();
     });
 
@@ -220,7 +224,7 @@ describe.each(backends)("JournalStore contract ($name)", ({ name, durable, fresh
       await log.append(1, 1, T0, record(1, T0));
       await expectFenced(log.append(1, 1, T0 + 5, "other"), "exists");
       expect(await log.readRecord(1)).toBe(record(1, T0));
-      expect(await log.readRecords(0, 10)).toEqual([{ n: 1, data: record(1, T0) }]);
+      expect(await log.readPage(0, 10)).toEqual({ records: [{ n: 1, data: record(1, T0) }], first: 1, last: 1 });
     });
 
     it("lets exactly one of 20 concurrent appends of one record win, from two handles", async () => {
@@ -239,56 +243,109 @@ describe.each(backends)("JournalStore contract ($name)", ({ name, durable, fresh
         }
       }
       expect(await b.readRecord(2)).toBe(`attempt ${won[0]}`);
-      expect(await a.bounds()).toEqual({ first: 1, last: 2 });
+      expect(await a.readPage(1, 10)).toEqual({ records: [{ n: 2, data: `attempt ${won[0]}` }], first: 1, last: 2 });
     });
   });
 
   describe("records", () => {
-    it("reads records in order, by page, one by one, and their bounds", async () => {
+    it("reads records in order, by page with the bounds, and one by one", async () => {
       const handles = await fresh();
       const [a, b] = [await handles(), await handles()];
-      expect(await b.bounds()).toEqual({ first: 0, last: 0 });
-      expect(await b.readRecords(0, 10)).toEqual([]);
+      const none = { records: [], first: 0, last: 0 };
+      expect(await b.readPage(0, 10)).toEqual(none);
+      expect(await b.readPage(0, 0)).toEqual(none);
+      expect(await b.readPage(3, 10)).toEqual(none);
       await a.acquireLease("a", "", T0, TTL);
+      // Texts a store must keep as they are: non-ASCII, quotes, escapes, a newline, and the empty string.
       const texts = [record(1, T0), 'héllo 日本語 🎉 "quoted" \\ \n', record(3, T0 + 2), "", record(5, T0 + 4)];
       for (const [i, text] of texts.entries()) await a.append(1, i + 1, T0 + i, text);
+      const all = texts.map((data, i) => ({ n: i + 1, data }));
       // Another handle (connection) sees them all.
-      expect(await b.bounds()).toEqual({ first: 1, last: 5 });
-      expect(await b.readRecords(0, 2)).toEqual([
-        { n: 1, data: texts[0] },
-        { n: 2, data: texts[1] },
-      ]);
-      expect(await b.readRecords(2, 10)).toEqual([
-        { n: 3, data: texts[2] },
-        { n: 4, data: texts[3] },
-        { n: 5, data: texts[4] },
-      ]);
-      expect(await b.readRecords(5, 10)).toEqual([]);
-      expect(await b.readRecords(0, 0)).toEqual([]);
+      const page = (records: typeof all) => ({ records, first: 1, last: 5 });
+      expect(await b.readPage(0, 10)).toEqual(page(all));
+      expect(await b.readPage(0, 2)).toEqual(page(all.slice(0, 2)));
+      expect(await b.readPage(2, 10)).toEqual(page(all.slice(2)));
+      expect(await b.readPage(2, 1)).toEqual(page(all.slice(2, 3)));
+      // A full page that reaches the newest record says so: no empty page needed to learn it.
+      expect(await b.readPage(3, 2)).toEqual(page(all.slice(3)));
+      expect(await b.readPage(5, 10)).toEqual(page([]));
+      expect(await b.readPage(99, 10)).toEqual(page([]));
+      // A limit of 0 (or less) reads the bounds alone.
+      expect(await b.readPage(0, 0)).toEqual(page([]));
+      expect(await b.readPage(0, -1)).toEqual(page([]));
       expect(await b.readRecord(2)).toBe(texts[1]);
       expect(await b.readRecord(4)).toBe("");
       expect(await b.readRecord(6)).toBeUndefined();
       expect(await b.readRecord(0)).toBeUndefined();
     });
 
+    it("reads a page in record order, whatever the order of the appends", async () => {
+      const handles = await fresh();
+      const [a, b] = [await handles(), await handles()];
+      await a.acquireLease("a", "", T0, TTL);
+      const all = Array.from({ length: 30 }, (_, i) => ({ n: i + 1, data: record(i + 1, T0 + i) }));
+      for (const { n, data } of [...all].reverse()) await a.append(1, n, T0 + n, data);
+      expect(await b.readPage(0, 100)).toEqual({ records: all, first: 1, last: 30 });
+      expect(await b.readPage(10, 5)).toEqual({ records: all.slice(10, 15), first: 1, last: 30 });
+    });
+
     it("reads a page with the bounds at the time", async () => {
       const handles = await fresh();
       const [a, b] = [await handles(), await handles()];
-      expect(await b.readPage(0, 10)).toEqual({ records: [], first: 0, last: 0 });
       await a.acquireLease("a", "", T0, TTL);
       const stored = [1, 2, 3, 4].map((n) => ({ n, data: record(n, T0 + n) }));
       for (const { n, data } of stored) await a.append(1, n, T0 + n, data);
       expect(await b.readPage(0, 2)).toEqual({ records: stored.slice(0, 2), first: 1, last: 4 });
-      // A full page that reaches the newest record says so: no empty page needed to learn it.
-      expect(await b.readPage(2, 2)).toEqual({ records: stored.slice(2), first: 1, last: 4 });
-      expect(await b.readPage(1, 10)).toEqual({ records: stored.slice(1), first: 1, last: 4 });
-      expect(await b.readPage(4, 10)).toEqual({ records: [], first: 1, last: 4 });
-      expect(await b.readPage(0, 0)).toEqual({ records: [], first: 1, last: 4 });
+      await a.append(1, 5, T0 + 5, record(5, T0 + 5));
+      // The bounds move with the journal: the same page, and the newest record since.
+      expect(await b.readPage(0, 2)).toEqual({ records: stored.slice(0, 2), first: 1, last: 5 });
       expect(await a.prune(1, 2, T0 + 100, 10)).toBe(2);
       // Behind the oldest record kept: the page starts past the hole, and `first` shows it.
-      expect(await b.readPage(0, 10)).toEqual({ records: stored.slice(2), first: 3, last: 4 });
-      expect(await a.prune(1, 4, T0 + 100, 10)).toBe(2);
+      expect(await b.readPage(0, 10)).toEqual({
+        records: [...stored.slice(2), { n: 5, data: record(5, T0 + 5) }],
+        first: 3,
+        last: 5,
+      });
+      expect(await b.readPage(1, 1)).toEqual({ records: stored.slice(2, 3), first: 3, last: 5 });
+      expect(await a.prune(1, 5, T0 + 100, 10)).toBe(3);
       expect(await b.readPage(1, 10)).toEqual({ records: [], first: 0, last: 0 });
+    });
+
+    it("never reads a page its bounds do not cover, while appends go on", async () => {
+      const handles = await fresh();
+      const [a, b] = [await handles(), await handles()];
+      await a.acquireLease("a", "", T0, TTL);
+      const pages: { after: number; page: RecordPage }[] = [];
+      const appends = (async () => {
+        for (let n = 1; n <= 20; n++) await a.append(1, n, T0 + n, record(n, T0 + n));
+      })();
+      const reads = (async () => {
+        for (let i = 0; i < 20; i++) {
+          const after = i % 4;
+          pages.push({ after, page: await b.readPage(after, 3) });
+        }
+      })();
+      await Promise.all([appends, reads]);
+      for (const { after, page } of pages) {
+        const ns = page.records.map((r) => r.n);
+        // In order and without a hole, from the first record after `after`.
+        expect(ns).toEqual(ns.map((_, i) => after + 1 + i));
+        if (ns.length > 0) {
+          expect(page.first).toBe(1);
+          expect(page.last).toBeGreaterThanOrEqual(ns[ns.length - 1]!);
+        }
+        // A short page held every record past `after` at the time: one statement (the
+        // in-process store reads its bounds after its page, so it may see a newer record).
+        if (ns.length < 3 && name !== "memory") {
+          if (ns.length > 0) expect(page.last).toBe(ns[ns.length - 1]);
+          else expect(page.last).toBeLessThanOrEqual(after);
+        }
+      }
+      expect(await b.readPage(0, 100)).toEqual({
+        records: Array.from({ length: 20 }, (_, i) => ({ n: i + 1, data: record(i + 1, T0 + i + 1) })),
+        first: 1,
+        last: 20,
+      });
     });
 
     it.skipIf(!durable)("keeps records, lease and snapshot across close and reopen", async () => {
@@ -300,7 +357,7 @@ describe.each(backends)("JournalStore contract ($name)", ({ name, durable, fresh
       await a.close();
       const again = await handles();
       expect(await again.readLease()).toEqual({ holder: "a", epoch: 1, expiresAt: T0 + TTL, address: "addr" });
-      expect(await again.readRecords(0, 10)).toEqual([{ n: 1, data: record(1, T0) }]);
+      expect(await again.readPage(0, 10)).toEqual({ records: [{ n: 1, data: record(1, T0) }], first: 1, last: 1 });
       expect(await again.readSnapshot()).toEqual({ record: 1, data: new Uint8Array([7, 8]) });
     });
 
@@ -309,7 +366,9 @@ describe.each(backends)("JournalStore contract ($name)", ({ name, durable, fresh
       const all = await Promise.all(Array.from({ length: 5 }, () => handles()));
       await all[0]!.acquireLease("a", "", T0, TTL);
       await all[0]!.append(1, 1, T0, record(1, T0));
-      for (const h of all) expect(await h.bounds()).toEqual({ first: 1, last: 1 });
+      for (const h of all) {
+        expect(await h.readPage(0, 10)).toEqual({ records: [{ n: 1, data: record(1, T0) }], first: 1, last: 1 });
+      }
     });
   });
 
@@ -360,25 +419,26 @@ describe.each(backends)("JournalStore contract ($name)", ({ name, durable, fresh
       for (let n = 1; n <= 6; n++) await a.append(1, n, T0 + n, record(n, T0 + n));
       return { a, b };
     }
+    /** kept: the records sixRecords wrote, by number. */
+    const kept = (...ns: number[]) => ns.map((n) => ({ n, data: record(n, T0 + n) }));
 
     it("deletes at most max of the oldest records, up to upTo", async () => {
       const { a, b } = await sixRecords();
       expect(await a.prune(1, 4, T0 + 100, 2)).toBe(2);
-      expect(await b.bounds()).toEqual({ first: 3, last: 6 });
       expect(await b.readRecord(2)).toBeUndefined();
-      expect(await b.readRecords(0, 10)).toEqual([3, 4, 5, 6].map((n) => ({ n, data: record(n, T0 + n) })));
+      expect(await b.readPage(0, 10)).toEqual({ records: kept(3, 4, 5, 6), first: 3, last: 6 });
       expect(await a.prune(1, 4, T0 + 100, 10)).toBe(2);
-      expect(await b.bounds()).toEqual({ first: 5, last: 6 });
+      expect(await b.readPage(0, 10)).toEqual({ records: kept(5, 6), first: 5, last: 6 });
       expect(await a.prune(1, 4, T0 + 100, 10)).toBe(0);
       expect(await a.prune(1, 6, T0 + 100, 0)).toBe(0);
-      expect(await b.bounds()).toEqual({ first: 5, last: 6 });
+      expect(await b.readPage(0, 10)).toEqual({ records: kept(5, 6), first: 5, last: 6 });
     });
 
     it("keeps records whose time is not before `before`", async () => {
       const { a, b } = await sixRecords();
       // Record 3 is at T0 + 3: not before T0 + 3.
       expect(await a.prune(1, 6, T0 + 3, 10)).toBe(2);
-      expect(await b.bounds()).toEqual({ first: 3, last: 6 });
+      expect(await b.readPage(0, 10)).toEqual({ records: kept(3, 4, 5, 6), first: 3, last: 6 });
       expect(await a.prune(1, 6, T0 + 3, 10)).toBe(0);
     });
 
@@ -389,16 +449,15 @@ describe.each(backends)("JournalStore contract ($name)", ({ name, durable, fresh
       for (const [i, at] of times.entries()) await log.append(1, i + 1, at, record(i + 1, at));
       // Record 3 is old enough, but record 2 before it is not: only record 1 goes.
       expect(await log.prune(1, 4, T0 + 40, 10)).toBe(1);
-      expect(await log.bounds()).toEqual({ first: 2, last: 4 });
+      expect(await log.readPage(0, 0)).toEqual({ records: [], first: 2, last: 4 });
     });
 
     it("leaves appends going on after it", async () => {
       const { a, b } = await sixRecords();
       expect(await a.prune(1, 6, T0 + 100, 10)).toBe(6);
-      expect(await b.bounds()).toEqual({ first: 0, last: 0 });
+      expect(await b.readPage(0, 10)).toEqual({ records: [], first: 0, last: 0 });
       await a.append(1, 7, T0 + 7, record(7, T0 + 7));
-      expect(await b.bounds()).toEqual({ first: 7, last: 7 });
-      expect(await b.readRecords(0, 10)).toEqual([{ n: 7, data: record(7, T0 + 7) }]);
+      expect(await b.readPage(0, 10)).toEqual({ records: kept(7), first: 7, last: 7 });
     });
   });
 
@@ -515,13 +574,13 @@ describe("PostgresJournalStore", () => {
   it("survives its idle connections being killed", async () => {
     const { uri, schema } = await freshStore();
     const store = await track(openStore(uri));
-    await Promise.all([store.log.bounds(), store.get("k"), store.log.readLease()]);
+    await Promise.all([store.log.readPage(0, 0), store.get("k"), store.log.readLease()]);
     const killed = await withClient((c) =>
       c.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1", [schema]),
     );
     expect(killed.rowCount).toBeGreaterThan(0);
     // The pool reports a dead idle connection as an 'error' event; unhandled, it would end the process.
-    await vi.waitFor(async () => expect(await store.log.bounds()).toEqual({ first: 0, last: 0 }), {
+    await vi.waitFor(async () => expect(await store.log.readPage(0, 0)).toEqual({ records: [], first: 0, last: 0 }), {
       timeout: 5000,
       interval: 20,
     });
