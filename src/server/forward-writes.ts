@@ -1,4 +1,4 @@
-import type { DescMethodUnary, DescService } from "@bufbuild/protobuf";
+import type { DescMethodServerStreaming, DescMethodUnary, DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { Lease } from "../store/index.js";
 import { createLeaderClient } from "./leader-client.js";
@@ -6,9 +6,12 @@ import { createLeaderClient } from "./leader-client.js";
 /**
  * forwardWrites makes any instance answer every call: on a standby, a call
  * that writes the pool is sent on to the leader (the lease holder's
- * address) and its answer, or its error, comes back unchanged. Reads
- * (status, events) are answered locally from the replica. A caller never
- * needs to know who leads.
+ * address) and its answer, or its error, comes back unchanged; a server
+ * stream that writes (AllocateWatch) is relayed message by message, so the
+ * caller sees its place in the leader's queue. Reads (status, events) are
+ * answered locally from the replica. A caller never needs to know who leads.
+ * The caller's deadline goes on to the leader, and a caller that leaves
+ * cancels the forwarded call (the leader's queue lets it go).
  *
  * It wraps the service's handlers, so it runs after authentication (the
  * caller's token is checked here and again by the leader, which shares the
@@ -35,21 +38,6 @@ export interface ForwardWritesOptions {
   now?: () => number;
   /** Trusted CA for an https leader address (PEM), when the certificate is not publicly trusted. */
   ca?: string | Buffer;
-  /**
-   * Server-streaming methods that write, by name, and the unary method of
-   * the leader that answers them from a standby: the stream's request is
-   * sent as `request(req)` and the one answer streamed as `response(res)`.
-   * (The leader client speaks unary only; what the stream adds on the
-   * leader, e.g. queue positions, is not relayed.)
-   */
-  streamsAsUnary?: Readonly<Record<string, StreamAsUnary>>;
-}
-
-/** StreamAsUnary answers a server stream on a standby with one unary call to the leader. */
-export interface StreamAsUnary {
-  method: string;
-  request(req: unknown): unknown;
-  response(res: unknown): unknown;
 }
 
 /** FORWARDED_HEADER marks a call one instance forwarded to another. */
@@ -91,7 +79,8 @@ export function forwardWrites<S extends DescService>(
     }
   };
 
-  const forward = async (method: S["methods"][number], message: unknown, ctx: HandlerContext): Promise<unknown> => {
+  /** forwardedHeader is what goes to the leader with a call: the caller's token, the mark, the time left. */
+  const forwardedHeader = (ctx: HandlerContext): Headers => {
     if (ctx.requestHeader.get(FORWARDED_HEADER) !== null) {
       throw new ConnectError(
         "this instance no longer writes the pool (the lease moved while the call was forwarded); retry",
@@ -104,54 +93,96 @@ export function forwardWrites<S extends DescService>(
       if (value !== null) header.set(name, value);
     }
     header.set(FORWARDED_HEADER, options.self);
+    // The caller's deadline holds on the leader too (this instance's own
+    // timer also aborts ctx.signal then, whichever fires first).
+    const timeoutMs = ctx.timeoutMs();
+    if (timeoutMs !== undefined) header.set("connect-timeout-ms", String(Math.max(1, Math.ceil(timeoutMs))));
+    return header;
+  };
+  /**
+   * neverSeen: the leader refused the connection, so it never saw the call:
+   * it died with its lease still running. The call waits for the next
+   * leader (perhaps this instance) and is tried again.
+   */
+  const neverSeen = (error: unknown): boolean =>
+    ConnectError.from(error).code === Code.Unavailable && connectionRefused(error);
+  /**
+   * relayed is a forwarded call's error as its caller gets it: the leader's
+   * code and message, without its response headers: they describe its
+   * framing (content-type, length), not ours, and sent on as trailers they
+   * break the caller's HTTP/2 stream.
+   */
+  const relayed = (error: unknown): ConnectError => {
+    const e = ConnectError.from(error);
+    return new ConnectError(e.rawMessage, e.code);
+  };
+
+  /** forward answers a unary call from the leader; undefined when this instance took the lease meanwhile. */
+  const forward = async (method: DescMethodUnary, message: unknown, ctx: HandlerContext): Promise<unknown> => {
+    const header = forwardedHeader(ctx);
     let refused: Lease | undefined;
     for (;;) {
       const lease = await waitForLeader(ctx.signal, refused);
       // Took the lease while waiting: answer here.
       if (lease === undefined) return undefined;
       try {
-        return await client.unary(lease.address, method as DescMethodUnary, message as never, header, ctx.signal);
+        return await client.unary(lease.address, method, message as never, header, ctx.signal);
       } catch (error) {
-        const e = ConnectError.from(error);
-        // A leader that refused the connection never saw the call: it died
-        // with its lease still running. Wait for the next leader (perhaps
-        // this instance) and try again; any other failure goes back.
-        if (e.code === Code.Unavailable && connectionRefused(error)) {
-          refused = lease;
-          continue;
-        }
-        // The leader's code and message, without its response headers: they
-        // describe its framing (content-type, length), not ours, and sent on
-        // as trailers they break the caller's HTTP/2 stream.
-        throw new ConnectError(e.rawMessage, e.code);
+        if (!neverSeen(error)) throw relayed(error);
+        refused = lease;
       }
     }
   };
-  const wrapped: Record<string, unknown> = { ...impl };
-  for (const method of service.methods) {
-    const asUnary = options.streamsAsUnary?.[method.name];
-    const unary = service.methods.find((m) => m.name === asUnary?.method && m.methodKind === "unary");
-    if (method.methodKind === "server_streaming" && asUnary !== undefined && unary !== undefined) {
-      const local = (impl as Record<string, (req: unknown, ctx: HandlerContext) => AsyncIterable<unknown>>)[
-        method.localName
-      ];
-      if (local === undefined) continue;
-      wrapped[method.localName] = async function* (req: unknown, ctx: HandlerContext) {
-        if (options.leading()) return yield* local(req, ctx);
-        const answer = await forward(unary, asUnary.request(req), ctx);
-        if (answer === undefined) return yield* local(req, ctx);
-        yield asUnary.response(answer);
-      };
-      continue;
+
+  /**
+   * forwardStream relays a server stream from the leader, or from `local`
+   * when this instance took the lease meanwhile. Leaving it early (the
+   * caller went) cancels the leader's call.
+   */
+  const forwardStream = async function* (
+    method: DescMethodServerStreaming,
+    message: unknown,
+    ctx: HandlerContext,
+    local: () => AsyncIterable<unknown>,
+  ): AsyncGenerator<unknown> {
+    const header = forwardedHeader(ctx);
+    let refused: Lease | undefined;
+    for (;;) {
+      const lease = await waitForLeader(ctx.signal, refused);
+      if (lease === undefined) return yield* local();
+      let started = false;
+      try {
+        for await (const res of client.serverStream(lease.address, method, message as never, header, ctx.signal)) {
+          started = true;
+          yield res;
+        }
+        return;
+      } catch (error) {
+        // A refusal comes before any message; once one is relayed the call is the leader's.
+        if (started || !neverSeen(error)) throw relayed(error);
+        refused = lease;
+      }
     }
-    if (method.methodKind !== "unary" || options.reads.has(method.name)) continue;
-    const local = (impl as Record<string, (req: unknown, ctx: HandlerContext) => Promise<unknown>>)[method.localName];
-    if (local === undefined) continue;
-    wrapped[method.localName] = async (req: unknown, ctx: HandlerContext) => {
-      if (options.leading()) return local(req, ctx);
-      const answer = await forward(method, req, ctx);
-      return answer === undefined ? local(req, ctx) : answer;
-    };
+  };
+
+  const wrapped: Record<string, unknown> = { ...impl };
+  const handlers = impl as Record<string, ((req: unknown, ctx: HandlerContext) => unknown) | undefined>;
+  for (const method of service.methods) {
+    const local = handlers[method.localName];
+    if (options.reads.has(method.name) || local === undefined) continue;
+    if (method.methodKind === "server_streaming") {
+      const stream = method as DescMethodServerStreaming;
+      const localStream = local as (req: unknown, ctx: HandlerContext) => AsyncIterable<unknown>;
+      wrapped[method.localName] = (req: unknown, ctx: HandlerContext) =>
+        options.leading() ? localStream(req, ctx) : forwardStream(stream, req, ctx, () => localStream(req, ctx));
+    } else if (method.methodKind === "unary") {
+      const unary = method as DescMethodUnary;
+      wrapped[method.localName] = async (req: unknown, ctx: HandlerContext) => {
+        if (options.leading()) return local(req, ctx);
+        const answer = await forward(unary, req, ctx);
+        return answer === undefined ? local(req, ctx) : answer;
+      };
+    }
   }
   return wrapped as ServiceImpl<S>;
 }

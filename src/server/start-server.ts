@@ -4,14 +4,7 @@ import os from "node:os";
 import type http from "node:http";
 import type http2 from "node:http2";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { create } from "@bufbuild/protobuf";
-import {
-  type AllocateResponse,
-  AllocateRequestSchema,
-  type AllocateWatchRequest,
-  AuthPoolService,
-  file_authpool_v1_auth_pool,
-} from "../../gen/authpool/v1/auth_pool_pb.js";
+import { AuthPoolService, file_authpool_v1_auth_pool } from "../../gen/authpool/v1/auth_pool_pb.js";
 import { file_grpc_health_v1_health } from "../../gen/grpc/health/v1/health_pb.js";
 import { ConfigError, type PoolConfig, readTlsCredentials } from "../config/index.js";
 import { type Clock, DAY_MS, systemClock } from "../domain/index.js";
@@ -30,7 +23,7 @@ import { configDirWarnings } from "./config-dir-warnings.js";
 import { createReloader } from "./config-reload.js";
 import { edgeErrors } from "./edge-errors.js";
 import { exposureWarnings } from "./exposure.js";
-import { type StreamAsUnary, forwardWrites } from "./forward-writes.js";
+import { forwardWrites } from "./forward-writes.js";
 import { registerHealth } from "./health.js";
 import { type Listener, listen } from "./listener.js";
 import { createPoolMetrics } from "./metrics/index.js";
@@ -93,18 +86,6 @@ export interface AuthPoolServer {
 
 /** Methods a standby answers itself; every other AuthPoolService call is forwarded to the leader. */
 const READ_METHODS = new Set(["GetPoolStatus", "StreamEvents", "GetUsage", "GetUsageHistory"]);
-
-/**
- * A standby answers AllocateWatch through the leader's Allocate: the same
- * answer (waited for on the leader), without the queue positions.
- */
-const STREAMS_AS_UNARY: Readonly<Record<string, StreamAsUnary>> = {
-  AllocateWatch: {
-    method: "Allocate",
-    request: (req) => (req as AllocateWatchRequest).request ?? create(AllocateRequestSchema),
-    response: (res) => ({ update: { case: "allocated", value: res as AllocateResponse } }),
-  },
-};
 
 /** CONFIG_DIR_RECHECK_MS: how stale a status's "config dir does not exist" may be. */
 const CONFIG_DIR_RECHECK_MS = 30_000;
@@ -341,7 +322,6 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
             leader: () => host.lease,
             waitForLeaderMs: config.cluster.leaseTtlSeconds * 1000 + 1000,
             ...(forwardCa !== undefined ? { ca: forwardCa } : {}),
-            streamsAsUnary: STREAMS_AS_UNARY,
           }),
         );
         // NOT_SERVING while draining for shutdown and while the store cannot be used.

@@ -4,10 +4,16 @@ import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
+import { Code, ConnectError, type ConnectRouter, type ServiceImpl } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { afterEach, describe, expect, it } from "vitest";
-import { AllocateRequestSchema, AuthPoolService } from "../../gen/authpool/v1/auth_pool_pb.js";
+import {
+  AllocateRequestSchema,
+  type AllocateWatchRequest,
+  AllocateWatchRequestSchema,
+  type AllocateWatchResponse,
+  AuthPoolService,
+} from "../../gen/authpool/v1/auth_pool_pb.js";
 import { createLeaderClient } from "../../src/server/leader-client.js";
 import { makeTestCertificate } from "../support/tls-cert.js";
 
@@ -40,13 +46,24 @@ async function leaderAt(
   allocate: (sessionId: string, header: Headers) => Promise<{ subscriptionId: string }>,
   tls?: { cert: Buffer; key: Buffer },
 ): Promise<string> {
-  const handler = connectNodeAdapter({
-    routes: (router: ConnectRouter) =>
+  return serve(
+    (router) =>
       router.rpc(AuthPoolService.method.allocate, async (req, ctx) => {
         const { subscriptionId } = await allocate(req.sessionId, ctx.requestHeader);
         return { outcome: { case: "subscription", value: { subscriptionId } } };
       }),
-  });
+    tls,
+  );
+}
+
+/** watchLeaderAt starts a stand-in leader whose AllocateWatch handler is `watch`; resolves with its base URL. */
+function watchLeaderAt(watch: ServiceImpl<typeof AuthPoolService>["allocateWatch"]): Promise<string> {
+  return serve((router) => router.rpc(AuthPoolService.method.allocateWatch, watch));
+}
+
+/** serve starts a plain HTTP/2 server (TLS with `tls`) with `routes`; resolves with its base URL. */
+async function serve(routes: (router: ConnectRouter) => void, tls?: { cert: Buffer; key: Buffer }): Promise<string> {
+  const handler = connectNodeAdapter({ routes });
   const server = tls === undefined ? http2.createServer(handler) : http2.createSecureServer(tls, handler);
   servers.push(server);
   const sessions = new Set<http2.ServerHttp2Session>();
@@ -158,3 +175,145 @@ describe("createLeaderClient()", () => {
     await expect(call).rejects.toMatchObject({ code: Code.Canceled });
   });
 });
+
+const watchRequest = create(AllocateWatchRequestSchema, { request: { sessionId: "w1", wait: true } });
+
+/** queued is a place in the queue as AllocateWatch streams it. */
+const queued = (position: number) => ({ update: { case: "queued" as const, value: { position, waiting: position } } });
+
+/** collect reads a stream to its end: its messages, and its error if it ends with one. */
+async function collect(stream: AsyncIterable<AllocateWatchResponse>) {
+  const messages: AllocateWatchResponse[] = [];
+  try {
+    for await (const m of stream) messages.push(m);
+    return { messages, error: undefined };
+  } catch (error) {
+    return { messages, error };
+  }
+}
+
+describe("createLeaderClient().serverStream()", () => {
+  it("should yield the leader's messages in order, pass the given headers, and end with the stream", async () => {
+    let seen: { header: string | null; sessionId: string } | undefined;
+    const url = await watchLeaderAt(async function* (req: AllocateWatchRequest, ctx) {
+      seen = { header: ctx.requestHeader.get("x-authpool-forwarded"), sessionId: req.request?.sessionId ?? "" };
+      yield queued(2);
+      yield queued(1);
+      yield { update: { case: "allocated", value: { sessionId: "w1" } } };
+    });
+    const { messages, error } = await collect(
+      createLeaderClient().serverStream(
+        url,
+        AuthPoolService.method.allocateWatch,
+        watchRequest,
+        new Headers({ "x-authpool-forwarded": "b" }),
+        new AbortController().signal,
+      ),
+    );
+    expect(error).toBeUndefined();
+    expect(messages.map((m) => m.update)).toMatchObject([
+      { case: "queued", value: { position: 2 } },
+      { case: "queued", value: { position: 1 } },
+      { case: "allocated", value: { sessionId: "w1" } },
+    ]);
+    expect(seen).toEqual({ header: "b", sessionId: "w1" });
+  });
+
+  it.each([
+    { name: "resource exhausted", code: Code.ResourceExhausted },
+    { name: "deadline exceeded", code: Code.DeadlineExceeded },
+    { name: "permission denied", code: Code.PermissionDenied },
+  ])("should end with the leader's $name error after the messages before it", async ({ code }) => {
+    const url = await watchLeaderAt(async function* () {
+      yield queued(1);
+      throw new ConnectError("the leader says no", code);
+    });
+    const { messages, error } = await collect(
+      createLeaderClient().serverStream(
+        url,
+        AuthPoolService.method.allocateWatch,
+        watchRequest,
+        new Headers(),
+        new AbortController().signal,
+      ),
+    );
+    expect(messages).toHaveLength(1);
+    expect(error).toMatchObject({ code, rawMessage: "the leader says no" });
+  });
+
+  it("should fail a refused connection with UNAVAILABLE caused by ECONNREFUSED", async () => {
+    const url = await watchLeaderAt(async function* () {});
+    await stop(servers.pop()!);
+    const { error } = await collect(
+      createLeaderClient().serverStream(
+        url,
+        AuthPoolService.method.allocateWatch,
+        watchRequest,
+        new Headers(),
+        new AbortController().signal,
+      ),
+    );
+    expect(error).toMatchObject({ code: Code.Unavailable });
+    expect(JSON.stringify(causes(error))).toContain("ECONNREFUSED");
+  });
+
+  it.each([
+    { name: "the signal aborts", leave: "abort" },
+    { name: "the reader stops early", leave: "return" },
+  ] as const)("should cancel the leader's call when $name", async ({ leave }) => {
+    let cancelled!: (reason: unknown) => void;
+    const leaderSaw = new Promise<unknown>((resolve) => (cancelled = resolve));
+    const url = await watchLeaderAt(async function* (_req, ctx) {
+      ctx.signal.addEventListener("abort", () => cancelled(ctx.signal.reason), { once: true });
+      yield queued(1);
+      await new Promise(() => {});
+    });
+    const ac = new AbortController();
+    const stream = createLeaderClient().serverStream(
+      url,
+      AuthPoolService.method.allocateWatch,
+      watchRequest,
+      new Headers(),
+      ac.signal,
+    );
+    expect((await stream.next()).value?.update.case).toBe("queued");
+    if (leave === "abort") {
+      const pending = stream.next();
+      ac.abort();
+      await expect(pending).rejects.toMatchObject({ code: Code.Canceled });
+    } else {
+      await stream.return();
+    }
+    expect(await leaderSaw).toBeDefined();
+  });
+
+  it("should fail with UNAVAILABLE when the leader resets the stream mid-call", async () => {
+    const url = await watchLeaderAt(async function* () {
+      yield queued(1);
+      for (const server of servers) for (const session of sessionsOf.get(server) ?? []) session.destroy();
+      await new Promise(() => {});
+    });
+    const { messages, error } = await collect(
+      createLeaderClient().serverStream(
+        url,
+        AuthPoolService.method.allocateWatch,
+        watchRequest,
+        new Headers(),
+        new AbortController().signal,
+      ),
+    );
+    expect(messages.length).toBeLessThanOrEqual(1);
+    expect(error).toMatchObject({ code: Code.Unavailable });
+  });
+});
+
+/** causes lists the `code` of an error and of each of its causes. */
+function causes(error: unknown): unknown[] {
+  const codes: unknown[] = [];
+  let cause: unknown = error;
+  for (let i = 0; i < 8 && typeof cause === "object" && cause !== null; i++) {
+    codes.push((cause as { code?: unknown }).code);
+    cause = (cause as { cause?: unknown }).cause;
+  }
+  return codes;
+}
