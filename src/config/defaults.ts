@@ -17,15 +17,18 @@ export const configDefaults = deepFreeze({
    */
   fiveHourBudgetDivisor: 10,
   /**
-   * "auto": each account keeps back what its owner is measured to use
-   * outside the pool until its week resets (src/domain/reserve.ts), and
-   * nothing when nobody does. The former default, a fixed 0.85, kept 15% of
-   * every week for owners most accounts do not have: out of the box the
-   * simulated team sent 7.1 to 16.1% of its demand to the paid API, against
-   * 0.3 to 7.3% with nothing kept back (docs/BENCHMARKS.md). A number sets a
-   * fixed threshold for every account.
+   * 1: the pool may spend every account's whole week, as a team that owns
+   * its accounts runs it. In a pool over capacity every share kept back for
+   * an owner's own use is work sent to the paid API: in `npm run simulate`
+   * the learned reserve ("auto") protected the simulated owners (their use
+   * refused 6.5/13.3/8.7% instead of 15.7/18.6/14.7% at 3/8/20 accounts) at
+   * 1.12x/1.00x/1.14x the paid fallback, and the fixed 0.85 of earlier
+   * versions cost 2 to 27 times it. An account its owner also uses
+   * personally sets `weeklyBudgetThreshold: auto` on itself (or the pool
+   * does, for all): it keeps back what that owner is measured to use until
+   * the week resets, and nothing while nobody does (src/domain/reserve.ts).
    */
-  weeklyBudgetThreshold: "auto" as number | "auto",
+  weeklyBudgetThreshold: 1 as number | "auto",
   /** lowPriorityThreshold = weeklyBudgetThreshold * this; the domain's own rule for "auto". */
   lowPriorityShareOfThreshold: LOW_PRIORITY_SHARE,
   fallback: { enabled: true, provider: "anthropic-api" },

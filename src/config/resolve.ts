@@ -31,12 +31,9 @@ export function resolveConfig(raw: RawConfig, source: string, homeDir: string, b
 
   const weeklyBudgetThreshold = raw.weeklyBudgetThreshold ?? configDefaults.weeklyBudgetThreshold;
   const polled = raw.upstream?.enabled ?? configDefaults.upstream.enabled;
-  const low = raw.lowPriorityThreshold ?? "auto";
-  // With an "auto" weekly threshold, "auto" and a fixed low one are worked out per account (domain/view.ts).
-  const lowPriorityThreshold =
-    low === "auto" && typeof weeklyBudgetThreshold === "number"
-      ? weeklyBudgetThreshold * configDefaults.lowPriorityShareOfThreshold
-      : low;
+  // "auto" stays "auto": each account's low threshold is a share of its own
+  // weekly one (domain/view.ts), which a subscription may set for itself.
+  const lowPriorityThreshold = raw.lowPriorityThreshold ?? "auto";
   if (
     typeof weeklyBudgetThreshold === "number" &&
     typeof lowPriorityThreshold === "number" &&
@@ -278,6 +275,7 @@ function resolveSubscriptions(
 
     // NaN only when the budget is missing, which is already reported above.
     const budget = weeklyBudgetUsd ?? Number.NaN;
+    const polled = sub.upstreamUsage ?? raw.upstream?.enabled ?? configDefaults.upstream.enabled;
     return {
       id: sub.id,
       email: sub.email ?? "",
@@ -286,7 +284,10 @@ function resolveSubscriptions(
       weeklyBudgetUsd: budget,
       fiveHourBudgetUsd: fiveHour ?? budget / configDefaults.fiveHourBudgetDivisor,
       maxSessions: maxSessions ?? defaultMaxSessions,
-      upstreamUsage: sub.upstreamUsage ?? raw.upstream?.enabled ?? configDefaults.upstream.enabled,
+      ...(sub.weeklyBudgetThreshold !== undefined ? { weeklyBudgetThreshold: sub.weeklyBudgetThreshold } : {}),
+      // An account the pool does not poll has readings hours old: it stops earlier.
+      fiveHourCap: raw.upstream?.fiveHourCap ?? (polled ? configDefaults.upstream.fiveHourCap : FIVE_HOUR_CAP_UNPOLLED),
+      upstreamUsage: polled,
       transcripts: sub.transcripts ?? raw.transcripts?.enabled ?? configDefaults.transcripts.enabled,
       manageCredentials: manageCredentials(raw, sub, at("manageCredentials"), issues),
     };

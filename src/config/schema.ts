@@ -119,6 +119,7 @@ const subscriptionSchema = z.strictObject(
     expectedWindowCost: positive().optional(),
     maxSessions: count().optional(),
     maxClientsPerSub: count().optional(),
+    weeklyBudgetThreshold: fractionOrAuto().optional(),
     upstreamUsage: flag().optional(),
     transcripts: flag().optional(),
     manageCredentials: flag().optional(),

@@ -25,6 +25,14 @@ export interface SubscriptionConfig {
    */
   readonly fiveHourBudgetUsd: number;
   readonly maxSessions: number;
+  /**
+   * This account's weekly threshold when it differs from the pool's
+   * weeklyBudgetThreshold: "auto" for an account its owner also uses
+   * outside the pool (the reserve learned from that use is kept back).
+   */
+  readonly weeklyBudgetThreshold?: number | "auto";
+  /** 5-hour share at which it takes no new sessions: upstream.fiveHourCap, or by whether this account is polled. */
+  readonly fiveHourCap: number;
   /** Poll the OAuth usage endpoint with this config dir's token (upstream.enabled unless set). */
   readonly upstreamUsage: boolean;
   /** Read this config dir's transcripts for use outside the pool (transcripts.enabled unless set). */

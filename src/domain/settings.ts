@@ -25,6 +25,10 @@ export interface SubscriptionSettings {
   /** Expected cost of a full 5-hour window: the local proxy for 5-hour utilization. */
   readonly fiveHourBudgetUsd: number;
   readonly maxSessions: number;
+  /** This account's own weekly threshold (absent: the pool's weeklyBudgetThreshold). */
+  readonly weeklyBudgetThreshold?: number | "auto";
+  /** This account's 5-hour cap (absent: upstream.fiveHourCap): the config lowers it for an account it does not poll. */
+  readonly fiveHourCap?: number;
 }
 
 export interface HealthWeights {

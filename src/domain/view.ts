@@ -159,7 +159,14 @@ export function viewSubscription(
   ];
   const paced = settings.pacing === true;
   const ramp = rampOf(sub, cfg, settings, now);
-  const thresholds = thresholdsOf(sub, settings, weekly, week, now);
+  const thresholds = thresholdsOf(
+    sub,
+    cfg.weeklyBudgetThreshold ?? settings.weeklyBudgetThreshold,
+    settings,
+    weekly,
+    week,
+    now,
+  );
   const view: SubscriptionView = {
     at: now,
     cfg,
@@ -174,7 +181,7 @@ export function viewSubscription(
     ...thresholds,
     fiveHour,
     // Only upstream-based use benches an account: a dollar estimate against a guessed budget is too rough.
-    fiveHourCapped: fiveHour.basis === "upstream" && fiveHour.value >= settings.upstream.fiveHourCap,
+    fiveHourCapped: fiveHour.basis === "upstream" && fiveHour.value >= fiveHourCapOf(cfg, settings),
     window,
     windowCostUsd: windowCost,
     windowExternalUsd: window === undefined ? 0 : bucketTotals(sub, floorHour(window.start), window.end).externalUsd,
@@ -212,6 +219,7 @@ export function viewSubscription(
  */
 function thresholdsOf(
   sub: SubscriptionState,
+  configured: number | "auto",
   settings: PoolSettings,
   weekly: Fraction,
   week: BucketTotals,
@@ -219,15 +227,20 @@ function thresholdsOf(
 ): Pick<SubscriptionView, "weeklyThreshold" | "lowPriorityThreshold" | "reserve"> {
   let reserve: WeeklyReserve | undefined;
   let weeklyThreshold: number;
-  if (settings.weeklyBudgetThreshold === "auto") {
+  if (configured === "auto") {
     const oldest = sub.buckets[0]?.hour ?? now;
     const outside = week.outsideUse + week.externalUsd * weekly.perUsd;
     reserve = learnedReserve(outside, now - oldest, weekly.observation?.resetsAt, now);
     weeklyThreshold = 1 - reserve.fraction;
-  } else weeklyThreshold = settings.weeklyBudgetThreshold;
+  } else weeklyThreshold = configured;
   const low = settings.lowPriorityThreshold;
   const lowPriorityThreshold = low === "auto" ? weeklyThreshold * LOW_PRIORITY_SHARE : Math.min(low, weeklyThreshold);
   return { weeklyThreshold, lowPriorityThreshold, ...(reserve !== undefined ? { reserve } : {}) };
+}
+
+/** fiveHourCapOf: the 5-hour share at which a subscription takes no new sessions. */
+function fiveHourCapOf(cfg: SubscriptionSettings, settings: PoolSettings): number {
+  return cfg.fiveHourCap ?? settings.upstream.fiveHourCap;
 }
 
 /** countActivity counts a subscription's sessions by activity at now. */
@@ -399,7 +412,7 @@ export function exclusionOf(v: SubscriptionView, need: AllocationNeed, settings:
     return {
       subscriptionId: id,
       reason: "five_hour_exhausted",
-      detail: `5-hour window at ${formatPercent(v.fiveHour.value)} >= ${formatPercent(settings.upstream.fiveHourCap)} cap${untilText(v.window?.end)}`,
+      detail: `5-hour window at ${formatPercent(v.fiveHour.value)} >= ${formatPercent(fiveHourCapOf(v.cfg, settings))} cap${untilText(v.window?.end)}`,
     };
   }
   if (!need.holdsSlot && v.sessionCount >= v.sessionCap) {

@@ -148,9 +148,7 @@ describe("README's configuration table", () => {
   });
 
   it("gives the unpolled 5-hour cap", () => {
-    expect(defaultCells.get("upstream.fiveHourCap")).toContain(
-      `${FIVE_HOUR_CAP_UNPOLLED} when \`upstream.enabled\` is false`,
-    );
+    expect(defaultCells.get("upstream.fiveHourCap")).toContain(`${FIVE_HOUR_CAP_UNPOLLED} for an account not polled`);
   });
 });
 

@@ -87,6 +87,7 @@ describe("legacy config", () => {
       manageCredentials: configDefaults.credentials.manage,
       fiveHourBudgetUsd: 456 / configDefaults.fiveHourBudgetDivisor,
       maxSessions: 15,
+      fiveHourCap: configDefaults.upstream.fiveHourCap,
     });
     expect(config.subscriptions[2]?.configDir).toBe(path.join(homeDir, ".claude-sub3"));
     expect(config.weeklyBudgetThreshold).toBe(0.85);
@@ -209,7 +210,7 @@ describe("formats and defaults", () => {
     const {
       maxSessionsPerSubscription,
       fiveHourBudgetDivisor,
-      lowPriorityShareOfThreshold,
+      lowPriorityShareOfThreshold: _share,
       client,
       webhook,
       slack,
@@ -223,8 +224,9 @@ describe("formats and defaults", () => {
       upstreamUsage: upstream.enabled,
       transcripts: sameName.transcripts.enabled,
       manageCredentials: sameName.credentials.manage,
+      // The one default that depends on another: without polling, readings can be hours old.
+      fiveHourCap: upstream.enabled ? upstream.fiveHourCap : FIVE_HOUR_CAP_UNPOLLED,
     };
-    const weekly = sameName.weeklyBudgetThreshold;
     const expected: PoolConfig = {
       ...sameName,
       source: "<inline>",
@@ -246,8 +248,8 @@ describe("formats and defaults", () => {
           ...perSubscription,
         },
       ],
-      lowPriorityThreshold: weekly === "auto" ? "auto" : weekly * lowPriorityShareOfThreshold,
-      // The one default that depends on another: without polling, readings can be hours old.
+      // Worked out per account from its own weekly threshold (domain/view.ts).
+      lowPriorityThreshold: "auto",
       upstream: { ...upstream, fiveHourCap: upstream.enabled ? upstream.fiveHourCap : FIVE_HOUR_CAP_UNPOLLED },
       notifications: { rules: [] },
       clients: {},
@@ -277,16 +279,22 @@ describe("formats and defaults", () => {
   it.each<[Record<string, unknown>, number | string, number | string]>([
     [{ weeklyBudgetThreshold: "auto" }, "auto", "auto"],
     [{ weeklyBudgetThreshold: "auto", lowPriorityThreshold: 0.7 }, "auto", 0.7],
-    [{ weeklyBudgetThreshold: 0.8 }, 0.8, 0.8 * configDefaults.lowPriorityShareOfThreshold],
-    [
-      { weeklyBudgetThreshold: 0.8, lowPriorityThreshold: "auto" },
-      0.8,
-      0.8 * configDefaults.lowPriorityShareOfThreshold,
-    ],
+    [{ weeklyBudgetThreshold: 0.8 }, 0.8, "auto"],
+    [{ weeklyBudgetThreshold: 0.8, lowPriorityThreshold: 0.6 }, 0.8, 0.6],
   ])("weekly thresholds %j resolve to %j and %j", (keys, weekly, low) => {
     const raw = { ...validRaw(), ...keys };
     const config = parseConfig(raw, "<inline>", { homeDir });
     expect([config.weeklyBudgetThreshold, config.lowPriorityThreshold]).toEqual([weekly, low]);
+  });
+
+  it("keeps a subscription's own weekly threshold, and only its own", () => {
+    const raw = validRaw();
+    sub(raw, 0).weeklyBudgetThreshold = "auto";
+    sub(raw, 1).weeklyBudgetThreshold = 0.7;
+    const config = parseConfig(raw, "<inline>", { homeDir });
+    expect(config.subscriptions.map((s) => s.weeklyBudgetThreshold)).toEqual(["auto", 0.7]);
+    expect(config.weeklyBudgetThreshold).toBe(configDefaults.weeklyBudgetThreshold);
+    expect("weeklyBudgetThreshold" in parseConfig(validRaw(), "<inline>", { homeDir }).subscriptions[0]!).toBe(false);
   });
 
   it.each([
@@ -297,7 +305,27 @@ describe("formats and defaults", () => {
   ])("upstream %j polls %j with a 5-hour cap of %j", (upstream, enabled, cap) => {
     const config = parseConfig({ ...validRaw(), upstream }, "<inline>", { homeDir });
     expect([config.upstream.enabled, config.upstream.fiveHourCap]).toEqual([enabled, cap]);
-    expect(config.subscriptions.map((s) => s.upstreamUsage)).toEqual([enabled, enabled]);
+    expect(config.subscriptions.map((s) => [s.upstreamUsage, s.fiveHourCap])).toEqual([
+      [enabled, cap],
+      [enabled, cap],
+    ]);
+  });
+
+  it.each([
+    // An account left out of polling has hours-old readings: it stops earlier, the polled one does not.
+    [{ enabled: true }, [false, true], [FIVE_HOUR_CAP_UNPOLLED, configDefaults.upstream.fiveHourCap]],
+    [{ enabled: false }, [true, false], [configDefaults.upstream.fiveHourCap, FIVE_HOUR_CAP_UNPOLLED]],
+    // A cap the config names holds for every account.
+    [{ enabled: true, fiveHourCap: 0.9 }, [false, true], [0.9, 0.9]],
+  ])("upstream %j with upstreamUsage %j caps the 5-hour window at %j", (upstream, polled, caps) => {
+    const raw = { ...validRaw(), upstream };
+    sub(raw, 0).upstreamUsage = polled[0];
+    sub(raw, 1).upstreamUsage = polled[1];
+    const config = parseConfig(raw, "<inline>", { homeDir });
+    expect(config.subscriptions.map((s) => [s.upstreamUsage, s.fiveHourCap])).toEqual([
+      [polled[0], caps[0]],
+      [polled[1], caps[1]],
+    ]);
   });
 
   it("takes per-pool defaults and derived thresholds", () => {
@@ -315,7 +343,7 @@ describe("formats and defaults", () => {
       maxSessions: 4,
     });
     expect(config.subscriptions[1]).toMatchObject({ maxSessions: 9, fiveHourBudgetUsd: 33 });
-    expect(config.lowPriorityThreshold).toBeCloseTo(0.5 * configDefaults.lowPriorityShareOfThreshold, 10);
+    expect([config.weeklyBudgetThreshold, config.lowPriorityThreshold]).toEqual([0.5, "auto"]);
   });
 
   // Values differ from the defaults so a dropped alias cannot pass unnoticed.
@@ -411,6 +439,12 @@ describe("invalid configs", () => {
     ["threshold 0", (r) => void (r.weeklyBudgetThreshold = 0), "weeklyBudgetThreshold", /\(0, 1\], got 0$/],
     ["threshold 1.5", (r) => void (r.weeklyBudgetThreshold = 1.5), "weeklyBudgetThreshold", /got 1\.5$/],
     ["threshold a word", (r) => void (r.weeklyBudgetThreshold = "half"), "weeklyBudgetThreshold", /or "auto"/],
+    [
+      "subscription threshold a word",
+      (r) => void (sub(r, 1).weeklyBudgetThreshold = "half"),
+      "subscriptions[1].weeklyBudgetThreshold",
+      /or "auto"/,
+    ],
     [
       "low-priority above threshold",
       (r) => {

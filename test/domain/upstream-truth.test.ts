@@ -8,7 +8,7 @@ import {
 } from "../../src/domain/index.js";
 import { CALIBRATION_MIN_DELTA, learnedRatio } from "../../src/domain/calibration.js";
 import { granted, usage } from "../support/pool-driver.js";
-import { poolSettings } from "../support/settings.js";
+import { poolSettings, subscriptionSettings } from "../support/settings.js";
 
 const T0 = Date.parse("2026-11-23T10:00:00Z");
 const MIN = 60_000;
@@ -120,6 +120,19 @@ describe("observations", () => {
     expect(r.view.cfg.id).toBe("b");
     // After the reset, the window is new and a is eligible again.
     expect(pool.view("a", FIVE_RESET + MIN)!.fiveHourCapped).toBe(false);
+  });
+
+  it.each([
+    // The pool's cap (0.95 in these settings) unless the account has its own.
+    [undefined, 0.96, true],
+    [0.98, 0.96, false],
+    [0.98, 0.98, true],
+  ])("with a's own 5-hour cap %j, a reading of %j benches it: %j", (cap, reading, capped) => {
+    const a = subscriptionSettings("a", cap === undefined ? {} : { fiveHourCap: cap });
+    const pool = new Pool(createPoolState(["a", "b"]), poolSettings([a, "b"]));
+    observe(pool, T0, [five(reading)]);
+    expect(pool.view("a", T0)!.fiveHourCapped).toBe(capped);
+    expect(pool.view("b", T0)!.fiveHourCapped).toBe(false);
   });
 
   it("send a model hint away from an account whose model window is exhausted", () => {

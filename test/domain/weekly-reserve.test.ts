@@ -3,7 +3,7 @@ import { Pool, type RateLimitReading, createPoolState } from "../../src/domain/i
 import { learnedRatio } from "../../src/domain/calibration.js";
 import { MAX_RESERVE, learnedReserve } from "../../src/domain/reserve.js";
 import { granted, usage } from "../support/pool-driver.js";
-import { poolSettings } from "../support/settings.js";
+import { poolSettings, subscriptionSettings } from "../support/settings.js";
 
 const T0 = Date.parse("2026-11-23T10:00:00Z");
 const MIN = 60_000;
@@ -39,11 +39,15 @@ const week = (utilization: number): RateLimitReading => ({
   resetsAt: WEEK_RESET,
 });
 
-/** A pool of a and b (b paused, so sessions land on a) with the weekly threshold given. */
-function makePool(weeklyBudgetThreshold: number | "auto"): Pool {
+/**
+ * A pool of a and b (b paused, so sessions land on a) with the weekly
+ * threshold given, and a's own when `ofA` is given.
+ */
+function makePool(weeklyBudgetThreshold: number | "auto", ofA?: number | "auto"): Pool {
+  const a = subscriptionSettings("a", ofA === undefined ? {} : { weeklyBudgetThreshold: ofA });
   const pool = new Pool(
     createPoolState(["a", "b"]),
-    poolSettings(["a", "b"], { weeklyBudgetThreshold, lowPriorityThreshold: "auto" }),
+    poolSettings([a, "b"], { weeklyBudgetThreshold, lowPriorityThreshold: "auto" }),
   );
   pool.run({ kind: "set_paused", subscriptionId: "b", paused: true }, T0);
   granted(pool.run({ kind: "allocate", sessionId: "s", priority: "normal", model: "", estimatedTokens: 0 }, T0).result);
@@ -88,6 +92,23 @@ describe("the learned weekly reserve", () => {
     const left = WEEK_RESET - at;
     expect(v.reserve?.fraction).toBeCloseTo(Math.min(MAX_RESERVE, (0.12 / DAY) * left), 10);
     expect(v.weeklyThreshold).toBeCloseTo(1 - v.reserve!.fraction, 10);
+    expect(v.lowPriorityThreshold).toBeCloseTo(v.weeklyThreshold * 0.9, 10);
+  });
+
+  it.each<[string, number | "auto", number | "auto" | undefined, boolean]>([
+    ["the pool's auto", "auto", undefined, true],
+    ["a's own auto under the pool's 1", 1, "auto", true],
+    ["a's own 1 under the pool's auto", "auto", 1, false],
+    ["the pool's 1", 1, undefined, false],
+  ])("with %s (pool %j, a %j), a keeps back its owner's use: %j", (_, pool_, ofA, keeps) => {
+    const pool = makePool(pool_, ofA);
+    let at = learn(pool);
+    at += 8 * HOUR;
+    observe(pool, at, 0.37);
+    const v = pool.view("a", at)!;
+    expect(v.reserve !== undefined).toBe(keeps);
+    if (keeps) expect(v.weeklyThreshold).toBeCloseTo(1 - v.reserve!.fraction, 10);
+    else expect(v.weeklyThreshold).toBe(1);
     expect(v.lowPriorityThreshold).toBeCloseTo(v.weeklyThreshold * 0.9, 10);
   });
 

@@ -157,6 +157,7 @@ const LEAVES: [Path, string][] = [
   [["subscriptions", 0, "weeklyBudgetUsd"], "positive"],
   [["subscriptions", 0, "fiveHourBudgetUsd"], "positive"],
   [["subscriptions", 0, "maxSessions"], "count"],
+  [["subscriptions", 1, "weeklyBudgetThreshold"], "fraction"],
   [["subscriptions", 0, "upstreamUsage"], "flag"],
   [["subscriptions", 0, "transcripts"], "flag"],
   [["defaults", "weeklyBudgetUsd"], "positive"],

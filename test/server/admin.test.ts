@@ -69,6 +69,7 @@ describe("ReloadConfig", () => {
     await editConfig(pool, (raw) => {
       raw.subscriptions = raw.subscriptions.filter((s: { id: string }) => s.id !== "sub1");
       raw.subscriptions[0].maxClientsPerSub = 1;
+      raw.subscriptions[1].weeklyBudgetThreshold = 0.6;
       raw.subscriptions.push({
         id: "sub4",
         type: "claude-max",
@@ -83,15 +84,17 @@ describe("ReloadConfig", () => {
       changed: true,
       added: ["sub4"],
       removed: ["sub1"],
-      updated: ["sub2"],
-      // The low-priority stop follows the threshold (0.9 of it) when not set.
-      settings: ["weeklyBudgetThreshold", "lowPriorityThreshold"],
+      updated: ["sub2", "sub3"],
+      // The low-priority stop left at auto follows each account's threshold without changing itself.
+      settings: ["weeklyBudgetThreshold"],
     });
     const status = await statusOf(pool);
     expect(Object.keys(status)).toEqual(["sub2", "sub3", "sub4", "sub1"]);
     expect(status.sub1?.status).toBe(SubscriptionState.DRAINING);
     expect(status.sub2?.maxSessions).toBe(1);
     expect(status.sub2?.weeklyThreshold).toBe(0.7);
+    // A subscription's own threshold holds over the pool's.
+    expect(status.sub3?.weeklyThreshold).toBe(0.6);
     // The session on the removed subscription finishes there, then it is gone.
     const resumed = await pool.grpc.allocate({ sessionId: "s1" });
     expect(resumed.outcome).toMatchObject({ case: "subscription", value: { subscriptionId: "sub1", resumed: true } });
