@@ -1,7 +1,7 @@
 import { InvalidArgumentError } from "commander";
 import type { EventType } from "../../gen/authpool/v1/auth_pool_pb.js";
 import { CLIENT_NAME_PATTERN } from "../config/index.js";
-import { BUCKET_RETENTION_MS, DAY_MS, HISTORY_RETENTION_MS, HOUR_MS, MINUTE_MS } from "../domain/index.js";
+import { DAY_MS, HISTORY_RETENTION_MS, HOUR_MS, MINUTE_MS } from "../domain/index.js";
 import { EVENT_TYPE_NAMES } from "./enum-names.js";
 
 // Commander argParsers: each turns a flag's text into its value, or throws
@@ -33,12 +33,7 @@ export function parseSequence(value: string): bigint {
 
 const SPAN_UNIT_MS: Readonly<Record<string, number>> = { m: MINUTE_MS, h: HOUR_MS, d: DAY_MS };
 
-/** parseSpan reads `usage --since` (30m, 5h, 7d) as milliseconds, no more than the ledger keeps. */
-export function parseSpan(value: string): number {
-  return spanWithin(value, BUCKET_RETENTION_MS, "the usage ledger");
-}
-
-/** parseHistorySpan reads `history --since` (48h, 35d) as milliseconds, no more than history keeps. */
+/** parseHistorySpan reads `usage` and `history --since` (30m, 48h, 35d) as milliseconds, no more than history keeps. */
 export function parseHistorySpan(value: string): number {
   return spanWithin(value, HISTORY_RETENTION_MS, "history");
 }

@@ -1,11 +1,12 @@
-import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { type Timestamp, durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Argument, Option } from "commander";
 import { HistoryResolution, Priority } from "../../gen/authpool/v1/auth_pool_pb.js";
+import { BUCKET_RETENTION_MS, DAY_MS, HISTORY_RETENTION_MS, HOUR_MS, floorTo } from "../domain/index.js";
 import { clientOption, priorityOption, waitOption } from "./allocation-flags.js";
 import { colorsFor } from "./colors.js";
 import type { PoolFlags } from "./connection-flags.js";
 import { HISTORY_GROUP_NAMES, USAGE_GROUP_NAMES } from "./enum-names.js";
-import { parseHistorySpan, parseSpan } from "./flag-parsers.js";
+import { parseHistorySpan } from "./flag-parsers.js";
 import { renderHistory } from "./history-table.js";
 import { readInput } from "./read-input.js";
 import { noMovesReason } from "./rebalance-reason.js";
@@ -20,6 +21,7 @@ import {
 } from "./reply-lines.js";
 import { type CommandInput, defineRpcCommand, type RpcCommand, type RpcRequest } from "./rpc-command.js";
 import { UsageError } from "./usage-error.js";
+import { usageFromHistory } from "./usage-from-history.js";
 import { renderUsage } from "./usage-table.js";
 import { type Wait, waitCallOptions, waitFields } from "./wait-flag.js";
 import { watchAllocation } from "./watch-allocation.js";
@@ -38,6 +40,18 @@ type ReportFlags = PoolFlags & { session: string; file?: string; requestId?: str
 
 /** BySubscription is the input of a command whose one argument is a subscription id. */
 type BySubscription<Flags extends PoolFlags = PoolFlags> = CommandInput<Flags, [id: string]>;
+
+/**
+ * historyRange is the GetUsageHistory range for the span before `now`: from
+ * SPAN ago (the pool floors it to the hour or day) through the hour or day
+ * in progress. Both ends come from here, not `until` from the pool's clock,
+ * so the range is never longer than the 40 days the pool answers; a span of
+ * the whole 40 days leaves out the hour (or day) that began 40 days ago.
+ */
+function historyRange(spanMs: number, resolutionMs: number, now: number): { from: Timestamp; until: Timestamp } {
+  const until = floorTo(now, resolutionMs) + resolutionMs;
+  return { from: timestampFromMs(Math.max(now - spanMs, until - HISTORY_RETENTION_MS)), until: timestampFromMs(until) };
+}
 
 /**
  * RPC_COMMANDS are the commands that make one call to the pool, in the order
@@ -88,8 +102,8 @@ that runs out, a full queue, or a client limit with fallback off exits with
       new Option("--by <group>", "what to sum by").choices(Object.keys(USAGE_GROUP_NAMES)).default("client"),
       new Option(
         "--since <span>",
-        "how far back: minutes, hours or days such as 30m, 5h, 7d; at most 8d (default 7d)",
-      ).argParser(parseSpan),
+        "how far back: minutes, hours or days such as 30m, 5h, 7d; at most 40d (default 7d)",
+      ).argParser(parseHistorySpan),
     ],
     help: `
 Sums the pool's durable usage ledger (GetUsage), the same figures the
@@ -97,14 +111,25 @@ clients' budgets are checked against, by the hour: the period starts at the
 top of the hour SPAN ago. One row per client, subscription or model, largest
 cost first: cost (USD at API prices), input and output tokens, cache writes
 and reads, requests, and the share of the total cost. Use found in
-transcripts is the client "(outside the pool)". --json prints GetUsage's
-reply unchanged. Further back than 8 days, or per hour or day: authpool
+transcripts is the client "(outside the pool)". The ledger keeps 8 days;
+further back (up to 40 days) the same rows are summed from GetUsageHistory,
+which keeps the ledger's hours. --json prints a GetUsage reply either way.
+Per hour or day, with usage limits and runs sent to the paid API: authpool
 history.`,
     rpc: "getUsage",
     request: ({ flags }: CommandInput<PoolFlags & { by: string; since?: number }>) => ({
       groupBy: USAGE_GROUP_NAMES[flags.by],
       ...(flags.since !== undefined ? { since: durationFromMs(flags.since) } : {}),
     }),
+    call: async (pool, request, options, { flags }) => {
+      if (flags.since === undefined || flags.since <= BUCKET_RETENTION_MS) return pool.getUsage(request, options);
+      const now = Date.now();
+      const history = await pool.getUsageHistory(
+        { ...historyRange(flags.since, HOUR_MS, now), groupBy: HISTORY_GROUP_NAMES[flags.by] },
+        options,
+      );
+      return usageFromHistory(history, now);
+    },
     text: (reply, { flags, cli }) =>
       renderUsage(reply, { by: flags.by, colors: colorsFor({ stream: cli.stdout, env: cli.env }) }),
   }),
@@ -127,11 +152,14 @@ Claude reported, runs sent to the paid API, and with --by the client,
 subscription or model that spent most in it; then each one's total. --json
 prints the reply with every point, zeros included.`,
     rpc: "getUsageHistory",
-    request: ({ flags }: CommandInput<PoolFlags & { by: string; since?: number; per: string }>) => ({
-      groupBy: HISTORY_GROUP_NAMES[flags.by],
-      resolution: flags.per === "hour" ? HistoryResolution.HOUR : HistoryResolution.DAY,
-      ...(flags.since !== undefined ? { from: timestampFromMs(Date.now() - flags.since) } : {}),
-    }),
+    request: ({ flags }: CommandInput<PoolFlags & { by: string; since?: number; per: string }>) => {
+      const resolutionMs = flags.per === "hour" ? HOUR_MS : DAY_MS;
+      return {
+        groupBy: HISTORY_GROUP_NAMES[flags.by],
+        resolution: resolutionMs === HOUR_MS ? HistoryResolution.HOUR : HistoryResolution.DAY,
+        ...(flags.since !== undefined ? historyRange(flags.since, resolutionMs, Date.now()) : {}),
+      };
+    },
     text: (reply, { flags, cli }) =>
       renderHistory(reply, { by: flags.by, colors: colorsFor({ stream: cli.stdout, env: cli.env }) }),
   }),

@@ -20,7 +20,7 @@ import {
 } from "../domain/index.js";
 import type { UsageArchive } from "../store/index.js";
 import { usd } from "./proto-values.js";
-import { invalidArgument } from "./validate.js";
+import { invalidArgument, timestampField } from "./validate.js";
 
 /** MAX_RANGE_MS bounds one answer: what is kept, 960 hourly points per series at most. */
 const MAX_RANGE_MS = HISTORY_RETENTION_MS;
@@ -38,8 +38,9 @@ export async function usageHistory(
   const { now } = source;
   const resolutionMs = req.resolution === HistoryResolution.DAY ? DAY_MS : HOUR_MS;
   // Default: to the end of the current hour or day, so what was just spent shows.
-  const until = req.until === undefined ? floorTo(now, resolutionMs) + resolutionMs : msOf(req.until, "until");
-  const requested = req.from === undefined ? until - 7 * DAY_MS : msOf(req.from, "from");
+  const until =
+    req.until === undefined ? floorTo(now, resolutionMs) + resolutionMs : timestampField(req.until, "until");
+  const requested = req.from === undefined ? until - 7 * DAY_MS : timestampField(req.from, "from");
   if (requested >= until) throw invalidArgument("from", "must be before until");
   if (until - requested > MAX_RANGE_MS) throw invalidArgument("from", "must be at most 40 days before until");
   const from = floorTo(requested, resolutionMs);
@@ -75,11 +76,4 @@ function groupOf(group: HistoryGroupBy): HistoryGroup {
   if (group === HistoryGroupBy.SUBSCRIPTION) return "subscription";
   if (group === HistoryGroupBy.MODEL) return "model";
   return "pool";
-}
-
-function msOf(t: { seconds: bigint; nanos: number }, field: string): number {
-  const ms = Number(t.seconds) * 1000 + Math.floor(t.nanos / 1e6);
-  if (!Number.isFinite(ms) || ms < 0 || ms > 8.64e15 || t.nanos < 0 || t.nanos >= 1e9)
-    throw invalidArgument(field, "must be a time between 1970 and year 275760");
-  return ms;
 }

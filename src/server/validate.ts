@@ -3,6 +3,7 @@ import { z } from "zod";
 import { CLIENT_NAME_PATTERN, SUBSCRIPTION_ID_PATTERN } from "../config/index.js";
 import { UsageGroupBy } from "../../gen/authpool/v1/auth_pool_pb.js";
 import { BUCKET_RETENTION_MS, type UsageGroup, type UsageReport } from "../domain/index.js";
+import { readTimestamp } from "./read-timestamp.js";
 
 /**
  * Request rules protobuf types cannot express, as zod schemas over the
@@ -119,9 +120,11 @@ export function durationMs(d: { seconds: bigint; nanos: number }): number {
   return Number(d.seconds) * 1000 + d.nanos / 1e6;
 }
 
-/** timestampMs reads a Timestamp as epoch milliseconds. */
-function timestampMs(t: { seconds: bigint; nanos: number }): number {
-  return Number(t.seconds) * 1000 + t.nanos / 1e6;
+/** timestampField reads a request's Timestamp field as epoch ms, or throws INVALID_ARGUMENT naming the field. */
+export function timestampField(t: { seconds: bigint; nanos: number }, field: string): number {
+  const read = readTimestamp(t);
+  if (!read.ok) throw invalidArgument(field, read.message);
+  return read.ms;
 }
 
 /**
@@ -137,10 +140,12 @@ const RESET_RANGE = "must be between 1970-01-01 and a year from now";
 
 /** usageSchema: the rules of a structured Usage at time `now` (reset times are judged against it). */
 export function usageSchema(now: number) {
-  const resetsAt = z
-    .object({ seconds: z.bigint(), nanos: z.number() })
-    .refine((t) => t.nanos >= 0 && t.nanos < 1e9, "nanos must be between 0 and 999999999")
-    .refine((t) => plausibleReset(timestampMs(t), now), RESET_RANGE);
+  const resetsAt = z.object({ seconds: z.bigint(), nanos: z.number() }).superRefine((t, ctx) => {
+    const read = readTimestamp(t);
+    if (!read.ok && read.reason === "nanos") ctx.addIssue({ code: "custom", message: read.message });
+    // Before 1970 or past year 275760 is outside a reset's own range too; say that one.
+    else if (!read.ok || !plausibleReset(read.ms, now)) ctx.addIssue({ code: "custom", message: RESET_RANGE });
+  });
   return z.object({
     ...counted,
     model_usage: z.record(

@@ -1,4 +1,4 @@
-import { DAY_MS, type LedgerEntry } from "../domain/index.js";
+import { DAY_MS, HISTORY_RETENTION_MS, type LedgerEntry } from "../domain/index.js";
 import type { KvStore } from "./kv-store.js";
 
 /**
@@ -10,6 +10,14 @@ import type { KvStore } from "./kv-store.js";
  *
  * A day is a compact array of rows, not the snapshot codec: it is read a
  * day at a time and by hand when something looks wrong.
+ *
+ * A day that ends at or before the cursor is complete: archiving only ever
+ * writes from the cursor on, so its value never changes again. Each
+ * instance keeps the complete days it has read, so the dashboard's
+ * GetUsageHistory every few minutes reads the list, the cursor and the day
+ * still being archived, not 40 days of values. That holds while the store
+ * is not swapped under a running instance (a restore from backup means a
+ * restart, as it does for the pool's state).
  */
 
 const DAYS_KEY = "history/days";
@@ -19,8 +27,18 @@ const dayKey = (day: string) => `history/day/${day}`;
 /** Row is one ledger entry as stored: hour, client, subscription, model, cost, 4 token counts, runs, limits, fallbacks. */
 type Row = [number, string, string, string, number, number, number, number, number, number, number, number];
 
+/**
+ * MAX_CACHED_DAYS bounds the complete days an instance keeps: what one
+ * GetUsageHistory can ask for (40 days, which may touch 41 UTC days).
+ * Pruning keeps the list near that; the bound holds even when the leader
+ * has not pruned for a while.
+ */
+const MAX_CACHED_DAYS = Math.ceil(HISTORY_RETENTION_MS / DAY_MS) + 1;
+
 export class UsageArchive {
   private readonly kv: KvStore;
+  /** Complete days as read, oldest use first (a Map iterates in insertion order). */
+  private readonly complete = new Map<string, Row[]>();
 
   constructor(kv: KvStore) {
     this.kv = kv;
@@ -47,19 +65,32 @@ export class UsageArchive {
       const kept = (await this.readDay(day)).filter((r) => r[0] < from || r[0] >= to);
       if (kept.length + rows.length === 0 && !days.has(day)) continue;
       await this.kv.set(dayKey(day), JSON.stringify([...kept, ...rows]));
+      // Only the day at the cursor and later ones are written, never a complete one; forget it all the same.
+      this.complete.delete(day);
       days.add(day);
     }
     await this.kv.set(DAYS_KEY, JSON.stringify([...days].sort()));
     await this.kv.set(CURSOR_KEY, String(to));
   }
 
-  /** read returns the archived entries whose hour lies in [from, to). */
+  /**
+   * read returns the archived entries whose hour lies in [from, to),
+   * reading from the store only the days this instance has not yet seen
+   * complete.
+   */
   async read(from: number, to: number): Promise<LedgerEntry[]> {
+    // The cursor before any day: it moves only once the days before it are
+    // durable, so a day read after it is final. Read the other way round, a
+    // day read just before the leader finished it would be kept incomplete.
+    const cursor = await this.archivedUntil();
     const entries: LedgerEntry[] = [];
+    // Only listed days: a kept day the leader has pruned since is no longer one.
     for (const day of await this.days()) {
       const start = Date.parse(`${day}T00:00:00Z`);
       if (start + DAY_MS <= from || start >= to) continue;
-      for (const r of await this.readDay(day)) if (r[0] >= from && r[0] < to) entries.push(fromRow(r));
+      const done = cursor !== undefined && start + DAY_MS <= cursor;
+      for (const r of await (done ? this.completeDay(day) : this.readDay(day)))
+        if (r[0] >= from && r[0] < to) entries.push(fromRow(r));
     }
     return entries;
   }
@@ -72,6 +103,20 @@ export class UsageArchive {
     // The list first: a crash after it leaves orphaned days, never a listed day without its value.
     await this.kv.set(DAYS_KEY, JSON.stringify(keep));
     for (const day of days) if (!keep.includes(day)) await this.kv.delete(dayKey(day));
+  }
+
+  /** completeDay is a complete day's rows: kept from an earlier read, or read now and kept. */
+  private async completeDay(day: string): Promise<Row[]> {
+    const kept = this.complete.get(day);
+    // Delete and set again: the day becomes the most recently used.
+    this.complete.delete(day);
+    const rows = kept ?? (await this.readDay(day));
+    this.complete.set(day, rows);
+    for (const oldest of this.complete.keys()) {
+      if (this.complete.size <= MAX_CACHED_DAYS) break;
+      this.complete.delete(oldest);
+    }
+    return rows;
   }
 
   private async days(): Promise<string[]> {

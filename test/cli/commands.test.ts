@@ -1,10 +1,13 @@
 import { fileURLToPath } from "node:url";
-import { toJsonString } from "@bufbuild/protobuf";
+import { fromJsonString, toJsonString } from "@bufbuild/protobuf";
 import { afterEach, describe, expect, it } from "vitest";
 import { EventType, GetUsageResponseSchema, UsageGroupBy } from "../../src/client/index.js";
 import { formatEvent } from "../../src/cli/event-line.js";
+import { ManualClock } from "../support/manual-clock.js";
 import { type TestPool, fixture, startTestPool } from "../support/test-server.js";
 import { runCli, waitFor } from "./cli-process.js";
+
+const DAY = 86_400_000;
 
 let pool: TestPool | undefined;
 afterEach(async () => {
@@ -150,6 +153,73 @@ describe("authpool commands against a pool", () => {
     expect(json.code, json.stderr).toBe(0);
     const expected = await pool.grpc.getUsage({ groupBy: UsageGroupBy.SUBSCRIPTION, since: { seconds: 8n * 86_400n } });
     expect(json.stdout).toBe(`${toJsonString(GetUsageResponseSchema, expected, { prettySpaces: 2 })}\n`);
+  });
+
+  it("should sum usage past the ledger's 8 days from GetUsageHistory, to the figures GetUsage gives", async () => {
+    // The CLI reads the real clock for --since: the pool's clock ends near it, 20 days after the first use.
+    pool = await startTestPool({ clock: new ManualClock(Date.now() - 20 * DAY) });
+    const server = ["--server", pool.server.url];
+    await pool.grpc.allocate({ sessionId: "a", client: "alice", model: "opus" });
+    await pool.grpc.reportUsage({
+      sessionId: "a",
+      requestId: "1",
+      source: { case: "usage", value: { costUsd: 3, inputTokens: 1500n, outputTokens: 20n } },
+    });
+    // A run sent to the paid API: counted by history, not spend, so no row for carol or "(paid API)".
+    for (const id of ["sub1", "sub2", "sub3"]) await pool.grpc.setPaused({ subscriptionId: id, paused: true });
+    expect((await pool.grpc.allocate({ sessionId: "paid", client: "carol" })).outcome.case).toBe("fallback");
+    for (const id of ["sub1", "sub2", "sub3"]) await pool.grpc.setPaused({ subscriptionId: id, paused: false });
+    // Day by day, the archive job on the way, to a day before now: alice's day has left the ledger.
+    for (let day = 1; day <= 19; day++) {
+      pool.clock.advance(DAY);
+      await pool.server.runJobs();
+    }
+    await pool.grpc.allocate({ sessionId: "b", client: "bob" });
+    await pool.grpc.reportUsage({
+      sessionId: "b",
+      requestId: "1",
+      source: {
+        case: "usage",
+        value: {
+          costUsd: 1,
+          inputTokens: 300n,
+          modelUsage: {
+            "claude-sonnet-4": { costUsd: 0.75, inputTokens: 200n },
+            "claude-opus-4": { costUsd: 0.25, inputTokens: 100n },
+          },
+        },
+      },
+    });
+    pool.clock.advance(DAY - 60_000);
+    await pool.server.runJobs();
+
+    const table = await runCli(["usage", "--since", "30d", ...server]);
+    expect(table.code, table.stderr).toBe(0);
+    expect(table.stdout).toMatch(/^Usage by client · \S+ \S+ to \S+ \S+ · \$4\.00 in 2 requests$/m);
+    expect(table.stdout).toMatch(/^│ alice +│ +\$3\.00 │ +1\.5k │ +20 │ +0 │ +0 │ +1 │ +75\.0% │$/m);
+    expect(table.stdout).toMatch(/^│ bob +│ +\$1\.00 │ +300 │ +0 │ +0 │ +0 │ +1 │ +25\.0% │$/m);
+    expect(table.stdout).not.toMatch(/carol/);
+
+    const bySub = await runCli(["usage", "--by", "subscription", "--since", "40d", "--json", ...server]);
+    expect(bySub.code, bySub.stderr).toBe(0);
+    const reply = fromJsonString(GetUsageResponseSchema, bySub.stdout);
+    expect(reply.rows.reduce((sum, r) => sum + r.costUsd, 0)).toBe(4);
+    expect(reply.rows.map((r) => r.key)).not.toContain("(paid API)");
+
+    // Inside the ledger both sources answer: the same rows.
+    const ledger = await runCli(["usage", "--since", "8d", "--by", "model", "--json", ...server]);
+    const history = await runCli(["usage", "--since", "9d", "--by", "model", "--json", ...server]);
+    const rows = fromJsonString(GetUsageResponseSchema, ledger.stdout).rows;
+    expect(rows.map((r) => [r.key, r.costUsd, r.inputTokens])).toEqual([
+      ["claude-sonnet-4", 0.75, 200n],
+      ["claude-opus-4", 0.25, 100n],
+    ]);
+    expect(fromJsonString(GetUsageResponseSchema, history.stdout).rows).toEqual(rows);
+
+    // `history` takes the whole 40 days it advertises.
+    const longest = await runCli(["history", "--since", "40d", "--by", "client", ...server]);
+    expect(longest.code, longest.stderr).toBe(0);
+    expect(longest.stdout).toMatch(/^alice \$3\.00 · bob \$1\.00/m);
   });
 
   it("should show usage history per hour and per day, with limits and paid runs, and refuse more than 40 days", async () => {

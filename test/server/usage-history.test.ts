@@ -1,25 +1,70 @@
-import { readFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
 import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
-import { HistoryGroupBy, HistoryResolution } from "../../src/client/index.js";
-import { type TestPool, startTestPool } from "../support/test-server.js";
+import { HistoryGroupBy, HistoryResolution, createAuthPoolClient } from "../../src/client/index.js";
+import { parseConfig } from "../../src/config/index.js";
+import { ARCHIVE_AFTER_MS } from "../../src/domain/index.js";
+import { startAuthPoolServer } from "../../src/server/start-server.js";
+import { type PoolStore, openStore } from "../../src/store/index.js";
+import { writeFakeLogins } from "../support/fake-login.js";
+import { ManualClock } from "../support/manual-clock.js";
+import { type TestPool, startTestPool, testConfigRaw } from "../support/test-server.js";
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 const T0 = Date.parse("2026-11-23T10:00:00Z");
 
 let pool: TestPool | undefined;
+const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
   await pool?.close();
   pool = undefined;
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
+
+/** countingStore is a store that notes each archived day it is asked for (`history/day/<day>`). */
+function countingStore(store: PoolStore): PoolStore & { dayReads: string[] } {
+  const dayReads: string[] = [];
+  return {
+    dayReads,
+    description: store.description,
+    log: store.log,
+    get: (key) => {
+      if (key.startsWith("history/day/")) dayReads.push(key.slice("history/day/".length));
+      return store.get(key);
+    },
+    set: (key, value) => store.set(key, value),
+    delete: (key) => store.delete(key),
+    close: () => store.close(),
+  };
+}
+
+/** startCountedPool is a real server on port 0 over a SQLite file whose archived-day reads are counted. */
+async function startCountedPool() {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "authpool-history-"));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  const store = countingStore(await openStore(`sqlite://${path.join(dir, "authpool.sqlite")}`));
+  cleanups.push(() => store.close());
+  const config = parseConfig(testConfigRaw(dir), path.join(dir, "config.json"));
+  await writeFakeLogins(config.subscriptions, dir);
+  const clock = new ManualClock(T0);
+  const server = await startAuthPoolServer({ config, clock, schedulerPollMs: 0, store });
+  cleanups.push(() => server.close());
+  return { server, clock, store, grpc: createAuthPoolClient(server.url) };
+}
 
 const fixture = (name: string) => readFile(path.join(import.meta.dirname, "../fixtures", name), "utf8");
 
 /** spend books $cost for client on a session of its own (allocated on the first call). */
-async function spend(p: TestPool, session: string, client: string, cost: number): Promise<string> {
+async function spend(
+  p: Pick<TestPool, "grpc" | "clock">,
+  session: string,
+  client: string,
+  cost: number,
+): Promise<string> {
   const grant = await p.grpc.allocate({ sessionId: session, client });
   await p.grpc.reportUsage({
     sessionId: session,
@@ -112,10 +157,49 @@ describe("GetUsageHistory", () => {
     expect(byKey.bob!.reduce((a, b) => a + b, 0)).toBe(9);
   });
 
+  it("reads each archived day from the store once: asked again, it reads only the day still being archived", async () => {
+    const p = await startCountedPool();
+    for (let day = 0; day <= 12; day++) {
+      await spend(p, `d${day}`, day % 2 === 0 ? "alice" : "bob", day + 1);
+      p.clock.advance(DAY);
+      await p.server.runJobs();
+    }
+    // Half a day on: the archive's last day, 11-29, holds its 10:00 and is not complete.
+    p.clock.advance(12 * HOUR);
+    await p.server.runJobs();
+    const req = {
+      from: timestampFromMs(T0 - DAY),
+      until: timestampFromMs(p.clock.now()),
+      resolution: HistoryResolution.DAY,
+      groupBy: HistoryGroupBy.CLIENT,
+    };
+    p.store.dayReads.length = 0;
+    const first = await p.grpc.getUsageHistory(req);
+    // 2026-11-23 to 11-28 are archived whole; 11-29 up to 22:00 (the cursor, a week ago).
+    expect(new Date(p.clock.now() - ARCHIVE_AFTER_MS).toISOString()).toBe("2026-11-29T22:00:00.000Z");
+    expect(p.store.dayReads).toEqual([
+      "2026-11-23",
+      "2026-11-24",
+      "2026-11-25",
+      "2026-11-26",
+      "2026-11-27",
+      "2026-11-28",
+      "2026-11-29",
+    ]);
+    p.store.dayReads.length = 0;
+    const second = await p.grpc.getUsageHistory(req);
+    expect(p.store.dayReads).toEqual(["2026-11-29"]);
+    expect(second).toEqual(first);
+    const totals = Object.fromEntries(second.series.map((s) => [s.key, s.totalCostUsd]));
+    expect(totals).toEqual({ alice: 1 + 3 + 5 + 7 + 9 + 11 + 13, bob: 2 + 4 + 6 + 8 + 10 + 12 });
+  });
+
   it.each([
     ["from after until", { from: timestampFromMs(T0), until: timestampFromMs(T0 - HOUR) }, "from"],
     ["a range over 40 days", { from: timestampFromMs(T0 - 41 * DAY), until: timestampFromMs(T0) }, "from"],
     ["a negative time", { until: { seconds: -5n, nanos: 0 } }, "until"],
+    ["a time past year 275760", { until: { seconds: 10n ** 13n, nanos: 0 } }, "until"],
+    ["negative nanos", { from: { seconds: BigInt(T0 / 1000), nanos: -1 } }, "from"],
   ])("refuses %s with INVALID_ARGUMENT", async (_name, req, field) => {
     pool = await startTestPool();
     const error = await pool.grpc.getUsageHistory(req).catch((e: unknown) => ConnectError.from(e));
