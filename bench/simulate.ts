@@ -25,7 +25,7 @@ import {
  * 15 sessions on it. Same seeds, same numbers, on any machine.
  *
  *   npm run simulate -- [--seeds 5] [--sizes 3,8,20] [--clients-size 8]
- *                       [--clients-load 1.1,1.4] [--sections tables,clients,herding]
+ *                       [--clients-load 1.1,1.8] [--sections tables,clients,herding]
  *                       [--config JSON] [--markdown]
  *
  * --config gives raw config keys in place of the defaults, under each pool
@@ -41,7 +41,7 @@ const option = (name: string): string | undefined => {
 const seedCount = Number(option("seeds") ?? 5);
 const sizes = (option("sizes") ?? "3,8,20").split(",").map(Number);
 const clientsSize = Number(option("clients-size") ?? 8);
-const clientsLoads = (option("clients-load") ?? "1.1,1.4").split(",").map(Number);
+const clientsLoads = (option("clients-load") ?? "1.1,1.8").split(",").map(Number);
 const sections = new Set((option("sections") ?? "tables,clients,herding").split(","));
 const markdown = args.includes("--markdown");
 const overlay = JSON.parse(option("config") ?? "{}") as Record<string, unknown>;

@@ -68,17 +68,23 @@ export function poolStrategy(name: string, settings: PoolSettings, options: Pool
       },
       at,
     ).result;
-  const placement = (result: AllocateResult | Rejection): Placement => {
+  const maxWaitMs = (options.queue?.maxWaitSeconds ?? 0) * 1000;
+  // As the server (AllocationWaits): a wait nothing can end before it runs out is answered at once.
+  const placement = (result: AllocateResult | Rejection, waitUntil: number): Placement => {
     if (result.kind === "granted") return { kind: "account", account: index.get(result.view.cfg.id)! };
-    if (result.kind === "unavailable") return { kind: "wait" };
+    if (result.kind === "unavailable") return result.opensAt > waitUntil ? { kind: "paid" } : { kind: "wait" };
     return result.clientLimit !== undefined ? { kind: "paid", clientLimit: result.clientLimit.kind } : { kind: "paid" };
   };
   return {
     name,
     pool,
-    place: (session, at) => placement(allocate(session, at)),
+    place: (session, at) => placement(allocate(session, at), at + maxWaitMs),
     ...(options.queue !== undefined
-      ? { waits: poolWaits(pool, options.queue, (session, at) => placement(allocate(session, at))) }
+      ? {
+          waits: poolWaits(pool, options.queue, (session, at, waitUntil) =>
+            placement(allocate(session, at), waitUntil),
+          ),
+        }
       : {}),
     report(r: RunReport) {
       const model = MODEL_IDS[r.session.model];
@@ -143,7 +149,11 @@ export function poolStrategy(name: string, settings: PoolSettings, options: Pool
  * it waited) settles the run when the queue finds it; a wait that runs out,
  * or a full queue, settles it on the paid API.
  */
-function poolWaits(pool: Pool, bounds: QueueBounds, attempt: (session: SimSession, at: number) => Placement): SimWaits {
+function poolWaits(
+  pool: Pool,
+  bounds: QueueBounds,
+  attempt: (session: SimSession, at: number, waitUntil: number) => Placement,
+): SimWaits {
   let now = 0;
   const queue = new WaitQueue({
     clock: { now: () => now },
@@ -169,7 +179,7 @@ function poolWaits(pool: Pool, bounds: QueueBounds, attempt: (session: SimSessio
           signal: new AbortController().signal,
           waitUntil,
           attempt: async () => {
-            const p = attempt(session, now);
+            const p = attempt(session, now, waitUntil);
             if (p.kind === "wait") return undefined;
             // Settled here, not when the promise resolves: the runner carries on as soon as the walk ends.
             settled(p);

@@ -124,6 +124,13 @@ export type AllocateResult =
       sessionId: string;
       reason: string;
       exclusions: Exclusion[];
+      /**
+       * The earliest time a subscription may open (a cooldown, a throttle or
+       * a window ending; see exclusionEnds): now when one could at any
+       * moment (a release, an operator). A wait that ends before it is spent
+       * in vain.
+       */
+      opensAt: number;
     };
 
 export interface ReportResult {

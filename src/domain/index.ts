@@ -3,6 +3,7 @@
  */
 export { Pool } from "./pool/index.js";
 export { applyEvent } from "./apply.js";
+export { formatTime } from "./format.js";
 export { createPoolState, ensureSubscriptions, nextCooldownEnd, sessionsOf } from "./state.js";
 export type {
   Calibration,

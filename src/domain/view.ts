@@ -428,6 +428,36 @@ export function exclusionOf(v: SubscriptionView, need: AllocationNeed, settings:
   return undefined;
 }
 
+/**
+ * exclusionEnds is the earliest time an exclusion found at `now` may lift:
+ * a cooldown's, a throttle's or a window's end; `now` when it may lift at
+ * any moment (a session released frees a slot, an operator resumes or
+ * undrains, a login is renewed, a learned reserve shrinks as its reset
+ * nears, a window's end is unknown). A reading can still lift one sooner by
+ * showing less use than the pool estimated, which is rare with polling.
+ */
+export function exclusionEnds(v: SubscriptionView, ex: Exclusion, model: string, now: number): number {
+  const atOrNow = (at: number | undefined) => (at === undefined ? now : Math.max(now, at));
+  switch (ex.reason) {
+    case "cooldown":
+      return atOrNow(v.cooldown?.until);
+    case "throttled":
+      return atOrNow(v.throttle?.until);
+    case "model_limit": {
+      const family = modelFamily(model);
+      const scoped = v.scopedCooldowns.find((c) => c.modelScope === family);
+      if (scoped !== undefined) return atOrNow(scoped.until);
+      return atOrNow(v.upstream.find((u) => u.window === `seven_day_${family}`)?.observation.resetsAt);
+    }
+    case "weekly_threshold":
+      return (v.reserve?.fraction ?? 0) > 0 ? now : atOrNow(v.weekly.observation?.resetsAt);
+    case "five_hour_exhausted":
+      return atOrNow(v.window?.end);
+    default:
+      return now;
+  }
+}
+
 function untilText(at: number | undefined): string {
   return at === undefined ? "" : ` until ${formatTime(at)}`;
 }

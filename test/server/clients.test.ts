@@ -199,6 +199,42 @@ describe("the wait queue", () => {
   });
 });
 
+describe("a wait that could only run out", () => {
+  it("is answered at once, naming when a slot opens, and a wait that can end in time still waits", async () => {
+    // Logged in (the dir is the pool's): the login check runs as the clock moves.
+    const dir = await mkdtemp(path.join(os.tmpdir(), "authpool-invain-"));
+    pool = await startTestPool({
+      dir,
+      config: { subscriptions: oneSubscription(1, dir), queue: { maxWaitSeconds: 7200 } },
+    });
+    const c = createAuthPoolClient(pool.server.url, { timeoutMs: 30_000 });
+    await c.allocate({ sessionId: "hit" });
+    const resetsAt = pool.clock.now() + 60 * 60_000;
+    await c.reportUsage({
+      sessionId: "hit",
+      source: {
+        case: "usage",
+        value: {
+          rateLimits: [{ window: 1, status: 3, utilization: 1, resetsAt: { seconds: BigInt(resetsAt / 1000) } }],
+        },
+      },
+    });
+    await c.release({ sessionId: "hit" });
+    // The only subscription is limited for an hour: a 5-minute wait would end first.
+    const error = await c.allocate({ sessionId: "w1", wait: true, maxWait: { seconds: 300n } }).catch((e) => e);
+    expect(error).toBeInstanceOf(ConnectError);
+    expect((error as ConnectError).code).toBe(Code.ResourceExhausted);
+    expect((error as ConnectError).rawMessage).toContain(`no slot opens before ${new Date(resetsAt).toISOString()}`);
+    expect((await c.getPoolStatus({})).waiting).toBe(0);
+    // A wait past the reset waits, and gets the slot when the window resets.
+    const waiting = c.allocate({ sessionId: "w2", wait: true, maxWait: { seconds: 7200n } });
+    await until(async () => (await c.getPoolStatus({})).waiting === 1);
+    pool.clock.set(resetsAt + 1_000);
+    await pool.server.runJobs();
+    expect((await waiting).outcome.case).toBe("subscription");
+  });
+});
+
 async function until(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {

@@ -2,7 +2,7 @@ import { type ClientLimitHit, cappedPriority, clientLimitHit } from "../client-l
 import type { AllocateResult, Command, Rejection, ReleaseResult } from "../commands.js";
 import type { Exclusion } from "../events.js";
 import { DEFAULT_CLIENT } from "../ledger.js";
-import { type SubscriptionView, exclusionOf } from "../view.js";
+import { type SubscriptionView, exclusionEnds, exclusionOf } from "../view.js";
 import type { Emit, PoolContext } from "./pool-context.js";
 
 type AllocateCommand = Extract<Command, { kind: "allocate" }>;
@@ -44,8 +44,13 @@ export function allocate(
     // Its subscription can no longer take it: move it if another can.
     // (Read before emitting: applying the events mutates the session.)
     const from = existing.subscriptionId;
-    const { best, exclusions } = chooseByRoom(pool, cmd, from, now);
-    if (best === undefined && cmd.wait === true) return unavailable(cmd.sessionId, exclusions);
+    const { best, exclusions, opensAt } = chooseByRoom(pool, cmd, from, now);
+    if (best === undefined && cmd.wait === true) {
+      // Its own subscription taking it back ends the wait as well.
+      const ownOpens =
+        current !== undefined && excluded !== undefined ? exclusionEnds(current, excluded, cmd.model, now) : opensAt;
+      return unavailable(cmd.sessionId, exclusions, Math.min(opensAt, ownOpens));
+    }
     if (best !== undefined) {
       emit({
         type: "session_rotated",
@@ -74,10 +79,10 @@ export function allocate(
   if (limit !== undefined) return clientRefusal(pool, cmd.sessionId, limit, emit);
   const priority = cappedPriority(pool.settings, client, cmd.priority);
   const asked = priority === cmd.priority ? cmd : { ...cmd, priority };
-  const { best, exclusions } = choose(pool, asked, undefined, now);
+  const { best, exclusions, opensAt } = choose(pool, asked, undefined, now);
   if (best === undefined) {
     return cmd.wait === true
-      ? unavailable(cmd.sessionId, exclusions)
+      ? unavailable(cmd.sessionId, exclusions, opensAt)
       : fallback(pool, cmd.sessionId, client, exclusions, emit);
   }
   emit({
@@ -106,6 +111,17 @@ export function release(
 }
 
 /**
+ * Choice is where a session goes (`best`), or why nowhere (`exclusions`)
+ * and the earliest time one of them lifts by time alone (`opensAt`: see
+ * exclusionEnds; Infinity when none does).
+ */
+interface Choice {
+  best?: SubscriptionView;
+  exclusions: Exclusion[];
+  opensAt: number;
+}
+
+/**
  * choose picks the eligible subscription with the best rank (its health
  * score, or with settings.pacing that score paced against each window's
  * reset; see pacedRank); ties go to fewer sessions, then config order, so
@@ -113,16 +129,11 @@ export function release(
  * candidate index finds it without deriving every view; only when it finds
  * none are all views derived, to list why each one was excluded.
  */
-function choose(
-  pool: AllocationContext,
-  cmd: AllocateCommand,
-  skip: string | undefined,
-  now: number,
-): { best?: SubscriptionView; exclusions: Exclusion[] } {
+function choose(pool: AllocationContext, cmd: AllocateCommand, skip: string | undefined, now: number): Choice {
   const need = { priority: cmd.priority, model: cmd.model, holdsSlot: false };
   const best = pool.bestCandidate(need, skip, now);
-  if (best !== undefined) return { best, exclusions: [] };
-  return chooseAmong(pool, pool.views(now), cmd, skip);
+  if (best !== undefined) return { best, exclusions: [], opensAt: now };
+  return chooseAmong(pool, pool.views(now), cmd, skip, now);
 }
 
 /**
@@ -133,21 +144,18 @@ function choose(
  * over the pool instead of all landing on the current best and exhausting
  * it in turn (the herd). Costs a view per subscription: moves are rare.
  */
-function chooseByRoom(
-  pool: AllocationContext,
-  cmd: AllocateCommand,
-  skip: string,
-  now: number,
-): { best?: SubscriptionView; exclusions: Exclusion[] } {
+function chooseByRoom(pool: AllocationContext, cmd: AllocateCommand, skip: string, now: number): Choice {
   const need = { priority: cmd.priority, model: cmd.model, holdsSlot: false };
   let best: SubscriptionView | undefined;
   let bestRoom = -1;
   const exclusions: Exclusion[] = [];
+  let opensAt = Number.POSITIVE_INFINITY;
   for (const v of pool.views(now)) {
     if (v.cfg.id === skip) continue;
     const ex = exclusionOf(v, need, pool.settings);
     if (ex !== undefined) {
       exclusions.push(ex);
+      opensAt = Math.min(opensAt, exclusionEnds(v, ex, cmd.model, now));
       continue;
     }
     const room = (v.sessionCap - v.sessionCount) * Math.max(0, 1 - Math.max(v.fiveHour.value, v.weekly.value));
@@ -156,7 +164,7 @@ function chooseByRoom(
       bestRoom = room;
     }
   }
-  return { best, exclusions };
+  return { best, exclusions, opensAt };
 }
 
 function chooseAmong(
@@ -164,21 +172,24 @@ function chooseAmong(
   views: SubscriptionView[],
   cmd: AllocateCommand,
   skip: string | undefined,
-): { best?: SubscriptionView; exclusions: Exclusion[] } {
+  now: number,
+): Choice {
   let best: SubscriptionView | undefined;
   const exclusions: Exclusion[] = [];
+  let opensAt = Number.POSITIVE_INFINITY;
   for (const v of views) {
     if (v.cfg.id === skip) continue;
     const ex = exclusionOf(v, { priority: cmd.priority, model: cmd.model, holdsSlot: false }, pool.settings);
     if (ex !== undefined) {
       exclusions.push(ex);
+      opensAt = Math.min(opensAt, exclusionEnds(v, ex, cmd.model, now));
       continue;
     }
     if (best === undefined || v.rank > best.rank || (v.rank === best.rank && v.sessionCount < best.sessionCount)) {
       best = v;
     }
   }
-  return { best, exclusions };
+  return { best, exclusions, opensAt };
 }
 
 function fallback(
@@ -240,8 +251,8 @@ function clientRefusal(
   return { kind: "fallback", sessionId, provider, reason, exclusions: [], clientLimit: limit };
 }
 
-function unavailable(sessionId: string, exclusions: Exclusion[]): AllocateResult {
-  return { kind: "unavailable", sessionId, reason: noneEligible(exclusions), exclusions };
+function unavailable(sessionId: string, exclusions: Exclusion[], opensAt: number): AllocateResult {
+  return { kind: "unavailable", sessionId, reason: noneEligible(exclusions), exclusions, opensAt };
 }
 
 function noneEligible(exclusions: Exclusion[]): string {
