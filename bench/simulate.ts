@@ -196,10 +196,17 @@ async function clientsAt(load: number): Promise<void> {
   console.log(formatClientTable(rows, markdown));
 }
 
-/** herding: an account reaching its limit with 15 sessions on it, out of the box and tuned. */
+/**
+ * herding: an account reaching its limit with 15 sessions on it, out of the
+ * box (which polls, as the tuned pool does) and without polling, where the
+ * limit is met by a 429 and the account comes back from a cooldown.
+ */
 async function herding(): Promise<void> {
   console.log("\nherding: where the sessions of an account that reached its limit go");
-  for (const profile of ["defaults", "tuned"] as const) {
-    console.log(`\n${formatHerding(await runHerding({ profile, config: overlay }), markdown)}`);
+  for (const [label, config] of [
+    ["defaults", overlay],
+    ["defaults, not polled", mergeRaw(overlay, { upstream: { enabled: false } })],
+  ] as const) {
+    console.log(`\n${formatHerding(await runHerding({ profile: "defaults", label, config }), markdown)}`);
   }
 }

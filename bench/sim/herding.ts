@@ -14,6 +14,8 @@ export interface HerdOptions {
   profile: ProfileName;
   /** Raw config keys in place of the defaults, under the profile's. */
   config?: Record<string, unknown>;
+  /** The run's name in the report (default: the profile's). */
+  label?: string;
   /** Sessions on the account that reaches its limit (default 15, its maxSessions). */
   sessions?: number;
   /** Each other account's 5-hour utilization when the herd starts (default 10%, 40%, 70%, 85%). */
@@ -46,6 +48,7 @@ export interface HerdTarget {
 /** HerdResult is one run of the herding scenario. */
 export interface HerdResult {
   profile: ProfileName;
+  label: string;
   sessions: number;
   /** Minutes after the start at which the limited account refused a run or a session left it, whichever came first. */
   limitedAtMin: number;
@@ -193,6 +196,7 @@ export async function runHerding(options: HerdOptions): Promise<HerdResult> {
   });
   return {
     profile: options.profile,
+    label: options.label ?? options.profile,
     sessions: sessionsCount,
     limitedAtMin: (start - HERD_START) / MINUTE_MS,
     backAtMin: (backAt - HERD_START) / MINUTE_MS,
@@ -207,7 +211,7 @@ export async function runHerding(options: HerdOptions): Promise<HerdResult> {
 /** formatHerding renders one run of the herding scenario: a line on the limited account, a row per account. */
 export function formatHerding(r: HerdResult, markdown: boolean): string {
   const head =
-    `${r.profile}: acct1 (${r.sessions} sessions) was left or refused a run ${r.limitedAtMin.toFixed(1)} min in; ` +
+    `${r.label}: acct1 (${r.sessions} sessions) was left or refused a run ${r.limitedAtMin.toFixed(1)} min in; ` +
     `its window reset at ${r.backAtMin.toFixed(0)} min and ${r.back.within1Min} / ${r.back.within5Min} / ${r.back.within15Min} sessions came to it within 1 / 5 / 15 min; ` +
     `${r.moves} moves, ${r.refused} 429s, ${r.fallbackRuns} runs on the paid API in all`;
   const rows = r.accounts.map((t, i) => [
