@@ -176,8 +176,9 @@ export class AllocationWaits {
  * waits were placed before they ran out).
  */
 function invain(client: string, waitMs: number, u: Unavailable): ConnectError {
+  const opens = Number.isFinite(u.opensAt) ? `before ${formatTime(u.opensAt)}` : "at all";
   return new ConnectError(
-    `client ${client}: no slot opens before ${formatTime(u.opensAt)}, after a wait of ${waitMs / 1000} s would end (max_wait): ${u.reason}`,
+    `client ${client}: no slot opens ${opens}, after a wait of ${waitMs / 1000} s would end (max_wait): ${u.reason}`,
     Code.ResourceExhausted,
   );
 }

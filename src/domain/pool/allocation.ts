@@ -112,8 +112,8 @@ export function release(
 
 /**
  * Choice is where a session goes (`best`), or why nowhere (`exclusions`)
- * and the earliest time one of them lifts by time alone (`opensAt`: see
- * exclusionEnds; Infinity when none does).
+ * and the earliest time one of them may lift (`opensAt`: see exclusionEnds;
+ * Infinity with no subscription to wait for).
  */
 interface Choice {
   best?: SubscriptionView;
