@@ -289,6 +289,10 @@ function renderConfig(found: readonly FoundDir[]): string {
     " It reads them from each account's usage endpoint (what /usage shows in Claude",
     " Code; no message quota) every 90 s with the login in its config dir:",
     " `upstream: { enabled: false }` turns that off.",
+    "",
+    " The pool may spend each account's whole week. On an account its owner also",
+    " uses personally (claude.ai, their own Claude Code), add",
+    " `weeklyBudgetThreshold: auto` to keep back what they are measured to use.",
   ].join("\n");
   const items = doc.get("subscriptions");
   if (YAML.isSeq(items)) {
