@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
+import { durationFromMs, durationMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
   type AuthPoolClient,
@@ -9,9 +10,13 @@ import {
 import { Ledger, type LedgerCapture, type LedgerOptions, type ReportRecord, type Tokens } from "./ledger.js";
 import { type Prng, weighted } from "./prng.js";
 
-/** LaneCall is one call of a lane; a report carries its ledger record, so a retry sends the same request id. */
+/**
+ * LaneCall is one call of a lane; a report carries its ledger record, so a
+ * retry sends the same request id. An allocate that `waits` asks to wait for
+ * a slot (wait, max_wait) instead of falling back; its retry asks the same.
+ */
 export type LaneCall =
-  | { kind: "allocate"; sessionId: string }
+  | { kind: "allocate"; sessionId: string; waits: boolean }
   | { kind: "report"; record: ReportRecord }
   | { kind: "release"; sessionId: string };
 
@@ -79,6 +84,9 @@ export interface LaneCounts {
   lanes?: number;
   /** Sessions one lane holds at most (default 2); capacity is subscriptions × maxSessions. */
   heldPerLane?: number;
+  /** Share of new allocates that ask to wait for a slot (default 1/3), and the max_wait they ask for, ms (default 1000). */
+  waitShare?: number;
+  maxWaitMs?: number;
 }
 
 /** LaneDriver is what drives the lanes. */
@@ -90,14 +98,52 @@ export interface LaneDriver<T extends LaneTarget> {
   host: LaneHost<T>;
 }
 
+/** KillTally sums a count taken at each kill, and keeps the most at once. */
+export interface KillTally {
+  total: number;
+  max: number;
+}
+
+/** WaitFigures are what the allocates that asked to wait came to. */
+export interface WaitFigures {
+  /** Allocates sent that asked to wait (a retry is not a new one). */
+  asked: number;
+  /** Granted after waiting in the queue: the reply's `waited` is more than zero. */
+  grantedAfterWait: number;
+  /** Granted without waiting: a slot was free, or a retry found the grant its lost attempt had made. */
+  grantedAtOnce: number;
+  /** Answered RESOURCE_EXHAUSTED: the wait ran out, or could only have run out (nothing granted). */
+  ranOut: number;
+  /** Retries of a waiting allocate answered "resumed": its lost attempt had been granted before it was lost. */
+  resumedAfterLoss: number;
+  /**
+   * Waiting allocates in flight when a kill came, summed over kills, and the
+   * most at once. A wait lasts up to max_wait while an allocate that finds a
+   * slot takes milliseconds, so nearly all of them were in the queue.
+   */
+  inFlightAtKill: KillTally;
+}
+
 /** LaneFigures are what the lanes' calls came to, as both harnesses report them. */
 export interface LaneFigures {
   acknowledged: Ledger["acknowledged"];
   outcomes: Ledger["outcomes"];
   retries: Ledger["retries"];
   /** Calls that were in flight when a kill came, summed over kills, and the most at once. */
-  inFlightAtKill: { total: number; max: number };
+  inFlightAtKill: KillTally;
+  waits: WaitFigures;
   totals: { usd: number; reports: number; tokens: Tokens };
+}
+
+/** KillNote is what was in flight as a kill came: calls, and the waiting allocates among them. */
+export interface KillNote {
+  calls: number;
+  waiting: number;
+}
+
+/** formatWaits renders the waits as the figures line both harnesses print. */
+export function formatWaits(w: WaitFigures): string {
+  return `waiting allocates       ${w.asked} asked: ${w.grantedAfterWait} granted after a wait, ${w.grantedAtOnce} at once, ${w.ranOut} ran out; ${w.resumedAfterLoss} resumed on retry after a lost grant; ${w.inFlightAtKill.total} in flight at kills, ${w.inFlightAtKill.max} at most`;
 }
 
 /** No rebalance or rotation in a torture run: a session stays on the subscription it was granted. */
@@ -152,6 +198,12 @@ export function ackReport(ledger: Ledger, rec: ReportRecord, reply: ReportUsageR
  * stays the lane's pending call and is sent again, with the same ids,
  * before the lane draws anything new: it must count once.
  *
+ * A share of the allocates ask to wait for a slot (the pool is smaller than
+ * what the lanes want, so the queue fills): one that runs out is answered
+ * RESOURCE_EXHAUSTED, a definite "nothing granted"; one whose connection
+ * dies while it waits has an unknown fate like any other call, and its
+ * retry must come back "resumed" if the queue had granted it before.
+ *
  * The harness is the LaneHost: it says where a lane's call goes and what a
  * failed call means, since that is what differs between one server killed
  * and restarted and a leader killed among replicas. The phase says when
@@ -160,11 +212,23 @@ export function ackReport(ledger: Ledger, rec: ReportRecord, reply: ReportUsageR
 export class ClientLanes<T extends LaneTarget> {
   readonly ledger = new Ledger(LANE_LEDGER);
   readonly lanes: readonly Lane[];
-  readonly inFlightAtKill = { total: 0, max: 0 };
+  readonly inFlightAtKill: KillTally = { total: 0, max: 0 };
+  readonly waits: WaitFigures = {
+    asked: 0,
+    grantedAfterWait: 0,
+    grantedAtOnce: 0,
+    ranOut: 0,
+    resumedAfterLoss: 0,
+    inFlightAtKill: { total: 0, max: 0 },
+  };
   private readonly clients: number;
   private readonly heldPerLane: number;
+  private readonly waitShare: number;
+  private readonly maxWaitMs: number;
   private readonly driver: LaneDriver<T>;
   private inFlight = 0;
+  /** Allocates that asked to wait and are out. */
+  private waitingInFlight = 0;
   private phase: LanePhase = "down";
   private wake: () => void = () => undefined;
   private phaseChanged = new Promise<void>((r) => (this.wake = r));
@@ -174,6 +238,8 @@ export class ClientLanes<T extends LaneTarget> {
   constructor(counts: LaneCounts, driver: LaneDriver<T>) {
     this.clients = counts.clients ?? 8;
     this.heldPerLane = counts.heldPerLane ?? 2;
+    this.waitShare = counts.waitShare ?? 1 / 3;
+    this.maxWaitMs = counts.maxWaitMs ?? 1000;
     this.driver = driver;
     const lanesPerClient = counts.lanes ?? 3;
     this.lanes = Array.from({ length: this.clients * lanesPerClient }, (_, i) => {
@@ -245,12 +311,12 @@ export class ClientLanes<T extends LaneTarget> {
     while (this.lanes.some((l) => l.busy)) await sleep(2);
   }
 
-  /** noteKill counts the calls in flight as a kill comes, and returns how many. */
-  noteKill(): number {
-    const busy = this.inFlight;
-    this.inFlightAtKill.total += busy;
-    this.inFlightAtKill.max = Math.max(this.inFlightAtKill.max, busy);
-    return busy;
+  /** noteKill counts the calls in flight as a kill comes, and the waiting allocates among them. */
+  noteKill(): KillNote {
+    const note = { calls: this.inFlight, waiting: this.waitingInFlight };
+    tally(this.inFlightAtKill, note.calls);
+    tally(this.waits.inFlightAtKill, note.waiting);
+    return note;
   }
 
   /** call runs one RPC, counting it as in flight. */
@@ -279,7 +345,14 @@ export class ClientLanes<T extends LaneTarget> {
   /** figures: what the calls came to so far. */
   figures(): LaneFigures {
     const { acknowledged, outcomes, retries } = this.ledger;
-    return { acknowledged, outcomes, retries, inFlightAtKill: this.inFlightAtKill, totals: this.ledger.totals() };
+    return {
+      acknowledged,
+      outcomes,
+      retries,
+      inFlightAtKill: this.inFlightAtKill,
+      waits: this.waits,
+      totals: this.ledger.totals(),
+    };
   }
 
   private async runLane(lane: Lane): Promise<void> {
@@ -321,7 +394,11 @@ export class ClientLanes<T extends LaneTarget> {
       report: lane.held.length > 0 ? 6 : 0,
       release: lane.held.length > 0 ? 1.5 : 0,
     });
-    if (kind === "allocate") return { kind, sessionId: `${lane.name}-s${lane.next++}` };
+    if (kind === "allocate") {
+      const waits = lane.rng.chance(this.waitShare);
+      if (waits) this.waits.asked++;
+      return { kind, sessionId: `${lane.name}-s${lane.next++}`, waits };
+    }
     const sessionId = lane.rng.pick(lane.held);
     if (kind === "release") return { kind, sessionId };
     // Multiples of 1/64 USD: exact in binary, so the sums compare exactly.
@@ -348,11 +425,24 @@ export class ClientLanes<T extends LaneTarget> {
     switch (op.kind) {
       case "allocate": {
         ledger.allocateSent(op.sessionId, retry);
-        const r = await this.call(() => c.allocate({ sessionId: op.sessionId }));
-        if (!r.ok) return failed(r);
+        const r = await this.call(() => this.allocate(c, op));
+        if (!r.ok) {
+          if (!op.waits || r.error.code !== Code.ResourceExhausted) return failed(r);
+          // The wait ran out (or could only run out): a definite answer, nothing granted.
+          lane.pending = undefined;
+          this.waits.ranOut++;
+          this.refused(lane, op);
+          return "refused";
+        }
         lane.pending = undefined;
         if (r.value.outcome.case === "subscription") {
           const grant = r.value.outcome.value;
+          if (op.waits) {
+            const waited = r.value.waited !== undefined && durationMs(r.value.waited) > 0;
+            if (waited) this.waits.grantedAfterWait++;
+            else this.waits.grantedAtOnce++;
+            if (retry && grant.resumed && ledger.sessionStatus(op.sessionId) !== "held") this.waits.resumedAfterLoss++;
+          }
           ledger.allocateGranted(op.sessionId, grant.subscriptionId, grant.resumed, retry);
           if (!lane.held.includes(op.sessionId)) lane.held.push(op.sessionId);
         } else {
@@ -381,10 +471,26 @@ export class ClientLanes<T extends LaneTarget> {
     }
   }
 
+  /** allocate sends an Allocate, asking to wait for up to maxWaitMs if the call `waits`, counted while it is out. */
+  private async allocate(c: AuthPoolClient, op: Extract<LaneCall, { kind: "allocate" }>) {
+    if (!op.waits) return c.allocate({ sessionId: op.sessionId });
+    this.waitingInFlight++;
+    try {
+      return await c.allocate({ sessionId: op.sessionId, wait: true, maxWait: durationFromMs(this.maxWaitMs) });
+    } finally {
+      this.waitingInFlight--;
+    }
+  }
+
   /** refused settles a definite refusal: nothing happened. */
   private refused(lane: Lane, op: LaneCall): void {
     if (op.kind === "allocate") this.ledger.allocateFailed(op.sessionId);
     else if (op.kind === "report") this.ledger.reportRejected(op.record);
     else lane.held = lane.held.filter((id) => id !== op.sessionId);
   }
+}
+
+function tally(t: KillTally, n: number): void {
+  t.total += n;
+  t.max = Math.max(t.max, n);
 }

@@ -5,6 +5,7 @@ import type { AuthPoolClient } from "../../src/client/index.js";
 import {
   ClientLanes,
   LANE_LEDGER,
+  formatWaits,
   type LaneCounts,
   type LaneFigures,
   SETTLE_TIMEOUT_MS,
@@ -27,6 +28,8 @@ import { Violations } from "./violations.js";
  * pool's books must match the clients' ledger exactly; while it runs, every
  * status read must be within what was in flight. Calls whose connection
  * died are retried with the same ids after the restart and must count once.
+ * A share of the allocates wait for a slot (the lanes want more than the
+ * pool holds): a kill while they wait must lose no slot the queue granted.
  *
  * The seed fixes the kill delays and every operation each client lane
  * draws; the interleaving between lanes still depends on timing, so a seed
@@ -172,7 +175,9 @@ export async function runCrashTorture(options: CrashTortureOptions = {}): Promis
     e.server.kill();
     lastKillAt = performance.now();
     kills++;
-    log(`kill ${kills}/${killsWanted} (${when}, ${busy} calls in flight)`);
+    log(
+      `kill ${kills}/${killsWanted} (${when}, ${busy.calls} calls in flight, ${busy.waiting} of them waiting allocates)`,
+    );
   }
 
   /** check compares the pool with the quiet ledger: status equality and the event stream. */
@@ -308,6 +313,7 @@ export function formatFigures(r: CrashTortureResult): string[] {
     `calls acknowledged      allocate ${r.acknowledged.allocate} (${r.outcomes.granted} granted, ${r.outcomes.fallback} fallback), report ${r.acknowledged.report}, release ${r.acknowledged.release}, status ${r.acknowledged.status}`,
     `unknown-fate retries    allocate ${retried("allocate")}, report ${retried("report")}, release ${retried("release")}`,
     `in flight at kills      ${r.inFlightAtKill.total} in total, ${r.inFlightAtKill.max} at most; ${r.unavailableWhileLeaseRan} UNAVAILABLE answers while the killed pool's lease ran (retried)`,
+    formatWaits(r.waits),
     `counted                 ${r.totals.reports} reports, $${r.totals.usd.toFixed(4)}, ${r.totals.tokens.input + r.totals.tokens.output + r.totals.tokens.cacheCreation + r.totals.tokens.cacheRead} tokens`,
     `events                  ${r.events.seen} seen, last sequence ${r.events.lastSequence}, ${r.events.streams} streams`,
     `start-up                median ${ms(r.startupMs.median)}, p95 ${ms(r.startupMs.p95)}, max ${ms(r.startupMs.max)} over ${r.startupMs.count} starts; journal records replayed median ${r.replayedRecords.median}, max ${r.replayedRecords.max}`,

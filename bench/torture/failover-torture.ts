@@ -18,6 +18,7 @@ import {
   type LaneFigures,
   SETTLE_TIMEOUT_MS,
   ackReport,
+  formatWaits,
   isConnectionLoss,
   reportRequest,
 } from "./client-lanes.js";
@@ -38,7 +39,8 @@ import { Violations } from "./violations.js";
  * again (it comes back as a standby). A call whose connection died, or that
  * an instance answered UNAVAILABLE during a takeover, has an unknown fate:
  * it is retried with the same ids, possibly through another instance, and
- * must count once.
+ * must count once. A share of the allocates wait for a slot in the leader's
+ * queue: a kill while they wait must lose no slot the queue granted.
  *
  * Checked: after every takeover, with nothing in flight, every instance's
  * books equal the clients' ledger (each report counted once to the cent,
@@ -519,7 +521,7 @@ export async function runFailoverTorture(options: FailoverTortureOptions = {}): 
             log(`  ${line}`);
         }
         log(
-          `kill ${kills}/${killsWanted} of ${leader.name} (${quick ? "right after the last check, " : ""}${busy} calls in flight): writes again after ${ms.toFixed(0)} ms`,
+          `kill ${kills}/${killsWanted} of ${leader.name} (${quick ? "right after the last check, " : ""}${busy.calls} calls in flight, ${busy.waiting} of them waiting allocates): writes again after ${ms.toFixed(0)} ms`,
         );
       }
       if (!(await restarted)) break;
@@ -663,6 +665,7 @@ export function formatFailoverFigures(r: FailoverTortureResult): string[] {
     `calls acknowledged      allocate ${r.acknowledged.allocate} (${r.outcomes.granted} granted, ${r.outcomes.fallback} fallback), report ${r.acknowledged.report}, release ${r.acknowledged.release}, status ${r.acknowledged.status}`,
     `unknown-fate retries    allocate ${retried("allocate")}, report ${retried("report")}, release ${retried("release")}; ${r.unknownFate} failed attempts in all`,
     `in flight at kills      ${r.inFlightAtKill.total} in total, ${r.inFlightAtKill.max} at most`,
+    formatWaits(r.waits),
     `counted                 ${r.totals.reports} reports, $${r.totals.usd.toFixed(4)}, ${r.totals.tokens.input + r.totals.tokens.output + r.totals.tokens.cacheCreation + r.totals.tokens.cacheRead} tokens`,
     `events                  ${r.events.seen} seen per instance, last sequence ${r.events.lastSequence}, ${r.events.streams} streams; identical on every instance up to ${r.events.comparedUpTo}`,
     `start-up                median ${ms(r.startupMs.median)}, p95 ${ms(r.startupMs.p95)}, max ${ms(r.startupMs.max)} over ${r.startupMs.count} starts`,

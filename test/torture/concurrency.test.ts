@@ -1,6 +1,8 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { durationFromMs, durationMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
 import { type AuthPoolClient, createAuthPoolClient } from "../../src/client/index.js";
@@ -19,6 +21,14 @@ import { type TestPool, startTestPool } from "../support/test-server.js";
  * back (bench/torture/ledger.ts); at the end the books must match exactly.
  * The clock moves on during the run so sessions go idle and rebalances
  * really move them while reports for them are in flight.
+ *
+ * A third of the new allocations ask to wait for a slot (the pool fills):
+ * a release grants them, or their max_wait runs out (RESOURCE_EXHAUSTED,
+ * nothing granted). The pool's clock is the test's, so a wait is measured
+ * and runs out on it: the clock moves a little with every call (and 6
+ * minutes every 400, which ends every wait then), and once every call is
+ * issued, with no release left to come, it moves past max_wait until the
+ * last waits have run out.
  */
 const CALLS = 2000;
 const IN_FLIGHT = 200;
@@ -26,6 +36,10 @@ const CLIENTS = 12;
 const SUBSCRIPTIONS = 3;
 const MAX_SESSIONS = 15;
 const SEED = 6_2026;
+const WAIT_SHARE = 1 / 3;
+/** max_wait of a waiting allocation, and how far the clock moves with each call, ms. */
+const MAX_WAIT_MS = 5_000;
+const CALL_TICK_MS = 100;
 // Sessions move between subscriptions (rebalance, rotation), so the ledger does not pin them.
 const LEDGER: LedgerOptions = { sessionsStay: false };
 
@@ -74,6 +88,8 @@ describe("concurrency (2,000 mixed calls)", () => {
     const rng = new Prng(SEED);
     const violations: string[] = [];
     const figures = { statusReads: 0, rebalances: 0, moves: 0, rotations: 0, maxInFlight: 0 };
+    const waits = { asked: 0, grantedAfterWait: 0, grantedAtOnce: 0, ranOut: 0, maxWaiting: 0 };
+    let waiting = 0;
     /** Sessions granted and not being released or resumed right now: a release or resume may pick them. */
     const idle = new Set<string>();
     const everAllocated: string[] = [];
@@ -90,6 +106,7 @@ describe("concurrency (2,000 mixed calls)", () => {
     async function one(client: AuthPoolClient, i: number): Promise<void> {
       // Time passes: sessions go idle (rebalance may move them) while calls for them are in flight.
       if (i > 0 && i % 400 === 0) p.clock.advance(6 * MINUTE_MS);
+      p.clock.advance(CALL_TICK_MS);
       const op = weighted(rng, {
         allocate: 26,
         resume: idle.size > 0 ? 4 : 0,
@@ -104,9 +121,20 @@ describe("concurrency (2,000 mixed calls)", () => {
           const sessionId = op === "allocate" ? `s${nextSession++}` : rng.pick([...idle]);
           if (op === "allocate") everAllocated.push(sessionId);
           idle.delete(sessionId);
+          const wait = op === "allocate" && rng.chance(WAIT_SHARE);
           ledger.allocateSent(sessionId, false);
+          if (wait) {
+            waits.asked++;
+            waits.maxWaiting = Math.max(waits.maxWaiting, ++waiting);
+          }
           try {
-            const res = await client.allocate({ sessionId });
+            const res = await client.allocate(
+              wait ? { sessionId, wait, maxWait: durationFromMs(MAX_WAIT_MS) } : { sessionId },
+            );
+            if (wait && res.outcome.case === "subscription") {
+              if (res.waited !== undefined && durationMs(res.waited) > 0) waits.grantedAfterWait++;
+              else waits.grantedAtOnce++;
+            }
             if (res.outcome.case === "subscription") {
               ledger.allocateGranted(sessionId, res.outcome.value.subscriptionId, res.outcome.value.resumed, false);
               if (op === "resume" && res.outcome.value.rotatedFrom !== "") figures.rotations++;
@@ -115,8 +143,12 @@ describe("concurrency (2,000 mixed calls)", () => {
               ledger.allocateFallback(sessionId);
             }
           } catch (error) {
-            fail(`allocate ${sessionId}`, error);
+            // A wait that ran out is a definite answer: nothing was granted.
+            if (wait && ConnectError.from(error).code === Code.ResourceExhausted) waits.ranOut++;
+            else fail(`allocate ${sessionId}`, error);
             ledger.allocateFailed(sessionId);
+          } finally {
+            if (wait) waiting--;
           }
           return;
         }
@@ -206,6 +238,15 @@ describe("concurrency (2,000 mixed calls)", () => {
       }
     }
 
+    let running = true;
+    // Once every call is issued no release is left to come and the clock stands
+    // still: move it past max_wait, so the queue's next tick lets the last waits run out.
+    const lastWaits = (async () => {
+      while (running) {
+        await sleep(250);
+        if (issued >= CALLS && waiting > 0) p.clock.advance(MAX_WAIT_MS);
+      }
+    })();
     await Promise.all(
       Array.from({ length: IN_FLIGHT }, async (_, lane) => {
         while (issued < CALLS) {
@@ -217,6 +258,8 @@ describe("concurrency (2,000 mixed calls)", () => {
         }
       }),
     );
+    running = false;
+    await lastWaits;
 
     // Quiet now: the books must match exactly, and the stream must hold every session event once.
     expect(ledger.quiet()).toBe(true);
@@ -238,6 +281,7 @@ describe("concurrency (2,000 mixed calls)", () => {
         `acknowledged: allocate ${ledger.acknowledged.allocate} (${ledger.outcomes.granted} granted, ${ledger.outcomes.resumed} resumed, ${ledger.outcomes.fallback} fallback), ` +
           `report ${ledger.acknowledged.report} (+${ledger.outcomes.rejectedReports} NOT_FOUND), release ${ledger.acknowledged.release}, ` +
           `status ${figures.statusReads} (each checked), rebalance ${figures.rebalances} (${figures.moves} moves, ${figures.rotations} rotations on resume)`,
+        `waiting allocations: ${waits.asked} asked, ${waits.grantedAfterWait} granted after a wait, ${waits.grantedAtOnce} at once, ${waits.ranOut} ran out; up to ${waits.maxWaiting} out at once`,
         `final: ${held.length} sessions held, $${totals.usd} over ${totals.reports} reports, ${watch.events} events streamed`,
       ].join("\n"),
     );
@@ -249,5 +293,7 @@ describe("concurrency (2,000 mixed calls)", () => {
     expect(figures.statusReads).toBeGreaterThan(200);
     expect(ledger.outcomes.fallback).toBeGreaterThan(0);
     expect(figures.moves).toBeGreaterThan(0);
+    expect(waits.grantedAfterWait).toBeGreaterThan(0);
+    expect(waits.ranOut).toBeGreaterThan(0);
   }, 120_000);
 });
