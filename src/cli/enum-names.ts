@@ -3,6 +3,7 @@ import {
   EventType,
   HistoryGroupBy,
   LimitWindow,
+  NotificationChannel,
   Priority,
   SessionState,
   SubscriptionState,
@@ -49,6 +50,11 @@ export const PRIORITY_NAMES: Readonly<Record<string, Priority>> = {
   normal: Priority.NORMAL,
   high: Priority.HIGH,
 };
+
+/** notificationChannelName is a NotificationChannel as the config's rules name it: "webhook", "slack". */
+export function notificationChannelName(channel: NotificationChannel): string {
+  return NotificationChannel[channel]?.toLowerCase() ?? String(channel);
+}
 
 /** priorityName is a Priority as `--priority` spells it; unspecified means normal. */
 export function priorityName(priority: Priority): string {

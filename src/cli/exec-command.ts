@@ -48,8 +48,12 @@ export function addExecCommand(program: Command, context: CommandContext): void 
     .addHelpText(
       "after",
       `
-Exits with the command's exit code, or 75 when no subscription is available
-and no fallback variable is set.
+Exits with the command's exit code, or 75 when nothing ran: no subscription
+is available and no fallback variable is set, or a limit of the client
+(clients.NAME in the pool's config) keeps it off the subscriptions and the
+pool sends it nowhere else it can run. A client limit is named as such
+("client ci: spent $41.20 in 7 days, its limit is $40.00 (weekly_usd
+limit)"), not as the pool running out.
 
 Example:
   authpool exec --retry-on-limit -- claude -p "What is 2+2?" --output-format json`,

@@ -4,7 +4,10 @@
  * granted config dir, report its stdout as claude_output, release. With
  * retryOnLimit, a run that hit a usage limit is run once more on the
  * subscription the pool moves the session to. On a fallback the command runs
- * on the paid API, if the environment carries a key for it.
+ * on the paid API, if the environment carries a key for it. A limit of the
+ * calling client (its budget, share, sessions or models) is not a pool
+ * failover and is not worded as one: the run goes where the pool sends it
+ * (the paid API, with a key), else nothing runs.
  */
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
@@ -12,10 +15,14 @@ import os from "node:os";
 import type { Readable } from "node:stream";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { limitName } from "./enum-names.js";
+import { ExitCode } from "./exit-codes.js";
 import { waitCallOptions, waitFields } from "./wait-flag.js";
 import { watchAllocation } from "./watch-allocation.js";
 import {
   type AuthPoolClient,
+  type ClientLimit,
+  ClientLimitSchema,
   type LimitDetected,
   LimitWindow,
   Priority,
@@ -50,8 +57,12 @@ export interface ExecOptions {
   stderr: NodeJS.WritableStream;
 }
 
-/** EXEC_NO_SUBSCRIPTION is the exit code when no subscription is available and no fallback env var is set (EX_TEMPFAIL). */
-export const EXEC_NO_SUBSCRIPTION = 75;
+/**
+ * EXEC_NO_SUBSCRIPTION is the exit code when nothing ran: no subscription is
+ * available, or a limit of the client refuses it one, and no fallback env
+ * var is set or the pool sent it nowhere else (EX_TEMPFAIL).
+ */
+export const EXEC_NO_SUBSCRIPTION = ExitCode.noSubscription;
 
 /**
  * Without a paid-API key a fallback is of no use, and the pool books every
@@ -72,12 +83,15 @@ const CONDENSE_BYTES = 1024 * 1024;
 
 const CONFIG_DIR_VAR = "CLAUDE_CONFIG_DIR";
 
-/** Where Allocate put the session. */
+/**
+ * Where Allocate put the session. clientLimit is set when a limit of the
+ * calling client, not the pool, decided it.
+ */
 type Placement =
   | { kind: "grant"; grant: SubscriptionGrant }
-  | { kind: "fallback"; provider: string; reason: string }
-  /** RESOURCE_EXHAUSTED: no subscription and the server has fallback disabled. */
-  | { kind: "exhausted"; reason: string };
+  | { kind: "fallback"; provider: string; reason: string; clientLimit?: ClientLimit }
+  /** RESOURCE_EXHAUSTED: no subscription and no fallback (disabled, or the call waited). */
+  | { kind: "exhausted"; reason: string; clientLimit?: ClientLimit };
 
 /** How one run of the command ended. */
 type RunResult =
@@ -164,14 +178,17 @@ async function allocate(options: ExecOptions, sessionId: string): Promise<Placem
     switch (res.outcome.case) {
       case "subscription":
         return { kind: "grant", grant: res.outcome.value };
-      case "fallback":
-        return { kind: "fallback", provider: res.outcome.value.provider, reason: res.outcome.value.reason };
+      case "fallback": {
+        const { provider, reason, clientLimit } = res.outcome.value;
+        return { kind: "fallback", provider, reason, ...(clientLimit !== undefined ? { clientLimit } : {}) };
+      }
       default:
         throw new ConnectError(`Allocate answered without an outcome (${options.server})`, Code.Internal);
     }
   } catch (error) {
     if (error instanceof ConnectError && error.code === Code.ResourceExhausted) {
-      return { kind: "exhausted", reason: error.rawMessage };
+      const [clientLimit] = error.findDetails(ClientLimitSchema);
+      return { kind: "exhausted", reason: error.rawMessage, ...(clientLimit !== undefined ? { clientLimit } : {}) };
     }
     throw error;
   }
@@ -203,23 +220,19 @@ async function runWithoutSubscription(
   options: ExecOptions,
   placement: Exclude<Placement, { kind: "grant" }>,
 ): Promise<number> {
+  if (placement.clientLimit !== undefined) return runOverClientLimit(options, placement, placement.clientLimit);
   const present = fallbackVars(options);
   if (placement.kind === "fallback" && present.length > 0) {
     note(
       options,
       `no subscription available (${placement.reason}); running with ${present.join(", ")} (fallback provider ${placement.provider})`,
     );
-    const env = { ...options.env };
-    delete env[CONFIG_DIR_VAR];
-    // Not on a subscription: nothing to report.
-    return (await runCommand(options, env, false)).code;
+    return runOnPaidApi(options);
   }
   if (placement.kind === "exhausted" && present.length > 0) {
-    // The server's fallback is off: the operator does not want work on the paid API.
-    note(
-      options,
-      `no subscription available: ${placement.reason}; the pool has fallback disabled, so ${present.join(", ")} is not used`,
-    );
+    // The operator does not want work on the paid API, or the caller asked to wait instead.
+    const why = options.wait !== undefined ? "a run that waits does not fall back" : "the pool has fallback disabled";
+    note(options, `no subscription available: ${placement.reason}; ${why}, so ${present.join(", ")} is not used`);
   } else if (options.fallbackEnv.length === 0) {
     note(options, `no subscription available: ${placement.reason}`);
   } else {
@@ -229,6 +242,58 @@ async function runWithoutSubscription(
     );
   }
   return EXEC_NO_SUBSCRIPTION;
+}
+
+/**
+ * runOverClientLimit answers a session a limit of the calling client keeps
+ * off the subscriptions (its budget, share, sessions or models). That is the
+ * client's own doing, not the pool running out, so it says so and names the
+ * client and the limit. It runs on the paid API when the pool sent the
+ * session there and a key is set, as a pool fallback does; else nothing runs.
+ */
+async function runOverClientLimit(
+  options: ExecOptions,
+  placement: Exclude<Placement, { kind: "grant" }>,
+  limit: ClientLimit,
+): Promise<number> {
+  const over = `${limit.detail} (${limitName(limit.kind)} limit)`;
+  const present = fallbackVars(options);
+  const keys = options.fallbackEnv.join(", ");
+  if (placement.kind === "fallback") {
+    if (present.length > 0) {
+      note(
+        options,
+        `${over}: the pool sends its new sessions to the paid API; running with ${present.join(", ")} (fallback provider ${placement.provider})`,
+      );
+      return runOnPaidApi(options);
+    }
+    note(
+      options,
+      options.fallbackEnv.length === 0
+        ? `${over}: the pool gives its new sessions no subscription`
+        : `${over}: the pool gives its new sessions no subscription; set ${options.fallbackEnv.length === 1 ? "" : "one of "}${keys} to run on the paid API instead`,
+    );
+    return EXEC_NO_SUBSCRIPTION;
+  }
+  // Refused outright: its fallback (or the pool's) is off, or the call asked to wait, which no limit does.
+  const nowhere = `${over}: the pool gives its new sessions no subscription and sent this one nowhere else`;
+  note(
+    options,
+    present.length > 0
+      ? `${nowhere}, so ${present.join(", ")} is not used`
+      : options.fallbackEnv.length === 0 || options.wait !== undefined
+        ? nowhere
+        : `${nowhere}; with ${keys} set, it may send it to the paid API`,
+  );
+  return EXEC_NO_SUBSCRIPTION;
+}
+
+/** runOnPaidApi runs the command without a config dir, on the key in the environment. */
+async function runOnPaidApi(options: ExecOptions): Promise<number> {
+  const env = { ...options.env };
+  delete env[CONFIG_DIR_VAR];
+  // Not on a subscription: nothing to report.
+  return (await runCommand(options, env, false)).code;
 }
 
 /** fallbackVars are the fallback variables that hold a key in the environment. */

@@ -1,5 +1,6 @@
 import {
   type GetPoolStatusResponse,
+  type RebalanceResponse,
   SubscriptionState,
   type SubscriptionStatus,
 } from "../../gen/authpool/v1/auth_pool_pb.js";
@@ -44,6 +45,22 @@ export function noMovesReason(status: GetPoolStatusResponse): string {
     `the 5-hour load is even enough: from ${busiest.id} (${pct(busiest)}, with idle sessions) to ${least.id} (${pct(least)}) ` +
     "the gap is below rebalancing.costGapThreshold (or the idle sessions' model or priority rules the others out)"
   );
+}
+
+/**
+ * periodicNote says whether the pool also rebalances on its own
+ * (rebalancing.enabled), where that matters: always when it does not, since
+ * idle sessions then move only when someone asks, and after a rebalance that
+ * moved nothing. Undefined when the reply does not say (an older pool).
+ */
+export function periodicNote(reply: RebalanceResponse): string | undefined {
+  if (reply.periodicEnabled === false) {
+    return "off (rebalancing.enabled is false): idle sessions move only when a rebalance is asked for, like this one";
+  }
+  if (reply.periodicEnabled === true && reply.moves.length === 0) {
+    return "on: the pool tries again every rebalancing.intervalSeconds";
+  }
+  return undefined;
 }
 
 function pct(s: SubscriptionStatus): string {

@@ -9,7 +9,7 @@ import { HISTORY_GROUP_NAMES, USAGE_GROUP_NAMES } from "./enum-names.js";
 import { parseHistorySpan } from "./flag-parsers.js";
 import { renderHistory } from "./history-table.js";
 import { readInput } from "./read-input.js";
-import { noMovesReason } from "./rebalance-reason.js";
+import { noMovesReason, periodicNote } from "./rebalance-reason.js";
 import {
   allocationLines,
   clearedLines,
@@ -206,14 +206,18 @@ most to the least loaded while their 5-hour load differs by at least
 rebalancing.costGapThreshold, at most rebalancing.maxMovesPerCycle. With no
 move it says why, from the pool's status. It runs whether or not
 rebalancing.enabled is set: that setting only turns on the periodic
-rebalance (every rebalancing.intervalSeconds).`,
+rebalance (every rebalancing.intervalSeconds). A "periodic:" line says
+when the periodic rebalance is off, and whether it is on after a
+rebalance that moved nothing.`,
     rpc: "rebalance",
     request: ({ flags }: CommandInput<PoolFlags & { dryRun?: boolean }>) => ({ dryRun: flags.dryRun === true }),
     text: async (reply, _input, pool) => {
-      if (reply.moves.length > 0) return rebalanceLines(reply);
+      const periodic = periodicNote(reply);
+      const tail = periodic === undefined ? "" : `\n  periodic: ${periodic}`;
+      if (reply.moves.length > 0) return rebalanceLines(reply) + tail;
       // The reason is a courtesy: a pool that will not show its status still gets its answer.
       const status = await pool.getPoolStatus({}).catch(() => undefined);
-      return rebalanceLines(reply, status === undefined ? undefined : noMovesReason(status));
+      return rebalanceLines(reply, status === undefined ? undefined : noMovesReason(status)) + tail;
     },
   }),
 

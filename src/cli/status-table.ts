@@ -8,7 +8,7 @@ import {
 } from "../../gen/authpool/v1/auth_pool_pb.js";
 import { clientsTable } from "./clients-table.js";
 import type { Colors } from "./colors.js";
-import { priorityName, sessionStateName, windowName } from "./enum-names.js";
+import { notificationChannelName, priorityName, sessionStateName, windowName } from "./enum-names.js";
 import { formatDuration, formatTime, millisOf } from "./format-time.js";
 import { compactStatus } from "./status-compact.js";
 import { totalsLine } from "./status-totals.js";
@@ -107,12 +107,30 @@ function summaryLine(res: GetPoolStatusResponse, now: number, colors: Colors): s
     ...(res.waiting > 0 ? [`${res.waiting} waiting`] : []),
     res.fallbackEnabled ? `fallback ${res.fallbackProvider}` : "fallback off",
   ];
-  const n = res.notifications;
-  if (n !== undefined) {
-    parts.push(`webhook delivered #${n.deliveredSequence}, ${n.pending} pending`);
-    if (n.lastError !== "") parts.push(colors.yellow(`last error: ${n.lastError}`));
-  }
+  parts.push(...notificationParts(res, colors));
   return `${colors.bold("Auth Pool")} at ${formatTime(now)} · ${parts.join(" · ")}`;
+}
+
+/**
+ * notificationParts says how far each delivery channel got and which one
+ * is failing (its last error newer than its last delivery): "webhook
+ * delivered #42, 0 pending · slack delivered #40, 2 pending · slack
+ * failing: POST …". A server older than per-channel status sends one
+ * summary, shown as before.
+ */
+function notificationParts(res: GetPoolStatusResponse, colors: Colors): string[] {
+  const n = res.notifications;
+  if (n === undefined) return [];
+  if (n.channels.length === 0) {
+    const old = [`webhook delivered #${n.deliveredSequence}, ${n.pending} pending`];
+    return n.lastError === "" ? old : [...old, colors.yellow(`last error: ${n.lastError}`)];
+  }
+  return n.channels.flatMap((c) => {
+    const name = notificationChannelName(c.channel);
+    const progress = `${name} delivered #${c.deliveredSequence}, ${c.pending} pending`;
+    const failing = c.lastError !== "" && (millisOf(c.lastErrorAt) ?? 0) >= (millisOf(c.lastDeliveredAt) ?? 0);
+    return failing ? [progress, colors.yellow(`${name} failing: ${c.lastError}`)] : [progress];
+  });
 }
 
 /**

@@ -4,6 +4,8 @@
 export { Pool } from "./pool/index.js";
 export { applyEvent } from "./apply.js";
 export { formatTime } from "./format.js";
+export { relativeTime, spanText } from "./relative-time.js";
+export type { SpanPrecision } from "./relative-time.js";
 export { createPoolState, ensureSubscriptions, nextCooldownEnd, sessionsOf } from "./state.js";
 export type {
   Calibration,

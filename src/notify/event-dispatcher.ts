@@ -1,8 +1,9 @@
 import type { Backoff, PoolEvent } from "../domain/index.js";
 import type { EventFeed } from "../runtime/event-feed.js";
 import type { Logger } from "../runtime/logger.js";
-import type { NotificationSnapshot } from "../server/notification-status.js";
+import type { ChannelSnapshot, DeliveryChannelName } from "../server/notification-status.js";
 import type { KvStore } from "../store/index.js";
+import { type DeliveryCounts, createDeliveryCounts } from "./delivery-counts.js";
 import { deliveryRound } from "./delivery-round.js";
 import { linkedAbort, sleep } from "./retry.js";
 import type { WebhookDelivery, WebhookTarget } from "./webhook-request.js";
@@ -12,8 +13,8 @@ import type { WebhookDelivery, WebhookTarget } from "./webhook-request.js";
  * webhook, Slack): where to post and what to post for each event.
  */
 export interface DeliveryChannel {
-  /** Names the channel in logs and errors: "webhook", "slack". */
-  readonly name: string;
+  /** Names the channel in logs, errors, status and metrics. */
+  readonly name: DeliveryChannelName;
   /** Store key of the last event sequence the channel is done with. */
   readonly cursorKey: string;
   readonly target: WebhookTarget;
@@ -50,6 +51,8 @@ export interface EventDispatcherOptions {
   retryPauseMs: number;
   /** Backoff between attempts in ms (default 500 .. 60000). */
   backoff?: { baseMs: number; maxMs: number };
+  /** Where outcomes are tallied for metrics (default: a tally of this dispatcher's own). */
+  counts?: DeliveryCounts;
 }
 
 // Advancing over events no rule routes needs no write per event: losing such
@@ -82,8 +85,7 @@ export class EventDispatcher {
   private persistedAt = 0;
   private savedMemory: string | undefined;
   private lastError: string | undefined;
-  /** Failed attempts since start, for metrics. */
-  private failures = 0;
+  private readonly counts: DeliveryCounts;
   private lastErrorAt: number | undefined;
   private lastDeliveredAt: number | undefined;
   private loop: Promise<void> = Promise.resolve();
@@ -97,6 +99,7 @@ export class EventDispatcher {
     this.backoff = options.backoff ?? DEFAULT_DELIVERY_BACKOFF;
     this.maxAttempts = Math.max(1, options.maxAttempts);
     this.retryPauseMs = options.retryPauseMs;
+    this.counts = options.counts ?? createDeliveryCounts();
   }
 
   /**
@@ -121,20 +124,16 @@ export class EventDispatcher {
   }
 
   /** status is the dispatcher's progress and last failure, for GetPoolStatus; it never holds a secret. */
-  status(): NotificationSnapshot {
+  status(): ChannelSnapshot {
     const head = this.feed.headSeq;
     return {
+      channel: this.name,
       deliveredSequence: this.cursor ?? 0,
       pending: this.cursor === undefined ? 0 : Math.max(0, head - this.cursor),
       ...(this.lastError !== undefined ? { lastError: this.lastError } : {}),
       ...(this.lastErrorAt !== undefined ? { lastErrorAt: this.lastErrorAt } : {}),
       ...(this.lastDeliveredAt !== undefined ? { lastDeliveredAt: this.lastDeliveredAt } : {}),
     };
-  }
-
-  /** failedAttempts counts failed deliveries (each attempt) since start. */
-  get failedAttempts(): number {
-    return this.failures;
   }
 
   /** close aborts any request in flight, stops the loop and saves the cursor. */
@@ -146,7 +145,7 @@ export class EventDispatcher {
     return this.closed;
   }
 
-  private get name(): string {
+  private get name(): DeliveryChannelName {
     return this.channel.name;
   }
 
@@ -252,9 +251,11 @@ export class EventDispatcher {
         case "aborted":
           return false;
         case "delivered":
+          this.counts.delivered += 1;
           this.lastDeliveredAt = Date.now();
           return true;
         case "refused":
+          this.counts.refused += 1;
           this.fail(`${this.name} refused event`, outcome.error, { sequence: e.seq, status: outcome.status });
           return true;
         case "failing":
@@ -297,7 +298,7 @@ export class EventDispatcher {
   }
 
   private recordError(error: string): void {
-    this.failures += 1;
+    this.counts.failures += 1;
     this.lastError = this.target.redact(error);
     this.lastErrorAt = Date.now();
   }

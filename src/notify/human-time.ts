@@ -1,8 +1,11 @@
 /**
  * Times as a person reads them in a chat message: absolute in UTC, so
  * everyone on the channel sees the same figure, and relative, so nobody
- * has to work out their offset: "14:00 UTC, in 2 h 10 min".
+ * has to work out their offset: "14:00 UTC, in 2 h 10 min". The relative
+ * part is the dashboard's too (domain relativeTime).
  */
+
+import { relativeTime } from "../domain/index.js";
 
 const DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
@@ -15,33 +18,9 @@ export function utcTime(t: number, now: number): string {
   return `${dayText(t)} ${clock}`;
 }
 
-/** relativeTime renders t against now: "in 2 h 10 min", "3 d 4 h ago", "in less than a minute". */
-export function relativeTime(t: number, now: number): string {
-  const span = spanText(Math.abs(t - now));
-  if (span === undefined) return t >= now ? "in less than a minute" : "less than a minute ago";
-  return t >= now ? `in ${span}` : `${span} ago`;
-}
-
 /** whenText is both: "14:00 UTC, in 2 h 10 min". */
 export function whenText(t: number, now: number): string {
   return `${utcTime(t, now)}, ${relativeTime(t, now)}`;
-}
-
-/** spanText: the two largest units, rounded to the minute; undefined under a minute. */
-function spanText(ms: number): string | undefined {
-  const minutes = Math.round(ms / 60_000);
-  if (minutes < 1) return undefined;
-  const units: [number, string][] = [
-    [Math.floor(minutes / 1440), "d"],
-    [Math.floor(minutes / 60) % 24, "h"],
-    [minutes % 60, "min"],
-  ];
-  const first = units.findIndex(([n]) => n > 0);
-  return units
-    .slice(first, first + 2)
-    .filter(([n]) => n > 0)
-    .map(([n, unit]) => `${n} ${unit}`)
-    .join(" ");
 }
 
 function pad(n: number): string {

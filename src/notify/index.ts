@@ -4,4 +4,5 @@
  */
 export { Notifications } from "./notifications.js";
 export type { NotificationsOptions } from "./notifications.js";
+export type { DeliveryCounts } from "./delivery-counts.js";
 export { SIGNATURE_HEADER, signWebhook, verifyWebhook } from "./signature.js";

@@ -4,8 +4,9 @@ import type { EventFeed } from "../runtime/event-feed.js";
 import type { Logger } from "../runtime/logger.js";
 import type { PoolHandle } from "../runtime/pool-handle.js";
 import type { Job } from "../runtime/scheduler.js";
-import { type NotificationSnapshot, combineSnapshots } from "../server/notification-status.js";
+import type { ChannelSnapshot, DeliveryChannelName } from "../server/notification-status.js";
 import type { KvStore } from "../store/index.js";
+import { type DeliveryCounts, createDeliveryCounts } from "./delivery-counts.js";
 import { DEFAULT_DELIVERY_BACKOFF, EventDispatcher } from "./event-dispatcher.js";
 import { startLogNotifier } from "./log-notifier.js";
 import type { SlackContext } from "./slack-alert.js";
@@ -52,6 +53,8 @@ export class Notifications {
   private digest: Running<SlackDigest> | undefined;
   /** apply and stop run one at a time: a reload racing a step-down must not leave a part running. */
   private queue: Promise<unknown> = Promise.resolve();
+  /** Each channel's tally since start, kept across the restarts of its dispatcher. */
+  private readonly counts = new Map<DeliveryChannelName, DeliveryCounts>();
 
   constructor(options: NotificationsOptions) {
     this.options = options;
@@ -70,14 +73,14 @@ export class Notifications {
     });
   }
 
-  /** status is the dispatchers' progress (the webhook's and Slack's together); undefined with neither. */
-  status(): NotificationSnapshot | undefined {
-    return combineSnapshots([this.webhook, this.slack].flatMap((p) => (p === undefined ? [] : [p.value.status()])));
+  /** status is each running dispatcher's progress, the webhook's first; empty with neither. */
+  status(): ChannelSnapshot[] {
+    return [this.webhook, this.slack].flatMap((p) => (p === undefined ? [] : [p.value.status()]));
   }
 
-  /** webhookFailures counts the webhook's failed attempts since it was (re)started. */
-  get webhookFailures(): number {
-    return this.webhook?.value.failedAttempts ?? 0;
+  /** deliveryCounts is each channel's tally since start, a channel a reload stopped included. */
+  deliveryCounts(): ReadonlyMap<DeliveryChannelName, Readonly<DeliveryCounts>> {
+    return this.counts;
   }
 
   /** digestJob is the scheduler's job for the daily digest; it follows apply() (no digest: nothing due). */
@@ -135,6 +138,7 @@ export class Notifications {
     return EventDispatcher.start({
       ...this.dispatcherBase(),
       channel: webhookChannel(webhook, config.notifications.rules),
+      counts: this.countsOf("webhook"),
       maxAttempts: webhook.maxAttempts,
       retryPauseMs: webhook.retryPauseSeconds * 1000,
     });
@@ -145,6 +149,7 @@ export class Notifications {
     return EventDispatcher.start({
       ...this.dispatcherBase(),
       channel: slackChannel(slack.url!, slack, config.notifications.rules, () => this.slackContext()),
+      counts: this.countsOf("slack"),
       maxAttempts: slack.maxAttempts,
       retryPauseMs: slack.retryPauseSeconds * 1000,
     });
@@ -164,6 +169,15 @@ export class Notifications {
       backoff: this.options.backoff ?? DEFAULT_DELIVERY_BACKOFF,
       email: (id) => this.email(id),
     });
+  }
+
+  private countsOf(channel: DeliveryChannelName): DeliveryCounts {
+    let counts = this.counts.get(channel);
+    if (counts === undefined) {
+      counts = createDeliveryCounts();
+      this.counts.set(channel, counts);
+    }
+    return counts;
   }
 
   private dispatcherBase() {

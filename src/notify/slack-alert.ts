@@ -7,8 +7,9 @@ import {
   type PoolEvent,
   type RotationReason,
   type SubscriptionStatusName,
+  relativeTime,
 } from "../domain/index.js";
-import { relativeTime, whenText } from "./human-time.js";
+import { whenText } from "./human-time.js";
 import { type SlackText, slackEscape as esc } from "./slack-payload.js";
 
 /**

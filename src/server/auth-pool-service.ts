@@ -20,7 +20,7 @@ import type {
 import { HOUR_MS, WEEK_MS, floorHour, usageBy } from "../domain/index.js";
 import type { EventFeed } from "../runtime/event-feed.js";
 import { type EventFilter, matches, toPublicEvent } from "./event-to-proto.js";
-import { type NotificationSnapshot, notificationsToProto } from "./notification-status.js";
+import { type ChannelSnapshot, notificationsToProto } from "./notification-status.js";
 import type { StreamGauge } from "./metrics/index.js";
 import { parseClaudeOutput } from "../domain/claude-output.js";
 import type { PoolHandle } from "../runtime/pool-handle.js";
@@ -62,8 +62,8 @@ export interface AuthPoolServiceOptions {
   streamBufferEvents: number;
   /** Aborted when the server begins to shut down: open streams end so shutdown is prompt. */
   shutdown: AbortSignal;
-  /** Webhook delivery state for status; undefined without a webhook. */
-  notificationStatus?: () => NotificationSnapshot | undefined;
+  /** Each running delivery channel's state (webhook, Slack) for status. */
+  notificationStatus?: () => readonly ChannelSnapshot[];
   clock: Clock;
   /** The limits in force now (a reload changes them): claude_output size, and the zone of reset times given without one. */
   limits: () => { maxClaudeOutputBytes: number; timeZone: string };
@@ -285,6 +285,8 @@ export function createAuthPoolService(options: AuthPoolServiceOptions): ServiceI
         before: result.before.map(toProto),
         after: result.after.map(toProto),
         duration: preciseDuration(performance.now() - started),
+        // The operator asking why nothing moved most often wants to know whether anything will on its own.
+        periodicEnabled: settings().rebalancing.enabled,
       };
     },
 

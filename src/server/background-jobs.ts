@@ -9,12 +9,12 @@ import {
   readLoginFacts,
 } from "../credentials/index.js";
 import { MINUTE_MS, nextCooldownEnd } from "../domain/index.js";
-import { Notifications, type NotificationsOptions } from "../notify/index.js";
+import { type DeliveryCounts, Notifications, type NotificationsOptions } from "../notify/index.js";
 import { Scheduler } from "../runtime/scheduler.js";
 import { UsageArchive } from "../store/index.js";
 import { TranscriptReconciler } from "../transcripts/index.js";
 import { UsagePoller } from "../upstream/index.js";
-import type { NotificationSnapshot } from "./notification-status.js";
+import type { ChannelSnapshot, DeliveryChannelName } from "./notification-status.js";
 import { archiveUsage } from "./usage-archiving.js";
 
 /**
@@ -132,12 +132,14 @@ export class BackgroundJobs {
     return this.credentials?.status(id);
   }
 
-  notificationStatus(): NotificationSnapshot | undefined {
+  /** notificationStatus is each running delivery channel's progress (none while standing by). */
+  notificationStatus(): ChannelSnapshot[] {
     return this.notifications.status();
   }
 
-  get webhookFailures(): number {
-    return this.notifications.webhookFailures;
+  /** deliveryCounts is each delivery channel's tally since this server started. */
+  deliveryCounts(): ReadonlyMap<DeliveryChannelName, Readonly<DeliveryCounts>> {
+    return this.notifications.deliveryCounts();
   }
 
   private jobs() {

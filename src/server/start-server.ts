@@ -261,12 +261,17 @@ export async function startAuthPoolServer(options: AuthPoolServerOptions): Promi
       writer: host,
       auth,
       waiting: () => waits.queue.size,
+      // The webhook's unlabelled series predate Slack's; they stay for the dashboards that read them.
       ...(config.notifications.webhook !== undefined
         ? {
-            webhookPending: () => backgroundJobs.notificationStatus()?.pending,
-            webhookFailures: () => backgroundJobs.webhookFailures,
+            webhookPending: () => backgroundJobs.notificationStatus().find((c) => c.channel === "webhook")?.pending,
+            webhookFailures: () => backgroundJobs.deliveryCounts().get("webhook")?.failures,
           }
         : {}),
+      notifications: {
+        status: () => backgroundJobs.notificationStatus(),
+        counts: () => backgroundJobs.deliveryCounts(),
+      },
     });
     teardown.add("metrics", () => metrics.close());
     serve = connectNodeAdapter({

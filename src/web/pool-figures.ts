@@ -1,4 +1,5 @@
 import { type GetPoolStatusResponse, SubscriptionState } from "../../gen/authpool/v1/auth_pool_pb.js";
+import { relativeTime, spanText } from "../domain/index.js";
 
 /**
  * What the dashboard shows about the pool as a whole, derived from one
@@ -49,26 +50,14 @@ export function poolFigures(status: GetPoolStatusResponse, now: number): PoolFig
   return figures;
 }
 
-/** untilText says how long until `at`: "in 2 h 10 min", "in 45 s", or "now". */
+/** untilText says how long until `at`: "in 2 h 10 min", "in 45 s", or "now" once it has passed. */
 export function untilText(at: number, now: number): string {
-  const ms = at - now;
-  if (ms <= 0) return "now";
-  return `in ${spanText(ms)}`;
+  return at <= now ? "now" : relativeTime(at, now, "second");
 }
 
-/** agoText says how long ago `at` was: "12 s ago", "3 min ago". */
+/** agoText says how long ago `at` was: "12 s ago", "3 min ago" (a reading stamped ahead of this clock: "0 s ago"). */
 export function agoText(at: number, now: number): string {
-  return `${spanText(Math.max(0, now - at))} ago`;
-}
-
-function spanText(ms: number): string {
-  const s = Math.round(ms / 1000);
-  if (s < 60) return `${s} s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m} min`;
-  const h = Math.floor(m / 60);
-  if (h < 48) return `${h} h ${m % 60} min`;
-  return `${Math.floor(h / 24)} d ${h % 24} h`;
+  return `${spanText(Math.max(0, now - at), "second")} ago`;
 }
 
 /** usdText: "$1,234" above $100, "$12.34" below. */

@@ -387,7 +387,32 @@ describe("authpool commands against a pool", () => {
     expect(JSON.parse(res.stdout)).toMatchObject({ dryRun: true });
     const words = await runCli(["rebalance", "--dry-run", "--server", pool.server.url]);
     expect(words.stdout).toBe(
-      "rebalance (dry run, nothing moved): 0 moves\n  why: no sessions: there is nothing to move\n",
+      "rebalance (dry run, nothing moved): 0 moves\n  why: no sessions: there is nothing to move\n" +
+        "  periodic: off (rebalancing.enabled is false): idle sessions move only when a rebalance is asked for, like this one\n",
+    );
+  });
+
+  it("should say whether the periodic rebalance is on: off after moves too, on only when nothing moved", async () => {
+    pool = await startTestPool({ config: { rebalancing: { enabled: true } } });
+    const on = await runCli(["rebalance", "--server", pool.server.url]);
+    expect(on.stdout).toBe(
+      "rebalance: 0 moves\n  why: no sessions: there is nothing to move\n" +
+        "  periodic: on: the pool tries again every rebalancing.intervalSeconds\n",
+    );
+    expect(JSON.parse((await runCli(["rebalance", "--json", "--server", pool.server.url])).stdout)).toMatchObject({
+      periodicEnabled: true,
+    });
+    await pool.close();
+
+    // Off, and a move made: the line still says that nothing will move on its own.
+    pool = await startTestPool();
+    await pool.grpc.allocate({ sessionId: "s1" });
+    pool.clock.advance(10 * 60_000); // idle
+    const held = (await pool.grpc.getPoolStatus({ includeSessions: true })).sessions[0]?.subscriptionId ?? "";
+    await pool.grpc.setDrained({ subscriptionId: held, drained: true });
+    const moved = await runCli(["rebalance", "--server", pool.server.url]);
+    expect(moved.stdout).toMatch(
+      /^rebalance: 1 move\n {2}s1 sub\d → sub\d \(drain: .+\)\n {2}periodic: off \(rebalancing\.enabled is false\): idle sessions move only when a rebalance is asked for, like this one\n$/,
     );
   });
 

@@ -3,10 +3,17 @@ import os from "node:os";
 import path from "node:path";
 import { PassThrough } from "node:stream";
 import { fileURLToPath } from "node:url";
+import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { EXEC_NO_SUBSCRIPTION, type ExecOptions, runExec } from "../../src/cli/exec.js";
 import { newestSequence } from "../../src/cli/newest-event.js";
-import { createAuthPoolClient, SubscriptionState } from "../../src/client/index.js";
+import {
+  AuthPoolService,
+  ClientLimitKind,
+  ClientLimitSchema,
+  createAuthPoolClient,
+  SubscriptionState,
+} from "../../src/client/index.js";
 import { fixture, startTestPool, type TestPool } from "../support/test-server.js";
 
 // A stand-in for `claude`: logs each run, says on stderr whether an API key
@@ -287,6 +294,80 @@ describe("runExec()", () => {
     await pauseAll();
     await exec({}, { ANTHROPIC_API_KEY: "sk-ant-api03-SECRET-VALUE" });
     expect(await failovers()).toBe(1);
+  });
+
+  it("should name the client and its limit, not a failover, and run on the paid API where the pool sends it", async () => {
+    await pool.close();
+    pool = await startTestPool({ config: { clients: { bot: { weeklyUsd: 0.05 } } } });
+    // The first run spends $0.06 of the client's $0.05 a week.
+    expect((await exec({ clientName: "bot" })).code).toBe(0);
+
+    const result = await exec({ clientName: "bot" }, { ANTHROPIC_API_KEY: "sk-ant-api03-SECRET-VALUE" });
+
+    expect(result.code).toBe(0);
+    expect(result.runs).toHaveLength(2);
+    expect(result.runs[1]).toMatchObject({ configDir: null, apiKey: true });
+    expect(result.stderr).toMatch(
+      /^authpool: client bot: spent \$0\.06 in 7 days, its limit is \$0\.05 \(weekly_usd limit\): the pool sends its new sessions to the paid API; running with ANTHROPIC_API_KEY \(fallback provider anthropic-api\)$/m,
+    );
+    expect(result.stderr).not.toContain("no subscription available");
+    expect(result.stdout + result.stderr).not.toContain("SECRET-VALUE");
+  });
+
+  it("should exit EXEC_NO_SUBSCRIPTION without running, naming the client and its limit, when no key is set", async () => {
+    await pool.close();
+    pool = await startTestPool({ config: { clients: { bot: { denyModels: ["opus"] } } } });
+
+    const result = await exec({ clientName: "bot", command: [fakeClaude, "-p", "hi", "--model", "opus"] });
+
+    expect(result.code).toBe(EXEC_NO_SUBSCRIPTION);
+    expect(result.runs).toEqual([]);
+    expect(result.stderr).toBe(
+      "authpool: client bot: model opus is denied to it (opus) (model limit): the pool gives its new sessions no subscription; set ANTHROPIC_API_KEY to run on the paid API instead\n",
+    );
+  });
+
+  it("should read the client limit a refusal carries, and then use no key", async () => {
+    const limit = {
+      client: "bot",
+      kind: ClientLimitKind.WEEKLY_USD,
+      detail: "client bot: spent $41.20 in 7 days, its limit is $40.00",
+    };
+    const refusing = createRouterTransport(({ service }) =>
+      service(AuthPoolService, {
+        allocate() {
+          throw new ConnectError(`${limit.detail} (weekly_usd limit)`, Code.ResourceExhausted, undefined, [
+            { desc: ClientLimitSchema, value: limit },
+          ]);
+        },
+        release: () => ({}),
+      }),
+    );
+    const client = createClient(AuthPoolService, refusing);
+
+    const withKey = await exec({ client, clientName: "bot" }, { ANTHROPIC_API_KEY: "sk-ant-api03-SECRET-VALUE" });
+    expect(withKey.code).toBe(EXEC_NO_SUBSCRIPTION);
+    expect(withKey.runs).toEqual([]);
+    expect(withKey.stderr).toBe(
+      "authpool: client bot: spent $41.20 in 7 days, its limit is $40.00 (weekly_usd limit): the pool gives its new sessions no subscription and sent this one nowhere else, so ANTHROPIC_API_KEY is not used\n",
+    );
+
+    const withoutKey = await exec({ client, clientName: "bot" });
+    expect(withoutKey.code).toBe(EXEC_NO_SUBSCRIPTION);
+    expect(withoutKey.stderr).toBe(
+      "authpool: client bot: spent $41.20 in 7 days, its limit is $40.00 (weekly_usd limit): the pool gives its new sessions no subscription and sent this one nowhere else; with ANTHROPIC_API_KEY set, it may send it to the paid API\n",
+    );
+  });
+
+  it("should not blame the pool's fallback setting when a run that waits finds no slot", async () => {
+    await pauseAll();
+    const result = await exec({ wait: 1 }, { ANTHROPIC_API_KEY: "sk-ant-api03-SECRET-VALUE" }, outlastBriefWait);
+
+    expect(result.code).toBe(EXEC_NO_SUBSCRIPTION);
+    expect(result.runs).toEqual([]);
+    expect(result.stderr).toMatch(
+      /^authpool: no subscription available: .+; a run that waits does not fall back, so ANTHROPIC_API_KEY is not used$/m,
+    );
   });
 
   it("should say which subscription runs the command, and where its config dir is, before it runs", async () => {

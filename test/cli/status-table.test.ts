@@ -7,6 +7,7 @@ import {
   GetPoolStatusResponseSchema,
   InstanceRole,
   LimitWindow,
+  NotificationChannel,
   ObservationSource,
   SubscriptionState,
   UsageFigureSchema,
@@ -353,6 +354,60 @@ describe("renderStatus() totals, --compact and --problems", () => {
     const fine = create(GetPoolStatusResponseSchema, { now: ts(NOW), subscriptions: [sub(1), sub(2)] });
     expect(renderStatus(fine, { colors: plain, problems: true })).toContain(
       "no problems: all 2 subscriptions are available",
+    );
+  });
+});
+
+describe("renderStatus() notifications", () => {
+  const summary = (notifications: Record<string, unknown>) =>
+    renderStatus(create(GetPoolStatusResponseSchema, { now: ts(NOW), notifications }), { colors: plain }).split(
+      "\n",
+    )[0];
+  const error = "POST https://hooks.slack.com/…: HTTP 500";
+
+  it("should say how far each channel got and which one is failing", () => {
+    expect(
+      summary({
+        deliveredSequence: 40n,
+        pending: 2,
+        lastError: `slack: ${error}`,
+        channels: [
+          { channel: NotificationChannel.WEBHOOK, deliveredSequence: 42n, lastDeliveredAt: ts(NOW - 1000) },
+          {
+            channel: NotificationChannel.SLACK,
+            deliveredSequence: 40n,
+            pending: 2,
+            lastError: error,
+            lastErrorAt: ts(NOW),
+            lastDeliveredAt: ts(NOW - 60_000),
+          },
+        ],
+      }),
+    ).toBe(
+      "Auth Pool at 2026-11-23 10:00Z · 0 subscriptions (0 eligible) · 0 sessions · fallback off · " +
+        `webhook delivered #42, 0 pending · slack delivered #40, 2 pending · slack failing: ${error}`,
+    );
+  });
+
+  it("should not call a channel failing once it delivered after its last error", () => {
+    const line = summary({
+      channels: [
+        {
+          channel: NotificationChannel.SLACK,
+          deliveredSequence: 41n,
+          lastError: error,
+          lastErrorAt: ts(NOW - 60_000),
+          lastDeliveredAt: ts(NOW),
+        },
+      ],
+    });
+    expect(line).toContain("slack delivered #41, 0 pending");
+    expect(line).not.toContain("failing");
+  });
+
+  it("should show an older server's one summary as before", () => {
+    expect(summary({ deliveredSequence: 7n, pending: 1, lastError: error })).toContain(
+      `webhook delivered #7, 1 pending · last error: ${error}`,
     );
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import type { EventBody } from "../../src/domain/index.js";
-import { relativeTime, utcTime, whenText } from "../../src/notify/human-time.js";
+import { type EventBody, relativeTime } from "../../src/domain/index.js";
+import { utcTime, whenText } from "../../src/notify/human-time.js";
 import { type SlackContext, slackAlert } from "../../src/notify/slack-alert.js";
 import { slackBody } from "../../src/notify/slack-payload.js";
 

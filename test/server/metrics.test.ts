@@ -3,6 +3,7 @@ import { Code } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
 import { createAuthPoolClient } from "../../src/client/index.js";
 import { MAX_CLIENT_LABELS, OTHER_CLIENTS } from "../../src/server/client-labels.js";
+import { type Sample, parseExposition, scrape, sampleValue as value } from "../support/exposition.js";
 import { type TestPool, fixture, startTestPool } from "../support/test-server.js";
 
 let pools: TestPool[] = [];
@@ -15,46 +16,6 @@ async function start(options: Parameters<typeof startTestPool>[0] = {}): Promise
   const pool = await startTestPool(options);
   pools.push(pool);
   return pool;
-}
-
-/** Sample is one line of the text exposition format: `name{labels} value`. */
-interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-/** parseExposition reads the samples of a Prometheus text exposition (comments skipped). */
-function parseExposition(text: string): Sample[] {
-  const samples: Sample[] = [];
-  for (const line of text.split("\n")) {
-    if (line === "" || line.startsWith("#")) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (m === null) throw new Error(`not a sample line: ${line}`);
-    const labels: Record<string, string> = {};
-    for (const [, k, v] of (m[2] ?? "").matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) {
-      labels[k!] = v!.replace(/\\n/g, "\n").replace(/\\(.)/g, "$1");
-    }
-    const raw = m[3]!;
-    samples.push({ name: m[1]!, labels, value: raw === "+Inf" ? Infinity : raw === "-Inf" ? -Infinity : Number(raw) });
-  }
-  return samples;
-}
-
-/** value finds the one sample with exactly these labels (among others it may carry: no). */
-function value(samples: Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
-  const want = Object.entries(labels);
-  const hits = samples.filter(
-    (s) => s.name === name && Object.keys(s.labels).length === want.length && want.every(([k, v]) => s.labels[k] === v),
-  );
-  if (hits.length > 1) throw new Error(`${name} ${JSON.stringify(labels)}: ${hits.length} samples`);
-  return hits[0]?.value;
-}
-
-async function scrape(pool: TestPool, headers: Record<string, string> = {}): Promise<Sample[]> {
-  const res = await fetch(`${pool.server.url}/metrics`, { headers });
-  expect(res.status).toBe(200);
-  return parseExposition(await res.text());
 }
 
 /** eventually scrapes until check passes (state that settles after a call returns, such as a stream's end). */

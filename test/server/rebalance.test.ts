@@ -1,3 +1,5 @@
+import { readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { EventType, RotationReason } from "../../src/client/index.js";
 import { MINUTE_MS } from "../../src/domain/index.js";
@@ -123,6 +125,17 @@ describe("Rebalance", () => {
       break;
     }
     expect(completed[0]?.payload.value).toMatchObject({ trigger: "periodic" });
+  });
+
+  it("says whether the periodic rebalance is on, as the running config says", async () => {
+    pool = await startTestPool({ configFile: true });
+    // The default: off. The call runs anyway, and says so.
+    expect(await pool.grpc.rebalance({ dryRun: true })).toMatchObject({ dryRun: true, periodicEnabled: false });
+    const file = path.join(pool.dir, "config.json");
+    const raw = JSON.parse(await readFile(file, "utf8")) as Record<string, unknown>;
+    await writeFile(file, JSON.stringify({ ...raw, rebalancing: { enabled: true } }));
+    await pool.grpc.reloadConfig({});
+    expect(await pool.grpc.rebalance({})).toMatchObject({ dryRun: false, periodicEnabled: true });
   });
 
   it("moves idle sessions off a subscription that entered cooldown", async () => {

@@ -50,6 +50,9 @@ describe("time and money in words", () => {
     [NOW + 45_000, "in 45 s"],
     [NOW + 2 * HOUR + 10 * 60_000, "in 2 h 10 min"],
     [NOW + 50 * HOUR, "in 2 d 2 h"],
+    // As Slack says it (one formatter for both): whole hours without "0 min", days from the first.
+    [NOW + 3 * HOUR, "in 3 h"],
+    [NOW + 26 * HOUR, "in 1 d 2 h"],
     [NOW - 1, "now"],
   ])("untilText(%d) is %s", (at, text) => expect(untilText(at, NOW)).toBe(text));
 

@@ -6,6 +6,7 @@ import { createEventCounters } from "./event-counters.js";
 import { type MetricsHooks, registerHookGauges } from "./hook-gauges.js";
 import { type MetricsFallback, metricsFallback } from "./metrics-fallback.js";
 import { type RpcInstruments, createRpcDuration, metricsInterceptor } from "./metrics-interceptor.js";
+import { type NotificationFigures, registerNotificationSeries } from "./notification-series.js";
 import { createPoolClientLabels } from "./pool-client-labels.js";
 import { registerPoolGauges } from "./pool-gauges.js";
 import { createScrapeStatus } from "./scrape-status.js";
@@ -17,6 +18,8 @@ export interface PoolMetricsOptions extends MetricsHooks {
   writer: PoolHandle;
   /** Checks the bearer token of GET /metrics (the reader role); without tokens it is open. */
   auth: BearerAuth;
+  /** The webhook's and Slack's delivery figures; absent: no notification_* series. */
+  notifications?: NotificationFigures;
 }
 
 /** PoolMetrics is one server's metrics: its own registry and the hooks that feed it. */
@@ -51,6 +54,7 @@ export function createPoolMetrics(options: PoolMetricsOptions): PoolMetrics {
   registerPoolGauges(registers, { writer, status, clients });
   const streams = createStreamGauge(registers);
   registerHookGauges(registers, options);
+  if (options.notifications !== undefined) registerNotificationSeries(registers, options.notifications);
   const instruments: RpcInstruments = {
     rpcDuration: createRpcDuration(registers),
     allocations: events.allocations,
