@@ -23,7 +23,7 @@ export interface AllocationWaitsOptions {
 
 type AllocateCommand = Extract<Command, { kind: "allocate" }>;
 
-/** Placed is what a wait ends with: a grant or a fallback (a limit of the client reached meanwhile). */
+/** Placed is what a wait ends with: a grant (a call that waits is refused, not sent to the paid API). */
 export type Placed = Exclude<AllocateResult, { kind: "unavailable" }>;
 
 /** Unavailable is the answer that sends a call to the queue: nothing could take it, and why. */

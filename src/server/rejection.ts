@@ -1,5 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { ClientLimitSchema } from "../../gen/authpool/v1/auth_pool_pb.js";
 import type { Rejection } from "../domain/index.js";
+import { clientLimitToProto } from "./client-to-proto.js";
 
 /** REJECTION_CODES map a domain refusal's reason to its status code. */
 const REJECTION_CODES: Readonly<Record<Rejection["code"], Code>> = {
@@ -10,11 +12,15 @@ const REJECTION_CODES: Readonly<Record<Rejection["code"], Code>> = {
 
 /**
  * rejectionError is a domain refusal as the ConnectError the call ends with.
- * The refusal is its cause (never sent): the metrics read the client limit
- * of a refused allocation from it.
+ * A limit of the client that refused it travels as a ClientLimit detail, so
+ * a caller (authpool exec) tells it from the pool running out without
+ * reading the message. The refusal is its cause (never sent): the metrics
+ * read the client limit of a refused allocation from it.
  */
 export function rejectionError(r: Rejection): ConnectError {
-  return new ConnectError(r.message, REJECTION_CODES[r.code], undefined, undefined, r);
+  const details =
+    r.clientLimit !== undefined ? [{ desc: ClientLimitSchema, value: clientLimitToProto(r.clientLimit) }] : undefined;
+  return new ConnectError(r.message, REJECTION_CODES[r.code], undefined, details, r);
 }
 
 /** rejectionOf is the domain refusal an error was made from by rejectionError, if it was. */

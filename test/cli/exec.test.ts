@@ -314,7 +314,7 @@ describe("runExec()", () => {
     expect(result.stdout + result.stderr).not.toContain("SECRET-VALUE");
   });
 
-  it("should exit EXEC_NO_SUBSCRIPTION without running, naming the client and its limit, when no key is set", async () => {
+  it("should exit EXEC_NO_SUBSCRIPTION without running, or booking a failover, naming the client and its limit, when no key is set", async () => {
     await pool.close();
     pool = await startTestPool({ config: { clients: { bot: { denyModels: ["opus"] } } } });
 
@@ -323,8 +323,25 @@ describe("runExec()", () => {
     expect(result.code).toBe(EXEC_NO_SUBSCRIPTION);
     expect(result.runs).toEqual([]);
     expect(result.stderr).toBe(
-      "authpool: client bot: model opus is denied to it (opus) (model limit): the pool gives its new sessions no subscription; set ANTHROPIC_API_KEY to run on the paid API instead\n",
+      "authpool: client bot: model opus is denied to it (opus) (model limit): the pool gives its new sessions no subscription and sent this one nowhere else; with ANTHROPIC_API_KEY set, it may send it to the paid API\n",
     );
+    // Not a pool failover: no failover event (nor its alert or metric), the client_limited event instead.
+    expect(await failovers()).toBe(0);
+  });
+
+  it("should use no key when a limit of the client refuses it and its fallback is off", async () => {
+    await pool.close();
+    pool = await startTestPool({ config: { clients: { bot: { maxSessions: 1, fallback: false } } } });
+    await pool.grpc.allocate({ sessionId: "held", client: "bot" });
+
+    const result = await exec({ clientName: "bot" }, { ANTHROPIC_API_KEY: "sk-ant-api03-SECRET-VALUE" });
+
+    expect(result.code).toBe(EXEC_NO_SUBSCRIPTION);
+    expect(result.runs).toEqual([]);
+    expect(result.stderr).toBe(
+      "authpool: client bot: holds 1 sessions, its most (maxSessions 1) (max_sessions limit): the pool gives its new sessions no subscription and sent this one nowhere else, so ANTHROPIC_API_KEY is not used\n",
+    );
+    expect(await failovers()).toBe(0);
   });
 
   it("should read the client limit a refusal carries, and then use no key", async () => {

@@ -215,6 +215,24 @@ describe("client limits", () => {
     );
   });
 
+  it("refuses a call that waits, with no failover, when its limit sends it to the paid API otherwise", () => {
+    const p = pool({ bot: client({ denyModels: ["opus"] }) });
+    const { result, events } = p.run(
+      {
+        kind: "allocate",
+        sessionId: "s1",
+        priority: "normal",
+        model: "opus",
+        estimatedTokens: 0,
+        client: "bot",
+        wait: true,
+      },
+      T0,
+    );
+    expect(result).toMatchObject({ kind: "rejected", code: "resource_exhausted", clientLimit: { kind: "model" } });
+    expect(events.map((e) => e.type)).toEqual(["client_limited"]);
+  });
+
   it("answers unavailable without a change when the caller waits and nothing is free", () => {
     const p = pool({}, { maxSessions: 1 });
     allocate(p, "s1", "x");

@@ -67,6 +67,9 @@ export type AllocateRequest = Message<"authpool.v1.AllocateRequest"> & {
    * ending, a window reset), or with RESOURCE_EXHAUSTED when max_wait (else
    * the call's deadline, else queue.maxWaitSeconds) runs out first. Calls
    * wait in order of priority, then the clients' fair share, then arrival.
+   * A limit of the client is not waited out: a call that waits and meets
+   * one is refused at once (RESOURCE_EXHAUSTED, the ClientLimit as an error
+   * detail) instead of sent to the paid API.
    *
    * @generated from field: bool wait = 6;
    */
@@ -2794,8 +2797,9 @@ export const CooldownClearedEventSchema: GenMessage<CooldownClearedEvent> = /*@_
 
 /**
  * ClientLimitedEvent: a limit of a client refused its new session with
- * RESOURCE_EXHAUSTED (its fallback, or the pool's, is off; with fallback
- * on, the session goes to the paid API and a FailoverEvent says so). A
+ * RESOURCE_EXHAUSTED (its fallback, or the pool's, is off, or the call
+ * waits; otherwise the session goes to the paid API and a FailoverEvent
+ * says so). A
  * client that keeps asking is announced once per limit: the next one is
  * written when another of its limits refuses it, or after it was placed
  * again (a session allocated, or sent to the paid API for the pool's

@@ -76,7 +76,7 @@ export function allocate(
 
   const client = cmd.client ?? DEFAULT_CLIENT;
   const limit = clientLimitHit(pool.state, pool.settings, client, cmd.model, now);
-  if (limit !== undefined) return clientRefusal(pool, cmd.sessionId, limit, emit);
+  if (limit !== undefined) return clientRefusal(pool, cmd.sessionId, limit, cmd.wait === true, emit);
   const priority = cappedPriority(pool.settings, client, cmd.priority);
   const asked = priority === cmd.priority ? cmd : { ...cmd, priority };
   const { best, exclusions, opensAt } = choose(pool, asked, undefined, now);
@@ -217,7 +217,9 @@ function fallback(
 
 /**
  * clientRefusal answers a new session its client's limit refuses: the paid
- * API with the reason, unless the pool or the client has fallback off.
+ * API with the reason, unless the pool or the client has fallback off, or
+ * the call asked to wait (it asked for a slot rather than the paid API, so
+ * a paid-API answer it would not use is no failover to book).
  * Never a silent placement, and never a wait: the limit holds until the
  * client's own use drops, which no slot opening changes. A refusal is
  * announced (client_limited) when its limit is news: not while the same
@@ -228,10 +230,12 @@ function clientRefusal(
   pool: Pick<PoolContext, "settings" | "state">,
   sessionId: string,
   limit: ClientLimitHit,
+  waits: boolean,
   emit: Emit,
 ): AllocateResult | Rejection {
   const reason = `${limit.detail} (${limit.kind} limit)`;
-  const mayFallBack = pool.settings.fallback.enabled && pool.settings.clients?.[limit.client]?.fallback !== false;
+  const mayFallBack =
+    !waits && pool.settings.fallback.enabled && pool.settings.clients?.[limit.client]?.fallback !== false;
   if (!mayFallBack) {
     if (pool.state.clientsLimited.get(limit.client) !== limit.kind) {
       emit({ type: "client_limited", sessionId, clientLimit: limit });
