@@ -3002,9 +3002,11 @@ export const SubscriptionHealthSchema: GenMessage<SubscriptionHealth> = /*@__PUR
   messageDesc(file_authpool_v1_auth_pool, 66);
 
 /**
- * Priority of a session. The weekly budget threshold keeps a reserve on every
- * subscription; high-priority sessions may spend it, low-priority ones stop
- * earlier so the reserve lasts.
+ * Priority of a session. Normal sessions stop at a subscription's weekly
+ * threshold (the whole week by default; less its owner's learned use with
+ * weeklyBudgetThreshold "auto"); high-priority ones may go on to 100%, and
+ * low-priority ones stop earlier (lowPriorityThreshold) so what is left
+ * serves the others.
  *
  * @generated from enum authpool.v1.Priority
  */
