@@ -6,6 +6,7 @@ import {
   SubscriptionState,
   type SubscriptionStatus,
 } from "../../gen/authpool/v1/auth_pool_pb.js";
+import { MIN_RESERVE } from "../domain/index.js";
 import { clientsTable } from "./clients-table.js";
 import type { Colors } from "./colors.js";
 import { notificationChannelName, priorityName, sessionStateName, windowName } from "./enum-names.js";
@@ -179,12 +180,28 @@ function cooldownCell(s: SubscriptionStatus, now: number, colors: Colors): strin
   return lines.join("\n");
 }
 
+/**
+ * externalCell: the account's use outside the pool. The share of its week
+ * (readings and transcripts) and what is kept back for it, or, with a fixed
+ * threshold, that `auto` would keep it back; then transcripts' dollars.
+ */
 function externalCell(s: SubscriptionStatus): string {
+  const lines: string[] = [];
+  const owner = s.ownerUse;
+  const share = (x: number) => `${(100 * x).toFixed(0)}%`;
+  if (owner?.learned === true && (owner.keptBack > 0 || owner.outsideWeek >= MIN_RESERVE)) {
+    lines.push(`${share(owner.outsideWeek)} of its week`, `keeps back ${share(owner.keptBack)}`);
+  } else if (owner !== undefined && owner.outsideWeek >= MIN_RESERVE) {
+    // Below the reserve's own floor the measurement is noise.
+    lines.push(`${share(owner.outsideWeek)} of its week`, "(auto would keep it back)");
+  }
   const e = s.external;
-  if (e === undefined || (e.weeklyUsd <= 0 && e.fiveHourUsd <= 0)) return "";
-  // "~" marks dollars the pool priced itself: no figure of the CLI's covered them.
-  const estimated = e.weeklyEstimatedUsd > 0.005 ? ` (~$${e.weeklyEstimatedUsd.toFixed(2)} est.)` : "";
-  return `$${e.weeklyUsd.toFixed(2)} this week${estimated}\n$${e.fiveHourUsd.toFixed(2)} this 5h`;
+  if (e !== undefined && (e.weeklyUsd > 0 || e.fiveHourUsd > 0)) {
+    // "~" marks dollars the pool priced itself: no figure of the CLI's covered them.
+    const estimated = e.weeklyEstimatedUsd > 0.005 ? ` (~$${e.weeklyEstimatedUsd.toFixed(2)} est.)` : "";
+    lines.push(`$${e.weeklyUsd.toFixed(2)} this week${estimated}`, `$${e.fiveHourUsd.toFixed(2)} this 5h`);
+  }
+  return lines.join("\n");
 }
 
 /** wrap breaks text at spaces so a long warning does not stretch the table past the terminal. */

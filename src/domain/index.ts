@@ -4,6 +4,7 @@
 export { Pool } from "./pool/index.js";
 export { applyEvent } from "./apply.js";
 export { formatTime } from "./format.js";
+export { MIN_RESERVE } from "./reserve.js";
 export { relativeTime, spanText } from "./relative-time.js";
 export type { SpanPrecision } from "./relative-time.js";
 export { createPoolState, ensureSubscriptions, nextCooldownEnd, sessionsOf } from "./state.js";

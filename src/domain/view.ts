@@ -59,6 +59,13 @@ export interface SubscriptionView {
   lowPriorityThreshold: number;
   /** The learned reserve, when the threshold is "auto". */
   reserve?: WeeklyReserve;
+  /**
+   * Share of the week used outside the pool over the trailing week
+   * (readings the pool's own spend does not explain, and transcripts'
+   * dollars), whatever the threshold: what tells an operator which
+   * accounts an owner also uses.
+   */
+  outsideWeek: number;
   /** The current 5-hour window's share used, likewise. */
   fiveHour: Fraction;
   /** True when upstream-based 5-hour use reached the cap: no new sessions until the window resets. */
@@ -224,18 +231,23 @@ function thresholdsOf(
   weekly: Fraction,
   week: BucketTotals,
   now: number,
-): Pick<SubscriptionView, "weeklyThreshold" | "lowPriorityThreshold" | "reserve"> {
+): Pick<SubscriptionView, "weeklyThreshold" | "lowPriorityThreshold" | "reserve" | "outsideWeek"> {
   let reserve: WeeklyReserve | undefined;
   let weeklyThreshold: number;
+  const outside = week.outsideUse + week.externalUsd * weekly.perUsd;
   if (configured === "auto") {
     const oldest = sub.buckets[0]?.hour ?? now;
-    const outside = week.outsideUse + week.externalUsd * weekly.perUsd;
     reserve = learnedReserve(outside, now - oldest, weekly.observation?.resetsAt, now);
     weeklyThreshold = 1 - reserve.fraction;
   } else weeklyThreshold = configured;
   const low = settings.lowPriorityThreshold;
   const lowPriorityThreshold = low === "auto" ? weeklyThreshold * LOW_PRIORITY_SHARE : Math.min(low, weeklyThreshold);
-  return { weeklyThreshold, lowPriorityThreshold, ...(reserve !== undefined ? { reserve } : {}) };
+  return {
+    weeklyThreshold,
+    lowPriorityThreshold,
+    outsideWeek: Math.max(0, outside),
+    ...(reserve !== undefined ? { reserve } : {}),
+  };
 }
 
 /** fiveHourCapOf: the 5-hour share at which a subscription takes no new sessions. */

@@ -197,6 +197,7 @@ export function subscriptionToProto(
     weekly: figureToProto(v, v.weekly, "seven_day"),
     fiveHour: figureToProto(v, v.fiveHour, "five_hour"),
     external: externalToProto(v, extras.transcripts),
+    ownerUse: { outsideWeek: v.outsideWeek, learned: v.reserve !== undefined, keptBack: v.reserve?.fraction ?? 0 },
     usagePolling: pollingToProto(extras.polling),
   };
 }

@@ -7,6 +7,7 @@ import {
   type UsageFigure,
 } from "../../gen/authpool/v1/auth_pool_pb.js";
 import { stateName } from "../cli/enum-names.js";
+import { MIN_RESERVE } from "../domain/reserve.js";
 import { el } from "./dom.js";
 import { agoText, untilText } from "./pool-figures.js";
 
@@ -75,6 +76,7 @@ function row(s: SubscriptionStatus, now: number, act: (action: Action) => void):
       "Week",
       meter(s.weeklyPercentUsed, s.weeklyThreshold * 100),
       el("div", { class: "sub" }, figureText(s.weekly, now)),
+      ...ownerText(s).map((t) => el("div", { class: "sub" }, t)),
     ),
     cell("Sessions", `${s.sessionCount} / ${s.maxSessions}`),
     cell("Health", String(Math.round(s.healthScore))),
@@ -125,6 +127,17 @@ function figureText(f: UsageFigure | undefined, now: number, windowEnd?: Timesta
     } else parts.push("estimate");
   }
   return parts.join(" · ");
+}
+
+/**
+ * ownerText: the account's use outside the pool this week, and what is kept
+ * back for it (nothing under the reserve's own noise floor).
+ */
+function ownerText(s: SubscriptionStatus): string[] {
+  const o = s.ownerUse;
+  if (o === undefined || (o.outsideWeek < MIN_RESERVE && o.keptBack <= 0)) return [];
+  const used = `${(100 * o.outsideWeek).toFixed(0)}% used outside the pool`;
+  return [o.learned ? `${used} · ${(100 * o.keptBack).toFixed(0)}% kept back` : used];
 }
 
 /** why says what keeps a subscription from taking sessions, or what it is close to. */

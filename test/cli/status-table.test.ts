@@ -154,6 +154,32 @@ describe("renderStatus()", () => {
     }
   });
 
+  it.each([
+    {
+      name: "an owner's use under a fixed threshold, and what auto would do",
+      ownerUse: { outsideWeek: 0.184, learned: false, keptBack: 0 },
+      shown: ["outside the pool", "18% of its week", "(auto would keep it back)"],
+    },
+    {
+      name: "what a learned reserve keeps back",
+      ownerUse: { outsideWeek: 0.184, learned: true, keptBack: 0.1 },
+      shown: ["outside the pool", "18% of its week", "keeps back 10%"],
+    },
+    {
+      name: "nothing for use under the reserve's 2% floor",
+      ownerUse: { outsideWeek: 0.015, learned: false, keptBack: 0 },
+      shown: [],
+    },
+  ])("should show $name", ({ ownerUse, shown }) => {
+    const one = create(GetPoolStatusResponseSchema, {
+      now: ts(NOW),
+      subscriptions: [{ id: "pro-1", status: SubscriptionState.AVAILABLE, ownerUse }],
+    });
+    const text = renderStatus(one, { colors: plain });
+    for (const expected of shown) expect(text).toContain(expected);
+    if (shown.length === 0) expect(text).not.toMatch(/outside the pool|of its week/);
+  });
+
   it("should leave out columns no subscription needs", () => {
     const quiet = create(GetPoolStatusResponseSchema, {
       now: ts(NOW),

@@ -106,6 +106,8 @@ describe("the learned weekly reserve", () => {
     at += 8 * HOUR;
     observe(pool, at, 0.37);
     const v = pool.view("a", at)!;
+    // Measured whatever the threshold: status shows it, so an operator sees whose account an owner uses.
+    expect(v.outsideWeek).toBeCloseTo(0.12, 10);
     expect(v.reserve !== undefined).toBe(keeps);
     if (keeps) expect(v.weeklyThreshold).toBeCloseTo(1 - v.reserve!.fraction, 10);
     else expect(v.weeklyThreshold).toBe(1);
