@@ -55,13 +55,18 @@ async function ownerUses(p: TestPool, c: AuthPoolClient): Promise<void> {
   await report(0, 0.37);
 }
 
+/** statusAfterOwnerUse is the one account's status after ownerUses, with its own threshold when given. */
+async function statusAfterOwnerUse(weeklyBudgetThreshold?: number | "auto") {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "authpool-owner-"));
+  pool = await startTestPool({ dir, config: { subscriptions: oneAccount(dir, weeklyBudgetThreshold) } });
+  await ownerUses(pool, pool.grpc);
+  const [s] = (await pool.grpc.getPoolStatus({})).subscriptions;
+  return s;
+}
+
 describe("GetPoolStatus owner_use", () => {
   it("shows an owner's use outside the pool under a fixed threshold, keeping nothing back", async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), "authpool-owner-"));
-    pool = await startTestPool({ dir, config: { subscriptions: oneAccount(dir) } });
-    const c = pool.grpc;
-    await ownerUses(pool, c);
-    const [s] = (await c.getPoolStatus({})).subscriptions;
+    const s = await statusAfterOwnerUse();
     expect(s?.ownerUse?.outsideWeek).toBeCloseTo(0.12, 6);
     expect(s?.ownerUse?.learned).toBe(false);
     expect(s?.ownerUse?.keptBack).toBe(0);
@@ -69,11 +74,7 @@ describe("GetPoolStatus owner_use", () => {
   });
 
   it("keeps it back on an account whose own threshold is auto", async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), "authpool-owner-"));
-    pool = await startTestPool({ dir, config: { subscriptions: oneAccount(dir, "auto") } });
-    const c = pool.grpc;
-    await ownerUses(pool, c);
-    const [s] = (await c.getPoolStatus({})).subscriptions;
+    const s = await statusAfterOwnerUse("auto");
     expect(s?.ownerUse?.outsideWeek).toBeCloseTo(0.12, 6);
     expect(s?.ownerUse?.learned).toBe(true);
     expect(s?.ownerUse?.keptBack).toBeGreaterThan(0.02);
