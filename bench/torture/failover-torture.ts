@@ -336,7 +336,10 @@ export async function runFailoverTorture(options: FailoverTortureOptions = {}): 
     try {
       url = await serving(server, maxStartupMs);
     } catch (error) {
-      violation(`${slot.name}: start-up failed: ${(error as Error).message}`);
+      // Its last log lines say why (a test prints only the thrown error).
+      violation(
+        `${slot.name}: start-up failed: ${(error as Error).message}; its log: ${server.tail.slice(-8).join(" | ")}`,
+      );
       server.kill();
       return false;
     }
@@ -461,7 +464,7 @@ export async function runFailoverTorture(options: FailoverTortureOptions = {}): 
   try {
     // All instances at once: they race for the lease, one wins.
     const startedAll = await Promise.all(slots.map(start));
-    if (startedAll.includes(false)) throw new Error("start-up failed");
+    if (startedAll.includes(false)) throw new Error(`start-up failed: ${violations.list.join("; ")}`);
     // The harness's own session, for takeover probes: held for the whole run.
     for (;;) {
       const slot = upSlots()[0]!;
