@@ -392,26 +392,8 @@ export function exclusionOf(v: SubscriptionView, need: AllocationNeed, settings:
       detail: `throttled until ${formatTime(v.throttle.until)}: ${v.throttle.reason}`,
     };
   }
-  const family = modelFamily(need.model);
-  const scoped = family === undefined ? undefined : v.scopedCooldowns.find((c) => c.modelScope === family);
-  if (scoped !== undefined) {
-    return {
-      subscriptionId: id,
-      reason: "model_limit",
-      detail: `${family} limit until ${formatTime(scoped.until)}`,
-    };
-  }
-  const modelWindow = family === undefined ? undefined : v.upstream.find((u) => u.window === `seven_day_${family}`);
-  if (
-    modelWindow !== undefined &&
-    (modelWindow.observation.utilization >= settings.upstream.modelCap || modelWindow.observation.status === "rejected")
-  ) {
-    return {
-      subscriptionId: id,
-      reason: "model_limit",
-      detail: `weekly ${family} window at ${formatPercent(modelWindow.observation.utilization)} upstream${untilText(modelWindow.observation.resetsAt)}`,
-    };
-  }
+  const model = modelBlock(v, need.model, settings);
+  if (model !== undefined) return { subscriptionId: id, reason: "model_limit", detail: model.detail };
   const threshold = thresholdFor(need.priority, v);
   if (v.weekly.value >= threshold) {
     return {
@@ -448,19 +430,21 @@ export function exclusionOf(v: SubscriptionView, need: AllocationNeed, settings:
  * nears, a window's end is unknown). A reading can still lift one sooner by
  * showing less use than the pool estimated, which is rare with polling.
  */
-export function exclusionEnds(v: SubscriptionView, ex: Exclusion, model: string, now: number): number {
+export function exclusionEnds(
+  v: SubscriptionView,
+  ex: Exclusion,
+  model: string,
+  settings: PoolSettings,
+  now: number,
+): number {
   const atOrNow = (at: number | undefined) => (at === undefined ? now : Math.max(now, at));
   switch (ex.reason) {
     case "cooldown":
       return atOrNow(v.cooldown?.until);
     case "throttled":
       return atOrNow(v.throttle?.until);
-    case "model_limit": {
-      const family = modelFamily(model);
-      const scoped = v.scopedCooldowns.find((c) => c.modelScope === family);
-      if (scoped !== undefined) return atOrNow(scoped.until);
-      return atOrNow(v.upstream.find((u) => u.window === `seven_day_${family}`)?.observation.resetsAt);
-    }
+    case "model_limit":
+      return atOrNow(modelBlock(v, model, settings)?.until);
     case "weekly_threshold":
       return (v.reserve?.fraction ?? 0) > 0 ? now : atOrNow(v.weekly.observation?.resetsAt);
     case "five_hour_exhausted":
@@ -468,6 +452,29 @@ export function exclusionEnds(v: SubscriptionView, ex: Exclusion, model: string,
     default:
       return now;
   }
+}
+
+/**
+ * modelBlock is what keeps a model's sessions off a subscription, and until
+ * when: a cooldown scoped to its family, or the family's weekly window at
+ * upstream.modelCap (or rejected). Undefined for a model of no family.
+ */
+function modelBlock(
+  v: SubscriptionView,
+  model: string,
+  settings: PoolSettings,
+): { detail: string; until?: number } | undefined {
+  const family = modelFamily(model);
+  if (family === undefined) return undefined;
+  const scoped = v.scopedCooldowns.find((c) => c.modelScope === family);
+  if (scoped !== undefined) return { detail: `${family} limit until ${formatTime(scoped.until)}`, until: scoped.until };
+  const window = v.upstream.find((u) => u.window === `seven_day_${family}`)?.observation;
+  if (window === undefined || (window.utilization < settings.upstream.modelCap && window.status !== "rejected"))
+    return undefined;
+  return {
+    detail: `weekly ${family} window at ${formatPercent(window.utilization)} upstream${untilText(window.resetsAt)}`,
+    ...(window.resetsAt !== undefined ? { until: window.resetsAt } : {}),
+  };
 }
 
 function untilText(at: number | undefined): string {

@@ -10,9 +10,10 @@ import {
 } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { afterEach, describe, expect, it } from "vitest";
-import { type AllocateWatchResponse, AuthPoolService } from "../../gen/authpool/v1/auth_pool_pb.js";
+import { AuthPoolService } from "../../gen/authpool/v1/auth_pool_pb.js";
 import { FORWARDED_HEADER, type ForwardWritesOptions, forwardWrites } from "../../src/server/forward-writes.js";
 import type { Lease } from "../../src/store/index.js";
+import { collect, queued } from "../support/watch-stream.js";
 
 /**
  * forwardWrites on a standby, against a stand-in leader (a Connect router on
@@ -85,19 +86,6 @@ function standbyFor(address: string, options: Partial<ForwardWritesOptions> = {}
     AuthPoolService,
     createRouterTransport((router) => router.service(AuthPoolService, service)),
   );
-}
-
-const queued = (position: number) => ({ update: { case: "queued" as const, value: { position, waiting: position } } });
-
-/** collect reads a stream to its end: its messages, and its error if it ends with one. */
-async function collect(stream: AsyncIterable<AllocateWatchResponse>) {
-  const messages: AllocateWatchResponse[] = [];
-  try {
-    for await (const m of stream) messages.push(m);
-    return { messages, error: undefined };
-  } catch (error) {
-    return { messages, error };
-  }
 }
 
 const watchRequest = { request: { sessionId: "w1", wait: true } };

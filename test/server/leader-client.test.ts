@@ -11,11 +11,11 @@ import {
   AllocateRequestSchema,
   type AllocateWatchRequest,
   AllocateWatchRequestSchema,
-  type AllocateWatchResponse,
   AuthPoolService,
 } from "../../gen/authpool/v1/auth_pool_pb.js";
 import { createLeaderClient } from "../../src/server/leader-client.js";
 import { makeTestCertificate } from "../support/tls-cert.js";
+import { collect, queued } from "../support/watch-stream.js";
 
 /**
  * The standby's client for forwarded calls, against a stand-in leader (a
@@ -177,20 +177,6 @@ describe("createLeaderClient()", () => {
 });
 
 const watchRequest = create(AllocateWatchRequestSchema, { request: { sessionId: "w1", wait: true } });
-
-/** queued is a place in the queue as AllocateWatch streams it. */
-const queued = (position: number) => ({ update: { case: "queued" as const, value: { position, waiting: position } } });
-
-/** collect reads a stream to its end: its messages, and its error if it ends with one. */
-async function collect(stream: AsyncIterable<AllocateWatchResponse>) {
-  const messages: AllocateWatchResponse[] = [];
-  try {
-    for await (const m of stream) messages.push(m);
-    return { messages, error: undefined };
-  } catch (error) {
-    return { messages, error };
-  }
-}
 
 describe("createLeaderClient().serverStream()", () => {
   it("should yield the leader's messages in order, pass the given headers, and end with the stream", async () => {

@@ -48,7 +48,9 @@ export function allocate(
     if (best === undefined && cmd.wait === true) {
       // Its own subscription taking it back ends the wait as well.
       const ownOpens =
-        current !== undefined && excluded !== undefined ? exclusionEnds(current, excluded, cmd.model, now) : opensAt;
+        current !== undefined && excluded !== undefined
+          ? exclusionEnds(current, excluded, cmd.model, pool.settings, now)
+          : opensAt;
       return unavailable(cmd.sessionId, exclusions, Math.min(opensAt, ownOpens));
     }
     if (best !== undefined) {
@@ -155,7 +157,7 @@ function chooseByRoom(pool: AllocationContext, cmd: AllocateCommand, skip: strin
     const ex = exclusionOf(v, need, pool.settings);
     if (ex !== undefined) {
       exclusions.push(ex);
-      opensAt = Math.min(opensAt, exclusionEnds(v, ex, cmd.model, now));
+      opensAt = Math.min(opensAt, exclusionEnds(v, ex, cmd.model, pool.settings, now));
       continue;
     }
     const room = (v.sessionCap - v.sessionCount) * Math.max(0, 1 - Math.max(v.fiveHour.value, v.weekly.value));
@@ -182,7 +184,7 @@ function chooseAmong(
     const ex = exclusionOf(v, { priority: cmd.priority, model: cmd.model, holdsSlot: false }, pool.settings);
     if (ex !== undefined) {
       exclusions.push(ex);
-      opensAt = Math.min(opensAt, exclusionEnds(v, ex, cmd.model, now));
+      opensAt = Math.min(opensAt, exclusionEnds(v, ex, cmd.model, pool.settings, now));
       continue;
     }
     if (best === undefined || v.rank > best.rank || (v.rank === best.rank && v.sessionCount < best.sessionCount)) {
