@@ -146,7 +146,7 @@ export function resolveConfig(raw: RawConfig, source: string, homeDir: string, b
       endpoint: upstreamEndpoint(raw, issues),
       timeoutMs: raw.upstream?.timeoutMs ?? configDefaults.upstream.timeoutMs,
       staleAfterSeconds: raw.upstream?.staleAfterSeconds ?? configDefaults.upstream.staleAfterSeconds,
-      fiveHourCap: raw.upstream?.fiveHourCap ?? (polled ? configDefaults.upstream.fiveHourCap : FIVE_HOUR_CAP_UNPOLLED),
+      fiveHourCap: fiveHourCapFor(raw, polled),
       modelCap: raw.upstream?.modelCap ?? configDefaults.upstream.modelCap,
     },
     transcripts: {
@@ -285,13 +285,17 @@ function resolveSubscriptions(
       fiveHourBudgetUsd: fiveHour ?? budget / configDefaults.fiveHourBudgetDivisor,
       maxSessions: maxSessions ?? defaultMaxSessions,
       ...(sub.weeklyBudgetThreshold !== undefined ? { weeklyBudgetThreshold: sub.weeklyBudgetThreshold } : {}),
-      // An account the pool does not poll has readings hours old: it stops earlier.
-      fiveHourCap: raw.upstream?.fiveHourCap ?? (polled ? configDefaults.upstream.fiveHourCap : FIVE_HOUR_CAP_UNPOLLED),
+      fiveHourCap: fiveHourCapFor(raw, polled),
       upstreamUsage: polled,
       transcripts: sub.transcripts ?? raw.transcripts?.enabled ?? configDefaults.transcripts.enabled,
       manageCredentials: manageCredentials(raw, sub, at("manageCredentials"), issues),
     };
   });
+}
+
+/** fiveHourCapFor: the configured 5-hour cap, else by whether the account (or pool) is polled: an unpolled reading can be hours old. */
+function fiveHourCapFor(raw: RawConfig, polled: boolean): number {
+  return raw.upstream?.fiveHourCap ?? (polled ? configDefaults.upstream.fiveHourCap : FIVE_HOUR_CAP_UNPOLLED);
 }
 
 /** resolveCredentials: the managed-credentials settings, backoff bounds in order. */
